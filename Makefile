@@ -1,0 +1,37 @@
+# Two commands set everything up on a fresh machine:
+#   make run    create .venv if missing, install, run pipelines/default.yaml on sample_kg/
+#   make test   the same set-up, then the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.kgpipe-installed
+PIPELINE ?= pipelines/default.yaml
+
+# Offline by design: no model hub at run time; PyKEEN/pystow write inside the workspace.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYSTOW_HOME := $(CURDIR)/.pystow
+
+.PHONY: setup run test clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when the package metadata or the pins change.
+$(STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[models,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(VENV)/bin/kgpipe run $(PIPELINE)
+	$(VENV)/bin/kgpipe status $(PIPELINE)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf artifacts .kgpipe .pystow

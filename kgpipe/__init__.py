@@ -1,0 +1,33 @@
+"""kgpipe: raw text and seed knowledge graphs in; a fused KG, its embeddings and knowledge-enhanced
+transformer representations out, as a staged DAG of file artifacts.
+
+>>> import kgpipe
+>>> result = kgpipe.run("pipelines/default.yaml")   # doctest: +SKIP
+>>> result.outputs["ingest"]["documents"]           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from kgpipe.runner import RunResult
+
+
+def run(pipeline: Any = "pipelines/default.yaml", **kwargs: Any) -> RunResult:
+    """Run a pipeline's stale stages; see kgpipe.runner.run for the keyword arguments."""
+    from kgpipe.runner import run as _run
+
+    return _run(pipeline, **kwargs)
+
+
+def status(pipeline: Any = "pipelines/default.yaml") -> list:
+    """Each stage with the reasons it is stale (an empty list of reasons: up to date)."""
+    from kgpipe.runner import status as _status
+
+    return _status(pipeline)
+
+
+__all__ = ["__version__", "run", "status"]

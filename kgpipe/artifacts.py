@@ -1,0 +1,113 @@
+"""Typed tables at stage boundaries: a declared pyarrow schema per table, written atomically to parquet
+and checked when read back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kgpipe.atomic import atomic_path
+from kgpipe.errors import ArtifactError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A named table and its columns as (name, pyarrow type factory name, nullable)."""
+
+    name: str
+    columns: tuple[tuple[str, str, bool], ...]
+
+    @property
+    def arrow(self) -> pa.Schema:
+        import pyarrow as pa
+
+        types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_(),
+                 "list<string>": pa.list_(pa.string()), "list<float32>": pa.list_(pa.float32())}
+        return pa.schema([pa.field(name, types[kind], nullable=nullable)
+                          for name, kind, nullable in self.columns])
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _, _ in self.columns]
+
+
+DOCUMENTS = TableSchema("documents", (
+    ("doc_id", "string", False),
+    ("source", "string", False),        # the file the document came from, relative to the pipeline root
+    ("source_line", "int64", True),     # jsonl line / csv line / parquet row (1-based); null for txt
+    ("text", "string", False),          # Unicode NFC; later offsets index this string
+    ("sha256", "string", False),
+    ("n_chars", "int64", False),
+))
+
+SEED_ENTITIES = TableSchema("seed_entities", (
+    ("iri", "string", False),
+    ("label", "string", False),
+    ("aliases", "list<string>", False),
+    ("types", "list<string>", False),
+    ("sources", "list<string>", False),
+))
+
+SEED_TRIPLES = TableSchema("seed_triples", (
+    ("head", "string", False),
+    ("relation", "string", False),
+    ("tail", "string", False),
+    ("source", "string", False),
+))
+
+SEED_ATTRIBUTES = TableSchema("seed_attributes", (
+    ("entity", "string", False),
+    ("property", "string", False),
+    ("value", "string", False),
+    ("datatype", "string", True),
+    ("lang", "string", True),
+    ("source", "string", False),
+))
+
+
+def to_arrow(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, schema: TableSchema) -> pa.Table:
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        if isinstance(rows, pd.DataFrame):
+            return pa.Table.from_pandas(rows[schema.column_names], schema=schema.arrow, preserve_index=False)
+        return pa.Table.from_pylist(list(rows), schema=schema.arrow)
+    except (KeyError, pa.ArrowException, TypeError, ValueError) as exc:
+        raise ArtifactError(f"rows do not fit the '{schema.name}' table schema: {exc}",
+                            hint="a bug in the stage that produced them") from exc
+
+
+def write_table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, path: Path, schema: TableSchema) -> int:
+    """Write rows as parquet with the declared schema (atomically); return the row count."""
+    import pyarrow.parquet as pq
+
+    table = to_arrow(rows, schema)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return table.num_rows
+
+
+def read_table(path: Path, schema: TableSchema | None = None) -> pd.DataFrame:
+    """Read a parquet artifact; with a schema, fail clearly if a declared column is missing."""
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise ArtifactError(f"{path}: artifact does not exist", hint="run the stage that produces it")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
+        raise ArtifactError(f"{path}: not a readable parquet file ({exc})") from exc
+    if schema is not None:
+        missing = [c for c in schema.column_names if c not in table.column_names]
+        if missing:
+            raise ArtifactError(f"{path}: not a '{schema.name}' table, missing column(s) {', '.join(missing)}",
+                                hint="re-run the stage that produces it (kgpipe run --force)")
+    return table.to_pandas()

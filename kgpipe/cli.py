@@ -1,0 +1,218 @@
+"""The `kgpipe` command: thin typer commands over the library. The only place that exits."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kgpipe.errors import KgpipeError
+
+app = typer.Typer(help="kgpipe: text + seed KGs -> fused KG -> embeddings -> knowledge-enhanced encoders.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+err_console = Console(stderr=True)
+
+PipelineArg = Annotated[Path, typer.Argument(help="pipeline YAML file")]
+DEFAULT_PIPELINE = Path("pipelines/default.yaml")
+
+
+class ProgressReporter:
+    """Renders runner events: a line per stage, a progress bar while a stage reports progress."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "start":
+            self.progress.console.print(f"[bold cyan]>[/] {event.stage}: {'; '.join(event.reasons)}")
+        elif event.kind == "skip":
+            self.progress.console.print(f"[dim]= {event.stage}: up to date[/]")
+        elif event.kind == "progress":
+            key = (event.stage, event.description)
+            if key not in self.tasks:
+                self.tasks[key] = self.progress.add_task(f"{event.stage}: {event.description}",
+                                                         total=event.total)
+            self.progress.update(self.tasks[key], completed=event.completed, total=event.total)
+        elif event.kind == "done":
+            for (stage, _), task in list(self.tasks.items()):
+                if stage == event.stage:
+                    self.progress.remove_task(task)
+                    del self.tasks[(stage, _)]
+            summary = ", ".join(f"{k}={v}" for k, v in event.summary.items() if not isinstance(v, dict | list))
+            self.progress.console.print(f"[green]✓[/] {event.stage} ({event.duration_s:.2f}s) {summary}")
+        elif event.kind == "fail":
+            self.progress.console.print(f"[red]✗ {event.stage} failed[/]")
+
+
+def _fail(exc: KgpipeError) -> None:
+    where = f"stage '{exc.stage}' failed: " if exc.stage and f"stage '{exc.stage}'" not in exc.message else ""
+    err_console.print(f"[bold red]error:[/] {where}{exc.message}", highlight=False, soft_wrap=True)
+    if exc.hint:
+        err_console.print(f"  [yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log details")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def run(
+    pipeline: PipelineArg = DEFAULT_PIPELINE,
+    until: Annotated[str | None, typer.Option(help="run this stage and what it depends on")] = None,
+    only: Annotated[str | None, typer.Option(help="run this one stage")] = None,
+    force: Annotated[bool, typer.Option("--force", help="run selected stages even if up to date")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would run, run nothing")] = False,
+    wait: Annotated[float, typer.Option(help="seconds to wait if another run holds the workspace")] = 0.0,
+) -> None:
+    """Run the stale stages of PIPELINE, in dependency order."""
+    from kgpipe.runner import run as run_pipeline
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=True)
+    try:
+        with progress:
+            result = run_pipeline(pipeline, until=until, only=only, force=force, dry_run=dry_run,
+                                  wait=wait, on_event=ProgressReporter(progress))
+    except KgpipeError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]: earlier artifacts and the lock file are untouched")
+        raise typer.Exit(130) from None
+    if dry_run:
+        for stage, reasons in result.would_run.items():
+            console.print(f"would run [bold]{stage}[/]: {'; '.join(reasons)}")
+        if not result.would_run:
+            console.print("nothing to run: every stage is up to date")
+        return
+    console.print(f"ran {len(result.ran)} stage(s), {len(result.skipped)} up to date")
+    table = Table("stage", "output", "path", box=None, pad_edge=False)
+    for stage, outs in result.outputs.items():
+        for name, path in outs.items():
+            table.add_row(stage, name, _rel(path))
+    console.print(table)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+@app.command()
+def status(pipeline: PipelineArg = DEFAULT_PIPELINE) -> None:
+    """Each stage: up to date, or stale and why."""
+    from kgpipe.runner import status as pipeline_status
+
+    try:
+        statuses = pipeline_status(pipeline)
+    except KgpipeError as exc:
+        _fail(exc)
+    for st in statuses:
+        if st.stale:
+            console.print(f"[yellow]stale[/]       {st.name}: {'; '.join(st.reasons)}", highlight=False)
+        else:
+            console.print(f"[green]up to date[/]  {st.name}", highlight=False)
+
+
+@app.command()
+def dag(
+    pipeline: PipelineArg = DEFAULT_PIPELINE,
+    mermaid: Annotated[bool, typer.Option("--mermaid", help="print a mermaid flowchart")] = False,
+) -> None:
+    """Show the stage graph."""
+    from kgpipe.config import load_pipeline
+    from kgpipe.dag import build_graph, topological_order
+
+    try:
+        pipe = load_pipeline(pipeline)
+        graph = build_graph(pipe)
+    except KgpipeError as exc:
+        _fail(exc)
+    order = topological_order(graph)
+    if mermaid:
+        print("flowchart LR")
+        for name in order:
+            print(f"    {name}[\"{name}<br/><small>{pipe.stages[name].type.name}</small>\"]")
+        for up, down, data in graph.edges(data=True):
+            label = ", ".join(p.name for p in data["paths"])
+            print(f"    {up} -->|{label}| {down}")
+        return
+    for name in order:
+        stage = pipe.stages[name]
+        ups = sorted(graph.predecessors(name))
+        console.print(f"[bold]{name}[/] ({stage.type.name} v{stage.type.version})"
+                      + (f"  <- {', '.join(ups)}" if ups else ""), highlight=False)
+        for dep in stage.dep_paths():
+            console.print(f"    dep  {pipe.rel(dep)}", highlight=False)
+        for out in stage.out_paths():
+            console.print(f"    out  {pipe.rel(out)}", highlight=False)
+
+
+@app.command()
+def show(
+    artifact: Annotated[str, typer.Argument(help="a path, or STAGE.OUT of the pipeline")],
+    pipeline: Annotated[Path, typer.Option(help="pipeline that names the artifact")] = DEFAULT_PIPELINE,
+    rows: Annotated[int, typer.Option(help="rows to preview")] = 5,
+) -> None:
+    """Describe an artifact: schema, row count and first rows of a table; size of a graph."""
+    from kgpipe.config import load_pipeline
+    from kgpipe.inspect import describe_artifact, resolve_artifact
+
+    try:
+        pipe = load_pipeline(pipeline) if pipeline.exists() else None
+        desc = describe_artifact(resolve_artifact(artifact, pipe), rows)
+    except KgpipeError as exc:
+        _fail(exc)
+    console.print(f"[bold]{_rel(desc.path)}[/] ({desc.kind})", highlight=False)
+    for key, value in desc.facts.items():
+        console.print(f"  {key}: {value}")
+    if desc.schema:
+        console.print("  schema:")
+        for name, dtype in desc.schema:
+            console.print(f"    {name}: {dtype}", highlight=False)
+    if desc.preview is not None:
+        import pandas as pd
+
+        if isinstance(desc.preview, pd.DataFrame):
+            with pd.option_context("display.max_columns", 20, "display.width", 160,
+                                   "display.max_colwidth", 60):
+                console.print(desc.preview.to_string(), highlight=False, markup=False)
+        else:
+            console.print(str(desc.preview), highlight=False, markup=False)
+
+
+@app.command()
+def stages() -> None:
+    """List the registered stage types with their params, inputs and outputs."""
+    from kgpipe.registry import get_stage_type, stage_type_names
+
+    for name in stage_type_names():
+        cls = get_stage_type(name)
+        console.print(f"[bold]{name}[/] v{cls.version}: {cls.description}", highlight=False)
+        console.print("    inputs:  " + ", ".join(s.name + ("" if s.required else "?") for s in cls.inputs))
+        console.print("    outputs: " + ", ".join(f"{s.name} ({s.filename})" for s in cls.outputs))
+        console.print("    params:  " + ", ".join(cls.Params.model_fields), highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except KgpipeError as exc:  # errors raised outside a command body
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""Pipeline files: YAML with line numbers, validated by pydantic, resolved into typed Stage objects.
+
+Every error names the pipeline file and the line of the offending key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kgpipe.errors import KgpipeError, PipelineError
+from kgpipe.registry import get_stage_type
+from kgpipe.stage import StageParams, StageType
+
+Loc = tuple[Any, ...]
+
+
+class StageConfig(BaseModel):
+    """One stage as written in a pipeline file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    description: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    deps: dict[str, str | list[str]] = Field(default_factory=dict)
+    outs: dict[str, str] = Field(default_factory=dict)
+
+
+class PipelineConfig(BaseModel):
+    """A pipeline file. Paths are relative to `root`, which is relative to the file's folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    root: str = "."
+    artifacts: str = "artifacts"
+    stages: dict[str, StageConfig]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A resolved stage: its type, validated params and absolute dep/out paths."""
+
+    name: str
+    type: type[StageType]
+    params: StageParams
+    deps: dict[str, tuple[Path, ...]]
+    outs: dict[str, Path]
+    line: int | None = None
+
+    def params_dict(self) -> dict[str, Any]:
+        return self.params.model_dump(mode="json")
+
+    def dep_paths(self) -> list[Path]:
+        return [p for paths in self.deps.values() for p in paths]
+
+    def out_paths(self) -> list[Path]:
+        return list(self.outs.values())
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    path: Path
+    root: Path
+    artifacts: Path
+    stages: dict[str, Stage]
+    lines: dict[Loc, int]
+
+    def line_of(self, *loc: Any) -> int | None:
+        """Line in the pipeline file of a key path such as ('stages', 'ingest', 'deps', 'corpus')."""
+        return _line_for(loc, self.lines)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def workspace(self) -> Path:
+        """Where the lock file, run lock and scratch folders live."""
+        return self.root / ".kgpipe" / self.name
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+# --- YAML with line numbers -------------------------------------------------------------------------
+
+
+def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: yaml.SafeLoader) -> Any:
+    """Build plain Python from a composed YAML node, recording the line of every key path."""
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if key in result:
+                raise PipelineError(f"duplicate key '{key}'", line=key_node.start_mark.line + 1)
+            result[key] = _to_python(value_node, (*loc, key), lines, loader)
+            lines[(*loc, key)] = key_node.start_mark.line + 1  # point at the key, not its value
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, (*loc, i), lines, loader) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PipelineError("pipeline file not found", file=path,
+                            hint="pass the path of a pipeline YAML, e.g. pipelines/default.yaml") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"cannot read pipeline file: {exc}", file=path) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise PipelineError(f"invalid YAML: {exc.problem}", file=path, line=line) from None
+    if node is None:
+        raise PipelineError("pipeline file is empty", file=path, hint="declare at least one stage under 'stages:'")
+    lines: dict[Loc, int] = {}
+    try:
+        data = _to_python(node, (), lines, yaml.SafeLoader(""))
+    except PipelineError as exc:
+        raise PipelineError(exc.message, file=path, line=exc.line) from None
+    return data, lines
+
+
+def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _raise_validation(exc: ValidationError, prefix: Loc, lines: dict[Loc, int], file: Path,
+                      what: str, hint: str | None = None) -> None:
+    first = exc.errors()[0]
+    loc = (*prefix, *first["loc"])
+    dotted = ".".join(str(part) for part in loc)
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = f"unknown key '{first['loc'][-1]}'"
+    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    raise PipelineError(f"{what}: {dotted}: {message}{more}", file=file, line=_line_for(loc, lines), hint=hint)
+
+
+# --- resolution ---------------------------------------------------------------------------------------
+
+
+def _resolve_params(name: str, stage_type: type[StageType], raw: dict[str, Any],
+                    lines: dict[Loc, int], file: Path) -> StageParams:
+    try:
+        return stage_type.Params.model_validate(raw)
+    except ValidationError as exc:
+        fields = ", ".join(stage_type.Params.model_fields) or "(none)"
+        _raise_validation(exc, ("stages", name, "params"), lines, file, f"stage '{name}'",
+                          hint=f"params of stage type '{stage_type.name}': {fields}")
+        raise AssertionError("unreachable") from None
+
+
+def _resolve_deps(name: str, stage_type: type[StageType], cfg: StageConfig, root: Path,
+                  lines: dict[Loc, int], file: Path) -> dict[str, tuple[Path, ...]]:
+    deps: dict[str, tuple[Path, ...]] = {}
+    known = ", ".join(spec.name for spec in stage_type.inputs) or "(none)"
+    for key, value in cfg.deps.items():
+        spec = stage_type.input_spec(key)
+        if spec is None:
+            raise PipelineError(f"stage '{name}': unknown dep '{key}' for stage type '{stage_type.name}'",
+                                file=file, line=_line_for(("stages", name, "deps", key), lines),
+                                hint=f"inputs of '{stage_type.name}': {known}")
+        values = value if isinstance(value, list) else [value]
+        if not spec.many and len(values) != 1:
+            raise PipelineError(f"stage '{name}': dep '{key}' takes one path, got {len(values)}",
+                                file=file, line=_line_for(("stages", name, "deps", key), lines))
+        deps[key] = tuple((root / v).resolve() for v in values)
+    for spec in stage_type.inputs:
+        if spec.required and spec.name not in deps:
+            raise PipelineError(f"stage '{name}': missing required dep '{spec.name}'",
+                                file=file, line=_line_for(("stages", name), lines),
+                                hint=f"add it under deps: ({known})")
+    return deps
+
+
+def _resolve_outs(name: str, stage_type: type[StageType], cfg: StageConfig, root: Path, artifacts: Path,
+                  lines: dict[Loc, int], file: Path) -> dict[str, Path]:
+    known = ", ".join(spec.name for spec in stage_type.outputs) or "(none)"
+    for key in cfg.outs:
+        if stage_type.output_spec(key) is None:
+            raise PipelineError(f"stage '{name}': unknown out '{key}' for stage type '{stage_type.name}'",
+                                file=file, line=_line_for(("stages", name, "outs", key), lines),
+                                hint=f"outputs of '{stage_type.name}': {known}")
+    return {
+        spec.name: (root / cfg.outs[spec.name]).resolve() if spec.name in cfg.outs
+        else artifacts / name / spec.filename
+        for spec in stage_type.outputs
+    }
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read and validate a pipeline file (types, params, deps, outs). Graph checks live in kgpipe.dag."""
+    file = Path(path)
+    data, lines = load_yaml_with_lines(file)
+    try:
+        cfg = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        _raise_validation(exc, (), lines, file, "pipeline")
+        raise AssertionError("unreachable") from None
+    root = (file.resolve().parent / cfg.root).resolve()
+    artifacts = (root / cfg.artifacts).resolve()
+    stages: dict[str, Stage] = {}
+    for name, stage_cfg in cfg.stages.items():
+        line = _line_for(("stages", name), lines)
+        try:
+            stage_type = get_stage_type(stage_cfg.type)
+        except PipelineError as exc:
+            raise PipelineError(f"stage '{name}': {exc.message}", file=file,
+                                line=_line_for(("stages", name, "type"), lines), hint=exc.hint) from None
+        except (ImportError, AttributeError) as exc:
+            raise PipelineError(f"stage '{name}': stage type '{stage_cfg.type}' failed to load: {exc}",
+                                file=file, line=line) from None
+        stages[name] = Stage(
+            name=name,
+            type=stage_type,
+            params=_resolve_params(name, stage_type, stage_cfg.params, lines, file),
+            deps=_resolve_deps(name, stage_type, stage_cfg, root, lines, file),
+            outs=_resolve_outs(name, stage_type, stage_cfg, root, artifacts, lines, file),
+            line=line,
+        )
+    return Pipeline(path=file.resolve(), root=root, artifacts=artifacts, stages=stages, lines=lines)
+
+
+def as_pipeline(pipeline: str | Path | Pipeline) -> Pipeline:
+    return pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
+
+
+__all__ = ["KgpipeError", "Pipeline", "PipelineConfig", "Stage", "StageConfig", "as_pipeline", "load_pipeline"]

@@ -1,0 +1,196 @@
+"""Corpus readers: a folder or file of .txt/.md, .jsonl, .csv or .parquet becomes documents.
+
+A reader yields a Document for each good record and a Skipped (file, line or row, reason) for each bad
+one, so that one broken file never costs the others.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kgpipe.errors import InputError
+
+
+@dataclass(frozen=True)
+class CorpusOptions:
+    id_field: str | None = "id"
+    text_field: str = "text"
+    csv_delimiter: str = ","
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    source: Path
+    source_line: int | None
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    source: Path
+    line: int | None
+    reason: str
+
+
+Record = Document | Skipped
+Reader = Callable[[Path, str, CorpusOptions], Iterator[Record]]
+
+FORMAT_BY_SUFFIX = {".txt": "txt", ".md": "txt", ".text": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                    ".csv": "csv", ".parquet": "parquet"}
+READERS: dict[str, Reader] = {}
+
+
+def reader(fmt: str) -> Callable[[Reader], Reader]:
+    def register(func: Reader) -> Reader:
+        READERS[fmt] = func
+        return func
+    return register
+
+
+def _decode(data: bytes, path: Path) -> str | Skipped:
+    if b"\x00" in data[:8192]:
+        return Skipped(path, None, "binary file (contains NUL bytes), not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return Skipped(path, line, f"invalid UTF-8 at byte {exc.start}; re-encode the file as UTF-8")
+
+
+def _normalise(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+@reader("txt")
+def read_text_file(path: Path, doc_id: str, options: CorpusOptions) -> Iterator[Record]:
+    text = _decode(path.read_bytes(), path)
+    if isinstance(text, Skipped):
+        yield text
+    elif not text.strip():
+        yield Skipped(path, None, "empty file")
+    else:
+        yield Document(doc_id, path, None, _normalise(text))
+
+
+def _record_document(record: object, path: Path, where: int, fallback_id: str,
+                     options: CorpusOptions, unit: str) -> Record:
+    """One jsonl object / csv row / parquet row as a Document, or why it is skipped."""
+    if not isinstance(record, dict):
+        return Skipped(path, where, f"expected a JSON object, got {type(record).__name__}")
+    text = record.get(options.text_field)
+    if text is None:
+        fields = ", ".join(map(str, record)) or "none"
+        return Skipped(path, where, f"no '{options.text_field}' {unit} (has: {fields}); set text_field")
+    if not isinstance(text, str):
+        return Skipped(path, where, f"'{options.text_field}' is {type(text).__name__}, not a string")
+    if not text.strip():
+        return Skipped(path, where, f"empty '{options.text_field}'")
+    if options.id_field is None:
+        doc_id = fallback_id
+    else:
+        value = record.get(options.id_field)
+        if value is None or str(value).strip() == "":
+            return Skipped(path, where, f"no '{options.id_field}' {unit}; set id_field (or id_field: null "
+                                        "to number documents by position)")
+        doc_id = str(value).strip()
+    return Document(doc_id, path, where, _normalise(text))
+
+
+@reader("jsonl")
+def read_jsonl(path: Path, doc_id: str, options: CorpusOptions) -> Iterator[Record]:
+    with open(path, "rb") as handle:
+        if b"\x00" in handle.read(8192):
+            yield Skipped(path, None, "binary file (contains NUL bytes), not JSON lines")
+            return
+        handle.seek(0)
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+            except UnicodeDecodeError as exc:
+                yield Skipped(path, number, f"invalid UTF-8 at byte {exc.start} of the line; re-encode as UTF-8")
+                continue
+            except json.JSONDecodeError as exc:
+                yield Skipped(path, number, f"malformed JSON ({exc.msg} at column {exc.colno})")
+                continue
+            yield _record_document(record, path, number, f"{doc_id}:{number}", options, "field")
+
+
+@reader("csv")
+def read_csv(path: Path, doc_id: str, options: CorpusOptions) -> Iterator[Record]:
+    text = _decode(path.read_bytes(), path)
+    if isinstance(text, Skipped):
+        yield text
+        return
+    rows = csv.DictReader(io.StringIO(text, newline=""), delimiter=options.csv_delimiter, strict=True)
+    try:
+        header = rows.fieldnames or []
+        if options.text_field not in header:
+            yield Skipped(path, 1, f"no column '{options.text_field}' (columns: {', '.join(header) or 'none'}); "
+                                   "set text_field")
+            return
+        for row in rows:
+            line = rows.line_num
+            if None in row:  # more cells than header names
+                yield Skipped(path, line, f"{len(header) + len(row[None])} cells but the header has {len(header)}")
+                continue
+            yield _record_document(row, path, line, f"{doc_id}:{line}", options, "column")
+    except csv.Error as exc:
+        yield Skipped(path, rows.line_num, f"malformed CSV ({exc}); the rest of the file is skipped")
+
+
+@reader("parquet")
+def read_parquet(path: Path, doc_id: str, options: CorpusOptions) -> Iterator[Record]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
+        yield Skipped(path, None, f"not a readable parquet file ({exc})")
+        return
+    if options.text_field not in table.column_names:
+        yield Skipped(path, None, f"no column '{options.text_field}' (columns: {', '.join(table.column_names)}); "
+                                  "set text_field")
+        return
+    wanted = [c for c in (options.id_field, options.text_field) if c and c in table.column_names]
+    for row_number, row in enumerate(table.select(wanted).to_pylist(), start=1):
+        yield _record_document(row, path, row_number, f"{doc_id}:{row_number}", options, "column")
+
+
+def corpus_files(corpus: Path) -> list[tuple[Path, str]]:
+    """The files of a corpus with their base document id (relative path without suffix)."""
+    if corpus.is_file():
+        return [(corpus, corpus.stem)]
+    files = sorted(p for p in corpus.rglob("*")
+                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(corpus).parts))
+    return [(p, p.relative_to(corpus).with_suffix("").as_posix()) for p in files]
+
+
+def read_corpus(corpus: Path, fmt: str, options: CorpusOptions,
+                files: list[tuple[Path, str]] | None = None) -> Iterator[Record]:
+    """Every document of a corpus; fmt 'auto' picks the reader by each file's suffix."""
+    if not corpus.exists():
+        raise InputError("corpus not found", file=corpus, hint="check the 'corpus' dep in the pipeline file")
+    for path, doc_id in files if files is not None else corpus_files(corpus):
+        chosen = FORMAT_BY_SUFFIX.get(path.suffix.lower()) if fmt == "auto" else fmt
+        if chosen is None:
+            yield Skipped(path, None, f"unsupported file type '{path.suffix}' (expected one of "
+                                      f"{', '.join(sorted(FORMAT_BY_SUFFIX))}); set format to force a reader")
+            continue
+        try:
+            yield from READERS[chosen](path, doc_id, options)
+        except OSError as exc:
+            yield Skipped(path, None, f"cannot read file ({exc.strerror})")

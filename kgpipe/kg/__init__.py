@@ -1,0 +1,1 @@
+"""Knowledge-graph domain code: reading seed KGs (and, later, fusing graphs)."""

@@ -1,0 +1,232 @@
+"""Run a pipeline: stale stages in topological order under a workspace lock, outputs committed atomically.
+
+A stage that raises (or is interrupted) leaves every earlier artifact and its lock entry untouched; its
+scratch folder stays for a resumed attempt and is removed when the stage succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from kgpipe import __version__
+from kgpipe.atomic import commit_path, remove_path, temp_path_for
+from kgpipe.config import Pipeline, Stage, as_pipeline
+from kgpipe.dag import StageStatus, build_graph, plan, select_stages, stage_status
+from kgpipe.errors import KgpipeError, LockedError, StageError
+from kgpipe.hashing import HashCache
+from kgpipe.lockfile import LockEntry, LockFile
+from kgpipe.stage import StageContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """What the runner tells its caller: kind is plan, skip, start, progress, done or fail."""
+
+    kind: str
+    stage: str
+    reasons: tuple[str, ...] = ()
+    description: str = ""
+    completed: int = 0
+    total: int | None = None
+    duration_s: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+EventCallback = Callable[[RunEvent], None]
+
+
+@dataclass
+class RunResult:
+    """What ran, what was already up to date, and where every stage's outputs are."""
+
+    pipeline: Path
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    would_run: dict[str, list[str]] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Path]] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [f"pipeline {self.pipeline}"]
+        if self.would_run:
+            lines += [f"  would run {s}: {'; '.join(r)}" for s, r in self.would_run.items()]
+        lines += [f"  ran {s} ({self.durations[s]:.2f}s) {self.summaries.get(s) or ''}" for s in self.ran]
+        lines += [f"  up to date: {s}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+class Workspace:
+    """The pipeline's private folder: lock file, run lock, hash cache, scratch folders."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.dir = pipeline.workspace
+        self.lock_path = self.dir / "lock.json"
+        self.hash_cache_path = self.dir / "hash_cache.json"
+
+    def scratch_for(self, stage: str, fingerprint: str) -> Path:
+        return self.dir / "scratch" / f"{stage}-{fingerprint[:16]}"
+
+    def acquire(self, wait: float) -> FileLock:
+        """Hold the run lock, waiting up to `wait` seconds; fail clearly if another run holds it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.dir / "run.lock")
+        owner = self.dir / "run.owner"
+        try:
+            lock.acquire(timeout=wait)
+        except Timeout:
+            try:
+                who = json.loads(owner.read_text(encoding="utf-8"))
+                detail = f" (pid {who['pid']} on {who['host']}, started {who['started_at']})"
+            except (OSError, ValueError, KeyError):
+                detail = ""
+            raise LockedError(f"another kgpipe run is using the workspace {self.dir}{detail}",
+                              hint="wait for it to finish, or pass --wait SECONDS to queue behind it") from None
+        owner.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "started_at": _now(), "argv": sys.argv}), encoding="utf-8")
+        return lock
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _input_values(stage: Stage) -> dict[str, Path | list[Path] | None]:
+    values: dict[str, Path | list[Path] | None] = {}
+    for spec in stage.type.inputs:
+        paths = stage.deps.get(spec.name)
+        if paths is None:
+            values[spec.name] = [] if spec.many else None
+        else:
+            values[spec.name] = list(paths) if spec.many else paths[0]
+    return values
+
+
+def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: Workspace,
+             hasher: HashCache, emit: EventCallback) -> LockEntry:
+    missing = [p for p in stage.dep_paths() if not p.exists()]
+    if missing:
+        raise StageError(stage.name, f"dep missing: {pipeline.rel(missing[0])}",
+                         hint="run the stage that produces it first (drop --only)")
+    temps = {name: temp_path_for(path, directory=bool(stage.type.output_spec(name).folder))
+             for name, path in stage.outs.items()}
+    scratch = workspace.scratch_for(stage.name, status.fingerprint)
+    ctx = StageContext(
+        stage=stage.name, params=stage.params, inputs=_input_values(stage), outputs=temps,
+        root=pipeline.root, scratch_dir=scratch, destinations=dict(stage.outs),
+        log=logging.getLogger(f"kgpipe.stages.{stage.name}"),
+        on_progress=lambda s, d, c, t: emit(RunEvent("progress", s, description=d, completed=c, total=t)),
+    )
+    started_at, t0 = _now(), time.perf_counter()
+    try:
+        summary = stage.type().run(ctx) or {}
+        unwritten = [name for name, tmp in temps.items() if not tmp.exists()]
+        if unwritten:
+            raise StageError(stage.name, f"did not write its output(s): {', '.join(unwritten)}",
+                             hint=f"a bug in stage type '{stage.type.name}'")
+        json.dumps(summary)  # the summary goes into the lock file
+    except BaseException as exc:
+        for tmp in temps.values():
+            remove_path(tmp)
+        if isinstance(exc, KgpipeError):
+            exc.stage = stage.name
+            raise
+        if isinstance(exc, Exception):
+            raise StageError(stage.name, f"{type(exc).__name__}: {exc}",
+                             hint="earlier artifacts and the lock file are untouched; "
+                             "fix the cause and run again (see the traceback with --verbose)") from exc
+        raise
+    for name, tmp in temps.items():
+        commit_path(tmp, stage.outs[name])
+    duration = time.perf_counter() - t0
+    remove_path(scratch)
+    return LockEntry(
+        type=stage.type.name, type_version=stage.type.version, params=stage.params_dict(),
+        deps=status.dep_hashes,
+        outs={pipeline.rel(p): hasher.path_hash(p) or "" for p in stage.out_paths()},
+        started_at=started_at, duration_s=round(duration, 4), kgpipe_version=__version__, summary=summary,
+    )
+
+
+def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str | None = None,
+        force: bool = False, dry_run: bool = False, wait: float = 0.0,
+        on_event: EventCallback | None = None) -> RunResult:
+    """Run the stale stages of a pipeline (and what their changed outputs feed), in topological order.
+
+    until: run only this stage and its ancestors; only: this one stage; force: run the selected stages
+    even if up to date; dry_run: report what would run, touch nothing; wait: seconds to wait for
+    another run holding the workspace.
+    """
+    pipe = as_pipeline(pipeline)
+    graph = build_graph(pipe)
+    selected = select_stages(pipe, graph, until=until, only=only)
+    emit = on_event or (lambda event: None)
+    workspace = Workspace(pipe)
+    result = RunResult(pipeline=pipe.path,
+                       outputs={name: dict(pipe.stages[name].outs) for name in selected})
+    hasher = HashCache(workspace.hash_cache_path)
+
+    if dry_run:
+        lock = LockFile.read(workspace.lock_path)
+        for status in plan(pipe, graph, selected, lock.stages, hasher, force=force):
+            (result.would_run.__setitem__(status.name, status.reasons) if status.stale
+             else result.skipped.append(status.name))
+            emit(RunEvent("plan" if status.stale else "skip", status.name, tuple(status.reasons)))
+        hasher.save()
+        return result
+
+    run_lock = workspace.acquire(wait)
+    try:
+        lock = LockFile.read(workspace.lock_path)
+        for name in selected:
+            stage = pipe.stages[name]
+            # Re-checked just before running: a stage whose upstream re-ran but produced identical
+            # outputs stays up to date (DVC semantics), one whose deps changed runs.
+            status = stage_status(pipe, stage, lock.stages.get(name), hasher)
+            if not (force or status.stale):
+                result.skipped.append(name)
+                emit(RunEvent("skip", name))
+                continue
+            emit(RunEvent("start", name, tuple(status.reasons or ["forced"])))
+            log.info("running stage %s: %s", name, "; ".join(status.reasons or ["forced"]))
+            try:
+                entry = _execute(pipe, stage, status, workspace, hasher, emit)
+            except BaseException as exc:
+                emit(RunEvent("fail", name, (str(exc),)))
+                raise
+            lock.stages[name] = entry
+            lock.write()
+            result.ran.append(name)
+            result.durations[name] = entry.duration_s
+            result.summaries[name] = entry.summary
+            emit(RunEvent("done", name, duration_s=entry.duration_s, summary=entry.summary))
+    finally:
+        hasher.save()
+        remove_path(workspace.dir / "run.owner")
+        run_lock.release()
+    return result
+
+
+def status(pipeline: str | Path | Pipeline) -> list[StageStatus]:
+    """Each stage of the pipeline with the reasons it is stale (empty when up to date)."""
+    pipe = as_pipeline(pipeline)
+    graph = build_graph(pipe)
+    hasher = HashCache(Workspace(pipe).hash_cache_path)
+    lock = LockFile.read(Workspace(pipe).lock_path)
+    statuses = plan(pipe, graph, select_stages(pipe, graph), lock.stages, hasher)
+    hasher.save()
+    return statuses

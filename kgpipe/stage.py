@@ -1,0 +1,123 @@
+"""What a stage type is: a name, a version, a pydantic params model, named inputs and outputs, and run().
+
+Stages know nothing about the runner beyond the StageContext they are handed: resolved input paths,
+temporary output paths (the runner commits them atomically after run() returns), a scratch folder and a
+progress callback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+T = TypeVar("T")
+ProgressCallback = Callable[[str, str, int, int | None], None]
+
+
+class StageParams(BaseModel):
+    """Base of every stage's params model: unknown keys are rejected, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A named input of a stage type; the pipeline file maps it to one path (or a list, if many)."""
+
+    name: str
+    required: bool = True
+    many: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """A named output; by default written to <artifacts>/<stage name>/<filename>."""
+
+    name: str
+    filename: str
+    doc: str = ""
+    folder: bool = False
+
+
+class StageType:
+    """Subclass this, set the class attributes, implement run(), and register it (see kgpipe.registry)."""
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[StageParams]] = StageParams
+    inputs: ClassVar[tuple[InputSpec, ...]] = ()
+    outputs: ClassVar[tuple[OutputSpec, ...]] = ()
+
+    def run(self, ctx: StageContext) -> dict[str, Any] | None:
+        """Read ctx.inputs, write every ctx.outputs path; return a small summary (counts) or None."""
+        raise NotImplementedError
+
+    @classmethod
+    def input_spec(cls, name: str) -> InputSpec | None:
+        return next((spec for spec in cls.inputs if spec.name == name), None)
+
+    @classmethod
+    def output_spec(cls, name: str) -> OutputSpec | None:
+        return next((spec for spec in cls.outputs if spec.name == name), None)
+
+
+@dataclass
+class StageContext:
+    """Everything a running stage may touch."""
+
+    stage: str
+    params: Any
+    inputs: dict[str, Path | list[Path] | None]
+    outputs: dict[str, Path]
+    root: Path
+    scratch_dir: Path
+    destinations: dict[str, Path] = field(default_factory=dict)  # where outputs land after commit
+    on_progress: ProgressCallback | None = None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("kgpipe.stage"))
+
+    def input(self, name: str) -> Any:
+        return self.inputs.get(name)
+
+    def output(self, name: str) -> Path:
+        return self.outputs[name]
+
+    def destination(self, name: str) -> Path:
+        """Where output `name` will be once the stage succeeds (for messages and reports)."""
+        return self.destinations.get(name, self.outputs[name])
+
+    def relpath(self, path: Path) -> str:
+        """A path as users wrote it: relative to the pipeline root where possible."""
+        try:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    def scratch(self) -> Path:
+        """A folder for checkpoints and caches, kept across failed attempts, removed on success."""
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        return self.scratch_dir
+
+    def report(self, description: str, completed: int, total: int | None = None) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.stage, description, completed, total)
+
+    def track(self, items: Iterable[T], *, description: str, total: int | None = None,
+              every: int = 1) -> Iterator[T]:
+        """Iterate items, reporting progress every `every` items."""
+        if total is None and hasattr(items, "__len__"):
+            total = len(items)  # type: ignore[arg-type]
+        count = 0
+        self.report(description, 0, total)
+        for item in items:
+            yield item
+            count += 1
+            if count % every == 0:
+                self.report(description, count, total)
+        self.report(description, count, total)

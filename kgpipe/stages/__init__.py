@@ -1,0 +1,8 @@
+"""Built-in stage types: one module each, registered here by name (imported only when a pipeline uses it).
+
+To add a stage type: write kgpipe/stages/<name>.py with a StageType subclass, then add one line below.
+"""
+
+BUILTIN_STAGES: dict[str, str] = {
+    "ingest": "kgpipe.stages.ingest:IngestStage",
+}
