@@ -30,4 +30,21 @@ def status(pipeline: Any = "pipelines/default.yaml") -> list:
     return _status(pipeline)
 
 
-__all__ = ["__version__", "run", "status"]
+def load_artifact(pipeline: Any, name: str) -> Any:
+    """A pipeline output by 'stage.out' name: a pandas DataFrame for a table, parsed JSON for a report.
+
+    >>> docs = kgpipe.load_artifact("pipelines/default.yaml", "ingest.documents")   # doctest: +SKIP
+    """
+    import json
+
+    from kgpipe.artifacts import read_table
+    from kgpipe.config import as_pipeline
+    from kgpipe.inspect import resolve_artifact
+
+    path = resolve_artifact(name, as_pipeline(pipeline))
+    if path.suffix == ".json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    return read_table(path)
+
+
+__all__ = ["__version__", "load_artifact", "run", "status"]

@@ -46,10 +46,15 @@ class ProgressReporter:
                 if stage == event.stage:
                     self.progress.remove_task(task)
                     del self.tasks[(stage, _)]
-            summary = ", ".join(f"{k}={v}" for k, v in event.summary.items() if not isinstance(v, dict | list))
-            self.progress.console.print(f"[green]✓[/] {event.stage} ({event.duration_s:.2f}s) {summary}")
+            self.progress.console.print(f"[green]✓[/] {event.stage} ({event.duration_s:.2f}s) "
+                                        f"{_summary_text(event.summary)}", highlight=False)
         elif event.kind == "fail":
             self.progress.console.print(f"[red]✗ {event.stage} failed[/]")
+
+
+def _summary_text(summary: dict[str, Any]) -> str:
+    """A stage's counts on one line (nested values are left to `kgpipe show`)."""
+    return ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, dict | list))
 
 
 def _fail(exc: KgpipeError) -> None:
@@ -95,17 +100,18 @@ def run(
         if not result.would_run:
             console.print("nothing to run: every stage is up to date")
         return
-    console.print(f"ran {len(result.ran)} stage(s), {len(result.skipped)} up to date")
+    console.print(f"ran {len(result.ran)} stage(s), {len(result.skipped)} up to date; "
+                  f"outputs (relative to {result.root}):", highlight=False)
     table = Table("stage", "output", "path", box=None, pad_edge=False)
     for stage, outs in result.outputs.items():
         for name, path in outs.items():
-            table.add_row(stage, name, _rel(path))
-    console.print(table)
+            table.add_row(stage, name, _rel(path, result.root))
+    console.print(table, soft_wrap=True)
 
 
-def _rel(path: Path) -> str:
+def _rel(path: Path, base: Path | None = None) -> str:
     try:
-        return str(path.relative_to(Path.cwd()))
+        return str(path.relative_to(base or Path.cwd()))
     except ValueError:
         return str(path)
 
@@ -123,7 +129,9 @@ def status(pipeline: PipelineArg = DEFAULT_PIPELINE) -> None:
         if st.stale:
             console.print(f"[yellow]stale[/]       {st.name}: {'; '.join(st.reasons)}", highlight=False)
         else:
-            console.print(f"[green]up to date[/]  {st.name}", highlight=False)
+            summary = _summary_text(st.summary)
+            console.print(f"[green]up to date[/]  {st.name}" + (f"  ({summary})" if summary else ""),
+                          highlight=False)
 
 
 @app.command()

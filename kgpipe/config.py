@@ -39,6 +39,7 @@ class PipelineConfig(BaseModel):
     version: Literal[1] = 1
     root: str = "."
     artifacts: str = "artifacts"
+    workspace: str | None = None  # lock file, run lock, scratch; default .kgpipe/<pipeline file stem>
     stages: dict[str, StageConfig]
 
 
@@ -70,6 +71,7 @@ class Pipeline:
     artifacts: Path
     stages: dict[str, Stage]
     lines: dict[Loc, int]
+    workspace: Path
 
     def line_of(self, *loc: Any) -> int | None:
         """Line in the pipeline file of a key path such as ('stages', 'ingest', 'deps', 'corpus')."""
@@ -78,11 +80,6 @@ class Pipeline:
     @property
     def name(self) -> str:
         return self.path.stem
-
-    @property
-    def workspace(self) -> Path:
-        """Where the lock file, run lock and scratch folders live."""
-        return self.root / ".kgpipe" / self.name
 
     def rel(self, path: Path) -> str:
         try:
@@ -150,7 +147,8 @@ def _raise_validation(exc: ValidationError, prefix: Loc, lines: dict[Loc, int], 
     if first["type"] == "extra_forbidden":
         message = f"unknown key '{first['loc'][-1]}'"
     more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    raise PipelineError(f"{what}: {dotted}: {message}{more}", file=file, line=_line_for(loc, lines), hint=hint)
+    where = f"{dotted}: " if dotted else ""
+    raise PipelineError(f"{what}: {where}{message}{more}", file=file, line=_line_for(loc, lines), hint=hint)
 
 
 # --- resolution ---------------------------------------------------------------------------------------
@@ -235,7 +233,9 @@ def load_pipeline(path: str | Path) -> Pipeline:
             outs=_resolve_outs(name, stage_type, stage_cfg, root, artifacts, lines, file),
             line=line,
         )
-    return Pipeline(path=file.resolve(), root=root, artifacts=artifacts, stages=stages, lines=lines)
+    workspace = (root / cfg.workspace).resolve() if cfg.workspace else root / ".kgpipe" / file.stem
+    return Pipeline(path=file.resolve(), root=root, artifacts=artifacts, stages=stages, lines=lines,
+                    workspace=workspace)
 
 
 def as_pipeline(pipeline: str | Path | Pipeline) -> Pipeline:

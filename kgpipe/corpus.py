@@ -6,12 +6,14 @@ one, so that one broken file never costs the others.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import json
+import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,7 @@ Reader = Callable[[Path, str, CorpusOptions], Iterator[Record]]
 FORMAT_BY_SUFFIX = {".txt": "txt", ".md": "txt", ".text": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl",
                     ".csv": "csv", ".parquet": "parquet"}
 READERS: dict[str, Reader] = {}
+_LINE_BREAK = re.compile(r"\r\n?|\n")  # the line ends csv keeps verbatim inside quoted cells
 
 
 def reader(fmt: str) -> Callable[[Reader], Reader]:
@@ -59,14 +62,20 @@ def reader(fmt: str) -> Callable[[Reader], Reader]:
     return register
 
 
+def utf8_error_position(data: bytes, exc: UnicodeDecodeError) -> tuple[int, int]:
+    """(line, byte offset) of a decoding error in the file's own terms: utf-8-sig counts from after a BOM."""
+    start = exc.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+    return data.count(b"\n", 0, start) + 1, start
+
+
 def _decode(data: bytes, path: Path) -> str | Skipped:
     if b"\x00" in data[:8192]:
         return Skipped(path, None, "binary file (contains NUL bytes), not text")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        return Skipped(path, line, f"invalid UTF-8 at byte {exc.start}; re-encode the file as UTF-8")
+        line, start = utf8_error_position(data, exc)
+        return Skipped(path, line, f"invalid UTF-8 at byte {start}; re-encode the file as UTF-8")
 
 
 def _normalise(text: str) -> str:
@@ -115,9 +124,11 @@ def read_jsonl(path: Path, doc_id: str, options: CorpusOptions) -> Iterator[Reco
             yield Skipped(path, None, "binary file (contains NUL bytes), not JSON lines")
             return
         handle.seek(0)
+        empty = True
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
+            empty = False
             try:
                 record = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
             except UnicodeDecodeError as exc:
@@ -127,6 +138,8 @@ def read_jsonl(path: Path, doc_id: str, options: CorpusOptions) -> Iterator[Reco
                 yield Skipped(path, number, f"malformed JSON ({exc.msg} at column {exc.colno})")
                 continue
             yield _record_document(record, path, number, f"{doc_id}:{number}", options, "field")
+        if empty:
+            yield Skipped(path, None, "empty file")
 
 
 @reader("csv")
@@ -143,13 +156,14 @@ def read_csv(path: Path, doc_id: str, options: CorpusOptions) -> Iterator[Record
                                    "set text_field")
             return
         for row in rows:
-            line = rows.line_num
+            cells = [c for v in row.values() for c in (v if isinstance(v, list) else [v]) if c]
+            line = rows.line_num - sum(len(_LINE_BREAK.findall(c)) for c in cells)  # where the record starts
             if None in row:  # more cells than header names
                 yield Skipped(path, line, f"{len(header) + len(row[None])} cells but the header has {len(header)}")
                 continue
             yield _record_document(row, path, line, f"{doc_id}:{line}", options, "column")
     except csv.Error as exc:
-        yield Skipped(path, rows.line_num, f"malformed CSV ({exc}); the rest of the file is skipped")
+        yield Skipped(path, rows.reader.line_num, f"malformed CSV ({exc}); the rest of the file is skipped")
 
 
 @reader("parquet")
@@ -180,8 +194,8 @@ def corpus_files(corpus: Path) -> list[tuple[Path, str]]:
 
 
 def read_corpus(corpus: Path, fmt: str, options: CorpusOptions,
-                files: list[tuple[Path, str]] | None = None) -> Iterator[Record]:
-    """Every document of a corpus; fmt 'auto' picks the reader by each file's suffix."""
+                files: Iterable[tuple[Path, str]] | None = None) -> Iterator[Record]:
+    """Every document of a corpus, lazily, file by file; fmt 'auto' picks the reader by each file's suffix."""
     if not corpus.exists():
         raise InputError("corpus not found", file=corpus, hint="check the 'corpus' dep in the pipeline file")
     for path, doc_id in files if files is not None else corpus_files(corpus):

@@ -100,6 +100,7 @@ class StageStatus:
     reasons: list[str] = field(default_factory=list)
     dep_hashes: dict[str, str | None] = field(default_factory=dict)
     fingerprint: str = ""
+    summary: dict = field(default_factory=dict)  # what the last successful run reported
 
     @property
     def stale(self) -> bool:
@@ -119,6 +120,7 @@ def stage_status(pipeline: Pipeline, stage: Stage, entry: LockEntry | None, hash
     status = StageStatus(stage.name, dep_hashes=deps, fingerprint=hash_params(
         {"type": stage.type.name, "version": stage.type.version, "params": params, "deps": deps}))
     reasons = status.reasons
+    status.summary = entry.summary if entry is not None else {}
     if entry is None:
         reasons.append("never run")
         return status

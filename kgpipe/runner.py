@@ -54,6 +54,7 @@ class RunResult:
     """What ran, what was already up to date, and where every stage's outputs are."""
 
     pipeline: Path
+    root: Path
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     would_run: dict[str, list[str]] = field(default_factory=dict)
@@ -80,6 +81,9 @@ class Workspace:
 
     def scratch_for(self, stage: str, fingerprint: str) -> Path:
         return self.dir / "scratch" / f"{stage}-{fingerprint[:16]}"
+
+    def scratch_folders(self, stage: str) -> list[Path]:
+        return sorted((self.dir / "scratch").glob(f"{stage}-*"))
 
     def acquire(self, wait: float) -> FileLock:
         """Hold the run lock, waiting up to `wait` seconds; fail clearly if another run holds it."""
@@ -153,7 +157,8 @@ def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: W
     for name, tmp in temps.items():
         commit_path(tmp, stage.outs[name])
     duration = time.perf_counter() - t0
-    remove_path(scratch)
+    for leftover in workspace.scratch_folders(stage.name):  # this attempt's and older failed attempts'
+        remove_path(leftover)
     return LockEntry(
         type=stage.type.name, type_version=stage.type.version, params=stage.params_dict(),
         deps=status.dep_hashes,
@@ -176,7 +181,7 @@ def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str 
     selected = select_stages(pipe, graph, until=until, only=only)
     emit = on_event or (lambda event: None)
     workspace = Workspace(pipe)
-    result = RunResult(pipeline=pipe.path,
+    result = RunResult(pipeline=pipe.path, root=pipe.root,
                        outputs={name: dict(pipe.stages[name].outs) for name in selected})
     hasher = HashCache(workspace.hash_cache_path)
 

@@ -7,12 +7,14 @@ Literals are attributes, never entities; schema statements (classes, properties)
 from __future__ import annotations
 
 import json
+import re
 import xml.sax
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from kgpipe.corpus import utf8_error_position
 from kgpipe.errors import InputError
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
@@ -43,6 +45,8 @@ SCHEMA_TYPES = frozenset({
 RDF_FORMAT_BY_SUFFIX = {".ttl": "turtle", ".turtle": "turtle", ".n3": "n3", ".nt": "nt", ".ntriples": "nt",
                         ".rdf": "xml", ".owl": "xml", ".xml": "xml", ".jsonld": "json-ld", ".json": "json-ld"}
 TSV_SUFFIXES = {".tsv", ".tab"}
+# rdflib's RDF/XML (not XML) errors carry their place only in the message: '<system id>:<line>:<column>: why'
+_RDFXML_ERROR = re.compile(r".*?:(?P<line>\d+):\d+: (?P<why>.*)", re.S)
 
 
 @dataclass(frozen=True)
@@ -97,13 +101,13 @@ def local_name_label(iri: str) -> str:
     return unquote(tail).replace("_", " ").strip() or iri
 
 
-def detect_format(path: Path) -> str:
+def detect_format(path: Path, source: str | None = None) -> str:
     suffix = path.suffix.lower()
     if suffix in TSV_SUFFIXES:
         return "tsv"
     if suffix in RDF_FORMAT_BY_SUFFIX:
         return RDF_FORMAT_BY_SUFFIX[suffix]
-    raise InputError(f"cannot tell the format of seed file from its suffix '{suffix}'", file=path,
+    raise InputError(f"cannot tell the format of seed file from its suffix '{suffix}'", file=source or path,
                      hint="use .ttl, .nt, .rdf/.owl/.xml, .jsonld/.json or .tsv, or set seed_format")
 
 
@@ -144,8 +148,10 @@ def _parse_rdf(path: Path, fmt: str, source: str):
     except UnicodeDecodeError as exc:
         raise InputError(f"invalid UTF-8 at byte {exc.start}", file=source, hint="re-encode the file as UTF-8") from None
     except Exception as exc:  # rdflib raises many parser-specific types; all are input errors here
-        line = _nt_error_line(path) if fmt == "nt" else None
-        raise InputError(f"{fmt} parse error: {exc}", file=source, line=line, hint=hint) from None
+        line, why = (_nt_error_line(path) if fmt == "nt" else None), str(exc)
+        if fmt == "xml" and (where := _RDFXML_ERROR.match(why)):
+            line, why = int(where["line"]), where["why"]
+        raise InputError(f"{fmt} parse error: {why}", file=source, line=line, hint=hint) from None
     return graph
 
 
@@ -175,12 +181,12 @@ def read_rdf(path: Path, fmt: str, source: str, options: SeedOptions) -> SeedGra
         if isinstance(obj, Literal):
             lang = obj.language
             seed.attributes.append((s, p, str(obj), str(obj.datatype) if obj.datatype else None, lang))
+            seed.entity(s)  # the subject of an attribute is an entity, named or not
             if lang is not None and lang.split("-")[0].lower() not in languages:
                 continue
             lang_rank = 0 if lang is not None else 1  # a tagged label in a wanted language beats an untagged one
             if p in label_rank:
                 labels.setdefault(s, []).append((label_rank[p], lang_rank, str(obj).strip()))
-                seed.entity(s)
             elif p in aliases:
                 seed.entity(s).aliases.append(str(obj).strip())
         elif isinstance(obj, URIRef):
@@ -209,11 +215,12 @@ def _tsv_iri(token: str, namespace: str) -> str:
 
 def read_tsv(path: Path, source: str, options: SeedOptions) -> SeedGraph:
     seed = SeedGraph(source, "tsv")
+    data = path.read_bytes()
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"invalid UTF-8 at byte {exc.start}", file=source,
-                         line=path.read_bytes().count(b"\n", 0, exc.start) + 1,
+        line, start = utf8_error_position(data, exc)
+        raise InputError(f"invalid UTF-8 at byte {start}", file=source, line=line,
                          hint="re-encode the file as UTF-8") from None
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
@@ -233,7 +240,7 @@ def read_tsv(path: Path, source: str, options: SeedOptions) -> SeedGraph:
 
 
 def read_seed(path: Path, source: str, fmt: str, options: SeedOptions) -> SeedGraph:
-    fmt = detect_format(path) if fmt == "auto" else fmt
+    fmt = detect_format(path, source) if fmt == "auto" else fmt
     if not path.exists():
         raise InputError("seed KG file not found", file=source, hint="check the 'seeds' dep in the pipeline file")
     if fmt == "tsv":

@@ -63,7 +63,7 @@ class IngestStage(StageType):
         by_id: dict[str, str] = {}
         skipped: list[dict[str, Any]] = []
         duplicates: list[dict[str, str]] = []
-        for record in read_corpus(corpus, p.format, options, files=list(ctx.track(files, description="read corpus"))):
+        for record in read_corpus(corpus, p.format, options, files=ctx.track(files, description="read corpus")):
             source = ctx.relpath(record.source)
             if not isinstance(record, Document):
                 if p.strict:

@@ -1,0 +1,72 @@
+"""Tiny stage types for testing the runner: they read and write text files and log each call."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kgpipe.registry import register_stage
+from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType
+
+CALLS: list[str] = []
+
+
+class ToyParams(StageParams):
+    prefix: str = ""
+    fail: str | None = None   # "error" raises RuntimeError, "interrupt" raises KeyboardInterrupt
+    unused: int = 0           # a param that changes nothing in the output
+
+
+@register_stage
+class ToyUpper(StageType):
+    """Upper-cases its input, after an optional prefix."""
+
+    name = "toy_upper"
+    version = 1
+    Params = ToyParams
+    inputs = (InputSpec("source"),)
+    outputs = (OutputSpec("result", "result.txt"),)
+
+    def run(self, ctx: StageContext) -> dict:
+        CALLS.append(ctx.stage)
+        text = ctx.input("source").read_text()
+        ctx.output("result").write_text("half-written")  # a failure below must not leak this
+        marker = ctx.scratch() / "attempts"
+        marker.write_text(marker.read_text() + "x" if marker.exists() else "x")
+        if ctx.params.fail == "error":
+            raise RuntimeError("boom")
+        if ctx.params.fail == "interrupt":
+            raise KeyboardInterrupt
+        ctx.output("result").write_text(ctx.params.prefix + text.upper())
+        return {"chars": len(text)}
+
+
+@register_stage
+class ToyConcat(StageType):
+    """Concatenates several files (or the .txt files in folders) into a folder output."""
+
+    name = "toy_concat"
+    version = 1
+    Params = ToyParams
+    inputs = (InputSpec("parts", many=True),)
+    outputs = (OutputSpec("folder", "joined", folder=True),)
+
+    def run(self, ctx: StageContext) -> None:
+        CALLS.append(ctx.stage)
+        folder = ctx.output("folder")
+        folder.mkdir(exist_ok=True)
+        files = [f for p in ctx.input("parts") for f in (sorted(p.rglob("*.txt")) if p.is_dir() else [p])]
+        (folder / "all.txt").write_text("".join(f.read_text() for f in files))
+        (folder / "count.txt").write_text(str(len(files)))
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def age(path: Path, seconds: float = 10.0) -> None:
+    """Move a file's mtime into the past, so the hash cache treats it as settled."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - int(seconds * 1e9)))
