@@ -71,6 +71,55 @@ SEED_ATTRIBUTES = TableSchema("seed_attributes", (
     ("source", "string", False),
 ))
 
+# --- extract -> fuse ---------------------------------------------------------------------------------
+
+MENTIONS = TableSchema("mentions", (
+    ("mention_id", "string", False),    # stable: derived from doc_id and character offsets
+    ("doc_id", "string", False),
+    ("sentence", "int64", False),       # sentence index within the document
+    ("start_char", "int64", False),     # documents.text[start_char:end_char] == text
+    ("end_char", "int64", False),
+    ("text", "string", False),
+    ("label", "string", False),         # the NER / ruler label (PERSON, ORG, ...)
+    ("kg_type", "string", True),        # label_map[label], an IRI
+    ("source", "string", False),        # "ner" or "gazetteer"
+    ("seed_iri", "string", True),       # the seed entity a gazetteer match stands for
+))
+
+RELATIONS = TableSchema("relations", (
+    ("relation_id", "string", False),
+    ("subject_id", "string", False),    # a mention_id
+    ("relation", "string", False),      # pattern relation name (works_for, born_in, ...)
+    ("relation_iri", "string", True),   # relation_map[relation]
+    ("object_id", "string", False),     # a mention_id
+    ("doc_id", "string", False),
+    ("sentence_start", "int64", False), # the sentence's character span in the document
+    ("sentence_end", "int64", False),
+    ("pattern_id", "string", False),
+    ("confidence", "float64", False),
+))
+
+# --- fuse -> embed, inject, export ---------------------------------------------------------------------
+
+ENTITIES = TableSchema("entities", (
+    ("id", "string", False),            # the seed IRI, or minted from canonical label and type
+    ("label", "string", False),
+    ("type", "string", True),
+    ("aliases", "list<string>", False),
+    ("seed_iri", "string", True),
+    ("mention_count", "int64", False),
+    ("sources", "list<string>", False),
+))
+
+TRIPLES = TableSchema("triples", (
+    ("head", "string", False),          # entity ids
+    ("relation", "string", False),      # relation IRI
+    ("tail", "string", False),
+    ("count", "int64", False),
+    ("sources", "list<string>", False),
+    ("confidence", "float64", False),
+))
+
 
 def to_arrow(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, schema: TableSchema) -> pa.Table:
     import pandas as pd
