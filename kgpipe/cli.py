@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,6 +59,8 @@ def _summary_text(summary: dict[str, Any]) -> str:
 
 
 def _fail(exc: KgpipeError) -> None:
+    if exc.__cause__ is not None and _state["verbose"]:
+        err_console.print("".join(traceback.format_exception(exc.__cause__)), highlight=False, markup=False)
     where = f"stage '{exc.stage}' failed: " if exc.stage and f"stage '{exc.stage}'" not in exc.message else ""
     err_console.print(f"[bold red]error:[/] {where}{exc.message}", highlight=False, soft_wrap=True)
     if exc.hint:
@@ -65,10 +68,15 @@ def _fail(exc: KgpipeError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+_state = {"verbose": False}
+
+
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log details")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log details and tracebacks")] = False,
+          ) -> None:
+    _state["verbose"] = verbose
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kgpipe").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command()

@@ -188,8 +188,10 @@ def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str 
     if dry_run:
         lock = LockFile.read(workspace.lock_path)
         for status in plan(pipe, graph, selected, lock.stages, hasher, force=force):
-            (result.would_run.__setitem__(status.name, status.reasons) if status.stale
-             else result.skipped.append(status.name))
+            if status.stale:
+                result.would_run[status.name] = status.reasons
+            else:
+                result.skipped.append(status.name)
             emit(RunEvent("plan" if status.stale else "skip", status.name, tuple(status.reasons)))
         hasher.save()
         return result

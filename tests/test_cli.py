@@ -92,6 +92,9 @@ def test_errors_exit_non_zero_with_file_line_and_hint(tmp_path: Path) -> None:
                                           "params": {"fail": "error"}}})
     failed = invoke("run", path)
     assert failed.exit_code == 4 and "stage 'a': RuntimeError: boom" in failed.output
+    assert "Traceback" not in failed.output
+    verbose = invoke("-v", "run", path)
+    assert verbose.exit_code == 4 and "Traceback" in verbose.output and "toy_stages.py" in verbose.output
 
 
 def test_locked_workspace_exit_code(pipeline: Path) -> None:

@@ -982,3 +982,20 @@ def test_outputs_do_not_depend_on_the_hash_seed(tmp_path):
         outputs.append({name: (tmp_path / "artifacts/ingest" / f"{name}.parquet").read_bytes()
                         for name in PARQUET_OUTPUTS})
     assert outputs[0] == outputs[1]
+
+
+def test_regional_language_tags(tmp_path):
+    write(tmp_path / "seeds/g.ttl", """\
+@prefix ex: <http://ex.org/> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+ex:a rdfs:label "Colour theory"@en-GB , "Color theory"@en-US .
+""")
+
+    def label(languages):
+        [entity] = table(run_ingest(tmp_path, seeds=["seeds/g.ttl"], force=True, languages=languages),
+                         "seed_entities")
+        return entity["label"], entity["aliases"]
+
+    assert label(["en-GB"]) == ("Colour theory", [])          # exactly the region asked for
+    assert label(["en-US"]) == ("Color theory", [])
+    assert label(["en"])[1] in (["Color theory"], ["Colour theory"])  # a bare language accepts every region

@@ -182,7 +182,8 @@ def read_rdf(path: Path, fmt: str, source: str, options: SeedOptions) -> SeedGra
             lang = obj.language
             seed.attributes.append((s, p, str(obj), str(obj.datatype) if obj.datatype else None, lang))
             seed.entity(s)  # the subject of an attribute is an entity, named or not
-            if lang is not None and lang.split("-")[0].lower() not in languages:
+            # 'en' accepts en, en-GB, en-US; 'en-gb' accepts exactly en-GB
+            if lang is not None and not {lang.lower(), lang.split("-")[0].lower()} & languages:
                 continue
             lang_rank = 0 if lang is not None else 1  # a tagged label in a wanted language beats an untagged one
             if p in label_rank:
