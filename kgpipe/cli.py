@@ -210,6 +210,21 @@ def show(
 
 
 @app.command()
+def report(
+    pipeline: PipelineArg = DEFAULT_PIPELINE,
+    out: Annotated[Path | None, typer.Option(help="HTML file to write (default <artifacts>/reports/...)")] = None,
+) -> None:
+    """Write a self-contained HTML report of the pipeline's last run."""
+    from kgpipe.report import build_report
+
+    try:
+        path = build_report(pipeline, out)
+    except KgpipeError as exc:
+        _fail(exc)
+    console.print(f"report written to {path}", highlight=False)
+
+
+@app.command()
 def stages() -> None:
     """List the registered stage types with their params, inputs and outputs."""
     from kgpipe.registry import get_stage_type, stage_type_names
