@@ -120,6 +120,14 @@ TRIPLES = TableSchema("triples", (
     ("confidence", "float64", False),
 ))
 
+# --- embed -> inject, export: one row per entity (or relation), vectors as float32 lists ----------------
+
+EMBEDDINGS = TableSchema("embeddings", (
+    ("id", "string", False),            # entity id (as in entities.parquet) or relation IRI
+    ("label", "string", False),
+    ("vector", "list<float32>", False), # complex models: [real..., imaginary...], layout in the metadata
+))
+
 
 def to_arrow(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, schema: TableSchema) -> pa.Table:
     import pandas as pd
