@@ -1,0 +1,119 @@
+"""Embeddings as users hold them: ids, labels, optional types and one float32 matrix, with lookups and
+cosine nearest neighbours (vectorised), read from any of kgpipe's embedding files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kgpipe.errors import ArtifactError
+
+
+@dataclass
+class Embeddings:
+    ids: list[str]
+    labels: list[str]
+    vectors: np.ndarray                      # (n, dim) float32
+    types: list[str | None] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        if self.vectors.ndim != 2 or len(self.ids) != self.vectors.shape[0] or len(self.labels) != len(self.ids):
+            raise ArtifactError(f"{len(self.ids)} ids, {len(self.labels)} labels but vectors of shape "
+                                f"{self.vectors.shape}")
+        self._row = {entity: i for i, entity in enumerate(self.ids)}
+        self._by_label: dict[str, int] = {}
+        for i, label in enumerate(self.labels):
+            self._by_label.setdefault(label, i)
+        self._unit: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def row(self, entity: str) -> int:
+        """Row of an entity given by id or, failing that, by label."""
+        if entity in self._row:
+            return self._row[entity]
+        if entity in self._by_label:
+            return self._by_label[entity]
+        raise KeyError(f"no entity with id or label {entity!r}")
+
+    def vector(self, entity: str) -> np.ndarray:
+        return self.vectors[self.row(entity)]
+
+    def most_similar(self, entity: str | np.ndarray, k: int = 10) -> list[tuple[str, str, float]]:
+        """The k nearest entities by cosine similarity: (id, label, similarity), the query itself left out."""
+        if self._unit is None:
+            norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+            self._unit = self.vectors / np.maximum(norms, 1e-12)
+        if isinstance(entity, str):
+            exclude = self.row(entity)
+            query = self._unit[exclude]
+        else:
+            exclude, query = -1, np.asarray(entity, dtype=np.float32) / max(float(np.linalg.norm(entity)), 1e-12)
+        scores = self._unit @ query
+        if exclude >= 0:
+            scores[exclude] = -np.inf
+        k = min(k, len(self.ids) - (exclude >= 0))
+        top = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], dtype=int)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self.ids[i], self.labels[i], float(scores[i])) for i in top]
+
+    def with_types(self, types: Sequence[str | None]) -> Embeddings:
+        return Embeddings(self.ids, self.labels, self.vectors, list(types), dict(self.metadata))
+
+
+def _from_parquet(path: Path) -> Embeddings:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    missing = {"id", "vector"} - set(table.column_names)
+    if missing:
+        raise ArtifactError(f"{path}: not an embeddings table (missing {', '.join(sorted(missing))})")
+    ids = table.column("id").to_pylist()
+    labels = table.column("label").to_pylist() if "label" in table.column_names else list(ids)
+    vectors = np.asarray(table.column("vector").to_pylist(), dtype=np.float32).reshape(len(ids), -1)
+    types = table.column("type").to_pylist() if "type" in table.column_names else None
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if not k.startswith(b"pandas")}
+    return Embeddings(ids, labels, vectors, types, meta)
+
+
+def _from_safetensors(path: Path) -> Embeddings:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        meta = handle.metadata() or {}
+        key = "entity_embeddings" if "entity_embeddings" in handle.keys() else next(iter(handle.keys()))
+        vectors = handle.get_tensor(key)
+    ids = json.loads(meta.get("ids", "[]"))
+    labels = json.loads(meta["labels"]) if "labels" in meta else list(ids)
+    if not ids:
+        raise ArtifactError(f"{path}: safetensors file carries no 'ids' metadata",
+                            hint="export it with kgpipe (ids and labels travel in the metadata)")
+    return Embeddings(ids, labels, vectors, None, {k: v for k, v in meta.items() if k not in ("ids", "labels")})
+
+
+def load_embeddings(path: str | Path) -> Embeddings:
+    """Embeddings from a parquet table (id, label, vector) or a kgpipe safetensors file; for a folder, its
+    entity_embeddings.parquet."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "entity_embeddings.parquet"
+    if not path.exists():
+        raise ArtifactError(f"{path}: no such embeddings file", hint="run the embed stage first")
+    readers = {".parquet": _from_parquet, ".safetensors": _from_safetensors}
+    if path.suffix not in readers:
+        raise ArtifactError(f"{path}: cannot read embeddings from '{path.suffix}'",
+                            hint="pass a .parquet or .safetensors file written by kgpipe")
+    return readers[path.suffix](path)

@@ -1,0 +1,137 @@
+"""Embedding exporters by format name: each writes the files its users' tools read, into one folder.
+
+npy (+ JSON id map), safetensors (ids and labels in the metadata), parquet, word2vec text (gensim),
+TensorBoard Projector TSV, a torch nn.Embedding state dict with its vocabulary, int8 with per-row scales.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from kgpipe.atomic import atomic_path, atomic_write_text
+from kgpipe.errors import KgpipeError
+from kgpipe.export.embeddings import Embeddings
+
+Exporter = Callable[[Embeddings, Path], list[Path]]
+EMBEDDING_FORMATS: dict[str, Exporter] = {}
+
+
+def exporter(name: str) -> Callable[[Exporter], Exporter]:
+    def register(func: Exporter) -> Exporter:
+        EMBEDDING_FORMATS[name] = func
+        return func
+    return register
+
+
+def _id_map(emb: Embeddings) -> dict:
+    return {"ids": emb.ids, "labels": emb.labels, "types": emb.types, "dim": emb.dim, "metadata": emb.metadata}
+
+
+@exporter("npy")
+def to_npy(emb: Embeddings, folder: Path) -> list[Path]:
+    vectors, ids = folder / "vectors.npy", folder / "ids.json"
+    with atomic_path(vectors) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, emb.vectors)
+    atomic_write_text(ids, json.dumps(_id_map(emb), ensure_ascii=False))
+    return [vectors, ids]
+
+
+def _safetensors_metadata(emb: Embeddings) -> dict[str, str]:
+    meta = {"ids": json.dumps(emb.ids, ensure_ascii=False), "labels": json.dumps(emb.labels, ensure_ascii=False)}
+    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in emb.metadata.items()})
+    return meta
+
+
+@exporter("safetensors")
+def to_safetensors(emb: Embeddings, folder: Path) -> list[Path]:
+    from safetensors.numpy import save_file
+
+    path = folder / "embeddings.safetensors"
+    with atomic_path(path) as tmp:
+        save_file({"entity_embeddings": emb.vectors}, str(tmp), metadata=_safetensors_metadata(emb))
+    return [path]
+
+
+@exporter("parquet")
+def to_parquet(emb: Embeddings, folder: Path) -> list[Path]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = folder / "embeddings.parquet"
+    columns = {"id": emb.ids, "label": emb.labels,
+               "vector": pa.FixedSizeListArray.from_arrays(pa.array(emb.vectors.ravel()), emb.dim)}
+    if emb.types is not None:
+        columns["type"] = emb.types
+    table = pa.table(columns).replace_schema_metadata({k: json.dumps(v) if not isinstance(v, str) else v
+                                                       for k, v in emb.metadata.items()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return [path]
+
+
+@exporter("word2vec")
+def to_word2vec(emb: Embeddings, folder: Path) -> list[Path]:
+    """word2vec text format; tokens are entity ids (whitespace, which the format cannot hold, becomes _)."""
+    path = folder / "embeddings.w2v.txt"
+    lines = [f"{len(emb)} {emb.dim}"]
+    lines += [f"{'_'.join(entity.split())} " + " ".join(f"{x:.9g}" for x in row)
+              for entity, row in zip(emb.ids, emb.vectors, strict=True)]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return [path]
+
+
+def _tsv_cell(value: object) -> str:
+    return " ".join(str("" if value is None else value).split())  # no tabs or newlines inside a cell
+
+
+@exporter("projector")
+def to_projector(emb: Embeddings, folder: Path) -> list[Path]:
+    """TensorBoard Embedding Projector: vectors.tsv (no header) and metadata.tsv (label, type, id)."""
+    vectors, metadata = folder / "vectors.tsv", folder / "metadata.tsv"
+    atomic_write_text(vectors, "\n".join("\t".join(f"{x:.9g}" for x in row) for row in emb.vectors) + "\n")
+    types = emb.types or [None] * len(emb)
+    rows = ["label\ttype\tid"] + [f"{_tsv_cell(label)}\t{_tsv_cell(kind)}\t{_tsv_cell(entity)}"
+                                   for entity, label, kind in zip(emb.ids, emb.labels, types, strict=True)]
+    atomic_write_text(metadata, "\n".join(rows) + "\n")
+    return [vectors, metadata]
+
+
+@exporter("torch")
+def to_torch(emb: Embeddings, folder: Path) -> list[Path]:
+    """An nn.Embedding state dict (load with torch.load(..., weights_only=True)) and its vocabulary."""
+    import torch
+
+    state, vocab = folder / "embedding.pt", folder / "vocab.json"
+    layer = torch.nn.Embedding.from_pretrained(torch.from_numpy(emb.vectors.copy()))
+    with atomic_path(state) as tmp:
+        torch.save(layer.state_dict(), tmp)
+    atomic_write_text(vocab, json.dumps(_id_map(emb), ensure_ascii=False))
+    return [state, vocab]
+
+
+@exporter("int8")
+def to_int8(emb: Embeddings, folder: Path) -> list[Path]:
+    """int8 codes with a float32 scale per row: vector ~= codes * scale (error at most scale / 2)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from kgpipe.lm.knowledge import quantize_int8
+
+    codes, scales = quantize_int8(torch.from_numpy(emb.vectors.copy()))
+    path = folder / "embeddings.int8.safetensors"
+    with atomic_path(path) as tmp:
+        save_file({"codes": codes, "scales": scales}, str(tmp), metadata=_safetensors_metadata(emb))
+    return [path]
+
+
+def export_embeddings(emb: Embeddings, folder: Path, formats: list[str]) -> dict[str, list[Path]]:
+    unknown = [f for f in formats if f not in EMBEDDING_FORMATS]
+    if unknown:
+        raise KgpipeError(f"unknown embedding format(s): {', '.join(unknown)}",
+                          hint=f"choose from: {', '.join(sorted(EMBEDDING_FORMATS))}")
+    folder.mkdir(parents=True, exist_ok=True)
+    return {name: EMBEDDING_FORMATS[name](emb, folder) for name in formats}

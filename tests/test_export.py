@@ -1,0 +1,113 @@
+"""Every export format read back with the library its users would use; vectors and ids match."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kgpipe.export.embeddings import Embeddings, load_embeddings
+from kgpipe.export.formats import EMBEDDING_FORMATS, export_embeddings
+
+IDS = ["http://kgpipe.org/sample/Marie_Curie", "http://kgpipe.org/sample/Pierre_Curie",
+       "http://kgpipe.org/sample/Warsaw", "http://kgpipe.org/sample/Paris", "urn:x:with space"]
+LABELS = ["Marie Curie", "Pierre Curie", "Warsaw", "Paris", "odd\tlabel"]
+TYPES = ["schema:Person", "schema:Person", "schema:City", "schema:City", None]
+
+
+@pytest.fixture
+def emb() -> Embeddings:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(5, 6)).astype(np.float32)
+    vectors[1] = vectors[0] * 2 + 0.01   # Pierre is Marie's nearest neighbour
+    return Embeddings(IDS, LABELS, vectors, TYPES, {"model": "TransE"})
+
+
+@pytest.fixture
+def exported(emb: Embeddings, tmp_path: Path) -> dict[str, list[Path]]:
+    return export_embeddings(emb, tmp_path / "out", sorted(EMBEDDING_FORMATS))
+
+
+def test_lookup_and_most_similar(emb: Embeddings) -> None:
+    assert np.array_equal(emb.vector("Warsaw"), emb.vectors[2])
+    assert np.array_equal(emb.vector(IDS[3]), emb.vectors[3])
+    nearest = emb.most_similar("Marie Curie", k=2)
+    assert nearest[0][:2] == (IDS[1], "Pierre Curie") and nearest[0][2] > 0.99
+    assert len(nearest) == 2 and IDS[0] not in [n[0] for n in nearest]
+    brute = sorted(((float(emb.vectors[i] @ emb.vectors[0] / np.linalg.norm(emb.vectors[i])
+                           / np.linalg.norm(emb.vectors[0])), IDS[i]) for i in range(1, 5)), reverse=True)
+    assert [n[0] for n in emb.most_similar(IDS[0], k=4)] == [i for _, i in brute]
+    with pytest.raises(KeyError):
+        emb.vector("Nobody")
+
+
+def test_npy_and_json(emb, exported) -> None:
+    vectors = np.load(exported["npy"][0])
+    id_map = json.loads(exported["npy"][1].read_text())
+    assert np.array_equal(vectors, emb.vectors) and id_map["ids"] == IDS and id_map["labels"] == LABELS
+
+
+def test_safetensors_round_trip(emb, exported) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(exported["safetensors"][0]), framework="numpy") as handle:
+        assert np.array_equal(handle.get_tensor("entity_embeddings"), emb.vectors)
+        assert json.loads(handle.metadata()["ids"]) == IDS and handle.metadata()["model"] == "TransE"
+    again = load_embeddings(exported["safetensors"][0])
+    assert again.ids == IDS and again.labels == LABELS and np.array_equal(again.vectors, emb.vectors)
+
+
+def test_parquet_round_trip(emb, exported) -> None:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(exported["parquet"][0])
+    assert table.column("id").to_pylist() == IDS and table.column("type").to_pylist() == TYPES
+    again = load_embeddings(exported["parquet"][0])
+    assert np.array_equal(again.vectors, emb.vectors) and again.types == TYPES
+    assert again.metadata["model"] == "TransE"
+
+
+def test_word2vec_loads_in_gensim(emb, exported) -> None:
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors.load_word2vec_format(str(exported["word2vec"][0]), binary=False)
+    assert kv.index_to_key[:4] == IDS[:4] and kv.index_to_key[4] == "urn:x:with_space"
+    assert np.allclose(kv.vectors, emb.vectors, rtol=1e-6, atol=1e-7)
+    assert kv.most_similar(IDS[0], topn=1)[0][0] == IDS[1]
+
+
+def test_projector_tsv(emb, exported) -> None:
+    vectors, metadata = exported["projector"]
+    rows = [list(map(float, line.split("\t"))) for line in vectors.read_text().splitlines()]
+    assert np.allclose(rows, emb.vectors, rtol=1e-6)
+    meta = [line.split("\t") for line in metadata.read_text().splitlines()]
+    assert meta[0] == ["label", "type", "id"] and len(meta) == 6
+    assert meta[1] == ["Marie Curie", "schema:Person", IDS[0]] and meta[5] == ["odd label", "", IDS[4]]
+
+
+def test_torch_embedding_state_dict(emb, exported) -> None:
+    state, vocab = exported["torch"]
+    layer = torch.nn.Embedding(5, 6)
+    layer.load_state_dict(torch.load(state, weights_only=True))
+    ids = json.loads(vocab.read_text())["ids"]
+    assert torch.equal(layer(torch.tensor([ids.index(IDS[2])]))[0], torch.from_numpy(emb.vectors[2]))
+
+
+def test_int8_within_half_a_step(emb, exported) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(exported["int8"][0]))
+    codes, scales = tensors["codes"], tensors["scales"]
+    assert codes.dtype == torch.int8 and scales.shape == (5,)
+    restored = codes.float() * scales[:, None]
+    assert bool(((restored - torch.from_numpy(emb.vectors)).abs() <= scales[:, None] / 2 + 1e-6).all())
+
+
+def test_unknown_format_is_an_error(emb, tmp_path) -> None:
+    from kgpipe.errors import KgpipeError
+
+    with pytest.raises(KgpipeError, match="(?s)unknown embedding format.*choose from: int8"):
+        export_embeddings(emb, tmp_path, ["hdf5"])
