@@ -47,4 +47,23 @@ def load_artifact(pipeline: Any, name: str) -> Any:
     return read_table(path)
 
 
-__all__ = ["__version__", "load_artifact", "run", "status"]
+def load_embeddings(path: Any) -> Any:
+    """Entity embeddings (parquet or safetensors written by kgpipe) with vector(), most_similar(), ids, labels.
+
+    >>> emb = kgpipe.load_embeddings("artifacts/embed/entity_embeddings.parquet")   # doctest: +SKIP
+    >>> emb.most_similar("Marie Curie", k=5)                                        # doctest: +SKIP
+    """
+    from kgpipe.export.embeddings import load_embeddings as _load
+
+    return _load(path)
+
+
+def load_graph(path: Any) -> Any:
+    """A networkx MultiDiGraph from GraphML, or from RDF (Turtle, N-Triples, ...): entity-to-entity edges keyed
+    by relation, labels and types as node attributes."""
+    from kgpipe.export.graph import load_graph as _load
+
+    return _load(path)
+
+
+__all__ = ["__version__", "load_artifact", "load_embeddings", "load_graph", "run", "status"]

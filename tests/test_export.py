@@ -111,3 +111,50 @@ def test_unknown_format_is_an_error(emb, tmp_path) -> None:
 
     with pytest.raises(KgpipeError, match="(?s)unknown embedding format.*choose from: int8"):
         export_embeddings(emb, tmp_path, ["hdf5"])
+
+
+# --- graphs ------------------------------------------------------------------------------------------------
+
+def _fused_tables():
+    import pandas as pd
+
+    entities = pd.DataFrame({
+        "id": ["ex:Marie_Curie", "ex:Warsaw", "kg:new/Ada"], "label": ["Marie Curie", "Warsaw", "Ada, \"the\" first"],
+        "type": ["http://schema.org/Person", "http://schema.org/City", None], "aliases": [[], [], []],
+        "seed_iri": ["ex:Marie_Curie", "ex:Warsaw", None], "mention_count": [3, 1, 2], "sources": [[], [], []]})
+    triples = pd.DataFrame({
+        "head": ["ex:Marie_Curie", "kg:new/Ada"], "relation": ["http://kgpipe.org/sample/bornIn", "http://x/y#knows"],
+        "tail": ["ex:Warsaw", "ex:Marie_Curie"], "count": [2, 1], "sources": [[], []], "confidence": [0.9, 0.5]})
+    return entities, triples
+
+
+def test_neo4j_bulk_import_csvs(tmp_path) -> None:
+    import pandas as pd
+
+    from kgpipe.export.graph import write_neo4j_csv
+
+    nodes_path, rels_path = write_neo4j_csv(*_fused_tables(), tmp_path)
+    nodes, rels = pd.read_csv(nodes_path, keep_default_na=False), pd.read_csv(rels_path)
+    assert list(nodes.columns)[0] == "id:ID" and ":LABEL" in nodes.columns
+    assert nodes.set_index("id:ID").loc["ex:Marie_Curie", ":LABEL"] == "Entity;Person"
+    assert nodes.set_index("id:ID").loc["kg:new/Ada", "label"] == 'Ada, "the" first'   # quoting survives
+    assert nodes.set_index("id:ID").loc["kg:new/Ada", ":LABEL"] == "Entity"
+    assert rels[[":START_ID", ":END_ID", ":TYPE"]].values.tolist() == [
+        ["ex:Marie_Curie", "ex:Warsaw", "BORNIN"], ["kg:new/Ada", "ex:Marie_Curie", "KNOWS"]]
+    assert set(rels[":START_ID"]) | set(rels[":END_ID"]) <= set(nodes["id:ID"])
+
+
+def test_load_graph_from_rdf_and_graphml(tmp_path) -> None:
+    import networkx as nx
+
+    import kgpipe
+
+    (tmp_path / "g.ttl").write_text(
+        "@prefix ex: <http://ex.org/> . @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
+        "ex:a rdfs:label \"A\" ; a ex:T ; ex:r ex:b , ex:c ; ex:age 3 .\nex:b ex:r ex:c .\n")
+    graph = kgpipe.load_graph(tmp_path / "g.ttl")
+    assert graph.number_of_nodes() == 3 and graph.number_of_edges() == 3
+    assert graph.nodes["http://ex.org/a"] == {"label": "A", "type": "http://ex.org/T"}
+    nx.write_graphml(nx.MultiDiGraph(graph), tmp_path / "g.graphml")
+    again = kgpipe.load_graph(tmp_path / "g.graphml")
+    assert sorted(again.edges()) == sorted(graph.edges())

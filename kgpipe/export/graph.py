@@ -1,0 +1,85 @@
+"""Graphs for graph tools: read GraphML or RDF into networkx; write Neo4j bulk-import CSVs from the fused
+entity and triple tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from kgpipe.atomic import atomic_write_text
+from kgpipe.errors import ArtifactError
+
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+LABELS = ("http://www.w3.org/2000/01/rdf-schema#label", "http://www.w3.org/2004/02/skos/core#prefLabel")
+
+
+def _graph_from_rdf(path: Path) -> Any:
+    import networkx as nx
+    import rdflib
+    from rdflib.util import guess_format
+
+    rdf = rdflib.Graph()
+    rdf.parse(path, format=guess_format(str(path)) or "turtle")
+    graph = nx.MultiDiGraph()
+    for s, p, o in rdf:
+        if isinstance(s, rdflib.BNode) or isinstance(o, rdflib.BNode):
+            continue
+        s, p = str(s), str(p)
+        if isinstance(o, rdflib.Literal):
+            if p in LABELS:
+                graph.add_node(s, label=str(o))
+        elif p == RDF_TYPE:
+            graph.add_node(s, type=str(o))
+        else:
+            graph.add_edge(s, str(o), key=p, relation=p)
+    return graph
+
+
+def load_graph(path: str | Path) -> Any:
+    """GraphML (networkx) or RDF (rdflib) as a networkx graph; a folder means its graph.graphml."""
+    import networkx as nx
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "graph.graphml"
+    if not path.exists():
+        raise ArtifactError(f"{path}: no such graph file", hint="run the fuse stage first")
+    if path.suffix.lower() == ".graphml":
+        return nx.read_graphml(path, force_multigraph=True)
+    return _graph_from_rdf(path)
+
+
+def _csv(rows: list[list[Any]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def _neo4j_label(kg_type: str | None) -> str:
+    local = (kg_type or "Entity").rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+    return ";".join(dict.fromkeys(["Entity", "".join(c for c in local if c.isalnum() or c == "_") or "Entity"]))
+
+
+def _neo4j_type(relation: str) -> str:
+    local = relation.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+    return "".join(c if c.isalnum() else "_" for c in local).upper() or "RELATED_TO"
+
+
+def write_neo4j_csv(entities: Any, triples: Any, folder: Path) -> list[Path]:
+    """nodes.csv (id:ID, label, iri, :LABEL) and relationships.csv (:START_ID, :END_ID, :TYPE, iri, count,
+    confidence) for `neo4j-admin database import`."""
+    nodes = [["id:ID", "label", "seed_iri", "mention_count:int", ":LABEL"]]
+    nodes += [[row.id, row.label, row.seed_iri or "", int(row.mention_count), _neo4j_label(row.type)]
+              for row in entities.itertuples(index=False)]
+    known = set(entities["id"])
+    rels = [[":START_ID", ":END_ID", ":TYPE", "relation_iri", "count:int", "confidence:float"]]
+    rels += [[row.head, row.tail, _neo4j_type(row.relation), row.relation, int(row.count), float(row.confidence)]
+             for row in triples.itertuples(index=False) if row.head in known and row.tail in known]
+    paths = [folder / "nodes.csv", folder / "relationships.csv"]
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(paths[0], _csv(nodes))
+    atomic_write_text(paths[1], _csv(rels))
+    return paths
