@@ -58,8 +58,13 @@ def _csv(rows: list[list[Any]]) -> str:
     return buffer.getvalue()
 
 
+def _text(value: Any) -> str | None:
+    """A table cell as text; None for missing values (pandas gives NaN for them)."""
+    return value if isinstance(value, str) and value else None
+
+
 def _neo4j_label(kg_type: str | None) -> str:
-    local = (kg_type or "Entity").rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+    local = (_text(kg_type) or "Entity").rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
     return ";".join(dict.fromkeys(["Entity", "".join(c for c in local if c.isalnum() or c == "_") or "Entity"]))
 
 
@@ -72,7 +77,7 @@ def write_neo4j_csv(entities: Any, triples: Any, folder: Path) -> list[Path]:
     """nodes.csv (id:ID, label, iri, :LABEL) and relationships.csv (:START_ID, :END_ID, :TYPE, iri, count,
     confidence) for `neo4j-admin database import`."""
     nodes = [["id:ID", "label", "seed_iri", "mention_count:int", ":LABEL"]]
-    nodes += [[row.id, row.label, row.seed_iri or "", int(row.mention_count), _neo4j_label(row.type)]
+    nodes += [[row.id, row.label, _text(row.seed_iri) or "", int(row.mention_count), _neo4j_label(row.type)]
               for row in entities.itertuples(index=False)]
     known = set(entities["id"])
     rels = [[":START_ID", ":END_ID", ":TYPE", "relation_iri", "count:int", "confidence:float"]]
