@@ -1,0 +1,193 @@
+"""Relation classification over marked entity pairs: the task that trains fusion modules and measures
+what knowledge adds. One JSON line per example: {"text", "subject": [start, end], "object": [start, end],
+"label"}, optionally "subject_entity" / "object_entity" (KG ids, when already linked).
+
+The classifier pools the subject's and the object's tokens and the [CLS] state, then a linear layer.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kgpipe.errors import InputError
+from kgpipe.lm.alignment import require_fast, tokens_for_span
+
+
+@dataclass
+class RelationExample:
+    text: str
+    subject: tuple[int, int]
+    object: tuple[int, int]
+    label: str
+    subject_entity: str | None = None
+    object_entity: str | None = None
+
+
+def read_examples(path: Path) -> list[RelationExample]:
+    """Task file in JSON lines; a bad line is an error naming the file and line."""
+    examples = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            example = RelationExample(row["text"], tuple(row["subject"]), tuple(row["object"]), str(row["label"]),
+                                      row.get("subject_entity"), row.get("object_entity"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"not a task example ({type(exc).__name__}: {exc})", file=path, line=number,
+                             hint='each line: {"text": ..., "subject": [start, end], "object": [start, end], '
+                                  '"label": ...}') from None
+        for side in (example.subject, example.object):
+            if not (len(side) == 2 and 0 <= side[0] < side[1] <= len(example.text)):
+                raise InputError(f"span {list(side)} is outside the text ({len(example.text)} characters)",
+                                 file=path, line=number)
+        examples.append(example)
+    return examples
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    entity_rows: torch.Tensor
+    subject_mask: torch.Tensor
+    object_mask: torch.Tensor
+    labels: torch.Tensor
+
+
+def encode_examples(tokenizer: Any, examples: Sequence[RelationExample], labels: Sequence[str],
+                    entity_row: Callable[[str | None], int], *, max_length: int = 128) -> list[dict[str, Any]]:
+    """Token ids, mention masks and entity rows (-1: none) per example; examples whose spans fall past
+    max_length are truncated around the pair so both spans stay inside."""
+    require_fast(tokenizer)
+    label_index = {label: i for i, label in enumerate(labels)}
+    encoded = []
+    for ex in examples:
+        text, shift = ex.text, 0
+        lo, hi = min(ex.subject[0], ex.object[0]), max(ex.subject[1], ex.object[1])
+        enc = tokenizer(text, return_offsets_mapping=True, truncation=False)
+        if len(enc["input_ids"]) > max_length:  # keep a window of text around the pair
+            width = max(hi - lo, 1) * 2 + 200
+            shift = max(0, lo - (width - (hi - lo)) // 2)
+            text = text[shift:shift + width]
+            enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
+        subj = tokens_for_span(enc["offset_mapping"], ex.subject[0] - shift, ex.subject[1] - shift)
+        obj = tokens_for_span(enc["offset_mapping"], ex.object[0] - shift, ex.object[1] - shift)
+        if not subj or not obj:
+            continue  # a span of whitespace, or cut by truncation: nothing to pool
+        rows = [-1] * len(enc["input_ids"])
+        for tokens, entity in ((subj, ex.subject_entity), (obj, ex.object_entity)):
+            row = entity_row(entity)
+            for t in tokens:
+                rows[t] = row
+        encoded.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                        "entity_rows": rows, "subject": subj, "object": obj,
+                        "label": label_index.get(ex.label, -100)})
+    return encoded
+
+
+def collate(items: Sequence[dict[str, Any]], pad_id: int = 0) -> Batch:
+    width = max(len(i["input_ids"]) for i in items)
+
+    def pad(key: str, value: int) -> torch.Tensor:
+        return torch.tensor([i[key] + [value] * (width - len(i[key])) for i in items])
+
+    def mask(key: str) -> torch.Tensor:
+        out = torch.zeros(len(items), width)
+        for row, item in enumerate(items):
+            out[row, item[key]] = 1.0
+        return out
+
+    return Batch(pad("input_ids", pad_id), pad("attention_mask", 0), pad("entity_rows", -1),
+                 mask("subject"), mask("object"), torch.tensor([i["label"] for i in items]))
+
+
+class SpanPairClassifier(nn.Module):
+    """[CLS; mean(subject tokens); mean(object tokens)] -> dropout -> linear, over any encoder whose forward
+    takes (input_ids, attention_mask, entity_rows=...) or (input_ids, attention_mask)."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, n_labels: int, *, knowledge: bool,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.knowledge = knowledge
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(3 * hidden_size, n_labels)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        kwargs = {"entity_rows": batch.entity_rows} if self.knowledge else {}
+        hidden = self.encoder(batch.input_ids, batch.attention_mask, **kwargs).last_hidden_state
+
+        def pool(mask: torch.Tensor) -> torch.Tensor:
+            return (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
+
+        features = torch.cat([hidden[:, 0], pool(batch.subject_mask), pool(batch.object_mask)], dim=-1)
+        return self.head(self.dropout(features))
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.0
+    seed: int = 42
+
+
+def train_classifier(model: SpanPairClassifier, items: Sequence[dict[str, Any]], config: TrainConfig,
+                     progress: Callable[[int, int], None] | None = None) -> list[float]:
+    """Adam over the trainable parameters; returns the mean loss per epoch."""
+    torch.manual_seed(config.seed)
+    order = list(range(len(items)))
+    rng = random.Random(config.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    losses = []
+    steps = (len(items) + config.batch_size - 1) // config.batch_size
+    model.train()
+    for epoch in range(config.epochs):
+        rng.shuffle(order)
+        total = 0.0
+        for step in range(steps):
+            batch = collate([items[i] for i in order[step * config.batch_size:(step + 1) * config.batch_size]])
+            loss = nn.functional.cross_entropy(model(batch), batch.labels, ignore_index=-100)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item()
+            if progress is not None:
+                progress(epoch * steps + step + 1, config.epochs * steps)
+        losses.append(total / max(steps, 1))
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def predict(model: SpanPairClassifier, items: Sequence[dict[str, Any]], batch_size: int = 64) -> list[int]:
+    model.eval()
+    out: list[int] = []
+    for start in range(0, len(items), batch_size):
+        out += model(collate(items[start:start + batch_size])).argmax(-1).tolist()
+    return out
+
+
+def accuracy_macro_f1(gold: Sequence[int], predicted: Sequence[int]) -> tuple[float, float]:
+    """Accuracy, and macro-F1 over the labels that occur in gold."""
+    if not gold:
+        return 0.0, 0.0
+    accuracy = sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold)
+    f1s = []
+    for label in set(gold):
+        tp = sum(g == p == label for g, p in zip(gold, predicted, strict=True))
+        fp = sum(p == label != g for g, p in zip(gold, predicted, strict=True))
+        fn = sum(g == label != p for g, p in zip(gold, predicted, strict=True))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return accuracy, sum(f1s) / len(f1s)

@@ -1,0 +1,89 @@
+"""The relation-classification task: file reading, encoding with entity rows, training and metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from kgpipe.errors import InputError
+from kgpipe.lm.encoder import InjectionConfig, KnowledgeEnhancedEncoder, resolve_base_model
+from kgpipe.lm.knowledge import KnowledgeTable
+from kgpipe.lm.task import (RelationExample, SpanPairClassifier, TrainConfig, accuracy_macro_f1, collate,
+                            encode_examples, predict, read_examples, train_classifier)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(resolve_base_model("all-MiniLM-L6-v2"))
+
+
+def example(text: str, subj: str, obj: str, label: str, s_ent=None, o_ent=None) -> RelationExample:
+    s, o = text.index(subj), text.index(obj)
+    return RelationExample(text, (s, s + len(subj)), (o, o + len(obj)), label, s_ent, o_ent)
+
+
+def test_task_file_errors_name_the_line(tmp_path: Path) -> None:
+    good = {"text": "Ada met Alan.", "subject": [0, 3], "object": [8, 12], "label": "knows"}
+    path = tmp_path / "task.jsonl"
+    path.write_text(json.dumps(good) + "\n\n" + json.dumps({**good, "object": [8, 40]}) + "\n")
+    with pytest.raises(InputError, match=r"task.jsonl:3: span \[8, 40\] is outside the text"):
+        read_examples(path)
+    path.write_text(json.dumps(good) + "\n{oops\n")
+    with pytest.raises(InputError, match=r"task.jsonl:2: not a task example"):
+        read_examples(path)
+    path.write_text(json.dumps(good) + "\n")
+    assert read_examples(path)[0].object == (8, 12)
+
+
+def test_encoding_marks_spans_and_entity_rows_even_for_long_texts(tokenizer) -> None:
+    long = "Filler words go here. " * 60 + "Marie Curie was born in Warsaw."
+    examples = [example("Marie Curie was born in Warsaw.", "Marie Curie", "Warsaw", "bornIn", "ex:Curie", "ex:W"),
+                example(long, "Marie Curie", "Warsaw", "bornIn", "ex:Curie", None)]
+    rows = {"ex:Curie": 0, "ex:W": 1}
+    items = encode_examples(tokenizer, examples, ["bornIn"], lambda e: rows.get(e, -1), max_length=64)
+    assert len(items) == 2 and all(len(i["input_ids"]) <= 64 for i in items)
+    for item in items:
+        assert tokenizer.decode([item["input_ids"][t] for t in item["subject"]]) == "marie curie"
+        assert tokenizer.decode([item["input_ids"][t] for t in item["object"]]) == "warsaw"
+        assert {item["entity_rows"][t] for t in item["subject"]} == {0}
+    assert {items[0]["entity_rows"][t] for t in items[0]["object"]} == {1}
+    assert {items[1]["entity_rows"][t] for t in items[1]["object"]} == {-1}
+    batch = collate(items)
+    assert batch.input_ids.shape == batch.entity_rows.shape
+    assert batch.subject_mask.sum() == sum(len(i["subject"]) for i in items) == 6  # marie, cu, ##rie twice
+
+
+def test_metrics() -> None:
+    assert accuracy_macro_f1([0, 0, 1, 1], [0, 0, 1, 0]) == (0.75, pytest.approx((0.8 + 2 / 3) / 2))
+
+
+def test_knowledge_lets_a_frozen_encoder_learn_what_text_cannot_tell(tokenizer) -> None:
+    """The label depends only on which entity is the subject, and the text is the same for all: the plain
+    model is at chance, the fusion model reads the answer from the KG vectors."""
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64)
+    entities = [f"ex:e{i}" for i in range(8)]
+    kg = torch.randn(8, 16)
+    labels = ["north", "south"]
+    north = set(kg[:, 0].argsort()[4:].tolist())  # balanced: a constant answer scores exactly 0.5
+    gold = {e: labels[0] if i in north else labels[1] for i, e in enumerate(entities)}
+    examples = [example("Someone lives somewhere.", "Someone", "somewhere", gold[e], e, None) for e in entities] * 8
+    rows = {e: i for i, e in enumerate(entities)}
+    items = encode_examples(tokenizer, examples, labels, lambda e: rows.get(e, -1))
+    scores = {}
+    for knowledge in (False, True):
+        torch.manual_seed(0)
+        base = BertModel(config)
+        encoder = (KnowledgeEnhancedEncoder(base, KnowledgeTable(entities, kg),
+                                            InjectionConfig(mode="fusion", layers=[1])) if knowledge
+                   else base.requires_grad_(False))
+        model = SpanPairClassifier(encoder, 32, 2, knowledge=knowledge, dropout=0.0)
+        train_classifier(model, items, TrainConfig(epochs=30, batch_size=16, learning_rate=1e-2))
+        scores[knowledge] = accuracy_macro_f1([i["label"] for i in items], predict(model, items))[0]
+    assert scores[True] == 1.0
+    assert scores[False] == 0.5
