@@ -1,0 +1,88 @@
+"""The inject stage through the runner, on hand-made entity and embedding tables and a tiny encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from kgpipe.artifacts import EMBEDDINGS, ENTITIES, write_table
+from kgpipe.errors import KgpipeError
+from kgpipe.lm.encoder import KnowledgeEnhancedEncoder, resolve_base_model
+from kgpipe.lm.knowledge_model import load_knowledge_model, load_linker
+from kgpipe.runner import run
+
+S = "http://schema.org/"
+NAMES = ["Marie Curie", "Pierre Curie", "Warsaw", "Paris", "Sorbonne", "Niels Bohr", "Copenhagen", "Denmark",
+         "Albert Einstein", "Ulm", "Princeton University", "Zurich"] * 2
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    tiny = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=64))
+    tiny.save_pretrained(tmp_path / "tiny")
+    AutoTokenizer.from_pretrained(resolve_base_model("default")).save_pretrained(tmp_path / "tiny")
+    ids = [f"ex:e{i}" for i in range(len(NAMES))]
+    labels = [n if i < 12 else f"{n} {i}" for i, n in enumerate(NAMES)]
+    write_table([{"id": e, "label": lab, "type": S + "Thing", "aliases": [], "seed_iri": None,
+                  "mention_count": i + 1, "sources": ["seed"]} for i, (e, lab) in enumerate(zip(ids, labels))],
+                tmp_path / "entities.parquet", ENTITIES)
+    rng = np.random.default_rng(0)
+    write_table([{"id": e, "label": lab, "vector": rng.normal(size=8).astype(np.float32).tolist()}
+                 for e, lab in list(zip(ids, labels))[:-2]] + [{"id": "ex:not_an_entity", "label": "x",
+                                                                "vector": [0.0] * 8}],
+                tmp_path / "emb.parquet", EMBEDDINGS)
+    rows = [{"text": "Marie Curie was born in Warsaw.", "subject": [0, 11], "object": [24, 30], "label": "bornIn"},
+            {"text": "Niels Bohr worked in Copenhagen.", "subject": [0, 10], "object": [21, 31], "label": "worksIn"}]
+    (tmp_path / "task.jsonl").write_text("\n".join(json.dumps(r) for r in rows * 4) + "\n")
+    return tmp_path
+
+
+def pipeline(root: Path, **params) -> Path:
+    deps = {"entities": "entities.parquet", "embeddings": "emb.parquet"}
+    if params.get("mode") == "fusion" and params.pop("with_task", True):
+        deps["task"] = "task.jsonl"
+    stage = {"type": "inject", "deps": deps, "params": {"base_model": str(root / "tiny"), **params}}
+    path = root / "p.yaml"
+    path.write_text(yaml.safe_dump({"stages": {"inject": stage}}))
+    return path
+
+
+def test_align_writes_a_loadable_knowledge_model(workspace: Path) -> None:
+    result = run(pipeline(workspace, storage="int8"))
+    folder = result.outputs["inject"]["model"]
+    metrics = json.loads(result.outputs["inject"]["metrics"].read_text())
+    assert metrics["entities_with_vectors"] == 22 and metrics["anchors"] == 22   # the stray vector is ignored
+    assert metrics["knowledge_bytes"] == 22 * 8 + 22 * 4                         # int8 codes + scales
+    encoder, tokenizer = load_knowledge_model(folder)
+    assert encoder.config.embedding_sha256 and encoder.config.embedding_artifact == "emb.parquet"
+    assert encoder.knowledge.storage == "int8" and len(encoder.knowledge) == 22
+    linker = load_linker(folder)
+    assert linker.link("marie curie").entity_id == "ex:e0"
+    enc = tokenizer("Marie Curie", return_tensors="pt")
+    rows = torch.tensor([[-1, 0, 0, 0, -1]])
+    with torch.no_grad():
+        assert encoder(enc["input_ids"], enc["attention_mask"], entity_rows=rows).last_hidden_state.shape == (1, 5, 32)
+
+
+def test_fusion_trains_on_the_task_file(workspace: Path) -> None:
+    result = run(pipeline(workspace, mode="fusion", epochs=2, batch_size=4))
+    metrics = json.loads(result.outputs["inject"]["metrics"].read_text())
+    assert metrics["task_examples"] == 8 and metrics["task_labels"] == 2
+    assert metrics["task_mentions_linked"] == 16 and len(metrics["train_loss"]) == 2
+    folder = result.outputs["inject"]["model"]
+    assert json.loads((folder / "task_labels.json").read_text()) == ["bornIn", "worksIn"]
+    assert KnowledgeEnhancedEncoder.from_pretrained(folder).config.layers == [1]
+
+
+def test_fusion_without_a_task_file_fails_clearly(workspace: Path) -> None:
+    with pytest.raises(KgpipeError, match="mode 'fusion' trains on a task file") as err:
+        run(pipeline(workspace, mode="fusion", with_task=False))
+    assert err.value.stage == "inject" and "deps" in (err.value.hint or "")
