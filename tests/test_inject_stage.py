@@ -86,3 +86,21 @@ def test_fusion_without_a_task_file_fails_clearly(workspace: Path) -> None:
     with pytest.raises(KgpipeError, match="mode 'fusion' trains on a task file") as err:
         run(pipeline(workspace, mode="fusion", with_task=False))
     assert err.value.stage == "inject" and "deps" in (err.value.hint or "")
+
+
+def test_encode_text_links_and_changes_only_what_it_links(workspace: Path) -> None:
+    from kgpipe.lm.knowledge_model import encode_text
+
+    folder = run(pipeline(workspace)).outputs["inject"]["model"]
+    text = "Marie Curie met Ada Lovelace in Paris."
+
+    def find(t: str) -> list[dict]:  # stands in for spaCy: the three names, no seed IRIs
+        return [{"start_char": t.index(n), "end_char": t.index(n) + len(n), "text": n, "kg_type": None}
+                for n in ("Marie Curie", "Ada Lovelace", "Paris")]
+
+    mentions, enhanced, plain = encode_text(text, folder, find)
+    by_text = {m.mention.text: m for m in mentions}
+    assert by_text["Marie Curie"].mention.entity_id == "ex:e0" and by_text["Paris"].mention.entity_id == "ex:e3"
+    assert by_text["Ada Lovelace"].mention.entity_id is None and by_text["Ada Lovelace"].cosine_to_plain is None
+    assert by_text["Marie Curie"].cosine_to_plain < 0.999
+    assert enhanced.shape == plain.shape

@@ -139,3 +139,40 @@ def save_head(head: torch.nn.Linear, labels: Sequence[str], folder: Path) -> Non
 
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(folder / HEAD_FILE))
     (folder / HEAD_LABELS).write_text(json.dumps(list(labels)), encoding="utf-8")
+
+
+@dataclass
+class EncodedMention:
+    mention: LinkedMention
+    tokens: list[int]
+    cosine_to_plain: float | None   # mean over the mention's tokens; None when not linked
+
+
+def encode_text(text: str, folder: Path, find_mentions: Callable[[str], list[dict[str, Any]]]
+                ) -> tuple[list[EncodedMention], torch.Tensor, torch.Tensor]:
+    """Link the mentions of text, run the knowledge model and the plain base on it, and compare the
+    linked mentions' token vectors: (mentions, enhanced hidden states, plain hidden states)."""
+    from kgpipe.lm.alignment import tokens_for_span
+
+    encoder, tokenizer = load_knowledge_model(folder)
+    linker = load_linker(folder)
+    mentions = link_text(text, linker, find_mentions, lambda e: e in encoder.knowledge.index)
+    enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=512, return_tensors="pt")
+    offsets = enc["offset_mapping"][0].tolist()
+    rows = torch.full_like(enc["input_ids"], -1)
+    spans = []
+    for m in mentions:
+        tokens = tokens_for_span(offsets, m.start, m.end)
+        spans.append(tokens)
+        if m.entity_id is not None and m.entity_id in encoder.knowledge.index:
+            rows[0, tokens] = encoder.knowledge.index[m.entity_id]
+    with torch.no_grad():
+        enhanced = encoder(enc["input_ids"], enc["attention_mask"], entity_rows=rows).last_hidden_state[0]
+        plain = encoder.base(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state[0]
+    results = []
+    for m, tokens in zip(mentions, spans, strict=True):
+        cosine = None
+        if m.entity_id is not None and tokens:
+            cosine = torch.nn.functional.cosine_similarity(enhanced[tokens], plain[tokens]).mean().item()
+        results.append(EncodedMention(m, tokens, cosine))
+    return results, enhanced, plain
