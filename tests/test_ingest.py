@@ -999,3 +999,16 @@ ex:a rdfs:label "Colour theory"@en-GB , "Color theory"@en-US .
     assert label(["en-GB"]) == ("Colour theory", [])          # exactly the region asked for
     assert label(["en-US"]) == ("Color theory", [])
     assert label(["en"])[1] in (["Color theory"], ["Colour theory"])  # a bare language accepts every region
+
+
+def test_seed_kgs_alone_need_no_corpus(tmp_path):
+    write(tmp_path / "kg.tsv", "Ada_Lovelace\tknows\tCharles_Babbage\n")
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump({"stages": {"ingest": {"type": "ingest", "deps": {"seeds": ["kg.tsv"]}}}}))
+    result = run(path)
+    assert table(result, "documents") == []
+    assert len(table(result, "seed_triples")) == 1
+    assert report(result)["corpus"]["path"] is None
+    path.write_text(yaml.safe_dump({"stages": {"ingest": {"type": "ingest"}}}))
+    with pytest.raises(InputError, match="nothing to ingest"):
+        run(path)

@@ -36,7 +36,7 @@ class IngestStage(StageType):
     description = "read a corpus (txt/md, jsonl, csv, parquet) and seed KGs (RDF, TSV) into typed tables"
     Params = IngestParams
     inputs = (
-        InputSpec("corpus", doc="a folder of documents, or one .jsonl/.csv/.parquet/.txt file"),
+        InputSpec("corpus", required=False, doc="a folder of documents, or one .jsonl/.csv/.parquet/.txt file"),
         InputSpec("seeds", required=False, many=True, doc="seed KG files (Turtle, N-Triples, RDF/XML, JSON-LD, TSV)"),
     )
     outputs = (
@@ -49,47 +49,15 @@ class IngestStage(StageType):
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from kgpipe.artifacts import DOCUMENTS, SEED_ATTRIBUTES, SEED_ENTITIES, SEED_TRIPLES, write_table
-        from kgpipe.corpus import CorpusOptions, Document, corpus_files, read_corpus
         from kgpipe.errors import InputError
         from kgpipe.kg.seed import SeedOptions, merge_seeds, read_seed
 
         p: IngestParams = ctx.params
         corpus = ctx.input("corpus")
-        options = CorpusOptions(id_field=p.id_field, text_field=p.text_field, csv_delimiter=p.csv_delimiter)
-        files = corpus_files(corpus) if corpus.exists() else []
-
-        documents: list[dict[str, Any]] = []
-        by_sha: dict[str, str] = {}
-        by_id: dict[str, str] = {}
-        skipped: list[dict[str, Any]] = []
-        duplicates: list[dict[str, str]] = []
-        for record in read_corpus(corpus, p.format, options, files=ctx.track(files, description="read corpus")):
-            source = ctx.relpath(record.source)
-            if not isinstance(record, Document):
-                if p.strict:
-                    raise InputError(record.reason, file=source, line=record.line,
-                                     hint="fix the record, or set strict: false to skip bad records")
-                skipped.append({"source": source, "line": record.line, "reason": record.reason})
-                continue
-            sha = record.sha256
-            if sha in by_sha:
-                duplicates.append({"doc_id": record.doc_id, "source": source, "duplicate_of": by_sha[sha]})
-                continue
-            if record.doc_id in by_id:
-                reason = f"duplicate doc_id '{record.doc_id}' with different text (first in {by_id[record.doc_id]})"
-                if p.strict:
-                    raise InputError(reason, file=source, line=record.source_line, hint="give documents unique ids")
-                skipped.append({"source": source, "line": record.source_line, "reason": reason})
-                continue
-            by_sha[sha] = record.doc_id
-            by_id[record.doc_id] = source
-            documents.append({"doc_id": record.doc_id, "source": source, "source_line": record.source_line,
-                              "text": record.text, "sha256": sha, "n_chars": len(record.text)})
-        if not documents:
-            first = f" First problem: {skipped[0]['source']}: {skipped[0]['reason']}." if skipped else ""
-            raise InputError(f"no readable documents in the corpus ({len(files)} file(s), "
-                             f"{len(skipped)} skipped).{first}", file=ctx.relpath(corpus),
-                             hint="check the corpus path, format, id_field and text_field params")
+        if corpus is None and not ctx.input("seeds"):
+            raise InputError("nothing to ingest: neither a corpus nor seed KGs",
+                             hint="give the ingest stage a `corpus` dep, `seeds`, or both")
+        documents, files, skipped, duplicates = ([], [], [], []) if corpus is None else _read_documents(ctx, p)
 
         seed_options = SeedOptions(
             label_properties=tuple(p.label_properties or SeedOptions.label_properties),
@@ -107,7 +75,7 @@ class IngestStage(StageType):
                    "seed_entities": len(entities), "seed_triples": len(triples),
                    "seed_attributes": len(attributes)}
         report = {
-            "corpus": {"path": ctx.relpath(corpus), "files": len(files),
+            "corpus": {"path": ctx.relpath(corpus) if corpus is not None else None, "files": len(files),
                        "characters": sum(d["n_chars"] for d in documents), **summary},
             "skipped": skipped,
             "duplicates": duplicates,
@@ -118,3 +86,46 @@ class IngestStage(StageType):
             ctx.log.warning("skipped %d unreadable corpus record(s); see %s", len(skipped),
                             ctx.relpath(ctx.destination("report")))
         return summary
+
+
+def _read_documents(ctx: StageContext, p: IngestParams) -> tuple[list[dict], list, list[dict], list[dict]]:
+    """Documents of the corpus (deduplicated by content), its files, skipped records and duplicates."""
+    from kgpipe.corpus import CorpusOptions, Document, corpus_files, read_corpus
+    from kgpipe.errors import InputError
+
+    corpus = ctx.input("corpus")
+    options = CorpusOptions(id_field=p.id_field, text_field=p.text_field, csv_delimiter=p.csv_delimiter)
+    files = corpus_files(corpus) if corpus.exists() else []
+    documents: list[dict[str, Any]] = []
+    by_sha: dict[str, str] = {}
+    by_id: dict[str, str] = {}
+    skipped: list[dict[str, Any]] = []
+    duplicates: list[dict[str, str]] = []
+    for record in read_corpus(corpus, p.format, options, files=ctx.track(files, description="read corpus")):
+        source = ctx.relpath(record.source)
+        if not isinstance(record, Document):
+            if p.strict:
+                raise InputError(record.reason, file=source, line=record.line,
+                                 hint="fix the record, or set strict: false to skip bad records")
+            skipped.append({"source": source, "line": record.line, "reason": record.reason})
+            continue
+        sha = record.sha256
+        if sha in by_sha:
+            duplicates.append({"doc_id": record.doc_id, "source": source, "duplicate_of": by_sha[sha]})
+            continue
+        if record.doc_id in by_id:
+            reason = f"duplicate doc_id '{record.doc_id}' with different text (first in {by_id[record.doc_id]})"
+            if p.strict:
+                raise InputError(reason, file=source, line=record.source_line, hint="give documents unique ids")
+            skipped.append({"source": source, "line": record.source_line, "reason": reason})
+            continue
+        by_sha[sha] = record.doc_id
+        by_id[record.doc_id] = source
+        documents.append({"doc_id": record.doc_id, "source": source, "source_line": record.source_line,
+                          "text": record.text, "sha256": sha, "n_chars": len(record.text)})
+    if not documents:
+        first = f" First problem: {skipped[0]['source']}: {skipped[0]['reason']}." if skipped else ""
+        raise InputError(f"no readable documents in the corpus ({len(files)} file(s), "
+                         f"{len(skipped)} skipped).{first}", file=ctx.relpath(corpus),
+                         hint="check the corpus path, format, id_field and text_field params")
+    return documents, files, skipped, duplicates
