@@ -158,3 +158,52 @@ def test_load_graph_from_rdf_and_graphml(tmp_path) -> None:
     nx.write_graphml(nx.MultiDiGraph(graph), tmp_path / "g.graphml")
     again = kgpipe.load_graph(tmp_path / "g.graphml")
     assert sorted(again.edges()) == sorted(graph.edges())
+
+
+# --- the export stage and command ---------------------------------------------------------------------------
+
+def test_export_stage_writes_every_format_readable_back(emb, tmp_path) -> None:
+    import networkx as nx
+    import rdflib
+    import yaml
+
+    from kgpipe.artifacts import ENTITIES, TRIPLES, write_table
+    from kgpipe.export.formats import to_parquet
+    from kgpipe.runner import run
+
+    entities, triples = _fused_tables()
+    write_table(entities, tmp_path / "entities.parquet", ENTITIES)
+    write_table(triples, tmp_path / "triples.parquet", TRIPLES)
+    small = Embeddings(list(entities["id"]), list(entities["label"]), emb.vectors[:3])
+    to_parquet(small, tmp_path)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(yaml.safe_dump({"stages": {"export": {"type": "export", "deps": {
+        "embeddings": "embeddings.parquet", "entities": "entities.parquet", "triples": "triples.parquet"}}}}))
+    result = run(pipeline)
+    folder = result.outputs["export"]["export"]
+    assert result.summaries["export"] == {"formats": 11, "files": 15}
+    projector = (folder / "entities/metadata.tsv").read_text().splitlines()
+    assert projector[1] == "Marie Curie\thttp://schema.org/Person\tex:Marie_Curie"   # types joined from entities
+    turtle = rdflib.Graph().parse(folder / "graph/graph.ttl")
+    ntriples = rdflib.Graph().parse(folder / "graph/graph.nt", format="nt")
+    assert len(turtle) == len(ntriples) > 0
+    assert (rdflib.URIRef("ex:Marie_Curie"), rdflib.URIRef("http://kgpipe.org/sample/bornIn"),
+            rdflib.URIRef("ex:Warsaw")) in ntriples
+    graph = nx.read_graphml(folder / "graph/graph.graphml")
+    assert graph.number_of_nodes() == 3 and graph.number_of_edges() == 2
+    assert np.array_equal(load_embeddings(folder / "entities/embeddings.safetensors").vectors, small.vectors)
+
+
+def test_export_params_and_missing_inputs_are_clear_errors(tmp_path) -> None:
+    import yaml
+
+    from kgpipe.errors import KgpipeError, PipelineError
+    from kgpipe.runner import run
+
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(yaml.safe_dump({"stages": {"export": {"type": "export", "params": {"formats": ["hdf5"]}}}}))
+    with pytest.raises(PipelineError, match="unknown format.*hdf5"):
+        run(pipeline)
+    pipeline.write_text(yaml.safe_dump({"stages": {"export": {"type": "export", "params": {"formats": ["neo4j"]}}}}))
+    with pytest.raises(KgpipeError, match="need the fused graph"):
+        run(pipeline)

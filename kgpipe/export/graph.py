@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,64 @@ def write_neo4j_csv(entities: Any, triples: Any, folder: Path) -> list[Path]:
     atomic_write_text(paths[0], _csv(nodes))
     atomic_write_text(paths[1], _csv(rels))
     return paths
+
+
+# --- graph formats by name -------------------------------------------------------------------------------
+
+GraphExporter = Callable[[Any, Any, "Path | None", Path], list[Path]]
+GRAPH_FORMATS: dict[str, GraphExporter] = {}
+
+
+def graph_exporter(name: str) -> Callable[[GraphExporter], GraphExporter]:
+    def register(func: GraphExporter) -> GraphExporter:
+        GRAPH_FORMATS[name] = func
+        return func
+    return register
+
+
+def _rdf(entities: Any, triples: Any, rdf_source: Path | None) -> Any:
+    """The fused graph as rdflib: fuse's graph.ttl when given (it carries owl:sameAs), else built from tables."""
+    import rdflib
+
+    graph = rdflib.Graph()
+    if rdf_source is not None:
+        graph.parse(rdf_source, format="turtle")
+        return graph
+    import tempfile
+
+    from kgpipe.kg.graph_files import write_turtle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_turtle(entities, triples, Path(tmp) / "g.ttl")
+        graph.parse(Path(tmp) / "g.ttl", format="turtle")
+    return graph
+
+
+@graph_exporter("turtle")
+def to_turtle(entities: Any, triples: Any, rdf_source: Path | None, folder: Path) -> list[Path]:
+    path = folder / "graph.ttl"
+    atomic_write_text(path, _rdf(entities, triples, rdf_source).serialize(format="turtle"))
+    return [path]
+
+
+@graph_exporter("ntriples")
+def to_ntriples(entities: Any, triples: Any, rdf_source: Path | None, folder: Path) -> list[Path]:
+    path = folder / "graph.nt"
+    atomic_write_text(path, _rdf(entities, triples, rdf_source).serialize(format="nt"))
+    return [path]
+
+
+@graph_exporter("graphml")
+def to_graphml(entities: Any, triples: Any, rdf_source: Path | None, folder: Path) -> list[Path]:
+    from kgpipe.atomic import atomic_path
+    from kgpipe.kg.graph_files import write_graphml
+
+    path = folder / "graph.graphml"
+    with atomic_path(path) as tmp:
+        write_graphml(entities, triples, tmp)
+    return [path]
+
+
+@graph_exporter("neo4j")
+def to_neo4j(entities: Any, triples: Any, rdf_source: Path | None, folder: Path) -> list[Path]:
+    return write_neo4j_csv(entities, triples, folder)

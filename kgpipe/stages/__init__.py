@@ -5,4 +5,6 @@ To add a stage type: write kgpipe/stages/<name>.py with a StageType subclass, th
 
 BUILTIN_STAGES: dict[str, str] = {
     "ingest": "kgpipe.stages.ingest:IngestStage",
+    "inject": "kgpipe.stages.inject:InjectStage",
+    "export": "kgpipe.stages.export:ExportStage",
 }
