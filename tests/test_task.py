@@ -87,3 +87,37 @@ def test_knowledge_lets_a_frozen_encoder_learn_what_text_cannot_tell(tokenizer) 
         scores[knowledge] = accuracy_macro_f1([i["label"] for i in items], predict(model, items))[0]
     assert scores[True] == 1.0
     assert scores[False] == 0.5
+
+
+def test_a_frozen_encoder_is_run_once_and_trains_like_the_uncached_loop(tokenizer) -> None:
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64)
+    base = BertModel(config).requires_grad_(False)
+    calls = []
+    base.register_forward_hook(lambda *args: calls.append(1))
+    examples = [example("Ada met Alan in London.", "Ada", "London", label) for label in ("a", "b")] * 6
+    items = encode_examples(tokenizer, examples, ["a", "b"], lambda e: -1)
+    model = SpanPairClassifier(base, 32, 2, knowledge=False, dropout=0.0)
+    torch.manual_seed(1)
+    head = {k: v.clone() for k, v in model.head.state_dict().items()}
+    cached_losses = train_classifier(model, items, TrainConfig(epochs=3, batch_size=4))
+    assert len(calls) == 1                              # 12 examples, one batch of 64, once
+    assert not base.training                            # frozen: no dropout while the head trains
+    model.head.load_state_dict(head)
+    plain_losses = []
+    optimiser = torch.optim.AdamW(model.head.parameters(), lr=TrainConfig().learning_rate, weight_decay=0.0)
+    import random as _random
+    order, rng = list(range(len(items))), _random.Random(TrainConfig().seed)
+    for _ in range(3):                                   # the uncached loop, written out
+        rng.shuffle(order)
+        total = 0.0
+        for step in range(3):
+            batch = collate([items[i] for i in order[step * 4:(step + 1) * 4]])
+            loss = torch.nn.functional.cross_entropy(model(batch), batch.labels)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item()
+        plain_losses.append(total / 3)
+    assert cached_losses == pytest.approx(plain_losses, rel=1e-5)

@@ -99,6 +99,12 @@ class KnowledgeEnhancedEncoder(nn.Module):
         if config.freeze_base:
             self.base.requires_grad_(False)
 
+    def train(self, mode: bool = True) -> KnowledgeEnhancedEncoder:
+        super().train(mode)
+        if self.config.freeze_base:
+            self.base.eval()  # frozen weights, and no dropout either: only the knowledge modules train
+        return self
+
     def _encoder_layers(self) -> nn.ModuleList:
         encoder = getattr(self.base, "encoder", None)
         layers = getattr(encoder, "layer", None)

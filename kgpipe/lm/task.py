@@ -122,15 +122,35 @@ class SpanPairClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(3 * hidden_size, n_labels)
 
-    def forward(self, batch: Batch) -> torch.Tensor:
+    @property
+    def encoder_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.encoder.parameters())
+
+    def train(self, mode: bool = True) -> SpanPairClassifier:
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()  # a frozen feature extractor runs without dropout
+        return self
+
+    def features(self, batch: Batch) -> torch.Tensor:
         kwargs = {"entity_rows": batch.entity_rows} if self.knowledge else {}
         hidden = self.encoder(batch.input_ids, batch.attention_mask, **kwargs).last_hidden_state
 
         def pool(mask: torch.Tensor) -> torch.Tensor:
             return (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
 
-        features = torch.cat([hidden[:, 0], pool(batch.subject_mask), pool(batch.object_mask)], dim=-1)
-        return self.head(self.dropout(features))
+        return torch.cat([hidden[:, 0], pool(batch.subject_mask), pool(batch.object_mask)], dim=-1)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.head(self.dropout(self.features(batch)))
+
+
+@torch.no_grad()
+def _cached_features(model: SpanPairClassifier, items: Sequence[dict[str, Any]], batch_size: int = 64
+                     ) -> torch.Tensor:
+    """A frozen encoder gives every example the same features in every epoch: compute them once."""
+    model.eval()
+    return torch.cat([model.features(collate(items[i:i + batch_size])) for i in range(0, len(items), batch_size)])
 
 
 @dataclass
@@ -152,13 +172,19 @@ def train_classifier(model: SpanPairClassifier, items: Sequence[dict[str, Any]],
     optimiser = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     losses = []
     steps = (len(items) + config.batch_size - 1) // config.batch_size
+    cached = _cached_features(model, items) if model.encoder_frozen else None
+    labels = torch.tensor([item["label"] for item in items])
     model.train()
     for epoch in range(config.epochs):
         rng.shuffle(order)
         total = 0.0
         for step in range(steps):
-            batch = collate([items[i] for i in order[step * config.batch_size:(step + 1) * config.batch_size]])
-            loss = nn.functional.cross_entropy(model(batch), batch.labels, ignore_index=-100)
+            chosen = order[step * config.batch_size:(step + 1) * config.batch_size]
+            if cached is not None:  # the same computation as model(batch), minus the repeated encoder passes
+                logits = model.head(model.dropout(cached[chosen]))
+            else:
+                logits = model(collate([items[i] for i in chosen]))
+            loss = nn.functional.cross_entropy(logits, labels[chosen], ignore_index=-100)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
