@@ -128,6 +128,11 @@ EMBEDDINGS = TableSchema("embeddings", (
     ("vector", "list<float32>", False), # complex models: [real..., imaginary...], layout in the metadata
 ))
 
+RELATION_EMBEDDINGS = TableSchema("relation_embeddings", (
+    *EMBEDDINGS.columns,
+    ("inverse", "bool", False),         # the reciprocal relation's row (models trained with inverse triples)
+))
+
 
 def to_arrow(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, schema: TableSchema) -> pa.Table:
     import pandas as pd

@@ -75,8 +75,11 @@ _state = {"verbose": False}
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log details and tracebacks")] = False,
           ) -> None:
     _state["verbose"] = verbose
+    level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kgpipe").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("kgpipe").setLevel(level)
+    for handler in logging.getLogger().handlers:  # libraries (PyKEEN) set INFO on their own loggers
+        handler.setLevel(level)
 
 
 @app.command()
@@ -224,6 +227,42 @@ def report(
     console.print(f"report written to {path}", highlight=False)
 
 
+def _stage_output(pipe: Any, stage_type: str, out: str) -> Path | None:
+    """The named output of the pipeline's (first) stage of a type, if it exists on disk."""
+    for stage in pipe.stages.values():
+        if stage.type.name == stage_type and out in stage.outs and stage.outs[out].exists():
+            return stage.outs[out]
+    return None
+
+
+@app.command()
+def export(
+    format: Annotated[list[str], typer.Option("--format", "-f", help="format (repeatable): npy, safetensors, "
+                      "parquet, word2vec, projector, torch, int8, turtle, ntriples, graphml, neo4j")],
+    out: Annotated[Path, typer.Option(help="folder to write into")] = Path("export"),
+    pipeline: Annotated[Path, typer.Option(help="pipeline whose embed and fuse outputs are exported")]
+    = DEFAULT_PIPELINE,
+) -> None:
+    """Export the pipeline's embeddings and fused graph in the formats downstream tools read."""
+    from kgpipe.config import load_pipeline
+    from kgpipe.stages.export import ExportParams, export_all
+
+    try:
+        pipe = load_pipeline(pipeline)
+        formats = ExportParams(formats=format).formats
+        counts = export_all(formats, out, embeddings=_stage_output(pipe, "embed", "entity_embeddings"),
+                            relation_embeddings=_stage_output(pipe, "embed", "relation_embeddings"),
+                            entities=_stage_output(pipe, "fuse", "entities"),
+                            triples=_stage_output(pipe, "fuse", "triples"),
+                            graph=_stage_output(pipe, "fuse", "graph_ttl"))
+    except KgpipeError as exc:
+        _fail(exc)
+    except ValueError as exc:  # pydantic: an unknown format name
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {counts['files']} file(s) in {counts['formats']} format(s) to {out}", highlight=False)
+
+
 @app.command()
 def encode(
     text: Annotated[str, typer.Argument(help="text to link and encode")],
@@ -264,6 +303,118 @@ def stages() -> None:
         console.print("    inputs:  " + ", ".join(s.name + ("" if s.required else "?") for s in cls.inputs))
         console.print("    outputs: " + ", ".join(f"{s.name} ({s.filename})" for s in cls.outputs))
         console.print("    params:  " + ", ".join(cls.Params.model_fields), highlight=False)
+
+
+# --- kgpipe patterns / kgpipe ner: the extract stage's pattern files and NER model ------------------------
+
+patterns_app = typer.Typer(help="relation pattern files: check them, learn new ones from labelled sentences",
+                           no_args_is_help=True)
+ner_app = typer.Typer(help="the spaCy NER used by the extract stage: adapt it to labelled sentences",
+                      no_args_is_help=True)
+app.add_typer(patterns_app, name="patterns")
+app.add_typer(ner_app, name="ner")
+
+
+def _renames(pairs: list[str], option: str) -> dict[str, str]:
+    renames = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            err_console.print(f"[bold red]error:[/] {option} takes OLD=NEW, got '{pair}'")
+            raise typer.Exit(2)
+        renames[old] = new
+    return renames
+
+
+@patterns_app.command("check")
+def patterns_check(
+    paths: Annotated[list[Path], typer.Argument(help="pattern files or folders")],
+) -> None:
+    """Validate pattern files; errors name the file, line, pattern id and field."""
+    from kgpipe.nlp.patterns import load_patterns
+
+    try:
+        library = load_patterns(paths)
+    except KgpipeError as exc:
+        _fail(exc)
+    by_relation: dict[str, int] = {}
+    for pattern in library.patterns:
+        by_relation[pattern.relation] = by_relation.get(pattern.relation, 0) + 1
+    console.print(f"{len(library)} valid pattern(s): "
+                  + ", ".join(f"{rel} {n}" for rel, n in sorted(by_relation.items())), highlight=False)
+
+
+@patterns_app.command("learn")
+def patterns_learn(
+    train: Annotated[Path, typer.Argument(help="labelled JSON lines (CoNLL04 style: tokens, entities, relations)")],
+    output: Annotated[Path, typer.Argument(help="pattern file (YAML) to write")],
+    model: Annotated[str, typer.Option(help="spaCy model that parses the sentences")] = "auto",
+    min_precision: Annotated[float, typer.Option(help="keep patterns at least this precise on the training pairs")] = 0.6,
+    min_support: Annotated[int, typer.Option(help="keep patterns right at least this many times")] = 2,
+    max_path: Annotated[int, typer.Option(help="longest dependency path, in edges")] = 4,
+    relation: Annotated[list[str], typer.Option(help="rename a training relation, e.g. Work_For=works_for "
+                                                     "(repeatable)")] = [],  # noqa: B006
+) -> None:
+    """Induce DependencyMatcher patterns from labelled sentences: the shortest dependency path between
+    the two entities' heads, generalised over lemmas, kept when precise enough on the training data."""
+    from kgpipe.nlp.labelled import read_labelled
+    from kgpipe.nlp.learn import LearnOptions, describe, learn_patterns
+    from kgpipe.nlp.models import load_model
+    from kgpipe.nlp.patterns import dump_patterns
+
+    options = LearnOptions(min_precision=min_precision, min_support=min_support, max_path_edges=max_path,
+                           relation_names=_renames(relation, "--relation"))
+    try:
+        sentences = read_labelled(train)
+        nlp = load_model(model)
+        patterns, report = learn_patterns(nlp, sentences, options)
+    except KgpipeError as exc:
+        _fail(exc)
+    header = (f"Learned by `kgpipe patterns learn` from {train.name} ({report.sentences} sentences) with "
+              f"{nlp.meta.get('name')}: min precision {min_precision}, min support {min_support}, "
+              f"max path {max_path} edges.\nconfidence = precision on the training pairs; stats: support "
+              "(right), matches (all pairs the path joins), level (lemma or function generalisation).")
+    dump_patterns(patterns, output, header=header)
+    console.print(describe(report), highlight=False)
+    console.print(f"wrote {len(patterns)} pattern(s) to {output}", highlight=False)
+
+
+@ner_app.command("train")
+def ner_train(
+    train: Annotated[Path, typer.Argument(help="labelled JSON lines (CoNLL04 style, or text + char spans)")],
+    output: Annotated[Path, typer.Argument(help="model folder to write (load it with spacy_model: FOLDER)")],
+    dev: Annotated[Path | None, typer.Option(help="labelled dev sentences: keep the best epoch on them")] = None,
+    base: Annotated[str, typer.Option(help="spaCy model whose NER is updated")] = "auto",
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.2,
+    patience: Annotated[int, typer.Option(min=1, help="stop after this many epochs without dev gain")] = 6,
+    max_minutes: Annotated[float, typer.Option(help="wall-clock budget; the best model so far is kept")] = 15.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    label: Annotated[list[str], typer.Option(help="rename a data label for the model, e.g. Peop=PERSON "
+                                                  "(repeatable)")] = [],  # noqa: B006
+) -> None:
+    """Update a spaCy model's NER on labelled sentences with spaCy's training API and save the model."""
+    from kgpipe.nlp.labelled import read_labelled
+    from kgpipe.nlp.train import TrainOptions, train_ner
+
+    options = TrainOptions(base_model=base, epochs=epochs, dropout=dropout, patience=patience,
+                           max_minutes=max_minutes, seed=seed, label_renames=_renames(label, "--label"))
+
+    def show_epoch(score: Any) -> None:
+        dev_text = (f"  dev P {score.dev_p:.3f} R {score.dev_r:.3f} F {score.dev_f:.3f}"
+                    if score.dev_f is not None else "")
+        console.print(f"epoch {score.epoch:3d}  loss {score.loss:10.2f}  {score.seconds:6.1f}s{dev_text}",
+                      highlight=False)
+
+    try:
+        report = train_ner(read_labelled(train), output, options, dev=read_labelled(dev) if dev else (),
+                           progress=show_epoch)
+    except KgpipeError as exc:
+        _fail(exc)
+    best = report.best
+    console.print(f"saved epoch {report.best_epoch} to {output} (stopped: {report.stopped}); labels: "
+                  f"{', '.join(report.labels)}" + (f"; dev F {best.dev_f:.3f}" if best and best.dev_f is not None
+                                                   else ""), highlight=False)
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ DEFAULT_LABEL_MAP: dict[str, str] = {
 DEFAULT_RELATION_NAMES = (
     "works_for", "employed_by", "born_in", "lives_in", "located_in", "part_of", "founded_by", "member_of",
     "capital_of", "educated_at", "award_received", "spouse_of", "headquartered_in",
+    "killed",  # the default pattern library's relation for CoNLL04's Kill
 )
 DEFAULT_RELATION_MAP: dict[str, str] = {name: KGPIPE_RELATION + name for name in DEFAULT_RELATION_NAMES}
 

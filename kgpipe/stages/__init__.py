@@ -5,6 +5,9 @@ To add a stage type: write kgpipe/stages/<name>.py with a StageType subclass, th
 
 BUILTIN_STAGES: dict[str, str] = {
     "ingest": "kgpipe.stages.ingest:IngestStage",
+    "extract": "kgpipe.stages.extract:ExtractStage",
+    "fuse": "kgpipe.stages.fuse:FuseStage",
+    "embed": "kgpipe.stages.embed:EmbedStage",
     "inject": "kgpipe.stages.inject:InjectStage",
     "export": "kgpipe.stages.export:ExportStage",
 }

@@ -1,0 +1,70 @@
+"""How kgpipe's per-model embedding defaults were chosen: one PyKEEN pipeline() run per candidate setting on
+CoDEx-S, early stopping on a held-out slice of TRAIN, the result reported on EVAL (valid).
+
+Each candidate is a JSON object of pipeline() arguments plus: inverse (reciprocal relations), batch_size,
+freq/patience (early stopping), training_kwargs, budget_s (stop after this many seconds of training).
+Prints the early-stopping curve and one RESULT line; writes nothing to docs/ (the chosen settings are
+measured again, through the stage, by benchmarks/embed_codex.py).
+
+Usage: python benchmarks/embed_tune_codex.py '{"model": "ComplEx", "inverse": true, ...}' [TRAIN] [EVAL]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PYSTOW_HOME", str(REPO / ".pystow"))
+DATA = REPO.parent / "shared" / "data" / "kge" / "codex-s"
+
+
+def main() -> None:
+    import tempfile
+
+    from pykeen.pipeline import pipeline
+    from pykeen.training.callbacks import TrainingCallback
+    from pykeen.triples import TriplesFactory
+
+    candidate = json.loads(sys.argv[1])
+    train_path = Path(sys.argv[2]) if len(sys.argv) > 2 else DATA / "train.txt"
+    eval_path = Path(sys.argv[3]) if len(sys.argv) > 3 else DATA / "valid.txt"
+    budget = float(candidate.pop("budget_s", 840))
+    fraction = candidate.pop("slice", 0.05)
+    full = TriplesFactory.from_path(train_path, create_inverse_triples=candidate.pop("inverse", False))
+    train, early = full.split([1 - fraction, fraction], random_state=0)
+    evaluation = TriplesFactory.from_path(eval_path, entity_to_id=full.entity_to_id,
+                                          relation_to_id=full.relation_to_id)
+    started = time.time()
+
+    class Budget(TrainingCallback):
+        def post_epoch(self, epoch: int, epoch_loss: float, **kwargs) -> None:
+            elapsed = time.time() - started
+            print(f"epoch {epoch} loss {epoch_loss:.4f} t {elapsed:.0f}s", flush=True)
+            if elapsed > budget:
+                self.training_loop._should_stop = True
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stopper_kwargs = {"frequency": candidate.pop("freq", 5), "patience": candidate.pop("patience", 2),
+                          "relative_delta": 0.002, "metric": "mrr", "best_model_path": Path(tmp) / "best.pt"}
+        training_kwargs = {"batch_size": candidate.pop("batch_size", 1024), "use_tqdm": False,
+                           "callbacks": Budget(), **candidate.pop("training_kwargs", {})}
+        result = pipeline(
+            training=train, validation=early, testing=evaluation, random_seed=candidate.pop("seed", 42),
+            stopper="early", stopper_kwargs=stopper_kwargs, training_kwargs=training_kwargs,
+            evaluation_kwargs={"use_tqdm": False, **candidate.pop("evaluation_kwargs", {"batch_size": 256})},
+            device="cpu", epochs=candidate.pop("epochs", 200), **candidate)
+    metrics = result.metric_results
+    print("early stopping curve", [round(x, 4) for x in result.stopper.results])
+    print("RESULT", json.dumps({
+        "mrr": round(metrics.get_metric("both.realistic.inverse_harmonic_mean_rank"), 4),
+        "hits_at_1": round(metrics.get_metric("both.realistic.hits_at_1"), 4),
+        "hits_at_10": round(metrics.get_metric("both.realistic.hits_at_10"), 4),
+        "train_s": round(result.train_seconds), "epochs": len(result.losses)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

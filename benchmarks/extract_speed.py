@@ -1,0 +1,113 @@
+"""Claim: the extract stage costs little beyond spaCy itself: its words per second are at least 0.8 of bare
+`nlp.pipe` over the very same `nlp` object (same pipes, gazetteer included) on the same text.
+
+In one process, interleaved, --repeat times each:
+  bare   - `for doc in nlp.pipe(texts, batch_size=B, n_process=P): pass`;
+  stage  - ExtractStage.run() itself on a documents.parquet holding the same texts: reading the table,
+           loading the pattern files, building the gazetteer, splitting, nlp.pipe, mentions, relation
+           patterns, writing mentions.parquet and relations.parquet.
+The stage gets the nlp object from kgpipe.nlp.models' cache, the one `bare` uses, with the gazetteer the
+stage installed. Both are run with one process and with two. Reports words/s of the best run of each (the
+one least disturbed by other users of the shared machine) and the ratios, best and median.
+
+Usage: python benchmarks/extract_speed.py [CORPUS_FOLDER] [--seeds FILE ...] [--copies 8] [--repeat 3]
+         [--batch-size 64] [--no-write]
+Defaults: the demo corpus and seed KG in sample_kg/ (the corpus is repeated --copies times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("corpus", nargs="?", default=str(REPO / "sample_kg" / "corpus"))
+    parser.add_argument("--seeds", nargs="*", default=[str(REPO / "sample_kg" / "seed_kg.ttl"),
+                                                        str(REPO / "sample_kg" / "extra_seed.tsv")])
+    parser.add_argument("--patterns", default=str(REPO / "pipelines" / "patterns"))
+    parser.add_argument("--copies", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    from kgpipe.artifacts import DOCUMENTS, SEED_ENTITIES, write_table
+    from kgpipe.kg.seed import SeedOptions, merge_seeds, read_seed
+    from kgpipe.nlp.models import load_model
+    from kgpipe.stage import StageContext
+    from kgpipe.stages.extract import ExtractParams, ExtractStage
+
+    files = sorted(Path(args.corpus).glob("*.txt"))
+    texts = [f.read_text(encoding="utf-8") for f in files] * args.copies
+    words = sum(len(t.split()) for t in texts)
+    seed_options = SeedOptions(tsv_namespace="http://kgpipe.org/sample/")
+    entities, _, _ = merge_seeds(read_seed(Path(s), Path(s).name, "auto", seed_options) for s in args.seeds)
+
+    work = Path(tempfile.mkdtemp(prefix="kgpipe_extract_speed_"))
+    rows = [{"doc_id": f"d{i}", "source": "bench", "source_line": None, "text": t, "sha256": f"{i:064x}",
+             "n_chars": len(t)} for i, t in enumerate(texts)]
+    write_table(rows, work / "documents.parquet", DOCUMENTS)
+    write_table(entities, work / "seed_entities.parquet", SEED_ENTITIES)
+
+    def run_stage(n_process: int) -> dict:
+        params = ExtractParams(batch_size=args.batch_size, n_process=n_process)
+        ctx = StageContext(stage="extract", params=params, root=REPO, scratch_dir=work / "scratch",
+                           inputs={"documents": work / "documents.parquet",
+                                   "seed_entities": work / "seed_entities.parquet",
+                                   "patterns": [Path(args.patterns)], "model": None},
+                           outputs={"mentions": work / "mentions.parquet", "relations": work / "relations.parquet"})
+        return ExtractStage().run(ctx)
+
+    summary = run_stage(1)  # warm-up; installs the gazetteer on the cached nlp object
+    nlp = load_model("auto")
+    assert "kgpipe_gazetteer" in nlp.pipe_names
+
+    def run_bare(n_process: int) -> None:
+        for _ in nlp.pipe(texts, batch_size=args.batch_size, n_process=n_process):
+            pass
+
+    results: dict[int, dict[str, list[float]]] = {}
+    for n_process in (1, 2):
+        times: dict[str, list[float]] = {"bare": [], "stage": []}
+        for _ in range(args.repeat):  # interleaved, so load from other users of the machine hits both alike
+            for name, fn in (("bare", run_bare), ("stage", run_stage)):
+                t0 = time.perf_counter()
+                fn(n_process)
+                times[name].append(time.perf_counter() - t0)
+        results[n_process] = times
+
+    lines = [f"{len(texts)} documents ({len(files)} demo documents x {args.copies}), {words:,} words; "
+             f"pipes {', '.join(nlp.pipe_names)}; {summary['patterns']} patterns, "
+             f"{summary['gazetteer_names']} gazetteer names; batch size {args.batch_size}; "
+             f"{args.repeat} interleaved runs of each. The machine's 2 cores are shared with other work, so "
+             "absolute numbers vary from run to run; the ratio is what the claim is about. The best run of each "
+             "is the one least disturbed by other processes; the median is shown too.", "",
+             "| processes | bare nlp.pipe, best (words/s) | extract stage, best (words/s) | ratio, best | "
+             "ratio, median |", "|---|---|---|---|---|"]
+    for n_process, times in results.items():
+        bare, stage = (words / min(times[k]) for k in ("bare", "stage"))
+        median_ratio = statistics.median(times["bare"]) / statistics.median(times["stage"])
+        lines.append(f"| {n_process} | {bare:,.0f} | {stage:,.0f} | **{stage / bare:.2f}** | {median_ratio:.2f} |")
+    lines.append("")
+    lines.append(f"Stage output per run: {summary['mentions']} mentions, {summary['relations']} relations.")
+    body = "\n".join(lines)
+    command = f"python benchmarks/extract_speed.py --copies {args.copies} --repeat {args.repeat}"
+    if args.no_write:
+        print(body)
+    else:
+        write_section("extract_speed", "Extract stage speed against bare nlp.pipe", body, command)
+
+
+if __name__ == "__main__":
+    main()

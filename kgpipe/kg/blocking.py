@@ -1,0 +1,187 @@
+"""Candidate pairs without comparing all pairs: MinHash LSH over character n-grams and word tokens, plus
+exact-key blocks on acronyms and on rare words (names with identical normalised keys are already one name).
+
+datasketch computes the MinHash signatures and the band/row split that best fits the Jaccard threshold.
+The bands are then grouped by sorting one hash per band in numpy rather than in MinHashLSH's dictionaries:
+those cost about 5.7 KB per name (575 MB for 100k names, measured), which at a million names would not fit
+the 8 GB the fuse stage is allowed. Buckets larger than `max_bucket` (names made only of common words) pair
+each member with its `window` neighbours in name order instead of with every other member.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kgpipe.kg.normalize import char_ngrams, name_tokens
+from kgpipe.kg.resolution_config import BlockingConfig
+from kgpipe.kg.similarity import NameFeatures
+
+log = logging.getLogger(__name__)
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) for combining band values
+
+
+@dataclass
+class BlockingResult:
+    pairs: np.ndarray                    # (m, 2) int64 name indices, left < right, unique, sorted
+    stats: dict[str, int | float] = field(default_factory=dict)
+
+
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows per band) that datasketch chooses for this threshold (weighing misses and false hits)."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
+def minhash_signatures(shingle_sets: Sequence[Sequence[str]], num_perm: int, seed: int,
+                       chunk: int = 20_000, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """A (names x num_perm) uint64 matrix of datasketch MinHash values."""
+    from datasketch import MinHash
+
+    signatures = np.empty((len(shingle_sets), num_perm), dtype=np.uint64)
+    for start in range(0, len(shingle_sets), chunk):
+        batch = [[s.encode("utf-8") for s in shingles] for shingles in shingle_sets[start:start + chunk]]
+        for offset, minhash in enumerate(MinHash.bulk(batch, num_perm=num_perm, seed=seed)):
+            signatures[start + offset] = minhash.hashvalues
+        if progress is not None:
+            progress(min(start + chunk, len(shingle_sets)))
+    return signatures
+
+
+def _band_pairs(band_hash: np.ndarray, order_key: np.ndarray, max_bucket: int, window: int) -> list[np.ndarray]:
+    """Pair codes (left * n + right) of names sharing a band hash."""
+    n = len(band_hash)
+    order = np.lexsort((order_key, band_hash))
+    hashes = band_hash[order]
+    starts = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    if sizes.max(initial=1) < 2:
+        return []
+    group_size = np.repeat(sizes, sizes)
+    out = []
+    small_max = int(sizes[sizes <= max_bucket].max(initial=1))
+    reach = max(small_max, window + 1 if (sizes > max_bucket).any() else 1)
+    for d in range(1, reach):
+        same = hashes[:-d] == hashes[d:]
+        # oversized buckets keep only near neighbours (sorted-neighbourhood inside the bucket)
+        same &= (group_size[:-d] <= max_bucket) | (d <= window)
+        if not same.any():
+            continue
+        a = order[:-d][same]
+        b = order[d:][same]
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        out.append(lo.astype(np.int64) * n + hi)
+    return out
+
+
+def _shingles(features: NameFeatures, config: BlockingConfig, ngram: int) -> tuple[list[list[str]], int]:
+    """Character n-grams and words of each name, without the words most names share (unless that is all
+    the name has): blocking should follow the words that tell names apart."""
+    tokens = [name_tokens(key) for key in features.keys]
+    df = Counter(w for words in tokens for w in set(words))
+    limit = max(config.common_word_share * len(tokens), config.max_bucket)
+    common = {w for w, c in df.items() if c > limit}
+    out = []
+    for words in tokens:
+        rare = [w for w in words if w not in common] or words
+        out.append(char_ngrams(" ".join(rare), ngram) + ["\x00" + t for t in rare])
+    return out, len(common)
+
+
+def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
+                progress: Callable[[str, int, int | None], None] | None = None) -> BlockingResult:
+    """Candidate name pairs from MinHash LSH and acronym blocks."""
+    keys = features.keys
+    n = len(keys)
+    stats: dict[str, int | float] = {"names": n, "all_pairs": n * (n - 1) // 2}
+    if n < 2:
+        stats.update(candidate_pairs=0, lsh_pairs=0, acronym_pairs=0, oversized_buckets=0)
+        return BlockingResult(np.zeros((0, 2), dtype=np.int64), stats)
+    bands, rows = lsh_params(config.lsh_threshold, config.num_perm)
+    shingles, n_common = _shingles(features, config, ngram)
+    signatures = minhash_signatures(
+        shingles, config.num_perm, config.seed,
+        progress=(lambda done: progress("minhash", done, n)) if progress else None)
+    del shingles
+    # a name's rank in sorted order: neighbours in an oversized bucket are alphabetical neighbours
+    order_key = np.empty(n, dtype=np.int64)
+    order_key[np.argsort(np.asarray(keys, dtype=object), kind="stable")] = np.arange(n)
+    codes: list[np.ndarray] = []
+    oversized = 0
+    with np.errstate(over="ignore"):
+        for band in range(bands):
+            block = signatures[:, band * rows:(band + 1) * rows]
+            band_hash = np.zeros(n, dtype=np.uint64)
+            for column in range(rows):
+                band_hash = band_hash * _MIX + block[:, column]
+            _, counts = np.unique(band_hash, return_counts=True)
+            oversized += int((counts > config.max_bucket).sum())
+            codes.extend(_band_pairs(band_hash, order_key, config.max_bucket, config.window))
+            if progress:
+                progress("lsh bands", band + 1, bands)
+    del signatures
+    lsh_codes = np.unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
+    acronym_codes = _acronym_pairs(features, config) if config.acronym_blocks else np.zeros(0, dtype=np.int64)
+    token_codes = _token_pairs(features, config.token_block_max, config.window)
+    all_codes = np.union1d(np.union1d(lsh_codes, acronym_codes), token_codes)
+    pairs = np.stack([all_codes // n, all_codes % n], axis=1).astype(np.int64)
+    stats.update(bands=bands, rows_per_band=rows, common_words_unshingled=n_common, lsh_pairs=int(len(lsh_codes)),
+                 acronym_pairs=int(len(np.setdiff1d(acronym_codes, lsh_codes))),
+                 token_pairs=int(len(np.setdiff1d(token_codes, np.union1d(lsh_codes, acronym_codes)))),
+                 candidate_pairs=int(len(pairs)), oversized_buckets=oversized,
+                 reduction=round(1 - len(pairs) / max(stats["all_pairs"], 1), 6))
+    return BlockingResult(pairs, stats)
+
+
+def _token_pairs(features: NameFeatures, max_block: int, window: int) -> np.ndarray:
+    """Pair codes of names that share a word, an acronym token or a word one typo apart (the typo-spread
+    token matrix). A word in more than max_block names pairs each with its `window` neighbours in name
+    order only."""
+    n = len(features.keys)
+    if max_block < 2:
+        return np.zeros(0, dtype=np.int64)
+    by_token = features.soft_bits.tocsc()
+    sizes = np.diff(by_token.indptr)
+    keep = np.flatnonzero(sizes >= 2)
+    if not len(keep):
+        return np.zeros(0, dtype=np.int64)
+    members = np.concatenate([np.sort(by_token.indices[by_token.indptr[c]:by_token.indptr[c + 1]])
+                              for c in keep])
+    group_size = np.repeat(sizes[keep], sizes[keep])
+    groups = np.repeat(np.arange(len(keep)), sizes[keep])
+    small_max = int(sizes[keep][sizes[keep] <= max_block].max(initial=1))
+    reach = max(small_max, window + 1 if (sizes[keep] > max_block).any() else 1)
+    codes = []
+    for d in range(1, reach):
+        same = (groups[:-d] == groups[d:]) & ((group_size[:-d] <= max_block) | (d <= window))
+        a, b = members[:-d][same], members[d:][same]
+        codes.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
+    return np.unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
+
+
+def _acronym_pairs(features: NameFeatures, config: BlockingConfig) -> np.ndarray:
+    """Names written as an acronym paired with names whose initials spell it (capped per key)."""
+    n = len(features.keys)
+    short = features.as_acronym
+    long = features.initials
+    codes = []
+    by_key_long: dict[int, list[int]] = {}
+    for i in np.flatnonzero(long >= 0):
+        by_key_long.setdefault(int(long[i]), []).append(int(i))
+    by_key_short: dict[int, list[int]] = {}
+    for i in np.flatnonzero(short >= 0):
+        by_key_short.setdefault(int(short[i]), []).append(int(i))
+    limit = config.max_bucket
+    for key, shorts in by_key_short.items():
+        longs = by_key_long.get(key, [])[:limit]
+        for a in shorts[:limit]:
+            for b in longs:
+                codes.append(min(a, b) * n + max(a, b))
+    return np.unique(np.asarray(codes, dtype=np.int64))

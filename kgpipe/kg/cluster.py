@@ -1,0 +1,259 @@
+"""From scored pairs to clusters: connected components over accepted pairs (scipy's csgraph: a million
+edges in C, where networkx's union-find costs several microseconds per edge in Python), then an
+anti-chaining guard that re-clusters each component by average link, and a one-to-one matcher for record
+linkage between two sources.
+
+Why the guard: with connected components alone, one wrong pair joins two large clusters. Average link only
+joins two groups when their members are similar *on average*, so a single bad pair among |A|*|B| cannot.
+Nodes carrying different anchors (e.g. seed entities) are never joined; nodes with the same anchor start
+in one group.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PairScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def connected_components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Component label per node (labels are the smallest node index of the component)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as components
+
+    graph = coo_matrix((np.ones(len(left), dtype=np.int8), (np.asarray(left), np.asarray(right))), shape=(n, n))
+    _, raw = components(graph, directed=False)
+    smallest = np.full(raw.max(initial=0) + 1, n, dtype=np.int64)
+    np.minimum.at(smallest, raw, np.arange(n))
+    return smallest[raw]
+
+
+def average_link(sim: np.ndarray, threshold: float, anchors: np.ndarray) -> np.ndarray:
+    """Average-link agglomeration of k nodes with a full (k x k) similarity matrix.
+
+    Groups are merged best-first while their average pairwise similarity is at least `threshold`; nodes
+    with the same anchor (>= 0) start as one group and groups with different anchors are never merged.
+    Returns a group label per node (the smallest member index).
+    """
+    k = len(sim)
+    groups: list[list[int]] = []
+    seen: dict[int, int] = {}
+    for i in range(k):
+        a = int(anchors[i])
+        if a >= 0 and a in seen:
+            groups[seen[a]].append(i)
+        else:
+            if a >= 0:
+                seen[a] = len(groups)
+            groups.append([i])
+    m = len(groups)
+    sizes = np.array([len(g) for g in groups], dtype=np.float64)
+    group_anchor = np.array([anchors[g[0]] for g in groups], dtype=np.int64)
+    # average similarity between groups: blocks of sim summed (reduceat, not a BLAS product, which
+    # oversubscribes the shared cores from inside a loop over thousands of small components)
+    if m == k:
+        avg = np.array(sim, dtype=np.float64)[np.ix_([g[0] for g in groups], [g[0] for g in groups])]
+    else:
+        order = np.concatenate([np.asarray(g) for g in groups])
+        starts = np.r_[0, np.cumsum([len(g) for g in groups])[:-1]]
+        block = np.add.reduceat(np.add.reduceat(sim[np.ix_(order, order)], starts, axis=0), starts, axis=1)
+        avg = block / np.outer(sizes, sizes)
+    conflict = (group_anchor[:, None] >= 0) & (group_anchor[None, :] >= 0) & (
+        group_anchor[:, None] != group_anchor[None, :])
+    avg[conflict] = -np.inf
+    np.fill_diagonal(avg, -np.inf)
+    active = np.ones(m, dtype=bool)
+    while True:
+        flat = int(np.argmax(avg))
+        a, b = divmod(flat, m)
+        if not np.isfinite(avg[a, b]) or avg[a, b] < threshold:
+            break
+        if a > b:
+            a, b = b, a
+        merged = (sizes[a] * avg[a] + sizes[b] * avg[b]) / (sizes[a] + sizes[b])
+        sizes[a] += sizes[b]
+        groups[a].extend(groups[b])
+        groups[b] = []
+        active[b] = False
+        if group_anchor[a] < 0:
+            group_anchor[a] = group_anchor[b]
+        avg[a, :] = merged
+        avg[:, a] = merged
+        avg[b, :] = -np.inf
+        avg[:, b] = -np.inf
+        if group_anchor[a] >= 0:
+            clash = (group_anchor >= 0) & (group_anchor != group_anchor[a])
+            avg[a, clash] = -np.inf
+            avg[clash, a] = -np.inf
+        avg[~active, a] = -np.inf
+        avg[a, ~active] = -np.inf
+        avg[a, a] = -np.inf
+    labels = np.empty(k, dtype=np.int64)
+    for g in groups:
+        if g:
+            labels[g] = min(g)
+    return labels
+
+
+@dataclass
+class ClusterStats:
+    components: int = 0
+    components_checked: int = 0        # re-clustered by the guard (three or more nodes, or anchor clashes)
+    components_split: int = 0          # the guard produced more than one cluster
+    large_components_cut: int = 0      # bigger than max_exact: cut at stricter thresholds first
+    guard_pairs_scored: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+def _cut_large(nodes: np.ndarray, left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float,
+               max_size: int) -> list[np.ndarray]:
+    """Split one oversized component (nodes sorted; its accepted edges) by raising the edge threshold in
+    steps of 0.05 until every piece has at most max_size nodes (pieces that fit are kept as they are)."""
+    la = np.searchsorted(nodes, left)
+    lb = np.searchsorted(nodes, right)
+    active = np.ones(len(nodes), dtype=bool)  # nodes still in a piece that is too big
+    out: list[np.ndarray] = []
+    level = threshold
+    while active.any():
+        level = min(1.0, level + 0.05)
+        keep = (score >= level) & active[la] & active[lb]
+        labels = connected_components(len(nodes), la[keep], lb[keep])
+        sizes = np.bincount(labels, minlength=len(nodes))
+        done = active & ((sizes[labels] <= max_size) | (level >= 1.0))
+        index = np.flatnonzero(done)
+        index = index[np.argsort(labels[index], kind="stable")]
+        cuts = np.flatnonzero(np.diff(labels[index])) + 1
+        out.extend(nodes[part] for part in np.split(index, cuts) if len(part))
+        active &= ~done
+    return out
+
+
+def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float, *,
+                  anchors: np.ndarray | None = None, guard: bool = True, scorer: PairScorer | None = None,
+                  max_exact: int = 1500, batch_pairs: int = 2_000_000,
+                  group_threshold: float | None = None) -> tuple[np.ndarray, ClusterStats]:
+    """Cluster label per node (smallest node index in the cluster).
+
+    left/right/score: candidate pairs and their scores. anchors: -1 or an anchor id per node (same anchor:
+    one cluster; different anchors: never one cluster). scorer: scores arbitrary node pairs, used by the
+    guard for the pairs that blocking did not propose. group_threshold: the average similarity at which the
+    guard joins two groups (default: threshold).
+    """
+    group_threshold = threshold if group_threshold is None else group_threshold
+    anchors = np.full(n, -1, dtype=np.int64) if anchors is None else np.asarray(anchors, dtype=np.int64)
+    accepted = score >= threshold
+    al, ar = left[accepted], right[accepted]
+    # nodes sharing an anchor belong together whatever their names
+    anchored = np.flatnonzero(anchors >= 0)
+    if len(anchored):
+        order = anchored[np.argsort(anchors[anchored], kind="stable")]
+        same = anchors[order[1:]] == anchors[order[:-1]]
+        al = np.concatenate([al, order[:-1][same]])
+        ar = np.concatenate([ar, order[1:][same]])
+    components = connected_components(n, al, ar)
+    stats = ClusterStats(components=int(len(np.unique(components))))
+    if not guard or scorer is None:
+        if len(anchored):
+            log.warning("clustering without the guard: anchor conflicts inside components are not split")
+        return components, stats
+    labels = components.copy()
+    order = np.argsort(components, kind="stable")
+    sorted_labels = components[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    ends = np.r_[starts[1:], n]
+    todo: list[np.ndarray] = []
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        if e - s < 3:
+            members = order[s:e]
+            if e - s == 2 and anchors[members[0]] >= 0 and anchors[members[1]] >= 0 and (
+                    anchors[members[0]] != anchors[members[1]]):
+                labels[members[1]] = members[1]
+                stats.components_split += 1
+            continue
+        members = np.sort(order[s:e])
+        if len(members) > max_exact:
+            stats.large_components_cut += 1
+            in_comp = accepted & (components[left] == components[members[0]])
+            todo.extend(_cut_large(members, left[in_comp], right[in_comp], score[in_comp], threshold, max_exact))
+        else:
+            todo.append(members)
+    # score every pair inside the components in large batches, then agglomerate each component
+    batch: list[np.ndarray] = []
+    batch_size = 0
+
+    def flush() -> None:
+        nonlocal batch, batch_size
+        if not batch:
+            return
+        tri = [np.triu_indices(len(m), 1) for m in batch]
+        pl = np.concatenate([m[i] for m, (i, _) in zip(batch, tri, strict=True)])
+        pr = np.concatenate([m[j] for m, (_, j) in zip(batch, tri, strict=True)])
+        scores = scorer(pl, pr)
+        stats.guard_pairs_scored += len(pl)
+        offset = 0
+        for members, (i, j) in zip(batch, tri, strict=True):
+            k = len(members)
+            count = len(i)
+            sim = np.eye(k)
+            sim[i, j] = scores[offset:offset + count]
+            sim[j, i] = sim[i, j]
+            offset += count
+            stats.components_checked += 1
+            local_anchors = anchors[members]
+            if sim[i, j].min(initial=1.0) >= group_threshold and len(set(local_anchors[local_anchors >= 0])) <= 1:
+                labels[members] = members.min()
+                continue
+            local = average_link(sim, group_threshold, local_anchors)
+            labels[members] = members[local]
+            if len(np.unique(local)) > 1:
+                stats.components_split += 1
+        batch, batch_size = [], 0
+
+    for members in todo:
+        if len(members) == 1:
+            labels[members] = members[0]
+            continue
+        batch.append(members)
+        batch_size += len(members) * (len(members) - 1) // 2
+        if batch_size >= batch_pairs:
+            flush()
+    flush()
+    return labels, stats
+
+
+def one_to_one(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float,
+               side: np.ndarray) -> np.ndarray:
+    """Record linkage between two sources: a maximum-weight one-to-one matching of the pairs that reach
+    the threshold (scipy's linear_sum_assignment on each connected piece). side: 0 or 1 per node; pairs
+    within one side are ignored. Returns a cluster label per node (matched pairs share one)."""
+    from scipy.optimize import linear_sum_assignment
+
+    keep = (score >= threshold) & (side[left] != side[right])
+    l0 = np.where(side[left[keep]] == 0, left[keep], right[keep])
+    r1 = np.where(side[left[keep]] == 0, right[keep], left[keep])
+    s = score[keep]
+    labels = np.arange(n, dtype=np.int64)
+    if not len(s):
+        return labels
+    components = connected_components(n, l0, r1)
+    comp_of_pair = components[l0]
+    order = np.argsort(comp_of_pair, kind="stable")
+    starts = np.flatnonzero(np.r_[True, comp_of_pair[order][1:] != comp_of_pair[order][:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        idx = order[a:b]
+        rows, row_of = np.unique(l0[idx], return_inverse=True)
+        cols, col_of = np.unique(r1[idx], return_inverse=True)
+        weights = np.zeros((len(rows), len(cols)))
+        weights[row_of, col_of] = s[idx]
+        ri, ci = linear_sum_assignment(weights, maximize=True)
+        for r, c in zip(ri.tolist(), ci.tolist(), strict=True):
+            if weights[r, c] >= threshold:
+                labels[cols[c]] = labels[rows[r]] = min(rows[r], cols[c])
+    return labels

@@ -1,0 +1,124 @@
+"""Settings of entity resolution as pydantic models (extra keys rejected), shared by the resolve function,
+the fuse stage's params and the benchmarks. Only pydantic is imported here, so that a pipeline's params can
+be validated without loading numpy or scipy."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from kgpipe.kg.normalize import (
+    DEFAULT_ABBREVIATIONS,
+    DEFAULT_CORPORATE_SUFFIXES,
+    DEFAULT_DETERMINERS,
+    DEFAULT_HONORIFIC_PREFIXES,
+    DEFAULT_HONORIFIC_SUFFIXES,
+    DEFAULT_STOPWORDS,
+    NormalizeOptions,
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NormalizeConfig(_Frozen):
+    """Which normalisation steps run (see kgpipe.kg.normalize); an empty list turns a step off."""
+
+    strip_accents: bool = True
+    determiners: list[str] = Field(default_factory=lambda: list(DEFAULT_DETERMINERS))
+    strip_possessives: bool = True
+    corporate_suffixes: list[str] = Field(default_factory=lambda: list(DEFAULT_CORPORATE_SUFFIXES))
+    honorific_prefixes: list[str] = Field(default_factory=lambda: list(DEFAULT_HONORIFIC_PREFIXES))
+    honorific_suffixes: list[str] = Field(default_factory=lambda: list(DEFAULT_HONORIFIC_SUFFIXES))
+    abbreviations: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ABBREVIATIONS))
+    stopwords: list[str] = Field(default_factory=lambda: list(DEFAULT_STOPWORDS))
+
+    def options(self) -> NormalizeOptions:
+        return NormalizeOptions(
+            strip_accents=self.strip_accents, determiners=tuple(self.determiners),
+            strip_possessives=self.strip_possessives, corporate_suffixes=tuple(self.corporate_suffixes),
+            honorific_prefixes=tuple(self.honorific_prefixes), honorific_suffixes=tuple(self.honorific_suffixes),
+            abbreviations=dict(self.abbreviations), stopwords=tuple(self.stopwords))
+
+
+class SignalWeights(_Frozen):
+    """Weights of the name signals (averaged into the name score), of the name against attribute rules, and
+    of context (which can only raise a score)."""
+
+    token: float = Field(0.8, ge=0, description="IDF-weighted word overlap")
+    char: float = Field(0.1, ge=0, description="character n-gram Jaccard")
+    fuzz: float = Field(0.1, ge=0, description="rapidfuzz ratio (fuzz_scorer)")
+    name: float = Field(1.0, gt=0, description="the name score's weight against the attribute rules' weights")
+    context: float = Field(0.25, ge=0, le=1, description=(
+        "context raises a score s to s + context * overlap * (1 - s), overlap: Jaccard of co-occurring names"))
+
+
+class AttributeRule(_Frozen):
+    """How one record attribute counts: its weight against the name, and how two values compare."""
+
+    weight: float = Field(gt=0)
+    kind: Literal["exact", "numeric", "tokens"] = "exact"
+    scale: float = Field(1.0, gt=0, description="numeric: similarity 1/(1 + |a - b| / scale)")
+
+
+class BlockingConfig(_Frozen):
+    num_perm: int = Field(64, ge=8, le=512, description="MinHash permutations")
+    lsh_threshold: float = Field(0.3, gt=0, lt=1, description="MinHash LSH Jaccard threshold on shingles")
+    max_bucket: int = Field(50, ge=2, description="an LSH bucket larger than this pairs only neighbours")
+    window: int = Field(8, ge=1, description="neighbours paired inside an oversized bucket (sorted by name)")
+    common_word_share: float = Field(0.01, gt=0, le=1, description=(
+        "words in more than this share of the names (and in more than max_bucket of them) are left out of the "
+        "LSH shingles, so that 'University' does not put every university in one bucket"))
+    acronym_blocks: bool = True
+    token_block_max: int = Field(20, ge=0, description=(
+        "names sharing a word (or a typo of it) that at most this many names have are all paired, more "
+        "only with their `window` neighbours (0: off); catches a short name inside a long one ('Harvard', "
+        "'Harvard University') and a typo in a short name, which shingle Jaccard can miss"))
+    seed: int = 1
+
+
+class ResolutionConfig(_Frozen):
+    """Everything entity resolution decides with; the defaults are the ones documented in docs/benchmarks.md."""
+
+    threshold: float = Field(0.55, gt=0, le=1, description="score at which two nodes are the same entity")
+    weights: SignalWeights = SignalWeights()
+    token_containment: float = Field(0.75, ge=0, le=1, description=(
+        "word score = (1 - c) * weighted Jaccard + c * weighted overlap coefficient (shared words over the "
+        "smaller name, so that 'Einstein' and 'Oracle' match 'Albert Einstein' and 'Oracle Corp., Redwood "
+        "Shores, CA')"))
+    fuzz_scorer: str = Field("token_set_ratio", description="a rapidfuzz.fuzz scorer name")
+    ngram: int = Field(3, ge=2, le=5)
+    acronyms: bool = Field(True, description="acronym agreement and acronym tokens ('UC' in 'UC Berkeley')")
+    typo_words: bool = Field(True, description=(
+        "words one edit apart ('Unted', 'United'; two for words of 8+ letters) count as the same word in the "
+        "token overlap, with credit 1 - edits / length (a soft TF-IDF)"))
+    typo_min_length: int = Field(5, ge=3, description="shorter words must match exactly")
+    acronym_token_weight: float = Field(0.5, ge=0, description="weight of acronym tokens relative to words")
+    expand_acronyms: bool = Field(True, description=(
+        "an acronym also stands for the words it abbreviates elsewhere among the names ('MIT' gains "
+        "massachusetts, institute, technology when 'Massachusetts Institute of Technology' is present)"))
+    number_mismatch: float = Field(0.5, ge=0, le=1, description=(
+        "name score factor when both names contain numbers and share none ('Apollo 11', 'Apollo 8')"))
+    type_mismatch: float = Field(0.0, ge=0, le=1, description="score factor for incompatible types (0: never)")
+    attributes: dict[str, AttributeRule] = Field(default_factory=dict)
+    guard: Literal["average", "none"] = Field("average", description=(
+        "anti-chaining guard: clusters are built by average link, so one strong link cannot join two groups"))
+    cluster_threshold: float | None = Field(None, gt=0, le=1, description=(
+        "average similarity at which the guard joins two groups inside a component (default: threshold)"))
+    max_exact_component: int = Field(500, ge=10, description=(
+        "components up to this size are re-clustered on all their pairs; larger ones are first cut"))
+    blocking: BlockingConfig = BlockingConfig()
+    normalize: NormalizeConfig = NormalizeConfig()
+    workers: int = Field(1, description="rapidfuzz worker threads (-1: all cores)")
+
+    @field_validator("fuzz_scorer")
+    @classmethod
+    def _known_scorer(cls, value: str) -> str:
+        from rapidfuzz import fuzz
+
+        if not callable(getattr(fuzz, value, None)) or value.startswith("_"):
+            raise ValueError(f"'{value}' is not a rapidfuzz.fuzz scorer (e.g. ratio, token_sort_ratio, "
+                             "token_set_ratio, WRatio)")
+        return value

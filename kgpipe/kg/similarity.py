@@ -1,0 +1,376 @@
+"""Pairwise similarity of resolution nodes from several signals, computed for whole arrays of pairs at once:
+IDF-weighted token overlap, character n-gram overlap, a rapidfuzz ratio, acronym agreement, entity-type
+compatibility, context overlap and attribute agreement, combined into one score with configurable weights.
+
+Each node is a name (with its type, pooled context and attributes). Names are featurised once into sparse
+matrices; a batch of pairs is scored with row-wise sparse products and rapidfuzz's `cpdist`, so millions of
+candidate pairs cost seconds, not a Python loop each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kgpipe.kg.normalize import (
+    NormalizeOptions,
+    acronym_definitions,
+    acronyms_used,
+    char_ngrams,
+    fold_text,
+    is_acronym_like,
+    name_tokens,
+    normalize_name,
+)
+from kgpipe.kg.resolution_config import (  # noqa: F401  (re-exported: the settings live beside the scorer)
+    AttributeRule,
+    BlockingConfig,
+    NormalizeConfig,
+    ResolutionConfig,
+    SignalWeights,
+)
+
+
+@dataclass
+class NameFeatures:
+    """Per unique name: normalised key, weighted token matrix, n-gram matrix and acronym ids."""
+
+    keys: list[str]
+    tokens: Any             # scipy CSR (names x token vocabulary), IDF weights
+    token_mass: np.ndarray  # row sums of `tokens`
+    token_bits: Any         # the same pattern with ones
+    soft_bits: Any          # token_bits spread to words one typo away (credit < 1), at most 1 per word
+    grams: Any              # CSR (names x n-gram vocabulary), ones
+    gram_count: np.ndarray
+    as_acronym: np.ndarray  # id of the name read as an acronym ('mit' for MIT), -1 if not acronym-like
+    initials: np.ndarray    # id of the initials of its words ('mit' for Massachusetts Institute of ...), -1
+    numbers: Any = None     # CSR (names x numbers): the numerals in each name
+
+
+def _csr(rows: list[int], cols: list[int], vals: list[float] | None, shape: tuple[int, int]):
+    from scipy import sparse
+
+    data = np.ones(len(rows), dtype=np.float64) if vals is None else np.asarray(vals, dtype=np.float64)
+    matrix = sparse.csr_matrix((data, (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
+                               shape=shape)
+    matrix.sum_duplicates()
+    return matrix
+
+
+def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
+                    keys: Sequence[str] | None = None) -> NameFeatures:
+    """Features of unique names; `raw_names[i]` is one original spelling of name i (for acronym casing),
+    `keys[i]` its normalised key if already known."""
+    options = config.normalize.options()
+    keys = list(keys) if keys is not None else [normalize_name(name, options) for name in raw_names]
+    n = len(keys)
+    vocab: dict[str, int] = {}
+    rows: list[int] = []
+    cols: list[int] = []
+    acronym_ids: dict[str, int] = {}
+    as_acronym = np.full(n, -1, dtype=np.int64)
+    initials = np.full(n, -1, dtype=np.int64)
+    expansions = _acronym_expansions(raw_names, keys, options) if config.acronyms and config.expand_acronyms else {}
+
+    def words_of(raw: str, key: str) -> list[str]:
+        # acronyms written as such ('UC' in 'UC Berkeley') are tokens of their own, and stand for the words
+        # they abbreviate elsewhere among the names; two spelt-out names with the same initials share nothing
+        used = acronyms_used(raw, options) if config.acronyms else []
+        extra = ["#" + acronym for acronym in used]
+        for acronym in used if expansions else []:
+            extra.extend(expansions.get(acronym, ()))
+        return list(dict.fromkeys(name_tokens(key, options) + extra))
+
+    for i, (raw, key) in enumerate(zip(raw_names, keys, strict=True)):
+        tokens = name_tokens(key, options)
+        name_words = words_of(raw, key)
+        for token in name_words:
+            rows.append(i)
+            cols.append(vocab.setdefault(token, len(vocab)))
+        if config.acronyms:
+            if is_acronym_like(raw):
+                as_acronym[i] = acronym_ids.setdefault(key.replace(" ", ""), len(acronym_ids))
+            elif len(tokens) >= 2:
+                initials[i] = acronym_ids.setdefault("".join(t[0] for t in tokens), len(acronym_ids))
+    token_names = [""] * len(vocab)
+    for token, column in vocab.items():
+        token_names[column] = token
+    kind = np.array([config.acronym_token_weight if t.startswith("#") else 1.0 for t in token_names])
+    size = max(len(vocab), 1)
+    bits = _csr(rows, cols, None, (n, size))
+    bits.data[:] = 1.0
+    # smoothed IDF over the names being resolved: common words (University, of, Inc) weigh little
+    df = np.asarray(bits.sum(axis=0)).ravel()
+    idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0) * (kind if len(kind) else 1.0)
+    weighted = _csr(rows, cols, idf[np.asarray(cols, dtype=np.int64)].tolist(), (n, size))
+    gram_vocab: dict[str, int] = {}
+    g_rows: list[int] = []
+    g_cols: list[int] = []
+    for i, key in enumerate(keys):
+        for gram in set(char_ngrams(key, config.ngram)):
+            g_rows.append(i)
+            g_cols.append(gram_vocab.setdefault(gram, len(gram_vocab)))
+    grams = _csr(g_rows, g_cols, None, (n, max(len(gram_vocab), 1)))
+    grams.data[:] = 1.0
+    soft = bits
+    if config.typo_words:
+        similar = typo_word_pairs(token_names, config.typo_min_length)
+        if similar:
+            a, b, credit = (np.array(x) for x in zip(*similar, strict=True))
+            spread = _csr(np.r_[a, b].tolist(), np.r_[b, a].tolist(), np.r_[credit, credit].tolist(), (size, size))
+            soft = bits + bits @ spread
+            soft.data = np.minimum(soft.data, 1.0)
+    number_ids: dict[str, int] = {}
+    n_rows: list[int] = []
+    n_cols: list[int] = []
+    for i, key in enumerate(keys):
+        for word in set(key.split()):
+            if word.isdigit():
+                n_rows.append(i)
+                n_cols.append(number_ids.setdefault(word.lstrip("0") or "0", len(number_ids)))
+    numbers = _csr(n_rows, n_cols, None, (n, max(len(number_ids), 1)))
+    numbers.data[:] = 1.0
+    return NameFeatures(keys, weighted, np.asarray(weighted.sum(axis=1)).ravel(), bits, soft, grams,
+                        np.asarray(grams.sum(axis=1)).ravel(), as_acronym, initials, numbers)
+
+
+def typo_word_pairs(words: Sequence[str], min_length: int = 5, max_group: int = 50) -> list[tuple[int, int, float]]:
+    """(i, j, credit) for words one edit apart (substitution, insertion, deletion or transposition; two edits
+    for words of 8+ letters), found through their one-deletion variants instead of comparing all pairs."""
+    from rapidfuzz.distance import OSA
+
+    groups: dict[str, list[int]] = {}
+    for i, word in enumerate(words):
+        if len(word) < min_length or not word.isalpha():
+            continue
+        for variant in {word, *(word[:k] + word[k + 1:] for k in range(len(word)))}:
+            groups.setdefault(variant, []).append(i)
+    candidates: set[tuple[int, int]] = set()
+    for members in groups.values():
+        if 1 < len(members) <= max_group:
+            candidates.update((a, b) for x, a in enumerate(members) for b in members[x + 1:])
+    out = []
+    for a, b in sorted(candidates):
+        wa, wb = words[a], words[b]
+        edits = OSA.distance(wa, wb)
+        if edits <= 1 or (edits == 2 and min(len(wa), len(wb)) >= 8):
+            out.append((a, b, 1.0 - edits / max(len(wa), len(wb))))
+    return out
+
+
+def _acronym_expansions(raw_names: Sequence[str], keys: Sequence[str],
+                        options: NormalizeOptions) -> dict[str, tuple[str, ...]]:
+    """Acronym -> the words it abbreviates, learnt from the names themselves: the expansion seen most often,
+    kept only when it accounts for at least half of the parts with those initials (else it is ambiguous)."""
+    seen: dict[str, Counter] = {}
+    for raw, key in zip(raw_names, keys, strict=True):
+        for initials, words in acronym_definitions(raw, options, key):
+            seen.setdefault(initials, Counter())[words] += 1
+    out = {}
+    for initials, counts in seen.items():
+        words, count = counts.most_common(1)[0]
+        if count * 2 >= sum(counts.values()):
+            out[initials] = words
+    return out
+
+
+def _number(value: Any) -> float:
+    """A numeric attribute as a float; NaN (absent) when it does not read as a number ('1999' does)."""
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return math.nan
+
+
+def rowwise_dot(a, b, left: np.ndarray, right: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+    """sum_k a[left[p], k] * b[right[p], k] for every pair p, in chunks to bound memory."""
+    out = np.empty(len(left), dtype=np.float64)
+    for start in range(0, len(left), chunk):
+        sl = slice(start, start + chunk)
+        out[sl] = np.asarray(a[left[sl]].multiply(b[right[sl]]).sum(axis=1)).ravel()
+    return out
+
+
+@dataclass
+class PairScores:
+    """Signals and the combined score for a batch of node pairs (arrays of one length)."""
+
+    token: np.ndarray
+    char: np.ndarray
+    fuzz: np.ndarray
+    acronym: np.ndarray
+    name: np.ndarray
+    context: np.ndarray       # NaN where either side has no context
+    attributes: np.ndarray    # weighted attribute agreement, NaN where no rule applies
+    type_ok: np.ndarray
+    score: np.ndarray
+
+    def row(self, i: int) -> dict[str, float | bool | None]:
+        def plain(value: float) -> float | None:
+            return None if math.isnan(value) else round(float(value), 4)
+        return {"token": plain(self.token[i]), "char": plain(self.char[i]), "fuzz": plain(self.fuzz[i]),
+                "acronym": bool(self.acronym[i]), "context": plain(self.context[i]),
+                "attributes": plain(self.attributes[i]), "type_ok": bool(self.type_ok[i]),
+                "score": plain(self.score[i])}
+
+
+class NodeTable:
+    """Resolution nodes (a name, a type, pooled context, attributes) and the scorer over their pairs."""
+
+    def __init__(self, features: NameFeatures, name_of: np.ndarray, types: Sequence[str | None],
+                 contexts: Sequence[frozenset[str]], attributes: Sequence[Mapping[str, Any]],
+                 config: ResolutionConfig, type_parents: Mapping[str, str] | None = None) -> None:
+        from kgpipe.vocab import DEFAULT_TYPE_PARENTS, compatible
+
+        self.features = features
+        self.name_of = np.asarray(name_of, dtype=np.int64)
+        self.config = config
+        n = len(self.name_of)
+        type_names = sorted({t for t in types if t})
+        type_index = {t: i for i, t in enumerate(type_names)}
+        self.type_id = np.array([type_index[t] if t else -1 for t in types], dtype=np.int64)
+        parents = DEFAULT_TYPE_PARENTS if type_parents is None else type_parents
+        # row/column len(type_names) stands for 'no type', compatible with everything
+        size = len(type_names) + 1
+        self.type_compat = np.ones((size, size), dtype=bool)
+        for a, ta in enumerate(type_names):
+            for b, tb in enumerate(type_names):
+                self.type_compat[a, b] = compatible(ta, tb, parents)
+        self.context = None
+        if any(contexts):
+            vocab: dict[str, int] = {}
+            rows = [i for i, ctx in enumerate(contexts) for _ in ctx]
+            cols = [vocab.setdefault(item, len(vocab)) for ctx in contexts for item in ctx]
+            self.context = _csr(rows, cols, None, (n, max(len(vocab), 1)))
+            self.context.data[:] = 1.0
+            self.context_size = np.asarray(self.context.sum(axis=1)).ravel()
+        self.attribute_columns = {name: self._attribute_column(name, rule, attributes)
+                                  for name, rule in config.attributes.items()}
+
+    def __len__(self) -> int:
+        return len(self.name_of)
+
+    def _attribute_column(self, name: str, rule: AttributeRule, attributes: Sequence[Mapping[str, Any]]):
+        values = [attrs.get(name) for attrs in attributes]
+        present = np.array([v is not None and v == v and str(v).strip() != "" for v in values], dtype=bool)
+        if rule.kind == "numeric":
+            column = np.array([_number(v) if ok else np.nan for v, ok in zip(values, present, strict=True)])
+            return present & ~np.isnan(column), column
+        if rule.kind == "exact":
+            ids: dict[str, int] = {}
+            column = np.array([ids.setdefault(fold_text(str(v)).strip(), len(ids)) if ok else -1
+                               for v, ok in zip(values, present, strict=True)], dtype=np.int64)
+            return present, column
+        options = self.config.normalize.options()
+        vocab: dict[str, int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        for i, (value, ok) in enumerate(zip(values, present, strict=True)):
+            if ok:
+                text = " ".join(value) if isinstance(value, list | tuple) else str(value)
+                for token in set(name_tokens(normalize_name(text, options), options)):
+                    rows.append(i)
+                    cols.append(vocab.setdefault(token, len(vocab)))
+        matrix = _csr(rows, cols, None, (len(values), max(len(vocab), 1)))
+        matrix.data[:] = 1.0
+        return present, (matrix, np.asarray(matrix.sum(axis=1)).ravel())
+
+    def _attribute_similarity(self, rule: AttributeRule, column, left: np.ndarray, right: np.ndarray):
+        present, values = column
+        both = present[left] & present[right]
+        sim = np.full(len(left), np.nan)
+        if rule.kind == "numeric":
+            sim[both] = 1.0 / (1.0 + np.abs(values[left[both]] - values[right[both]]) / rule.scale)
+        elif rule.kind == "exact":
+            sim[both] = (values[left[both]] == values[right[both]]).astype(np.float64)
+        else:
+            matrix, sizes = values
+            lb, rb = left[both], right[both]
+            inter = rowwise_dot(matrix, matrix, lb, rb)
+            union = sizes[lb] + sizes[rb] - inter
+            sim[both] = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        return sim
+
+    def name_scores(self, left_names: np.ndarray, right_names: np.ndarray):
+        """Token, n-gram, fuzz and acronym signals of name pairs, and their combination."""
+        from rapidfuzz import fuzz, process
+
+        f, cfg = self.features, self.config
+        # each side's words, credited where the other has the word or a typo of it
+        inter = (rowwise_dot(f.tokens, f.soft_bits, left_names, right_names)
+                 + rowwise_dot(f.tokens, f.soft_bits, right_names, left_names)) / 2
+        ml, mr = f.token_mass[left_names], f.token_mass[right_names]
+        union = ml + mr - inter
+        jaccard = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        smaller = np.minimum(ml, mr)
+        overlap = np.minimum(np.divide(inter, smaller, out=np.zeros_like(inter), where=smaller > 0), 1.0)
+        token = (1 - cfg.token_containment) * jaccard + cfg.token_containment * overlap
+        g_inter = rowwise_dot(f.grams, f.grams, left_names, right_names)
+        g_union = f.gram_count[left_names] + f.gram_count[right_names] - g_inter
+        char = np.divide(g_inter, g_union, out=np.zeros_like(g_inter), where=g_union > 0)
+        if len(left_names):
+            keys = np.asarray(f.keys, dtype=object)
+            ratio = process.cpdist(list(keys[left_names]), list(keys[right_names]),
+                                   scorer=getattr(fuzz, cfg.fuzz_scorer), workers=cfg.workers,
+                                   dtype=np.float32).astype(np.float64) / 100.0
+        else:
+            ratio = np.zeros(0)
+        w = cfg.weights
+        total = w.token + w.char + w.fuzz
+        name = (w.token * token + w.char * char + w.fuzz * ratio) / total if total else np.zeros_like(token)
+        acronym = ((f.as_acronym[left_names] >= 0) & (f.as_acronym[left_names] == f.initials[right_names])) | (
+            (f.as_acronym[right_names] >= 0) & (f.as_acronym[right_names] == f.initials[left_names]))
+        # an acronym against its expansion shares no letters worth counting: agreement stands for the name
+        name = np.where(acronym, np.maximum(name, 1.0), name)
+        if f.numbers is not None and f.numbers.nnz and cfg.number_mismatch < 1:
+            count = np.diff(f.numbers.indptr)
+            both = (count[left_names] > 0) & (count[right_names] > 0)
+            if both.any():
+                shared = np.zeros(len(left_names))
+                shared[both] = rowwise_dot(f.numbers, f.numbers, left_names[both], right_names[both])
+                name = np.where(both & (shared == 0), name * cfg.number_mismatch, name)
+        return token, char, ratio, acronym, name
+
+    def score(self, left: np.ndarray, right: np.ndarray) -> PairScores:
+        """Score node pairs (two index arrays of equal length)."""
+        left = np.asarray(left, dtype=np.int64)
+        right = np.asarray(right, dtype=np.int64)
+        cfg, w = self.config, self.config.weights
+        token, char, ratio, acronym, name = self.name_scores(self.name_of[left], self.name_of[right])
+        total = w.name * name
+        weight = np.full(len(left), w.name)
+        attributes = np.full(len(left), np.nan)
+        if self.attribute_columns:
+            a_total = np.zeros(len(left))
+            a_weight = np.zeros(len(left))
+            for attr, rule in cfg.attributes.items():
+                sim = self._attribute_similarity(rule, self.attribute_columns[attr], left, right)
+                has = ~np.isnan(sim)
+                a_total[has] += rule.weight * sim[has]
+                a_weight[has] += rule.weight
+            any_attr = a_weight > 0
+            attributes[any_attr] = a_total[any_attr] / a_weight[any_attr]
+            total += a_total
+            weight += a_weight
+        score = total / weight
+        context = np.full(len(left), np.nan)
+        if self.context is not None and w.context > 0:
+            # shared company is evidence for, but none shared is no evidence against: most mentions of
+            # one entity co-occur with different things, so context only moves a score towards 1
+            both = (self.context_size[left] > 0) & (self.context_size[right] > 0)
+            lb, rb = left[both], right[both]
+            inter = rowwise_dot(self.context, self.context, lb, rb)
+            union = self.context_size[lb] + self.context_size[rb] - inter
+            context[both] = inter / union
+            score[both] += w.context * context[both] * (1.0 - score[both])
+        none = len(self.type_compat) - 1
+        tl = np.where(self.type_id[left] >= 0, self.type_id[left], none)
+        tr = np.where(self.type_id[right] >= 0, self.type_id[right], none)
+        type_ok = self.type_compat[tl, tr]
+        score = np.where(type_ok, score, score * cfg.type_mismatch)
+        return PairScores(token, char, ratio, acronym, name, context, attributes, type_ok, score)

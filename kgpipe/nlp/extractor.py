@@ -1,0 +1,291 @@
+"""Documents in, mention and relation rows out: long texts split below nlp.max_length, nlp.pipe over the
+pieces, entities (NER merged with the gazetteer) as mentions, relation patterns over the parse.
+
+Rows follow kgpipe.artifacts.MENTIONS and RELATIONS; every offset indexes the original document text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kgpipe.nlp.documents import split_text
+from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_RELATION_MAP, DEFAULT_TYPE_PARENTS, ancestors
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.tokens import Doc, Span, Token
+
+    from kgpipe.nlp.gazetteer import SeedGazetteer
+    from kgpipe.nlp.patterns import PatternLibrary, RelationPattern
+
+log = logging.getLogger(__name__)
+
+RELATIVE_PRONOUN_TAGS = frozenset({"WP", "WDT", "WP$"})
+
+
+def mention_id(doc_id: str, start: int, end: int) -> str:
+    """Stable: the same document and offsets give the same id in every run."""
+    return "m" + hashlib.sha1(f"{doc_id}\x1f{start}\x1f{end}".encode()).hexdigest()[:16]
+
+
+def relation_id(subject_id: str, relation: str, object_id: str) -> str:
+    return "r" + hashlib.sha1(f"{subject_id}\x1f{relation}\x1f{object_id}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    label_map: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LABEL_MAP))
+    relation_map: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RELATION_MAP))
+    type_parents: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TYPE_PARENTS))
+    keep_unmapped_labels: bool = False  # DATE, CARDINAL, ... are attributes, not KG entities
+    max_chunk_chars: int = 100_000
+    batch_size: int = 64
+    n_process: int = 1
+    min_confidence: float = 0.0
+    # (first relation, second relation) -> derived relation, e.g. (lives_in, located_in) -> lives_in
+    compose: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+
+@dataclass
+class DocumentResult:
+    doc_id: str
+    mentions: list[dict[str, Any]]
+    relations: list[dict[str, Any]]
+    sentences: int = 0
+    dropped_mentions: int = 0
+
+
+@dataclass
+class _Mention:
+    row: dict[str, Any]
+    root: int              # token index of the span's syntactic head
+    sentence: int          # sentence index within the document
+    sentence_span: tuple[int, int]
+
+
+class Extractor:
+    """Holds the configured nlp (gazetteer included) and the compiled relation patterns."""
+
+    def __init__(self, nlp: Language, options: ExtractOptions | None = None,
+                 patterns: PatternLibrary | None = None, gazetteer: SeedGazetteer | None = None) -> None:
+        from kgpipe.nlp.patterns import PatternLibrary, RelationMatcher
+
+        self.nlp = nlp
+        self.options = options or ExtractOptions()
+        self.library = patterns or PatternLibrary()
+        self.matcher = RelationMatcher(nlp.vocab, self.library, stop_words=getattr(nlp.Defaults, "stop_words", ()))
+        self.gazetteer = gazetteer
+        max_chars = min(self.options.max_chunk_chars, nlp.max_length - 1)
+        self.max_chars = max(1, max_chars)
+        self._allowed_types: dict[tuple[str, ...], frozenset[str]] = {}
+
+    # --- the stream ---------------------------------------------------------------------------------
+
+    def pieces(self, documents: Iterable[tuple[str, str]]) -> Iterator[tuple[str, tuple[str, int, bool]]]:
+        """(piece text, (doc_id, offset, last piece of its document)) for nlp.pipe(as_tuples=True)."""
+        for doc_id, text in documents:
+            chunks = [(o, c) for o, c in split_text(text, self.max_chars) if c.strip()]
+            if not chunks:  # an empty or blank document still yields its (empty) result
+                yield "", (doc_id, 0, True)
+                continue
+            for i, (offset, chunk) in enumerate(chunks):
+                yield chunk, (doc_id, offset, i == len(chunks) - 1)
+
+    def extract(self, documents: Iterable[tuple[str, str]]) -> Iterator[DocumentResult]:
+        """One result per input document, in input order."""
+        stream = self.nlp.pipe(self.pieces(documents), as_tuples=True, batch_size=self.options.batch_size,
+                               n_process=self.options.n_process)
+        current: DocumentResult | None = None
+        for doc, (doc_id, offset, last) in stream:
+            if current is None:
+                current = DocumentResult(doc_id, [], [])
+            self.extract_doc(doc, doc_id, offset, current)
+            if last:
+                yield current
+                current = None
+
+    def extract_docs(self, items: Iterable[tuple[str, Doc]]) -> Iterator[DocumentResult]:
+        """Like extract(), for documents already tokenized (e.g. a corpus with its own tokens); each Doc
+        goes through the pipeline as it is, so it must fit nlp.max_length."""
+        stream = self.nlp.pipe(((doc, doc_id) for doc_id, doc in items), as_tuples=True,
+                               batch_size=self.options.batch_size, n_process=self.options.n_process)
+        for doc, doc_id in stream:
+            yield self.extract_doc(doc, doc_id)
+
+    # --- one piece ------------------------------------------------------------------------------------
+
+    def extract_doc(self, doc: Doc, doc_id: str, offset: int = 0,
+                    result: DocumentResult | None = None) -> DocumentResult:
+        """Mentions and relations of one parsed piece of a document starting at character `offset`;
+        sentence indexes continue from what `result` already holds."""
+        from kgpipe.nlp.gazetteer import SPANS_KEY
+
+        result = result if result is not None else DocumentResult(doc_id, [], [])
+        sentence_base = result.sentences
+        if doc.has_annotation("SENT_START"):
+            sentences = list(doc.sents)
+        else:  # a pipeline without parser or senter: the piece is one sentence
+            sentences = [doc[:]] if len(doc) else []
+        sentence_starts = [sent.start for sent in sentences]
+        result.sentences += len(sentences)
+        gazetteer_spans = {(s.start, s.end) for s in doc.spans.get(SPANS_KEY, [])} if doc.spans else set()
+        label_map = self.options.label_map
+        by_root: dict[int, _Mention] = {}
+        for ent in doc.ents:
+            label = ent.label_
+            if not label:
+                continue
+            if label not in label_map and not self.options.keep_unmapped_labels:
+                result.dropped_mentions += 1
+                continue
+            seed_iri = ent.kb_id_ or None
+            source = "gazetteer" if (ent.start, ent.end) in gazetteer_spans else "ner"
+            kg_type = label_map.get(label)
+            if source == "gazetteer" and seed_iri and self.gazetteer is not None:
+                kg_type = self.gazetteer.kg_types.get(seed_iri) or kg_type
+            start, end = offset + ent.start_char, offset + ent.end_char
+            sentence_index = bisect_right(sentence_starts, ent.start) - 1 if sentences else 0
+            sent = sentences[sentence_index] if sentences else ent
+            row = {"mention_id": mention_id(doc_id, start, end), "doc_id": doc_id,
+                   "sentence": sentence_base + sentence_index, "start_char": start, "end_char": end,
+                   "text": ent.text, "label": label, "kg_type": kg_type, "source": source, "seed_iri": seed_iri}
+            result.mentions.append(row)
+            by_root[ent.root.i] = _Mention(row, ent.root.i, sentence_index,
+                                           (offset + sent.start_char, offset + sent.end_char))
+        if len(by_root) >= 2 and len(self.library):
+            result.relations.extend(self._relations(doc, doc_id, by_root))
+        return result
+
+    def _relations(self, doc: Doc, doc_id: str, by_root: dict[int, _Mention]) -> list[dict[str, Any]]:
+        best: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for match in self.matcher(doc):
+            pattern = match.pattern
+            if pattern.confidence < self.options.min_confidence:
+                continue
+            subjects = self._mentions_at(doc[match.subject_token], by_root)
+            objects = self._mentions_at(doc[match.object_token], by_root)
+            for subj in subjects:
+                if not self._allowed(subj, pattern.subject.labels):
+                    continue
+                for obj in objects:
+                    if obj is subj or obj.sentence != subj.sentence or not self._allowed(obj, pattern.object.labels):
+                        continue
+                    key = (subj.row["mention_id"], pattern.relation, obj.row["mention_id"])
+                    held = best.get(key)
+                    if held is not None and (held["confidence"] > pattern.confidence or (
+                            held["confidence"] == pattern.confidence and held["pattern_id"] <= pattern.id)):
+                        continue  # keep the most confident pattern; ties go to the first id
+                    best[key] = self._row(doc_id, subj, obj, pattern)
+        if self.options.compose:
+            self._compose(best)
+        return sorted(best.values(), key=lambda r: (r["sentence_start"], r["subject_id"], r["relation"],
+                                                    r["object_id"]))
+
+    def _compose(self, best: dict[tuple[str, str, str], dict[str, Any]]) -> None:
+        """Add the relations that composition rules derive from pairs of extracted ones in one sentence,
+        e.g. lives_in(a, b) and located_in(b, c) give lives_in(a, c); one round, so derived relations do
+        not feed further rules. A derived row names both source patterns in pattern_id ("p1+p2") and has
+        the product of their confidences; an extracted relation is never replaced by a derived one."""
+        by_subject: dict[str, list[dict[str, Any]]] = {}
+        for row in best.values():
+            by_subject.setdefault(row["subject_id"], []).append(row)
+        derived: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for first in list(best.values()):
+            for second in by_subject.get(first["object_id"], ()):
+                gives = self.options.compose.get((first["relation"], second["relation"]))
+                if gives is None or second["object_id"] == first["subject_id"]:
+                    continue
+                key = (first["subject_id"], gives, second["object_id"])
+                confidence = first["confidence"] * second["confidence"]
+                if key in best or (key in derived and derived[key]["confidence"] >= confidence):
+                    continue
+                derived[key] = {**first, "relation_id": relation_id(key[0], gives, key[2]), "relation": gives,
+                                "relation_iri": self.options.relation_map.get(gives), "object_id": key[2],
+                                "pattern_id": f"{first['pattern_id']}+{second['pattern_id']}",
+                                "confidence": confidence}
+        best.update(derived)
+
+    def _row(self, doc_id: str, subj: _Mention, obj: _Mention, pattern: RelationPattern) -> dict[str, Any]:
+        subject_id, object_id = subj.row["mention_id"], obj.row["mention_id"]
+        return {"relation_id": relation_id(subject_id, pattern.relation, object_id), "subject_id": subject_id,
+                "relation": pattern.relation, "relation_iri": self.options.relation_map.get(pattern.relation),
+                "object_id": object_id, "doc_id": doc_id, "sentence_start": subj.sentence_span[0],
+                "sentence_end": subj.sentence_span[1], "pattern_id": pattern.id,
+                "confidence": float(pattern.confidence)}
+
+    @staticmethod
+    def _mentions_at(token: Token, by_root: dict[int, _Mention]) -> list[_Mention]:
+        """The mentions an anchor token stands for: the mention it heads, after resolving a relative
+        pronoun to the noun its clause modifies ("Einstein, who was born in Ulm"), plus the mentions
+        coordinated with it ("Moore and Noyce worked for ...")."""
+        if token.tag_ in RELATIVE_PRONOUN_TAGS:
+            clause = next((t for t in [token, *token.ancestors] if t.dep_ == "relcl"), None)
+            if clause is None:
+                return []
+            token = clause.head
+        found = []
+        for t in (token, *token.conjuncts):
+            mention = by_root.get(t.i)
+            if mention is not None:
+                found.append(mention)
+        return found
+
+    def _allowed(self, mention: _Mention, labels: tuple[str, ...]) -> bool:
+        """A label listed by the pattern, or a KG type at or below one of theirs (so patterns written for
+        PERSON/ORG/GPE also accept a CoNLL-trained model's Peop/Org/Loc and seed types like City)."""
+        if not labels or mention.row["label"] in labels:
+            return True
+        kg_type = mention.row["kg_type"]
+        if kg_type is None:
+            return False
+        allowed = self._allowed_types.get(labels)
+        if allowed is None:
+            allowed = frozenset(self.options.label_map[lab] for lab in labels if lab in self.options.label_map)
+            self._allowed_types[labels] = allowed
+        return any(t in allowed for t in ancestors(kg_type, self.options.type_parents))
+
+
+
+@dataclass(frozen=True)
+class GazetteerOptions:
+    mode: str = "override"               # "override": seed names replace overlapping NER spans; "yield"
+    ignore_case: bool = True             # multi-word names; single words always match their exact case
+    single_token_pos: tuple[str, ...] = ("PROPN", "NOUN")
+    min_alias_chars: int = 2
+
+
+def build_extractor(nlp: Language, *, options: ExtractOptions | None = None,
+                    seed_entities: Iterable[Mapping[str, Any]] | None = None,
+                    gazetteer: GazetteerOptions | None = None,
+                    patterns: PatternLibrary | None = None) -> tuple[Extractor, dict[str, Any]]:
+    """Configure nlp for extraction (gazetteer installed after the NER, or removed when there are no
+    seed entities) and compile the patterns; returns the extractor and facts for the stage's report."""
+    from kgpipe.nlp.gazetteer import build_entries, install_gazetteer, remove_gazetteer
+    from kgpipe.nlp.models import ner_labels
+
+    options = options or ExtractOptions()
+    gazetteer = gazetteer or GazetteerOptions()
+    facts: dict[str, Any] = {"pipes": [], "gazetteer_names": 0}
+    component = None
+    if seed_entities is not None:
+        entries, stats = build_entries(
+            seed_entities, options.label_map, preferred_labels=ner_labels(nlp),
+            ignore_case=gazetteer.ignore_case, min_chars=gazetteer.min_alias_chars,
+            parents=options.type_parents, tokenize=nlp.tokenizer)
+        component = install_gazetteer(nlp, entries, mode=gazetteer.mode,  # type: ignore[arg-type]
+                                      ignore_case=gazetteer.ignore_case,
+                                      single_token_pos=gazetteer.single_token_pos)
+        facts.update(gazetteer_names=stats.names, gazetteer_ambiguous=len(stats.ambiguous_names),
+                     gazetteer_untyped_entities=stats.untyped_entities)
+        if stats.ambiguous_names:
+            log.info("gazetteer: %d name(s) shared by seed entities of different labels left to the NER: %s",
+                     len(stats.ambiguous_names), ", ".join(sorted(stats.ambiguous_names)[:20]))
+    else:
+        remove_gazetteer(nlp)
+    facts["pipes"] = list(nlp.pipe_names)
+    return Extractor(nlp, options, patterns, component), facts

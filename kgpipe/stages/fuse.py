@@ -1,0 +1,98 @@
+"""The fuse stage: extracted mentions and relations plus the seed KG in; canonical entities, merged triples,
+graph.ttl, graph.graphml and fusion_report.json out.
+
+Thin glue around kgpipe.kg.fusion.fuse_graph (resolution, seed linking, merge); see its modules for how.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kgpipe.kg.fusion import FusionConfig
+from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType
+
+
+class FuseParams(FusionConfig, StageParams):
+    """Params of the fuse stage: FusionConfig's fields (resolution settings nested under `resolution`)."""
+
+
+class FuseStage(StageType):
+    name = "fuse"
+    version = 1
+    description = "resolve mentions into canonical entities, link them to the seed KG, merge the graphs"
+    Params = FuseParams
+    inputs = (
+        InputSpec("mentions", doc="mentions.parquet (MENTIONS) from extract"),
+        InputSpec("relations", doc="relations.parquet (RELATIONS) from extract"),
+        InputSpec("seed_entities", required=False, doc="seed_entities.parquet from ingest"),
+        InputSpec("seed_triples", required=False, doc="seed_triples.parquet from ingest"),
+    )
+    outputs = (
+        OutputSpec("entities", "entities.parquet"),
+        OutputSpec("triples", "triples.parquet"),
+        OutputSpec("graph_ttl", "graph.ttl"),
+        OutputSpec("graph_graphml", "graph.graphml"),
+        OutputSpec("report", "fusion_report.json"),
+    )
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        import pandas as pd
+
+        from kgpipe.artifacts import ENTITIES, MENTIONS, RELATIONS, SEED_ENTITIES, SEED_TRIPLES, read_table, write_table
+        from kgpipe.atomic import atomic_write_text
+        from kgpipe.kg.fusion import fuse_graph
+        from kgpipe.kg.graph_files import write_graphml, write_turtle
+
+        p: FuseParams = ctx.params
+        mentions = read_table(ctx.input("mentions"), MENTIONS)
+        relations = read_table(ctx.input("relations"), RELATIONS)
+        seed_entities = read_table(ctx.input("seed_entities"), SEED_ENTITIES) if ctx.input("seed_entities") else None
+        seed_triples = read_table(ctx.input("seed_triples"), SEED_TRIPLES) if ctx.input("seed_triples") else None
+        _check_references(ctx, mentions, relations)
+
+        result = fuse_graph(mentions, relations, seed_entities, seed_triples, p,
+                            progress=lambda what, done, total: ctx.report(what, done, total))
+        from kgpipe.artifacts import TRIPLES
+
+        n_entities = write_table(result.entities, ctx.output("entities"), ENTITIES)
+        n_triples = write_table(result.triples, ctx.output("triples"), TRIPLES)
+        entities = pd.DataFrame(result.entities, columns=ENTITIES.column_names)
+        triples = pd.DataFrame(result.triples, columns=TRIPLES.column_names)
+        statements = write_turtle(entities, triples, ctx.output("graph_ttl"), result.same_as, result.types)
+        write_graphml(entities, triples, ctx.output("graph_graphml"))
+        atomic_write_text(ctx.output("report"),
+                          json.dumps(result.report, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+        report = result.report
+        return {"entities": n_entities, "triples": n_triples, "rdf_statements": statements,
+                "mentions": report["inputs"]["mentions"], "clusters": report["merges"]["clusters"],
+                "linked_clusters": report["linking"]["clusters"].get("exact", 0)
+                + report["linking"]["clusters"].get("similarity", 0),
+                "minted": report["entities"]["minted"], "conflicts": len(report["conflicts"])}
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars in the report's counts."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _check_references(ctx: StageContext, mentions, relations) -> None:
+    """Relations must point at mentions that exist and mention ids must be unique (row numbers in errors)."""
+    from kgpipe.errors import InputError
+
+    duplicated = mentions["mention_id"].duplicated()
+    if duplicated.any():
+        row = int(duplicated.to_numpy().nonzero()[0][0])
+        raise InputError(f"duplicate mention_id '{mentions['mention_id'].iat[row]}'",
+                         file=ctx.relpath(ctx.input("mentions")), row=row + 1,
+                         hint="mention ids must be unique; re-run the extract stage")
+    known = set(mentions["mention_id"])
+    for column in ("subject_id", "object_id"):
+        missing = ~relations[column].isin(known)
+        if missing.any():
+            row = int(missing.to_numpy().nonzero()[0][0])
+            raise InputError(f"{column} '{relations[column].iat[row]}' is not a mention in "
+                             f"{ctx.relpath(ctx.input('mentions'))}", file=ctx.relpath(ctx.input("relations")),
+                             row=row + 1, hint="mentions and relations must come from the same extract run")
