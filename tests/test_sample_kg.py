@@ -21,6 +21,11 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("sample")
     cfg = yaml.safe_load((REPO / "pipelines/default.yaml").read_text())
     cfg.update(root=str(REPO), artifacts=str(tmp / "artifacts"), workspace=str(tmp / "ws"))
+    for stage in cfg["stages"].values():  # deps on other stages' outputs follow the artifacts folder
+        for name, value in stage.get("deps", {}).items():
+            moved = [str(tmp / v) if v.startswith("artifacts/") else v
+                     for v in (value if isinstance(value, list) else [value])]
+            stage["deps"][name] = moved if isinstance(value, list) else moved[0]
     pipeline = tmp / "default.yaml"
     pipeline.write_text(yaml.safe_dump(cfg))
     result = kgpipe.run(pipeline, until="ingest")
