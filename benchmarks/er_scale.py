@@ -188,7 +188,7 @@ def run_one(n: int) -> dict:
             "candidate_pairs": result.stats["blocking_candidate_pairs"],
             "pair_completeness": round(pair_completeness(result, entity), 4),
             "precision": quality["precision"], "recall": quality["recall"], "f1": quality["f1"],
-            "step_seconds": result.stats["seconds"]}
+            "step_seconds": result.stats["seconds"], "peak_mb_after": result.stats["peak_mb_after"]}
 
 
 def plain_all_pairs(n: int) -> tuple[int, float]:

@@ -13,6 +13,7 @@ the place relations (lives_in, born_in, located_in, headquartered_in, capital_of
 OrgBased_In for an organisation, Located_In for a place.
 
 Usage: python benchmarks/extract_conll04.py [DEV.jsonl] [--train TRAIN.jsonl] [--ner-model FOLDER]
+         [--other-ner-models FOLDER ...] [--train-command "kgpipe ner train ..."]
          [--patterns pipelines/patterns] [--min-precision 0.6] [--min-support 1] [--no-write]
 """
 
@@ -168,6 +169,9 @@ def main() -> None:
     parser.add_argument("--patterns", default=str(REPO / "pipelines" / "patterns"))
     parser.add_argument("--min-precision", type=float, default=0.6)
     parser.add_argument("--min-support", type=int, default=1)
+    parser.add_argument("--other-ner-models", nargs="*", default=[],
+                        help="more `kgpipe ner train` folders: their entity and end-to-end relation F1 are listed "
+                             "too, to show how much the numbers move from one NER training run to another")
     parser.add_argument("--train-command", default=None,
                         help="the `kgpipe ner train` command that made --ner-model, quoted in the report")
     parser.add_argument("--no-write", action="store_true")
@@ -198,7 +202,7 @@ def main() -> None:
         training = nlp.meta.get("kgpipe_training")
         trained = (f"Trained by `kgpipe ner train` from {training['base_model']} on {training['train_sentences']} "
                    f"sentences: epoch {training['best_epoch']} of {training['epochs_run']} kept (best dev F1 by "
-                   f"spaCy's scorer, {training['dev_ents_f']}), stopped: {training['stopped']}; label renames "
+                   f"spaCy's scorer, {training['dev_ents_f']:.3f}), stopped: {training['stopped']}; label renames "
                    f"{training['label_renames'] or 'none'}.\n\n") if training else ""
         sections.append(f"### Entities, {name} model (`{spec}`, {nlp.meta.get('name')}), "
                         f"{time.perf_counter() - t0:.1f}s\n\n{trained}{table}\n")
@@ -238,6 +242,23 @@ def main() -> None:
                     f"Located_In(b, c) -> the first relation (a, c); in the train split's gold annotation this "
                     f"holds {holds} of {total} times. Derived rows are counted like any other prediction.\n\n"
                     + "\n".join(rows) + "\n")
+    if args.other_ner_models:
+        runs = ["| NER model | entity F1 | relation F1, both | relation F1, both + composition |", "|---|---|---|---|",
+                f"| `{spec}` (above) | {summary.get('entity_f1_trained', 0.0):.3f} | "
+                f"{summary['relation_f1_both_predicted']:.3f} | "
+                f"{summary['relation_f1_both + composition_predicted']:.3f} |"]
+        for other in args.other_ner_models:
+            other_nlp = load_model(other, cache=False)
+            cells = []
+            for opts in (options, composed):
+                extractor, _ = build_extractor(other_nlp, options=opts, patterns=both)
+                ents, rels = predicted_sets(run_extractor(extractor, other_nlp, dev, gold_entities=False), None,
+                                            gold_rel)
+                cells.append(relation_row("x", gold_rel, rels)[1])
+            meta = other_nlp.meta.get("kgpipe_training", {})
+            runs.append(f"| `{other}` (renames {meta.get('label_renames') or 'none'}) | "
+                        f"{entity_table(gold_ent, ents)[1]:.3f} | {cells[0]:.3f} | {cells[1]:.3f} |")
+        sections.append("### Other NER training runs (same train data and patterns)\n\n" + "\n".join(runs) + "\n")
     lines = ["| pattern | fired (end to end) | precision | fired (gold entities) | precision |",
              "|---|---|---|---|---|"]
     ids = sorted(set(per_pattern["predicted"]) | set(per_pattern["gold"]),
@@ -261,6 +282,8 @@ def main() -> None:
             f"{len(gold_rel)} relations); gold tokenization; exact spans. Shared 2-core machine.\n\n"
             + training + targets + "\n\n" + "\n".join(sections))
     command = "python benchmarks/extract_conll04.py" + (f" --ner-model {args.ner_model}" if args.ner_model else "")
+    if args.other_ner_models:
+        command += " --other-ner-models " + " ".join(args.other_ner_models)
     if args.min_precision != 0.6 or args.min_support != 1:
         command += f" --min-precision {args.min_precision} --min-support {args.min_support}"
     if args.no_write:

@@ -52,7 +52,8 @@ SEEDS = [
 
 
 def write_inputs(root: Path, documents: list[tuple[str, str]], seeds: list[dict[str, Any]] | None = SEEDS,
-                 patterns: Path | None = REPO / "pipelines" / "patterns", **params: Any) -> Path:
+                 patterns: Path | None = REPO / "pipelines" / "patterns", model: Path | None = None,
+                 **params: Any) -> Path:
     """documents.parquet (and seed_entities.parquet, pattern files) plus a one-stage extract pipeline."""
     rows = [{"doc_id": d, "source": "test", "source_line": None, "text": t, "sha256": f"{i:064x}",
              "n_chars": len(t)} for i, (d, t) in enumerate(documents)]
@@ -69,6 +70,8 @@ def write_inputs(root: Path, documents: list[tuple[str, str]], seeds: list[dict[
             target.mkdir(exist_ok=True)
             shutil.copy(patterns, target / patterns.name)
         deps["patterns"] = "patterns"
+    if model is not None:
+        deps["model"] = str(model)
     stage = {"type": "extract", "deps": deps, "params": params}
     path = root / "pipeline.yaml"
     path.write_text(yaml.safe_dump({"root": ".", "stages": {"extract": stage}}, sort_keys=False), encoding="utf-8")

@@ -110,8 +110,12 @@ def test_ner_train_writes_a_model_the_stage_can_load(tmp_path, tiny_file):
     meta = json.loads((model / "meta.json").read_text(encoding="utf-8"))
     assert meta["kgpipe_training"]["labels"] == ["Loc", "Org", "Peop"]
     assert meta["kgpipe_training"]["epochs_run"] == 2 and meta["kgpipe_training"]["best_epoch"] in (1, 2)
-    _, mentions, _ = run_extract(tmp_path / "run", [("d", "Ann Lee works for Acme Corp in Boston.")],
+    result, mentions, _ = run_extract(tmp_path / "run", [("d", "Ann Lee works for Acme Corp in Boston.")],
+                                      seeds=None, patterns=None, model=model)  # deps.model: a tracked folder
+    assert result.summaries["extract"]["model"] == meta["name"]
+    _, by_param, _ = run_extract(tmp_path / "run2", [("d", "Ann Lee works for Acme Corp in Boston.")],
                                  seeds=None, patterns=None, spacy_model=str(model))
+    assert by_param.equals(mentions)
     from kgpipe.nlp.models import load_model
 
     trained = load_model(str(model))

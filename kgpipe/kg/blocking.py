@@ -129,7 +129,7 @@ def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
     del signatures
     lsh_codes = np.unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
     acronym_codes = _acronym_pairs(features, config) if config.acronym_blocks else np.zeros(0, dtype=np.int64)
-    token_codes = _token_pairs(features, config.token_block_max, config.window)
+    token_codes = _token_pairs(features, config.token_block_max)
     all_codes = np.union1d(np.union1d(lsh_codes, acronym_codes), token_codes)
     pairs = np.stack([all_codes // n, all_codes % n], axis=1).astype(np.int64)
     stats.update(bands=bands, rows_per_band=rows, common_words_unshingled=n_common, lsh_pairs=int(len(lsh_codes)),
@@ -140,29 +140,25 @@ def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
     return BlockingResult(pairs, stats)
 
 
-def _token_pairs(features: NameFeatures, max_block: int, window: int) -> np.ndarray:
+def _token_pairs(features: NameFeatures, max_block: int) -> np.ndarray:
     """Pair codes of names that share a word, an acronym token or a word one typo apart (the typo-spread
-    token matrix). A word in more than max_block names pairs each with its `window` neighbours in name
-    order only."""
+    token matrix), for words found in 2..max_block names; commoner words are left to the LSH."""
     n = len(features.keys)
     if max_block < 2:
         return np.zeros(0, dtype=np.int64)
     by_token = features.soft_bits.tocsc()
     sizes = np.diff(by_token.indptr)
-    keep = np.flatnonzero(sizes >= 2)
+    keep = np.flatnonzero((sizes >= 2) & (sizes <= max_block))
     if not len(keep):
         return np.zeros(0, dtype=np.int64)
-    members = np.concatenate([np.sort(by_token.indices[by_token.indptr[c]:by_token.indptr[c + 1]])
-                              for c in keep])
-    group_size = np.repeat(sizes[keep], sizes[keep])
+    members = np.concatenate([by_token.indices[by_token.indptr[c]:by_token.indptr[c + 1]] for c in keep])
     groups = np.repeat(np.arange(len(keep)), sizes[keep])
-    small_max = int(sizes[keep][sizes[keep] <= max_block].max(initial=1))
-    reach = max(small_max, window + 1 if (sizes[keep] > max_block).any() else 1)
+    del by_token
     codes = []
-    for d in range(1, reach):
-        same = (groups[:-d] == groups[d:]) & ((group_size[:-d] <= max_block) | (d <= window))
+    for d in range(1, int(sizes[keep].max())):
+        same = groups[:-d] == groups[d:]
         a, b = members[:-d][same], members[d:][same]
-        codes.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
+        codes.append(np.unique(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b)))
     return np.unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
 
 

@@ -34,14 +34,18 @@ def connected_components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndar
     return smallest[raw]
 
 
-def average_link(sim: np.ndarray, threshold: float, anchors: np.ndarray) -> np.ndarray:
+def average_link(sim: np.ndarray, threshold: float, anchors: np.ndarray,
+                 weights: np.ndarray | None = None) -> np.ndarray:
     """Average-link agglomeration of k nodes with a full (k x k) similarity matrix.
 
     Groups are merged best-first while their average pairwise similarity is at least `threshold`; nodes
     with the same anchor (>= 0) start as one group and groups with different anchors are never merged.
+    weights: how many records each node stands for (default 1); averages are over records, so a bare
+    'Bohr' said once does not pull 'Harald Bohr' into a group of 'Niels Bohr' said eight times.
     Returns a group label per node (the smallest member index).
     """
     k = len(sim)
+    weights = np.ones(k) if weights is None else np.asarray(weights, dtype=np.float64)
     groups: list[list[int]] = []
     seen: dict[int, int] = {}
     for i in range(k):
@@ -53,7 +57,7 @@ def average_link(sim: np.ndarray, threshold: float, anchors: np.ndarray) -> np.n
                 seen[a] = len(groups)
             groups.append([i])
     m = len(groups)
-    sizes = np.array([len(g) for g in groups], dtype=np.float64)
+    sizes = np.array([weights[g].sum() for g in groups], dtype=np.float64)
     group_anchor = np.array([anchors[g[0]] for g in groups], dtype=np.int64)
     # average similarity between groups: blocks of sim summed (reduceat, not a BLAS product, which
     # oversubscribes the shared cores from inside a loop over thousands of small components)
@@ -62,7 +66,8 @@ def average_link(sim: np.ndarray, threshold: float, anchors: np.ndarray) -> np.n
     else:
         order = np.concatenate([np.asarray(g) for g in groups])
         starts = np.r_[0, np.cumsum([len(g) for g in groups])[:-1]]
-        block = np.add.reduceat(np.add.reduceat(sim[np.ix_(order, order)], starts, axis=0), starts, axis=1)
+        weighted = sim[np.ix_(order, order)] * np.outer(weights[order], weights[order])
+        block = np.add.reduceat(np.add.reduceat(weighted, starts, axis=0), starts, axis=1)
         avg = block / np.outer(sizes, sizes)
     conflict = (group_anchor[:, None] >= 0) & (group_anchor[None, :] >= 0) & (
         group_anchor[:, None] != group_anchor[None, :])
@@ -137,13 +142,14 @@ def _cut_large(nodes: np.ndarray, left: np.ndarray, right: np.ndarray, score: np
 def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float, *,
                   anchors: np.ndarray | None = None, guard: bool = True, scorer: PairScorer | None = None,
                   max_exact: int = 1500, batch_pairs: int = 2_000_000,
-                  group_threshold: float | None = None) -> tuple[np.ndarray, ClusterStats]:
+                  group_threshold: float | None = None,
+                  weights: np.ndarray | None = None) -> tuple[np.ndarray, ClusterStats]:
     """Cluster label per node (smallest node index in the cluster).
 
     left/right/score: candidate pairs and their scores. anchors: -1 or an anchor id per node (same anchor:
     one cluster; different anchors: never one cluster). scorer: scores arbitrary node pairs, used by the
     guard for the pairs that blocking did not propose. group_threshold: the average similarity at which the
-    guard joins two groups (default: threshold).
+    guard joins two groups (default: threshold). weights: records per node, for the guard's averages.
     """
     group_threshold = threshold if group_threshold is None else group_threshold
     anchors = np.full(n, -1, dtype=np.int64) if anchors is None else np.asarray(anchors, dtype=np.int64)
@@ -168,6 +174,7 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
     starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
     ends = np.r_[starts[1:], n]
     todo: list[np.ndarray] = []
+    cut_edges: list[tuple[np.ndarray, np.ndarray]] = []
     for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
         if e - s < 3:
             members = order[s:e]
@@ -180,6 +187,7 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
         if len(members) > max_exact:
             stats.large_components_cut += 1
             in_comp = accepted & (components[left] == components[members[0]])
+            cut_edges.append((left[in_comp], right[in_comp]))
             todo.extend(_cut_large(members, left[in_comp], right[in_comp], score[in_comp], threshold, max_exact))
         else:
             todo.append(members)
@@ -209,7 +217,8 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
             if sim[i, j].min(initial=1.0) >= group_threshold and len(set(local_anchors[local_anchors >= 0])) <= 1:
                 labels[members] = members.min()
                 continue
-            local = average_link(sim, group_threshold, local_anchors)
+            local = average_link(sim, group_threshold, local_anchors,
+                                 None if weights is None else weights[members])
             labels[members] = members[local]
             if len(np.unique(local)) > 1:
                 stats.components_split += 1
@@ -224,7 +233,59 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
         if batch_size >= batch_pairs:
             flush()
     flush()
+    for edge_left, edge_right in cut_edges:
+        stats.guard_pairs_scored += _merge_across_pieces(labels, edge_left, edge_right, scorer, group_threshold,
+                                                         anchors)
     return labels, stats
+
+
+def _merge_across_pieces(labels: np.ndarray, left: np.ndarray, right: np.ndarray, scorer: PairScorer,
+                         threshold: float, anchors: np.ndarray, max_cross: int = 250_000,
+                         max_batch: int = 5_000_000, rounds: int = 10) -> int:
+    """After a large component was cut into pieces and each re-clustered, join clusters that accepted pairs
+    connect when their average similarity over all cross pairs reaches the threshold: average link again,
+    evaluated only between connected clusters. Updates labels in place; returns the pairs scored."""
+    scored = 0
+    for _ in range(rounds):
+        a, b = labels[left], labels[right]
+        cross = a != b
+        if not cross.any():
+            break
+        pairs = np.unique(np.stack([np.minimum(a[cross], b[cross]), np.maximum(a[cross], b[cross])], axis=1), axis=0)
+        members: dict[int, np.ndarray] = {}
+        for label in np.unique(pairs):
+            members[int(label)] = np.flatnonzero(labels == label)
+        jobs, pl, pr, total = [], [], [], 0
+        for ca, cb in pairs.tolist():
+            ma, mb = members[ca], members[cb]
+            anchor_a = set(anchors[ma][anchors[ma] >= 0].tolist())
+            anchor_b = set(anchors[mb][anchors[mb] >= 0].tolist())
+            if (anchor_a and anchor_b and anchor_a != anchor_b) or len(ma) * len(mb) > max_cross:
+                continue
+            if total + len(ma) * len(mb) > max_batch:
+                break
+            jobs.append((ca, cb, total, len(ma) * len(mb)))
+            pl.append(np.repeat(ma, len(mb)))
+            pr.append(np.tile(mb, len(ma)))
+            total += len(ma) * len(mb)
+        if not jobs:
+            break
+        sims = scorer(np.concatenate(pl), np.concatenate(pr))
+        scored += len(sims)
+        averages = sorted(((float(sims[o:o + c].mean()), ca, cb) for ca, cb, o, c in jobs), reverse=True)
+        merged: set[int] = set()
+        changed = False
+        for average, ca, cb in averages:
+            if average < threshold:
+                break
+            if ca in merged or cb in merged:
+                continue  # its averages changed: next round
+            labels[labels == cb] = ca
+            merged |= {ca, cb}
+            changed = True
+        if not changed:
+            break
+    return scored
 
 
 def one_to_one(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float,

@@ -147,6 +147,10 @@ def link_by_similarity(cluster_names: Sequence[Sequence[str]], cluster_types: Se
     unique = sorted(set(keys))
     position = {k: i for i, k in enumerate(unique)}
     spelling = {k: r for k, r in zip(keys, raw, strict=True)}
+    # linking asks for the same name, not one inside the other: 'England' is not 'Cambridge, England', and
+    # 'Harald Bohr' is not the seed's 'Bohr' (Niels); containment is left to clustering, where the guard
+    # weighs it against the rest of the cluster
+    config = config.model_copy(update={"token_containment": 0.0})
     features = featurize_names([spelling[k] for k in unique], config)
     n_cluster = len(owners)
     types = [cluster_types[k] for _, k in owners] + [None] * len(seed_names)

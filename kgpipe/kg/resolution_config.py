@@ -73,9 +73,9 @@ class BlockingConfig(_Frozen):
         "LSH shingles, so that 'University' does not put every university in one bucket"))
     acronym_blocks: bool = True
     token_block_max: int = Field(20, ge=0, description=(
-        "names sharing a word (or a typo of it) that at most this many names have are all paired, more "
-        "only with their `window` neighbours (0: off); catches a short name inside a long one ('Harvard', "
-        "'Harvard University') and a typo in a short name, which shingle Jaccard can miss"))
+        "names sharing a word (or a typo of it) that at most this many names have are paired (0: off); "
+        "catches a short name inside a long one ('Harvard', 'Harvard University') and a typo in a short "
+        "name, which shingle Jaccard can miss"))
     seed: int = 1
 
 

@@ -33,6 +33,16 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int | None], None]
 
 
+def _peak_mb() -> float:
+    """Peak resident memory of this process so far (MB), for the per-step report."""
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    except (ImportError, OSError):  # not on every platform
+        return float("nan")
+
+
 @dataclass(frozen=True)
 class Record:
     """One thing to resolve: a mention, a seed label, a bibliographic record, an affiliation string."""
@@ -116,6 +126,7 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
     config = config or ResolutionConfig()
     records = list(records)
     timings: dict[str, float] = {}
+    peaks: dict[str, float] = {}
     started = time.perf_counter()
     options = config.normalize.options()
     if one_to_one_sources is not None:
@@ -166,6 +177,7 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
     nodes_of_name: list[list[int]] = [[] for _ in names]
     for node, name in enumerate(name_of_node.tolist()):
         nodes_of_name[name].append(node)
+    peaks["nodes"] = _peak_mb()
     timings["nodes"] = time.perf_counter() - started
 
     # --- features, blocking, scoring -------------------------------------------------------------------
@@ -173,9 +185,11 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
     features = featurize_names([raw_of_name[k] for k in names], config, keys=names)
     table = NodeTable(features, name_of_node, node_type, [frozenset(c) for c in contexts], node_attrs, config,
                       type_parents)
+    peaks["features"] = _peak_mb()
     timings["features"] = time.perf_counter() - t
     t = time.perf_counter()
     blocked = block_names(features, config.blocking, config.ngram, progress)
+    peaks["blocking"] = _peak_mb()
     timings["blocking"] = time.perf_counter() - t
     t = time.perf_counter()
     left, right = _node_pairs(blocked.pairs, nodes_of_name)
@@ -184,6 +198,7 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
         cross = side[left] != side[right]
         left, right = left[cross], right[cross]
     scores = _score_in_chunks(table, left, right, progress)
+    peaks["scoring"] = _peak_mb()
     timings["scoring"] = time.perf_counter() - t
 
     # --- clustering --------------------------------------------------------------------------------------
@@ -200,6 +215,7 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
             scorer=lambda a, b: table.score(a, b).score, max_exact=config.max_exact_component,
             group_threshold=config.cluster_threshold)
         cluster_stats = {k: v for k, v in vars(cstats).items() if k != "extra"}
+    peaks["clustering"] = _peak_mb()
     timings["clustering"] = time.perf_counter() - t
 
     # clusters numbered in order of their first record: stable for a fixed input order
@@ -214,6 +230,7 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
         "scored_pairs": int(len(scores)), "accepted_pairs": int(accepted.sum()),
         "clusters": int(labels.max(initial=-1)) + 1, **cluster_stats,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
+        "peak_mb_after": peaks,
     }
     return Resolution([r.id for r in records], labels, node_of, [unique_keys[i][0] for i in range(n_nodes)],
                       (left[accepted], right[accepted], scores[accepted]), stats, name_of_node, blocked.pairs)

@@ -18,7 +18,7 @@ from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_RELATION_MAP, DEFAULT_TYPE_P
 
 if TYPE_CHECKING:
     from spacy.language import Language
-    from spacy.tokens import Doc, Span, Token
+    from spacy.tokens import Doc, Token
 
     from kgpipe.nlp.gazetteer import SeedGazetteer
     from kgpipe.nlp.patterns import PatternLibrary, RelationPattern

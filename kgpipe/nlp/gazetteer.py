@@ -3,8 +3,9 @@
 statistical NER's entities, carrying each match's seed IRI in Span.kb_id.
 
 Single-word aliases are the dangerous ones ("Born" for Max Born against the verb "born", "Church" for
-Alonzo Church): they match only with the alias's exact capitalisation and only on tokens tagged as
-nouns or proper nouns, so "was born in" and a sentence-initial "Born in Paris, ..." are not mentions.
+Alonzo Church): they match only with the alias's exact capitalisation, and only on tokens the tagger reads
+as nouns or proper nouns or whose other reading is no English word (spaCy's lemma tables), so "was born
+in" and a sentence-initial "Born in Paris, ..." are not mentions, while a mis-tagged "Turing" still is.
 """
 
 from __future__ import annotations

@@ -1,17 +1,20 @@
 """Learning relation patterns from labelled sentences: for every ordered pair of gold entities, the shortest
 dependency path between their head tokens, generalised over lemmas, becomes a candidate DependencyMatcher
-pattern; candidates whose precision on the training pairs passes a threshold are kept.
+pattern; candidates whose smoothed precision on the training pairs, (right + 1) / (matches + 2), passes a
+threshold are kept, with that estimate as their confidence.
 
-Two generalisations of the path's inner tokens are tried: `lemma` (lemma + dependency label, e.g. work
--prep-> for) and `function` (lemmas kept only for function words, content words reduced to their POS),
-so that "X, president of Y" and "X, director of Y" can share one pattern when that stays precise.
+Three generalisations of the path's inner tokens are tried: `lemma` (lemma + dependency label, e.g. work
+-prep-> for), `function` (lemmas kept only for function words, content words reduced to their POS) and
+`skeleton` (function-word lemmas, content words by their dependency label alone), so that "X, president
+of Y" and "X, director of Y" can share one pattern where that stays precise. Anchors are constrained by
+their dependency label only; their entity labels come from the training pair's types.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 

@@ -163,7 +163,8 @@ def _training_meta(report: TrainReport, options: TrainOptions) -> dict[str, Any]
     return {"base_model": options.base_model, "labels": report.labels, "train_sentences": report.train_sentences,
             "dev_sentences": report.dev_sentences, "best_epoch": report.best_epoch,
             "epochs_run": len(report.epochs), "stopped": report.stopped, "seed": options.seed,
-            "dev_ents_f": best.dev_f if best else None, "label_renames": dict(options.label_renames)}
+            "dev_ents_f": best.dev_f if best else None, "label_renames": dict(options.label_renames),
+            "dropout": options.dropout, "max_epochs": options.epochs, "patience": options.patience}
 
 
 def _save(nlp: Language, output: Path, report: TrainReport, options: TrainOptions) -> None:
