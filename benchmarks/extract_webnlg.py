@@ -21,37 +21,32 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
+from _webnlg import read_webnlg  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "webnlg" / "dev"
 
 
 def read_split(folder: Path) -> list[dict]:
-    """One record per text: its string, gold name references {entity: set of strings}, gold triples."""
-    texts = []
-    for path in sorted(folder.rglob("*.xml")):
-        for entry in ET.parse(path).getroot().iter("entry"):
-            triples = [tuple(part.strip() for part in t.text.split("|"))
-                       for t in entry.find("modifiedtripleset").iter("mtriple")]
-            for lex in entry.iter("lex"):
-                text = lex.findtext("text")
-                if not text:
-                    continue
-                names: dict[str, set[str]] = defaultdict(set)
-                name_list = []
-                for ref in lex.iter("reference"):
-                    if ref.get("type") == "name" and ref.text:
-                        names[ref.get("entity")].add(norm(ref.text))
-                        name_list.append(norm(ref.text))
-                texts.append({"text": text.strip(), "names": dict(names), "name_list": name_list,
-                              "triples": triples, "file": f"{path.parent.name}/{path.name}"})
-    return texts
+    """One record per text: its string, gold name references {entity: set of normalised strings}, the
+    entry's triples and its category (read with benchmarks/_webnlg.py)."""
+    records = []
+    for entry in read_webnlg(folder):
+        for text in entry.texts:
+            names: dict[str, set[str]] = defaultdict(set)
+            name_list = []
+            for ref in text.references:
+                if ref.type == "name" and ref.text:
+                    names[ref.entity].add(norm(ref.text))
+                    name_list.append(norm(ref.text))
+            records.append({"text": text.text, "names": dict(names), "name_list": name_list,
+                            "triples": text.triples, "category": text.category})
+    return records
 
 
 def norm(text: str) -> str:
@@ -98,7 +93,7 @@ def main() -> None:
         gold = Counter(record["name_list"])
         tp = sum((predicted & gold).values())
         m_tp, m_pred, m_gold = m_tp + tp, m_pred + sum(predicted.values()), m_gold + sum(gold.values())
-        category = record["file"].split("/")[1].removesuffix(".xml")
+        category = record["category"]
         by_category[category].update(tp=tp, pred=sum(predicted.values()), gold=sum(gold.values()))
 
         names = record["names"]
