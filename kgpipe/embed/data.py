@@ -63,13 +63,10 @@ class GraphData:
 
 
 def relation_label(relation: str) -> str:
-    """A readable name for a relation IRI: its local name with underscores as spaces."""
-    local = relation.rstrip("/#")
-    for sep in ("#", "/", ":"):
-        if sep in local:
-            local = local.rsplit(sep, 1)[1]
-            break
-    return local.replace("_", " ") or relation
+    """A readable name for a relation IRI: its local name with underscores as spaces (as for seed entities)."""
+    from kgpipe.kg.seed import local_name_label
+
+    return local_name_label(relation)
 
 
 # --- reading -----------------------------------------------------------------------------------------
