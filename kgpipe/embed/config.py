@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kgpipe.errors import PipelineError
@@ -21,7 +21,7 @@ COMPONENTS = {
     "negative_sampler": ("pykeen.sampling:negative_sampler_resolver", "negative sampler"),
     "optimizer": ("pykeen.optimizers:optimizer_resolver", "optimizer"),
 }
-# components only sLCWA uses; other training loops score against all entities
+# the one training loop that takes a negative sampler; the others score against all entities
 SLCWA = "slcwa"
 
 
@@ -78,9 +78,6 @@ class TrainingConfig:
         stopping = values.get("early_stopping")
         values["early_stopping"] = EarlyStopping(**stopping) if stopping else None
         return cls(**values)
-
-    def without_early_stopping(self) -> TrainingConfig:
-        return replace(self, early_stopping=None)
 
 
 def _plain(value: Any) -> Any:

@@ -130,6 +130,11 @@ def _run_pipeline(graph: GraphData, config: TrainingConfig, workdir: Path, on_ep
                           # in the work folder, not PyKEEN's home: a resumed run needs the same file
                           "best_model_path": checkpoints / BEST_WEIGHTS}
     started = time.perf_counter()
+    # torch_max_mem warns at every evaluation that CPU memory is not probed; kgpipe pins batch sizes anyway
+    quiet = logging.getLogger("torch_max_mem.api")
+    level = quiet.level
+    if not device.startswith("cuda"):
+        quiet.setLevel(logging.ERROR)
     try:
         result = pipeline(
             training=graph.training, validation=graph.validation, testing=graph.testing,
@@ -169,6 +174,8 @@ def _run_pipeline(graph: GraphData, config: TrainingConfig, workdir: Path, on_ep
             hint=f"try batch_size: {smaller} (or a smaller evaluation_batch_size: "
                  f"{max(1, config.evaluation_batch_size // 2)}); checkpoints are kept",
         ) from None
+    finally:
+        quiet.setLevel(level)
     wall = time.perf_counter() - started
 
     stopper = result.stopper
