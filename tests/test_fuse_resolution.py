@@ -235,3 +235,20 @@ def test_typos_count_as_the_same_word_and_numbers_must_agree() -> None:
     without = resolve([Record("us", "United States"), Record("typo", "Unted States"), Record("uk", "United Kingdom")],
                       ResolutionConfig(typo_words=False, weights={"token": 1.0, "char": 0.0, "fuzz": 0.0}))
     assert not together(without, "us", "typo")
+
+
+def test_oversized_component_is_cut_then_rejoined_by_average_link() -> None:
+    """With room for only four nodes per exact re-clustering, a 12-node component (two groups of six and
+    one bridge) is cut into pieces; the pieces' clusters are joined back into the two groups, not one."""
+    k = 12
+    sim = np.full((k, k), 0.1)
+    sim[:6, :6] = 0.9
+    sim[6:, 6:] = 0.9
+    sim[5, 6] = sim[6, 5] = 0.6
+    np.fill_diagonal(sim, 1.0)
+    left, right = np.triu_indices(k, 1)
+    score = sim[left, right]
+    labels, stats = cluster_nodes(k, left, right, score, 0.5, scorer=lambda a, b: sim[a, b], max_exact=4)
+    assert stats.large_components_cut == 1
+    assert len(set(labels[:6].tolist())) == 1 and len(set(labels[6:].tolist())) == 1
+    assert labels[0] != labels[6]

@@ -6,7 +6,9 @@ linkage between two sources.
 Why the guard: with connected components alone, one wrong pair joins two large clusters. Average link only
 joins two groups when their members are similar *on average*, so a single bad pair among |A|*|B| cannot.
 Nodes carrying different anchors (e.g. seed entities) are never joined; nodes with the same anchor start
-in one group.
+in one group. A component too large to score all its pairs is cut at stricter thresholds, its pieces are
+clustered exactly, and clusters of different pieces are joined again by average link between connected
+clusters.
 """
 
 from __future__ import annotations
@@ -240,51 +242,69 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
 
 
 def _merge_across_pieces(labels: np.ndarray, left: np.ndarray, right: np.ndarray, scorer: PairScorer,
-                         threshold: float, anchors: np.ndarray, max_cross: int = 250_000,
-                         max_batch: int = 5_000_000, rounds: int = 10) -> int:
+                         threshold: float, anchors: np.ndarray, sample: int = 16, rounds: int = 3) -> int:
     """After a large component was cut into pieces and each re-clustered, join clusters that accepted pairs
-    connect when their average similarity over all cross pairs reaches the threshold: average link again,
-    evaluated only between connected clusters. Updates labels in place; returns the pairs scored."""
+    connect when their average similarity over cross pairs reaches the threshold: average link again,
+    evaluated only between connected clusters. Averages over more than `sample` cross pairs are estimated
+    from a sample (a fixed seed: the same input gives the same result); an average is recomputed only when
+    one of its clusters changed. Updates labels in place; returns the pairs scored."""
     scored = 0
+    nodes = np.unique(np.concatenate([left, right]))
+    rng = np.random.default_rng(12345)
+    known_pairs = np.zeros((0, 2), dtype=np.int64)
+    known_avg = np.zeros(0)
     for _ in range(rounds):
         a, b = labels[left], labels[right]
         cross = a != b
         if not cross.any():
             break
         pairs = np.unique(np.stack([np.minimum(a[cross], b[cross]), np.maximum(a[cross], b[cross])], axis=1), axis=0)
-        members: dict[int, np.ndarray] = {}
-        for label in np.unique(pairs):
-            members[int(label)] = np.flatnonzero(labels == label)
-        jobs, pl, pr, total = [], [], [], 0
-        for ca, cb in pairs.tolist():
-            ma, mb = members[ca], members[cb]
-            anchor_a = set(anchors[ma][anchors[ma] >= 0].tolist())
-            anchor_b = set(anchors[mb][anchors[mb] >= 0].tolist())
-            if (anchor_a and anchor_b and anchor_a != anchor_b) or len(ma) * len(mb) > max_cross:
-                continue
-            if total + len(ma) * len(mb) > max_batch:
-                break
-            jobs.append((ca, cb, total, len(ma) * len(mb)))
-            pl.append(np.repeat(ma, len(mb)))
-            pr.append(np.tile(mb, len(ma)))
-            total += len(ma) * len(mb)
-        if not jobs:
-            break
-        sims = scorer(np.concatenate(pl), np.concatenate(pr))
-        scored += len(sims)
-        averages = sorted(((float(sims[o:o + c].mean()), ca, cb) for ca, cb, o, c in jobs), reverse=True)
+        # clusters as runs of one sorted array
+        by_label = nodes[np.argsort(labels[nodes], kind="stable")]
+        run_labels, run_start, run_len = np.unique(labels[by_label], return_index=True, return_counts=True)
+        run_anchor = np.full(len(run_labels), -1, dtype=np.int64)
+        np.maximum.at(run_anchor, np.searchsorted(run_labels, labels[by_label]), anchors[by_label])
+        # averages already known for unchanged pairs
+        codes = pairs[:, 0] * (len(labels) + 1) + pairs[:, 1]
+        known_codes = known_pairs[:, 0] * (len(labels) + 1) + known_pairs[:, 1]
+        order = np.argsort(known_codes)
+        hit = np.searchsorted(known_codes[order], codes)
+        hit = np.minimum(hit, max(len(order) - 1, 0))
+        found = (len(order) > 0) & (known_codes[order][hit] == codes) if len(order) else np.zeros(len(codes), bool)
+        averages = np.where(found, known_avg[order][hit] if len(order) else 0.0, np.nan)
+        new = np.flatnonzero(~found)
+        ra = np.searchsorted(run_labels, pairs[new, 0])
+        rb = np.searchsorted(run_labels, pairs[new, 1])
+        clash = (run_anchor[ra] >= 0) & (run_anchor[rb] >= 0) & (run_anchor[ra] != run_anchor[rb])
+        averages[new[clash]] = -1.0
+        new, ra, rb = new[~clash], ra[~clash], rb[~clash]
+        if len(new):
+            la, lb = run_len[ra], run_len[rb]
+            small = la * lb <= sample
+            counts = np.where(small, la * lb, sample)
+            starts = np.r_[0, np.cumsum(counts)[:-1]]
+            pair_of = np.repeat(np.arange(len(new)), counts)
+            k = np.arange(counts.sum()) - starts[pair_of]
+            ia = np.where(small[pair_of], k // np.maximum(lb[pair_of], 1), rng.integers(0, la[pair_of]))
+            ib = np.where(small[pair_of], k % np.maximum(lb[pair_of], 1), rng.integers(0, lb[pair_of]))
+            sims = scorer(by_label[run_start[ra][pair_of] + ia], by_label[run_start[rb][pair_of] + ib])
+            scored += len(sims)
+            averages[new] = np.add.reduceat(sims, starts) / counts
+        known_pairs, known_avg = pairs, averages
         merged: set[int] = set()
-        changed = False
-        for average, ca, cb in averages:
-            if average < threshold:
+        for index in np.argsort(-averages, kind="stable").tolist():
+            if averages[index] < threshold:
                 break
+            ca, cb = int(pairs[index, 0]), int(pairs[index, 1])
             if ca in merged or cb in merged:
-                continue  # its averages changed: next round
-            labels[labels == cb] = ca
+                continue  # its averages change: next round
+            run = np.searchsorted(run_labels, cb)
+            labels[by_label[run_start[run]:run_start[run] + run_len[run]]] = ca
             merged |= {ca, cb}
-            changed = True
-        if not changed:
+        if not merged:
             break
+        stale = np.isin(known_pairs[:, 0], list(merged)) | np.isin(known_pairs[:, 1], list(merged))
+        known_pairs, known_avg = known_pairs[~stale], known_avg[~stale]
     return scored
 
 

@@ -143,12 +143,12 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
     del key_cache
     node_key_of: list[tuple] = []
     for record, key in zip(records, keys, strict=True):
-        node_key = (key, record.type or "", record.anchor or "",
-                    tuple(_freeze(record.attributes.get(a)) for a in attr_names))
+        attrs = repr(tuple(_freeze(record.attributes.get(a)) for a in attr_names)) if attr_names else ""
+        node_key = (key, record.type or "", record.anchor or "", attrs)
         if one_to_one_sources is not None:  # linkage keeps every record apart within its source
             node_key += (record.source, record.id)
         node_key_of.append(node_key)
-    unique_keys = sorted(set(node_key_of), key=repr)
+    unique_keys = sorted(set(node_key_of))  # strings only: content order
     node_index = {k: i for i, k in enumerate(unique_keys)}
     node_of = np.array([node_index[k] for k in node_key_of], dtype=np.int64)
     n_nodes = len(unique_keys)
