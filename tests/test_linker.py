@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kgpipe.lm.linker import EntityLinker, simple_key
+from kgpipe.lm.linker import EntityLinker
 
 S = "http://schema.org/"
 ENTITIES = [
@@ -24,8 +24,9 @@ def linker() -> EntityLinker:
     return EntityLinker(ENTITIES)
 
 
-def test_keys_fold_case_accents_and_punctuation() -> None:
-    assert simple_key("M.I.T.") == "mit" and simple_key("  Erwin   SCHRÖDINGER ") == "erwin schrodinger"
+def test_keys_are_the_fuse_stages_normalised_names(linker) -> None:
+    """One normalisation for fusion and linking: 'M.I.T.' and 'MIT' meet on one key."""
+    assert linker.normalize("M.I.T.") == "mit" and linker.normalize("  Erwin   SCHRÖDINGER ") == "erwin schrodinger"
 
 
 def test_exact_then_normalised_then_fuzzy(linker) -> None:

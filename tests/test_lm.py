@@ -149,6 +149,35 @@ def test_fusion_trains_only_its_own_modules_when_the_base_is_frozen(tokenizer, t
     assert {n.split(".")[1] for n in trained} == {"0", "2"}
 
 
+@pytest.mark.parametrize("layers", [[0, 2], [1], [2]])
+def test_resuming_above_the_frozen_layers_gives_the_full_forward(tokenizer, tiny_bert, layers) -> None:
+    """states_below + forward_from (the training shortcut) equal one full forward, padding included, and the
+    base model is whole again afterwards."""
+    _, path = tiny_bert
+    torch.manual_seed(6)
+    encoder = KnowledgeEnhancedEncoder(BertModel.from_pretrained(path), KnowledgeTable(["a", "b"], torch.randn(2, 12)),
+                                       InjectionConfig(mode="fusion", base_model=path, layers=layers)).eval()
+    with torch.no_grad():
+        for p in encoder.fusion.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    texts = [("Ada Lovelace met Babbage in London.", "Ada Lovelace", 0), ("Bob.", "Bob", 1)]
+    encoded = tokenizer([t for t, _, _ in texts], return_offsets_mapping=True, padding=True, return_tensors="pt")
+    rows = torch.full_like(encoded["input_ids"], -1)
+    for i, (text, mention, row) in enumerate(texts):
+        start = text.index(mention)
+        rows[i, tokens_for_span(encoded["offset_mapping"][i].tolist(), start, start + len(mention))] = row
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    with torch.no_grad():
+        full = encoder(ids, mask, entity_rows=rows).last_hidden_state
+        resumed = encoder.forward_from(encoder.states_below(ids, mask), mask, rows)
+        again = encoder(ids, mask, entity_rows=rows).last_hidden_state
+    real = mask.bool()
+    assert encoder.resume_layer == min(layers)
+    assert torch.allclose(resumed[real], full[real], atol=1e-5)
+    assert torch.equal(again, full) and len(encoder.base.encoder.layer) == 3
+    assert (full[rows >= 0] - encoder.base(input_ids=ids, attention_mask=mask).last_hidden_state[rows >= 0]).abs().max() > 1e-3
+
+
 @pytest.mark.parametrize("mode,storage", [("align", "float32"), ("fusion", "int8"), ("align", "float16")])
 def test_save_and_load_give_identical_outputs(tokenizer, tiny_bert, tmp_path, mode, storage) -> None:
     _, path = tiny_bert

@@ -89,6 +89,30 @@ def test_knowledge_lets_a_frozen_encoder_learn_what_text_cannot_tell(tokenizer) 
     assert scores[False] == 0.5
 
 
+def _losses_of_the_full_loop(model: SpanPairClassifier, items: list, config: TrainConfig) -> list[float]:
+    """train_classifier's loop written out without any caching: the whole model runs on every batch."""
+    import random
+
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    order, rng = list(range(len(items))), random.Random(config.seed)
+    steps = (len(items) + config.batch_size - 1) // config.batch_size
+    losses = []
+    model.train()
+    for _ in range(config.epochs):
+        rng.shuffle(order)
+        total = 0.0
+        for step in range(steps):
+            batch = collate([items[i] for i in order[step * config.batch_size:(step + 1) * config.batch_size]])
+            loss = torch.nn.functional.cross_entropy(model(batch), batch.labels)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item()
+        losses.append(total / steps)
+    return losses
+
+
 def test_a_frozen_encoder_is_run_once_and_trains_like_the_uncached_loop(tokenizer) -> None:
     torch.manual_seed(0)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
@@ -105,19 +129,41 @@ def test_a_frozen_encoder_is_run_once_and_trains_like_the_uncached_loop(tokenize
     assert len(calls) == 1                              # 12 examples, one batch of 64, once
     assert not base.training                            # frozen: no dropout while the head trains
     model.head.load_state_dict(head)
-    plain_losses = []
-    optimiser = torch.optim.AdamW(model.head.parameters(), lr=TrainConfig().learning_rate, weight_decay=0.0)
-    import random as _random
-    order, rng = list(range(len(items))), _random.Random(TrainConfig().seed)
-    for _ in range(3):                                   # the uncached loop, written out
-        rng.shuffle(order)
-        total = 0.0
-        for step in range(3):
-            batch = collate([items[i] for i in order[step * 4:(step + 1) * 4]])
-            loss = torch.nn.functional.cross_entropy(model(batch), batch.labels)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += loss.item()
-        plain_losses.append(total / 3)
+    plain_losses = _losses_of_the_full_loop(model, items, TrainConfig(epochs=3, batch_size=4))
     assert cached_losses == pytest.approx(plain_losses, rel=1e-5)
+
+
+def test_fusion_over_a_frozen_base_runs_the_lower_layers_once_and_trains_like_the_full_loop(tokenizer) -> None:
+    """The states below the first fusion layer are computed once; every step then runs only the layers
+    above, and the losses equal those of the loop that runs the whole encoder each step."""
+    from kgpipe.lm.encoder import InjectionConfig, KnowledgeEnhancedEncoder
+    from kgpipe.lm.knowledge import KnowledgeTable
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=3,
+                        num_attention_heads=2, intermediate_size=64)
+    base_weights = BertModel(config).state_dict()
+    vectors = torch.randn(2, 8)
+    examples = [example("Ada met Alan in London.", "Ada", "London", "a", "ex:ada", "ex:london"),
+                example("Alan left Paris for good.", "Alan", "Paris", "b", "ex:alan", None)] * 6
+    rows = {"ex:ada": 0, "ex:london": 1}
+    items = encode_examples(tokenizer, examples, ["a", "b"], lambda e: rows.get(e, -1))
+
+    def build() -> tuple[SpanPairClassifier, list[int]]:
+        base = BertModel(config)
+        base.load_state_dict(base_weights)
+        calls: list[int] = []
+        base.encoder.layer[0].register_forward_hook(lambda *args: calls.append(1))
+        torch.manual_seed(1)
+        encoder = KnowledgeEnhancedEncoder(base, KnowledgeTable(["ex:ada", "ex:london"], vectors),
+                                           InjectionConfig(mode="fusion", layers=[1]))
+        return SpanPairClassifier(encoder, 32, 2, knowledge=True, dropout=0.0), calls
+
+    model, calls = build()
+    losses = train_classifier(model, items, TrainConfig(epochs=3, batch_size=4, learning_rate=1e-2))
+    assert len(calls) == 1                               # lower layers: one batch of 12, once
+    reference, _ = build()
+    expected = _losses_of_the_full_loop(reference, items, TrainConfig(epochs=3, batch_size=4, learning_rate=1e-2))
+    assert losses == pytest.approx(expected, rel=1e-4)
+    assert losses[-1] < losses[0]
+    assert predict(model, items) == predict(reference, items)

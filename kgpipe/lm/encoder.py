@@ -145,6 +145,51 @@ class KnowledgeEnhancedEncoder(nn.Module):
         finally:
             self._rows = None
 
+    # --- resuming above frozen layers --------------------------------------------------------------------
+    # With a frozen base, everything below the first fusion layer is the same in every epoch and for every
+    # knowledge table: compute it once (`states_below`), then run only the layers that knowledge changes
+    # (`forward_from`). Both go through the base model's own forward, with its layer list cut and its
+    # embedding module standing in for the cached states, so masks and layer calls stay the library's.
+
+    @property
+    def resume_layer(self) -> int | None:
+        """The first fusion layer when the base is frozen (states below it can be cached), else None."""
+        if self.config.mode != "fusion" or not self.config.freeze_base:
+            return None
+        return min(self.config.layers)
+
+    def _with_layers(self, start: int, stop: int, passthrough: bool) -> _CutBase:
+        return _CutBase(self.base, self._encoder_layers(), start, stop, passthrough)
+
+    @torch.no_grad()
+    def states_below(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states leaving layer `resume_layer`, before its knowledge is added: [batch, seq, hidden]."""
+        start = self.resume_layer
+        if start is None:
+            raise KgpipeError("states_below needs fusion mode with a frozen base")
+        with self._with_layers(0, start + 1, passthrough=False):
+            return self.base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def forward_from(self, states: torch.Tensor, attention_mask: torch.Tensor | None,
+                     entity_rows: torch.Tensor) -> torch.Tensor:
+        """The last hidden state this encoder gives for inputs whose `states_below` are `states`."""
+        start = self.resume_layer
+        if start is None:
+            raise KgpipeError("forward_from needs fusion mode with a frozen base")
+        hidden = states
+        if bool((entity_rows >= 0).any()):
+            kg = self.knowledge.lookup(entity_rows.clamp_min(0))
+            hidden = self.fusion[str(start)](states, kg, entity_rows >= 0)
+        n_layers = len(self._encoder_layers())
+        if start + 1 >= n_layers:
+            return hidden
+        self._rows = entity_rows
+        try:
+            with self._with_layers(start + 1, n_layers, passthrough=True):
+                return self.base(inputs_embeds=hidden, attention_mask=attention_mask).last_hidden_state
+        finally:
+            self._rows = None
+
     # --- persistence ------------------------------------------------------------------------------------
 
     def save_pretrained(self, folder: str | Path, tokenizer: Any = None) -> Path:
@@ -185,3 +230,28 @@ class KnowledgeEnhancedEncoder(nn.Module):
             raise KgpipeError(f"{folder / WEIGHTS_FILE}: weights do not match the config "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         return model.eval()
+
+
+class _PassThrough(nn.Module):
+    """Stands in for the embedding module: the given states enter the first remaining layer as they are."""
+
+    def forward(self, input_ids: Any = None, inputs_embeds: Any = None, **kwargs: Any) -> torch.Tensor:
+        return inputs_embeds
+
+
+class _CutBase:
+    """Context manager: the base model runs only layers [start, stop), optionally without its embeddings."""
+
+    def __init__(self, base: nn.Module, layers: nn.ModuleList, start: int, stop: int, passthrough: bool) -> None:
+        self.base, self.layers, self.start, self.stop, self.passthrough = base, layers, start, stop, passthrough
+
+    def __enter__(self) -> None:
+        self.base.encoder.layer = nn.ModuleList(list(self.layers)[self.start:self.stop])
+        if self.passthrough:
+            self.embeddings = self.base.embeddings
+            self.base.embeddings = _PassThrough()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.base.encoder.layer = self.layers
+        if self.passthrough:
+            self.base.embeddings = self.embeddings

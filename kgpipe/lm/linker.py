@@ -6,24 +6,13 @@ NIL when nothing passes the threshold.
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kgpipe.kg.normalize import normalize_name
 from kgpipe.vocab import DEFAULT_TYPE_PARENTS, compatible
-
-_PUNCT = re.compile(r"[^\w\s]")
-
-
-def simple_key(text: str) -> str:
-    """Casefolded, accent-free, punctuation-free, single-spaced: 'M.I.T.' -> 'mit', 'Zürich' -> 'zurich'."""
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return " ".join(_PUNCT.sub("", text).split())
-
 
 @dataclass(frozen=True)
 class Candidate:
@@ -46,7 +35,7 @@ class LinkerWeights:
 class EntityLinker:
     """Links mention strings to entity ids of an entities table (id, label, type, aliases, mention_count)."""
 
-    def __init__(self, entities: Iterable[Mapping[str, Any]], *, normalize: Callable[[str], str] = simple_key,
+    def __init__(self, entities: Iterable[Mapping[str, Any]], *, normalize: Callable[[str], str] = normalize_name,
                  fuzzy_cutoff: float = 88.0, nil_threshold: float = 0.6,
                  weights: LinkerWeights = LinkerWeights(),
                  type_parents: Mapping[str, str] = DEFAULT_TYPE_PARENTS, max_candidates: int = 10) -> None:

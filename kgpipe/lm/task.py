@@ -132,17 +132,49 @@ class SpanPairClassifier(nn.Module):
             self.encoder.eval()  # a frozen feature extractor runs without dropout
         return self
 
-    def features(self, batch: Batch) -> torch.Tensor:
-        kwargs = {"entity_rows": batch.entity_rows} if self.knowledge else {}
-        hidden = self.encoder(batch.input_ids, batch.attention_mask, **kwargs).last_hidden_state
+    def features(self, batch: Batch, states: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled features; `states` (from `lower_states`) skips the frozen layers below the knowledge."""
+        if states is not None:
+            hidden = self.encoder.forward_from(states, batch.attention_mask, batch.entity_rows)
+        else:
+            kwargs = {"entity_rows": batch.entity_rows} if self.knowledge else {}
+            hidden = self.encoder(batch.input_ids, batch.attention_mask, **kwargs).last_hidden_state
 
         def pool(mask: torch.Tensor) -> torch.Tensor:
             return (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
 
         return torch.cat([hidden[:, 0], pool(batch.subject_mask), pool(batch.object_mask)], dim=-1)
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.head(self.dropout(self.features(batch)))
+    def forward(self, batch: Batch, states: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.dropout(self.features(batch, states)))
+
+
+def _by_length(items: Sequence[dict[str, Any]], batch_size: int) -> list[list[int]]:
+    """Batches of item indices with similar lengths: far less padding than input order."""
+    order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _pad_states(states: Sequence[torch.Tensor]) -> torch.Tensor:
+    return nn.utils.rnn.pad_sequence(list(states), batch_first=True)
+
+
+@torch.no_grad()
+def lower_states(model: SpanPairClassifier, items: Sequence[dict[str, Any]], batch_size: int = 64
+                 ) -> list[torch.Tensor] | None:
+    """Per example, the frozen base's hidden states below the first knowledge layer (unpadded), or None
+    when the encoder cannot resume from them (not fusion, or the base is trained). They do not depend on
+    the knowledge table, so one list serves every fusion model over the same base and layers."""
+    if getattr(model.encoder, "resume_layer", None) is None:
+        return None
+    model.eval()
+    out: list[torch.Tensor] = [torch.empty(0)] * len(items)
+    for chosen in _by_length(items, batch_size):
+        batch = collate([items[i] for i in chosen])
+        states = model.encoder.states_below(batch.input_ids, batch.attention_mask)
+        for row, index in enumerate(chosen):
+            out[index] = states[row, :len(items[index]["input_ids"])].clone()
+    return out
 
 
 @torch.no_grad()
@@ -150,7 +182,11 @@ def _cached_features(model: SpanPairClassifier, items: Sequence[dict[str, Any]],
                      ) -> torch.Tensor:
     """A frozen encoder gives every example the same features in every epoch: compute them once."""
     model.eval()
-    return torch.cat([model.features(collate(items[i:i + batch_size])) for i in range(0, len(items), batch_size)])
+    features: list[torch.Tensor] = [torch.empty(0)] * len(items)
+    for chosen in _by_length(items, batch_size):
+        for index, row in zip(chosen, model.features(collate([items[i] for i in chosen])), strict=True):
+            features[index] = row
+    return torch.stack(features)
 
 
 @dataclass
@@ -163,8 +199,11 @@ class TrainConfig:
 
 
 def train_classifier(model: SpanPairClassifier, items: Sequence[dict[str, Any]], config: TrainConfig,
-                     progress: Callable[[int, int], None] | None = None) -> list[float]:
-    """Adam over the trainable parameters; returns the mean loss per epoch."""
+                     progress: Callable[[int, int], None] | None = None,
+                     states: list[torch.Tensor] | None = None) -> list[float]:
+    """AdamW over the trainable parameters; returns the mean loss per epoch. A frozen encoder runs once per
+    example; a frozen base under fusion runs once below the knowledge layers (`states`, computed here
+    when not given)."""
     torch.manual_seed(config.seed)
     order = list(range(len(items)))
     rng = random.Random(config.seed)
@@ -173,6 +212,8 @@ def train_classifier(model: SpanPairClassifier, items: Sequence[dict[str, Any]],
     losses = []
     steps = (len(items) + config.batch_size - 1) // config.batch_size
     cached = _cached_features(model, items) if model.encoder_frozen else None
+    if cached is None and states is None:
+        states = lower_states(model, items)
     labels = torch.tensor([item["label"] for item in items])
     model.train()
     for epoch in range(config.epochs):
@@ -183,7 +224,8 @@ def train_classifier(model: SpanPairClassifier, items: Sequence[dict[str, Any]],
             if cached is not None:  # the same computation as model(batch), minus the repeated encoder passes
                 logits = model.head(model.dropout(cached[chosen]))
             else:
-                logits = model(collate([items[i] for i in chosen]))
+                logits = model(collate([items[i] for i in chosen]),
+                               _pad_states([states[i] for i in chosen]) if states is not None else None)
             loss = nn.functional.cross_entropy(logits, labels[chosen], ignore_index=-100)
             optimiser.zero_grad()
             loss.backward()
@@ -197,11 +239,16 @@ def train_classifier(model: SpanPairClassifier, items: Sequence[dict[str, Any]],
 
 
 @torch.no_grad()
-def predict(model: SpanPairClassifier, items: Sequence[dict[str, Any]], batch_size: int = 64) -> list[int]:
+def predict(model: SpanPairClassifier, items: Sequence[dict[str, Any]], batch_size: int = 64,
+            states: list[torch.Tensor] | None = None) -> list[int]:
+    """Predicted label index per item, in item order; `states` as for train_classifier."""
     model.eval()
-    out: list[int] = []
-    for start in range(0, len(items), batch_size):
-        out += model(collate(items[start:start + batch_size])).argmax(-1).tolist()
+    out = [0] * len(items)
+    for chosen in _by_length(items, batch_size):
+        batch = collate([items[i] for i in chosen])
+        padded = _pad_states([states[i] for i in chosen]) if states is not None else None
+        for index, label in zip(chosen, model(batch, padded).argmax(-1).tolist(), strict=True):
+            out[index] = label
     return out
 
 
