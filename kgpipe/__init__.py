@@ -31,7 +31,8 @@ def status(pipeline: Any = "pipelines/default.yaml") -> list:
 
 
 def load_artifact(pipeline: Any, name: str) -> Any:
-    """A pipeline output by 'stage.out' name: a pandas DataFrame for a table, parsed JSON for a report.
+    """A pipeline output by 'stage.out' name: a pandas DataFrame for a table, parsed JSON for a report, a
+    networkx graph for GraphML or RDF; folders (models, exports) are opened from kgpipe.artifact_path.
 
     >>> docs = kgpipe.load_artifact("pipelines/default.yaml", "ingest.documents")   # doctest: +SKIP
     """
@@ -44,6 +45,13 @@ def load_artifact(pipeline: Any, name: str) -> Any:
     path = resolve_artifact(name, as_pipeline(pipeline))
     if path.suffix == ".json":
         return json.loads(path.read_text(encoding="utf-8"))
+    if path.suffix in (".graphml", ".ttl", ".nt"):
+        return load_graph(path)
+    if path.suffix != ".parquet":
+        from kgpipe.errors import ArtifactError
+
+        raise ArtifactError(f"{name} ({path.name}) is not a table, a report or a graph",
+                            hint=f"open its files from kgpipe.artifact_path(pipeline, {name!r})")
     return read_table(path)
 
 
@@ -66,4 +74,52 @@ def load_graph(path: Any) -> Any:
     return _load(path)
 
 
-__all__ = ["__version__", "load_artifact", "load_embeddings", "load_graph", "run", "status"]
+def artifact_path(pipeline: Any, name: str) -> Any:
+    """The path of a pipeline output named 'stage.out', e.g. 'fuse.graph_graphml' (run the pipeline first)."""
+    from kgpipe.explore import artifact_path as _path
+
+    return _path(pipeline, name)
+
+
+def load_model(source: Any, device: str = "cpu") -> Any:
+    """The embed stage's model for link prediction (a model folder, or a pipeline): predict_tails(head,
+    relation, k) and predict_heads(relation, tail, k), entities and relations by id or label.
+
+    >>> kgpipe.load_model("pipelines/default.yaml").predict_tails("Marie Curie", "awardReceived", k=5)  # doctest: +SKIP
+    """
+    from kgpipe.explore import load_model as _load
+
+    return _load(source, device=device)
+
+
+def provenance(pipeline: Any, triple: Any, relation: str | None = None, tail: str | None = None) -> Any:
+    """A fused triple's evidence as a DataFrame: each sentence that states it (document, sentence, subject and
+    object mentions, pattern, confidence) and each seed graph that holds it; see kgpipe.explore.provenance."""
+    from kgpipe.explore import provenance as _provenance
+
+    return _provenance(pipeline, triple, relation, tail)
+
+
+def fusion_summary(source: Any) -> Any:
+    """The fusion report as tables: largest_merges, overlap (between source graphs), conflicts."""
+    from kgpipe.explore import fusion_summary as _summary
+
+    return _summary(source)
+
+
+def training_history(source: Any) -> Any:
+    """The embed stage's training curve: epoch, loss and the validation metric where it was evaluated."""
+    from kgpipe.explore import training_history as _history
+
+    return _history(source)
+
+
+def ego_graph(graph: Any, entity: str, radius: int = 1, max_nodes: int = 40) -> Any:
+    """The neighbourhood of an entity (id or label) in a graph from kgpipe.load_graph, for drawing."""
+    from kgpipe.explore import ego_graph as _ego
+
+    return _ego(graph, entity, radius=radius, max_nodes=max_nodes)
+
+
+__all__ = ["__version__", "artifact_path", "ego_graph", "fusion_summary", "load_artifact", "load_embeddings",
+           "load_graph", "load_model", "provenance", "run", "status", "training_history"]

@@ -120,6 +120,13 @@ TRIPLES = TableSchema("triples", (
     ("confidence", "float64", False),
 ))
 
+# Which entity each mention was resolved to: the link from a text triple back to its sentence
+# (triples -> relations -> mentions -> documents), used by kgpipe.provenance.
+MENTION_ENTITIES = TableSchema("mention_entities", (
+    ("mention_id", "string", False),    # mentions.mention_id
+    ("entity_id", "string", False),     # entities.id
+))
+
 # --- embed -> inject, export: one row per entity (or relation), vectors as float32 lists ----------------
 
 EMBEDDINGS = TableSchema("embeddings", (

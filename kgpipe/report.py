@@ -1,6 +1,7 @@
 """The run report: one self-contained HTML file (images inlined) describing a pipeline's last run.
 
-The DAG with each stage's status and duration, input and output sizes, and what each stage produced: counts
+The DAG with each stage's status and duration, input and output sizes, a summary per stage type (extraction
+counts, fusion report, embedding metrics and loss curve, injection metrics), and what each stage produced: counts
 of table columns such as label and relation, JSON reports and metrics as tables, PNG outputs inline.
 """
 
@@ -148,6 +149,138 @@ def _render_png(path: Path) -> str:
     return _png_tag(path.read_bytes(), path.name)
 
 
+# --- summaries per stage type: what a reader looks for first in each stage's results ----------------------
+
+Summary = Callable[[Stage], str]
+_SUMMARIES: dict[str, Summary] = {}
+
+
+def summarises(stage_type: str) -> Callable[[Summary], Summary]:
+    """Register the summary section shown first for stages of a type."""
+    def register(func: Summary) -> Summary:
+        _SUMMARIES[stage_type] = func
+        return func
+    return register
+
+
+def _counts_table(values: Any, title: str, column: str) -> str:
+    """Value counts as a table (the outputs' bar charts below show the same counts)."""
+    rows = [[_short(k), int(v)] for k, v in values.value_counts().items()]
+    return f"<h4>{_esc(title)}</h4>" + _table(rows, [column, "count"])
+
+
+def _json_out(stage: Stage, name: str) -> dict[str, Any] | None:
+    path = stage.outs.get(name)
+    return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.exists() else None
+
+
+@summarises("extract")
+def _extraction_summary(stage: Stage) -> str:
+    from kgpipe.artifacts import read_table
+
+    parts = ['<div class="summary" id="extraction-counts"><h3>Extraction counts</h3>']
+    mentions, relations = stage.outs.get("mentions"), stage.outs.get("relations")
+    if mentions is not None and mentions.exists():
+        table = read_table(mentions)
+        parts.append(f"<p>{len(table)} mentions in {table['doc_id'].nunique()} documents</p>")
+        parts.append(_counts_table(table["label"], "mentions by label", "label"))
+        if "source" in table:
+            parts.append(_counts_table(table["source"], "mentions by how they were found", "found by"))
+    if relations is not None and relations.exists():
+        table = read_table(relations)
+        parts.append(f"<p>{len(table)} relations</p>")
+        parts.append(_counts_table(table["relation"], "relations by relation", "relation"))
+    return "".join(parts) + "</div>"
+
+
+@summarises("fuse")
+def _fusion_summary(stage: Stage) -> str:
+    from kgpipe.explore import fusion_summary
+
+    report = _json_out(stage, "report")
+    if report is None:
+        return ""
+    summary = fusion_summary(report)
+    entities = report.get("entities", {})
+    overlap = summary.overlap
+    overlap_rows = [[r.graph_a, r.graph_b, r.nodes_shared, r.nodes_jaccard, r.nodes_overlap_coefficient,
+                     r.edges_shared, r.edges_jaccard, r.edges_overlap_coefficient] for r in overlap.itertuples()]
+    merge_rows = summary.largest_merges[["label", "mentions", "names", "surface forms"]].values.tolist()
+    parts = ['<div class="summary" id="fusion-report"><h3>Fusion report</h3>',
+             _table([[k, v] for k, v in entities.items()], ["entities", "count"]),
+             "<h4>Overlap similarity between source graphs</h4>",
+             _table(overlap_rows, ["graph", "graph", "shared nodes", "node Jaccard", "node overlap coefficient",
+                                   "shared edges", "edge Jaccard", "edge overlap coefficient"]),
+             "<h4>Largest merges</h4>",
+             _table(merge_rows, ["entity", "mentions", "names", "surface forms (mentions)"])]
+    if len(summary.conflicts):
+        parts += ["<h4>Conflicting values of functional relations</h4>",
+                  _table(summary.conflicts.values.tolist(), ["entity", "relation", "values"])]
+    return "".join(parts) + "</div>"
+
+
+def _metric_rows(metrics: dict[str, Any]) -> list[list[Any]]:
+    names = [k for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    sides = [side for side in ("head", "tail") if isinstance(metrics.get(side), dict)]
+    return [[name, _fmt(metrics[name]), *(_fmt(metrics[side].get(name)) for side in sides)] for name in names]
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@summarises("embed")
+def _embedding_summary(stage: Stage) -> str:
+    from kgpipe.explore import training_history
+
+    metrics = _json_out(stage, "metrics")
+    if metrics is None:
+        return ""
+    test = metrics.get("test", {})
+    sides = [side for side in ("head", "tail") if isinstance(test.get(side), dict)]
+    training = metrics.get("training", {})
+    config = metrics.get("config", {})
+    parts = ['<div class="summary" id="embedding-metrics"><h3>Embedding metrics</h3>',
+             f"<p>{_esc(config.get('model', ''))}, {_esc(config.get('model_kwargs', {}).get('embedding_dim', ''))} "
+             f"dimensions; {_esc(metrics.get('data', {}).get('entities', '?'))} entities, "
+             f"{_esc(metrics.get('data', {}).get('training_triples', '?'))} training triples; "
+             f"{_esc(training.get('epochs', '?'))} epochs in {_esc(training.get('seconds', '?'))} s"
+             f"{' (stopped early)' if training.get('stopped_early') else ''}</p>",
+             _table(_metric_rows(test), ["test metric", "both sides", *sides])]
+    history = training_history(metrics)
+    plot = stage.outs.get("loss_plot")
+    if plot is not None and plot.exists():   # the stage's own plot of the same curve
+        parts.append(_png_tag(plot.read_bytes(), "embedding loss curve"))
+    elif len(history):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 2.8))
+        ax.plot(history["epoch"], history["loss"], color="#3f72af")
+        ax.set(xlabel="epoch", ylabel="training loss", title="loss curve")
+        metric = history.columns[-1]
+        validated = history.dropna(subset=[metric])
+        if len(validated):
+            twin = ax.twinx()
+            twin.plot(validated["epoch"], validated[metric], color="#ff9800", marker="o")
+            twin.set_ylabel(metric.replace("_", " "))
+        parts.append(_png_tag(_figure_png(fig), "embedding loss curve"))
+    parts += [f"<p class='warning'>{_esc(w)}</p>" for w in metrics.get("warnings", [])]
+    return "".join(parts) + "</div>"
+
+
+@summarises("inject")
+def _injection_summary(stage: Stage) -> str:
+    metrics = _json_out(stage, "metrics")
+    if metrics is None:
+        return ""
+    rows = [[k, _fmt(v)] for k, v in metrics.items() if not isinstance(v, dict | list)]
+    return ('<div class="summary" id="injection-metrics"><h3>Injection metrics</h3>'
+            + _table(rows, ["metric", "value"]) + "</div>")
+
+
 # --- the page --------------------------------------------------------------------------------------------
 
 
@@ -183,12 +316,23 @@ def _dag_png(pipeline: Pipeline, statuses: dict[str, StageStatus], lock: dict[st
 def _stage_section(pipeline: Pipeline, stage: Stage) -> str:
     parts = [f'<section><h2>{_esc(stage.name)} <small>({_esc(stage.type.name)} '
              f'v{stage.type.version})</small></h2>']
+    summary = _SUMMARIES.get(stage.type.name)
+    shown = ""
+    if summary is not None:
+        try:
+            shown = summary(stage)
+        except Exception as exc:  # a half-written or older artifact must not cost the whole report
+            shown = (f"<p class='warning'>no summary for {_esc(stage.name)}: {_esc(type(exc).__name__)}: "
+                     f"{_esc(exc)}</p>")
+        parts.append(shown)
     for name, path in stage.outs.items():
         if not path.exists():
             parts.append(f"<p><b>{_esc(name)}</b>: not produced yet</p>")
             continue
         renderer = _RENDERERS.get(path.suffix.lower())
         body = renderer(path) if renderer else f"<p>{_human(_size(path))}</p>"
+        if path.suffix.lower() == ".png" and body.split('src="', 1)[-1].split('"', 1)[0] in shown:
+            body = "<p>shown in the summary above</p>"
         if path.is_dir():
             body += "".join(f"<h4>{_esc(f.name)}</h4>{_RENDERERS[f.suffix.lower()](f)}"
                             for f in sorted(path.iterdir()) if f.suffix.lower() in (".png", ".json"))
@@ -202,6 +346,7 @@ table{border-collapse:collapse;margin:.5em 0;font-size:13px}td,th{border:1px sol
 text-align:left;vertical-align:top}th{background:#eef}h2{border-bottom:2px solid #3f72af;margin-top:2em}
 small{color:#666;font-weight:normal}img{max-width:100%;display:block;margin:.5em 0}
 .status{display:inline-block;padding:1px 6px;border-radius:3px;color:#fff}
+.summary{background:#f7f9fc;border-left:4px solid #3f72af;padding:.2em 1em;margin:1em 0}.warning{color:#b35900}
 """
 
 # Lets a browser test (and a reader) see at a glance that every inlined image decoded.

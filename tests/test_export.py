@@ -207,3 +207,22 @@ def test_export_params_and_missing_inputs_are_clear_errors(tmp_path) -> None:
     pipeline.write_text(yaml.safe_dump({"stages": {"export": {"type": "export", "params": {"formats": ["neo4j"]}}}}))
     with pytest.raises(KgpipeError, match="need the fused graph"):
         run(pipeline)
+
+
+def test_reciprocal_relations_get_their_own_ids(tmp_path) -> None:
+    from gensim.models import KeyedVectors
+
+    from kgpipe.artifacts import RELATION_EMBEDDINGS, write_table
+    from kgpipe.errors import ArtifactError
+
+    iri = "http://kgpipe.org/sample/bornIn"
+    write_table([{"id": iri, "label": "bornIn", "vector": [1.0, 0.0], "inverse": False},
+                 {"id": iri, "label": "inverse of bornIn", "vector": [0.0, 1.0], "inverse": True}],
+                tmp_path / "relations.parquet", RELATION_EMBEDDINGS)
+    relations = load_embeddings(tmp_path / "relations.parquet")
+    assert relations.ids == [iri, iri + "_inverse"] and relations.types == ["relation", "inverse relation"]
+    assert np.array_equal(relations.vector(iri + "_inverse"), [0.0, 1.0])
+    (w2v,) = export_embeddings(relations, tmp_path / "out", ["word2vec"])["word2vec"]
+    assert KeyedVectors.load_word2vec_format(str(w2v)).index_to_key == relations.ids
+    with pytest.raises(ArtifactError, match="unique; repeated: a"):
+        Embeddings(["a", "a"], ["A", "A"], np.zeros((2, 2)))

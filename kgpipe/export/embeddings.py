@@ -14,6 +14,8 @@ import numpy as np
 
 from kgpipe.errors import ArtifactError
 
+INVERSE_SUFFIX = "_inverse"   # id of a reciprocal relation's row, as PyKEEN names inverse relations
+
 
 @dataclass
 class Embeddings:
@@ -29,6 +31,9 @@ class Embeddings:
             raise ArtifactError(f"{len(self.ids)} ids, {len(self.labels)} labels but vectors of shape "
                                 f"{self.vectors.shape}")
         self._row = {entity: i for i, entity in enumerate(self.ids)}
+        if len(self._row) != len(self.ids):
+            twice = sorted({entity for entity in self.ids if self.ids.count(entity) > 1})[:5]
+            raise ArtifactError(f"embedding ids must be unique; repeated: {', '.join(twice)}")
         self._by_label: dict[str, int] = {}
         for i, label in enumerate(self.labels):
             self._by_label.setdefault(label, i)
@@ -70,8 +75,23 @@ class Embeddings:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(self.ids[i], self.labels[i], float(scores[i])) for i in top]
 
-    def with_types(self, types: Sequence[str | None]) -> Embeddings:
-        return Embeddings(self.ids, self.labels, self.vectors, list(types), dict(self.metadata))
+    def with_types(self, types: Sequence[str | None] | Any) -> Embeddings:
+        """A copy with a type per entity: a sequence in row order, or a mapping (dict, pandas Series) from id
+        to type; missing and NaN types become None."""
+        if hasattr(types, "get") and not isinstance(types, str):
+            types = [types.get(entity) for entity in self.ids]
+        clean = [t if isinstance(t, str) and t else None for t in types]
+        return Embeddings(self.ids, self.labels, self.vectors, clean, dict(self.metadata))
+
+    def pca(self, n_components: int = 2) -> np.ndarray:
+        """The vectors projected on their first principal components, (n, n_components), for plots."""
+        if not 1 <= n_components <= min(self.vectors.shape):
+            raise ValueError(f"n_components must be between 1 and {min(self.vectors.shape)}")
+        centred = self.vectors - self.vectors.mean(axis=0, keepdims=True)
+        _, _, components = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+        # a fixed sign per component (largest loading positive), so plots do not flip between runs
+        signs = np.sign(components[np.arange(n_components), np.abs(components[:n_components]).argmax(axis=1)])
+        return (centred @ (components[:n_components] * signs[:, None]).T).astype(np.float32)
 
 
 def _from_parquet(path: Path) -> Embeddings:
@@ -85,6 +105,12 @@ def _from_parquet(path: Path) -> Embeddings:
     labels = table.column("label").to_pylist() if "label" in table.column_names else list(ids)
     vectors = np.asarray(table.column("vector").to_pylist(), dtype=np.float32).reshape(len(ids), -1)
     types = table.column("type").to_pylist() if "type" in table.column_names else None
+    if "inverse" in table.column_names:
+        # embed's relation table: a reciprocal relation shares its relation's IRI; a suffix (PyKEEN's naming)
+        # keeps ids unique, so word2vec, id maps and lookups see every row
+        inverse = table.column("inverse").to_pylist()
+        ids = [f"{entity}{INVERSE_SUFFIX}" if flag else entity for entity, flag in zip(ids, inverse, strict=True)]
+        types = types or ["inverse relation" if flag else "relation" for flag in inverse]
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if not k.startswith(b"pandas")}
     return Embeddings(ids, labels, vectors, types, meta)
 

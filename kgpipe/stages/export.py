@@ -29,7 +29,7 @@ class ExportParams(StageParams):
 
 class ExportStage(StageType):
     name = "export"
-    version = 1
+    version = 2   # 2: reciprocal relations' rows get unique ids (IRI + "_inverse")
     description = "write embeddings and the fused graph in the formats downstream tools read"
     Params = ExportParams
     inputs = (
@@ -71,7 +71,9 @@ def export_all(formats: list[str], folder: Any, *, embeddings: Any = None, relat
         for name, paths in export_embeddings(emb, folder / "entities", wanted_embeddings).items():
             written[name] = len(paths)
         if relation_embeddings is not None:
-            export_embeddings(load_embeddings(relation_embeddings), folder / "relations", wanted_embeddings)
+            for name, paths in export_embeddings(load_embeddings(relation_embeddings), folder / "relations",
+                                                 wanted_embeddings).items():
+                written[name] += len(paths)
     if wanted_graph:
         if entity_table is None or triples is None:
             raise KgpipeError(f"formats {', '.join(wanted_graph)} need the fused graph",

@@ -19,7 +19,7 @@ class FuseParams(FusionConfig, StageParams):
 
 class FuseStage(StageType):
     name = "fuse"
-    version = 1
+    version = 2
     description = "resolve mentions into canonical entities, link them to the seed KG, merge the graphs"
     Params = FuseParams
     inputs = (
@@ -34,12 +34,15 @@ class FuseStage(StageType):
         OutputSpec("graph_ttl", "graph.ttl"),
         OutputSpec("graph_graphml", "graph.graphml"),
         OutputSpec("report", "fusion_report.json"),
+        OutputSpec("mention_entities", "mention_entities.parquet",
+                   doc="mention_id -> entity_id: a text triple's way back to its sentences"),
     )
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         import pandas as pd
 
-        from kgpipe.artifacts import ENTITIES, MENTIONS, RELATIONS, SEED_ENTITIES, SEED_TRIPLES, read_table, write_table
+        from kgpipe.artifacts import (ENTITIES, MENTION_ENTITIES, MENTIONS, RELATIONS, SEED_ENTITIES, SEED_TRIPLES,
+                                      TRIPLES, read_table, write_table)
         from kgpipe.atomic import atomic_write_text
         from kgpipe.kg.fusion import fuse_graph
         from kgpipe.kg.graph_files import write_graphml, write_turtle
@@ -53,10 +56,10 @@ class FuseStage(StageType):
 
         result = fuse_graph(mentions, relations, seed_entities, seed_triples, p,
                             progress=lambda what, done, total: ctx.report(what, done, total))
-        from kgpipe.artifacts import TRIPLES
-
         n_entities = write_table(result.entities, ctx.output("entities"), ENTITIES)
         n_triples = write_table(result.triples, ctx.output("triples"), TRIPLES)
+        write_table([{"mention_id": m, "entity_id": e} for m, e in sorted(result.mention_entity.items())],
+                    ctx.output("mention_entities"), MENTION_ENTITIES)
         entities = pd.DataFrame(result.entities, columns=ENTITIES.column_names)
         triples = pd.DataFrame(result.triples, columns=TRIPLES.column_names)
         statements = write_turtle(entities, triples, ctx.output("graph_ttl"), result.same_as, result.types)
