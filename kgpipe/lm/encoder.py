@@ -63,9 +63,13 @@ class GatedFusion(nn.Module):
         nn.init.constant_(self.gate.bias, -1.0)  # start mostly closed: the base model's behaviour first
 
     def forward(self, hidden: torch.Tensor, kg: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """hidden [batch, seq, hidden]; mask [batch, seq] marks the mention tokens; kg [mask.sum(), kg_dim]
+        their KG vectors. Only mention tokens are computed (a small share of all tokens)."""
+        where = mask.nonzero(as_tuple=True)
+        states = hidden[where]
         knowledge = self.project(kg)
-        gate = torch.sigmoid(self.gate(torch.cat([hidden, knowledge], dim=-1)))
-        return hidden + mask.unsqueeze(-1).to(hidden.dtype) * gate * knowledge
+        gate = torch.sigmoid(self.gate(torch.cat([states, knowledge], dim=-1)))
+        return hidden.index_put(where, states + gate * knowledge)
 
 
 class KnowledgeEnhancedEncoder(nn.Module):
@@ -119,8 +123,7 @@ class KnowledgeEnhancedEncoder(nn.Module):
             if rows is None or not bool((rows >= 0).any()):
                 return output
             hidden = output[0] if isinstance(output, tuple) else output
-            kg = self.knowledge.lookup(rows.clamp_min(0))
-            fused = self.fusion[str(index)](hidden, kg, rows >= 0)
+            fused = self.fusion[str(index)](hidden, self.knowledge.lookup(rows[rows >= 0]), rows >= 0)
             return (fused, *output[1:]) if isinstance(output, tuple) else fused
         return hook
 
@@ -178,8 +181,8 @@ class KnowledgeEnhancedEncoder(nn.Module):
             raise KgpipeError("forward_from needs fusion mode with a frozen base")
         hidden = states
         if bool((entity_rows >= 0).any()):
-            kg = self.knowledge.lookup(entity_rows.clamp_min(0))
-            hidden = self.fusion[str(start)](states, kg, entity_rows >= 0)
+            hidden = self.fusion[str(start)](states, self.knowledge.lookup(entity_rows[entity_rows >= 0]),
+                                             entity_rows >= 0)
         n_layers = len(self._encoder_layers())
         if start + 1 >= n_layers:
             return hidden
