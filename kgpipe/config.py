@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kgpipe.errors import KgpipeError, PipelineError
+from kgpipe.errors import InputError, KgpipeError, PipelineError
 from kgpipe.registry import get_stage_type
 from kgpipe.stage import StageParams, StageType
 
@@ -108,26 +108,38 @@ def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: yaml.Sa
     return loader.construct_object(node, deep=True)
 
 
-def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
+def read_yaml_with_lines(path: Path, *, what: str, error: type[PipelineError] | type[InputError] = PipelineError,
+                         display: str | None = None, not_found_hint: str | None = None
+                         ) -> tuple[Any, dict[Loc, int]]:
+    """A YAML file as plain Python (None when empty) and the line of every key path; a missing, unreadable
+    or invalid file raises `error` naming the file (as `display`, when given) and the line."""
+    name = display or path
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PipelineError("pipeline file not found", file=path,
-                            hint="pass the path of a pipeline YAML, e.g. pipelines/default.yaml") from None
+        raise error(f"{what} not found", file=name, hint=not_found_hint) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"cannot read pipeline file: {exc}", file=path) from None
+        raise error(f"cannot read {what}: {exc}", file=name) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise PipelineError(f"invalid YAML: {exc.problem}", file=path, line=line) from None
-    if node is None:
-        raise PipelineError("pipeline file is empty", file=path, hint="declare at least one stage under 'stages:'")
+        raise error(f"invalid YAML: {exc.problem}", file=name, line=line) from None
     lines: dict[Loc, int] = {}
+    if node is None:
+        return None, lines
     try:
         data = _to_python(node, (), lines, yaml.SafeLoader(""))
     except PipelineError as exc:
-        raise PipelineError(exc.message, file=path, line=exc.line) from None
+        raise error(exc.message, file=name, line=exc.line) from None
+    return data, lines
+
+
+def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
+    data, lines = read_yaml_with_lines(path, what="pipeline file",
+                                       not_found_hint="pass the path of a pipeline YAML, e.g. pipelines/default.yaml")
+    if data is None:
+        raise PipelineError("pipeline file is empty", file=path, hint="declare at least one stage under 'stages:'")
     return data, lines
 
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kgpipe.errors import InputError, PipelineError
+from kgpipe.errors import InputError
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc
@@ -143,28 +143,13 @@ def load_patterns(paths: Iterable[Path], *, display: Any = str) -> PatternLibrar
 
 
 def load_pattern_file(path: Path, *, display: str | None = None) -> list[LoadedPattern]:
-    from kgpipe.config import _to_python
+    from kgpipe.config import read_yaml_with_lines
 
     name = display or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("pattern file not found", file=name,
-                         hint="check the patterns dep of the extract stage") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read pattern file: {exc}", file=name) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise InputError(f"invalid YAML: {exc.problem}", file=name, line=line) from None
-    if node is None:
+    data, lines = read_yaml_with_lines(path, what="pattern file", error=InputError, display=name,
+                                       not_found_hint="check the patterns dep of the extract stage")
+    if data is None:
         return []
-    lines: dict[tuple[Any, ...], int] = {}
-    try:
-        data = _to_python(node, (), lines, yaml.SafeLoader(""))
-    except PipelineError as exc:
-        raise InputError(exc.message, file=name, line=exc.line) from None
     if isinstance(data, list):  # a bare list of patterns is accepted too
         data, lines = {"patterns": data}, {("patterns", *k): v for k, v in lines.items()}
     if not isinstance(data, dict) or not isinstance(data.get("patterns", []), list):
@@ -325,7 +310,8 @@ class RelationMatcher:
     match. So dependency patterns are indexed by a word they require (the rarest LEMMA/LOWER/ORTH
     constraint of any node: "bear" for born_in, "capital" for capital_of), one DependencyMatcher per
     trigger, and a Doc is only shown to the matchers whose trigger words it contains. Patterns without
-    any word constraint run on every Doc; the variants binding an anchor to a relative pronoun run only
+    any word constraint (learned back-off patterns) are grouped by the set of dependency labels they
+    require and run only on Docs that have all of them; the variants binding an anchor to a relative pronoun run only
     on Docs with a relative clause whose subject is a relative pronoun.
     """
 
@@ -343,7 +329,7 @@ class RelationMatcher:
             if pattern.dependency is not None:
                 ids = [node["RIGHT_ID"] for node in pattern.dependency]
                 anchors = {pattern.subject.anchor, pattern.object.anchor}
-                trigger = _trigger(pattern.dependency, stop)
+                trigger = _trigger(pattern.dependency, stop) or _required_deps(pattern.dependency)
                 variants = _anchor_variants(pattern.dependency, anchors)
                 # the relative-pronoun variants only run on Docs that have a relative pronoun
                 for group, group_variants in (((trigger, False), variants[:1]), ((trigger, True), variants[1:])):
@@ -384,9 +370,12 @@ class RelationMatcher:
             table = doc.to_array([LEMMA, LOWER, ORTH, TAG, DEP, HEAD])
             words = {"LEMMA": set(table[:, 0].tolist()), "LOWER": set(table[:, 1].tolist()),
                      "ORTH": set(table[:, 2].tolist())}
+            deps = set(table[:, 4].tolist())
             pronoun = self._has_relative_clause_subject(table)
             matchers = [m for (trigger, needs_pronoun), m in self.triggered.items()
-                        if (trigger is None or not words[trigger[0]].isdisjoint(self._hashes[trigger]))
+                        if (trigger is None
+                            or (self._hashes[trigger] <= deps if trigger[0] == ALL_DEPS
+                                else not words[trigger[0]].isdisjoint(self._hashes[trigger])))
                         and (pronoun or not needs_pronoun)]
         for matcher in matchers:
             for key, token_ids in matcher(doc):
@@ -421,6 +410,16 @@ def _trigger(nodes: Sequence[dict[str, Any]], stop_words: frozenset[str]) -> tup
             if best is None or rank < best[0]:
                 best = (rank, attr, values)
     return None if best is None else (best[1], best[2])
+
+
+ALL_DEPS = "DEP (all of)"
+
+
+def _required_deps(nodes: Sequence[dict[str, Any]]) -> tuple[str, frozenset[str]] | None:
+    """For a pattern without word constraints: the dependency labels its nodes require (single values),
+    all of which a Doc must have for the pattern to match; None when there are none."""
+    deps = frozenset(dep for node in nodes if isinstance(dep := (node.get("RIGHT_ATTRS") or {}).get("DEP"), str))
+    return (ALL_DEPS, deps) if deps else None
 
 
 RELATIVE_PRONOUN = {"TAG": {"IN": ["WP", "WDT"]}}
