@@ -351,7 +351,9 @@ def patterns_learn(
     model: Annotated[str, typer.Option(help="spaCy model that parses the sentences")] = "auto",
     min_precision: Annotated[float, typer.Option(help="keep patterns at least this precise on the training pairs")] = 0.6,
     min_support: Annotated[int, typer.Option(help="keep patterns right at least this many times")] = 2,
-    max_path: Annotated[int, typer.Option(help="longest dependency path, in edges")] = 4,
+    max_path: Annotated[int, typer.Option(help="longest dependency path, in edges")] = 5,
+    cv_folds: Annotated[int, typer.Option(min=0, help="choose min precision and support per relation by k-fold "
+                                                      "cross-validation on TRAIN (0 or 1: use the options above)")] = 0,
     relation: Annotated[list[str], typer.Option(help="rename a training relation, e.g. Work_For=works_for "
                                                      "(repeatable)")] = [],  # noqa: B006
 ) -> None:
@@ -363,17 +365,19 @@ def patterns_learn(
     from kgpipe.nlp.patterns import dump_patterns
 
     options = LearnOptions(min_precision=min_precision, min_support=min_support, max_path_edges=max_path,
-                           relation_names=_renames(relation, "--relation"))
+                           cv_folds=cv_folds, relation_names=_renames(relation, "--relation"))
     try:
         sentences = read_labelled(train)
         nlp = load_model(model)
         patterns, report = learn_patterns(nlp, sentences, options)
     except KgpipeError as exc:
         _fail(exc)
+    thresholds = ", ".join(f"{label} {p:g}/{s}" for label, (p, s) in report.thresholds.items())
     header = (f"Learned by `kgpipe patterns learn` from {train.name} ({report.sentences} sentences) with "
-              f"{nlp.meta.get('name')}: min precision {min_precision}, min support {min_support}, "
-              f"max path {max_path} edges.\nconfidence = precision on the training pairs; stats: support "
-              "(right), matches (all pairs the path joins), level (lemma or function generalisation).")
+              f"{nlp.meta.get('name')}, max path {max_path} edges; min precision/support per relation"
+              + (f" (by {cv_folds}-fold cross-validation)" if report.cv else "") + f": {thresholds}.\n"
+              "confidence = smoothed precision on the training pairs; stats: support (right), matches (all "
+              "pairs the path joins), level (lemma, trigger, function, skeleton or dependency generalisation).")
     dump_patterns(patterns, output, header=header)
     console.print(describe(report), highlight=False)
     console.print(f"wrote {len(patterns)} pattern(s) to {output}", highlight=False)
@@ -383,7 +387,10 @@ def patterns_learn(
 def ner_train(
     train: Annotated[Path, typer.Argument(help="labelled JSON lines (CoNLL04 style, or text + char spans)")],
     output: Annotated[Path, typer.Argument(help="model folder to write (load it with spacy_model: FOLDER)")],
-    dev: Annotated[Path | None, typer.Option(help="labelled dev sentences: keep the best epoch on them")] = None,
+    dev: Annotated[Path | None, typer.Option(help="labelled validation sentences for early stopping (default: "
+                                                  "a held-out slice of TRAIN, see --holdout)")] = None,
+    holdout: Annotated[float, typer.Option(min=0.0, max=0.5, help="share of TRAIN held out for early "
+                                           "stopping when no --dev is given (0: keep the last epoch)")] = 0.1,
     base: Annotated[str, typer.Option(help="spaCy model whose NER is updated")] = "auto",
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.2,
@@ -398,10 +405,11 @@ def ner_train(
     from kgpipe.nlp.train import TrainOptions, train_ner
 
     options = TrainOptions(base_model=base, epochs=epochs, dropout=dropout, patience=patience,
-                           max_minutes=max_minutes, seed=seed, label_renames=_renames(label, "--label"))
+                           max_minutes=max_minutes, seed=seed, holdout=holdout,
+                           label_renames=_renames(label, "--label"))
 
     def show_epoch(score: Any) -> None:
-        dev_text = (f"  dev P {score.dev_p:.3f} R {score.dev_r:.3f} F {score.dev_f:.3f}"
+        dev_text = (f"  validation P {score.dev_p:.3f} R {score.dev_r:.3f} F {score.dev_f:.3f}"
                     if score.dev_f is not None else "")
         console.print(f"epoch {score.epoch:3d}  loss {score.loss:10.2f}  {score.seconds:6.1f}s{dev_text}",
                       highlight=False)
@@ -413,8 +421,9 @@ def ner_train(
         _fail(exc)
     best = report.best
     console.print(f"saved epoch {report.best_epoch} to {output} (stopped: {report.stopped}); labels: "
-                  f"{', '.join(report.labels)}" + (f"; dev F {best.dev_f:.3f}" if best and best.dev_f is not None
-                                                   else ""), highlight=False)
+                  f"{', '.join(report.labels)}; validation: {report.validation}"
+                  + (f"; validation F {best.dev_f:.3f}" if best and best.dev_f is not None else ""),
+                  highlight=False)
 
 
 def main() -> None:

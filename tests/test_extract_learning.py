@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from kgpipe.cli import app
 from kgpipe.errors import InputError
 from kgpipe.nlp.labelled import read_labelled
-from kgpipe.nlp.learn import LearnOptions, learn_patterns, path_shape
+from kgpipe.nlp.learn import LearnOptions, _Pair, candidates, cross_validate, learn_patterns, path_shape, predict, rank
 from kgpipe.nlp.patterns import load_patterns
 from tests.test_extract import nlp, run_extract  # noqa: F401  (nlp: the session's spaCy model fixture)
 
@@ -63,6 +63,65 @@ def test_shortest_path_between_entity_heads_generalises_over_lemmas(nlp):
     function = path_shape(lee, corp, "function", max_edges=4).to_dependency()
     assert function[0]["RIGHT_ATTRS"] == {"POS": "VERB"} and function[2]["RIGHT_ATTRS"]["LEMMA"] == "for"
     assert path_shape(lee, corp, "lemma", max_edges=2) is None
+
+
+def test_back_off_levels_keep_the_trigger_lemma_then_drop_content_words(nlp):
+    doc = nlp("Ann Lee worked as an engineer for Acme Corp.")
+    lee, corp = doc[1], doc[8]
+    nodes = {level: {n["RIGHT_ID"]: n["RIGHT_ATTRS"] for n in path_shape(lee, corp, level, 6).to_dependency()}
+             for level in ("lemma", "trigger", "skeleton", "dependency")}
+    assert nodes["trigger"]["root"] == nodes["lemma"]["root"] == {"LEMMA": "work"}
+    # below the trigger: function words keep their lemma, content words only their POS (trigger level),
+    # their dependency label (skeleton) or nothing but it (dependency level, where even "for" is just ADP)
+    inner = [k for k in nodes["lemma"] if k not in ("root", "subject", "object")]
+    assert any(nodes["lemma"][k].get("LEMMA") == "for" for k in inner)
+    assert all("LEMMA" not in nodes["trigger"][k] or nodes["trigger"][k]["LEMMA"] in ("for", "as")
+               for k in inner)
+    assert nodes["skeleton"]["root"] == {} and all("POS" not in a for a in nodes["skeleton"].values())
+    assert all("LEMMA" not in a for a in nodes["dependency"].values())
+    assert all(nodes[level]["subject"] == {"DEP": "nsubj"} for level in nodes)
+
+
+def _pairs(spec: list[tuple[int, str | None, str]]) -> list[_Pair]:
+    """Synthetic pairs: (sentence, gold label or None, path key); every pair is entity 0 -> entity 1."""
+    return [_Pair(s, 0, 1, label, (("lemma", key, "Peop", "Org"),)) for s, label, key in spec]  # type: ignore[arg-type]
+
+
+def test_the_most_confident_pattern_decides_a_pair_in_either_direction():
+    pairs = [*_pairs([(0, "Work_For", "works")] * 3),
+             _Pair(0, 1, 0, "Kill", (("lemma", "killed", "Org", "Peop"),)),  # type: ignore[arg-type]
+             _Pair(1, 1, 0, None, (("lemma", "killed", "Org", "Peop"),))]  # type: ignore[arg-type]
+    table = candidates(pairs)
+    assert table[("lemma", "works", "Peop", "Org")].estimate == pytest.approx(0.8)
+    assert table[("lemma", "killed", "Org", "Peop")].estimate == pytest.approx(0.5)
+    sentence_zero = rank([p for p in pairs if p.sentence == 0], table)
+    assert predict(sentence_zero, {}, (0.3, 1)) == {(0, 0, 1, "Work_For")}
+    assert predict(sentence_zero, {"Work_For": (0.9, 1)}, (0.3, 1)) == {(0, 1, 0, "Kill")}
+
+
+def test_cross_validation_chooses_thresholds_on_held_out_folds():
+    # "works" is right 9 times of 10; "visits" is right 3 times of 10: the held-out folds reward keeping the
+    # first and dropping the second, which a fixed threshold of 0.3 would keep
+    spec = [(n, "Work_For", "works") for n in range(9)] + [(9, None, "works")]
+    spec += [(10 + n, "Work_For" if n < 3 else None, "visits") for n in range(10)]
+    chosen, cv = cross_validate(_pairs(spec), 20, folds=5)
+    assert cv.folds == 5 and 0.3 < chosen["Work_For"][0] <= 0.85
+    assert cv.tuned_f1 >= cv.default_f1 > 0.8
+    assert cv.per_relation["Work_For"][0] > 0.8  # held-out precision: "visits" was dropped
+    # no path recurs across folds: nothing can be scored, and the thresholds asked for stand
+    unseen = _pairs([(n, "Work_For", f"path{n}") for n in range(10)])
+    chosen, cv = cross_validate(unseen, 10, folds=5, fallback=(0.65, 2))
+    assert chosen == {"Work_For": (0.65, 2)} and cv.tuned_f1 == 0.0
+
+
+def test_learning_with_cross_validation_records_the_thresholds_it_used(nlp, tiny_file):
+    sentences = read_labelled(tiny_file)
+    _, fixed = learn_patterns(nlp, sentences, LearnOptions(min_precision=0.6, min_support=2))
+    assert fixed.cv is None and fixed.thresholds == {"Live_In": (0.6, 2), "Work_For": (0.6, 2)}
+    _, tuned = learn_patterns(nlp, sentences, LearnOptions(cv_folds=3, thresholds={"Live_In": (0.7, 1)}))
+    assert tuned.cv is not None and tuned.cv.folds == 3
+    assert tuned.thresholds["Live_In"] == (0.7, 1)  # given explicitly: not overridden by the tuning
+    assert set(tuned.thresholds) == {"Live_In", "Work_For"}
 
 
 def test_learning_keeps_precise_paths_and_drops_ambiguous_ones(nlp, tiny_file):
@@ -122,3 +181,25 @@ def test_ner_train_writes_a_model_the_stage_can_load(tmp_path, tiny_file):
     assert {"Peop", "Org", "Loc"} <= set(trained.get_pipe("ner").labels)
     assert trained.pipe_names == ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner"]
     assert set(mentions["label"]) <= set(trained.get_pipe("ner").labels)
+
+
+def test_holdout_split_is_seeded_disjoint_and_never_empty():
+    from kgpipe.nlp.train import split_holdout
+
+    sentences = [object() for _ in range(20)]  # split_holdout only reorders items
+    train, held = split_holdout(sentences, 0.1, seed=3)  # type: ignore[arg-type]
+    assert len(held) == 2 and len(train) == 18 and not {id(s) for s in held} & {id(s) for s in train}
+    assert split_holdout(sentences, 0.1, seed=3) == (train, held)  # type: ignore[arg-type]
+    assert len(split_holdout(sentences[:2], 0.01, seed=0)[1]) == 1  # type: ignore[arg-type]
+    assert split_holdout(sentences, 0.0, seed=0)[1] == []  # type: ignore[arg-type]
+
+
+def test_ner_train_without_dev_stops_early_on_a_held_out_slice_of_train(tmp_path, tiny_file):
+    model = tmp_path / "models" / "tiny_ner"
+    result = CliRunner().invoke(app, ["ner", "train", str(tiny_file), str(model), "--holdout", "0.25",
+                                      "--epochs", "1", "--max-minutes", "1"])
+    assert result.exit_code == 0, result.output
+    training = json.loads((model / "meta.json").read_text(encoding="utf-8"))["kgpipe_training"]
+    assert (training["train_sentences"], training["dev_sentences"]) == (7, 2)
+    assert training["validation"].startswith("held-out 0.25 of the training file (2 sentences")
+    assert training["dev_ents_f"] is not None

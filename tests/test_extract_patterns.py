@@ -185,3 +185,20 @@ def test_composition_rules_derive_relations_through_located_in(nlp):
     derived = found[("Yoshua Bengio", "lives_in", "Quebec")]
     assert derived["pattern_id"] == "lives_in.live_in+located_in.passive"
     assert derived["confidence"] == pytest.approx(0.85 * 0.9)
+
+
+def test_one_relation_per_pair_keeps_the_most_confident_relation_in_either_direction(nlp):
+    born = DEFAULT_LIBRARY.by_id["born_in.passive"].pattern
+    lives = born.model_copy(update={"id": "lives.same_path", "relation": "lives_in", "confidence": 0.5})
+    library = PatternLibrary([LoadedPattern(p, "test", None) for p in (born, lives)])
+    text = "Alan Turing was born in London."
+    both = {r["relation"] for r in next(Extractor(nlp, ExtractOptions(), library).extract([("d", text)])).relations}
+    assert both == {"born_in", "lives_in"}
+    (one,) = list(Extractor(nlp, ExtractOptions(one_relation_per_pair=True), library).extract([("d", text)]))
+    assert [(r["relation"], r["pattern_id"]) for r in one.relations] == [("born_in", "born_in.passive")]
+    # the reverse direction counts as the same pair
+    reverse = born.model_copy(update={"id": "reverse", "relation": "birthplace_of", "confidence": 0.99,
+                                      "subject": born.object, "object": born.subject})
+    library = PatternLibrary([LoadedPattern(p, "test", None) for p in (born, reverse)])
+    (one,) = list(Extractor(nlp, ExtractOptions(one_relation_per_pair=True), library).extract([("d", text)]))
+    assert [r["pattern_id"] for r in one.relations] == ["reverse"]

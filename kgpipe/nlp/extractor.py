@@ -49,6 +49,8 @@ class ExtractOptions:
     min_confidence: float = 0.0
     # (first relation, second relation) -> derived relation, e.g. (lives_in, located_in) -> lives_in
     compose: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # when several relations (or both directions) fire on one pair of mentions, keep only the most confident
+    one_relation_per_pair: bool = False
 
 
 @dataclass
@@ -181,10 +183,25 @@ class Extractor:
                             held["confidence"] == pattern.confidence and held["pattern_id"] <= pattern.id)):
                         continue  # keep the most confident pattern; ties go to the first id
                     best[key] = self._row(doc_id, subj, obj, pattern)
+        if self.options.one_relation_per_pair:
+            best = self._most_confident_per_pair(best)
         if self.options.compose:
             self._compose(best)
         return sorted(best.values(), key=lambda r: (r["sentence_start"], r["subject_id"], r["relation"],
                                                     r["object_id"]))
+
+    @staticmethod
+    def _most_confident_per_pair(best: dict[tuple[str, str, str], dict[str, Any]]
+                                 ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """One relation per unordered pair of mentions: the most confident; ties go to the first pattern id."""
+        winners: dict[frozenset[str], tuple[tuple[str, str, str], dict[str, Any]]] = {}
+        for key, row in best.items():
+            pair = frozenset((row["subject_id"], row["object_id"]))
+            held = winners.get(pair)
+            if held is None or (-row["confidence"], row["pattern_id"], key) < (-held[1]["confidence"],
+                                                                              held[1]["pattern_id"], held[0]):
+                winners[pair] = (key, row)
+        return dict(winners.values())
 
     def _compose(self, best: dict[tuple[str, str, str], dict[str, Any]]) -> None:
         """Add the relations that composition rules derive from pairs of extracted ones in one sentence,

@@ -102,13 +102,16 @@ def _parse(record: dict[str, Any], line: int) -> LabelledSentence:
 
 
 def make_doc(vocab_or_nlp: Any, sentence: LabelledSentence) -> Doc:
-    """An unannotated Doc of the sentence: its own tokens, or the text through the tokenizer."""
+    """An unannotated Doc of the sentence: its own tokens, or the text through the tokenizer. A tokenized
+    record is one sentence (as in CoNLL04), so its Doc is marked as one: the parser, which respects preset
+    boundaries, then gives one tree, and every entity pair has a dependency path."""
     from spacy.tokens import Doc
 
     if sentence.tokens is not None:
         words = list(sentence.tokens)
         vocab: Vocab = getattr(vocab_or_nlp, "vocab", vocab_or_nlp)
-        return Doc(vocab, words=words, spaces=[True] * (len(words) - 1) + [False] if words else [])
+        return Doc(vocab, words=words, spaces=[True] * (len(words) - 1) + [False] if words else [],
+                   sent_starts=[True] + [False] * (len(words) - 1) if words else None)
     return vocab_or_nlp.make_doc(sentence.text)
 
 

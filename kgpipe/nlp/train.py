@@ -1,7 +1,8 @@
 """Domain adaptation of the spaCy NER (`kgpipe ner train`): update a pretrained pipeline's NER on labelled
 sentences with spaCy's own training API (Example, Language.resume_training, Language.update, minibatch),
-keep the epoch that scores best on the dev set (or the last one), and save a model folder that the
-extract stage loads with `spacy_model: path/to/folder`.
+keep the epoch that scores best on a validation set, and save a model folder that the extract stage loads
+with `spacy_model: path/to/folder`. The validation set is a held-out slice of the training file unless a
+separate one is given, so that an evaluation set stays unseen by model selection.
 
 Only the NER is updated; the tagger, parser and lemmatizer are saved unchanged (in the small English
 model the NER has its own token-to-vector layer, so nothing it learns disturbs the parser).
@@ -39,6 +40,7 @@ class TrainOptions:
     patience: int = 6              # epochs without dev improvement before stopping
     max_minutes: float = 15.0      # wall-clock budget; the best model so far is kept
     seed: int = 0
+    holdout: float = 0.1           # share of train held out for early stopping when no validation set is given
     label_renames: Mapping[str, str] = field(default_factory=dict)  # data label -> model label
 
 
@@ -61,6 +63,7 @@ class TrainReport:
     best_epoch: int | None = None
     stopped: str = "epochs"
     output: str = ""
+    validation: str = "none"       # where the early-stopping scores come from
 
     @property
     def best(self) -> EpochScore | None:
@@ -90,10 +93,25 @@ def make_examples(nlp: Language, sentences: Sequence[LabelledSentence],
     return examples
 
 
+def split_holdout(sentences: Sequence[LabelledSentence], share: float, seed: int
+                  ) -> tuple[list[LabelledSentence], list[LabelledSentence]]:
+    """(train, held out): a seeded random `share` of the sentences held out, at least one on each side
+    when there are two or more sentences; share 0 holds out nothing."""
+    if share <= 0 or len(sentences) < 2:
+        return list(sentences), []
+    order = list(range(len(sentences)))
+    random.Random(seed).shuffle(order)
+    n_held = min(len(sentences) - 1, max(1, round(share * len(sentences))))
+    held = set(order[:n_held])
+    return ([s for i, s in enumerate(sentences) if i not in held],
+            [s for i, s in enumerate(sentences) if i in held])
+
+
 def train_ner(train: Sequence[LabelledSentence], output: Path, options: TrainOptions | None = None, *,
               dev: Sequence[LabelledSentence] = (),
               progress: Callable[[EpochScore], None] | None = None) -> TrainReport:
-    """Update the base model's NER on `train`; save the best pipeline to `output`."""
+    """Update the base model's NER on `train`; save the best pipeline to `output`. The epoch kept is the
+    best on `dev` if given, else on a held-out slice (options.holdout) of `train`, else the last."""
     from spacy.util import compounding, fix_random_seed, minibatch
 
     from kgpipe.nlp.models import load_model
@@ -103,6 +121,12 @@ def train_ner(train: Sequence[LabelledSentence], output: Path, options: TrainOpt
         raise KgpipeError("no training sentences", hint="pass a JSON lines file with labelled sentences")
     fix_random_seed(options.seed)
     rng = random.Random(options.seed)
+    if dev:
+        validation = f"given validation set ({len(dev)} sentences)"
+    else:
+        train, dev = split_holdout(train, options.holdout, options.seed)
+        validation = (f"held-out {options.holdout:g} of the training file ({len(dev)} sentences, seed "
+                      f"{options.seed})" if dev else "none (last epoch kept)")
     nlp = load_model(options.base_model, cache=False)
     if "ner" not in nlp.pipe_names:
         raise KgpipeError(f"base model '{options.base_model}' has no NER component to update")
@@ -115,7 +139,8 @@ def train_ner(train: Sequence[LabelledSentence], output: Path, options: TrainOpt
     optimizer = nlp.resume_training()
     if options.learn_rate is not None:
         optimizer.learn_rate = options.learn_rate
-    report = TrainReport(len(train_examples), len(dev_examples), labels, output=str(output))
+    report = TrainReport(len(train_examples), len(dev_examples), labels, output=str(output),
+                         validation=validation)
     nlp.meta["name"] = nlp.meta.get("name", "model") + "_kgpipe_ner"
     started = time.monotonic()
     best_f = -1.0
@@ -149,7 +174,7 @@ def train_ner(train: Sequence[LabelledSentence], output: Path, options: TrainOpt
             else:
                 since_best += 1
             if dev_examples and since_best >= options.patience:
-                report.stopped = f"no dev improvement for {options.patience} epochs"
+                report.stopped = f"no validation improvement for {options.patience} epochs"
                 break
             if (time.monotonic() - started) / 60 > options.max_minutes:
                 report.stopped = f"time budget of {options.max_minutes:g} minutes"
@@ -163,7 +188,8 @@ def _training_meta(report: TrainReport, options: TrainOptions) -> dict[str, Any]
     return {"base_model": options.base_model, "labels": report.labels, "train_sentences": report.train_sentences,
             "dev_sentences": report.dev_sentences, "best_epoch": report.best_epoch,
             "epochs_run": len(report.epochs), "stopped": report.stopped, "seed": options.seed,
-            "dev_ents_f": best.dev_f if best else None, "label_renames": dict(options.label_renames),
+            "dev_ents_f": best.dev_f if best else None, "validation": report.validation,
+            "label_renames": dict(options.label_renames),
             "dropout": options.dropout, "max_epochs": options.epochs, "patience": options.patience}
 
 

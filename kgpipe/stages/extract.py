@@ -46,6 +46,8 @@ class ExtractParams(StageParams):
     min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="ignore patterns less confident than this")
     compose: list[ComposeRule] = Field([], description="derive relations from pairs of extracted ones in a "
                                                        "sentence (pattern_id 'p1+p2', confidence the product)")
+    one_relation_per_pair: bool = Field(False, description="when several relations (or both directions) fire "
+                                                           "on one pair of mentions, keep the most confident")
     batch_size: int = Field(64, ge=1, description="texts per nlp.pipe batch")
     n_process: int = Field(1, ge=1, description="processes for nlp.pipe")
     max_chunk_chars: int = Field(100_000, ge=1, description="longer documents are split at paragraph or "
@@ -91,7 +93,8 @@ class ExtractStage(StageType):
         options = ExtractOptions(label_map=dict(p.label_map), relation_map=dict(p.relation_map),
                                  keep_unmapped_labels=p.keep_unmapped_labels, max_chunk_chars=p.max_chunk_chars,
                                  batch_size=p.batch_size, n_process=p.n_process, min_confidence=p.min_confidence,
-                                 compose={(rule.first, rule.then): rule.gives for rule in p.compose})
+                                 compose={(rule.first, rule.then): rule.gives for rule in p.compose},
+                                 one_relation_per_pair=p.one_relation_per_pair)
         gazetteer = GazetteerOptions(mode=p.gazetteer_mode, ignore_case=p.gazetteer_ignore_case,
                                      single_token_pos=tuple(p.gazetteer_single_token_pos),
                                      min_alias_chars=p.gazetteer_min_alias_chars)
