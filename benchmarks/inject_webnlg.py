@@ -90,7 +90,7 @@ def build_kg(work: Path, triples: set[tuple[str, str, str]], args) -> tuple[Path
     }
     (work / "kg.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     result = kgpipe.run(work / "kg.yaml")
-    return result.outputs["fuse"]["entities"], result.outputs["embed"]["entity_embeddings"]
+    return result.outputs["fuse"]["entities"], result.outputs["embed"]["entity_embeddings"], list(result.ran)
 
 
 def link_examples(examples, linker, known) -> tuple[float, float]:
@@ -162,9 +162,9 @@ def run_benchmark(args) -> None:
     kgs = {}
     for name, triples in (("held-out", train_triples - dev_triples), ("with dev triples", train_triples | dev_triples)):
         t0 = time.perf_counter()
-        entities_path, embeddings_path = build_kg(Path(args.work) / name.replace(" ", "_"), triples, args)
+        entities_path, embeddings_path, ran = build_kg(Path(args.work) / name.replace(" ", "_"), triples, args)
         entities = pd.read_parquet(entities_path)
-        kgs[name] = (entities, load_embeddings(embeddings_path), len(triples), time.perf_counter() - t0)
+        kgs[name] = (entities, load_embeddings(embeddings_path), len(triples), time.perf_counter() - t0, ran)
 
     path = resolve_base_model("all-MiniLM-L6-v2")
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -172,7 +172,7 @@ def run_benchmark(args) -> None:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
 
     def prepared(kg_name: str, storage: str):
-        entities, embeddings, _, _ = kgs[kg_name]
+        entities, embeddings = kgs[kg_name][:2]
         knowledge, entity_labels = knowledge_for(entities, embeddings, storage)
         linker = EntityLinker(entities.to_dict("records"), normalize=normalize_name)
         train = [replace(ex) for ex in train_examples]
@@ -196,7 +196,8 @@ def run_benchmark(args) -> None:
         if key not in wanted:
             continue
         knowledge, entity_labels, linking, train_items, dev_items = prepared(kg_name, storage)
-        memory[storage] = knowledge.nbytes
+        if kg_name == "held-out":
+            memory[storage] = knowledge.nbytes
         torch.manual_seed(args.seed)
         base = AutoModel.from_pretrained(path)
         if mode is None:
@@ -243,7 +244,8 @@ def run_benchmark(args) -> None:
         return
     held = kgs["held-out"]
     body = [f"KG (held-out): {held[2]} triples in, {len(held[0])} entities out of fuse; embeddings "
-            f"{args.kge_model}, {args.kge_epochs} epochs; built in {held[3]:.0f}s. "
+            f"{args.kge_model}, {args.kge_epochs} epochs; built in {held[3]:.0f}s "
+            f"({'stages run: ' + ', '.join(held[4]) if held[4] else 'unchanged since an earlier run: reused'}). "
             f"Examples: {results['plain']['train_examples']} train (of the train texts), "
             f"{results['plain']['dev_examples']} dev; {len(labels)} relation labels; encoder "
             f"all-MiniLM-L6-v2 frozen; {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}; fusion "
