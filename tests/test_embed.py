@@ -300,6 +300,30 @@ def test_without_early_stopping_all_epochs_run(graph_root: Path) -> None:
     assert training["epochs"] == 3 and training["validation"] == [] and training["stopped_early"] is False
 
 
+def test_pykeens_per_epoch_collection_sees_a_frozen_heap_which_is_thawed_after(graph_root: Path,
+                                                                               monkeypatch) -> None:
+    import gc
+
+    # PyKEEN calls gc.collect() after every epoch; the objects alive before training must be out of its way
+    assert gc.get_freeze_count() == 0
+    frozen_at_collect: list[int] = []
+    collect = gc.collect
+
+    def counting_collect(*args: Any, **kwargs: Any) -> int:
+        frozen_at_collect.append(gc.get_freeze_count())
+        return collect(*args, **kwargs)
+
+    monkeypatch.setattr(gc, "collect", counting_collect)
+    run_embed(graph_root, **{**FAST, "epochs": 3, "early_stopping": False})
+    assert sum(1 for frozen in frozen_at_collect if frozen > 10_000) >= 3  # one per epoch
+    assert gc.get_freeze_count() == 0
+
+    with pytest.raises(KgpipeError, match="NaN"):  # and after a failed run
+        run_embed(graph_root, force=True, **{**FAST, "model": "DistMult", "loss": "softplus", "optimizer": "SGD",
+                                             "learning_rate": 1e30})
+    assert gc.get_freeze_count() == 0
+
+
 # --- input forms --------------------------------------------------------------------------------------
 
 

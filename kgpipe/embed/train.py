@@ -7,6 +7,7 @@ The trained model is saved in the work folder as soon as pipeline() returns, so 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -135,6 +136,12 @@ def _run_pipeline(graph: GraphData, config: TrainingConfig, workdir: Path, on_ep
     level = quiet.level
     if not device.startswith("cuda"):
         quiet.setLevel(logging.ERROR)
+    # PyKEEN runs a full gc.collect() after every epoch, which walks every Python object in the process
+    # (torch, pandas, pyarrow, ...: ~0.3M objects, 0.2 s CPU and up to 0.8 s wall on a busy machine). Objects
+    # alive before training are not garbage training makes: freeze them out of the collector's sight (any
+    # garbage among them is collected after unfreeze). A caller that froze objects itself keeps them frozen.
+    caller_froze = gc.get_freeze_count() > 0
+    gc.freeze()
     try:
         result = pipeline(
             training=graph.training, validation=graph.validation, testing=graph.testing,
@@ -175,6 +182,8 @@ def _run_pipeline(graph: GraphData, config: TrainingConfig, workdir: Path, on_ep
                  f"{max(1, config.evaluation_batch_size // 2)}); checkpoints are kept",
         ) from None
     finally:
+        if not caller_froze:
+            gc.unfreeze()
         quiet.setLevel(level)
     wall = time.perf_counter() - started
 

@@ -90,7 +90,7 @@ class EmbedParams(StageParams):
 
 class EmbedStage(StageType):
     name = "embed"
-    version = 1
+    version = 2  # 2: TransE's default is at most 24 epochs (was 30)
     description = "learn entity and relation embeddings with PyKEEN; evaluate, export, save the model"
     Params = EmbedParams
     inputs = (
