@@ -7,7 +7,8 @@ clusters are the transitive closure of the gold pairs. Reports pairwise precisio
   baseline  - rapidfuzz token_set_ratio (with rapidfuzz's default_process: lower case, no punctuation) over
               all pairs, each pair at or above the threshold a match, with the threshold that maximises F1 on
               this very data (an optimistic baseline; the issue's starting point, F1 0.55);
-and, for sensitivity, resolve's F1 across thresholds. The defaults were chosen by the mean over four
+and, for sensitivity, resolve's F1 across thresholds, then the largest sources of missed and of false pairs
+(gold clusters split, predicted clusters mixing gold clusters) with example strings. The defaults were chosen by the mean over four
 development sets (benchmarks/er_tune.py), of which this is one.
 
 Usage: python benchmarks/er_affiliations.py [PATH] [--no-write]
@@ -60,6 +61,37 @@ def baseline(names: list[str], gold: list[int]) -> tuple[dict, float]:
     return best
 
 
+def error_summary(names: list[str], labels, gold: list[int], top: int = 6) -> str:
+    """The gold clusters that lose most pairs to splits, and the predicted clusters that gain most wrong pairs
+    from merges, each with one string per part (the largest parts first)."""
+    from collections import Counter, defaultdict
+
+    def worst(groups: dict, other) -> list[list[object]]:
+        rows = []
+        for members in groups.values():
+            parts = Counter(other[i] for i in members)
+            if len(parts) < 2:
+                continue
+            lost = (len(members) ** 2 - sum(c * c for c in parts.values())) // 2
+            examples = []
+            for part, count in parts.most_common(3):
+                example = next(names[i] for i in members if other[i] == part)
+                examples.append(f"{count} x '{example[:60]}'")
+            rows.append([lost, len(parts), "; ".join(examples)])
+        return sorted(rows, key=lambda r: -r[0])[:top]
+
+    by_gold: dict = defaultdict(list)
+    by_pred: dict = defaultdict(list)
+    for i, (g, label) in enumerate(zip(gold, labels.tolist(), strict=True)):
+        by_gold[g].append(i)
+        by_pred[label].append(i)
+    return ("Largest sources of missed pairs (a gold cluster split into parts; pairs lost, parts, the three "
+            "largest parts with one string each):\n\n"
+            + table(["pairs lost", "parts", "parts (size x example)"], worst(by_gold, labels.tolist()))
+            + "\nLargest sources of false pairs (one predicted cluster holding several gold clusters):\n\n"
+            + table(["false pairs", "gold clusters", "gold clusters (size x example)"], worst(by_pred, gold)))
+
+
 def main() -> None:
     from kgpipe.kg.evaluate import bcubed, pairwise_prf
     from kgpipe.kg.resolve import Record, resolve
@@ -102,7 +134,8 @@ def main() -> None:
               f"{stats['accepted_pairs']} accepted; the guard split {stats['components_split']} components.\n\n"
               "Threshold sensitivity (same data, other settings at their defaults; the defaults were chosen "
               "on the mean of four development sets, see 'How the resolution defaults were chosen'):\n\n"
-            + table(["threshold", "pairwise F1", "B-cubed F1"], sweep))
+            + table(["threshold", "pairwise F1", "B-cubed F1"], sweep)
+            + "\n" + error_summary(names, result.labels, gold))
     if args.no_write:
         print(body)
     else:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kgpipe.kg.blocking import sorted_unique
+
 log = logging.getLogger(__name__)
 
 PairScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -165,7 +167,7 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
         al = np.concatenate([al, order[:-1][same]])
         ar = np.concatenate([ar, order[1:][same]])
     components = connected_components(n, al, ar)
-    stats = ClusterStats(components=int(len(np.unique(components))))
+    stats = ClusterStats(components=int(len(sorted_unique(components))))
     if not guard or scorer is None:
         if len(anchored):
             log.warning("clustering without the guard: anchor conflicts inside components are not split")
@@ -249,7 +251,7 @@ def _merge_across_pieces(labels: np.ndarray, left: np.ndarray, right: np.ndarray
     from a sample (a fixed seed: the same input gives the same result); an average is recomputed only when
     one of its clusters changed. Updates labels in place; returns the pairs scored."""
     scored = 0
-    nodes = np.unique(np.concatenate([left, right]))
+    nodes = sorted_unique(np.concatenate([left, right]))
     rng = np.random.default_rng(12345)
     known_pairs = np.zeros((0, 2), dtype=np.int64)
     known_avg = np.zeros(0)

@@ -157,6 +157,18 @@ def _segments(text: str) -> list[str]:
     return [seg for seg in _SEGMENT_SPLIT.split(text) if seg.strip()]
 
 
+def name_parts(text: str, options: NormalizeOptions = DEFAULT_OPTIONS) -> list[tuple[str, list[str]]]:
+    """The comma-separated parts of a name, each as (raw text, words normalised as in `normalize_name`):
+    affiliation-like names list sub-unit, organisation and place as separate parts ('Dept. of CS, Univ. of
+    Maryland, College Park' -> ('Dept. of CS', ['department', 'of', 'cs']), ...). Parts without words go."""
+    out = []
+    for segment in _segments(text):
+        words = _words(segment, options)
+        if words:
+            out.append((segment, _strip_edges(words, options)))
+    return out
+
+
 def acronyms_used(text: str, options: NormalizeOptions = DEFAULT_OPTIONS) -> list[str]:
     """Words of a name written as acronyms ('UC' in 'UC Berkeley', 'MIT' in 'MIT CSAIL'), normalised."""
     return list(dict.fromkeys(normalize_name(raw, options).replace(" ", "")

@@ -47,9 +47,9 @@ class SignalWeights(_Frozen):
     """Weights of the name signals (averaged into the name score), of the name against attribute rules, and
     of context (which can only raise a score)."""
 
-    token: float = Field(0.8, ge=0, description="IDF-weighted word overlap")
-    char: float = Field(0.1, ge=0, description="character n-gram Jaccard")
-    fuzz: float = Field(0.1, ge=0, description="rapidfuzz ratio (fuzz_scorer)")
+    token: float = Field(0.6, ge=0, description="IDF-weighted word overlap")
+    char: float = Field(0.2, ge=0, description="character n-gram Jaccard")
+    fuzz: float = Field(0.2, ge=0, description="rapidfuzz ratio (fuzz_scorer)")
     name: float = Field(1.0, gt=0, description="the name score's weight against the attribute rules' weights")
     context: float = Field(0.25, ge=0, le=1, description=(
         "context raises a score s to s + context * overlap * (1 - s), overlap: Jaccard of co-occurring names"))
@@ -71,6 +71,12 @@ class BlockingConfig(_Frozen):
     common_word_share: float = Field(0.01, gt=0, le=1, description=(
         "words in more than this share of the names (and in more than max_bucket of them) are left out of the "
         "LSH shingles, so that 'University' does not put every university in one bucket"))
+    common_word_names: int = Field(1_000_000_000, ge=2, description=(
+        "and words in more than this many names are left out of the shingles whatever the share: an "
+        "absolute cap keeps the size of the buckets, and so the pairs per name, from growing with the corpus"))
+    max_candidates: int = Field(20, ge=0, description=(
+        "LSH pairs kept per name: those sharing the most bands (cardinality node pruning, as in "
+        "meta-blocking); a pair stays when either name keeps it. 0 keeps all"))
     acronym_blocks: bool = True
     token_block_max: int = Field(20, ge=0, description=(
         "names sharing a word (or a typo of it) that at most this many names have are paired (0: off); "
@@ -88,6 +94,13 @@ class ResolutionConfig(_Frozen):
         "word score = (1 - c) * weighted Jaccard + c * weighted overlap coefficient (shared words over the "
         "smaller name, so that 'Einstein' and 'Oracle' match 'Albert Einstein' and 'Oracle Corp., Redwood "
         "Shores, CA')"))
+    idf_offset: float = Field(1.0, ge=0, description=(
+        "word weight = log((1 + names) / (1 + names with the word)) + idf_offset: lower values let rare "
+        "words (a city, a proper name) outweigh common ones (University, Department) more"))
+    unmatched_part_weight: float = Field(0.25, ge=0, le=1, description=(
+        "weight, in the word overlap, of a comma-separated part (after the first, which names the thing) "
+        "that shares no word with the other name ('Oracle Corp., Nashua, NH' against 'Oracle': the place "
+        "is left unsaid, not contradicted); 1: every word counts alike"))
     fuzz_scorer: str = Field("token_set_ratio", description="a rapidfuzz.fuzz scorer name")
     ngram: int = Field(3, ge=2, le=5)
     acronyms: bool = Field(True, description="acronym agreement and acronym tokens ('UC' in 'UC Berkeley')")
@@ -107,8 +120,9 @@ class ResolutionConfig(_Frozen):
         "anti-chaining guard: clusters are built by average link, so one strong link cannot join two groups"))
     cluster_threshold: float | None = Field(None, gt=0, le=1, description=(
         "average similarity at which the guard joins two groups inside a component (default: threshold)"))
-    max_exact_component: int = Field(500, ge=10, description=(
-        "components up to this size are re-clustered on all their pairs; larger ones are first cut"))
+    max_exact_component: int = Field(150, ge=10, description=(
+        "components up to this size are re-clustered on all their pairs; larger ones are first cut (the "
+        "guard's pairs per name stay below this, whatever the corpus size)"))
     blocking: BlockingConfig = BlockingConfig()
     normalize: NormalizeConfig = NormalizeConfig()
     workers: int = Field(1, description="rapidfuzz worker threads (-1: all cores)")

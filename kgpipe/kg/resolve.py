@@ -212,7 +212,7 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
     else:
         node_labels, cstats = cluster_nodes(
             n_nodes, left, right, scores, config.threshold, anchors=anchors, guard=config.guard == "average",
-            scorer=lambda a, b: table.score(a, b).score, max_exact=config.max_exact_component,
+            scorer=_reusing_scorer(table, left, right, scores, n_nodes), max_exact=config.max_exact_component,
             group_threshold=config.cluster_threshold)
         cluster_stats = {k: v for k, v in vars(cstats).items() if k != "extra"}
     peaks["clustering"] = _peak_mb()
@@ -234,6 +234,28 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
     }
     return Resolution([r.id for r in records], labels, node_of, [unique_keys[i][0] for i in range(n_nodes)],
                       (left[accepted], right[accepted], scores[accepted]), stats, name_of_node, blocked.pairs)
+
+
+def _reusing_scorer(table: NodeTable, left: np.ndarray, right: np.ndarray, scores: np.ndarray, n: int):
+    """The guard's scorer: pairs blocking already proposed keep the score they got (looked up by pair
+    code); only the others are scored."""
+    codes = np.minimum(left, right) * n + np.maximum(left, right)
+    order = np.argsort(codes, kind="stable")
+    known_codes, known_scores = codes[order], scores[order]
+
+    def scorer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        wanted = np.minimum(a, b) * n + np.maximum(a, b)
+        out = np.empty(len(a), dtype=np.float64)
+        at = np.minimum(np.searchsorted(known_codes, wanted), max(len(known_codes) - 1, 0))
+        found = (known_codes[at] == wanted) if len(known_codes) else np.zeros(len(a), dtype=bool)
+        out[found] = known_scores[at[found]]
+        missing = ~found
+        if missing.any():
+            out[missing] = table.score(a[missing], b[missing]).score
+        return out
+
+    return scorer
 
 
 def _score_in_chunks(table: NodeTable, left: np.ndarray, right: np.ndarray, progress: Progress | None,

@@ -10,6 +10,7 @@ candidate pairs cost seconds, not a Python loop each.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from kgpipe.kg.normalize import (
     is_acronym_like,
     name_tokens,
     normalize_name,
+    name_parts,
 )
 from kgpipe.kg.resolution_config import (  # noqa: F401  (re-exported: the settings live beside the scorer)
     AttributeRule,
@@ -50,6 +52,9 @@ class NameFeatures:
     as_acronym: np.ndarray  # id of the name read as an acronym ('mit' for MIT), -1 if not acronym-like
     initials: np.ndarray    # id of the initials of its words ('mit' for Massachusetts Institute of ...), -1
     numbers: Any = None     # CSR (names x numbers): the numerals in each name
+    segments: Any = None    # CSR (parts x token vocabulary), IDF weights: each token of a name in one part
+    segment_start: np.ndarray | None = None  # first row of `segments` per name (n + 1 offsets)
+    segment_mass: np.ndarray | None = None   # row sums of `segments`
 
 
 def _csr(rows: list[int], cols: list[int], vals: list[float] | None, shape: tuple[int, int]):
@@ -86,12 +91,18 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
             extra.extend(expansions.get(acronym, ()))
         return list(dict.fromkeys(name_tokens(key, options) + extra))
 
+    part_of: list[int] = []   # part (comma-separated segment) of each (name, token) entry, within its name
+    part_count = np.ones(n, dtype=np.int64)
     for i, (raw, key) in enumerate(zip(raw_names, keys, strict=True)):
         tokens = name_tokens(key, options)
         name_words = words_of(raw, key)
-        for token in name_words:
+        parts = _token_parts(raw, name_words, words_of, options) if _SEGMENTED.search(raw) else None
+        if parts is not None:
+            part_count[i] = max(parts) + 1
+        for k, token in enumerate(name_words):
             rows.append(i)
             cols.append(vocab.setdefault(token, len(vocab)))
+            part_of.append(parts[k] if parts is not None else 0)
         if config.acronyms:
             if is_acronym_like(raw):
                 as_acronym[i] = acronym_ids.setdefault(key.replace(" ", ""), len(acronym_ids))
@@ -106,8 +117,12 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
     bits.data[:] = 1.0
     # smoothed IDF over the names being resolved: common words (University, of, Inc) weigh little
     df = np.asarray(bits.sum(axis=0)).ravel()
-    idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0) * (kind if len(kind) else 1.0)
+    idf = (np.log((1.0 + n) / (1.0 + df)) + config.idf_offset) * (kind if len(kind) else 1.0)
     weighted = _csr(rows, cols, idf[np.asarray(cols, dtype=np.int64)].tolist(), (n, size))
+    segment_start = np.r_[0, np.cumsum(part_count)]
+    part_rows = segment_start[np.asarray(rows, dtype=np.int64)] + np.asarray(part_of, dtype=np.int64)
+    segments = _csr(part_rows.tolist(), cols, idf[np.asarray(cols, dtype=np.int64)].tolist(),
+                    (int(segment_start[-1]), size))
     gram_vocab: dict[str, int] = {}
     g_rows: list[int] = []
     g_cols: list[int] = []
@@ -136,7 +151,24 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
     numbers = _csr(n_rows, n_cols, None, (n, max(len(number_ids), 1)))
     numbers.data[:] = 1.0
     return NameFeatures(keys, weighted, np.asarray(weighted.sum(axis=1)).ravel(), bits, soft, grams,
-                        np.asarray(grams.sum(axis=1)).ravel(), as_acronym, initials, numbers)
+                        np.asarray(grams.sum(axis=1)).ravel(), as_acronym, initials, numbers,
+                        segments, segment_start, np.asarray(segments.sum(axis=1)).ravel())
+
+
+_SEGMENTED = re.compile(r"[,;/()\[\]]|\s[-–—]+\s|--+")
+
+
+def _token_parts(raw: str, name_words: Sequence[str], words_of, options: NormalizeOptions) -> list[int] | None:
+    """Which comma-separated part of the name each of its tokens comes from (the first part that has it; an
+    acronym's expansion goes with the acronym). None when the name has one part."""
+    parts = name_parts(raw, options)
+    if len(parts) < 2:
+        return None
+    where: dict[str, int] = {}
+    for index, (part, words) in enumerate(parts):
+        for token in words_of(part, " ".join(words)):
+            where.setdefault(token, index)
+    return [where.get(token, 0) for token in name_words]
 
 
 def typo_word_pairs(words: Sequence[str], min_length: int = 5, max_group: int = 50) -> list[tuple[int, int, float]]:
@@ -193,6 +225,25 @@ def rowwise_dot(a, b, left: np.ndarray, right: np.ndarray, chunk: int = 200_000)
     for start in range(0, len(left), chunk):
         sl = slice(start, start + chunk)
         out[sl] = np.asarray(a[left[sl]].multiply(b[right[sl]]).sum(axis=1)).ravel()
+    return out
+
+
+def _unmatched_part_mass(f: NameFeatures, names: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Per pair: the token mass of the parts of `names[p]` after its first that share no word (or typo of
+    one) with `others[p]`. The first part names the thing ('Google Inc., Mountain View, CA'), so it always
+    counts in full: two names that share only a place stay apart."""
+    out = np.zeros(len(names))
+    count = np.diff(f.segment_start) - 1  # parts after the first
+    multi = np.flatnonzero(count[names] > 0)
+    if not len(multi):
+        return out
+    per_pair = count[names[multi]]
+    pair_of = np.repeat(multi, per_pair)
+    first = np.repeat(f.segment_start[names[multi]] + 1, per_pair)
+    offset = np.arange(len(pair_of)) - np.repeat(np.r_[0, np.cumsum(per_pair)[:-1]], per_pair)
+    part = first + offset
+    hits = rowwise_dot(f.segments, f.soft_bits, part, others[pair_of])
+    out += np.bincount(pair_of, weights=np.where(hits > 0, 0.0, f.segment_mass[part]), minlength=len(names))
     return out
 
 
@@ -305,6 +356,11 @@ class NodeTable:
         inter = (rowwise_dot(f.tokens, f.soft_bits, left_names, right_names)
                  + rowwise_dot(f.tokens, f.soft_bits, right_names, left_names)) / 2
         ml, mr = f.token_mass[left_names], f.token_mass[right_names]
+        if cfg.unmatched_part_weight < 1 and f.segments is not None:
+            # a part of a name that shares no word with the other name (a street, a city, a sub-unit the
+            # other leaves out) counts less than unmatched words inside a part both names speak of
+            ml = ml - (1 - cfg.unmatched_part_weight) * _unmatched_part_mass(f, left_names, right_names)
+            mr = mr - (1 - cfg.unmatched_part_weight) * _unmatched_part_mass(f, right_names, left_names)
         union = ml + mr - inter
         jaccard = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         smaller = np.minimum(ml, mr)

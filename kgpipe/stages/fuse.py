@@ -19,7 +19,7 @@ class FuseParams(FusionConfig, StageParams):
 
 class FuseStage(StageType):
     name = "fuse"
-    version = 2
+    version = 3  # 3: unsaid name parts weigh less, LSH candidates capped per name
     description = "resolve mentions into canonical entities, link them to the seed KG, merge the graphs"
     Params = FuseParams
     inputs = (
