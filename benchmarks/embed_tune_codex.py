@@ -2,7 +2,9 @@
 CoDEx-S, early stopping on a held-out slice of TRAIN, the result reported on EVAL (valid).
 
 Each candidate is a JSON object of pipeline() arguments plus: inverse (reciprocal relations), batch_size,
-freq/patience (early stopping), training_kwargs, budget_s (stop after this many seconds of training).
+freq/patience (early stopping), training_kwargs, budget_s (stop after this many seconds of training),
+dropout ({"entity": p, "relation": p}: embedding dropout during training, which PyKEEN's model classes
+do not expose).
 Prints the early-stopping curve and one RESULT line; writes nothing to docs/ (the chosen settings are
 measured again, through the stage, by benchmarks/embed_codex.py).
 
@@ -22,6 +24,32 @@ os.environ.setdefault("PYSTOW_HOME", str(REPO / ".pystow"))
 DATA = REPO.parent / "shared" / "data" / "kge" / "codex-s"
 
 
+def with_dropout(model: str, entity: float, relation: float) -> type:
+    """The PyKEEN model class with dropout on its entity and relation embeddings while training (as LibKGE's
+    CoDEx configs); torch's dropout takes no complex tensors, so real and imaginary parts drop independently."""
+    import torch
+    from pykeen.models import model_resolver
+
+    class ComplexSafeDropout(torch.nn.Dropout):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.is_complex():
+                return torch.view_as_complex(super().forward(torch.view_as_real(x)))
+            return super().forward(x)
+
+    base = model_resolver.lookup(model)
+
+    class WithDropout(base):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            for representations, p in ((self.entity_representations, entity),
+                                       (self.relation_representations, relation)):
+                for representation in representations:
+                    representation.dropout = ComplexSafeDropout(p) if p else None
+
+    WithDropout.__name__ = f"{base.__name__}WithDropout"
+    return WithDropout
+
+
 def main() -> None:
     import tempfile
 
@@ -33,6 +61,9 @@ def main() -> None:
     train_path = Path(sys.argv[2]) if len(sys.argv) > 2 else DATA / "train.txt"
     eval_path = Path(sys.argv[3]) if len(sys.argv) > 3 else DATA / "valid.txt"
     budget = float(candidate.pop("budget_s", 840))
+    dropout = candidate.pop("dropout", None)
+    if dropout:
+        candidate["model"] = with_dropout(candidate["model"], dropout.get("entity", 0.0), dropout.get("relation", 0.0))
     fraction = candidate.pop("slice", 0.05)
     full = TriplesFactory.from_path(train_path, create_inverse_triples=candidate.pop("inverse", False))
     train, early = full.split([1 - fraction, fraction], random_state=0)
