@@ -107,10 +107,25 @@ class StageStatus:
         return bool(self.reasons)
 
 
+_UNSET = "<unset>"
+
+
+def _changed_leaves(old: object, new: object, path: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, old, new) for every value that differs, descending into nested mappings so a change
+    deep inside a params block names that key, not the whole block."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _changed_leaves(old.get(key, _UNSET), new.get(key, _UNSET), f"{path}.{key}" if path else str(key))
+        return out
+    return [] if old == new else [(path, old, new)]
+
+
 def _params_diff(old: dict, new: dict) -> str:
-    keys = sorted(k for k in set(old) | set(new) if old.get(k, "<unset>") != new.get(k, "<unset>"))
-    parts = [f"{k}: {old.get(k, '<unset>')!r} -> {new.get(k, '<unset>')!r}" for k in keys[:3]]
-    return "params changed (" + "; ".join(parts) + (f"; +{len(keys) - 3} more" if len(keys) > 3 else "") + ")"
+    changes = _changed_leaves(old, new)
+    parts = [f"{key}: {before!r} -> {after!r}" for key, before, after in changes[:3]]
+    more = f"; +{len(changes) - 3} more" if len(changes) > 3 else ""
+    return "params changed (" + "; ".join(parts) + more + ")"
 
 
 def stage_status(pipeline: Pipeline, stage: Stage, entry: LockEntry | None, hasher: HashCache) -> StageStatus:

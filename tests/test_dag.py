@@ -75,6 +75,18 @@ def test_changed_param_reruns_that_stage_and_its_downstream_only(chain_pipeline:
     assert (chain_pipeline.parent / "artifacts/c/joined/all.txt").read_text() == ">ALPHAalpha"
 
 
+def test_a_change_deep_in_a_params_block_names_that_key_only() -> None:
+    from kgpipe.dag import _params_diff
+
+    old = {"resolution": {"threshold": 0.55, "weights": {"token": 0.8, "char": 0.1}, "ngram": 3}, "seed": 1}
+    new = {"resolution": {"threshold": 0.55, "weights": {"token": 0.6, "char": 0.1}, "ngram": 3, "extra": True},
+           "seed": 1}
+    assert _params_diff(old, new) == ("params changed (resolution.extra: '<unset>' -> True; "
+                                      "resolution.weights.token: 0.8 -> 0.6)")
+    many = {f"k{i}": i for i in range(5)}
+    assert _params_diff({}, many).endswith("; +2 more)")
+
+
 def test_param_change_with_identical_output_stops_at_that_stage(chain_pipeline: Path) -> None:
     run(chain_pipeline)
     make_pipeline(chain_pipeline.parent, chain(b={"params": {"unused": 7}}))
