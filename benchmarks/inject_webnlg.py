@@ -244,7 +244,8 @@ def run_benchmark(args) -> None:
         return
     held = kgs["held-out"]
     body = [f"KG (held-out): {held[2]} triples in, {len(held[0])} entities out of fuse; embeddings "
-            f"{args.kge_model}, at most {args.kge_epochs} epochs (the embed stage's early stopping); built in {held[3]:.0f}s "
+            f"{args.kge_model}, at most {args.kge_epochs} epochs (the embed stage's early stopping); "
+            f"built in {held[3]:.0f}s "
             f"({'stages run: ' + ', '.join(held[4]) if held[4] else 'unchanged since an earlier run: reused'}). "
             f"Examples: {results['plain']['train_examples']} train (of the train texts), "
             f"{results['plain']['dev_examples']} dev; {len(labels)} relation labels; encoder "
