@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--layers", default="5", help="fusion layers (0-based; lower layers cost more training time)")
+    parser.add_argument("--layers", default="3,5", help="fusion layers (0-based; lower layers cost more training time)")
     parser.add_argument("--kge-model", default="ComplEx")
     parser.add_argument("--kge-epochs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=42)
