@@ -134,17 +134,24 @@ def test_anchors_force_and_forbid_merges() -> None:
     assert together(result, "d", "e")          # no string evidence, the anchor alone
 
 
+def _two_groups_and_a_bridge(k: int, bridge: float):
+    """Similarities of k nodes: two tight halves (0.9 inside, 0.1 across) and one pair across the middle at
+    `bridge`; with every pair as a candidate (left, right, score)."""
+    sim = np.full((k, k), 0.1)
+    half = k // 2
+    sim[:half, :half] = 0.9
+    sim[half:, half:] = 0.9
+    sim[half - 1, half] = sim[half, half - 1] = bridge
+    np.fill_diagonal(sim, 1.0)
+    left, right = np.triu_indices(k, 1)
+    return sim, left, right, sim[left, right]
+
+
 def test_average_link_guard_stops_one_bridge_from_chaining_two_groups() -> None:
     """Two tight groups of four joined by a single strong pair: connected components merge all eight,
     average link keeps the groups apart."""
     k = 8
-    sim = np.full((k, k), 0.1)
-    sim[:4, :4] = 0.9
-    sim[4:, 4:] = 0.9
-    sim[3, 4] = sim[4, 3] = 0.85
-    np.fill_diagonal(sim, 1.0)
-    left, right = np.triu_indices(k, 1)
-    score = sim[left, right]
+    sim, left, right, score = _two_groups_and_a_bridge(k, 0.85)
     chained = connected_components(k, left[score >= 0.5], right[score >= 0.5])
     assert len(set(chained.tolist())) == 1
     guarded = average_link(sim, 0.5, np.full(k, -1))
@@ -241,13 +248,7 @@ def test_oversized_component_is_cut_then_rejoined_by_average_link() -> None:
     """With room for only four nodes per exact re-clustering, a 12-node component (two groups of six and
     one bridge) is cut into pieces; the pieces' clusters are joined back into the two groups, not one."""
     k = 12
-    sim = np.full((k, k), 0.1)
-    sim[:6, :6] = 0.9
-    sim[6:, 6:] = 0.9
-    sim[5, 6] = sim[6, 5] = 0.6
-    np.fill_diagonal(sim, 1.0)
-    left, right = np.triu_indices(k, 1)
-    score = sim[left, right]
+    sim, left, right, score = _two_groups_and_a_bridge(k, 0.6)
     labels, stats = cluster_nodes(k, left, right, score, 0.5, scorer=lambda a, b: sim[a, b], max_exact=4)
     assert stats.large_components_cut == 1
     assert len(set(labels[:6].tolist())) == 1 and len(set(labels[6:].tolist())) == 1
