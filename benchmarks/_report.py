@@ -24,8 +24,12 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
-def write_section(key: str, title: str, body: str, command: str) -> None:
-    """Replace (or append) the section marked <!-- bench:key --> in docs/benchmarks.md."""
+def write_section(key: str, title: str, body: str, command: str, *, print_only: bool = False) -> None:
+    """Replace (or append) the section marked <!-- bench:key --> in docs/benchmarks.md; with print_only (the
+    scripts' --no-write) print the body and leave the file alone."""
+    if print_only:
+        print(body)
+        return
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (f"<!-- bench:{key} -->\n## {title}\n\n"
                f"- date: {stamp}\n- machine: {machine()}\n- command: `{command}`\n\n{body.strip()}\n"

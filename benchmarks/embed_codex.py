@@ -115,10 +115,7 @@ def main() -> None:
         "published MRR / Hits@10 | settings |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         + "\n".join(rows) + "\n")
     command = "python benchmarks/embed_codex.py " + " ".join(sys.argv[1:])
-    if args.no_write:
-        print(body)
-    else:
-        write_section("embed_codex", "Embed defaults on CoDEx-S", body, command.strip())
+    write_section("embed_codex", "Embed defaults on CoDEx-S", body, command.strip(), print_only=args.no_write)
 
 
 if __name__ == "__main__":

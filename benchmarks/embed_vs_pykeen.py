@@ -186,10 +186,8 @@ def main() -> None:
         "23.7 s of 34.7 s (`pipeline()`) to the per-epoch `gc.collect()`."
         "\n")
     command = "python benchmarks/embed_vs_pykeen.py " + " ".join(sys.argv[1:])
-    if args.no_write:
-        print(body)
-    else:
-        write_section("embed_vs_pykeen", "Embed stage vs PyKEEN's pipeline", body, command.strip())
+    write_section("embed_vs_pykeen", "Embed stage vs PyKEEN's pipeline", body, command.strip(),
+                  print_only=args.no_write)
 
 
 if __name__ == "__main__":

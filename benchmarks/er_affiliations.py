@@ -136,11 +136,8 @@ def main() -> None:
               "on the mean of four development sets, see 'How the resolution defaults were chosen'):\n\n"
             + table(["threshold", "pairwise F1", "B-cubed F1"], sweep)
             + "\n" + error_summary(names, result.labels, gold))
-    if args.no_write:
-        print(body)
-    else:
-        write_section("er_affiliations", "Entity resolution: affiliation strings", body,
-                      f"python benchmarks/er_affiliations.py {args.path}")
+    write_section("er_affiliations", "Entity resolution: affiliation strings", body,
+                  f"python benchmarks/er_affiliations.py {args.path}", print_only=args.no_write)
 
 
 if __name__ == "__main__":

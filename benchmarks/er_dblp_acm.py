@@ -123,11 +123,8 @@ def main() -> None:
               f"pairs; {stats['accepted_pairs']} DBLP-ACM pairs reached the threshold before the one-to-one "
               "assignment.\n\nThreshold sensitivity (title + authors + year):\n\n"
             + table(["threshold", "F1"], sweep))
-    if args.no_write:
-        print(body)
-    else:
-        write_section("er_dblp_acm", "Record linkage: DBLP-ACM", body,
-                      f"python benchmarks/er_dblp_acm.py {args.path}")
+    write_section("er_dblp_acm", "Record linkage: DBLP-ACM", body,
+                  f"python benchmarks/er_dblp_acm.py {args.path}", print_only=args.no_write)
 
 
 if __name__ == "__main__":

@@ -259,11 +259,8 @@ def main() -> None:
                      "guard pairs"],
                     [[r["mentions"], *r["step_seconds"].values(), "/".join(map(str, r["load_average"])),
                       r["lsh_pairs_before_pruning"], r["guard_pairs_scored"]] for r in rows]))
-    if args.no_write:
-        print(body)
-    else:
-        write_section("er_scale", "Entity resolution at scale", body,
-                      "python benchmarks/er_scale.py --sizes " + " ".join(map(str, args.sizes)))
+    write_section("er_scale", "Entity resolution at scale", body,
+                  "python benchmarks/er_scale.py --sizes " + " ".join(map(str, args.sizes)), print_only=args.no_write)
 
 
 if __name__ == "__main__":

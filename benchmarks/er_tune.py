@@ -95,11 +95,8 @@ def main() -> None:
             + table(["weights", "containment", "unsaid parts", "threshold", "affiliations", "dblp titles",
                      "webnlg train",
                      "seed aliases", "mean", ""], rows))
-    if args.no_write:
-        print(body)
-    else:
-        write_section("er_tune", "How the resolution defaults were chosen", body,
-                      "python benchmarks/er_tune.py")
+    write_section("er_tune", "How the resolution defaults were chosen", body,
+                  "python benchmarks/er_tune.py", print_only=args.no_write)
 
 
 if __name__ == "__main__":

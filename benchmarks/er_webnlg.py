@@ -90,11 +90,8 @@ def main() -> None:
     body = (f"{len(records)} mentions ({', '.join(KINDS)}) of {len(set(gold))} entities in "
             f"{args.path.name}. Other engineers share the 2 cores; times are indicative.\n\n"
             + table(["method", "purity", "B-cubed P", "B-cubed R", "B-cubed F1", "pairwise F1", "seconds"], rows))
-    if args.no_write:
-        print(body)
-    else:
-        write_section("er_webnlg", "Entity resolution: WebNLG mentions", body,
-                      f"python benchmarks/er_webnlg.py {args.path}")
+    write_section("er_webnlg", "Entity resolution: WebNLG mentions", body,
+                  f"python benchmarks/er_webnlg.py {args.path}", print_only=args.no_write)
 
 
 if __name__ == "__main__":

@@ -306,10 +306,7 @@ def main() -> None:
         command += f" --max-path {args.max_path}"
     if args.train_command:
         command += f" --train-command '{args.train_command}'"
-    if args.no_write:
-        print(body)
-    else:
-        write_section("extract_conll04", "Extraction quality on CoNLL04 dev", body, command)
+    write_section("extract_conll04", "Extraction quality on CoNLL04 dev", body, command, print_only=args.no_write)
 
 
 if __name__ == "__main__":

@@ -103,10 +103,8 @@ def main() -> None:
     lines.append(f"Stage output per run: {summary['mentions']} mentions, {summary['relations']} relations.")
     body = "\n".join(lines)
     command = f"python benchmarks/extract_speed.py --copies {args.copies} --repeat {args.repeat}"
-    if args.no_write:
-        print(body)
-    else:
-        write_section("extract_speed", "Extract stage speed against bare nlp.pipe", body, command)
+    write_section("extract_speed", "Extract stage speed against bare nlp.pipe", body, command,
+                  print_only=args.no_write)
 
 
 if __name__ == "__main__":

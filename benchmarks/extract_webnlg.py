@@ -129,10 +129,7 @@ def main() -> None:
         "as one entity) counts as wrong."]
     body = "\n".join(lines)
     command = "python benchmarks/extract_webnlg.py" + (f" --ner-model {args.ner_model}" if args.ner_model else "")
-    if args.no_write:
-        print(body)
-    else:
-        write_section("extract_webnlg", "Extraction on WebNLG dev", body, command)
+    write_section("extract_webnlg", "Extraction on WebNLG dev", body, command, print_only=args.no_write)
 
 
 if __name__ == "__main__":

@@ -269,12 +269,11 @@ def run_benchmark(args) -> None:
                  f"Whole benchmark: {time.perf_counter() - t_start:.0f}s; load average at the end "
                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, torch threads {torch.get_num_threads()}."]
     text = "\n".join(body)
-    if args.no_write:
-        print(text)
-    else:
-        write_section("inject_webnlg", "Knowledge injection: WebNLG relation classification", text,
-                      f"python benchmarks/inject_webnlg.py {args.data} --max-train {args.max_train} "
-                      f"--epochs {args.epochs} --layers {args.layers} --kge-model {args.kge_model} --kge-epochs {args.kge_epochs}")
+    write_section("inject_webnlg", "Knowledge injection: WebNLG relation classification", text,
+                  f"python benchmarks/inject_webnlg.py {args.data} --max-train {args.max_train} "
+                  f"--epochs {args.epochs} --layers {args.layers} --kge-model {args.kge_model} "
+                  f"--kge-epochs {args.kge_epochs}",
+                  print_only=args.no_write)
 
 
 if __name__ == "__main__":

@@ -78,11 +78,9 @@ def main() -> None:
             f"| plain+libs: the same after importing typer, rich, pydantic, networkx, filelock | {lib:.3f} |\n"
             f"| ratio kgpipe / plain | {k / p:.2f} |\n"
             f"| ratio kgpipe / plain+libs | {k / lib:.2f} |\n")
-    if args.no_write:
-        print(body)
-    else:
-        write_section("noop_rerun", "No-op re-run", body,
-                      f"python benchmarks/noop_rerun.py --pipeline {args.pipeline} --repeat {args.repeat}")
+    write_section("noop_rerun", "No-op re-run", body,
+                  f"python benchmarks/noop_rerun.py --pipeline {args.pipeline} --repeat {args.repeat}",
+                  print_only=args.no_write)
 
 
 if __name__ == "__main__":
