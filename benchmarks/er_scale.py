@@ -243,8 +243,8 @@ def main() -> None:
         growth = (f"\nGrowth 100k -> 1M mentions: wall time {big['seconds'] / small['seconds']:.1f}x, CPU time "
                   f"{big['cpu_seconds'] / small['cpu_seconds']:.1f}x (the claim: at most 15x).\n")
     body = ("Synthetic Zipf-vocabulary name variants (generator in the script, fixed seed); each size in a fresh "
-            "process. The 2 cores are shared with other engineers' benchmarks (load average above 2 during the "
-            "run), so wall times include waiting for a core; CPU time is this process's own.\n\n"
+            "process. The machine's 1-minute load average around each size is in the last table: above 2 (its "
+            "cores), wall times include waiting for a core; CPU time is this process's own.\n\n"
             + table(["mentions", "entities", "distinct names", "resolve wall s", "resolve CPU s", "peak MB",
                      "candidate pairs",
                      "pair completeness", "P", "R", "F1",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kgpipe.kg.blocking import block_names
-from kgpipe.kg.cluster import average_link, cluster_nodes, connected_components
+from kgpipe.kg.cluster import _carry_averages, average_link, cluster_nodes, connected_components
 from kgpipe.kg.evaluate import bcubed, pairwise_prf, purity
 from kgpipe.kg.normalize import (
     NormalizeOptions,
@@ -19,7 +19,7 @@ from kgpipe.kg.normalize import (
     normalize_name,
 )
 from kgpipe.kg.resolve import Record, resolve
-from kgpipe.kg.similarity import AttributeRule, ResolutionConfig, featurize_names
+from kgpipe.kg.similarity import AttributeRule, ResolutionConfig, featurize_names, rowwise_dot, soft_dot
 from kgpipe.vocab import SCHEMA
 
 
@@ -253,3 +253,43 @@ def test_oversized_component_is_cut_then_rejoined_by_average_link() -> None:
     assert stats.large_components_cut == 1
     assert len(set(labels[:6].tolist())) == 1 and len(set(labels[6:].tolist())) == 1
     assert labels[0] != labels[6]
+
+
+def test_soft_dot_equals_the_product_with_the_typo_spread_matrix() -> None:
+    """soft_dot reads a few word pairs per name pair instead of the typo-spread rows; the numbers must be
+    the same, for whole names and for the parts of names."""
+    names = ["University of Helsinki, Department of Computer Science", "Univeristy of Helsinki",
+             "Helsinky University", "Departmnet of Computer Sciences, Univ. Helsinki", "Oracle Corporation",
+             "Oracle Corporaton, Redwood City", "IBM Almaden Research Center, San Jose", "IBM Almaden Reserch",
+             "Computer Science Department", "Department of Computing"]
+    features = featurize_names(names, ResolutionConfig())
+    assert features.typo_codes is not None and len(features.typo_codes)
+    left, right = (a.ravel() for a in np.meshgrid(np.arange(len(names)), np.arange(len(names))))
+    expected = rowwise_dot(features.tokens, features.soft_bits, left, right)
+    assert np.allclose(soft_dot(features.tokens, left, features, right), expected)
+    assert (expected > 0).sum() > len(names)      # pairs other than a name with itself share credit
+    parts = np.repeat(np.arange(features.segments.shape[0]), len(names))
+    others = np.tile(np.arange(len(names)), features.segments.shape[0])
+    assert np.allclose(soft_dot(features.segments, parts, features, others),
+                       rowwise_dot(features.segments, features.soft_bits, parts, others))
+
+
+def test_cluster_averages_carry_over_merges_by_the_average_link_update() -> None:
+    """Clusters A = {0, 1}, B = {2}, D = {3, 4}, E = {5}: after B joins A, the average of A+B against D is
+    the exact average over the six cross pairs, computed from the known A-D and B-D averages alone; A+B
+    against E is unknown (B-E was never compared) and is left to be sampled."""
+    rng = np.random.default_rng(0)
+    sim = rng.random((6, 6))
+    sim = (sim + sim.T) / 2
+    members = {0: [0, 1], 2: [2], 3: [3, 4], 5: [5]}
+
+    def avg(x: list[int], y: list[int]) -> float:
+        return float(sim[np.ix_(x, y)].mean())
+
+    pairs = np.array([[0, 2], [0, 3], [2, 3], [0, 5]])
+    averages = np.array([avg(members[a], members[b]) for a, b in pairs.tolist()])
+    run_labels = np.array(sorted(members))
+    run_len = np.array([len(members[c]) for c in run_labels.tolist()])
+    codes, carried = _carry_averages(pairs, averages, {2: 0}, run_labels, run_len, 7)
+    assert codes.tolist() == [0 * 7 + 3]
+    assert carried[0] == pytest.approx(avg([0, 1, 2], [3, 4]))

@@ -248,12 +248,15 @@ def _merge_across_pieces(labels: np.ndarray, left: np.ndarray, right: np.ndarray
     """After a large component was cut into pieces and each re-clustered, join clusters that accepted pairs
     connect when their average similarity over cross pairs reaches the threshold: average link again,
     evaluated only between connected clusters. Averages over more than `sample` cross pairs are estimated
-    from a sample (a fixed seed: the same input gives the same result); an average is recomputed only when
-    one of its clusters changed. Updates labels in place; returns the pairs scored."""
+    from a sample (a fixed seed: the same input gives the same result). After each round of merges the
+    averages already known carry over by average link's own update (A+B against D is the size-weighted mean
+    of A against D and B against D), so a pair of clusters is sampled only when one of its parts was never
+    compared. Updates labels in place; returns the pairs scored."""
     scored = 0
     nodes = sorted_unique(np.concatenate([left, right]))
     rng = np.random.default_rng(12345)
-    known_pairs = np.zeros((0, 2), dtype=np.int64)
+    base = len(labels) + 1  # pair code: smaller label * base + larger label
+    known_codes = np.zeros(0, dtype=np.int64)  # sorted
     known_avg = np.zeros(0)
     for _ in range(rounds):
         a, b = labels[left], labels[right]
@@ -266,48 +269,84 @@ def _merge_across_pieces(labels: np.ndarray, left: np.ndarray, right: np.ndarray
         run_labels, run_start, run_len = np.unique(labels[by_label], return_index=True, return_counts=True)
         run_anchor = np.full(len(run_labels), -1, dtype=np.int64)
         np.maximum.at(run_anchor, np.searchsorted(run_labels, labels[by_label]), anchors[by_label])
-        # averages already known for unchanged pairs
-        codes = pairs[:, 0] * (len(labels) + 1) + pairs[:, 1]
-        known_codes = known_pairs[:, 0] * (len(labels) + 1) + known_pairs[:, 1]
-        order = np.argsort(known_codes)
-        hit = np.searchsorted(known_codes[order], codes)
-        hit = np.minimum(hit, max(len(order) - 1, 0))
-        found = (len(order) > 0) & (known_codes[order][hit] == codes) if len(order) else np.zeros(len(codes), bool)
-        averages = np.where(found, known_avg[order][hit] if len(order) else 0.0, np.nan)
-        new = np.flatnonzero(~found)
-        ra = np.searchsorted(run_labels, pairs[new, 0])
-        rb = np.searchsorted(run_labels, pairs[new, 1])
+        ra = np.searchsorted(run_labels, pairs[:, 0])
+        rb = np.searchsorted(run_labels, pairs[:, 1])
+        averages = _lookup(known_codes, known_avg, pairs[:, 0] * base + pairs[:, 1])
         clash = (run_anchor[ra] >= 0) & (run_anchor[rb] >= 0) & (run_anchor[ra] != run_anchor[rb])
-        averages[new[clash]] = -1.0
-        new, ra, rb = new[~clash], ra[~clash], rb[~clash]
+        averages[clash] = -1.0
+        new = np.flatnonzero(np.isnan(averages))
         if len(new):
-            la, lb = run_len[ra], run_len[rb]
-            small = la * lb <= sample
-            counts = np.where(small, la * lb, sample)
-            starts = np.r_[0, np.cumsum(counts)[:-1]]
-            pair_of = np.repeat(np.arange(len(new)), counts)
-            k = np.arange(counts.sum()) - starts[pair_of]
-            ia = np.where(small[pair_of], k // np.maximum(lb[pair_of], 1), rng.integers(0, la[pair_of]))
-            ib = np.where(small[pair_of], k % np.maximum(lb[pair_of], 1), rng.integers(0, lb[pair_of]))
-            sims = scorer(by_label[run_start[ra][pair_of] + ia], by_label[run_start[rb][pair_of] + ib])
-            scored += len(sims)
-            averages[new] = np.add.reduceat(sims, starts) / counts
-        known_pairs, known_avg = pairs, averages
-        merged: set[int] = set()
+            sums, counts = _sample_sums(scorer, rng, by_label, run_start[ra[new]], run_len[ra[new]],
+                                        run_start[rb[new]], run_len[rb[new]], sample)
+            averages[new] = sums / counts
+            scored += int(counts.sum())
+        into: dict[int, int] = {}  # merged cluster -> the cluster it joined
+        touched: set[int] = set()
         for index in np.argsort(-averages, kind="stable").tolist():
             if averages[index] < threshold:
                 break
             ca, cb = int(pairs[index, 0]), int(pairs[index, 1])
-            if ca in merged or cb in merged:
+            if ca in touched or cb in touched:
                 continue  # its averages change: next round
-            run = np.searchsorted(run_labels, cb)
+            run = rb[index]
             labels[by_label[run_start[run]:run_start[run] + run_len[run]]] = ca
-            merged |= {ca, cb}
-        if not merged:
+            into[cb] = ca
+            touched |= {ca, cb}
+        if not into:
             break
-        stale = np.isin(known_pairs[:, 0], list(merged)) | np.isin(known_pairs[:, 1], list(merged))
-        known_pairs, known_avg = known_pairs[~stale], known_avg[~stale]
+        known_codes, known_avg = _carry_averages(pairs[averages >= 0], averages[averages >= 0], into,
+                                                 run_labels, run_len, base)
     return scored
+
+
+def _sample_sums(scorer: PairScorer, rng: np.random.Generator, members: np.ndarray, start_a: np.ndarray,
+                 len_a: np.ndarray, start_b: np.ndarray, len_b: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each pair of clusters (runs of `members`): the sum of the scores of all their cross pairs when
+    there are at most `cap`, else of `cap` random cross pairs; and how many were scored."""
+    small = len_a * len_b <= cap
+    counts = np.where(small, len_a * len_b, cap)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    pair_of = np.repeat(np.arange(len(counts)), counts)
+    k = np.arange(counts.sum()) - starts[pair_of]
+    ia = np.where(small[pair_of], k // np.maximum(len_b[pair_of], 1), rng.integers(0, len_a[pair_of]))
+    ib = np.where(small[pair_of], k % np.maximum(len_b[pair_of], 1), rng.integers(0, len_b[pair_of]))
+    sims = scorer(members[start_a[pair_of] + ia], members[start_b[pair_of] + ib])
+    return np.add.reduceat(sims, starts), counts
+
+
+def _lookup(codes: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """values at query codes found in the sorted codes, NaN elsewhere."""
+    out = np.full(len(query), np.nan)
+    if len(codes):
+        at = np.minimum(np.searchsorted(codes, query), len(codes) - 1)
+        found = codes[at] == query
+        out[found] = values[at[found]]
+    return out
+
+
+def _carry_averages(pairs: np.ndarray, averages: np.ndarray, into: dict[int, int], run_labels: np.ndarray,
+                    run_len: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster-pair averages after a round of merges (each cluster in at most one merge): the size-weighted
+    mean over the parts, kept only where every pair of parts was known. Returns sorted codes and averages."""
+    size = run_len[np.searchsorted(run_labels, pairs)]
+    weight = size[:, 0] * size[:, 1].astype(np.float64)
+    merged_from = np.array(sorted(into), dtype=np.int64)
+    merged_to = np.array([into[c] for c in merged_from.tolist()], dtype=np.int64)
+    mapped = pairs.copy()
+    if len(merged_from):
+        at = np.minimum(np.searchsorted(merged_from, pairs), len(merged_from) - 1)
+        moved = merged_from[at] == pairs
+        mapped[moved] = merged_to[at[moved]]
+    keep = mapped[:, 0] != mapped[:, 1]
+    lo, hi = np.minimum(mapped[keep, 0], mapped[keep, 1]), np.maximum(mapped[keep, 0], mapped[keep, 1])
+    codes, group = np.unique(lo * base + hi, return_inverse=True)
+    total = np.bincount(group, weights=weight[keep] * averages[keep], minlength=len(codes))
+    mass = np.bincount(group, weights=weight[keep], minlength=len(codes))
+    parts = np.bincount(group, minlength=len(codes))
+    targets = np.sort(merged_to)
+    expected = (1 + np.isin(codes // base, targets)) * (1 + np.isin(codes % base, targets))
+    complete = parts == expected
+    return codes[complete], total[complete] / mass[complete]
 
 
 def one_to_one(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float,

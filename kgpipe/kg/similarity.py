@@ -55,6 +55,9 @@ class NameFeatures:
     segments: Any = None    # CSR (parts x token vocabulary), IDF weights: each token of a name in one part
     segment_start: np.ndarray | None = None  # first row of `segments` per name (n + 1 offsets)
     segment_mass: np.ndarray | None = None   # row sums of `segments`
+    typo_codes: np.ndarray | None = None     # sorted codes u * vocabulary + t of words one typo apart
+    typo_credit: np.ndarray | None = None    # the credit of each (at most 1)
+    has_typo: np.ndarray | None = None       # per word: whether any word is one typo from it
 
 
 def _csr(rows: list[int], cols: list[int], vals: list[float] | None, shape: tuple[int, int]):
@@ -133,6 +136,7 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
     grams = _csr(g_rows, g_cols, None, (n, max(len(gram_vocab), 1)))
     grams.data[:] = 1.0
     soft = bits
+    typo_codes = typo_credit = has_typo = None
     if config.typo_words:
         similar = typo_word_pairs(token_names, config.typo_min_length)
         if similar:
@@ -140,6 +144,11 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
             spread = _csr(np.r_[a, b].tolist(), np.r_[b, a].tolist(), np.r_[credit, credit].tolist(), (size, size))
             soft = bits + bits @ spread
             soft.data = np.minimum(soft.data, 1.0)
+            codes = np.r_[a, b].astype(np.int64) * size + np.r_[b, a]
+            order = np.argsort(codes)
+            typo_codes, typo_credit = codes[order], np.r_[credit, credit][order]
+            has_typo = np.zeros(size, dtype=bool)
+            has_typo[a] = has_typo[b] = True
     number_ids: dict[str, int] = {}
     n_rows: list[int] = []
     n_cols: list[int] = []
@@ -152,7 +161,8 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
     numbers.data[:] = 1.0
     return NameFeatures(keys, weighted, np.asarray(weighted.sum(axis=1)).ravel(), bits, soft, grams,
                         np.asarray(grams.sum(axis=1)).ravel(), as_acronym, initials, numbers,
-                        segments, segment_start, np.asarray(segments.sum(axis=1)).ravel())
+                        segments, segment_start, np.asarray(segments.sum(axis=1)).ravel(), typo_codes, typo_credit,
+                        has_typo)
 
 
 _SEGMENTED = re.compile(r"[,;/()\[\]]|\s[-–—]+\s|--+")
@@ -228,6 +238,38 @@ def rowwise_dot(a, b, left: np.ndarray, right: np.ndarray, chunk: int = 200_000)
     return out
 
 
+def soft_dot(weighted, rows: np.ndarray, f: NameFeatures, names: np.ndarray) -> np.ndarray:
+    """`rowwise_dot(weighted, f.soft_bits, rows, names)` without reading `soft_bits`' long rows: a word of
+    `weighted[rows[p]]` is credited 1 where `names[p]` has it, plus the typo credit of each of `names[p]`'s
+    words one typo from it, at most 1 in all. Names have a few words each, so this compares a few word pairs
+    per name pair, where the typo-spread rows hold every neighbour of every word (hundreds at a million
+    names)."""
+    bits = f.token_bits
+    la = (weighted.indptr[rows + 1] - weighted.indptr[rows]).astype(np.int64)
+    lb = (bits.indptr[names + 1] - bits.indptr[names]).astype(np.int64)
+    out = np.zeros(len(rows))
+    if not len(rows) or not la.sum():
+        return out
+    first = np.cumsum(la) - la                       # first entry of each pair among all (pair, word) entries
+    entry_pair = np.repeat(np.arange(len(rows)), la)
+    entry_pos = weighted.indptr[rows][entry_pair] + np.arange(la.sum()) - first[entry_pair]
+    word, weight = weighted.indices[entry_pos].astype(np.int64), weighted.data[entry_pos]
+    per = lb[entry_pair]                             # (entry, other word) combinations
+    combo_entry = np.repeat(np.arange(len(word)), per)
+    k = np.arange(per.sum()) - np.repeat(np.cumsum(per) - per, per)
+    other = bits.indices[bits.indptr[names][entry_pair[combo_entry]] + k].astype(np.int64)
+    mine = word[combo_entry]
+    credit = (mine == other).astype(np.float64)
+    if f.typo_codes is not None and len(f.typo_codes):
+        look = np.flatnonzero((mine != other) & f.has_typo[mine] & f.has_typo[other])
+        codes = other[look] * bits.shape[1] + mine[look]
+        at = np.minimum(np.searchsorted(f.typo_codes, codes), len(f.typo_codes) - 1)
+        found = f.typo_codes[at] == codes
+        credit[look[found]] = f.typo_credit[at[found]]
+    per_entry = np.minimum(np.bincount(combo_entry, weights=credit, minlength=len(word)), 1.0)
+    return np.bincount(entry_pair, weights=weight * per_entry, minlength=len(rows))
+
+
 def _unmatched_part_mass(f: NameFeatures, names: np.ndarray, others: np.ndarray) -> np.ndarray:
     """Per pair: the token mass of the parts of `names[p]` after its first that share no word (or typo of
     one) with `others[p]`. The first part names the thing ('Google Inc., Mountain View, CA'), so it always
@@ -242,7 +284,7 @@ def _unmatched_part_mass(f: NameFeatures, names: np.ndarray, others: np.ndarray)
     first = np.repeat(f.segment_start[names[multi]] + 1, per_pair)
     offset = np.arange(len(pair_of)) - np.repeat(np.r_[0, np.cumsum(per_pair)[:-1]], per_pair)
     part = first + offset
-    hits = rowwise_dot(f.segments, f.soft_bits, part, others[pair_of])
+    hits = soft_dot(f.segments, part, f, others[pair_of])
     out += np.bincount(pair_of, weights=np.where(hits > 0, 0.0, f.segment_mass[part]), minlength=len(names))
     return out
 
@@ -353,8 +395,7 @@ class NodeTable:
 
         f, cfg = self.features, self.config
         # each side's words, credited where the other has the word or a typo of it
-        inter = (rowwise_dot(f.tokens, f.soft_bits, left_names, right_names)
-                 + rowwise_dot(f.tokens, f.soft_bits, right_names, left_names)) / 2
+        inter = (soft_dot(f.tokens, left_names, f, right_names) + soft_dot(f.tokens, right_names, f, left_names)) / 2
         ml, mr = f.token_mass[left_names], f.token_mass[right_names]
         if cfg.unmatched_part_weight < 1 and f.segments is not None:
             # a part of a name that shares no word with the other name (a street, a city, a sub-unit the
