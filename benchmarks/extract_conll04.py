@@ -165,6 +165,15 @@ def relation_row(name: str, gold: set[tuple], pred: set[tuple]) -> tuple[str, fl
     return f"| {name} | {len(pred)} | {p:.3f} | {r:.3f} | **{f:.3f}** | " + " | ".join(cells) + " |", f
 
 
+def kept_epoch(training: dict) -> str:
+    """Which epoch `kgpipe ner train` kept, and on what evidence (from the model's meta.json)."""
+    if training.get("dev_ents_f") is None:
+        return f"the last of {training.get('epochs_run')} epochs kept (no validation set)"
+    return (f"epoch {training.get('best_epoch')} of {training.get('epochs_run')} kept (best F1 by spaCy's scorer "
+            f"on the validation set: {training.get('validation', 'dev')}, {training['dev_ents_f']:.3f}; patience "
+            f"{training.get('patience')})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("path", nargs="?", default=str(DATA / "conll04_dev.jsonl"))
@@ -209,10 +218,8 @@ def main() -> None:
         summary[f"entity_f1_{name}"] = f1
         training = nlp.meta.get("kgpipe_training")
         trained = (f"Trained by `kgpipe ner train` from {training['base_model']} on {training['train_sentences']} "
-                   f"sentences: epoch {training['best_epoch']} of {training['epochs_run']} kept (best F1 by spaCy's "
-                   f"scorer on the validation set: {training.get('validation', 'dev')}, {training['dev_ents_f']:.3f})"
-                   f", stopped: {training['stopped']}; label renames {training['label_renames'] or 'none'}.\n\n"
-                   ) if training else ""
+                   f"sentences: {kept_epoch(training)}, stopped: {training['stopped']}; label renames "
+                   f"{training['label_renames'] or 'none'}.\n\n") if training else ""
         sections.append(f"### Entities, {name} model (`{spec}`, {nlp.meta.get('name')}), "
                         f"{time.perf_counter() - t0:.1f}s\n\n{trained}{table}\n")
 
@@ -269,8 +276,7 @@ def main() -> None:
                 cells.append(relation_row("x", gold_rel, rels)[1])
             meta = other_nlp.meta.get("kgpipe_training", {})
             runs.append(f"| `{other}` (renames {meta.get('label_renames') or 'none'}; seed {meta.get('seed')}, "
-                        f"patience {meta.get('patience')}, epoch {meta.get('best_epoch')} of {meta.get('epochs_run')} "
-                        f"kept on {meta.get('validation', 'dev')}) | "
+                        f"{meta.get('train_sentences')} sentences, {kept_epoch(meta)}) | "
                         f"{entity_table(gold_ent, ents)[1]:.3f} | {cells[0]:.3f} | {cells[1]:.3f} |")
         sections.append("### Other NER training runs (same train data and patterns)\n\n" + "\n".join(runs) + "\n")
     lines = ["| pattern | fired (end to end) | precision | fired (gold entities) | precision |",

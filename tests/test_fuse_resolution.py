@@ -267,6 +267,7 @@ def test_soft_dot_equals_the_product_with_the_typo_spread_matrix() -> None:
     left, right = (a.ravel() for a in np.meshgrid(np.arange(len(names)), np.arange(len(names))))
     expected = rowwise_dot(features.tokens, features.soft_bits, left, right)
     assert np.allclose(soft_dot(features.tokens, left, features, right), expected)
+    assert np.allclose(soft_dot(features.tokens, left, features, right, chunk=7), expected)
     assert (expected > 0).sum() > len(names)      # pairs other than a name with itself share credit
     parts = np.repeat(np.arange(features.segments.shape[0]), len(names))
     others = np.tile(np.arange(len(names)), features.segments.shape[0])

@@ -238,12 +238,15 @@ def rowwise_dot(a, b, left: np.ndarray, right: np.ndarray, chunk: int = 200_000)
     return out
 
 
-def soft_dot(weighted, rows: np.ndarray, f: NameFeatures, names: np.ndarray) -> np.ndarray:
+def soft_dot(weighted, rows: np.ndarray, f: NameFeatures, names: np.ndarray, chunk: int = 200_000) -> np.ndarray:
     """`rowwise_dot(weighted, f.soft_bits, rows, names)` without reading `soft_bits`' long rows: a word of
     `weighted[rows[p]]` is credited 1 where `names[p]` has it, plus the typo credit of each of `names[p]`'s
     words one typo from it, at most 1 in all. Names have a few words each, so this compares a few word pairs
     per name pair, where the typo-spread rows hold every neighbour of every word (hundreds at a million
-    names)."""
+    names). In chunks of pairs, to bound memory."""
+    if len(rows) > chunk:
+        return np.concatenate([soft_dot(weighted, rows[i:i + chunk], f, names[i:i + chunk], chunk)
+                               for i in range(0, len(rows), chunk)])
     bits = f.token_bits
     la = (weighted.indptr[rows + 1] - weighted.indptr[rows]).astype(np.int64)
     lb = (bits.indptr[names + 1] - bits.indptr[names]).astype(np.int64)
