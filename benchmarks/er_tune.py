@@ -87,11 +87,14 @@ def main() -> None:
         rows.append([f"{token}/{char}/{fuzz}", containment, part, threshold, *scores,
                      round(sum(scores) / len(scores), 4), "default" if is_default else ""])
         print(rows[-1], flush=True)
-    best = max(rows, key=lambda r: r[8])
+    best = max(rows, key=lambda r: (r[8], r[9] == "default"))  # a tie at four decimals goes to the default
+    tied = [r for r in rows if r[8] == best[8] and r is not best]
     body = (f"Grid of {len(rows)} settings, {time.perf_counter() - t0:.0f} s. Columns: word/char/fuzz weights, "
             "containment, weight of unsaid name parts, threshold, then affiliations pairwise F1, DBLP-ACM "
             "title-only F1, WebNLG train B-cubed F1, sample seed-alias pairwise F1, and their mean. Best mean: "
-            f"{best[0]}, containment {best[1]}, unsaid parts {best[2]}, threshold {best[3]} ({best[8]}).\n\n"
+            f"{best[0]}, containment {best[1]}, unsaid parts {best[2]}, threshold {best[3]} ({best[8]})"
+            + "".join(f"; tied: {r[0]}, containment {r[1]}, unsaid parts {r[2]}, threshold {r[3]}" for r in tied)
+            + ".\n\n"
             + table(["weights", "containment", "unsaid parts", "threshold", "affiliations", "dblp titles",
                      "webnlg train",
                      "seed aliases", "mean", ""], rows))
