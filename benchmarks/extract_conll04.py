@@ -189,6 +189,8 @@ def main() -> None:
     parser.add_argument("--other-ner-models", nargs="*", default=[],
                         help="more `kgpipe ner train` folders: their entity and end-to-end relation F1 are listed "
                              "too, to show how much the numbers move from one NER training run to another")
+    parser.add_argument("--train-note", default=None,
+                        help="how the --ner-model's training settings were chosen, quoted after its command")
     parser.add_argument("--train-command", default=None,
                         help="the `kgpipe ner train` command that made --ner-model, quoted in the report")
     parser.add_argument("--no-write", action="store_true")
@@ -298,6 +300,7 @@ def main() -> None:
                f"added (learned patterns alone {summary['relation_f1_learned_predicted']:.3f}, hand-written alone "
                f"{summary['relation_f1_hand-written_predicted']:.3f}).")
     training = f"NER model made with: `{args.train_command}`\n\n" if args.train_command else ""
+    training += f"{args.train_note}\n\n" if args.train_note else ""
     body = (f"Data: `{Path(args.path).name}` ({len(dev)} sentences, {len(gold_ent)} entities, "
             f"{len(gold_rel)} relations); gold tokenization; exact spans. Shared 2-core machine.\n\n"
             + training + targets + "\n\n" + "\n".join(sections))
@@ -312,6 +315,8 @@ def main() -> None:
         command += f" --max-path {args.max_path}"
     if args.train_command:
         command += f" --train-command '{args.train_command}'"
+    if args.train_note:
+        command += f" --train-note '{args.train_note}'"
     write_section("extract_conll04", "Extraction quality on CoNLL04 dev", body, command, print_only=args.no_write)
 
 
