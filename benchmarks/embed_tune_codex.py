@@ -5,7 +5,9 @@ Each candidate is a JSON object of pipeline() arguments plus: inverse (reciproca
 freq/patience (early stopping), training_kwargs, budget_s (stop after this many seconds of training),
 dropout ({"entity": p, "relation": p}: embedding dropout during training, which PyKEEN's model classes
 do not expose), and "loss": "onevsall" (LCWA cross-entropy summed over each row's true tails, i.e. 1-vs-all
-per training triple as in LibKGE, where PyKEEN's cross-entropy averages them per head and relation).
+per training triple as in LibKGE, where PyKEEN's cross-entropy averages them per head and relation), and
+"init_uniform": a (entity and relation embeddings drawn from U(-a, a), as LibKGE's `uniform_` init, which
+PyKEEN's model classes take only as a callable).
 Prints the early-stopping curve and one RESULT line; writes nothing to docs/ (the chosen settings are
 measured again, through the stage, by benchmarks/embed_codex.py).
 
@@ -77,6 +79,14 @@ def main() -> None:
     eval_path = Path(sys.argv[3]) if len(sys.argv) > 3 else DATA / "valid.txt"
     budget = float(candidate.pop("budget_s", 840))
     dropout = candidate.pop("dropout", None)
+    if "init_uniform" in candidate:
+        import functools
+
+        import torch
+
+        bound = float(candidate.pop("init_uniform"))
+        init = functools.partial(torch.nn.init.uniform_, a=-bound, b=bound)
+        candidate.setdefault("model_kwargs", {}).update(entity_initializer=init, relation_initializer=init)
     if candidate.get("loss") == "onevsall":
         candidate["loss"] = one_vs_all_loss()
     if dropout:
