@@ -257,8 +257,10 @@ def main() -> None:
                        + ". Wall seconds of every run: " + "; ".join(
                            f"{n}: " + ", ".join(str(r["seconds"]) for r in runs[n]) for n in args.sizes))
         growth += ".\n"
+    median_note = (f" Each size ran {args.repeat} times, interleaved; each row is its run with the median wall time."
+                   if args.repeat > 1 else "")
     body = ("Synthetic Zipf-vocabulary name variants (generator in the script, fixed seed); each size in a fresh "
-            "process. The machine's 1-minute load average around each size is in the last table: above 2 (its "
+            f"process.{median_note} The machine's 1-minute load average around each size is in the last table: above 2 (its "
             "cores), wall times include waiting for a core; CPU time is this process's own.\n\n"
             + table(["mentions", "entities", "distinct names", "resolve wall s", "resolve CPU s", "peak MB",
                      "candidate pairs",
