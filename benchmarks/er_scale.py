@@ -260,8 +260,8 @@ def main() -> None:
     median_note = (f" Each size ran {args.repeat} times, interleaved; each row is its run with the median wall time."
                    if args.repeat > 1 else "")
     body = ("Synthetic Zipf-vocabulary name variants (generator in the script, fixed seed); each size in a fresh "
-            f"process.{median_note} The machine's 1-minute load average around each size is in the last table: above 2 (its "
-            "cores), wall times include waiting for a core; CPU time is this process's own.\n\n"
+            f"process.{median_note} The machine's 1-minute load average around each size is in the last table: "
+            "above 2 (its cores), wall times include waiting for a core; CPU time is this process's own.\n\n"
             + table(["mentions", "entities", "distinct names", "resolve wall s", "resolve CPU s", "peak MB",
                      "candidate pairs",
                      "pair completeness", "P", "R", "F1",
