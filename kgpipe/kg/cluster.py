@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kgpipe.kg.blocking import sorted_unique
+from kgpipe.kg.codes import find_sorted, sorted_unique
 
 log = logging.getLogger(__name__)
 
@@ -317,26 +317,22 @@ def _sample_sums(scorer: PairScorer, rng: np.random.Generator, members: np.ndarr
 def _lookup(codes: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
     """values at query codes found in the sorted codes, NaN elsewhere."""
     out = np.full(len(query), np.nan)
-    if len(codes):
-        at = np.minimum(np.searchsorted(codes, query), len(codes) - 1)
-        found = codes[at] == query
-        out[found] = values[at[found]]
+    found, at = find_sorted(codes, query)
+    out[found] = values[at[found]]
     return out
 
 
 def _carry_averages(pairs: np.ndarray, averages: np.ndarray, into: dict[int, int], run_labels: np.ndarray,
                     run_len: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster-pair averages after a round of merges (each cluster in at most one merge): the size-weighted
+    """Cluster-pair averages after a round of merges (at least one; each cluster in at most one): the size-weighted
     mean over the parts, kept only where every pair of parts was known. Returns sorted codes and averages."""
     size = run_len[np.searchsorted(run_labels, pairs)]
     weight = size[:, 0] * size[:, 1].astype(np.float64)
     merged_from = np.array(sorted(into), dtype=np.int64)
     merged_to = np.array([into[c] for c in merged_from.tolist()], dtype=np.int64)
-    mapped = pairs.copy()
-    if len(merged_from):
-        at = np.minimum(np.searchsorted(merged_from, pairs), len(merged_from) - 1)
-        moved = merged_from[at] == pairs
-        mapped[moved] = merged_to[at[moved]]
+    flat = pairs.ravel()
+    moved, at = find_sorted(merged_from, flat)
+    mapped = np.where(moved, merged_to[at], flat).reshape(pairs.shape)
     keep = mapped[:, 0] != mapped[:, 1]
     lo, hi = np.minimum(mapped[keep, 0], mapped[keep, 1]), np.maximum(mapped[keep, 0], mapped[keep, 1])
     codes, group = np.unique(lo * base + hi, return_inverse=True)

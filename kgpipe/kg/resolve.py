@@ -26,6 +26,7 @@ import numpy as np
 
 from kgpipe.kg.blocking import block_names
 from kgpipe.kg.cluster import cluster_nodes, one_to_one
+from kgpipe.kg.codes import find_sorted
 from kgpipe.kg.normalize import acronyms_used, is_acronym_like, normalize_name
 from kgpipe.kg.similarity import NodeTable, ResolutionConfig, featurize_names
 
@@ -247,8 +248,7 @@ def _reusing_scorer(table: NodeTable, left: np.ndarray, right: np.ndarray, score
         a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
         wanted = np.minimum(a, b) * n + np.maximum(a, b)
         out = np.empty(len(a), dtype=np.float64)
-        at = np.minimum(np.searchsorted(known_codes, wanted), max(len(known_codes) - 1, 0))
-        found = (known_codes[at] == wanted) if len(known_codes) else np.zeros(len(a), dtype=bool)
+        found, at = find_sorted(known_codes, wanted)
         out[found] = known_scores[at[found]]
         missing = ~found
         if missing.any():

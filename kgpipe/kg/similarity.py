@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from kgpipe.kg.codes import find_sorted
 from kgpipe.kg.normalize import (
     NormalizeOptions,
     acronym_definitions,
@@ -266,8 +267,7 @@ def soft_dot(weighted, rows: np.ndarray, f: NameFeatures, names: np.ndarray, chu
     if f.typo_codes is not None and len(f.typo_codes):
         look = np.flatnonzero((mine != other) & f.has_typo[mine] & f.has_typo[other])
         codes = other[look] * bits.shape[1] + mine[look]
-        at = np.minimum(np.searchsorted(f.typo_codes, codes), len(f.typo_codes) - 1)
-        found = f.typo_codes[at] == codes
+        found, at = find_sorted(f.typo_codes, codes)
         credit[look[found]] = f.typo_credit[at[found]]
     per_entry = np.minimum(np.bincount(combo_entry, weights=credit, minlength=len(word)), 1.0)
     return np.bincount(entry_pair, weights=weight * per_entry, minlength=len(rows))
