@@ -7,7 +7,9 @@ dropout ({"entity": p, "relation": p}: embedding dropout during training, which 
 do not expose), and "loss": "onevsall" (LCWA cross-entropy summed over each row's true tails, i.e. 1-vs-all
 per training triple as in LibKGE, where PyKEEN's cross-entropy averages them per head and relation), and
 "init_uniform": a (entity and relation embeddings drawn from U(-a, a), as LibKGE's `uniform_` init, which
-PyKEEN's model classes take only as a callable).
+PyKEEN's model classes take only as a callable), and "init_normal": s (entity and relation embeddings drawn
+from N(0, s^2), e.g. 1e-3 as the kbc ComplEx-N3 code of Lacroix et al. that the CoDEx-S results of
+Chen et al. 2021 were trained with).
 Prints the early-stopping curve and one RESULT line; writes nothing to docs/ (the chosen settings are
 measured again, through the stage, by benchmarks/embed_codex.py).
 
@@ -87,6 +89,13 @@ def main() -> None:
         bound = float(candidate.pop("init_uniform"))
         init = functools.partial(torch.nn.init.uniform_, a=-bound, b=bound)
         candidate.setdefault("model_kwargs", {}).update(entity_initializer=init, relation_initializer=init)
+    if "init_normal" in candidate:
+        import functools
+
+        import torch
+
+        init = functools.partial(torch.nn.init.normal_, std=float(candidate.pop("init_normal")))
+        candidate.setdefault("model_kwargs", {}).update(entity_initializer=init, relation_initializer=init)
     if candidate.get("loss") == "onevsall":
         candidate["loss"] = one_vs_all_loss()
     if dropout:
@@ -121,6 +130,8 @@ def main() -> None:
         "mrr": round(metrics.get_metric("both.realistic.inverse_harmonic_mean_rank"), 4),
         "hits_at_1": round(metrics.get_metric("both.realistic.hits_at_1"), 4),
         "hits_at_10": round(metrics.get_metric("both.realistic.hits_at_10"), 4),
+        "mrr_head": round(metrics.get_metric("head.realistic.inverse_harmonic_mean_rank"), 4),
+        "mrr_tail": round(metrics.get_metric("tail.realistic.inverse_harmonic_mean_rank"), 4),
         "train_s": round(result.train_seconds), "epochs": len(result.losses)}), flush=True)
 
 

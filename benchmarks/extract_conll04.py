@@ -268,6 +268,8 @@ def main() -> None:
                 f"| `{spec}` (above) | {summary.get('entity_f1_trained', 0.0):.3f} | "
                 f"{summary['relation_f1_both_predicted']:.3f} | "
                 f"{summary['relation_f1_both + composition_predicted']:.3f} |"]
+        scores = [(summary.get("entity_f1_trained", 0.0), summary["relation_f1_both_predicted"],
+                   summary["relation_f1_both + composition_predicted"])]
         for other in args.other_ner_models:
             other_nlp = load_model(other, cache=False)
             cells = []
@@ -280,6 +282,10 @@ def main() -> None:
             runs.append(f"| `{other}` (renames {meta.get('label_renames') or 'none'}; seed {meta.get('seed')}, "
                         f"{meta.get('train_sentences')} sentences, {kept_epoch(meta)}) | "
                         f"{entity_table(gold_ent, ents)[1]:.3f} | {cells[0]:.3f} | {cells[1]:.3f} |")
+            scores.append((entity_table(gold_ent, ents)[1], cells[0], cells[1]))
+        runs.append(f"| mean (min-max) of the {len(scores)} runs | "
+                    + " | ".join(f"{sum(col) / len(col):.3f} ({min(col):.3f}-{max(col):.3f})" for col in zip(*scores))
+                    + " |")
         sections.append("### Other NER training runs (same train data and patterns)\n\n" + "\n".join(runs) + "\n")
     lines = ["| pattern | fired (end to end) | precision | fired (gold entities) | precision |",
              "|---|---|---|---|---|"]

@@ -202,3 +202,85 @@ def test_one_relation_per_pair_keeps_the_most_confident_relation_in_either_direc
     library = PatternLibrary([LoadedPattern(p, "test", None) for p in (born, reverse)])
     (one,) = list(Extractor(nlp, ExtractOptions(one_relation_per_pair=True), library).extract([("d", text)]))
     assert [r["pattern_id"] for r in one.relations] == ["reverse"]
+
+
+# --- path-shaped patterns are matched by walking the parse ----------------------------------------------------
+
+
+def test_path_of_accepts_paths_between_the_anchors_and_nothing_else():
+    from kgpipe.nlp.paths import path_of
+
+    def node(right: str, left: str | None = None, op: str = ">", **attrs: str) -> dict[str, Any]:
+        return {"RIGHT_ID": right, "RIGHT_ATTRS": attrs} | ({"LEFT_ID": left, "REL_OP": op} if left else {})
+
+    born = [node("verb", LEMMA="bear"), node("person", "verb", DEP="nsubjpass"), node("in", "verb", LOWER="in"),
+            node("place", "in", DEP="pobj")]
+    assert path_of(born, "person", "place") == ("verb", ["person"], ["in", "place"])
+    assert path_of(born[:2] + [node("place", "person", DEP="appos")], "place", "verb") == ("verb", ["person", "place"], [])
+    assert path_of(born + [node("neg", "verb", DEP="neg")], "person", "place") is None        # a node off the path
+    assert path_of(born[:3] + [node("place", "in", ">>", DEP="pobj")], "person", "place") is None  # another operator
+    assert path_of([node("x"), node("a", "x"), node("b", "a"), node("c", "a")], "b", "c") is None  # top is not the LCA
+    assert path_of(born, "person", "person") is None
+
+
+def _distinct_dependency_matches(nlp: Any, library: PatternLibrary, docs: list[Any]) -> list[set[tuple]]:
+    """What spaCy's DependencyMatcher finds for each path-shaped pattern, keeping matches whose nodes are
+    distinct tokens (it also returns matches that reuse one token for two nodes)."""
+    from spacy.matcher import DependencyMatcher
+
+    from kgpipe.nlp.paths import path_of
+    from kgpipe.nlp.patterns import _anchor_variants
+
+    matcher = DependencyMatcher(nlp.vocab)
+    positions = {}
+    for pattern in library.patterns:
+        if pattern.dependency and path_of(pattern.dependency, pattern.subject.anchor, pattern.object.anchor):
+            ids = [n["RIGHT_ID"] for n in pattern.dependency]
+            matcher.add(pattern.id, _anchor_variants(pattern.dependency, {pattern.subject.anchor, pattern.object.anchor}))
+            positions[nlp.vocab.strings[pattern.id]] = (pattern.id, ids.index(pattern.subject.anchor),
+                                                       ids.index(pattern.object.anchor))
+    found = []
+    for doc in docs:
+        matches = set()
+        for key, tokens in matcher(doc):
+            if len(set(tokens)) == len(tokens):
+                name, s, o = positions[key]
+                matches.add((name, tokens[s], tokens[o]))
+        found.append(matches)
+    return found
+
+
+def test_the_path_index_finds_what_the_dependency_matcher_finds_on_simple_paths(nlp):
+    """The default library plus back-off patterns learned from the texts themselves (dependency labels only,
+    the loosest kind) on sentences with several entities and relative clauses: the path index and spaCy's
+    DependencyMatcher (restricted to distinct tokens per node) give the same matches, and the extractor's
+    matcher uses the index for every path-shaped pattern."""
+    from kgpipe.nlp.learn import path_shape
+    from kgpipe.nlp.paths import path_of
+    from kgpipe.nlp.patterns import RelationMatcher
+
+    texts = ["Albert Einstein, who was born in Ulm, worked for the Swiss Patent Office in Bern.",
+             "Marie Curie and Pierre Curie lived in Paris, the capital of France, and taught at the Sorbonne.",
+             "Apple, which Steve Jobs founded in Cupertino, hired Tim Cook from Compaq in 1998.",
+             "John Wilkes Booth, who shot Abraham Lincoln at Ford's Theatre in Washington, fled to Virginia."]
+    docs = list(nlp.pipe(texts))
+    learned = []
+    for doc in docs:
+        for a in doc.ents:
+            for b in doc.ents:
+                for level in ("dependency", "skeleton", "lemma"):
+                    shape = path_shape(a.root, b.root, level, 5) if a.root.i != b.root.i else None
+                    if shape is not None:
+                        learned.append(RelationPattern(
+                            id=f"backoff.{len(learned)}", relation="r", subject={"anchor": "subject"},
+                            object={"anchor": "object"}, dependency=shape.to_dependency()))
+    library = PatternLibrary([*DEFAULT_LIBRARY.loaded, *[LoadedPattern(p, "test", None) for p in learned]])
+    matcher = RelationMatcher(nlp.vocab, library)
+    expected = _distinct_dependency_matches(nlp, library, docs)
+    path_ids = {p.id for p in library.patterns
+                if p.dependency is not None and path_of(p.dependency, p.subject.anchor, p.object.anchor)}
+    got = [{(m.pattern.id, m.subject_token, m.object_token) for m in matcher(doc) if m.pattern.id in path_ids}
+           for doc in docs]
+    assert got == expected
+    assert sum(map(len, expected)) > 2 * len(texts)    # the comparison is not vacuous
+    assert {p.id for p in learned} <= path_ids and len(path_ids) < len(DEFAULT_LIBRARY.patterns) + len(learned)

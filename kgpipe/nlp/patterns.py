@@ -304,8 +304,11 @@ class PatternMatch:
 
 
 class RelationMatcher:
-    """A library compiled into spaCy DependencyMatchers and one Matcher over a vocab.
+    """A library compiled into a path index, spaCy DependencyMatchers and one Matcher over a vocab.
 
+    Dependency patterns shaped as a path between their anchors go to a PathIndex (kgpipe.nlp.paths),
+    which tests each node constraint once per Doc and walks the parse between candidate anchors; the
+    others (extra nodes off the path, operators other than `>`) go to DependencyMatchers as follows.
     spaCy's DependencyMatcher costs time per pattern node and token, whether or not the pattern can
     match. So dependency patterns are indexed by a word they require (the rarest LEMMA/LOWER/ORTH
     constraint of any node: "bear" for born_in, "capital" for capital_of), one DependencyMatcher per
@@ -315,10 +318,17 @@ class RelationMatcher:
     on Docs with a relative clause whose subject is a relative pronoun.
     """
 
-    def __init__(self, vocab: Vocab, library: PatternLibrary, stop_words: Iterable[str] = ()) -> None:
+    def __init__(self, vocab: Vocab, library: PatternLibrary, stop_words: Iterable[str] = (), *,
+                 path_index: bool = True) -> None:
         from spacy.matcher import DependencyMatcher, Matcher
 
+        from kgpipe.nlp.paths import PathIndex, path_of
+
         self.library = library
+        # path-shaped patterns (all learned ones, most hand-written ones) are matched by walking the parse
+        # between candidate anchors (kgpipe.nlp.paths); path_index=False leaves every pattern to spaCy's
+        # DependencyMatcher (the tests compare both)
+        self.paths = PathIndex(vocab)
         stop = frozenset(w.lower() for w in stop_words)
         # (trigger word constraint or None, relative-pronoun variants?) -> a DependencyMatcher
         self.triggered: dict[tuple[tuple[str, frozenset[str]] | None, bool], Any] = {}
@@ -331,13 +341,17 @@ class RelationMatcher:
                 anchors = {pattern.subject.anchor, pattern.object.anchor}
                 trigger = _trigger(pattern.dependency, stop) or _required_deps(pattern.dependency)
                 variants = _anchor_variants(pattern.dependency, anchors)
+                self.by_key[key] = (pattern, ids.index(pattern.subject.anchor), ids.index(pattern.object.anchor))
+                if path_index and path_of(pattern.dependency, pattern.subject.anchor, pattern.object.anchor):
+                    for variant in variants:  # the variants differ in node attributes only
+                        self.paths.add(variant, pattern.subject.anchor, pattern.object.anchor, key)
+                    continue
                 # the relative-pronoun variants only run on Docs that have a relative pronoun
                 for group, group_variants in (((trigger, False), variants[:1]), ((trigger, True), variants[1:])):
                     if group_variants:
                         if group not in self.triggered:
                             self.triggered[group] = DependencyMatcher(vocab)
                         self.triggered[group].add(key, group_variants)
-                self.by_key[key] = (pattern, ids.index(pattern.subject.anchor), ids.index(pattern.object.anchor))
             else:
                 self.token_matcher.add(key, [list(pattern.tokens or ())], greedy="LONGEST")
                 self.by_key[key] = (pattern, int(pattern.subject.anchor), int(pattern.object.anchor))
@@ -377,6 +391,8 @@ class RelationMatcher:
                             or (self._hashes[trigger] <= deps if trigger[0] == ALL_DEPS
                                 else not words[trigger[0]].isdisjoint(self._hashes[trigger])))
                         and (pronoun or not needs_pronoun)]
+        for key, subject, obj in self.paths(doc):
+            found.append(PatternMatch(self.by_key[key][0], subject, obj))
         for matcher in matchers:
             for key, token_ids in matcher(doc):
                 pattern, s, o = self.by_key[key]
