@@ -121,7 +121,7 @@ def read_yaml_with_lines(path: Path, *, what: str, error: type[PipelineError] | 
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"cannot read {what}: {exc}", file=name) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when present
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise error(f"invalid YAML: {exc.problem}", file=name, line=line) from None

@@ -274,6 +274,14 @@ def test_the_path_index_finds_what_the_dependency_matcher_finds_on_simple_paths(
                         learned.append(RelationPattern(
                             id=f"backoff.{len(learned)}", relation="r", subject={"anchor": "subject"},
                             object={"anchor": "object"}, dependency=shape.to_dependency()))
+    # constraints that are not plain equalities go to spaCy's Matcher inside the index
+    learned += [RelationPattern(id=f"other.{k}", relation="r", subject={"anchor": "s"}, object={"anchor": "o"},
+                                dependency=[{"RIGHT_ID": "v", "RIGHT_ATTRS": {"POS": {"NOT_IN": ["NOUN"]}}},
+                                            {"LEFT_ID": "v", "REL_OP": ">", "RIGHT_ID": "s", "RIGHT_ATTRS": subject},
+                                            {"LEFT_ID": "v", "REL_OP": ">", "RIGHT_ID": "p", "RIGHT_ATTRS": {}},
+                                            {"LEFT_ID": "p", "REL_OP": ">", "RIGHT_ID": "o",
+                                             "RIGHT_ATTRS": {"LENGTH": {">=": 4}}}])
+                for k, subject in enumerate([{"IS_TITLE": True}, {"DEP": {"REGEX": "^nsubj"}}])]
     library = PatternLibrary([*DEFAULT_LIBRARY.loaded, *[LoadedPattern(p, "test", None) for p in learned]])
     matcher = RelationMatcher(nlp.vocab, library)
     expected = _distinct_dependency_matches(nlp, library, docs)
@@ -283,4 +291,5 @@ def test_the_path_index_finds_what_the_dependency_matcher_finds_on_simple_paths(
            for doc in docs]
     assert got == expected
     assert sum(map(len, expected)) > 2 * len(texts)    # the comparison is not vacuous
+    assert {"other.0", "other.1"} <= {name for found in expected for name, _, _ in found}
     assert {p.id for p in learned} <= path_ids and len(path_ids) < len(DEFAULT_LIBRARY.patterns) + len(learned)

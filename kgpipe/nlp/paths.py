@@ -16,6 +16,7 @@ the lowest common ancestor of the anchors); `tests/test_extract_patterns.py` che
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -68,8 +69,37 @@ def path_of(nodes: Sequence[Mapping[str, Any]], subject: Any, obj: Any) -> tuple
     return top, to_subject, to_object
 
 
+LEAF = -1  # the key under which a trie node keeps the patterns that end there
+ENT_ANY = "ENT_ANY"  # pseudo-attribute of the constraint ENT_TYPE NOT_IN [""]: the token is inside an entity
+EQUALITY_ATTRS = frozenset({"ORTH", "LOWER", "NORM", "LEMMA", "POS", "TAG", "DEP", "ENT_TYPE"})
+
+
+def _equalities(attrs: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...]]] | None:
+    """A node constraint as (attribute, allowed values) pairs when every attribute is one of EQUALITY_ATTRS
+    with a string or an IN list of strings (or ENT_TYPE NOT_IN [""]); None otherwise."""
+    items = []
+    for attr, value in sorted(attrs.items()):
+        if attr not in EQUALITY_ATTRS:
+            return None
+        if isinstance(value, str):
+            items.append((attr, (value,)))
+        elif isinstance(value, dict) and set(value) == {"IN"} and all(isinstance(v, str) for v in value["IN"]):
+            items.append((attr, tuple(value["IN"])))
+        elif attr == "ENT_TYPE" and value == {"NOT_IN": [""]}:
+            items.append((ENT_ANY, ("",)))
+        else:
+            return None
+    return sorted(items)
+
+
 class PathIndex:
-    """Path-shaped dependency patterns, matched by the tree path between candidate anchor tokens."""
+    """Path-shaped dependency patterns, matched by the tree path between candidate anchor tokens.
+
+    Patterns are kept in one trie per pair of branch lengths, keyed by the constraint ids of their nodes in
+    the order subject anchor, object anchor, top, then the inner nodes of each branch: a path is looked up
+    by walking the trie along the constraints its tokens satisfy, so that the anchors, the most selective
+    nodes, rule out most patterns first and no pattern is tested on its own.
+    """
 
     def __init__(self, vocab: Vocab) -> None:
         from spacy.matcher import Matcher
@@ -78,21 +108,69 @@ class PathIndex:
         self._matcher = Matcher(vocab)
         self._constraints: dict[str, int] = {}     # canonical JSON of RIGHT_ATTRS -> constraint id
         self._match_keys: dict[int, int] = {}      # Matcher key -> constraint id
+        # constraints that are equalities: attributes -> their values as Doc.to_array numbers -> constraint ids
+        self._tables: dict[tuple[str, ...], dict[tuple[int, ...], list[int]]] = {}
         self._anchor_constraints: set[int] = set()
-        self._by_lengths: dict[tuple[int, int], list[tuple[PathShape, Any]]] = defaultdict(list)
+        self._tries: dict[tuple[int, int], dict[int, Any]] = {}
+        self._size = 0
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._by_lengths.values())
+        return self._size
 
     def _constraint(self, attrs: Mapping[str, Any]) -> int:
         canonical = json.dumps(attrs, sort_keys=True)
         found = self._constraints.get(canonical)
         if found is None:
             found = self._constraints[canonical] = len(self._constraints)
-            key = self._vocab.strings.add(f"kgpipe_path_node_{found}")
-            self._matcher.add(key, [[dict(attrs)]])
-            self._match_keys[key] = found
+            items = _equalities(attrs)
+            if items is None:  # anything but plain values, IN lists and "is an entity": spaCy's Matcher
+                key = self._vocab.strings.add(f"kgpipe_path_node_{found}")
+                self._matcher.add(key, [[dict(attrs)]])
+                self._match_keys[key] = found
+            else:
+                table = self._tables.setdefault(tuple(attr for attr, _ in items), defaultdict(list))
+                for values in itertools.product(*(self._codes(attr, v) for attr, v in items)):
+                    table[values].append(found)
         return found
+
+    def _codes(self, attr: str, values: tuple[str, ...]) -> list[int]:
+        """The numbers Doc.to_array gives for these values of attr (POS: the part-of-speech id, other string
+        attributes: the string's hash; ENT_ANY: 1, a token inside an entity)."""
+        if attr == ENT_ANY:
+            return [1]
+        if attr == "POS":
+            from spacy.parts_of_speech import IDS
+
+            return [IDS[v] for v in values if v in IDS]
+        return [self._vocab.strings.add(v) for v in values]
+
+    def _satisfied(self, doc: Doc) -> tuple[dict[int, set[int]], list[int]]:
+        """token -> the constraint ids it satisfies, and every token's head index."""
+        import numpy as np
+        from spacy.attrs import HEAD, IDS
+
+        columns = sorted({a for signature in self._tables for a in signature if a != ENT_ANY} | {"ENT_TYPE"})
+        array = doc.to_array([IDS[a] for a in columns] + [HEAD])  # uint64: string hashes as the StringStore's
+        values = {a: array[:, k].tolist() for k, a in enumerate(columns)}
+        values[ENT_ANY] = (array[:, columns.index("ENT_TYPE")] != 0).astype(np.int64).tolist()
+        heads = (np.arange(len(doc)) + array[:, -1].astype(np.int64)).tolist()  # HEAD: signed offset to the head
+        satisfies: dict[int, set[int]] = defaultdict(set)
+        for signature, table in self._tables.items():
+            keys = zip(*(values[a] for a in signature)) if signature else [()] * len(doc)
+            for i, key in enumerate(keys):
+                ids = table.get(key)
+                if ids:
+                    satisfies[i].update(ids)
+        if len(self._matcher):
+            for key, start, _end in self._matcher(doc):
+                satisfies[start].add(self._match_keys[key])
+        return satisfies, heads
+
+    @staticmethod
+    def _order(top: Any, to_subject: Sequence[Any], to_object: Sequence[Any]) -> list[Any]:
+        """Nodes (or tokens) of a path in trie order: subject anchor, object anchor, top, inner nodes."""
+        return [to_subject[-1] if to_subject else top, to_object[-1] if to_object else top, top,
+                *to_subject[:-1], *to_object[:-1]]
 
     def add(self, nodes: Sequence[Mapping[str, Any]], subject: Any, obj: Any, payload: Any) -> bool:
         """Index one pattern (a list of DependencyMatcher nodes) if it is path-shaped; False if it is not."""
@@ -101,22 +179,21 @@ class PathIndex:
             return False
         attrs = {node["RIGHT_ID"]: node.get("RIGHT_ATTRS") or {} for node in nodes}
         top, to_subject, to_object = shape
-        path = PathShape(self._constraint(attrs[top]), tuple(self._constraint(attrs[n]) for n in to_subject),
-                         tuple(self._constraint(attrs[n]) for n in to_object))
-        self._anchor_constraints.add(path.subject[-1] if path.subject else path.top)
-        self._anchor_constraints.add(path.object[-1] if path.object else path.top)
-        self._by_lengths[(len(path.subject), len(path.object))].append((path, payload))
+        ids = [self._constraint(attrs[n]) for n in self._order(top, to_subject, to_object)]
+        self._anchor_constraints.update(ids[:2])
+        trie = self._tries.setdefault((len(to_subject), len(to_object)), {})
+        for constraint in ids:
+            trie = trie.setdefault(constraint, {})
+        trie.setdefault(LEAF, []).append(payload)
+        self._size += 1
         return True
 
     def __call__(self, doc: Doc) -> Iterator[tuple[Any, int, int]]:
         """(payload, subject token index, object token index) for every pattern matched in doc."""
-        if not self._by_lengths or not len(doc):
+        if not self._tries or not len(doc):
             return
-        holds: dict[int, set[int]] = defaultdict(set)   # constraint id -> tokens that satisfy it
-        for key, start, _end in self._matcher(doc):
-            holds[self._match_keys[key]].add(start)
-        anchors = sorted(set().union(*(holds.get(c, set()) for c in self._anchor_constraints)))
-        heads = [token.head.i for token in doc]
+        satisfies, heads = self._satisfied(doc)
+        anchors = sorted(t for t, held in satisfies.items() if not held.isdisjoint(self._anchor_constraints))
         chains, positions = {}, {}
         for i in anchors:
             chain = [i]
@@ -124,23 +201,29 @@ class PathIndex:
                 chain.append(heads[chain[-1]])
             chains[i] = chain
             positions[i] = {t: k for k, t in enumerate(chain)}
-
-        def satisfied(ids: tuple[int, ...], tokens: list[int]) -> bool:
-            return all(token in holds.get(c, ()) for c, token in zip(ids, tokens, strict=True))
-
         for s in anchors:
             up = chains[s]
             for o in anchors:
-                if o == s:
-                    continue
+                if o == s or chains[o][-1] != up[-1]:
+                    continue  # the same token, or another sentence (another root)
                 position = positions[o]
-                depth = next((k for k, t in enumerate(up) if t in position), None)
-                if depth is None:
-                    continue  # different sentences
+                depth = next(k for k, t in enumerate(up) if t in position)
                 top = up[depth]
                 to_subject = up[:depth][::-1]
                 to_object = chains[o][:position[top]][::-1]
-                for path, payload in self._by_lengths.get((len(to_subject), len(to_object)), ()):
-                    if (top in holds.get(path.top, ()) and satisfied(path.subject, to_subject)
-                            and satisfied(path.object, to_object)):
-                        yield payload, s, o
+                trie = self._tries.get((len(to_subject), len(to_object)))
+                if trie is None:
+                    continue
+                for payload in _walk(trie, [satisfies.get(t, ()) for t in self._order(top, to_subject, to_object)]):
+                    yield payload, s, o
+
+
+def _walk(trie: dict[int, Any], held: list[Any]) -> Iterator[Any]:
+    """The payloads at the end of every trie path whose k-th key is among held[k]."""
+    frontier = [trie]
+    for constraints in held:
+        frontier = [child for node in frontier for c in constraints if (child := node.get(c)) is not None]
+        if not frontier:
+            return
+    for node in frontier:
+        yield from node.get(LEAF, ())

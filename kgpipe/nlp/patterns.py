@@ -21,6 +21,8 @@ Errors name the file, the line, the pattern id and the field at fault.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -230,7 +232,7 @@ def check_pattern(pattern: RelationPattern, fail: Any) -> None:
             if not isinstance(attrs, dict):
                 raise fail(f"dependency[{j}].RIGHT_ATTRS", "must be a mapping of token attributes",
                            (*loc, "RIGHT_ATTRS"))
-            errors = validate_token_pattern([attrs])
+            errors = _node_errors(json.dumps(attrs, sort_keys=True))
             if errors:
                 raise fail(f"dependency[{j}].RIGHT_ATTRS{_spacy_field(errors[0], skip_index=True)}",
                            _spacy_message(errors[0]), (*loc, "RIGHT_ATTRS"))
@@ -254,6 +256,14 @@ def check_pattern(pattern: RelationPattern, fail: Any) -> None:
                            f"(0 to {len(tokens) - 1})", (side, "anchor"))
 
 
+@functools.lru_cache(maxsize=4096)
+def _node_errors(attrs_json: str) -> list[str]:
+    """spaCy's validation of one node's token attributes (learned libraries repeat the same few hundred)."""
+    from spacy.schemas import validate_token_pattern
+
+    return validate_token_pattern([json.loads(attrs_json)])
+
+
 _SPACY_LOC = re.compile(r"^\[pattern -> (\d+)((?: -> [^\]]+)*)\]\s*(.*)$")
 
 
@@ -271,6 +281,7 @@ def _spacy_message(error: str) -> str:
     return match.group(3) if match else error
 
 
+@functools.lru_cache(maxsize=1)
 def _dependency_operators() -> tuple[str, ...]:
     from spacy.matcher import DependencyMatcher
     from spacy.vocab import Vocab
@@ -461,7 +472,7 @@ def _anchor_variants(nodes: Sequence[dict[str, Any]], anchors: set[Any]) -> list
     for k, node in enumerate(nodes):
         attrs = node.get("RIGHT_ATTRS") or {}
         dep = attrs.get("DEP")
-        deps = set(dep["IN"]) if isinstance(dep, dict) and "IN" in dep else {dep}
+        deps = set(dep["IN"]) if isinstance(dep, dict) and "IN" in dep else {dep} if isinstance(dep, str) else set()
         if k > 0 and node["RIGHT_ID"] in anchors and "ENT_TYPE" not in attrs and (
                 dep is None or deps & SUBJECT_DEPS):
             variants.append([bound(n, RELATIVE_PRONOUN if j == k else entity) if n["RIGHT_ID"] in anchors else n
