@@ -6,9 +6,10 @@ subject to a top node, down to the object. Learned patterns are all of this shap
 hand-written ones. spaCy's DependencyMatcher finds matches by combining the candidate tokens of every node,
 pattern by pattern, which with some thousand learned back-off patterns (nodes constrained by a dependency
 label alone) costs hundreds of milliseconds a sentence. In a tree there is only one path between two tokens,
-so here the work is turned around: each node constraint is tested once per Doc (one spaCy Matcher holding a
-single-token pattern per distinct constraint), and for every ordered pair of tokens that can be anchors the
-path between them is looked up among the patterns of the same branch lengths, node by node.
+so here the work is turned around: each distinct node constraint is tested once per Doc (those made of plain
+values and IN lists by table lookup on `Doc.to_array`, any other through one spaCy Matcher holding a
+single-token pattern per constraint), and for every ordered pair of tokens that can be anchors the path
+between them is looked up in a trie of the patterns' constraints.
 
 Matches are those of the DependencyMatcher with distinct tokens per node (the path is simple, its top node
 the lowest common ancestor of the anchors); `tests/test_extract_patterns.py` checks that both agree.
