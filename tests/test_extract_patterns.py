@@ -216,7 +216,8 @@ def test_path_of_accepts_paths_between_the_anchors_and_nothing_else():
     born = [node("verb", LEMMA="bear"), node("person", "verb", DEP="nsubjpass"), node("in", "verb", LOWER="in"),
             node("place", "in", DEP="pobj")]
     assert path_of(born, "person", "place") == ("verb", ["person"], ["in", "place"])
-    assert path_of(born[:2] + [node("place", "person", DEP="appos")], "place", "verb") == ("verb", ["person", "place"], [])
+    appos = born[:2] + [node("place", "person", DEP="appos")]
+    assert path_of(appos, "place", "verb") == ("verb", ["person", "place"], [])
     assert path_of(born + [node("neg", "verb", DEP="neg")], "person", "place") is None        # a node off the path
     assert path_of(born[:3] + [node("place", "in", ">>", DEP="pobj")], "person", "place") is None  # another operator
     assert path_of([node("x"), node("a", "x"), node("b", "a"), node("c", "a")], "b", "c") is None  # top is not the LCA
@@ -236,7 +237,8 @@ def _distinct_dependency_matches(nlp: Any, library: PatternLibrary, docs: list[A
     for pattern in library.patterns:
         if pattern.dependency and path_of(pattern.dependency, pattern.subject.anchor, pattern.object.anchor):
             ids = [n["RIGHT_ID"] for n in pattern.dependency]
-            matcher.add(pattern.id, _anchor_variants(pattern.dependency, {pattern.subject.anchor, pattern.object.anchor}))
+            anchors = {pattern.subject.anchor, pattern.object.anchor}
+            matcher.add(pattern.id, _anchor_variants(pattern.dependency, anchors))
             positions[nlp.vocab.strings[pattern.id]] = (pattern.id, ids.index(pattern.subject.anchor),
                                                        ids.index(pattern.object.anchor))
     found = []

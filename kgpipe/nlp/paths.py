@@ -202,21 +202,25 @@ class PathIndex:
                 chain.append(heads[chain[-1]])
             chains[i] = chain
             positions[i] = {t: k for k, t in enumerate(chain)}
-        for s in anchors:
-            up = chains[s]
-            for o in anchors:
-                if o == s or chains[o][-1] != up[-1]:
-                    continue  # the same token, or another sentence (another root)
-                position = positions[o]
-                depth = next(k for k, t in enumerate(up) if t in position)
-                top = up[depth]
-                to_subject = up[:depth][::-1]
-                to_object = chains[o][:position[top]][::-1]
-                trie = self._tries.get((len(to_subject), len(to_object)))
-                if trie is None:
-                    continue
-                for payload in _walk(trie, [satisfies.get(t, ()) for t in self._order(top, to_subject, to_object)]):
-                    yield payload, s, o
+        by_root: dict[int, list[int]] = defaultdict(list)  # anchors of one tree (sentence) only meet each other
+        for i in anchors:
+            by_root[chains[i][-1]].append(i)
+        for group in by_root.values():
+            for s in group:
+                up = chains[s]
+                for o in group:
+                    if o == s:
+                        continue
+                    position = positions[o]
+                    depth = next(k for k, t in enumerate(up) if t in position)
+                    top = up[depth]
+                    to_subject = up[:depth][::-1]
+                    to_object = chains[o][:position[top]][::-1]
+                    trie = self._tries.get((len(to_subject), len(to_object)))
+                    if trie is not None:
+                        held = [satisfies.get(t, ()) for t in self._order(top, to_subject, to_object)]
+                        for payload in _walk(trie, held):
+                            yield payload, s, o
 
 
 def _walk(trie: dict[int, Any], held: list[Any]) -> Iterator[Any]:
