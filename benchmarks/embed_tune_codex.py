@@ -81,20 +81,16 @@ def main() -> None:
     eval_path = Path(sys.argv[3]) if len(sys.argv) > 3 else DATA / "valid.txt"
     budget = float(candidate.pop("budget_s", 840))
     dropout = candidate.pop("dropout", None)
-    if "init_uniform" in candidate:
+    if "init_uniform" in candidate or "init_normal" in candidate:
         import functools
 
         import torch
 
-        bound = float(candidate.pop("init_uniform"))
-        init = functools.partial(torch.nn.init.uniform_, a=-bound, b=bound)
-        candidate.setdefault("model_kwargs", {}).update(entity_initializer=init, relation_initializer=init)
-    if "init_normal" in candidate:
-        import functools
-
-        import torch
-
-        init = functools.partial(torch.nn.init.normal_, std=float(candidate.pop("init_normal")))
+        if "init_uniform" in candidate:
+            bound = float(candidate.pop("init_uniform"))
+            init = functools.partial(torch.nn.init.uniform_, a=-bound, b=bound)
+        else:
+            init = functools.partial(torch.nn.init.normal_, std=float(candidate.pop("init_normal")))
         candidate.setdefault("model_kwargs", {}).update(entity_initializer=init, relation_initializer=init)
     if candidate.get("loss") == "onevsall":
         candidate["loss"] = one_vs_all_loss()

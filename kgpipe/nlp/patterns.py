@@ -320,6 +320,7 @@ class RelationMatcher:
     Dependency patterns shaped as a path between their anchors go to a PathIndex (kgpipe.nlp.paths),
     which tests each node constraint once per Doc and walks the parse between candidate anchors; the
     others (extra nodes off the path, operators other than `>`) go to DependencyMatchers as follows.
+
     spaCy's DependencyMatcher costs time per pattern node and token, whether or not the pattern can
     match. So dependency patterns are indexed by a word they require (the rarest LEMMA/LOWER/ORTH
     constraint of any node: "bear" for born_in, "capital" for capital_of), one DependencyMatcher per
@@ -350,13 +351,13 @@ class RelationMatcher:
             if pattern.dependency is not None:
                 ids = [node["RIGHT_ID"] for node in pattern.dependency]
                 anchors = {pattern.subject.anchor, pattern.object.anchor}
-                trigger = _trigger(pattern.dependency, stop) or _required_deps(pattern.dependency)
                 variants = _anchor_variants(pattern.dependency, anchors)
                 self.by_key[key] = (pattern, ids.index(pattern.subject.anchor), ids.index(pattern.object.anchor))
                 if path_index and path_of(pattern.dependency, pattern.subject.anchor, pattern.object.anchor):
                     for variant in variants:  # the variants differ in node attributes only
                         self.paths.add(variant, pattern.subject.anchor, pattern.object.anchor, key)
                     continue
+                trigger = _trigger(pattern.dependency, stop) or _required_deps(pattern.dependency)
                 # the relative-pronoun variants only run on Docs that have a relative pronoun
                 for group, group_variants in (((trigger, False), variants[:1]), ((trigger, True), variants[1:])):
                     if group_variants:
