@@ -21,22 +21,11 @@ import itertools
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc
     from spacy.vocab import Vocab
-
-
-@dataclass(frozen=True)
-class PathShape:
-    """A path pattern as constraint ids: the top node, then each branch from below the top down to its
-    anchor (empty when that anchor is the top node itself)."""
-
-    top: int
-    subject: tuple[int, ...]
-    object: tuple[int, ...]
 
 
 def path_of(nodes: Sequence[Mapping[str, Any]], subject: Any, obj: Any) -> tuple[Any, list[Any], list[Any]] | None:
