@@ -4,14 +4,18 @@ CoDEx-S, early stopping on a held-out slice of TRAIN, the result reported on EVA
 Each candidate is a JSON object of pipeline() arguments plus: inverse (reciprocal relations), batch_size,
 freq/patience (early stopping), training_kwargs, budget_s (stop after this many seconds of training),
 dropout ({"entity": p, "relation": p}: embedding dropout during training, which PyKEEN's model classes
-do not expose), and "loss": "onevsall" (LCWA cross-entropy summed over each row's true tails, i.e. 1-vs-all
-per training triple as in LibKGE, where PyKEEN's cross-entropy averages them per head and relation), and
+do not expose), and "loss": "onevsall" (kgpipe.embed.extensions.OneVsAllLoss: LCWA cross-entropy summed over
+each row's true tails, i.e. 1-vs-all per training triple as in LibKGE, where PyKEEN's cross-entropy averages
+them per head and relation; the script had its own copy before the stage took it over), and
 "init_uniform": a (entity and relation embeddings drawn from U(-a, a), as LibKGE's `uniform_` init, which
 PyKEEN's model classes take only as a callable), and "init_normal": s (entity and relation embeddings drawn
 from N(0, s^2), e.g. 1e-3 as the kbc ComplEx-N3 code of Lacroix et al. that the CoDEx-S results of
-Chen et al. 2021 were trained with).
-Prints the early-stopping curve and one RESULT line; writes nothing to docs/ (the chosen settings are
-measured again, through the stage, by benchmarks/embed_codex.py).
+Chen et al. 2021 were trained with), and "pseudo_test": n (n random TRAIN triples, seed 1, are withheld from
+training as a stand-in for CoDEx-S's test file, which is not here, and EVAL is ranked twice: as always, and
+with those n triples filtered too, as the published protocol filters every known triple, test included;
+the difference estimates what filtering the real test file would add).
+Prints the early-stopping curve and one RESULT line (and two PSEUDO lines with pseudo_test); writes nothing
+to docs/ (the chosen settings are measured again, through the stage, by benchmarks/embed_codex.py).
 
 Usage: python benchmarks/embed_tune_codex.py '{"model": "ComplEx", "inverse": true, ...}' [TRAIN] [EVAL]
 """
@@ -55,20 +59,6 @@ def with_dropout(model: str, entity: float, relation: float) -> type:
     return WithDropout
 
 
-def one_vs_all_loss() -> type:
-    """PyKEEN's cross-entropy with the row's labels left unnormalised: -sum over the true tails of their log
-    softmax, so that a head and relation with k true tails weighs k triples (1-vs-all per triple)."""
-    import torch.nn.functional as F
-    from pykeen.losses import CrossEntropyLoss
-
-    class OneVsAllLoss(CrossEntropyLoss):
-        def process_lcwa_scores(self, predictions, labels, label_smoothing=None, num_entities=None,
-                                weights=None):
-            return -(labels * F.log_softmax(predictions, dim=-1)).sum(dim=-1).mean()
-
-    return OneVsAllLoss
-
-
 def main() -> None:
     import tempfile
 
@@ -93,11 +83,17 @@ def main() -> None:
             init = functools.partial(torch.nn.init.normal_, std=float(candidate.pop("init_normal")))
         candidate.setdefault("model_kwargs", {}).update(entity_initializer=init, relation_initializer=init)
     if candidate.get("loss") == "onevsall":
-        candidate["loss"] = one_vs_all_loss()
+        from kgpipe.embed.extensions import OneVsAllLoss
+
+        candidate["loss"] = OneVsAllLoss
     if dropout:
         candidate["model"] = with_dropout(candidate["model"], dropout.get("entity", 0.0), dropout.get("relation", 0.0))
     fraction = candidate.pop("slice", 0.05)
+    pseudo_test = int(candidate.pop("pseudo_test", 0))
     full = TriplesFactory.from_path(train_path, create_inverse_triples=candidate.pop("inverse", False))
+    if pseudo_test:
+        share = pseudo_test / full.num_triples
+        full, withheld = full.split([1 - share, share], random_state=1)
     train, early = full.split([1 - fraction, fraction], random_state=0)
     evaluation = TriplesFactory.from_path(eval_path, entity_to_id=full.entity_to_id,
                                           relation_to_id=full.relation_to_id)
@@ -120,15 +116,25 @@ def main() -> None:
             stopper="early", stopper_kwargs=stopper_kwargs, training_kwargs=training_kwargs,
             evaluation_kwargs={"use_tqdm": False, **candidate.pop("evaluation_kwargs", {"batch_size": 256})},
             device="cpu", epochs=candidate.pop("epochs", 200), **candidate)
-    metrics = result.metric_results
     print("early stopping curve", [round(x, 4) for x in result.stopper.results])
-    print("RESULT", json.dumps({
-        "mrr": round(metrics.get_metric("both.realistic.inverse_harmonic_mean_rank"), 4),
-        "hits_at_1": round(metrics.get_metric("both.realistic.hits_at_1"), 4),
-        "hits_at_10": round(metrics.get_metric("both.realistic.hits_at_10"), 4),
-        "mrr_head": round(metrics.get_metric("head.realistic.inverse_harmonic_mean_rank"), 4),
-        "mrr_tail": round(metrics.get_metric("tail.realistic.inverse_harmonic_mean_rank"), 4),
-        "train_s": round(result.train_seconds), "epochs": len(result.losses)}), flush=True)
+    if pseudo_test:
+        from pykeen.evaluation import RankBasedEvaluator
+
+        for label, withheld_filtered in (("plain", []), ("withheld_filtered", [withheld.mapped_triples])):
+            metrics = RankBasedEvaluator().evaluate(
+                result.model, evaluation.mapped_triples, batch_size=256, use_tqdm=False,
+                additional_filter_triples=[train.mapped_triples, early.mapped_triples, *withheld_filtered])
+            print("PSEUDO", label, json.dumps(summary(metrics)), flush=True)
+    print("RESULT", json.dumps({**summary(result.metric_results), "train_s": round(result.train_seconds),
+                                "epochs": len(result.losses)}), flush=True)
+
+
+def summary(metrics) -> dict[str, float]:
+    """MRR, Hits@1/10 (both sides) and MRR per side, realistic ranks."""
+    names = {"mrr": "both.realistic.inverse_harmonic_mean_rank", "hits_at_1": "both.realistic.hits_at_1",
+             "hits_at_10": "both.realistic.hits_at_10", "mrr_head": "head.realistic.inverse_harmonic_mean_rank",
+             "mrr_tail": "tail.realistic.inverse_harmonic_mean_rank"}
+    return {key: round(metrics.get_metric(name), 4) for key, name in names.items()}
 
 
 if __name__ == "__main__":

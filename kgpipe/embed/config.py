@@ -94,6 +94,9 @@ def _plain(value: Any) -> Any:
 def resolver(component: str) -> Any:
     import importlib
 
+    from kgpipe.embed.extensions import register
+
+    register()  # kgpipe's own components (the onevsall loss, ...) resolve by name like PyKEEN's
     module, attribute = COMPONENTS[component][0].split(":")
     return getattr(importlib.import_module(module), attribute)
 

@@ -50,22 +50,24 @@ SAMPLED: dict[str, Any] = {
 
 # Keys are PyKEEN's normalised model names (model_resolver.normalize).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    # 1-N scoring (PyKEEN's LCWA: every tail of a head and relation at once) with cross-entropy over all
-    # entities, reciprocal relations (inverse triples) so that head prediction is tail prediction on the
-    # inverse relation, Xavier init (N(0,1) at this dim diverges), N3 regularisation, Adagrad.
+    # 1-N scoring (PyKEEN's LCWA: every tail of a head and relation at once) with a cross-entropy over all
+    # entities per training triple (kgpipe's `onevsall`, as kbc's and LibKGE's 1vsAll), reciprocal relations
+    # (inverse triples) so that head prediction is tail prediction on the inverse relation, kbc's small
+    # N(0, 0.001^2) init (PyKEEN's N(0,1) at this dim diverges), N3 regularisation, Adagrad.
     "complex": {
-        "model_kwargs": {"embedding_dim": 512, **XAVIER},
+        "model_kwargs": {"embedding_dim": 512, "entity_initializer": "small_normal_",
+                         "relation_initializer": "small_normal_"},
         "inverse_triples": True,
         "training_loop": "lcwa",
         "negative_sampler": None,
-        "loss": "crossentropy",
+        "loss": "onevsall",
         "regularizer": "powersum",
-        "regularizer_kwargs": {"p": 3.0, "weight": 0.01},
+        "regularizer_kwargs": {"p": 3.0, "weight": 0.2},
         "optimizer": "adagrad",
         "optimizer_kwargs": {"lr": 0.1},
         "batch_size": 1000,
-        "epochs": 40,
-        "early_stopping": EarlyStopping(frequency=5, patience=2),
+        "epochs": 60,
+        "early_stopping": EarlyStopping(frequency=5, patience=3),
     },
     # Negative sampling with a softmax over the positive and its negatives (cross-entropy), L2 distance,
     # no unit-norm constraint, reciprocal relations with tail corruption.

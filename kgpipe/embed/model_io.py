@@ -98,9 +98,12 @@ def read_info(folder: Path) -> ModelInfo:
 
 def build_model(info: ModelInfo | Mapping[str, Any], triples_factory: Any, random_seed: int | None = None) -> Any:
     """A fresh PyKEEN model with the saved architecture (same components as kgpipe's pipeline built it)."""
-    from pykeen.losses import loss_resolver
     from pykeen.models import model_resolver
     from pykeen.regularizers import regularizer_resolver
+
+    from kgpipe.embed.config import resolver
+
+    loss_resolver = resolver("loss")
 
     get = info.get if isinstance(info, Mapping) else lambda key, default=None: getattr(info, key, default)
     kwargs = dict(get("model_kwargs") or {})

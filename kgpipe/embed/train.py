@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kgpipe.atomic import atomic_write_text
-from kgpipe.embed.config import TrainingConfig
+from kgpipe.embed.config import TrainingConfig, resolver
 from kgpipe.embed.data import GraphData
 from kgpipe.embed.runtime import resolve_device
 from kgpipe.errors import KgpipeError
@@ -146,7 +146,8 @@ def _run_pipeline(graph: GraphData, config: TrainingConfig, workdir: Path, on_ep
         result = pipeline(
             training=graph.training, validation=graph.validation, testing=graph.testing,
             model=config.model, model_kwargs=dict(config.model_kwargs),
-            loss=config.loss, loss_kwargs=dict(config.loss_kwargs),
+            # the class, not the name: kgpipe's own losses (kgpipe.embed.losses) are registered on lookup
+            loss=resolver("loss").lookup(config.loss) if config.loss else None, loss_kwargs=dict(config.loss_kwargs),
             regularizer=config.regularizer, regularizer_kwargs=dict(config.regularizer_kwargs) or None,
             optimizer=config.optimizer, optimizer_kwargs=dict(config.optimizer_kwargs),
             training_loop=config.training_loop, training_loop_kwargs=training_loop_kwargs,
