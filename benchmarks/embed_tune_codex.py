@@ -2,7 +2,8 @@
 CoDEx-S, early stopping on a held-out slice of TRAIN, the result reported on EVAL (valid).
 
 Each candidate is a JSON object of pipeline() arguments plus: inverse (reciprocal relations), batch_size,
-freq/patience (early stopping), training_kwargs, budget_s (stop after this many seconds of training),
+freq/patience (early stopping), slice (the share of TRAIN held out for early stopping, default 0.05; 0: all
+of TRAIN, no early stopping), training_kwargs, budget_s (stop after this many seconds of training),
 dropout ({"entity": p, "relation": p}: embedding dropout during training, which PyKEEN's model classes
 do not expose), and "loss": "onevsall" (kgpipe.embed.extensions.OneVsAllLoss: LCWA cross-entropy summed over
 each row's true tails, i.e. 1-vs-all per training triple as in LibKGE, where PyKEEN's cross-entropy averages
@@ -94,7 +95,8 @@ def main() -> None:
     if pseudo_test:
         share = pseudo_test / full.num_triples
         full, withheld = full.split([1 - share, share], random_state=1)
-    train, early = full.split([1 - fraction, fraction], random_state=0)
+    # "slice": 0 trains on all of TRAIN for the given epochs, without early stopping
+    train, early = full.split([1 - fraction, fraction], random_state=0) if fraction else (full, None)
     evaluation = TriplesFactory.from_path(eval_path, entity_to_id=full.entity_to_id,
                                           relation_to_id=full.relation_to_id)
     started = time.time()
@@ -113,17 +115,20 @@ def main() -> None:
                            "callbacks": Budget(), **candidate.pop("training_kwargs", {})}
         result = pipeline(
             training=train, validation=early, testing=evaluation, random_seed=candidate.pop("seed", 42),
-            stopper="early", stopper_kwargs=stopper_kwargs, training_kwargs=training_kwargs,
+            stopper="early" if early is not None else None,
+            stopper_kwargs=stopper_kwargs if early is not None else None,
+            training_kwargs=training_kwargs,
             evaluation_kwargs={"use_tqdm": False, **candidate.pop("evaluation_kwargs", {"batch_size": 256})},
             device="cpu", epochs=candidate.pop("epochs", 200), **candidate)
-    print("early stopping curve", [round(x, 4) for x in result.stopper.results])
+    print("early stopping curve", [round(x, 4) for x in getattr(result.stopper, "results", [])])
     if pseudo_test:
         from pykeen.evaluation import RankBasedEvaluator
 
         for label, withheld_filtered in (("plain", []), ("withheld_filtered", [withheld.mapped_triples])):
             metrics = RankBasedEvaluator().evaluate(
                 result.model, evaluation.mapped_triples, batch_size=256, use_tqdm=False,
-                additional_filter_triples=[train.mapped_triples, early.mapped_triples, *withheld_filtered])
+                additional_filter_triples=[train.mapped_triples, *([] if early is None else [early.mapped_triples]),
+                                           *withheld_filtered])
             print("PSEUDO", label, json.dumps(summary(metrics)), flush=True)
     print("RESULT", json.dumps({**summary(result.metric_results), "train_s": round(result.train_seconds),
                                 "epochs": len(result.losses)}), flush=True)

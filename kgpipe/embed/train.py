@@ -146,7 +146,7 @@ def _run_pipeline(graph: GraphData, config: TrainingConfig, workdir: Path, on_ep
         result = pipeline(
             training=graph.training, validation=graph.validation, testing=graph.testing,
             model=config.model, model_kwargs=dict(config.model_kwargs),
-            # the class, not the name: kgpipe's own losses (kgpipe.embed.losses) are registered on lookup
+            # the class, not the name: resolver() registers kgpipe's own losses (kgpipe.embed.extensions) first
             loss=resolver("loss").lookup(config.loss) if config.loss else None, loss_kwargs=dict(config.loss_kwargs),
             regularizer=config.regularizer, regularizer_kwargs=dict(config.regularizer_kwargs) or None,
             optimizer=config.optimizer, optimizer_kwargs=dict(config.optimizer_kwargs),
