@@ -347,6 +347,47 @@ def test_split_files_are_used_as_given_and_unknown_entities_dropped(tmp_path: Pa
     assert data["training_triples"] == len(set(triples[16:]))
 
 
+def test_known_triples_are_filtered_from_the_test_ranking_only(tmp_path: Path) -> None:
+    """deps.known: true triples neither trained on nor tested (the test split while valid is tested) are
+    filtered when ranking, as PyKEEN's evaluator does with them; the same model without them ranks lower."""
+    from pykeen.evaluation import RankBasedEvaluator
+
+    triples, _ = toy_graph()
+    random.Random(2).shuffle(triples)
+    (tmp_path / "kg").mkdir()
+    parts = {"train.txt": triples[30:], "valid.txt": triples[:15], "test.txt": triples[15:30]}
+    for name, part in parts.items():
+        (tmp_path / "kg" / name).write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in part), encoding="utf-8")
+    params = {**FAST, "epochs": 3, "early_stopping": False, "validation_fraction": 0}
+    deps = {"triples": "../kg/train.txt", "testing": "../kg/valid.txt"}
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "known").mkdir()
+    plain = metrics(run_embed(tmp_path / "plain", deps, **params))
+    result = run_embed(tmp_path / "known", {**deps, "known": "../kg/test.txt"}, **params)
+    known = metrics(result)
+
+    data = known["data"]
+    assert data["known_triples_filtered"] + data["dropped_evaluation_triples"]["known"] == 15
+    assert data["known_triples_filtered"] > 0 and plain["data"]["known_triples_filtered"] == 0
+    assert known["training"]["losses"] == plain["training"]["losses"]   # the same training, the same model
+    assert known["test"]["mrr"] > plain["test"]["mrr"]                  # fewer true triples crowd the ranking
+
+    model, _, training = load_model(outputs(result)["model"])
+    entities, relations = training.entity_to_id, training.relation_to_id
+
+    def mapped(part: list[tuple[str, str, str]]) -> torch.Tensor:
+        return torch.tensor([(entities[h], relations[r], entities[t]) for h, r, t in sorted(set(part))
+                             if h in entities and t in entities and r in relations], dtype=torch.long)
+
+    def mrr(*extra: torch.Tensor) -> float:
+        found = RankBasedEvaluator().evaluate(model, mapped(parts["valid.txt"]), batch_size=64, use_tqdm=False,
+                                              additional_filter_triples=[training.mapped_triples, *extra])
+        return found.get_metric("both.realistic.inverse_harmonic_mean_rank")
+
+    assert known["test"]["mrr"] == pytest.approx(mrr(mapped(parts["test.txt"])))
+    assert plain["test"]["mrr"] == pytest.approx(mrr())
+
+
 def test_a_pykeen_dataset_by_name_keeps_its_own_splits(tmp_path: Path) -> None:
     from pykeen.datasets import Nations
 
@@ -359,6 +400,12 @@ def test_a_pykeen_dataset_by_name_keeps_its_own_splits(tmp_path: Path) -> None:
 
 
 # --- errors -------------------------------------------------------------------------------------------
+
+
+def test_known_triples_with_a_pykeen_dataset_are_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "test.txt").write_text(f"{EX}a\t{REL}r\t{EX}b\n", encoding="utf-8")
+    with pytest.raises(InputError, match="deps.known goes with deps.triples"):
+        run_embed(tmp_path, {"known": "test.txt"}, **{**FAST, "dataset": "Nations", "epochs": 1})
 
 
 def test_an_empty_graph_is_an_input_error(tmp_path: Path) -> None:

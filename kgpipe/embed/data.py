@@ -38,6 +38,7 @@ class GraphData:
     origin: Mapping[str, str]             # split name -> where its triples came from
     warnings: tuple[str, ...] = ()
     dropped: Mapping[str, int] = field(default_factory=dict)  # evaluation triples with unknown ids
+    known: Any | None = None              # further true triples, only filtered from the test ranking
 
     @property
     def entity_ids(self) -> list[str]:
@@ -57,6 +58,7 @@ class GraphData:
             "training_triples": self.training.num_triples,
             "validation_triples": 0 if self.validation is None else self.validation.num_triples,
             "testing_triples": self.testing.num_triples,
+            "known_triples_filtered": 0 if self.known is None else self.known.num_triples,
             "splits": dict(self.origin),
             "dropped_evaluation_triples": dict(self.dropped),
         }
@@ -157,6 +159,7 @@ def load_graph(
     entities: Path | None = None,
     validation: Path | None = None,
     testing: Path | None = None,
+    known: Path | None = None,
     dataset: str | None = None,
     validation_fraction: float = 0.1,
     test_fraction: float = 0.1,
@@ -164,8 +167,14 @@ def load_graph(
     inverse_triples: bool = False,
     shown: Callable[[Path], str] = str,
 ) -> GraphData:
-    """Read the graph, build the split factories and check the graph is big enough to train on."""
+    """Read the graph, build the split factories and check the graph is big enough to train on.
+
+    known: true triples that are neither trained on nor evaluated (e.g. the test split while the testing split
+    is valid), filtered from the test ranking as the filtered protocol filters every known triple."""
     if dataset is not None:
+        if known is not None:
+            raise InputError("deps.known goes with deps.triples, not params.dataset",
+                             hint="a PyKEEN dataset is evaluated on its own splits")
         if triples is not None:
             raise InputError("give either deps.triples or params.dataset, not both",
                              hint="params.dataset names a PyKEEN dataset; deps.triples a file or folder")
@@ -182,7 +191,7 @@ def load_graph(
                              file=shown(triples))
     else:
         given["training"] = triples
-    for split, path in (("validation", validation), ("testing", testing)):
+    for split, path in (("validation", validation), ("testing", testing), ("known", known)):
         if path is not None:
             given[split] = path
     raw = {split: read_triples(path, shown(path)) for split, path in given.items()}
@@ -211,7 +220,7 @@ def build_graph(raw: Mapping[str, Sequence[Triple]], *, origin: Mapping[str, str
                                                        ("testing", test_fraction))
              if split not in raw and fraction > 0]
     _check_split_sizes(len(training), carve, where)
-    warnings += _single_triple_relations([t for split in raw.values() for t in split])
+    warnings += _single_triple_relations([t for split, part in raw.items() if split != "known" for t in part])
 
     factory = TriplesFactory.from_labeled_triples(np.asarray(training, dtype=str),
                                                   create_inverse_triples=inverse_triples)
@@ -228,7 +237,7 @@ def build_graph(raw: Mapping[str, Sequence[Triple]], *, origin: Mapping[str, str
         parts = {split: piece for (split, _), piece in zip(carve, pieces[1:], strict=True)}
         origin = {**origin, **{split: f"{fraction:g} of training (seed {seed})" for split, fraction in carve}}
     dropped: dict[str, int] = {}
-    for split in ("validation", "testing"):
+    for split in ("validation", "testing", "known"):
         if split in raw:
             parts[split], dropped[split] = _evaluation_factory(raw[split], factory)
             if dropped[split]:
@@ -253,7 +262,7 @@ def build_graph(raw: Mapping[str, Sequence[Triple]], *, origin: Mapping[str, str
     return GraphData(training=factory, validation=parts.get("validation"), testing=parts["testing"],
                      entity_labels=labels,
                      relation_labels={r: relation_label(r) for r in factory.relation_to_id},
-                     origin=dict(origin), warnings=tuple(warnings), dropped=dropped)
+                     origin=dict(origin), warnings=tuple(warnings), dropped=dropped, known=parts.get("known"))
 
 
 def _dataset_graph(name: str, *, inverse_triples: bool, entities: Path | None, validation_fraction: float,

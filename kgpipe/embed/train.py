@@ -160,7 +160,10 @@ def _run_pipeline(graph: GraphData, config: TrainingConfig, workdir: Path, on_ep
                              "callbacks": [progress], "pin_memory": device.startswith("cuda")},
             stopper="early" if stopping is not None else None, stopper_kwargs=stopper_kwargs,
             evaluator="rankbased", evaluator_kwargs={"filtered": True, "batch_size": config.evaluation_batch_size},
-            evaluation_kwargs={"batch_size": config.evaluation_batch_size, "use_tqdm": False},
+            evaluation_kwargs={"batch_size": config.evaluation_batch_size, "use_tqdm": False,
+                               # training and validation are filtered by PyKEEN; deps.known besides
+                               **({"additional_filter_triples": [graph.known.mapped_triples]}
+                                  if graph.known is not None else {})},
             random_seed=config.seed, device=device, use_tqdm=False,
         )
     except NonFiniteLossError:

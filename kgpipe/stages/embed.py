@@ -99,6 +99,8 @@ class EmbedStage(StageType):
         InputSpec("entities", required=False, doc="fuse's entities.parquet: labels for the entity ids"),
         InputSpec("validation", required=False, doc="validation triples (else a validation_fraction of triples)"),
         InputSpec("testing", required=False, doc="test triples (else a test_fraction of triples)"),
+        InputSpec("known", required=False, doc="further true triples, neither trained on nor tested, filtered "
+                  "from the test ranking (e.g. the test split while deps.testing is the validation split)"),
     )
     outputs = (
         OutputSpec("entity_embeddings", "entity_embeddings.parquet", doc="id, label, vector"),
@@ -126,7 +128,8 @@ class EmbedStage(StageType):
         config, defaults_note = training_config(p.model, p.overrides(), defaults=p.defaults)
         validate(config)
         graph = load_graph(triples=ctx.input("triples"), entities=ctx.input("entities"),
-                           validation=ctx.input("validation"), testing=ctx.input("testing"), dataset=p.dataset,
+                           validation=ctx.input("validation"), testing=ctx.input("testing"),
+                           known=ctx.input("known"), dataset=p.dataset,
                            validation_fraction=p.validation_fraction, test_fraction=p.test_fraction,
                            seed=config.seed, inverse_triples=config.inverse_triples, shown=ctx.relpath)
 
