@@ -90,7 +90,7 @@ class EmbedParams(StageParams):
 
 class EmbedStage(StageType):
     name = "embed"
-    version = 2  # 2: TransE's default is at most 24 epochs (was 30)
+    version = 3  # 2: TransE's default is at most 24 epochs (was 30); 3: ComplEx's defaults (onevsall, N3 0.2)
     description = "learn entity and relation embeddings with PyKEEN; evaluate, export, save the model"
     Params = EmbedParams
     inputs = (
