@@ -172,7 +172,9 @@ def main() -> None:
                      *prf_row(result), bcubed(labels, gold)["f1"]])
         if best is None or result["f1"] > best[0]["f1"]:
             best = (result, labels, threshold)
-    body = (f"{len(ids)} strings, {len(set(gold))} gold clusters. {time.perf_counter() - started:.0f} s in all.\n\n"
+    body = (f"{len(ids)} strings, {len(set(gold))} gold clusters. {time.perf_counter() - started:.0f} s in all. "
+            "The probes featurise each normalised name from its first spelling (`resolve` picks the spelling "
+            "with the most acronyms), so their candidate counts differ slightly from the stage's.\n\n"
             "Blocking ceiling (accept exactly the gold pairs among the candidates):\n\n"
             + table(["blocking", "candidate pairs", "P", "R", "F1"], ceilings)
             + "\nScorers:\n\n"
