@@ -1,5 +1,5 @@
-"""Claim: on affiliation strings, kgpipe's default resolution is about as good as any combination of its own
-string signals gets; the remaining errors are not a matter of weights.
+"""Claim: on affiliation strings, a combination of kgpipe's own pair signals fitted to the gold labels does no
+better than the defaults; the remaining errors are not a matter of weights.
 
 Three measurements on affiliationstrings (gold clusters: transitive closure of the gold pairs):
   blocking ceiling - an oracle that accepts exactly the gold pairs among the candidate pairs blocking
@@ -7,9 +7,10 @@ Three measurements on affiliationstrings (gold clusters: transitive closure of t
                      for the default blocking and a wider one;
   learned ceiling  - a gradient-boosted classifier (scikit-learn's HistGradientBoostingClassifier) over the
                      stage's own pair signals (word overlap, n-grams, rapidfuzz ratios, acronyms, matched and
-                     unmatched word mass, parts), trained on gold labels with 5-fold cross-fitting by gold
-                     cluster (a pair is scored by a model that saw neither side's cluster), its probabilities
-                     clustered by the stage's own average-link guard; on the wider blocking;
+                     unmatched word mass, parts, institution phrases), trained on gold labels with 5-fold
+                     cross-fitting by gold cluster (a pair is scored by a model that saw neither side's
+                     cluster), its probabilities clustered by the stage's own average-link guard; on the
+                     wider blocking;
   defaults         - `resolve` with ResolutionConfig() (what benchmarks/er_affiliations.py reports);
 and the plain-library baseline of er_affiliations (rapidfuzz token_set_ratio over all pairs, best threshold).
 The learned model is an upper-bound probe that uses the gold labels, not a setting of the stage. The defaults
@@ -60,7 +61,7 @@ def pair_signals(nodes, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """One row of signals per name pair, each symmetric in the two names."""
     from rapidfuzz import fuzz, process
 
-    from kgpipe.kg.similarity import _unmatched_part_mass, soft_dot
+    from kgpipe.kg.similarity import _unmatched_part_mass, institutions_differ, soft_dot
 
     f = nodes.features
     token, char, ratio, acronym, _ = nodes.name_scores(a, b)
@@ -74,11 +75,12 @@ def pair_signals(nodes, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inner_b = f.token_mass[b] - hit_b - away_b
     words = np.array([len(k.split()) for k in f.keys])
     parts = np.diff(f.segment_start)
+    differ = institutions_differ(f, a, b) if f.head is not None else np.zeros(len(a), dtype=bool)
 
     def sym(x, y):
         return [np.minimum(x, y), np.maximum(x, y)]
 
-    return np.column_stack([token, char, ratio, acronym, *plain, *sym(hit_a, hit_b), *sym(inner_a, inner_b),
+    return np.column_stack([token, char, ratio, acronym, differ, *plain, *sym(hit_a, hit_b), *sym(inner_a, inner_b),
                             *sym(away_a, away_b), *sym(words[a], words[b]), *sym(parts[a], parts[b])])
 
 

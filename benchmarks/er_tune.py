@@ -1,6 +1,6 @@
 """How the resolution defaults were chosen: a small grid over the settings that matter most (the weights of
-the word, character and fuzz signals, the weight of name parts the other name leaves unsaid, and the
-threshold), scored on four
+the word, character and fuzz signals, the weight of name parts the other name leaves unsaid, the factor for
+names of different institutions, and the threshold), scored on four
 development sets at once, so that no single benchmark decides:
 
   affiliations - pairwise F1 on affiliationstrings (long, noisy organisation strings);
@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = [(0.6, 0.2, 0.2), (0.8, 0.1, 0.1)]
 CONTAINMENT = [0.75]  # 0.5 lost on every set in the previous round of this grid
 PART_WEIGHTS = [1.0, 0.5, 0.25]
+INSTITUTION = [1.0, 0.7, 0.5]
 THRESHOLDS = [0.5, 0.55, 0.6]
 
 
@@ -71,10 +72,11 @@ def main() -> None:
     default = ResolutionConfig()
     rows = []
     t0 = time.perf_counter()
-    for (token, char, fuzz), containment, part, threshold in itertools.product(WEIGHTS, CONTAINMENT,
-                                                                               PART_WEIGHTS, THRESHOLDS):
+    for (token, char, fuzz), containment, part, institution, threshold in itertools.product(
+            WEIGHTS, CONTAINMENT, PART_WEIGHTS, INSTITUTION, THRESHOLDS):
         config = ResolutionConfig(weights=SignalWeights(token=token, char=char, fuzz=fuzz),
-                                  token_containment=containment, unmatched_part_weight=part, threshold=threshold)
+                                  token_containment=containment, unmatched_part_weight=part,
+                                  institution_mismatch=institution, threshold=threshold)
         scores = [
             pairwise_prf(resolve(aff, config).labels, aff_gold)["f1"],
             er_dblp_acm.prf(er_dblp_acm.predicted_pairs(
@@ -83,19 +85,23 @@ def main() -> None:
             pairwise_prf(resolve(seeds, config).labels, seed_gold)["f1"],
         ]
         is_default = (config.weights == default.weights and containment == default.token_containment
-                      and part == default.unmatched_part_weight and threshold == default.threshold)
-        rows.append([f"{token}/{char}/{fuzz}", containment, part, threshold, *scores,
+                      and part == default.unmatched_part_weight and institution == default.institution_mismatch
+                      and threshold == default.threshold)
+        rows.append([f"{token}/{char}/{fuzz}", containment, part, institution, threshold, *scores,
                      round(sum(scores) / len(scores), 4), "default" if is_default else ""])
         print(rows[-1], flush=True)
-    best = max(rows, key=lambda r: (r[8], r[9] == "default"))  # a tie at four decimals goes to the default
-    tied = [r for r in rows if r[8] == best[8] and r is not best]
+    best = max(rows, key=lambda r: (r[9], r[10] == "default"))  # a tie at four decimals goes to the default
+    tied = [r for r in rows if r[9] == best[9] and r is not best]
     body = (f"Grid of {len(rows)} settings, {time.perf_counter() - t0:.0f} s. Columns: word/char/fuzz weights, "
-            "containment, weight of unsaid name parts, threshold, then affiliations pairwise F1, DBLP-ACM "
-            "title-only F1, WebNLG train B-cubed F1, sample seed-alias pairwise F1, and their mean. Best mean: "
-            f"{best[0]}, containment {best[1]}, unsaid parts {best[2]}, threshold {best[3]} ({best[8]})"
-            + "".join(f"; tied: {r[0]}, containment {r[1]}, unsaid parts {r[2]}, threshold {r[3]}" for r in tied)
+            "containment, weight of unsaid name parts, factor for different institutions (1: off), threshold, "
+            "then affiliations pairwise F1, DBLP-ACM title-only F1, WebNLG train B-cubed F1, sample seed-alias "
+            f"pairwise F1, and their mean. Best mean: {best[0]}, containment {best[1]}, unsaid parts {best[2]}, "
+            f"institutions {best[3]}, threshold {best[4]} ({best[9]})"
+            + "".join(f"; tied: {r[0]}, containment {r[1]}, unsaid parts {r[2]}, institutions {r[3]}, "
+                      f"threshold {r[4]}" for r in tied)
             + ".\n\n"
-            + table(["weights", "containment", "unsaid parts", "threshold", "affiliations", "dblp titles",
+            + table(["weights", "containment", "unsaid parts", "institutions", "threshold", "affiliations",
+                     "dblp titles",
                      "webnlg train",
                      "seed aliases", "mean", ""], rows))
     write_section("er_tune", "How the resolution defaults were chosen", body,

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from kgpipe.kg.institution import DEFAULT_HEADS, DEFAULT_UNIT_WORDS
 from kgpipe.kg.normalize import (
     DEFAULT_ABBREVIATIONS,
     DEFAULT_CORPORATE_SUFFIXES,
@@ -114,6 +115,16 @@ class ResolutionConfig(_Frozen):
         "massachusetts, institute, technology when 'Massachusetts Institute of Technology' is present)"))
     number_mismatch: float = Field(0.5, ge=0, le=1, description=(
         "name score factor when both names contain numbers and share none ('Apollo 11', 'Apollo 8')"))
+    institution_mismatch: float = Field(0.5, ge=0, le=1, description=(
+        "name score factor when two names' institution phrases (kgpipe.kg.institution) share a head word but "
+        "differ in its modifiers: a modifier one name never says ('City University of Hong Kong' against "
+        "'University of Hong Kong'), or 'at' qualifiers neither name says of the other (Texas at Arlington, "
+        "at Dallas); 1: off"))
+    institution_heads: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HEADS), description=(
+        "normalised head word -> its class ('universitat' -> 'university'): phrases are compared when their "
+        "heads share a class"))
+    unit_words: list[str] = Field(default_factory=lambda: list(DEFAULT_UNIT_WORDS), description=(
+        "words naming a sub-unit: modifiers before a head in a part that has one belong to the unit"))
     type_mismatch: float = Field(0.0, ge=0, le=1, description="score factor for incompatible types (0: never)")
     attributes: dict[str, AttributeRule] = Field(default_factory=dict)
     guard: Literal["average", "none"] = Field("average", description=(

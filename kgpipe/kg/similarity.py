@@ -1,6 +1,7 @@
 """Pairwise similarity of resolution nodes from several signals, computed for whole arrays of pairs at once:
-IDF-weighted token overlap, character n-gram overlap, a rapidfuzz ratio, acronym agreement, entity-type
-compatibility, context overlap and attribute agreement, combined into one score with configurable weights.
+IDF-weighted token overlap, character n-gram overlap, a rapidfuzz ratio, acronym agreement, agreement of
+institution phrases (kgpipe.kg.institution), entity-type compatibility, context overlap and attribute
+agreement, combined into one score with configurable weights.
 
 Each node is a name (with its type, pooled context and attributes). Names are featurised once into sparse
 matrices; a batch of pairs is scored with row-wise sparse products and rapidfuzz's `cpdist`, so millions of
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from kgpipe.kg.codes import find_sorted
+from kgpipe.kg.institution import institution_core
 from kgpipe.kg.normalize import (
     NormalizeOptions,
     acronym_definitions,
@@ -59,6 +61,9 @@ class NameFeatures:
     typo_codes: np.ndarray | None = None     # sorted codes u * vocabulary + t of words one typo apart
     typo_credit: np.ndarray | None = None    # the credit of each (at most 1)
     has_typo: np.ndarray | None = None       # per word: whether any word is one typo from it
+    head: np.ndarray | None = None           # class id of the name's institution head word, -1 if none
+    institution: dict[str, Any] | None = None  # 'pre', 'post', 'qualifier': CSR (names x token vocabulary) of
+    #                                            the institution phrase's words of that kind, ones
 
 
 def _csr(rows: list[int], cols: list[int], vals: list[float] | None, shape: tuple[int, int]):
@@ -97,6 +102,11 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
 
     part_of: list[int] = []   # part (comma-separated segment) of each (name, token) entry, within its name
     part_count = np.ones(n, dtype=np.int64)
+    institutions = config.institution_mismatch < 1
+    head_words = frozenset(config.institution_heads)  # parsed only where the key has a head word
+    head = np.full(n, -1, dtype=np.int64)
+    head_ids: dict[str, int] = {}
+    phrase_cells: dict[str, tuple[list[int], list[int]]] = {kind: ([], []) for kind in _PHRASE_KINDS}
     for i, (raw, key) in enumerate(zip(raw_names, keys, strict=True)):
         tokens = name_tokens(key, options)
         name_words = words_of(raw, key)
@@ -107,6 +117,14 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
             rows.append(i)
             cols.append(vocab.setdefault(token, len(vocab)))
             part_of.append(parts[k] if parts is not None else 0)
+        found = (institution_core(raw, options, config.institution_heads, config.unit_words)
+                 if institutions and not head_words.isdisjoint(tokens) else None)
+        if found is not None:
+            head[i] = head_ids.setdefault(found.head, len(head_ids))
+            for kind, (cell_rows, cell_cols) in phrase_cells.items():
+                words = getattr(found, kind)
+                cell_rows.extend([i] * len(words))
+                cell_cols.extend(vocab.setdefault(word, len(vocab)) for word in words)
         if config.acronyms:
             if is_acronym_like(raw):
                 as_acronym[i] = acronym_ids.setdefault(key.replace(" ", ""), len(acronym_ids))
@@ -160,12 +178,16 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
                 n_cols.append(number_ids.setdefault(word.lstrip("0") or "0", len(number_ids)))
     numbers = _csr(n_rows, n_cols, None, (n, max(len(number_ids), 1)))
     numbers.data[:] = 1.0
+    phrases = {kind: _csr(*cells, None, (n, size)) for kind, cells in phrase_cells.items()}
+    for matrix in phrases.values():
+        matrix.data[:] = 1.0
     return NameFeatures(keys, weighted, np.asarray(weighted.sum(axis=1)).ravel(), bits, soft, grams,
                         np.asarray(grams.sum(axis=1)).ravel(), as_acronym, initials, numbers,
                         segments, segment_start, np.asarray(segments.sum(axis=1)).ravel(), typo_codes, typo_credit,
-                        has_typo)
+                        has_typo, head if institutions else None, phrases if institutions else None)
 
 
+_PHRASE_KINDS = ("pre", "post", "qualifier")
 _SEGMENTED = re.compile(r"[,;/()\[\]]|\s[-–—]+\s|--+")
 
 
@@ -289,6 +311,38 @@ def _unmatched_part_mass(f: NameFeatures, names: np.ndarray, others: np.ndarray)
     part = first + offset
     hits = soft_dot(f.segments, part, f, others[pair_of])
     out += np.bincount(pair_of, weights=np.where(hits > 0, 0.0, f.segment_mass[part]), minlength=len(names))
+    return out
+
+
+def institutions_differ(f: NameFeatures, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Per pair: whether the names' institution phrases (kgpipe.kg.institution) share a head class and
+    disagree: a word before the head or of the 'of' phrase of one is not said anywhere in the other name
+    (no word or typo of it there; the name without an 'of' phrase may leave the other's unsaid when both
+    have the same words before the head), or both have qualifiers and neither name says a word of the
+    other's."""
+    out = np.zeros(len(left), dtype=bool)
+    both = np.flatnonzero((f.head[left] >= 0) & (f.head[left] == f.head[right]))
+    if not len(both):
+        return out
+    a, b = left[both], right[both]
+    pre, post, qualifier = (f.institution[kind] for kind in _PHRASE_KINDS)
+
+    def size(matrix, names: np.ndarray) -> np.ndarray:
+        return np.diff(matrix.indptr)[names]
+
+    def unsaid(matrix, names: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """Some word of names' phrase part has no credit (a word or typo of it) in the other name."""
+        return size(matrix, names) - soft_dot(matrix, names, f, others) > 0.5
+
+    differ = unsaid(pre, a, b) | unsaid(pre, b, a)
+    same_pre = (size(pre, a) > 0) & (size(pre, b) > 0) & ~differ
+    differ |= unsaid(post, a, b) & ~(same_pre & (size(post, b) == 0))
+    differ |= unsaid(post, b, a) & ~(same_pre & (size(post, a) == 0))
+    qualified = np.flatnonzero((size(qualifier, a) > 0) & (size(qualifier, b) > 0))
+    if len(qualified):
+        qa, qb = a[qualified], b[qualified]
+        differ[qualified] |= (soft_dot(qualifier, qa, f, qb) == 0) & (soft_dot(qualifier, qb, f, qa) == 0)
+    out[both] = differ
     return out
 
 
@@ -434,6 +488,8 @@ class NodeTable:
                 shared = np.zeros(len(left_names))
                 shared[both] = rowwise_dot(f.numbers, f.numbers, left_names[both], right_names[both])
                 name = np.where(both & (shared == 0), name * cfg.number_mismatch, name)
+        if f.head is not None and cfg.institution_mismatch < 1:
+            name = np.where(institutions_differ(f, left_names, right_names), name * cfg.institution_mismatch, name)
         return token, char, ratio, acronym, name
 
     def score(self, left: np.ndarray, right: np.ndarray) -> PairScores:

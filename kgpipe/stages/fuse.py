@@ -19,7 +19,7 @@ class FuseParams(FusionConfig, StageParams):
 
 class FuseStage(StageType):
     name = "fuse"
-    version = 3  # 3: unsaid name parts weigh less, LSH candidates capped per name
+    version = 4  # 3: unsaid name parts weigh less, LSH candidates capped per name; 4: institution phrases
     description = "resolve mentions into canonical entities, link them to the seed KG, merge the graphs"
     Params = FuseParams
     inputs = (
