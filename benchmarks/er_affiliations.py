@@ -10,8 +10,8 @@ clusters are the transitive closure of the gold pairs. Reports pairwise precisio
 and, for sensitivity, resolve's F1 across thresholds, then the largest sources of missed and of false pairs
 (gold clusters split, predicted clusters mixing gold clusters) with example strings. Both methods are also
 scored on the records outside the gold audit (benchmarks/data/affiliations_gold_audit.tsv: records whose gold
-cluster names another institution than their string), with the same clusters, restricted to those records. The defaults were chosen by the mean over four
-development sets (benchmarks/er_tune.py), of which this is one.
+cluster names another institution than their string), with the same clusters, restricted to those records.
+The defaults were chosen by the mean over four development sets (benchmarks/er_tune.py), of which this is one.
 
 Usage: python benchmarks/er_affiliations.py [PATH] [--no-write]
 """

@@ -80,8 +80,9 @@ def pair_signals(nodes, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     def sym(x, y):
         return [np.minimum(x, y), np.maximum(x, y)]
 
-    return np.column_stack([token, char, ratio, acronym, differ, *plain, *sym(hit_a, hit_b), *sym(inner_a, inner_b),
-                            *sym(away_a, away_b), *sym(words[a], words[b]), *sym(parts[a], parts[b])])
+    return np.column_stack([token, char, ratio, acronym, differ, *plain, *sym(hit_a, hit_b),
+                            *sym(inner_a, inner_b), *sym(away_a, away_b), *sym(words[a], words[b]),
+                            *sym(parts[a], parts[b])])
 
 
 def blocking_ceiling(nodes, config, name_of, gold):

@@ -6,11 +6,12 @@ and a place. Word overlap alone cannot tell 'City University of Hong Kong' from 
 Columbia'. An institution phrase is a head word (University, Universitat, ...) with its modifiers: the words
 before the head in its part ('City', 'Arizona State'), the words of its 'of' phrase ('Hong Kong', 'British
 Columbia'), and a qualifier after 'at' or 'in' ('University of Texas at Arlington'); words right after the
-head without 'of' are left out ('Stanford University InfoLab'). The scorer (kgpipe.kg.similarity.institutions_differ) reads two names whose phrases
-share a head as different institutions when a modifier of one is a word the other name never says, or when
-both have qualifiers and neither name says a word of the other's. One omission is allowed: of two names with
-the same words before the head, the one without an 'of' phrase may leave the other's unsaid ('Humboldt
-University', 'Humboldt University of Berlin').
+head without 'of' are left out ('Stanford University InfoLab'). The scorer
+(kgpipe.kg.similarity.institutions_differ) reads two names whose phrases share a head as different
+institutions when a modifier of one is a word the other name never says, or when both have qualifiers and
+neither name says a word of the other's. One omission is allowed: of two names with the same words before the
+head, the one without an 'of' phrase may leave the other's unsaid ('Humboldt University', 'Humboldt
+University of Berlin').
 
 >>> institution_core("Computer Science Dept., City Univ. of Hong Kong, Kowloon")
 InstitutionPhrase(head='university', pre=('city',), post=('hong', 'kong'), qualifier=())
@@ -40,7 +41,7 @@ DEFAULT_HEADS: dict[str, str] = {
 DEFAULT_UNIT_WORDS: tuple[str, ...] = (
     "department", "school", "faculty", "division", "laboratory", "group", "institute", "center", "college",
     "program", "chair", "lehrstuhl", "fachbereich", "dipartimento", "departamento", "departement", "unit",
-    "section", "graduate", "centre",
+    "section", "graduate",
 )
 _OF = ("of", "de", "di", "del", "della", "degli", "do", "da", "dos", "das", "des", "du", "der", "zu", "van", "von")
 _AT = ("at", "in")
