@@ -178,13 +178,13 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
                 n_cols.append(number_ids.setdefault(word.lstrip("0") or "0", len(number_ids)))
     numbers = _csr(n_rows, n_cols, None, (n, max(len(number_ids), 1)))
     numbers.data[:] = 1.0
-    phrases = {kind: _csr(*cells, None, (n, size)) for kind, cells in phrase_cells.items()}
-    for matrix in phrases.values():
+    phrases = {kind: _csr(*cells, None, (n, size)) for kind, cells in phrase_cells.items()} if institutions else None
+    for matrix in (phrases or {}).values():
         matrix.data[:] = 1.0
     return NameFeatures(keys, weighted, np.asarray(weighted.sum(axis=1)).ravel(), bits, soft, grams,
                         np.asarray(grams.sum(axis=1)).ravel(), as_acronym, initials, numbers,
                         segments, segment_start, np.asarray(segments.sum(axis=1)).ravel(), typo_codes, typo_credit,
-                        has_typo, head if institutions else None, phrases if institutions else None)
+                        has_typo, head if institutions else None, phrases)
 
 
 _PHRASE_KINDS = ("pre", "post", "qualifier")
