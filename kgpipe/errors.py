@@ -81,6 +81,27 @@ class ArtifactError(KgpipeError):
 
 
 class DependencyMissingError(KgpipeError):
-    """An optional package or model (spaCy model, transformer) is not installed."""
+    """The environment lacks something: an optional package, a model, a device or a cluster resource."""
 
     exit_code = 7
+
+
+class WorkspaceError(KgpipeError):
+    """The workspace is damaged (a lock file of the wrong shape) or a path kgpipe would write is in the way
+    of something it did not write; the message names the file and what to do."""
+
+    exit_code = 8
+
+
+# Documented exit codes (README, "The command line"); 130 is an interrupt, 70 a bug in kgpipe itself.
+EXIT_CODES = {
+    2: "pipeline file: invalid YAML, unknown stage type or param, cycle, a path outside the project",
+    3: "input data: a corpus, seed, task or pattern file is malformed (file and line or row named)",
+    4: "a stage failed while running (earlier artifacts and the lock are untouched)",
+    5: "the workspace is locked by another run",
+    6: "an artifact is missing or has the wrong schema",
+    7: "environment: a package, model, device or resource is missing",
+    8: "workspace: a damaged lock file, or an out in the way of a file kgpipe did not write",
+    70: "an internal error (a bug in kgpipe: run with -v and report the traceback)",
+    130: "interrupted",
+}

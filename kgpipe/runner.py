@@ -27,7 +27,7 @@ from kgpipe.dag import StageStatus, build_graph, plan, select_stages, stage_stat
 from kgpipe.errors import KgpipeError, LockedError, StageError
 from kgpipe.hashing import HashCache
 from kgpipe.lockfile import LockEntry, LockFile
-from kgpipe.stage import StageContext
+from kgpipe.stage import StageContext, ValidationContext
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,19 @@ def _input_values(stage: Stage) -> dict[str, Path | list[Path] | None]:
     return values
 
 
+def validate_stages(pipeline: Pipeline, names: list[str]) -> None:
+    """Every stage type's validate() hook, for each named stage, before any stage runs."""
+    for name in names:
+        stage = pipeline.stages[name]
+        ctx = ValidationContext(stage=name, params=stage.params, inputs=_input_values(stage), root=pipeline.root,
+                                pipeline_file=pipeline.path, line_of=pipeline.line_of)
+        try:
+            stage.type().validate(ctx)
+        except KgpipeError as exc:
+            exc.stage = name
+            raise
+
+
 def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: Workspace,
              hasher: HashCache, emit: EventCallback) -> LockEntry:
     missing = [p for p in stage.dep_paths() if not p.exists()]
@@ -179,6 +192,7 @@ def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str 
     pipe = as_pipeline(pipeline)
     graph = build_graph(pipe)
     selected = select_stages(pipe, graph, until=until, only=only)
+    validate_stages(pipe, selected)
     emit = on_event or (lambda event: None)
     workspace = Workspace(pipe)
     result = RunResult(pipeline=pipe.path, root=pipe.root,

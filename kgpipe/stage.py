@@ -15,6 +15,8 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from kgpipe.errors import PipelineError
+
 T = TypeVar("T")
 ProgressCallback = Callable[[str, str, int, int | None], None]
 
@@ -59,6 +61,12 @@ class StageType:
         """Read ctx.inputs, write every ctx.outputs path; return a small summary (counts) or None."""
         raise NotImplementedError
 
+    def validate(self, ctx: ValidationContext) -> None:
+        """Check, before any stage of the run starts, what can fail without running: names that a library
+        must resolve (models, losses), devices, installed packages and models. Raise `ctx.error(...)` (a
+        PipelineError at the param's line) or a DependencyMissingError; never read the inputs' contents
+        (they may not exist yet). Cheap checks only: this runs on every `kgpipe run`, `--dry-run` included."""
+
     @classmethod
     def input_spec(cls, name: str) -> InputSpec | None:
         return next((spec for spec in cls.inputs if spec.name == name), None)
@@ -66,6 +74,26 @@ class StageType:
     @classmethod
     def output_spec(cls, name: str) -> OutputSpec | None:
         return next((spec for spec in cls.outputs if spec.name == name), None)
+
+
+@dataclass(frozen=True)
+class ValidationContext:
+    """What validate() may look at: the stage's name, validated params, resolved dep paths (which may not
+    exist yet), the pipeline root, and the pipeline file's lines for error messages."""
+
+    stage: str
+    params: Any
+    inputs: dict[str, Path | list[Path] | None]
+    root: Path
+    pipeline_file: Path
+    line_of: Callable[..., int | None] = field(default=lambda *loc: None)
+
+    def error(self, message: str, *, param: str | None = None, hint: str | None = None) -> PipelineError:
+        """A PipelineError at the line of `param` (dotted, e.g. 'model' or 'early_stopping.metric')."""
+        loc: tuple[str, ...] = ("stages", self.stage, "params", *param.split(".")) if param else ("stages", self.stage)
+        where = f"params.{param}: " if param else ""
+        return PipelineError(f"stage '{self.stage}': {where}{message}", file=self.pipeline_file,
+                             line=self.line_of(*loc), hint=hint)
 
 
 @dataclass

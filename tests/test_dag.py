@@ -50,6 +50,23 @@ def snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in files if p.is_file()}
 
 
+def test_validate_runs_for_every_selected_stage_before_any_stage_runs(chain_pipeline: Path) -> None:
+    make_pipeline(chain_pipeline.parent, chain(c={"type": "toy_checked", "deps": {"source": "artifacts/b/result.txt"},
+                                                  "params": {"prefix": "bad"}}))
+    for dry_run in (True, False):
+        CALLS.clear()
+        with pytest.raises(PipelineError) as err:
+            run(chain_pipeline, dry_run=dry_run)
+        assert "stage 'c': params.prefix: prefix 'bad' is not allowed" in str(err.value)
+        lines = chain_pipeline.read_text().splitlines()
+        assert lines[err.value.line - 1].strip() == "prefix: bad" and err.value.stage == "c"
+        assert CALLS == ["validate c"]  # nothing ran, not even a, which comes first
+        assert not (chain_pipeline.parent / "artifacts").exists()
+    CALLS.clear()
+    assert run(chain_pipeline, only="a").ran == ["a"]  # c is not selected: not validated
+    assert CALLS == ["a"]
+
+
 def test_first_run_runs_everything_in_order_and_second_run_nothing(chain_pipeline: Path) -> None:
     first = run(chain_pipeline)
     assert first.ran == ["a", "b", "c", "d"]

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from kgpipe.registry import register_stage
-from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType
+from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType, ValidationContext
 
 CALLS: list[str] = []
 
@@ -58,6 +58,18 @@ class ToyConcat(StageType):
         files = [f for p in ctx.input("parts") for f in (sorted(p.rglob("*.txt")) if p.is_dir() else [p])]
         (folder / "all.txt").write_text("".join(f.read_text() for f in files))
         (folder / "count.txt").write_text(str(len(files)))
+
+
+@register_stage
+class ToyChecked(ToyUpper):
+    """toy_upper whose validate() refuses the prefix 'bad', as a real stage refuses an unknown model name."""
+
+    name = "toy_checked"
+
+    def validate(self, ctx: ValidationContext) -> None:
+        CALLS.append(f"validate {ctx.stage}")
+        if ctx.params.prefix == "bad":
+            raise ctx.error("prefix 'bad' is not allowed", param="prefix", hint="use another prefix")
 
 
 def write(path: Path, text: str) -> Path:
