@@ -14,6 +14,30 @@ from pathlib import Path
 
 # Every temporary path kgpipe creates carries this marker, so hashing and cleanup can recognise it.
 TMP_MARKER = ".kgpipe-tmp"
+# kgpipe's own files inside output folders: left out of content hashes.
+OUT_MARKER = ".kgpipe-out.json"   # in every folder out: which stage wrote it (so it may be replaced)
+RUN_LOCK = ".kgpipe-run.lock"     # in the artifacts folder: one run at a time per artifacts folder
+OWN_FILES = frozenset({OUT_MARKER, RUN_LOCK})
+
+# mkdtemp creates folders with mode 0700; a committed folder gets the mode a plain mkdir would give it.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def is_own_file(name: str) -> bool:
+    """A temporary file or one of kgpipe's bookkeeping files (never part of an artifact's content)."""
+    return TMP_MARKER in name or name in OWN_FILES
+
+
+def leftovers_of(target: Path) -> list[Path]:
+    """Temporary copies of target that an interrupted write or commit left beside it."""
+    if not target.parent.is_dir():
+        return []
+    return sorted(target.parent.glob(f".{glob_escape(target.name)}{TMP_MARKER}-*"))
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def temp_path_for(target: Path, *, directory: bool = False) -> Path:
@@ -39,6 +63,7 @@ def remove_path(path: Path) -> None:
 def commit_path(tmp: Path, target: Path) -> None:
     """Move a finished temporary file or folder onto target, replacing what was there."""
     if tmp.is_dir():
+        os.chmod(tmp, 0o777 & ~_UMASK)
         # os.replace cannot replace a non-empty folder: move the old one aside first, then swap.
         old = None
         if target.exists():

@@ -62,13 +62,23 @@ def _fail(exc: KgpipeError) -> None:
     if exc.__cause__ is not None and _state["verbose"]:
         err_console.print("".join(traceback.format_exception(exc.__cause__)), highlight=False, markup=False)
     where = f"stage '{exc.stage}' failed: " if exc.stage and f"stage '{exc.stage}'" not in exc.message else ""
-    err_console.print(f"[bold red]error:[/] {where}{exc.message}", highlight=False, soft_wrap=True)
+    # messages quote file names and data: neither rich markup nor terminal control sequences in them act
+    err_console.print(f"[bold red]error:[/] {_plain(where + exc.message)}", highlight=False, soft_wrap=True)
     if exc.hint:
-        err_console.print(f"  [yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        err_console.print(f"  [yellow]hint:[/] {_plain(exc.hint)}", highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 
+def _plain(text: str) -> str:
+    """Text from data made safe for the terminal: control characters shown escaped, rich markup escaped."""
+    from rich.markup import escape
+
+    return escape("".join(c if c in "\n" or c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                          for c in text))
+
+
 _state = {"verbose": False}
+INTERNAL_ERROR = 70  # kgpipe.errors.EXIT_CODES
 
 
 @app.callback()
@@ -430,8 +440,16 @@ def main() -> None:
     try:
         app()
     except KgpipeError as exc:  # errors raised outside a command body
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=False)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug in kgpipe: say so, with the traceback only under -v
+        if _state["verbose"]:
+            traceback.print_exc()
+        err_console.print(f"error: internal error ({type(exc).__name__}: {exc}); this is a bug in kgpipe",
+                          highlight=False, markup=False)
+        err_console.print("  hint: run again with -v for the traceback, and report it", highlight=False,
+                          markup=False)
+        sys.exit(INTERNAL_ERROR)
 
 
 if __name__ == "__main__":

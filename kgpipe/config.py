@@ -5,6 +5,7 @@ Every error names the pipeline file and the line of the offending key.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,7 @@ class PipelineConfig(BaseModel):
     root: str = "."
     artifacts: str = "artifacts"
     workspace: str | None = None  # lock file, run lock, scratch; default .kgpipe/<pipeline file stem>
+    allow_outside: list[str] = Field(default_factory=list)  # folders outside root that outs may be written to
     stages: dict[str, StageConfig]
 
 
@@ -72,6 +74,7 @@ class Pipeline:
     stages: dict[str, Stage]
     lines: dict[Loc, int]
     workspace: Path
+    allow_outside: tuple[Path, ...] = ()
 
     def line_of(self, *loc: Any) -> int | None:
         """Line in the pipeline file of a key path such as ('stages', 'ingest', 'deps', 'corpus')."""
@@ -91,8 +94,49 @@ class Pipeline:
 # --- YAML with line numbers -------------------------------------------------------------------------
 
 
-def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: yaml.SafeLoader) -> Any:
-    """Build plain Python from a composed YAML node, recording the line of every key path."""
+@dataclass(frozen=True)
+class YamlLimits:
+    """What a YAML file read by kgpipe may hold (README, "Pipeline files"): a few KB of hand-written YAML is far
+    below them, a file built to exhaust memory or the stack (an alias bomb, deep nesting) is refused."""
+
+    max_bytes: int = 1 << 20          # 1 MiB
+    max_depth: int = 64               # nested mappings and lists
+    max_aliases: int = 100            # *alias references
+    max_values: int = 200_000         # values after expanding aliases
+
+
+PIPELINE_LIMITS = YamlLimits()
+# Pattern files are machine-written too (`kgpipe patterns learn`: ~1 KB a pattern, thousands of them).
+PATTERN_FILE_LIMITS = YamlLimits(max_bytes=64 << 20, max_aliases=1000, max_values=5_000_000)
+
+
+def _check_events(text: str, limits: YamlLimits, loader: type) -> None:
+    """Walk the YAML event stream (flat, no recursion) and stop at the first limit exceeded."""
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > limits.max_depth:
+                raise PipelineError(f"nested deeper than {limits.max_depth} levels",
+                                    line=event.start_mark.line + 1, hint="flatten the structure")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > limits.max_aliases:
+                raise PipelineError(f"more than {limits.max_aliases} YAML aliases (*name)",
+                                    line=event.start_mark.line + 1, hint="write the values out instead of aliasing")
+
+
+def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: yaml.SafeLoader,
+               budget: list[int] | None = None) -> Any:
+    """Build plain Python from a composed YAML node, recording the line of every key path. `budget` counts down
+    the values still allowed: aliases share nodes, so a small file can expand to billions of values."""
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise PipelineError("too many values once aliases are expanded", line=node.start_mark.line + 1,
+                                hint="write the values out instead of aliasing nested aliases")
     lines[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
@@ -100,38 +144,46 @@ def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: yaml.Sa
             key = loader.construct_object(key_node, deep=True)
             if key in result:
                 raise PipelineError(f"duplicate key '{key}'", line=key_node.start_mark.line + 1)
-            result[key] = _to_python(value_node, (*loc, key), lines, loader)
+            result[key] = _to_python(value_node, (*loc, key), lines, loader, budget)
             lines[(*loc, key)] = key_node.start_mark.line + 1  # point at the key, not its value
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, (*loc, i), lines, loader) for i, item in enumerate(node.value)]
+        return [_to_python(item, (*loc, i), lines, loader, budget) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 
 def read_yaml_with_lines(path: Path, *, what: str, error: type[PipelineError] | type[InputError] = PipelineError,
-                         display: str | None = None, not_found_hint: str | None = None
-                         ) -> tuple[Any, dict[Loc, int]]:
-    """A YAML file as plain Python (None when empty) and the line of every key path; a missing, unreadable
-    or invalid file raises `error` naming the file (as `display`, when given) and the line."""
+                         display: str | None = None, not_found_hint: str | None = None,
+                         limits: YamlLimits = PIPELINE_LIMITS) -> tuple[Any, dict[Loc, int]]:
+    """A YAML file as plain Python (None when empty) and the line of every key path; a missing, unreadable,
+    invalid or over-limit file raises `error` naming the file (as `display`, when given) and the line."""
     name = display or path
     try:
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            raise error(f"{what} is {size:,} bytes, more than the limit of {limits.max_bytes:,}", file=name,
+                        hint=f"is this the right file? a {what} is plain, hand-sized YAML")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{what} not found", file=name, hint=not_found_hint) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"cannot read {what}: {exc}", file=name) from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
     try:
-        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when present
+        _check_events(text, limits, loader)
+        node = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise error(f"invalid YAML: {exc.problem}", file=name, line=line) from None
+    except PipelineError as exc:
+        raise error(exc.message, file=name, line=exc.line, hint=exc.hint) from None
     lines: dict[Loc, int] = {}
     if node is None:
         return None, lines
     try:
-        data = _to_python(node, (), lines, yaml.SafeLoader(""))
+        data = _to_python(node, (), lines, yaml.SafeLoader(""), [limits.max_values])
     except PipelineError as exc:
-        raise error(exc.message, file=name, line=exc.line) from None
+        raise error(exc.message, file=name, line=exc.line, hint=exc.hint) from None
     return data, lines
 
 
@@ -161,6 +213,48 @@ def _raise_validation(exc: ValidationError, prefix: Loc, lines: dict[Loc, int], 
     more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
     where = f"{dotted}: " if dotted else ""
     raise PipelineError(f"{what}: {where}{message}{more}", file=file, line=_line_for(loc, lines), hint=hint)
+
+
+# --- confinement ---------------------------------------------------------------------------------------
+
+# A stage's name becomes a folder name under artifacts/: nothing that could climb out of it or hide.
+STAGE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+
+
+def _too_wide(folder: Path) -> bool:
+    """The file system's root, the home folder or a folder above it: confining writes there confines nothing."""
+    home = Path.home().resolve()
+    return folder == Path(folder.anchor) or folder == home or folder in home.parents
+
+
+def _check_root(root: Path, file: Path, line: int | None) -> None:
+    if _too_wide(root):
+        raise PipelineError(f"root {root} is too wide: kgpipe writes only inside the project folder (root)",
+                            file=file, line=line,
+                            hint="set root to the project's own folder, e.g. `root: ..` for a file in pipelines/")
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """Outs, artifacts and the workspace must lie inside root or inside a folder listed in allow_outside."""
+
+    root: Path
+    allowed: tuple[Path, ...]
+    file: Path
+    lines: dict[Loc, int]
+
+    def path(self, path: Path, loc: Loc, what: str) -> Path:
+        path = path.resolve()  # symlinks too: a link inside the project may point out of it
+        if any(path == base or base in path.parents for base in (self.root, *self.allowed)):
+            if path == self.root:
+                raise PipelineError(f"{what} is the project folder itself", file=self.file,
+                                    line=_line_for(loc, self.lines), hint="point it at a folder inside it")
+            return path
+        raise PipelineError(
+            f"{what} {path} lies outside the project folder {self.root}", file=self.file,
+            line=_line_for(loc, self.lines),
+            hint="kgpipe writes only inside root; to write to a shared path, list its folder under "
+            "`allow_outside:` in the pipeline file")
 
 
 # --- resolution ---------------------------------------------------------------------------------------
@@ -225,10 +319,22 @@ def load_pipeline(path: str | Path) -> Pipeline:
         _raise_validation(exc, (), lines, file, "pipeline")
         raise AssertionError("unreachable") from None
     root = (file.resolve().parent / cfg.root).resolve()
-    artifacts = (root / cfg.artifacts).resolve()
+    _check_root(root, file, _line_for(("root",), lines))
+    allowed = tuple((root / p).resolve() for p in cfg.allow_outside)
+    for index, folder in enumerate(allowed):
+        if _too_wide(folder):
+            raise PipelineError(f"allow_outside: {folder} is too wide (the file system's root or the home folder)",
+                                file=file, line=_line_for(("allow_outside", index), lines),
+                                hint="list the one shared folder the outputs go to")
+    confine = Confinement(root, allowed, file, lines)
+    artifacts = confine.path((root / cfg.artifacts).resolve(), ("artifacts",), "artifacts")
     stages: dict[str, Stage] = {}
     for name, stage_cfg in cfg.stages.items():
         line = _line_for(("stages", name), lines)
+        if not STAGE_NAME.fullmatch(str(name)):
+            raise PipelineError(f"stage name {name!r} is not a plain identifier", file=file, line=line,
+                                hint="use letters, digits, '_' and '-' (starting with a letter or '_'), "
+                                "at most 64 characters: it names the folder of the stage's outputs")
         try:
             stage_type = get_stage_type(stage_cfg.type)
         except PipelineError as exc:
@@ -242,12 +348,15 @@ def load_pipeline(path: str | Path) -> Pipeline:
             type=stage_type,
             params=_resolve_params(name, stage_type, stage_cfg.params, lines, file),
             deps=_resolve_deps(name, stage_type, stage_cfg, root, lines, file),
-            outs=_resolve_outs(name, stage_type, stage_cfg, root, artifacts, lines, file),
+            outs={out: confine.path(path, ("stages", name, "outs", out), f"stage '{name}': out '{out}'")
+                  for out, path in _resolve_outs(name, stage_type, stage_cfg, root, artifacts, lines,
+                                                 file).items()},
             line=line,
         )
-    workspace = (root / cfg.workspace).resolve() if cfg.workspace else root / ".kgpipe" / file.stem
+    workspace = confine.path((root / cfg.workspace).resolve() if cfg.workspace else root / ".kgpipe" / file.stem,
+                             ("workspace",), "workspace")
     return Pipeline(path=file.resolve(), root=root, artifacts=artifacts, stages=stages, lines=lines,
-                    workspace=workspace)
+                    workspace=workspace, allow_outside=allowed)
 
 
 def as_pipeline(pipeline: str | Path | Pipeline) -> Pipeline:

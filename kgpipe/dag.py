@@ -12,13 +12,29 @@ from pathlib import Path
 import networkx as nx
 
 from kgpipe.config import Pipeline, Stage
-from kgpipe.errors import PipelineError
+from kgpipe.errors import InputError, PipelineError
 from kgpipe.hashing import HashCache, hash_params
 from kgpipe.lockfile import LockEntry
 
 
 def _overlaps(a: Path, b: Path) -> bool:
     return a == b or a in b.parents or b in a.parents
+
+
+def _check_out_place(pipeline: Pipeline, stage: Stage, out_name: str, out: Path) -> None:
+    """An out may not be or contain the pipeline file, the project folder or the workspace, nor lie in the
+    workspace (kgpipe's own files)."""
+    def refuse(what: str) -> PipelineError:
+        return PipelineError(f"stage '{stage.name}': out '{out_name}' ({pipeline.rel(out)}) {what}",
+                             file=pipeline.path,
+                             line=pipeline.line_of("stages", stage.name, "outs", out_name) or stage.line,
+                             hint="point the out at a path of its own, e.g. under artifacts/")
+    if _overlaps(out, pipeline.path):
+        raise refuse("would overwrite the pipeline file")
+    if out == pipeline.root or out in pipeline.root.parents:
+        raise refuse("would replace the project folder")
+    if _overlaps(out, pipeline.workspace):
+        raise refuse(f"overlaps the workspace {pipeline.rel(pipeline.workspace)} (lock file, scratch)")
 
 
 def build_graph(pipeline: Pipeline) -> nx.DiGraph:
@@ -30,6 +46,7 @@ def build_graph(pipeline: Pipeline) -> nx.DiGraph:
     producers: list[tuple[Path, Stage, str]] = []
     for stage in pipeline.stages.values():
         for out_name, out in stage.outs.items():
+            _check_out_place(pipeline, stage, out_name, out)
             for other_path, other, other_name in producers:
                 if _overlaps(out, other_path):
                     raise PipelineError(
@@ -55,6 +72,16 @@ def build_graph(pipeline: Pipeline) -> nx.DiGraph:
                         graph.edges[producer.name, stage.name]["paths"].append(out)
                     else:
                         graph.add_edge(producer.name, stage.name, paths=[out])
+                inside_an_out = any(dep == out or out in dep.parents for out, _, _ in producers)
+                holds = [(producer, out) for out, producer, _ in producers if dep in out.parents]
+                if holds and not inside_an_out:
+                    producer, out = holds[0]
+                    raise PipelineError(
+                        f"stage '{producer.name}' writes {pipeline.rel(out)} inside {pipeline.rel(dep)}, "
+                        f"a source dep of stage '{stage.name}' (a folder no stage produces)",
+                        file=pipeline.path,
+                        line=pipeline.line_of("stages", producer.name, "outs") or producer.line,
+                        hint="outputs go to their own folders (by default under artifacts/); never into input data")
                 if not made_by and not dep.exists():
                     raise PipelineError(
                         f"stage '{stage.name}': dep '{dep_name}' {pipeline.rel(dep)} does not exist "
@@ -128,10 +155,23 @@ def _params_diff(old: dict, new: dict) -> str:
     return "params changed (" + "; ".join(parts) + more + ")"
 
 
+def _dep_hash(pipeline: Pipeline, stage: Stage, path: Path, hasher: HashCache) -> str | None:
+    """A dep's content hash; a dep that exists but cannot be read (permissions, a link loop, a dangling link)
+    is an input error naming it and the stage, not a traceback."""
+    try:
+        return hasher.path_hash(path)
+    except OSError as exc:
+        name = next((n for n, paths in stage.deps.items() if path in paths), "?")
+        raise InputError(f"stage '{stage.name}': dep '{name}' cannot be read: {exc.strerror or exc}", file=path,
+                         hint="fix the file's permissions or the link, or point the dep elsewhere in "
+                         f"{pipeline.path.name} (line {pipeline.line_of('stages', stage.name, 'deps', name)})"
+                         ) from None
+
+
 def stage_status(pipeline: Pipeline, stage: Stage, entry: LockEntry | None, hasher: HashCache) -> StageStatus:
     """Compare a stage with its lock entry: type version, params, deps, outs (cheapest checks first)."""
     params = stage.params_dict()
-    deps = {pipeline.rel(p): hasher.path_hash(p) for p in stage.dep_paths()}
+    deps = {pipeline.rel(p): _dep_hash(pipeline, stage, p, hasher) for p in stage.dep_paths()}
     status = StageStatus(stage.name, dep_hashes=deps, fingerprint=hash_params(
         {"type": stage.type.name, "version": stage.type.version, "params": params, "deps": deps}))
     reasons = status.reasons

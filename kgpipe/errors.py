@@ -10,9 +10,9 @@ from pathlib import Path
 
 
 class KgpipeError(Exception):
-    """Base class of every error kgpipe raises on purpose."""
+    """Base class of every error kgpipe raises on purpose (a subclass says which kind, and its exit code)."""
 
-    exit_code = 1
+    exit_code = 4
     stage: str | None = None  # set by the runner when the error came from a running stage
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
@@ -97,7 +97,7 @@ class WorkspaceError(KgpipeError):
 EXIT_CODES = {
     2: "pipeline file: invalid YAML, unknown stage type or param, cycle, a path outside the project",
     3: "input data: a corpus, seed, task or pattern file is malformed (file and line or row named)",
-    4: "a stage failed while running (earlier artifacts and the lock are untouched)",
+    4: "a stage or command failed (a stage leaves earlier artifacts and the lock untouched)",
     5: "the workspace is locked by another run",
     6: "an artifact is missing or has the wrong schema",
     7: "environment: a package, model, device or resource is missing",

@@ -1,6 +1,8 @@
 """Content hashes: sha256 of files, of folders (relative path + content of every file) and of params.
 
-A stat cache (size, mtime, inode) lets a no-op re-run skip re-reading unchanged files, as DVC and git do.
+A stat cache (size, mtime, ctime, inode) lets a no-op re-run skip re-reading unchanged files, as DVC and git do.
+Inside a folder, an entry that cannot be read (a dangling link, a link loop, no permission) is hashed as such
+and listed in `HashCache.unreadable`; the stages that read the folder skip it and say so.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kgpipe.atomic import TMP_MARKER, atomic_write_text
+from kgpipe.atomic import atomic_write_text, is_own_file
 
 _CHUNK = 1 << 20
 # A file modified this recently may change again within the same mtime tick: never cache it ("racy git").
@@ -41,25 +43,31 @@ def hash_params(params: Any) -> str:
 
 
 class HashCache:
-    """Content hashes keyed by (size, mtime_ns, inode); persisted as JSON in the workspace."""
+    """Content hashes keyed by (size, mtime_ns, ctime_ns, inode); persisted as JSON in the workspace.
+
+    ctime catches an in-place edit that restores size and mtime (a tool that writes and then resets the mtime):
+    no user-space call can set it.
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self._entries: dict[str, list] = {}
         self._dirty = False
+        self.unreadable: dict[str, str] = {}  # path -> reason, for entries of folders that could not be read
         if path is not None and path.exists():
             try:
-                self._entries = json.loads(path.read_text(encoding="utf-8"))
+                entries = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
-                self._entries = {}  # a corrupt cache only costs re-hashing
+                entries = {}  # a corrupt cache only costs re-hashing
+            self._entries = {k: v for k, v in entries.items() if _valid_entry(v)} if isinstance(entries, dict) else {}
 
     def file_hash(self, path: Path) -> str:
         stat = path.stat()
-        key = str(path.resolve())
-        signature = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        key = os.fsdecode(path.resolve())
+        signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
         cached = self._entries.get(key)
-        if cached is not None and cached[:3] == signature:
-            return cached[3]
+        if cached is not None and cached[:4] == signature:
+            return cached[4]
         digest = _sha256_file(path)
         if time.time() - stat.st_mtime_ns / 1e9 > _RACY_SECONDS:
             self._entries[key] = [*signature, digest]
@@ -72,10 +80,19 @@ class HashCache:
             return self.file_hash(path)
         if path.is_dir():
             digest = hashlib.sha256()
-            for file in iter_files(path):
-                rel = file.relative_to(path).as_posix()
-                digest.update(rel.encode("utf-8") + b"\0" + self.file_hash(file).encode("ascii") + b"\n")
+            for file in iter_files(path, self.unreadable):
+                rel = os.fsencode(file.relative_to(path).as_posix())  # non-UTF-8 names hash as their bytes
+                try:
+                    content = self.file_hash(file).encode("ascii")
+                except OSError as exc:
+                    # A dangling link, a link loop or an unreadable file: its state is part of the hash (so a
+                    # repair is noticed), and the stages reading the folder skip it and list it.
+                    self.unreadable[os.fsdecode(file)] = _reason(exc)
+                    content = b"!" + _reason(exc).encode("utf-8", "backslashreplace")
+                digest.update(rel + b"\0" + content + b"\n")
             return "dir:" + digest.hexdigest()
+        if path.is_symlink():
+            raise FileNotFoundError(f"{path}: a link to a path that does not exist")
         return None
 
     def save(self) -> None:
@@ -86,12 +103,27 @@ class HashCache:
         self._dirty = False
 
 
-def iter_files(folder: Path) -> list[Path]:
-    """Every regular file below folder, in a stable order, skipping kgpipe's own temporary files."""
+def _valid_entry(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 5 and all(isinstance(v, int) for v in value[:4])
+            and isinstance(value[4], str))
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def iter_files(folder: Path, unreadable: dict[str, str] | None = None) -> list[Path]:
+    """Every file below folder (and links to files), in a stable order, skipping kgpipe's own files. Links to
+    folders are not followed (no loops); a subfolder that cannot be listed goes into `unreadable`."""
     files = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if TMP_MARKER not in d)
-        files.extend(Path(root) / n for n in sorted(names) if TMP_MARKER not in n)
+
+    def on_error(exc: OSError) -> None:
+        if unreadable is not None and exc.filename is not None:
+            unreadable[os.fsdecode(exc.filename)] = _reason(exc)
+
+    for root, dirs, names in os.walk(folder, onerror=on_error):
+        dirs[:] = sorted(d for d in dirs if not is_own_file(d))
+        files.extend(Path(root) / n for n in sorted(names) if not is_own_file(n))
     return files
 
 

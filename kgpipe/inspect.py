@@ -77,7 +77,9 @@ def _rdf(path: Path, rows: int) -> ArtifactDescription:
 
 
 def _folder(path: Path, rows: int) -> ArtifactDescription:
-    files = sorted(p for p in path.rglob("*") if p.is_file())
+    from kgpipe.hashing import iter_files
+
+    files = [p for p in iter_files(path) if p.is_file()]  # kgpipe's own marker and temporary files left out
     listing = "\n".join(f"{p.relative_to(path)}  ({p.stat().st_size} bytes)" for p in files[: rows * 4])
     return ArtifactDescription(path, "folder", {"files": len(files),
                                                "bytes": sum(p.stat().st_size for p in files)}, preview=listing)

@@ -21,10 +21,19 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from kgpipe import __version__
-from kgpipe.atomic import commit_path, remove_path, temp_path_for
+from kgpipe.atomic import (
+    OUT_MARKER,
+    RUN_LOCK,
+    TMP_MARKER,
+    atomic_write_text,
+    commit_path,
+    leftovers_of,
+    remove_path,
+    temp_path_for,
+)
 from kgpipe.config import Pipeline, Stage, as_pipeline
 from kgpipe.dag import StageStatus, build_graph, plan, select_stages, stage_status
-from kgpipe.errors import KgpipeError, LockedError, StageError
+from kgpipe.errors import KgpipeError, LockedError, StageError, WorkspaceError
 from kgpipe.hashing import HashCache
 from kgpipe.lockfile import LockEntry, LockFile
 from kgpipe.stage import StageContext, ValidationContext
@@ -71,6 +80,17 @@ class RunResult:
         return "\n".join(lines)
 
 
+@dataclass
+class RunLocks:
+    """The file locks a run holds (workspace, artifacts folder); released in reverse order."""
+
+    locks: list[FileLock]
+
+    def release(self) -> None:
+        for lock in reversed(self.locks):
+            lock.release()
+
+
 class Workspace:
     """The pipeline's private folder: lock file, run lock, hash cache, scratch folders."""
 
@@ -85,24 +105,51 @@ class Workspace:
     def scratch_folders(self, stage: str) -> list[Path]:
         return sorted((self.dir / "scratch").glob(f"{stage}-*"))
 
-    def acquire(self, wait: float) -> FileLock:
-        """Hold the run lock, waiting up to `wait` seconds; fail clearly if another run holds it."""
+    def acquire(self, wait: float, artifacts: Path | None = None) -> RunLocks:
+        """Hold the run lock, waiting up to `wait` seconds; fail clearly if another run holds it. With
+        `artifacts`, also hold that folder's lock: two pipeline files sharing an artifacts folder (each with its
+        own workspace) never write into it at the same time."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.dir / "run.lock")
-        owner = self.dir / "run.owner"
+        deadline = time.monotonic() + wait
+        locks: list[FileLock] = []
+        places = [(self.dir / "run.lock", self.dir, "workspace")]
+        if artifacts is not None:
+            artifacts.mkdir(parents=True, exist_ok=True)
+            places.append((artifacts / RUN_LOCK, artifacts, "artifacts folder"))
         try:
-            lock.acquire(timeout=wait)
-        except Timeout:
-            try:
-                who = json.loads(owner.read_text(encoding="utf-8"))
-                detail = f" (pid {who['pid']} on {who['host']}, started {who['started_at']})"
-            except (OSError, ValueError, KeyError):
-                detail = ""
-            raise LockedError(f"another kgpipe run is using the workspace {self.dir}{detail}",
-                              hint="wait for it to finish, or pass --wait SECONDS to queue behind it") from None
-        owner.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                     "started_at": _now(), "argv": sys.argv}), encoding="utf-8")
-        return lock
+            for lock_path, folder, what in places:
+                lock = FileLock(lock_path)
+                try:
+                    lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+                except Timeout:
+                    raise LockedError(f"another kgpipe run is using the {what} {folder}{self._holder()}",
+                                      hint="wait for it to finish, or pass --wait SECONDS to queue behind it"
+                                      ) from None
+                locks.append(lock)
+        except BaseException:
+            for lock in reversed(locks):
+                lock.release()
+            raise
+        atomic_write_text(self.dir / "run.owner", json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                              "started_at": _now(), "argv": sys.argv}))
+        return RunLocks(locks)
+
+    def _holder(self) -> str:
+        try:
+            who = json.loads((self.dir / "run.owner").read_text(encoding="utf-8"))
+            return f" (pid {who['pid']} on {who['host']}, started {who['started_at']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return ""
+
+    def remove_leftovers(self, pipeline: Pipeline) -> list[Path]:
+        """Temporary copies that a killed run left beside outs and in the workspace (only kgpipe's own
+        names; called with the run locks held, so no other run is writing them)."""
+        found = [p for stage in pipeline.stages.values() for out in stage.outs.values() for p in leftovers_of(out)]
+        found += sorted(p for p in self.dir.glob(f"*{TMP_MARKER}*"))
+        for path in found:
+            log.info("removing a leftover of an interrupted run: %s", path)
+            remove_path(path)
+        return found
 
 
 def _now() -> str:
@@ -118,6 +165,32 @@ def _input_values(stage: Stage) -> dict[str, Path | list[Path] | None]:
         else:
             values[spec.name] = list(paths) if spec.many else paths[0]
     return values
+
+
+def _written_by_kgpipe(pipeline: Pipeline, lock: LockFile, path: Path) -> bool:
+    """Whether an existing out path may be replaced: the lock lists it, or it lies in the pipeline's artifacts
+    folder (so deleting the workspace stays a safe reset), or it is a folder carrying kgpipe's marker."""
+    rel = pipeline.rel(path)
+    if any(rel in entry.outs for entry in lock.stages.values()):
+        return True
+    if pipeline.artifacts in path.parents:
+        return True
+    return path.is_dir() and not path.is_symlink() and (path / OUT_MARKER).is_file()
+
+
+def check_outs_replaceable(pipeline: Pipeline, names: list[str], lock: LockFile) -> None:
+    """Refuse, before anything runs, to replace a file or folder kgpipe did not write."""
+    for name in names:
+        stage = pipeline.stages[name]
+        for out_name, path in stage.outs.items():
+            if (path.exists() or path.is_symlink()) and not _written_by_kgpipe(pipeline, lock, path):
+                kind = "folder" if path.is_dir() else "file"
+                raise WorkspaceError(
+                    f"stage '{name}': out '{out_name}' would replace {path}, a {kind} kgpipe did not write "
+                    "(not in the lock file, not under the artifacts folder)",
+                    hint="kgpipe never deletes what it did not write: move it away, delete it yourself, or point "
+                    f"the out elsewhere ({pipeline.path.name}, line "
+                    f"{pipeline.line_of('stages', name, 'outs', out_name) or pipeline.stages[name].line})")
 
 
 def validate_stages(pipeline: Pipeline, names: list[str]) -> None:
@@ -168,6 +241,9 @@ def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: W
                              "fix the cause and run again (see the traceback with --verbose)") from exc
         raise
     for name, tmp in temps.items():
+        if tmp.is_dir():  # says that kgpipe wrote this folder, so a later run may replace it
+            atomic_write_text(tmp / OUT_MARKER, json.dumps({"pipeline": pipeline.path.name, "stage": stage.name,
+                                                            "out": name}, sort_keys=True) + "\n")
         commit_path(tmp, stage.outs[name])
     duration = time.perf_counter() - t0
     for leftover in workspace.scratch_folders(stage.name):  # this attempt's and older failed attempts'
@@ -210,9 +286,11 @@ def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str 
         hasher.save()
         return result
 
-    run_lock = workspace.acquire(wait)
+    run_locks = workspace.acquire(wait, pipe.artifacts)
     try:
+        workspace.remove_leftovers(pipe)
         lock = LockFile.read(workspace.lock_path)
+        check_outs_replaceable(pipe, selected, lock)
         for name in selected:
             stage = pipe.stages[name]
             # Re-checked just before running: a stage whose upstream re-ran but produced identical
@@ -238,7 +316,7 @@ def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str 
     finally:
         hasher.save()
         remove_path(workspace.dir / "run.owner")
-        run_lock.release()
+        run_locks.release()
     return result
 
 

@@ -20,7 +20,8 @@ def write_sample_pipeline(folder: Path, embed_params: dict[str, Any] | None = No
     """pipelines/default.yaml with artifacts and workspace in `folder`, deps on other stages' outputs following
     them; embed_params override the embed stage's params. Returns the new pipeline file."""
     cfg = yaml.safe_load((REPO / "pipelines/default.yaml").read_text(encoding="utf-8"))
-    cfg.update(root=str(REPO), artifacts=str(folder / "artifacts"), workspace=str(folder / "ws"))
+    cfg.update(root=str(REPO), artifacts=str(folder / "artifacts"), workspace=str(folder / "ws"),
+               allow_outside=[str(folder)])  # the outputs go to the test's own folder, outside the repository
     for stage in cfg["stages"].values():
         for name, value in stage.get("deps", {}).items():
             moved = [str(folder / v) if v.startswith("artifacts/") else v

@@ -20,7 +20,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The default pipeline, with artifacts and workspace redirected to a temporary folder."""
     tmp = tmp_path_factory.mktemp("sample")
     cfg = yaml.safe_load((REPO / "pipelines/default.yaml").read_text())
-    cfg.update(root=str(REPO), artifacts=str(tmp / "artifacts"), workspace=str(tmp / "ws"))
+    cfg.update(root=str(REPO), artifacts=str(tmp / "artifacts"), workspace=str(tmp / "ws"), allow_outside=[str(tmp)])
     for stage in cfg["stages"].values():  # deps on other stages' outputs follow the artifacts folder
         for name, value in stage.get("deps", {}).items():
             moved = [str(tmp / v) if v.startswith("artifacts/") else v

@@ -145,11 +145,12 @@ def load_patterns(paths: Iterable[Path], *, display: Any = str) -> PatternLibrar
 
 
 def load_pattern_file(path: Path, *, display: str | None = None) -> list[LoadedPattern]:
-    from kgpipe.config import read_yaml_with_lines
+    from kgpipe.config import PATTERN_FILE_LIMITS, read_yaml_with_lines
 
     name = display or str(path)
     data, lines = read_yaml_with_lines(path, what="pattern file", error=InputError, display=name,
-                                       not_found_hint="check the patterns dep of the extract stage")
+                                       not_found_hint="check the patterns dep of the extract stage",
+                                       limits=PATTERN_FILE_LIMITS)
     if data is None:
         return []
     if isinstance(data, list):  # a bare list of patterns is accepted too
