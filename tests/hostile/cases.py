@@ -10,7 +10,6 @@ import hashlib
 import importlib
 import os
 import pkgutil
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +113,7 @@ TABLE = Path(__file__).resolve().parents[2] / "docs" / "hostile_inputs.md"
 
 def collect() -> dict[str, Case]:
     """Import every test module of the suite so that its cases register."""
-    package = sys.modules[__package__ or "tests.hostile"]
+    package = importlib.import_module("tests.hostile")
     for info in pkgutil.iter_modules(package.__path__):
         if info.name.startswith("test_"):
             importlib.import_module(f"{package.__name__}.{info.name}")
@@ -148,5 +147,9 @@ def render(cases: dict[str, Case]) -> str:
 
 
 if __name__ == "__main__":
-    TABLE.write_text(render(collect()), encoding="utf-8")
-    print(f"wrote {TABLE} ({len(REGISTRY)} cases)")
+    # run as a script this file is __main__; the test modules register into the imported module's registry
+    from tests.hostile import cases
+
+    found = cases.collect()
+    TABLE.write_text(cases.render(found), encoding="utf-8")
+    print(f"wrote {TABLE} ({len(found)} cases)")
