@@ -234,6 +234,15 @@ def _check_root(root: Path, file: Path, line: int | None) -> None:
                             hint="set root to the project's own folder, e.g. `root: ..` for a file in pipelines/")
 
 
+def _resolved(path: Path, what: str, file: Path, line: int | None) -> Path:
+    """path.resolve(), with a link loop on the way an input error naming the path instead of a RuntimeError."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:
+        raise InputError(f"{what}: {path} cannot be resolved ({exc})", file=path,
+                         hint=f"fix the symbolic link, or change the path in {file.name} (line {line})") from None
+
+
 @dataclass(frozen=True)
 class Confinement:
     """Outs, artifacts and the workspace must lie inside root or inside a folder listed in allow_outside."""
@@ -244,7 +253,7 @@ class Confinement:
     lines: dict[Loc, int]
 
     def path(self, path: Path, loc: Loc, what: str) -> Path:
-        path = path.resolve()  # symlinks too: a link inside the project may point out of it
+        path = _resolved(path, what, self.file, _line_for(loc, self.lines))  # a link may point out of the project
         if any(path == base or base in path.parents for base in (self.root, *self.allowed)):
             if path == self.root:
                 raise PipelineError(f"{what} is the project folder itself", file=self.file,
@@ -285,7 +294,8 @@ def _resolve_deps(name: str, stage_type: type[StageType], cfg: StageConfig, root
         if not spec.many and len(values) != 1:
             raise PipelineError(f"stage '{name}': dep '{key}' takes one path, got {len(values)}",
                                 file=file, line=_line_for(("stages", name, "deps", key), lines))
-        deps[key] = tuple((root / v).resolve() for v in values)
+        deps[key] = tuple(_resolved(root / v, f"stage '{name}': dep '{key}'", file,
+                                    _line_for(("stages", name, "deps", key), lines)) for v in values)
     for spec in stage_type.inputs:
         if spec.required and spec.name not in deps:
             raise PipelineError(f"stage '{name}': missing required dep '{spec.name}'",

@@ -80,7 +80,8 @@ class HashCache:
             return self.file_hash(path)
         if path.is_dir():
             digest = hashlib.sha256()
-            for file in iter_files(path, self.unreadable):
+            odd: dict[str, str] = {}  # folders that could not be listed, links to folders (not followed)
+            for file in iter_files(path, odd):
                 rel = os.fsencode(file.relative_to(path).as_posix())  # non-UTF-8 names hash as their bytes
                 try:
                     content = self.file_hash(file).encode("ascii")
@@ -90,6 +91,10 @@ class HashCache:
                     self.unreadable[os.fsdecode(file)] = _reason(exc)
                     content = b"!" + _reason(exc).encode("utf-8", "backslashreplace")
                 digest.update(rel + b"\0" + content + b"\n")
+            for entry, state in sorted(odd.items()):
+                digest.update(os.fsencode(Path(entry).relative_to(path).as_posix()) + b"/\0"
+                              + state.encode("utf-8", "backslashreplace") + b"\n")
+            self.unreadable.update((k, v) for k, v in odd.items() if not v.startswith("@link"))
             return "dir:" + digest.hexdigest()
         if path.is_symlink():
             raise FileNotFoundError(f"{path}: a link to a path that does not exist")
@@ -112,17 +117,22 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
-def iter_files(folder: Path, unreadable: dict[str, str] | None = None) -> list[Path]:
+def iter_files(folder: Path, odd: dict[str, str] | None = None) -> list[Path]:
     """Every file below folder (and links to files), in a stable order, skipping kgpipe's own files. Links to
-    folders are not followed (no loops); a subfolder that cannot be listed goes into `unreadable`."""
+    folders are not followed (no loops, nothing outside the folder): they go into `odd` as '@link -> target',
+    and so does a subfolder that cannot be listed, with the reason."""
     files = []
 
     def on_error(exc: OSError) -> None:
-        if unreadable is not None and exc.filename is not None:
-            unreadable[os.fsdecode(exc.filename)] = _reason(exc)
+        if odd is not None and exc.filename is not None:
+            odd[os.fsdecode(exc.filename)] = _reason(exc)
 
     for root, dirs, names in os.walk(folder, onerror=on_error):
-        dirs[:] = sorted(d for d in dirs if not is_own_file(d))
+        if odd is not None:
+            for name in dirs:
+                if os.path.islink(os.path.join(root, name)):
+                    odd[os.path.join(root, name)] = "@link -> " + os.readlink(os.path.join(root, name))
+        dirs[:] = sorted(d for d in dirs if not is_own_file(d) and not os.path.islink(os.path.join(root, d)))
         files.extend(Path(root) / n for n in sorted(names) if not is_own_file(n))
     return files
 
