@@ -60,6 +60,36 @@ class ToyConcat(StageType):
         (folder / "count.txt").write_text(str(len(files)))
 
 
+class SlowParams(StageParams):
+    steps: int = 8
+    delay: float = 0.05
+
+
+@register_stage
+class ToySlow(StageType):
+    """Copies its input into a folder, one numbered file per step, sleeping between steps: a stage slow enough
+    to be killed in the middle (the kill test)."""
+
+    name = "toy_slow"
+    version = 1
+    Params = SlowParams
+    inputs = (InputSpec("source"),)
+    outputs = (OutputSpec("folder", "steps", folder=True), OutputSpec("last", "last.txt"))
+
+    def run(self, ctx: StageContext) -> dict:
+        import time
+
+        text = ctx.input("source").read_text() if ctx.input("source").is_file() else \
+            "".join(f.read_text() for f in sorted(ctx.input("source").glob("*.txt")))
+        folder = ctx.output("folder")
+        folder.mkdir(exist_ok=True)
+        for step in range(ctx.params.steps):
+            (folder / f"{step:03d}.txt").write_text(f"{step}:{text}")
+            time.sleep(ctx.params.delay)
+        ctx.output("last").write_text(text[::-1])
+        return {"steps": ctx.params.steps}
+
+
 @register_stage
 class ToyChecked(ToyUpper):
     """toy_upper whose validate() refuses the prefix 'bad', as a real stage refuses an unknown model name."""
