@@ -141,6 +141,9 @@ def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: yaml.Sa
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise PipelineError("a key must be a plain value, not a list or mapping",
+                                    line=key_node.start_mark.line + 1)
             key = loader.construct_object(key_node, deep=True)
             if key in result:
                 raise PipelineError(f"duplicate key '{key}'", line=key_node.start_mark.line + 1)
@@ -175,6 +178,12 @@ def read_yaml_with_lines(path: Path, *, what: str, error: type[PipelineError] | 
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise error(f"invalid YAML: {exc.problem}", file=name, line=line) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (control characters)
+        line = text.count("\n", 0, exc.position) + 1
+        raise error(f"invalid YAML: character {exc.character!r} is not allowed in YAML", file=name, line=line,
+                    hint="remove control characters from the file") from None
+    except yaml.YAMLError as exc:
+        raise error(f"invalid YAML: {exc}", file=name) from None
     except PipelineError as exc:
         raise error(exc.message, file=name, line=exc.line, hint=exc.hint) from None
     lines: dict[Loc, int] = {}
@@ -184,6 +193,11 @@ def read_yaml_with_lines(path: Path, *, what: str, error: type[PipelineError] | 
         data = _to_python(node, (), lines, yaml.SafeLoader(""), [limits.max_values])
     except PipelineError as exc:
         raise error(exc.message, file=name, line=exc.line, hint=exc.hint) from None
+    except yaml.MarkedYAMLError as exc:  # a value the safe loader cannot construct (an unknown tag, a bad date)
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise error(f"invalid YAML: {exc.problem}", file=name, line=line) from None
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        raise error(f"invalid YAML: {exc}", file=name) from None
     return data, lines
 
 
