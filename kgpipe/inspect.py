@@ -102,6 +102,34 @@ def resolve_artifact(name: str, pipeline: Pipeline | None) -> Path:
     raise ArtifactError(f"no artifact '{name}'", hint="pass an existing path")
 
 
+def preview_text(preview: Any) -> str:
+    """A description's preview as text for a terminal: a table's cells, index and column names with control
+    characters escaped (kgpipe.export.safe_text.terminal_safe), so data cannot move the cursor or recolour
+    the terminal and one cell stays on one line; other previews as they are (the caller escapes them)."""
+    import pandas as pd
+
+    from kgpipe.export.safe_text import terminal_safe
+
+    if not isinstance(preview, pd.DataFrame):
+        return str(preview)
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, str):
+            return terminal_safe(value)
+        if isinstance(value, bytes):
+            return repr(value)
+        if hasattr(value, "tolist") and not isinstance(value, int | float):   # list columns: numpy arrays
+            value = value.tolist()
+        if isinstance(value, list | tuple):
+            return terminal_safe(repr(value))
+        return value
+
+    frame = preview.map(cell) if hasattr(preview, "map") else preview.applymap(cell)
+    frame.columns = [terminal_safe(str(c)) for c in frame.columns]
+    with pd.option_context("display.max_columns", 20, "display.width", 160, "display.max_colwidth", 60):
+        return frame.to_string()
+
+
 def describe_artifact(path: Path, rows: int = 5) -> ArtifactDescription:
     if path.is_dir():
         return _folder(path, rows)
