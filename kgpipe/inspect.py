@@ -78,7 +78,11 @@ def _rdf(path: Path, rows: int) -> ArtifactDescription:
 
 def _folder(path: Path, rows: int) -> ArtifactDescription:
     files = sorted(p for p in path.rglob("*") if p.is_file())
-    listing = "\n".join(f"{p.relative_to(path)}  ({p.stat().st_size} bytes)" for p in files[: rows * 4])
+    from kgpipe.export.safe_text import terminal_safe
+
+    # names escaped here: a newline in a file name must not pass for the next line of the listing
+    listing = "\n".join(f"{terminal_safe(str(p.relative_to(path)))}  ({p.stat().st_size} bytes)"
+                         for p in files[: rows * 4])
     return ArtifactDescription(path, "folder", {"files": len(files),
                                                "bytes": sum(p.stat().st_size for p in files)}, preview=listing)
 

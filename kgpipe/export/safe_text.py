@@ -3,9 +3,11 @@ data are made safe for a file format or a terminal (README, "Export": the policy
 
 - Every file: a lone surrogate (which no UTF-8 file can hold) becomes U+FFFD.
 - GraphML: characters XML 1.0 forbids (C0 controls but tab, newline and carriage return; U+FFFE, U+FFFF;
-  surrogates) become U+FFFD in labels and other text values.
+  surrogates) become U+FFFD in labels and other text values; a carriage return is written as &#13; (XML
+  readers turn a raw one into a newline).
 - Entity and relation ids (IRIs), in every graph format alike: characters Turtle forbids in an IRI (controls,
-  space, <>"{}|^`\\) and those XML forbids are percent-encoded (UTF-8), so a node has one id everywhere.
+  space, <>"{}|^`\\), those XML forbids and every Unicode space are percent-encoded (UTF-8), so a node has one
+  id everywhere (an id and its percent-encoded form are one IRI, hence one node).
 - Turtle and N-Triples literals: rdflib escapes them; only surrogates are replaced.
 - word2vec keys: '%', whitespace and control characters percent-encoded (urllib.parse.unquote reverses it).
 - Terminal: control characters, bidi overrides and non-characters are shown as Python escapes (\\x1b).
@@ -21,8 +23,10 @@ REPLACEMENT = "\ufffd"
 _SURROGATES = re.compile("[\ud800-\udfff]")
 # XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]; the complement here
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-# Turtle's IRIREF excludes #x00-#x20 and <>"{}|^`\ ; XML-illegal ones are added so GraphML ids stay legal
-_IRI_UNSAFE = re.compile('[\x00-\x20<>"{}|^`\\\\\x7f\ud800-\udfff\ufffe\uffff]')
+# Turtle's IRIREF excludes #x00-#x20 and <>"{}|^`\ ; XML-illegal ones are added so GraphML ids stay legal,
+# and every control and Unicode space (rdflib's N-Triples parser ends an IRI at any \s, NEL and U+2028 too)
+_IRI_UNSAFE = re.compile('[\x00-\x20<>"{}|^`\\\\\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f'
+                         '\u3000\ud800-\udfff\ufffe\uffff]')
 # Unicode format characters that reorder or hide text on a terminal (bidi controls, zero-width joiners are
 # harmless and left alone)
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -36,6 +40,12 @@ def utf8_safe(text: str) -> str:
 def xml_safe(text: str) -> str:
     """text with the characters XML 1.0 cannot hold replaced by U+FFFD (GraphML values)."""
     return _XML_ILLEGAL.sub(REPLACEMENT, text)
+
+
+def xml_keep_carriage_returns(document: bytes) -> bytes:
+    """A UTF-8 XML document with each raw carriage return written as &#13;, which XML readers keep (they turn
+    a raw one, or CR LF, into LF). Markup never holds a CR of its own, so every one is inside a value."""
+    return document.replace(b"\r", b"&#13;")
 
 
 def _percent(char: str) -> str:

@@ -5,12 +5,13 @@ attributes). Ids and labels go through kgpipe.export.safe_text, so any Unicode g
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from kgpipe.export.safe_text import iri_safe, utf8_safe, xml_safe
+from kgpipe.export.safe_text import iri_safe, utf8_safe, xml_keep_carriage_returns, xml_safe
 
 
 def _as_list(value) -> list:
@@ -72,5 +73,7 @@ def write_graphml(entities: pd.DataFrame, triples: pd.DataFrame, path: Path) -> 
         graph.add_edge(iri_safe(row.head), iri_safe(row.tail), key=relation, relation=relation,
                        count=int(row.count), confidence=float(row.confidence),
                        sources=xml_safe("|".join(map(_str, _as_list(row.sources)))))
-    nx.write_graphml(graph, path)
+    buffer = io.BytesIO()
+    nx.write_graphml(graph, buffer, encoding="utf-8")
+    Path(path).write_bytes(xml_keep_carriage_returns(buffer.getvalue()))
     return graph.number_of_nodes(), graph.number_of_edges()
