@@ -266,10 +266,12 @@ def test_show_prints_control_characters_escaped(case: Case, tmp_path: Path) -> N
 def test_show_prints_markup_literally(tmp_path: Path) -> None:
     output = show_table(tmp_path, ["[red]x[/]", "[link=http://evil]y[/link]", ":smile:"])
     assert "[red]x[/]" in output and "[link=http://evil]y[/link]" in output and ":smile:" in output
-    (tmp_path / "r.json").write_text(json.dumps({"[bold]key[/]": f"{ESC}[1mv :smile:"}), encoding="utf-8")
+    (tmp_path / "r.json").write_text(json.dumps({"[bold]key[/]": f"{ESC}[1mv :smile: \u202eright-to-left"}),
+                                     encoding="utf-8")
     result = invoke("show", tmp_path / "r.json", "--pipeline", tmp_path / "none.yaml")
     assert result.exit_code == 0 and "[bold]key[/]" in result.output and ":smile:" in result.output
-    assert ESC not in result.output
+    assert ESC not in result.output and "\u202e" not in result.output   # JSON keeps U+202E: show escapes it
+    assert "\\u202eright-to-left" in result.output
 
 
 @hostile("cli-show-hostile-file-names", area="cli", what="a folder whose file names hold ESC sequences and "
