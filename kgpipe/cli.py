@@ -301,10 +301,9 @@ def encode(
 ) -> None:
     """Link the entities in TEXT and show how their token vectors differ from the plain model's."""
     from kgpipe.config import load_pipeline
+    from kgpipe.errors import InputError
     from kgpipe.inspect import resolve_artifact
     from kgpipe.lm.knowledge_model import encode_text, spacy_mention_finder
-
-    from kgpipe.errors import InputError
 
     try:
         if not text.strip():
