@@ -20,7 +20,8 @@ class FuseParams(FusionConfig, StageParams):
 
 class FuseStage(StageType):
     name = "fuse"
-    version = 4  # 3: unsaid name parts weigh less, LSH candidates capped per name; 4: institution phrases
+    version = 5  # 3: unsaid name parts weigh less, LSH candidates capped per name; 4: institution phrases;
+    # 5: timings in the summary, not the report; ids and text in graph files through export.safe_text
     description = "resolve mentions into canonical entities, link them to the seed KG, merge the graphs"
     Params = FuseParams
     inputs = (

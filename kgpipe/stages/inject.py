@@ -32,7 +32,7 @@ class InjectParams(StageParams):
 
 class InjectStage(StageType):
     name = "inject"
-    version = 1
+    version = 2   # 2: the model config names its embeddings without an absolute workspace path
     description = "map KG embeddings into a transformer's token representations (align or gated fusion)"
     Params = InjectParams
     inputs = (
