@@ -322,3 +322,25 @@ def test_version_option() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert kgpipe.__version__ == project["version"]
     assert invoke("--version", "status").output.strip() == f"kgpipe {kgpipe.__version__}"
+
+
+@hostile("cli-encode-hostile-mentions", area="cli", what="kgpipe encode on text whose mentions and linked ids hold "
+         "ESC sequences and rich markup", outcome="handled")
+def test_encode_prints_mentions_escaped_and_literally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import kgpipe.lm.knowledge_model as knowledge_model
+
+    text = f"[red]Marie[/] {ESC}[2JCurie"
+    mention = SimpleNamespace(text=text, start=0, end=len(text), kg_type="http://schema.org/Person",
+                              entity_id=f"urn:x:{ESC}]0;t\x07", score=0.9, method="exact")
+    item = SimpleNamespace(mention=mention, tokens=[1, 2], cosine_to_plain=0.5)
+    monkeypatch.setattr(knowledge_model, "spacy_mention_finder", lambda name: None)
+    monkeypatch.setattr(knowledge_model, "encode_text", lambda text, folder, finder: ([item], None, None))
+    from kgpipe import cli
+
+    monkeypatch.setattr(cli.console, "width", 300)   # one table row on one line
+    result = invoke("encode", text, "--model", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert ESC not in result.output and "\x07" not in result.output
+    assert "[red]Marie[/] \\x1b[2JCurie" in result.output and "urn:x:\\x1b]0;t\\x07" in result.output
