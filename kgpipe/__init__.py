@@ -114,6 +114,14 @@ def training_history(source: Any) -> Any:
     return _history(source)
 
 
+def stage_timings(pipeline: Any = "pipelines/default.yaml") -> Any:
+    """Each stage's start, duration and measurements (seconds, peak memory per step) of the last run, from
+    the lock file: run-dependent numbers are kept there, so artifacts are the same bytes for the same inputs."""
+    from kgpipe.explore import stage_timings as _timings
+
+    return _timings(pipeline)
+
+
 def ego_graph(graph: Any, entity: str, radius: int = 1, max_nodes: int = 40) -> Any:
     """The neighbourhood of an entity (id or label) in a graph from kgpipe.load_graph, for drawing."""
     from kgpipe.explore import ego_graph as _ego
@@ -122,4 +130,4 @@ def ego_graph(graph: Any, entity: str, radius: int = 1, max_nodes: int = 40) -> 
 
 
 __all__ = ["__version__", "artifact_path", "ego_graph", "fusion_summary", "load_artifact", "load_embeddings",
-           "load_graph", "load_model", "provenance", "run", "status", "training_history"]
+           "load_graph", "load_model", "provenance", "run", "stage_timings", "status", "training_history"]

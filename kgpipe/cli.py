@@ -73,16 +73,27 @@ def _plain(text: str) -> str:
     """Text from data made safe for the terminal: control characters shown escaped, rich markup escaped."""
     from rich.markup import escape
 
-    return escape("".join(c if c in "\n" or c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                          for c in text))
+    from kgpipe.export.safe_text import terminal_safe
+
+    return escape(terminal_safe(text, keep_newlines=True))
 
 
 _state = {"verbose": False}
 INTERNAL_ERROR = 70  # kgpipe.errors.EXIT_CODES
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from kgpipe import __version__
+
+        console.print(f"kgpipe {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log details and tracebacks")] = False,
+          version: Annotated[bool, typer.Option("--version", help="print kgpipe's version and exit",
+                                                callback=_print_version, is_eager=True)] = False,
           ) -> None:
     _state["verbose"] = verbose
     level = logging.INFO if verbose else logging.WARNING
@@ -204,22 +215,31 @@ def show(
         desc = describe_artifact(resolve_artifact(artifact, pipe), rows)
     except KgpipeError as exc:
         _fail(exc)
-    console.print(f"[bold]{_rel(desc.path)}[/] ({desc.kind})", highlight=False)
+    # everything below comes from the data: control characters are shown escaped, never sent to the
+    # terminal, and rich markup or emoji codes in it are printed as they are
+    from rich.text import Text
+
+    from kgpipe.export.safe_text import terminal_safe
+
+    title = Text(terminal_safe(_rel(desc.path)), style="bold")
+    console.print(title + Text(f" ({desc.kind})"), highlight=False)
     for key, value in desc.facts.items():
-        console.print(f"  {key}: {value}")
+        _print_data(f"  {key}: {value}")
     if desc.schema:
         console.print("  schema:")
         for name, dtype in desc.schema:
-            console.print(f"    {name}: {dtype}", highlight=False)
+            _print_data(f"    {name}: {dtype}")
     if desc.preview is not None:
-        import pandas as pd
+        from kgpipe.inspect import preview_text
 
-        if isinstance(desc.preview, pd.DataFrame):
-            with pd.option_context("display.max_columns", 20, "display.width", 160,
-                                   "display.max_colwidth", 60):
-                console.print(desc.preview.to_string(), highlight=False, markup=False)
-        else:
-            console.print(str(desc.preview), highlight=False, markup=False)
+        _print_data(preview_text(desc.preview), keep_newlines=True)
+
+
+def _print_data(text: str, *, keep_newlines: bool = False) -> None:
+    """Print text that comes from data: escaped control characters, no markup, no emoji codes."""
+    from kgpipe.export.safe_text import terminal_safe
+
+    console.print(terminal_safe(text, keep_newlines=keep_newlines), markup=False, highlight=False, emoji=False)
 
 
 @app.command()
@@ -245,9 +265,22 @@ def _stage_output(pipe: Any, stage_type: str, out: str) -> Path | None:
     return None
 
 
+def _known_formats(formats: list[str]) -> list[str]:
+    """--format values checked before anything is read: an unknown one is a usage error (exit 2)."""
+    from kgpipe.stages.export import EMBEDDING_FORMAT_NAMES, GRAPH_FORMAT_NAMES
+
+    unknown = [f for f in formats if f not in EMBEDDING_FORMAT_NAMES + GRAPH_FORMAT_NAMES]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown format {', '.join(repr(f) for f in unknown)}; choose from embedding formats "
+            f"{', '.join(EMBEDDING_FORMAT_NAMES)} or graph formats {', '.join(GRAPH_FORMAT_NAMES)}")
+    return formats
+
+
 @app.command()
 def export(
-    format: Annotated[list[str], typer.Option("--format", "-f", help="format (repeatable): npy, safetensors, "
+    format: Annotated[list[str], typer.Option("--format", "-f", callback=_known_formats,
+                      help="format (repeatable): npy, safetensors, "
                       "parquet, word2vec, projector, torch, int8, turtle, ntriples, graphml, neo4j")],
     out: Annotated[Path, typer.Option(help="folder to write into")] = Path("export"),
     pipeline: Annotated[Path, typer.Option(help="pipeline whose embed and fuse outputs are exported")]
@@ -267,9 +300,6 @@ def export(
                             graph=_stage_output(pipe, "fuse", "graph_ttl"))
     except KgpipeError as exc:
         _fail(exc)
-    except ValueError as exc:  # pydantic: an unknown format name
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
     console.print(f"wrote {counts['files']} file(s) in {counts['formats']} format(s) to {out}", highlight=False)
 
 
@@ -282,19 +312,30 @@ def encode(
 ) -> None:
     """Link the entities in TEXT and show how their token vectors differ from the plain model's."""
     from kgpipe.config import load_pipeline
+    from kgpipe.errors import InputError
     from kgpipe.inspect import resolve_artifact
     from kgpipe.lm.knowledge_model import encode_text, spacy_mention_finder
 
     try:
+        if not text.strip():
+            raise InputError("TEXT is empty: there is nothing to link or encode",
+                             hint='pass a sentence, e.g. kgpipe encode "Marie Curie was born in Warsaw."')
         folder = model or resolve_artifact("inject.model", load_pipeline(pipeline))
         mentions, _, _ = encode_text(text, folder, spacy_mention_finder(spacy_model))
     except KgpipeError as exc:
         _fail(exc)
+    from rich.text import Text
+
+    from kgpipe.export.safe_text import terminal_safe
+
+    def cell(value: str) -> Text:  # text and ids come from the user and the data: no markup, no escapes
+        return Text(terminal_safe(value))
+
     table = Table("mention", "span", "type", "entity", "score", "how", "tokens", "cosine to plain")
     for item in mentions:
         m = item.mention
-        table.add_row(m.text, f"{m.start}-{m.end}", (m.kg_type or "").rsplit("/", 1)[-1], m.entity_id or "NIL",
-                      f"{m.score:.2f}", m.method, str(len(item.tokens)),
+        table.add_row(cell(m.text), f"{m.start}-{m.end}", cell((m.kg_type or "").rsplit("/", 1)[-1]),
+                      cell(m.entity_id or "NIL"), f"{m.score:.2f}", cell(m.method), str(len(item.tokens)),
                       "" if item.cosine_to_plain is None else f"{item.cosine_to_plain:.3f}")
     console.print(table)
     linked = [i for i in mentions if i.cosine_to_plain is not None]

@@ -276,6 +276,41 @@ def training_history(source: Any) -> pd.DataFrame:
     return frame
 
 
+def stage_timings(pipeline: str | Path | Pipeline) -> pd.DataFrame:
+    """Per stage of the last run, from the lock file: when it started, how long it took, and the measurements
+    it returned under `timings` (e.g. fuse's seconds and peak MB per resolution step), one column each. These
+    live in the lock file, not in the artifacts, so that equal inputs give byte-identical artifacts."""
+    import pandas as pd
+
+    from kgpipe.lockfile import LockFile
+    from kgpipe.runner import Workspace
+
+    pipe = as_pipeline(pipeline)
+    lock = LockFile.read(Workspace(pipe).lock_path).stages
+    rows = []
+    for name, stage in pipe.stages.items():
+        entry = lock.get(name)
+        if entry is None:
+            continue
+        row: dict[str, Any] = {"stage": name, "type": stage.type.name, "started_at": entry.started_at,
+                               "duration_s": entry.duration_s}
+        timings = entry.summary.get("timings")
+        row.update(_flat_numbers(timings if isinstance(timings, dict) else {}))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=None if rows else ["stage", "type", "started_at", "duration_s"])
+
+
+def _flat_numbers(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            flat.update(_flat_numbers(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
 def ego_graph(graph: Any, entity: str, radius: int = 1, max_nodes: int = 40) -> Any:
     """The neighbourhood of an entity (by node id or `label` attribute) in a graph from kgpipe.load_graph, edges
     in both directions; beyond max_nodes the best-connected neighbours are kept."""

@@ -77,10 +77,13 @@ def _rdf(path: Path, rows: int) -> ArtifactDescription:
 
 
 def _folder(path: Path, rows: int) -> ArtifactDescription:
+    from kgpipe.export.safe_text import terminal_safe
     from kgpipe.hashing import iter_files
 
     files = [p for p in iter_files(path) if p.is_file()]  # kgpipe's own marker and temporary files left out
-    listing = "\n".join(f"{p.relative_to(path)}  ({p.stat().st_size} bytes)" for p in files[: rows * 4])
+    # names escaped here: a newline in a file name must not pass for the next line of the listing
+    listing = "\n".join(f"{terminal_safe(str(p.relative_to(path)))}  ({p.stat().st_size} bytes)"
+                         for p in files[: rows * 4])
     return ArtifactDescription(path, "folder", {"files": len(files),
                                                "bytes": sum(p.stat().st_size for p in files)}, preview=listing)
 
@@ -102,6 +105,34 @@ def resolve_artifact(name: str, pipeline: Pipeline | None) -> Path:
         known = [f"{s.name}.{o}" for s in pipeline.stages.values() for o in s.outs]
         raise ArtifactError(f"no artifact '{name}'", hint="a path, or one of: " + ", ".join(known))
     raise ArtifactError(f"no artifact '{name}'", hint="pass an existing path")
+
+
+def preview_text(preview: Any) -> str:
+    """A description's preview as text for a terminal: a table's cells, index and column names with control
+    characters escaped (kgpipe.export.safe_text.terminal_safe), so data cannot move the cursor or recolour
+    the terminal and one cell stays on one line; other previews as they are (the caller escapes them)."""
+    import pandas as pd
+
+    from kgpipe.export.safe_text import terminal_safe
+
+    if not isinstance(preview, pd.DataFrame):
+        return str(preview)
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, str):
+            return terminal_safe(value)
+        if isinstance(value, bytes):
+            return repr(value)
+        if hasattr(value, "tolist") and not isinstance(value, int | float):   # list columns: numpy arrays
+            value = value.tolist()
+        if isinstance(value, list | tuple):
+            return terminal_safe(repr(value))
+        return value
+
+    frame = preview.map(cell) if hasattr(preview, "map") else preview.applymap(cell)
+    frame.columns = [terminal_safe(str(c)) for c in frame.columns]
+    with pd.option_context("display.max_columns", 20, "display.width", 160, "display.max_colwidth", 60):
+        return frame.to_string()
 
 
 def describe_artifact(path: Path, rows: int = 5) -> ArtifactDescription:

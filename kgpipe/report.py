@@ -2,7 +2,9 @@
 
 The DAG with each stage's status and duration, input and output sizes, a summary per stage type (extraction
 counts, fusion report, embedding metrics and loss curve, injection metrics), and what each stage produced: counts
-of table columns such as label and relation, JSON reports and metrics as tables, PNG outputs inline.
+of table columns such as label and relation, JSON reports and metrics as tables, PNG outputs inline. Durations and
+a stage's `timings` (seconds, peak memory) come from its lock entry, never from its artifacts, which hold only
+what the same inputs always give.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ def _render_png(path: Path) -> str:
 
 # --- summaries per stage type: what a reader looks for first in each stage's results ----------------------
 
-Summary = Callable[[Stage], str]
+Summary = Callable[[Stage, "LockEntry | None"], str]
 _SUMMARIES: dict[str, Summary] = {}
 
 
@@ -175,7 +177,7 @@ def _json_out(stage: Stage, name: str) -> dict[str, Any] | None:
 
 
 @summarises("extract")
-def _extraction_summary(stage: Stage) -> str:
+def _extraction_summary(stage: Stage, entry: LockEntry | None) -> str:
     from kgpipe.artifacts import read_table
 
     parts = ['<div class="summary" id="extraction-counts"><h3>Extraction counts</h3>']
@@ -194,7 +196,7 @@ def _extraction_summary(stage: Stage) -> str:
 
 
 @summarises("fuse")
-def _fusion_summary(stage: Stage) -> str:
+def _fusion_summary(stage: Stage, entry: LockEntry | None) -> str:
     from kgpipe.explore import fusion_summary
 
     report = _json_out(stage, "report")
@@ -230,7 +232,7 @@ def _fmt(value: Any) -> str:
 
 
 @summarises("embed")
-def _embedding_summary(stage: Stage) -> str:
+def _embedding_summary(stage: Stage, entry: LockEntry | None) -> str:
     from kgpipe.explore import training_history
 
     metrics = _json_out(stage, "metrics")
@@ -239,12 +241,14 @@ def _embedding_summary(stage: Stage) -> str:
     test = metrics.get("test", {})
     sides = [side for side in ("head", "tail") if isinstance(test.get(side), dict)]
     training = metrics.get("training", {})
+    timings = _timings(entry)
+    seconds = timings.get("training_seconds", training.get("seconds", "?"))  # the lock entry's, where kept
     config = metrics.get("config", {})
     parts = ['<div class="summary" id="embedding-metrics"><h3>Embedding metrics</h3>',
              f"<p>{_esc(config.get('model', ''))}, {_esc(config.get('model_kwargs', {}).get('embedding_dim', ''))} "
              f"dimensions; {_esc(metrics.get('data', {}).get('entities', '?'))} entities, "
              f"{_esc(metrics.get('data', {}).get('training_triples', '?'))} training triples; "
-             f"{_esc(training.get('epochs', '?'))} epochs in {_esc(training.get('seconds', '?'))} s"
+             f"{_esc(training.get('epochs', '?'))} epochs in {_esc(_fmt(seconds))} s"
              f"{' (stopped early)' if training.get('stopped_early') else ''}</p>",
              _table(_metric_rows(test), ["test metric", "both sides", *sides])]
     history = training_history(metrics)
@@ -272,7 +276,7 @@ def _embedding_summary(stage: Stage) -> str:
 
 
 @summarises("inject")
-def _injection_summary(stage: Stage) -> str:
+def _injection_summary(stage: Stage, entry: LockEntry | None) -> str:
     metrics = _json_out(stage, "metrics")
     if metrics is None:
         return ""
@@ -282,6 +286,20 @@ def _injection_summary(stage: Stage) -> str:
 
 
 # --- the page --------------------------------------------------------------------------------------------
+
+
+def _timings(entry: LockEntry | None) -> dict[str, Any]:
+    """A stage's run-dependent measurements (seconds, peak memory) from its lock entry's summary."""
+    timings = entry.summary.get("timings") if entry is not None else None
+    return timings if isinstance(timings, dict) else {}
+
+
+def _timings_table(entry: LockEntry | None) -> str:
+    rows = [[key, _fmt(value)] for key, value in _flatten(_timings(entry))]
+    if not rows:
+        return ""
+    return ('<div class="timings"><h4>Timings of this run (from the lock file)</h4>'
+            + _table(rows, ["step", "value"]) + "</div>")
 
 
 def _status_word(st: StageStatus) -> str:
@@ -313,18 +331,19 @@ def _dag_png(pipeline: Pipeline, statuses: dict[str, StageStatus], lock: dict[st
     return _figure_png(fig)
 
 
-def _stage_section(pipeline: Pipeline, stage: Stage) -> str:
+def _stage_section(pipeline: Pipeline, stage: Stage, entry: LockEntry | None = None) -> str:
     parts = [f'<section><h2>{_esc(stage.name)} <small>({_esc(stage.type.name)} '
              f'v{stage.type.version})</small></h2>']
     summary = _SUMMARIES.get(stage.type.name)
     shown = ""
     if summary is not None:
         try:
-            shown = summary(stage)
+            shown = summary(stage, entry)
         except Exception as exc:  # a half-written or older artifact must not cost the whole report
             shown = (f"<p class='warning'>no summary for {_esc(stage.name)}: {_esc(type(exc).__name__)}: "
                      f"{_esc(exc)}</p>")
         parts.append(shown)
+    parts.append(_timings_table(entry))
     for name, path in stage.outs.items():
         if not path.exists():
             parts.append(f"<p><b>{_esc(name)}</b>: not produced yet</p>")
@@ -386,7 +405,7 @@ def build_report(pipeline: str | Path | Pipeline, out: Path | None = None) -> Pa
         f"{datetime.now(UTC).isoformat(timespec='seconds')}</p>",
         _png_tag(_dag_png(pipe, statuses, lock), "pipeline DAG"),
         _table(rows, ["stage", "type", "status", "why", "started", "duration", "inputs", "outputs", "counts"]),
-        *(_stage_section(pipe, pipe.stages[name]) for name in order),
+        *(_stage_section(pipe, pipe.stages[name], lock.get(name)) for name in order),
     ]
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>kgpipe report {_esc(pipe.name)}</title>"
             f"<style>{CSS}</style><script>{CHECK_SCRIPT}</script></head><body>{''.join(body)}</body></html>")

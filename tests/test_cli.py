@@ -80,6 +80,16 @@ def test_show_table_json_folder_and_unknown(pipeline: Path, tmp_path: Path) -> N
     assert missing.exit_code != 0 and "no artifact 'a.nope'" in missing.output and "b.result" in missing.output
 
 
+def test_show_preview_escapes_cells_before_aligning_them() -> None:
+    from kgpipe.inspect import preview_text
+
+    frame = pd.DataFrame({"label\x1b[1m": ["\x1b[31mred", "plain", "tab\there"], "ids": [["a\x07"], [], ["b"]]})
+    lines = preview_text(frame).splitlines()
+    assert "\x1b" not in "".join(lines) and "\x07" not in "".join(lines)
+    assert "\\x1b[31mred" in lines[1] and "label\\x1b[1m" in lines[0] and "['a\\x07']" in lines[1]
+    assert len({len(line) for line in lines}) == 1, "columns stay aligned: widths counted on the escaped text"
+
+
 def test_errors_exit_non_zero_with_file_line_and_hint(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text("stages:\n  x:\n    type: nope\n")

@@ -73,6 +73,19 @@ def test_fusion_report_with_overlap_similarity_and_largest_merges(sample_pipelin
     assert cells("total", report["entities"]["total"]) in body
 
 
+def test_fusion_timings_come_from_the_lock_entry(sample_pipeline: Path, page: str) -> None:
+    pipe = load_pipeline(sample_pipeline)
+    timings = LockFile.read(Workspace(pipe).lock_path).stages["fuse"].summary["timings"]
+    fuse = page.split("<section><h2>fuse ", 1)[1].split("</section>", 1)[0]
+    table = re.search(r'<div class="timings"><h4>Timings of this run \(from the lock file\)</h4>(.*?)</div>', fuse,
+                      re.S)
+    assert table, "the fuse section shows no timings"
+    for step, seconds in timings["resolution_seconds"].items():
+        value = f"{seconds:.4f}" if isinstance(seconds, float) else str(seconds)
+        assert cells(f"resolution_seconds.{step}", value) in table[1]
+    assert "resolution_peak_mb_after.clustering" in table[1]
+
+
 def test_embedding_metrics_and_loss_curve(sample_pipeline: Path, page: str) -> None:
     body = section(page, "embedding-metrics")
     test = kgpipe.load_artifact(sample_pipeline, "embed.metrics")["test"]

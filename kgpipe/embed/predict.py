@@ -100,8 +100,6 @@ class _Names:
         if owners:
             raise InputError(f"{self.kind} label '{name}' is shared by {len(owners)} {self.kind}s",
                              hint=f"give one of their ids: {', '.join(sorted(owners)[:10])}")
-        from rapidfuzz import process
+        from kgpipe.lookup import UnknownNameError
 
-        close = [match for match, _, _ in process.extract(name, list(self.by_label), limit=3)]
-        raise InputError(f"no {self.kind} with id or label '{name}'",
-                         hint=f"did you mean {', '.join(repr(c) for c in close)}?" if close else None)
+        raise UnknownNameError(self.kind, name, self.by_label)

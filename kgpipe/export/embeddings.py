@@ -47,12 +47,15 @@ class Embeddings:
         return int(self.vectors.shape[1])
 
     def row(self, entity: str) -> int:
-        """Row of an entity given by id or, failing that, by label."""
+        """Row of an entity given by id or, failing that, by label; an unknown name raises UnknownNameError
+        (a KeyError too) whose hint suggests the closest labels."""
         if entity in self._row:
             return self._row[entity]
         if entity in self._by_label:
             return self._by_label[entity]
-        raise KeyError(f"no entity with id or label {entity!r}")
+        from kgpipe.lookup import UnknownNameError
+
+        raise UnknownNameError("entity", entity, self.labels)
 
     def vector(self, entity: str) -> np.ndarray:
         return self.vectors[self.row(entity)]

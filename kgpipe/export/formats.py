@@ -2,6 +2,8 @@
 
 npy (+ JSON id map), safetensors (ids and labels in the metadata), parquet, word2vec text (gensim),
 TensorBoard Projector TSV, a torch nn.Embedding state dict with its vocabulary, int8 with per-row scales.
+Text goes through kgpipe.export.safe_text (lone surrogates replaced; word2vec keys percent-encoded), and every
+file is the same bytes for the same embeddings (safetensors headers are written with sorted keys).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from kgpipe.atomic import atomic_path, atomic_write_text
 from kgpipe.errors import KgpipeError
 from kgpipe.export.embeddings import Embeddings
+from kgpipe.export.safe_text import utf8_safe, word2vec_key
 
 Exporter = Callable[[Embeddings, Path], list[Path]]
 EMBEDDING_FORMATS: dict[str, Exporter] = {}
@@ -27,8 +30,23 @@ def exporter(name: str) -> Callable[[Exporter], Exporter]:
     return register
 
 
+def _safe(values: list[str | None] | None) -> list[str | None] | None:
+    return None if values is None else [v if v is None else utf8_safe(v) for v in values]
+
+
+def _safe_metadata(emb: Embeddings) -> dict[str, str]:
+    """The metadata as strings (JSON for anything else), keys sorted, as every format stores it."""
+    return {utf8_safe(k): utf8_safe(v if isinstance(v, str) else json.dumps(v, sort_keys=True))
+            for k, v in sorted(emb.metadata.items())}
+
+
 def _id_map(emb: Embeddings) -> dict:
-    return {"ids": emb.ids, "labels": emb.labels, "types": emb.types, "dim": emb.dim, "metadata": emb.metadata}
+    return {"ids": _safe(emb.ids), "labels": _safe(emb.labels), "types": _safe(emb.types), "dim": emb.dim,
+            "metadata": {utf8_safe(k): v for k, v in sorted(emb.metadata.items())}}
+
+
+def _json(data: object) -> str:
+    return json.dumps(data, ensure_ascii=False, sort_keys=False)
 
 
 @exporter("npy")
@@ -36,14 +54,25 @@ def to_npy(emb: Embeddings, folder: Path) -> list[Path]:
     vectors, ids = folder / "vectors.npy", folder / "ids.json"
     with atomic_path(vectors) as tmp, open(tmp, "wb") as handle:
         np.save(handle, emb.vectors)
-    atomic_write_text(ids, json.dumps(_id_map(emb), ensure_ascii=False))
+    atomic_write_text(ids, _json(_id_map(emb)))
     return [vectors, ids]
 
 
 def _safetensors_metadata(emb: Embeddings) -> dict[str, str]:
-    meta = {"ids": json.dumps(emb.ids, ensure_ascii=False), "labels": json.dumps(emb.labels, ensure_ascii=False)}
-    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in emb.metadata.items()})
+    meta = {"ids": _json(_safe(emb.ids)), "labels": _json(_safe(emb.labels))}
+    meta.update(_safe_metadata(emb))
     return meta
+
+
+def canonical_safetensors(path: Path) -> None:
+    """Rewrite a safetensors header with sorted keys. The Rust writer keeps the metadata in a hash map, so its
+    order (and the file's bytes) changes from one process to the next; the tensor data stays as it is."""
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)   # the format pads the header with spaces to a multiple of 8 bytes
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + size:])
 
 
 @exporter("safetensors")
@@ -53,6 +82,7 @@ def to_safetensors(emb: Embeddings, folder: Path) -> list[Path]:
     path = folder / "embeddings.safetensors"
     with atomic_path(path) as tmp:
         save_file({"entity_embeddings": emb.vectors}, str(tmp), metadata=_safetensors_metadata(emb))
+        canonical_safetensors(tmp)
     return [path]
 
 
@@ -62,12 +92,11 @@ def to_parquet(emb: Embeddings, folder: Path) -> list[Path]:
     import pyarrow.parquet as pq
 
     path = folder / "embeddings.parquet"
-    columns = {"id": emb.ids, "label": emb.labels,
+    columns = {"id": _safe(emb.ids), "label": _safe(emb.labels),
                "vector": pa.FixedSizeListArray.from_arrays(pa.array(emb.vectors.ravel()), emb.dim)}
     if emb.types is not None:
-        columns["type"] = emb.types
-    table = pa.table(columns).replace_schema_metadata({k: json.dumps(v) if not isinstance(v, str) else v
-                                                       for k, v in emb.metadata.items()})
+        columns["type"] = _safe(emb.types)
+    table = pa.table(columns).replace_schema_metadata(_safe_metadata(emb))
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return [path]
@@ -75,17 +104,18 @@ def to_parquet(emb: Embeddings, folder: Path) -> list[Path]:
 
 @exporter("word2vec")
 def to_word2vec(emb: Embeddings, folder: Path) -> list[Path]:
-    """word2vec text format; tokens are entity ids (whitespace, which the format cannot hold, becomes _)."""
+    """word2vec text format; keys are the entity ids, with '%', whitespace and control characters (which the
+    format cannot hold) percent-encoded: urllib.parse.unquote(key) gives the id back."""
     path = folder / "embeddings.w2v.txt"
     lines = [f"{len(emb)} {emb.dim}"]
-    lines += [f"{'_'.join(entity.split())} " + " ".join(f"{x:.9g}" for x in row)
+    lines += [f"{word2vec_key(entity)} " + " ".join(f"{x:.9g}" for x in row)
               for entity, row in zip(emb.ids, emb.vectors, strict=True)]
     atomic_write_text(path, "\n".join(lines) + "\n")
     return [path]
 
 
 def _tsv_cell(value: object) -> str:
-    return " ".join(str("" if value is None else value).split())  # no tabs or newlines inside a cell
+    return utf8_safe(" ".join(str("" if value is None else value).split()))  # no tabs or newlines in a cell
 
 
 @exporter("projector")
@@ -109,7 +139,7 @@ def to_torch(emb: Embeddings, folder: Path) -> list[Path]:
     layer = torch.nn.Embedding.from_pretrained(torch.from_numpy(emb.vectors.copy()))
     with atomic_path(state) as tmp:
         torch.save(layer.state_dict(), tmp)
-    atomic_write_text(vocab, json.dumps(_id_map(emb), ensure_ascii=False))
+    atomic_write_text(vocab, _json(_id_map(emb)))
     return [state, vocab]
 
 
@@ -125,6 +155,7 @@ def to_int8(emb: Embeddings, folder: Path) -> list[Path]:
     path = folder / "embeddings.int8.safetensors"
     with atomic_path(path) as tmp:
         save_file({"codes": codes, "scales": scales}, str(tmp), metadata=_safetensors_metadata(emb))
+        canonical_safetensors(tmp)
     return [path]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from kgpipe.atomic import atomic_write_text
 from kgpipe.errors import ArtifactError
+from kgpipe.export.safe_text import iri_safe, xml_safe
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 LABELS = ("http://www.w3.org/2000/01/rdf-schema#label", "http://www.w3.org/2004/02/skos/core#prefLabel")
@@ -76,13 +77,17 @@ def _neo4j_type(relation: str) -> str:
 
 def write_neo4j_csv(entities: Any, triples: Any, folder: Path) -> list[Path]:
     """nodes.csv (id:ID, label, iri, :LABEL) and relationships.csv (:START_ID, :END_ID, :TYPE, iri, count,
-    confidence) for `neo4j-admin database import`."""
+    confidence) for `neo4j-admin database import`. Ids and IRIs as in the other graph files (iri_safe), labels
+    with XML-illegal characters (NUL first of all, which CSV readers reject) replaced (xml_safe); the csv
+    module quotes commas, quotes and newlines."""
     nodes = [["id:ID", "label", "seed_iri", "mention_count:int", ":LABEL"]]
-    nodes += [[row.id, row.label, _text(row.seed_iri) or "", int(row.mention_count), _neo4j_label(row.type)]
+    nodes += [[iri_safe(row.id), xml_safe(_text(row.label) or ""), iri_safe(_text(row.seed_iri) or ""),
+               int(row.mention_count), _neo4j_label(row.type)]
               for row in entities.itertuples(index=False)]
     known = set(entities["id"])
     rels = [[":START_ID", ":END_ID", ":TYPE", "relation_iri", "count:int", "confidence:float"]]
-    rels += [[row.head, row.tail, _neo4j_type(row.relation), row.relation, int(row.count), float(row.confidence)]
+    rels += [[iri_safe(row.head), iri_safe(row.tail), _neo4j_type(row.relation), iri_safe(row.relation),
+              int(row.count), float(row.confidence)]
              for row in triples.itertuples(index=False) if row.head in known and row.tail in known]
     paths = [folder / "nodes.csv", folder / "relationships.csv"]
     folder.mkdir(parents=True, exist_ok=True)

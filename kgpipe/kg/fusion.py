@@ -47,6 +47,10 @@ class FusionConfig(BaseModel):
     text_graph: str = Field("extract", description="name of the graph extracted from text in the report")
 
 
+# resolution statistics that measure the run rather than the data (see FusionResult.timings)
+RUN_DEPENDENT_STATS = ("seconds", "peak_mb_after")
+
+
 @dataclass
 class FusionResult:
     entities: list[dict[str, Any]]
@@ -55,6 +59,9 @@ class FusionResult:
     types: dict[str, list[str]] = field(default_factory=dict)     # every type of an entity, for RDF
     mention_entity: dict[str, str] = field(default_factory=dict)  # mention_id -> entity id
     report: dict[str, Any] = field(default_factory=dict)
+    # seconds and peak memory per resolution step: they change from run to run, so they stay out of the
+    # report file (same inputs, same bytes) and go into the stage's summary in the lock file
+    timings: dict[str, Any] = field(default_factory=dict)
 
 
 def _plain_list(value) -> list:
@@ -318,7 +325,7 @@ def fuse_graph(mentions, relations, seed_entities=None, seed_triples=None,
     }
     report_data = {
         "inputs": counts,
-        "resolution": {k: v for k, v in resolution.stats.items()},
+        "resolution": {k: v for k, v in resolution.stats.items() if k not in RUN_DEPENDENT_STATS},
         "linking": {"names_to_seed": dict(sorted(anchor_how.items())),
                     "clusters": dict(sorted(link_how.items())),
                     "seed_entities_merged_across_files": len(seed_canonical),
@@ -341,4 +348,5 @@ def fuse_graph(mentions, relations, seed_entities=None, seed_triples=None,
         "conflicts": functional_conflicts(merge, functional, labels),
         "same_as": same_as,
     }
-    return FusionResult(entities, triples, same_as, all_types, mention_entity, report_data)
+    timings = {k: resolution.stats[k] for k in RUN_DEPENDENT_STATS if k in resolution.stats}
+    return FusionResult(entities, triples, same_as, all_types, mention_entity, report_data, timings)

@@ -29,7 +29,8 @@ class ExportParams(StageParams):
 
 class ExportStage(StageType):
     name = "export"
-    version = 2   # 2: reciprocal relations' rows get unique ids (IRI + "_inverse")
+    version = 3   # 2: reciprocal relations' rows get unique ids (IRI + "_inverse"); 3: text through
+    # export.safe_text (word2vec keys percent-encoded), safetensors headers sorted
     description = "write embeddings and the fused graph in the formats downstream tools read"
     Params = ExportParams
     inputs = (

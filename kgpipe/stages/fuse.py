@@ -1,5 +1,6 @@
 """The fuse stage: extracted mentions and relations plus the seed KG in; canonical entities, merged triples,
-graph.ttl, graph.graphml and fusion_report.json out.
+graph.ttl, graph.graphml and fusion_report.json out (the same bytes for the same inputs: timings and memory
+go into the returned summary, which the runner keeps in the lock entry).
 
 Thin glue around kgpipe.kg.fusion.fuse_graph (resolution, seed linking, merge); see its modules for how.
 """
@@ -19,7 +20,8 @@ class FuseParams(FusionConfig, StageParams):
 
 class FuseStage(StageType):
     name = "fuse"
-    version = 4  # 3: unsaid name parts weigh less, LSH candidates capped per name; 4: institution phrases
+    version = 5  # 3: unsaid name parts weigh less, LSH candidates capped per name; 4: institution phrases;
+    # 5: timings in the summary, not the report; ids and text in graph files through export.safe_text
     description = "resolve mentions into canonical entities, link them to the seed KG, merge the graphs"
     Params = FuseParams
     inputs = (
@@ -71,7 +73,11 @@ class FuseStage(StageType):
                 "mentions": report["inputs"]["mentions"], "clusters": report["merges"]["clusters"],
                 "linked_clusters": report["linking"]["clusters"].get("exact", 0)
                 + report["linking"]["clusters"].get("similarity", 0),
-                "minted": report["entities"]["minted"], "conflicts": len(report["conflicts"])}
+                "minted": report["entities"]["minted"], "conflicts": len(report["conflicts"]),
+                # seconds and peak MB per resolution step: in the lock entry, not the report file, so equal
+                # inputs give equal artifacts (kgpipe report and kgpipe.explore.stage_timings read them)
+                "timings": {"resolution_seconds": result.timings.get("seconds", {}),
+                            "resolution_peak_mb_after": result.timings.get("peak_mb_after", {})}}
 
 
 def _json_default(value: Any) -> Any:

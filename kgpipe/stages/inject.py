@@ -32,7 +32,7 @@ class InjectParams(StageParams):
 
 class InjectStage(StageType):
     name = "inject"
-    version = 1
+    version = 2   # 2: the model config names its embeddings without an absolute workspace path
     description = "map KG embeddings into a transformer's token representations (align or gated fusion)"
     Params = InjectParams
     inputs = (
@@ -69,7 +69,7 @@ class InjectStage(StageType):
         base = AutoModel.from_pretrained(base_path)
         config = InjectionConfig(mode=p.mode, base_model=p.base_model, combine=p.combine, layers=list(p.layers),
                                  freeze_base=p.freeze_base, storage=p.storage,
-                                 embedding_artifact=ctx.relpath(embeddings_path),
+                                 embedding_artifact=_artifact_reference(ctx, embeddings_path),
                                  embedding_sha256=path_hash(embeddings_path))
         folder = ctx.output("model")
         metrics: dict[str, Any] = {"mode": p.mode, "entities": len(entities), "entities_with_vectors": len(knowledge),
@@ -109,5 +109,19 @@ class InjectStage(StageType):
             metrics.update(task_examples=len(examples), task_mentions_linked=linked,
                            task_labels=len(task_labels), train_loss=[round(x, 4) for x in losses])
         encoder.save_pretrained(folder, tokenizer=tokenizer)
+        # metrics hold only what the data and seed decide (no timings), so a rerun writes the same bytes
         atomic_write_text(ctx.output("metrics"), json.dumps(metrics, indent=2) + "\n")
         return {k: v for k, v in metrics.items() if isinstance(v, int | float | str)}
+
+
+def _artifact_reference(ctx: StageContext, path: Any) -> str:
+    """Where the KG vectors came from, for the model's config: relative to the pipeline root, or (artifacts
+    outside the root) relative to the model folder, so that no absolute workspace path ends up in the model
+    and the same inputs give the same files wherever the workspace is."""
+    import os
+    from pathlib import Path
+
+    inside = ctx.relpath(path)
+    if not Path(inside).is_absolute():
+        return inside
+    return Path(os.path.relpath(Path(path).resolve(), ctx.destination("model").resolve())).as_posix()
