@@ -151,14 +151,18 @@ def _render_png(path: Path) -> str:
 
 # --- summaries per stage type: what a reader looks for first in each stage's results ----------------------
 
-Summary = Callable[[Stage], str]
+Summary = Callable[..., str]
 _SUMMARIES: dict[str, Summary] = {}
+_WITH_ENTRY: set[str] = set()  # summaries that also read the lock entry (its summary holds run-to-run values)
 
 
-def summarises(stage_type: str) -> Callable[[Summary], Summary]:
-    """Register the summary section shown first for stages of a type."""
+def summarises(stage_type: str, *, entry: bool = False) -> Callable[[Summary], Summary]:
+    """Register the summary section shown first for stages of a type; entry=True: it is called with the
+    stage's lock entry (or None) as well."""
     def register(func: Summary) -> Summary:
         _SUMMARIES[stage_type] = func
+        if entry:
+            _WITH_ENTRY.add(stage_type)
         return func
     return register
 
@@ -229,8 +233,8 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-@summarises("embed")
-def _embedding_summary(stage: Stage) -> str:
+@summarises("embed", entry=True)
+def _embedding_summary(stage: Stage, entry: LockEntry | None) -> str:
     from kgpipe.explore import training_history
 
     metrics = _json_out(stage, "metrics")
@@ -240,11 +244,13 @@ def _embedding_summary(stage: Stage) -> str:
     sides = [side for side in ("head", "tail") if isinstance(test.get(side), dict)]
     training = metrics.get("training", {})
     config = metrics.get("config", {})
+    # timings vary run to run, so they are in the lock entry's summary, not in metrics.json
+    seconds = (entry.summary if entry is not None else {}).get("training_seconds", "?")
     parts = ['<div class="summary" id="embedding-metrics"><h3>Embedding metrics</h3>',
              f"<p>{_esc(config.get('model', ''))}, {_esc(config.get('model_kwargs', {}).get('embedding_dim', ''))} "
              f"dimensions; {_esc(metrics.get('data', {}).get('entities', '?'))} entities, "
              f"{_esc(metrics.get('data', {}).get('training_triples', '?'))} training triples; "
-             f"{_esc(training.get('epochs', '?'))} epochs in {_esc(training.get('seconds', '?'))} s"
+             f"{_esc(training.get('epochs', '?'))} epochs in {_esc(seconds)} s"
              f"{' (stopped early)' if training.get('stopped_early') else ''}</p>",
              _table(_metric_rows(test), ["test metric", "both sides", *sides])]
     history = training_history(metrics)
@@ -313,14 +319,14 @@ def _dag_png(pipeline: Pipeline, statuses: dict[str, StageStatus], lock: dict[st
     return _figure_png(fig)
 
 
-def _stage_section(pipeline: Pipeline, stage: Stage) -> str:
+def _stage_section(pipeline: Pipeline, stage: Stage, entry: LockEntry | None = None) -> str:
     parts = [f'<section><h2>{_esc(stage.name)} <small>({_esc(stage.type.name)} '
              f'v{stage.type.version})</small></h2>']
     summary = _SUMMARIES.get(stage.type.name)
     shown = ""
     if summary is not None:
         try:
-            shown = summary(stage)
+            shown = summary(stage, entry) if stage.type.name in _WITH_ENTRY else summary(stage)
         except Exception as exc:  # a half-written or older artifact must not cost the whole report
             shown = (f"<p class='warning'>no summary for {_esc(stage.name)}: {_esc(type(exc).__name__)}: "
                      f"{_esc(exc)}</p>")
@@ -386,7 +392,7 @@ def build_report(pipeline: str | Path | Pipeline, out: Path | None = None) -> Pa
         f"{datetime.now(UTC).isoformat(timespec='seconds')}</p>",
         _png_tag(_dag_png(pipe, statuses, lock), "pipeline DAG"),
         _table(rows, ["stage", "type", "status", "why", "started", "duration", "inputs", "outputs", "counts"]),
-        *(_stage_section(pipe, pipe.stages[name]) for name in order),
+        *(_stage_section(pipe, pipe.stages[name], lock.get(name)) for name in order),
     ]
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>kgpipe report {_esc(pipe.name)}</title>"
             f"<style>{CSS}</style><script>{CHECK_SCRIPT}</script></head><body>{''.join(body)}</body></html>")
