@@ -206,6 +206,43 @@ def test_same_seed_gives_identical_embeddings_and_another_seed_does_not(tmp_path
     assert not np.array_equal(a["entity_embeddings"], c["entity_embeddings"])
 
 
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    import struct
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(data):
+        (length,), kind = struct.unpack(">I", data[at:at + 4]), data[at + 4:at + 8]
+        chunks.append((kind, data[at + 8:at + 8 + length]))
+        at += 12 + length
+    return chunks
+
+
+def test_equal_inputs_and_seeds_give_byte_identical_artifacts(tmp_path: Path) -> None:
+    """Every file of every out, in two fresh workspaces (other paths, other times): the same bytes. What
+    differs run to run (timings, device) is in the lock entry's summary."""
+    triples, labels = toy_graph()
+    files, summaries = [], []
+    for name in ("one", "two"):
+        write_graph(tmp_path / name, triples, labels)
+        result = run_embed(tmp_path / name, **{**FAST, "epochs": 3})
+        folder = tmp_path / name / "artifacts/embed"
+        files.append({p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+                      if p.is_file()})
+        summaries.append(result.summaries["embed"])
+
+    assert set(files[0]) == {"entity_embeddings.parquet", "relation_embeddings.parquet", "embeddings.safetensors",
+                             "metrics.json", "training_loss.png", "model/model.safetensors",
+                             "model/training_triples.safetensors", "model/model.json"}
+    for name, data in files[0].items():
+        assert files[1][name] == data, f"{name} differs between two runs on the same inputs"
+    kinds = [kind for kind, _ in _png_chunks(files[0]["training_loss.png"])]
+    assert b"tIME" not in kinds and b"tEXt" not in kinds and b"iTXt" not in kinds  # no time, no software
+    assert all(s["training_seconds"] > 0 and s["device"] == "cpu" for s in summaries)
+    text = files[0]["metrics.json"].decode()
+    assert str(tmp_path) not in text and "seconds" not in text
+
+
 def test_interrupted_training_resumes_from_its_checkpoint_with_the_same_result(tmp_path: Path, monkeypatch) -> None:
     from pykeen.training.training_loop import TrainingLoop
 
@@ -317,6 +354,55 @@ def test_a_failure_after_training_does_not_train_again(tmp_path: Path, monkeypat
     for key, values in _tensors(straight).items():
         np.testing.assert_array_equal(_tensors(retried)[key], values)
     assert metrics(retried)["test"] == metrics(straight)["test"]
+
+
+@pytest.mark.parametrize("overrides", [
+    # stops early after epoch 3, its best at epoch 1: the run ends with epoch 1's weights
+    {"epochs": 12, "early_stopping": {"frequency": 1, "patience": 2, "relative_delta": 100.0}},
+    {"epochs": 3, "early_stopping": False},
+], ids=["stops-early", "no-early-stopping"])
+def test_training_is_pykeens_pipeline_to_the_bit(graph_root: Path, overrides: dict) -> None:
+    """kgpipe drives PyKEEN's training loop itself (to own the checkpoints); the losses, the weights, the
+    validation results and the test metrics are exactly what pykeen.pipeline.pipeline gives."""
+    from pykeen.pipeline import pipeline
+
+    from kgpipe.embed.config import resolver
+    from kgpipe.embed.data import load_graph
+    from kgpipe.embed.defaults import training_config
+    from kgpipe.embed.train import summarize_metrics, train_and_evaluate
+
+    config, _ = training_config("TransE", {**{k: v for k, v in FAST.items() if k != "checkpoint_minutes"},
+                                           **overrides, "device": "cpu"})
+    graph = load_graph(triples=graph_root / "triples.tsv", entities=None, validation=None, testing=None,
+                       known=None, dataset=None, validation_fraction=0.1, test_fraction=0.1, seed=config.seed,
+                       inverse_triples=config.inverse_triples)
+    stop = config.early_stopping
+    theirs = pipeline(
+        training=graph.training, validation=graph.validation, testing=graph.testing, model=config.model,
+        model_kwargs=dict(config.model_kwargs), loss=config.loss, loss_kwargs=dict(config.loss_kwargs),
+        optimizer=config.optimizer, optimizer_kwargs=dict(config.optimizer_kwargs),
+        training_loop=config.training_loop, negative_sampler=config.negative_sampler,
+        training_loop_kwargs={"automatic_memory_optimization": False},  # kgpipe's choice on CPU
+        negative_sampler_kwargs=dict(config.negative_sampler_kwargs), epochs=config.epochs,
+        training_kwargs={"batch_size": config.batch_size, "use_tqdm": False, "pin_memory": False},
+        stopper="early" if stop else None,
+        stopper_kwargs={"metric": stop.metric, "frequency": stop.frequency, "patience": stop.patience,
+                        "relative_delta": stop.relative_delta} if stop else None,
+        evaluator="rankbased", evaluator_kwargs={"filtered": True, "batch_size": config.evaluation_batch_size},
+        evaluation_kwargs={"batch_size": config.evaluation_batch_size, "use_tqdm": False},
+        random_seed=config.seed, device="cpu", use_tqdm=False)
+    assert resolver("loss").lookup(config.loss)  # the same loss by name in both
+    ours = train_and_evaluate(graph, config, workdir=graph_root / "work", checkpoint_minutes=0)
+
+    assert ours.outcome.losses == [float(x) for x in theirs.losses]
+    mine, pykeens = ours.model.state_dict(), theirs.model.state_dict()
+    assert mine.keys() == pykeens.keys() and all(torch.equal(mine[k], pykeens[k]) for k in mine)
+    assert {k: v for k, v in ours.outcome.metrics.items() if k != "triples"} == summarize_metrics(
+        theirs.metric_results)
+    if stop:
+        assert theirs.stopper.stopped and ours.outcome.stopped_early
+        assert ours.outcome.best_epoch == theirs.stopper.best_epoch == 1 and ours.outcome.epochs_trained == 3
+        assert [v["mrr"] for v in ours.outcome.validation] == theirs.stopper.results
 
 
 def test_without_a_validation_split_early_stopping_is_off_with_a_note(graph_root: Path) -> None:

@@ -134,7 +134,7 @@ def _split_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
 
 def write_checkpoint(folder: Path, checkpoint: Checkpoint, identity: Mapping[str, Any]) -> None:
     """Write the tensors, then the JSON naming them; older tensor files go once the JSON is in place."""
-    from safetensors.torch import save
+    from kgpipe.embed.tensorfile import torch_bytes
 
     folder.mkdir(parents=True, exist_ok=True)
     optimizer_tensors, optimizer_rest = _split_optimizer(checkpoint.optimizer)
@@ -142,9 +142,7 @@ def write_checkpoint(folder: Path, checkpoint: Checkpoint, identity: Mapping[str
     tensors.update(optimizer_tensors)
     if checkpoint.best is not None:
         tensors.update({f"best/{k}": v for k, v in checkpoint.best.items()})
-    # clone: state_dict tensors may share storage, which safetensors refuses
-    data = save({k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()},
-                metadata={"format": FORMAT})
+    data = torch_bytes(tensors, metadata={"format": FORMAT})
     name = f"checkpoint-{checkpoint.epoch:06d}.safetensors"
     atomic_write_bytes(folder / name, data)
     document = {

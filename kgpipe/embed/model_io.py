@@ -53,13 +53,11 @@ def save_model(folder: Path, model: Any, *, training_triples: Any, config: Mappi
                entity_ids: Sequence[str], entity_labels: Sequence[str], relation_ids: Sequence[str],
                relation_labels: Sequence[str], extra: Mapping[str, Any] | None = None) -> None:
     """Write weights, training triples and model.json into folder (created if missing)."""
-    from safetensors.torch import save_file
+    from kgpipe.embed.tensorfile import write_torch
 
     folder.mkdir(parents=True, exist_ok=True)
-    # clone: state_dict tensors may share storage, which safetensors refuses
-    state = {name: tensor.detach().cpu().clone().contiguous() for name, tensor in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS), metadata={"format": FORMAT})
-    save_file({"training": training_triples.detach().cpu().clone().contiguous()}, str(folder / TRIPLES))
+    write_torch(folder / WEIGHTS, model.state_dict(), metadata={"format": FORMAT})
+    write_torch(folder / TRIPLES, {"training": training_triples})
     document = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "model": config["model"], "model_kwargs": dict(config.get("model_kwargs", {})),

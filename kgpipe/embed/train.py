@@ -2,7 +2,7 @@
 resolvers as pykeen.pipeline.pipeline builds them, driven by kgpipe so that kgpipe owns the checkpoints.
 
 PyKEEN's own checkpoints, its early stopper's best-model file and its resume path all use pickle
-(torch.load with weights_only=False): a planted file would run code. kgpipe passes PyKEEN no checkpoint
+(full torch.load, not weights only): a planted file would run code. kgpipe passes PyKEEN no checkpoint
 name, directory or best-model path; its callbacks keep the state in kgpipe.embed.checkpoint's format
 (safetensors + JSON) in a work folder, and a damaged checkpoint is discarded with a warning. The trained
 model is saved in the work folder as soon as training and evaluation end, so a failure after training
