@@ -132,6 +132,7 @@ def load_model(folder: str | Path, device: str = "cpu") -> tuple[Any, ModelInfo,
     """The saved model (in eval mode), its info, and a TriplesFactory of its training triples with labels."""
     import torch
     from pykeen.triples import TriplesFactory
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -139,8 +140,8 @@ def load_model(folder: str | Path, device: str = "cpu") -> tuple[Any, ModelInfo,
     try:
         triples = load_file(str(folder / TRIPLES))["training"]
         state = load_file(str(folder / WEIGHTS))
-    except (OSError, KeyError) as exc:
-        raise ArtifactError(f"{folder}: saved model is incomplete ({exc})",
+    except (OSError, KeyError, SafetensorError) as exc:  # SafetensorError: a truncated or damaged file
+        raise ArtifactError(f"{folder}: saved model is incomplete or damaged ({exc})",
                             hint="re-run the embed stage (kgpipe run --force --only embed)") from None
     factory = TriplesFactory(mapped_triples=triples.long(), entity_to_id=info.entity_to_id,
                              relation_to_id=info.relation_to_id, create_inverse_triples=info.inverse_triples)
