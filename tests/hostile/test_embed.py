@@ -251,3 +251,25 @@ def test_a_damaged_trained_model_in_scratch_is_rebuilt(tmp_path: Path, clean: di
     assert any("damaged" in r.getMessage() for r in caplog.records)
     assert epochs == []  # the final checkpoint holds the trained model: evaluated again, not trained again
     assert artifacts(tmp_path) == clean
+
+
+@parametrize(
+    Case("embed-unknown-model-name", "embed", "model: NoSuchModel in the default pipeline's embed stage "
+         "(downstream of ingest, extract and fuse)", "error", exit_code=2),
+    Case("embed-missing-cuda-device", "embed", "device: cuda:9 on a machine without that GPU", "error",
+         exit_code=7),
+)
+def test_a_bad_embed_setting_stops_the_run_before_ingest(case: Case, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kgpipe.cli import app
+    from tests.hostile.cases import assert_clear_error, snapshot
+    from tests.test_embed_config import _default_pipeline_with, _line_of
+
+    params, key = ({"model": "NoSuchModel"}, "model:") if case.exit_code == 2 else ({"device": "cuda:9"}, "device:")
+    pipeline = _default_pipeline_with(tmp_path, **params)
+    before = snapshot(tmp_path)
+    result = CliRunner().invoke(app, ["run", str(pipeline)])
+    assert_clear_error(result, case.exit_code, f"default.yaml:{_line_of(pipeline, key)}: stage 'embed': "
+                       f"params.{key.rstrip(':')}", "hint:")
+    assert snapshot(tmp_path) == before  # nothing ran, nothing was written
