@@ -217,3 +217,25 @@ def test_valid_settings_pass_validation(tmp_path: Path) -> None:
                                       early_stopping={"metric": "hits@10"}, device="cpu")
     result = run(pipeline, dry_run=True)
     assert "embed" in result.would_run and not (tmp_path / "artifacts").exists()
+
+
+def test_params_that_passed_are_remembered_so_a_no_op_run_does_not_import_pykeen(tmp_path: Path) -> None:
+    from kgpipe.embed.validation import params_key
+
+    pipeline = _default_pipeline_with(tmp_path, model="TransE")
+    code = ("import sys; from kgpipe.config import load_pipeline; from kgpipe.runner import validate_stages; "
+            "validate_stages(load_pipeline(sys.argv[1]), ['embed']); "
+            "print(sorted(m for m in ('pykeen', 'torch') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYSTOW_HOME": str(tmp_path / "pystow")}
+
+    def imported() -> str:
+        return subprocess.run([sys.executable, "-c", code, str(pipeline)], env=env, capture_output=True,
+                              text=True, check=True, timeout=300).stdout.strip()
+
+    assert imported() == "['pykeen', 'torch']"   # checked through PyKEEN's resolvers
+    assert imported() == "[]"                    # the same params again: remembered
+    remembered = tmp_path / "pystow/kgpipe/validated-embed.json"
+    assert len(yaml.safe_load(remembered.read_text(encoding="utf-8"))) == 1
+    remembered.write_text("{not json", encoding="utf-8")
+    assert imported() == "['pykeen', 'torch']"   # a damaged memory is no memory
+    assert params_key({"model": "TransE"}) != params_key({"model": "TransE", "epochs": 3})

@@ -119,29 +119,33 @@ class EmbedStage(StageType):
 
     def validate(self, ctx: ValidationContext) -> None:
         """Every PyKEEN name (model, loss, regularizer, optimizer, negative sampler, training loop, early-stopping
-        metric, dataset) resolves, every *_kwargs key is one its class takes, and the device is here."""
+        metric, dataset) resolves, every *_kwargs key is one its class takes, and the device is here. Params
+        that passed once are remembered (kgpipe.embed.validation), so a no-op run does not import PyKEEN."""
         from kgpipe.embed.runtime import use_workspace_pystow
 
-        use_workspace_pystow(ctx.root)  # before PyKEEN is imported
-        from kgpipe.embed.config import ConfigError, validate
-        from kgpipe.embed.data import dataset_class
-        from kgpipe.embed.defaults import training_config
-        from kgpipe.embed.runtime import resolve_device
+        home = use_workspace_pystow(ctx.root)  # before PyKEEN is imported
+        from kgpipe.embed.config import ConfigError
+        from kgpipe.embed.validation import PassedParams, check_names, needs_device_check, params_key
         from kgpipe.errors import DependencyMissingError
 
         p: EmbedParams = ctx.params
+        passed = PassedParams(home / "kgpipe" / "validated-embed.json")
+        key = params_key(p.model_dump(mode="json"))
         try:
-            config, _ = training_config(p.model, p.overrides(), defaults=p.defaults)
-            validate(config)
-            if p.dataset is not None:
-                dataset_class(p.dataset)
-            resolve_device(config.device)
+            if key not in passed:
+                check_names(p)
+            if needs_device_check(p.device):
+                from kgpipe.embed.runtime import resolve_device
+
+                resolve_device(p.device)
         except ConfigError as exc:
             raise ctx.error(exc.detail, param=exc.param, hint=exc.hint) from None
         except DependencyMissingError as exc:
             line = ctx.line_of("stages", ctx.stage, "params", "device")
             where = f"{ctx.pipeline_file}:{line}: " if line else f"{ctx.pipeline_file}: "
             raise DependencyMissingError(f"{where}stage '{ctx.stage}': {exc.message}", hint=exc.hint) from None
+        if key not in passed:
+            passed.add(key)
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from kgpipe.embed.runtime import use_workspace_pystow
