@@ -10,9 +10,13 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from tests.conftest import REPO
+
+# PyKEEN's own sLCWA data loader passes a deprecated argument to itself; not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:Training instances are always shuffled:DeprecationWarning")
 
 PACKAGE = REPO / "kgpipe"
 # modules whose loaders unpickle (or can): kgpipe reads none of its files with them
@@ -123,3 +127,42 @@ def test_rng_states_round_trip_through_json() -> None:
     random.random(), np.random.rand(), torch.rand(5)
     restore_rng(state)
     assert (random.random(), float(np.random.rand()), torch.rand(3).tolist()) == expected
+
+
+def test_training_checkpointing_resuming_and_stopping_never_pickle(tmp_path: Path, monkeypatch) -> None:
+    """A run with early stopping that is interrupted, resumed from its checkpoint and then stops early (its
+    best weights come back from the checkpoint) calls neither torch.save nor torch.load nor pickle, in
+    kgpipe or in PyKEEN."""
+    import pickle
+
+    from pykeen.training.training_loop import TrainingLoop
+
+    from tests.test_embed import FAST, run_embed, toy_graph, write_graph
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pickle used")
+
+    for module, name in ((torch, "load"), (torch, "save"), (pickle, "load"), (pickle, "loads"),
+                         (pickle, "dump"), (pickle, "dumps")):
+        monkeypatch.setattr(module, name, refuse)
+    params = {**FAST, "epochs": 6, "early_stopping": {"frequency": 1, "patience": 2, "relative_delta": 100.0}}
+    write_graph(tmp_path, *toy_graph())
+    train_epoch = TrainingLoop._train_epoch
+    seen: list[int] = []
+
+    def interrupted_in_epoch_3(self, *args, epoch: int, **kwargs):
+        seen.append(epoch)
+        if epoch == 3 and len(seen) == 3:
+            raise KeyboardInterrupt
+        return train_epoch(self, *args, epoch=epoch, **kwargs)
+
+    monkeypatch.setattr(TrainingLoop, "_train_epoch", interrupted_in_epoch_3)
+    try:
+        run_embed(tmp_path, **params)
+    except KeyboardInterrupt:
+        pass
+    result = run_embed(tmp_path, **params)
+
+    assert seen == [1, 2, 3, 3] and result.summaries["embed"]["resumed_from_epoch"] == 2
+    metrics = json.loads(result.outputs["embed"]["metrics"].read_text(encoding="utf-8"))["training"]
+    assert metrics["stopped_early"] and metrics["best_epoch"] == 1 and metrics["epochs"] == 3
