@@ -241,7 +241,7 @@ def read_checkpoint(folder: Path, identity: Mapping[str, Any], model: Any, optim
         return None
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CheckpointRejected(f"{STATE} is not readable JSON ({type(exc).__name__}: {exc})") from None
     _need(isinstance(document, dict) and document.get("format") == FORMAT
           and document.get("format_version") == FORMAT_VERSION, f"{STATE} is not a kgpipe checkpoint")

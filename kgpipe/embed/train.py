@@ -66,6 +66,7 @@ class Outcome:
     early_stopping: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)          # about the data and config: the same every run
     checkpoint_discarded: str | None = None                 # why a damaged checkpoint was not used
+    identity: dict[str, Any] | None = None                  # the config and data it was trained on
 
     @property
     def epochs_trained(self) -> int:
@@ -109,27 +110,35 @@ def train_and_evaluate(graph: GraphData, config: TrainingConfig, *, workdir: Pat
 
     workdir.mkdir(parents=True, exist_ok=True)
     trained = workdir / TRAINED
+    identity = _identity(graph, config)
     if (trained / OUTCOME).exists():
         try:
-            model, _, _ = load_model(trained, device=resolve_device(config.device))
             outcome = Outcome(**json.loads((trained / OUTCOME).read_text(encoding="utf-8")))
+            if outcome.identity != json.loads(json.dumps(identity)):
+                raise ValueError("it was trained with another config or on other triples")
+            model, _, _ = load_model(trained, device=resolve_device(config.device))
             log.info("training already finished in %s; using its model", trained)
             return Trained(model=model, outcome=outcome, folder=trained)
-        except (ArtifactError, OSError, ValueError, TypeError) as exc:
-            log.warning("the trained model in %s is damaged (%s); training again", trained, exc)
+        except (ArtifactError, OSError, ValueError, TypeError, RecursionError) as exc:
+            log.warning("the trained model in %s is damaged or not this run's (%s); training again", trained, exc)
             shutil.rmtree(trained, ignore_errors=True)
 
-    model, outcome = _train(graph, config, workdir / CHECKPOINTS, on_epoch, checkpoint_minutes)
+    model, outcome = _train(graph, config, identity, workdir / CHECKPOINTS, on_epoch, checkpoint_minutes)
     _save(trained, model, graph, config, outcome)
     return Trained(model=model, outcome=outcome, folder=trained)
 
 
 def _identity(graph: GraphData, config: TrainingConfig) -> dict[str, Any]:
     """What a checkpoint must belong to: this config and these training triples."""
-    triples = graph.training.mapped_triples.detach().cpu().numpy()
+    def digest(factory: Any) -> str | None:
+        if factory is None:
+            return None
+        return hashlib.sha256(factory.mapped_triples.detach().cpu().numpy().tobytes()).hexdigest()
+
+    # validation decides early stopping; the test triples only the metrics, which are computed anew
     return {"config": config.as_dict(), "entities": int(graph.training.num_entities),
-            "relations": int(graph.training.num_relations),
-            "training_sha256": hashlib.sha256(triples.tobytes()).hexdigest()}
+            "relations": int(graph.training.num_relations), "training_sha256": digest(graph.training),
+            "validation_sha256": digest(graph.validation)}
 
 
 def _build(graph: GraphData, config: TrainingConfig, device: str, stopping: Any) -> _Parts:
@@ -177,9 +186,15 @@ def _restore(parts: _Parts, checkpoint: Checkpoint) -> None:
     parts.loop._epoch = checkpoint.epoch
     parts.loop.losses_per_epochs = list(checkpoint.losses)
     if parts.stopper is not None:
-        if checkpoint.stopper is None:
+        state, settings = checkpoint.stopper, parts.stopper.settings
+        if state is None:
             raise CheckpointRejected("it has no early-stopping state, and early stopping is on")
-        parts.stopper.restore(checkpoint.stopper, checkpoint.best)
+        if len(state.results) != checkpoint.epoch // settings.frequency:
+            raise CheckpointRejected(f"it has {len(state.results)} validation results after epoch "
+                                     f"{checkpoint.epoch}, evaluating every {settings.frequency}")
+        if state.best_epoch is not None and not state.stopped and checkpoint.best is None:
+            raise CheckpointRejected("its best epoch's weights are missing")
+        parts.stopper.restore(state, checkpoint.best)
     elif checkpoint.stopper is not None:
         raise CheckpointRejected("it has an early-stopping state, and early stopping is off")
     restore_rng(checkpoint.rng)
@@ -253,8 +268,8 @@ def _callbacks(parts: _Parts, folder: Path, identity: dict[str, Any], config: Tr
     return Progress(), Stopping(), Checkpointing()
 
 
-def _train(graph: GraphData, config: TrainingConfig, folder: Path, on_epoch: EpochCallback | None,
-           checkpoint_minutes: int) -> tuple[Any, Outcome]:
+def _train(graph: GraphData, config: TrainingConfig, identity: dict[str, Any], folder: Path,
+           on_epoch: EpochCallback | None, checkpoint_minutes: int) -> tuple[Any, Outcome]:
     from pykeen.training.training_loop import NonFiniteLossError
     from torch_max_mem.api import is_oom_error
 
@@ -265,7 +280,6 @@ def _train(graph: GraphData, config: TrainingConfig, folder: Path, on_epoch: Epo
         notes.append("early stopping is off: there is no validation split (validation_fraction is 0)")
         log.warning(notes[-1])
         stopping = None
-    identity = _identity(graph, config)
     # torch_max_mem warns at every evaluation that CPU memory is not probed; kgpipe pins batch sizes anyway
     quiet = logging.getLogger("torch_max_mem.api")
     level = quiet.level
@@ -332,7 +346,7 @@ def _train(graph: GraphData, config: TrainingConfig, folder: Path, on_epoch: Epo
         training_seconds=training_seconds, evaluation_seconds=evaluation_seconds, device=device,
         resumed_from_epoch=checkpoint.epoch if checkpoint else None,
         early_stopping=None if stopping is None else asdict(stopping), notes=notes,
-        checkpoint_discarded=discarded)
+        checkpoint_discarded=discarded, identity=identity)
     log.info("trained %s for %d epochs in %.1fs", config.model, outcome.epochs_trained, outcome.training_seconds)
     return parts.model, outcome
 

@@ -179,6 +179,8 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
         lambda s: s["rng"].update(torch=s["rng"]["torch"][:40])),
     "embed-checkpoint-json-stopper-fields": _json_changed(lambda s: s["stopper"].pop("remaining_patience")),
     "embed-checkpoint-json-tensor-path-escapes": _json_changed(lambda s: s.update(tensors="../../x.safetensors")),
+    "embed-checkpoint-json-best-weights-disowned": _json_changed(lambda s: s.update(has_best=False)),
+    "embed-checkpoint-json-validation-results-missing": _json_changed(lambda s: s["stopper"].update(results=[])),
     "embed-checkpoint-of-another-config": _json_changed(
         lambda s: s["identity"]["config"].update(batch_size=999)),
 }
@@ -196,6 +198,10 @@ WHAT = {
     "embed-checkpoint-json-rng-wrong-length": "checkpoint.json's torch RNG state truncated",
     "embed-checkpoint-json-stopper-fields": "checkpoint.json's early-stopping state missing a field",
     "embed-checkpoint-json-tensor-path-escapes": "checkpoint.json naming a tensor file outside the folder",
+    "embed-checkpoint-json-best-weights-disowned": "checkpoint.json saying there are no best weights while its "
+    "early-stopping state has a best epoch (the weights are in the tensor file)",
+    "embed-checkpoint-json-validation-results-missing": "checkpoint.json's early-stopping state without its "
+    "validation results",
     "embed-checkpoint-of-another-config": "a checkpoint of another config (batch size) in the scratch folder",
 }
 
