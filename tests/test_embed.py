@@ -662,3 +662,22 @@ def test_link_prediction_names_unknown_and_ambiguous_labels(tmp_path: Path) -> N
     assert "Person 7" in info.value.hint
     with pytest.raises(InputError, match="no relation"):
         predictor.predict_heads("lives at", "City 1")
+
+
+def test_a_work_folder_of_another_config_is_not_reused(graph_root: Path, caplog) -> None:
+    from kgpipe.embed.data import load_graph
+    from kgpipe.embed.defaults import training_config
+    from kgpipe.embed.train import train_and_evaluate
+
+    def graph_and_config(epochs: int) -> tuple[Any, Any]:
+        config, _ = training_config("TransE", {"embedding_dim": 8, "epochs": epochs, "early_stopping": False,
+                                               "device": "cpu"})
+        return load_graph(triples=graph_root / "triples.tsv", seed=config.seed,
+                          inverse_triples=config.inverse_triples), config
+
+    work = graph_root / "work"
+    first = train_and_evaluate(*graph_and_config(2), workdir=work, checkpoint_minutes=0)
+    second = train_and_evaluate(*graph_and_config(3), workdir=work, checkpoint_minutes=0)
+    assert first.outcome.epochs_trained == 2 and second.outcome.epochs_trained == 3
+    assert second.outcome.checkpoint_discarded and "another training run" in second.outcome.checkpoint_discarded
+    assert any("not this run's" in r.getMessage() for r in caplog.records)
