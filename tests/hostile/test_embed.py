@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import pathlib
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -279,3 +280,32 @@ def test_a_bad_embed_setting_stops_the_run_before_ingest(case: Case, tmp_path: P
     assert_clear_error(result, case.exit_code, f"default.yaml:{_line_of(pipeline, key)}: stage 'embed': "
                        f"params.{key.rstrip(':')}", "hint:")
     assert snapshot(tmp_path) == before  # nothing ran, nothing was written
+
+
+@hostile("embed-planted-pickle-dataset-cache", area="embed", outcome="handled",
+         what="a pickled PyKEEN dataset cache for Nations (code runs on load) where PyKEEN's get_dataset reads it, "
+              "with params.dataset: Nations")
+def test_a_planted_dataset_cache_is_never_loaded(tmp_path: Path) -> None:
+    from pykeen.constants import PYKEEN_DATASETS
+    from pykeen.datasets import get_dataset
+    from pykeen.datasets.utils import _digest_kwargs
+
+    cache = PYKEEN_DATASETS / "nations" / "cache" / _digest_kwargs({})
+    assert not cache.exists(), f"{cache} exists before the test; remove it"
+    marker, armed = tmp_path / "code-ran", tmp_path / "armed"
+    params = {**FAST, "dataset": "Nations", "epochs": 1, "early_stopping": False}
+    try:
+        for name in ("training", "testing", "validation"):
+            plant(cache / name / "base.pth", armed)
+        plant(cache / "metadata.pth", armed)
+        with pytest.raises(Exception):  # noqa: B017 (what PyKEEN does with it after running its code)
+            get_dataset(dataset="nations")
+        assert armed.exists()  # the plant is live where PyKEEN looks
+        for name in ("training", "testing", "validation"):
+            plant(cache / name / "base.pth", marker)
+        plant(cache / "metadata.pth", marker)
+        result = run_embed(tmp_path, {}, **params)
+    finally:
+        shutil.rmtree(PYKEEN_DATASETS / "nations" / "cache", ignore_errors=True)
+    assert not marker.exists()
+    assert result.summaries["embed"]["training_triples"] > 1000
