@@ -129,7 +129,8 @@ def train_and_evaluate(graph: GraphData, config: TrainingConfig, *, workdir: Pat
 
 
 def _identity(graph: GraphData, config: TrainingConfig) -> dict[str, Any]:
-    """What a checkpoint must belong to: this config and these training triples."""
+    """What a checkpoint or a trained model must belong to: this config, these training and validation
+    triples."""
     def digest(factory: Any) -> str | None:
         if factory is None:
             return None
