@@ -158,7 +158,8 @@ _SUMMARIES: dict[str, Summary] = {}
 
 
 def summarises(stage_type: str) -> Callable[[Summary], Summary]:
-    """Register the summary section shown first for stages of a type."""
+    """Register the summary section shown first for stages of a type (called with the stage and its lock entry,
+    whose summary holds what varies run to run)."""
     def register(func: Summary) -> Summary:
         _SUMMARIES[stage_type] = func
         return func
@@ -241,8 +242,8 @@ def _embedding_summary(stage: Stage, entry: LockEntry | None) -> str:
     test = metrics.get("test", {})
     sides = [side for side in ("head", "tail") if isinstance(test.get(side), dict)]
     training = metrics.get("training", {})
-    timings = _timings(entry)
-    seconds = timings.get("training_seconds", training.get("seconds", "?"))  # the lock entry's, where kept
+    # timings vary run to run, so they are in the lock entry's summary, not in metrics.json
+    seconds = _timings(entry).get("training_seconds", "?")
     config = metrics.get("config", {})
     parts = ['<div class="summary" id="embedding-metrics"><h3>Embedding metrics</h3>',
              f"<p>{_esc(config.get('model', ''))}, {_esc(config.get('model_kwargs', {}).get('embedding_dim', ''))} "

@@ -133,7 +133,11 @@ def test_every_vector_row_maps_back_to_its_entity_and_label(graph_root: Path) ->
     assert report["test"]["rank_type"] == "realistic" and report["test"]["filtered"] is True
     assert 0 < report["test"]["mrr"] <= 1 and report["test"]["hits_at_1"] <= report["test"]["hits_at_10"]
     assert {"mrr", "hits_at_1", "hits_at_3", "hits_at_10"} <= set(report["test"]["head"])
-    assert report["seed"] == 42 and report["versions"]["pykeen"] and report["training"]["seconds"] > 0
+    assert report["seed"] == 42 and report["versions"]["pykeen"]
+    summary = result.summaries["embed"]  # what varies run to run is in the lock entry, not in metrics.json
+    timings = summary["timings"]
+    assert timings["training_seconds"] > 0 and timings["evaluation_seconds"] > 0 and summary["device"] == "cpu"
+    assert "seconds" not in report["training"] and "evaluation_seconds" not in report and "device" not in report
     assert result.summaries["embed"]["epochs"] == len(report["training"]["losses"])
     assert out["loss_plot"].read_bytes().startswith(b"\x89PNG")
 
@@ -203,6 +207,43 @@ def test_same_seed_gives_identical_embeddings_and_another_seed_does_not(tmp_path
     assert not np.array_equal(a["entity_embeddings"], c["entity_embeddings"])
 
 
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    import struct
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(data):
+        (length,), kind = struct.unpack(">I", data[at:at + 4]), data[at + 4:at + 8]
+        chunks.append((kind, data[at + 8:at + 8 + length]))
+        at += 12 + length
+    return chunks
+
+
+def test_equal_inputs_and_seeds_give_byte_identical_artifacts(tmp_path: Path) -> None:
+    """Every file of every out, in two fresh workspaces (other paths, other times): the same bytes. What
+    differs run to run (timings, device) is in the lock entry's summary."""
+    triples, labels = toy_graph()
+    files, summaries = [], []
+    for name in ("one", "two"):
+        write_graph(tmp_path / name, triples, labels)
+        result = run_embed(tmp_path / name, **{**FAST, "epochs": 3})
+        folder = tmp_path / name / "artifacts/embed"
+        files.append({p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+                      if p.is_file()})
+        summaries.append(result.summaries["embed"])
+
+    assert set(files[0]) == {"entity_embeddings.parquet", "relation_embeddings.parquet", "embeddings.safetensors",
+                             "metrics.json", "training_loss.png", "model/model.safetensors",
+                             "model/training_triples.safetensors", "model/model.json"}
+    for name, data in files[0].items():
+        assert files[1][name] == data, f"{name} differs between two runs on the same inputs"
+    kinds = [kind for kind, _ in _png_chunks(files[0]["training_loss.png"])]
+    assert b"tIME" not in kinds and b"tEXt" not in kinds and b"iTXt" not in kinds  # no time, no software
+    assert all(s["timings"]["training_seconds"] > 0 and s["device"] == "cpu" for s in summaries)
+    text = files[0]["metrics.json"].decode()
+    assert str(tmp_path) not in text and "seconds" not in text
+
+
 def test_interrupted_training_resumes_from_its_checkpoint_with_the_same_result(tmp_path: Path, monkeypatch) -> None:
     from pykeen.training.training_loop import TrainingLoop
 
@@ -213,8 +254,10 @@ def test_interrupted_training_resumes_from_its_checkpoint_with_the_same_result(t
 
     write_graph(tmp_path / "resumed", triples, labels)
     train_epoch = TrainingLoop._train_epoch
+    trained: list[int] = []
 
     def interrupted_in_epoch_5(self, *args, epoch: int, **kwargs):
+        trained.append(epoch)
         if epoch == 5:
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C during epoch 5
         return train_epoch(self, *args, epoch=epoch, **kwargs)
@@ -222,22 +265,66 @@ def test_interrupted_training_resumes_from_its_checkpoint_with_the_same_result(t
     monkeypatch.setattr(TrainingLoop, "_train_epoch", interrupted_in_epoch_5)
     with pytest.raises(KeyboardInterrupt):
         run_embed(tmp_path / "resumed", **params)
+    assert trained == [1, 2, 3, 4, 5]
     pipeline = load_pipeline(tmp_path / "resumed/pipeline.yaml")
     [scratch] = Workspace(pipeline).scratch_folders("embed")
-    assert (scratch / "checkpoints/training.pt").exists()
+    state = json.loads((scratch / "checkpoints/checkpoint.json").read_text(encoding="utf-8"))
+    assert state["epoch"] == 4 and (scratch / "checkpoints" / state["tensors"]).exists()
+    assert sorted(p.name for p in (scratch / "checkpoints").iterdir()) == ["checkpoint-000004.safetensors",
+                                                                           "checkpoint.json"]
     assert not outputs_exist(tmp_path / "resumed")
 
-    monkeypatch.setattr(TrainingLoop, "_train_epoch", train_epoch)
+    trained.clear()
+    monkeypatch.setattr(TrainingLoop, "_train_epoch", lambda self, *a, epoch, **k: (
+        trained.append(epoch), train_epoch(self, *a, epoch=epoch, **k))[1])
     resumed = run_embed(tmp_path / "resumed", **params)
 
+    assert trained == [5, 6]  # only the epochs after the checkpoint train again
     assert resumed.summaries["embed"]["resumed_from_epoch"] == 4
     assert not scratch.exists()  # removed once the stage succeeded
     for key, values in _tensors(straight).items():
         np.testing.assert_array_equal(_tensors(resumed)[key], values)
     before, after = metrics(straight), metrics(resumed)
-    assert after["test"] == before["test"]
+    assert after == before  # metrics.json says nothing about the interruption: byte-identical artifacts
     assert after["training"]["losses"] == before["training"]["losses"]
-    assert after["training"]["validation"] == before["training"]["validation"]
+
+
+def test_a_run_interrupted_after_stopping_early_evaluates_without_training(tmp_path: Path, monkeypatch) -> None:
+    """The checkpoint written when early stopping stops holds the best epoch's weights: an interruption
+    during the final evaluation resumes into the evaluation, not into more epochs."""
+    from pykeen.evaluation import RankBasedEvaluator
+    from pykeen.training.training_loop import TrainingLoop
+
+    triples, labels = toy_graph()
+    params = {**FAST, "epochs": 40, "early_stopping": {"frequency": 1, "patience": 1, "relative_delta": 100.0}}
+    write_graph(tmp_path / "straight", triples, labels)
+    straight = run_embed(tmp_path / "straight", **params)
+    assert metrics(straight)["training"]["stopped_early"] and metrics(straight)["training"]["best_epoch"] == 1
+
+    write_graph(tmp_path / "resumed", triples, labels)
+    evaluate = RankBasedEvaluator.evaluate
+    calls: list[int] = []
+
+    def test_evaluation_interrupted(self, model, mapped_triples, *args, **kwargs):
+        calls.append(len(mapped_triples))
+        if len(calls) == 3:  # two validations (epochs 1 and 2), then the test evaluation
+            raise KeyboardInterrupt
+        return evaluate(self, model, mapped_triples, *args, **kwargs)
+
+    monkeypatch.setattr(RankBasedEvaluator, "evaluate", test_evaluation_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_embed(tmp_path / "resumed", **params)
+    monkeypatch.setattr(RankBasedEvaluator, "evaluate", evaluate)
+    trained: list[int] = []
+    train_epoch = TrainingLoop._train_epoch
+    monkeypatch.setattr(TrainingLoop, "_train_epoch", lambda self, *a, epoch, **k: (
+        trained.append(epoch), train_epoch(self, *a, epoch=epoch, **k))[1])
+    resumed = run_embed(tmp_path / "resumed", **params)
+
+    assert trained == [] and resumed.summaries["embed"]["resumed_from_epoch"] == 2
+    for key, values in _tensors(straight).items():
+        np.testing.assert_array_equal(_tensors(resumed)[key], values)
+    assert metrics(resumed) == metrics(straight)
 
 
 def test_a_failure_after_training_does_not_train_again(tmp_path: Path, monkeypatch) -> None:
@@ -268,6 +355,55 @@ def test_a_failure_after_training_does_not_train_again(tmp_path: Path, monkeypat
     for key, values in _tensors(straight).items():
         np.testing.assert_array_equal(_tensors(retried)[key], values)
     assert metrics(retried)["test"] == metrics(straight)["test"]
+
+
+@pytest.mark.parametrize("overrides", [
+    # stops early after epoch 3, its best at epoch 1: the run ends with epoch 1's weights
+    {"epochs": 12, "early_stopping": {"frequency": 1, "patience": 2, "relative_delta": 100.0}},
+    {"epochs": 3, "early_stopping": False},
+], ids=["stops-early", "no-early-stopping"])
+def test_training_is_pykeens_pipeline_to_the_bit(graph_root: Path, overrides: dict) -> None:
+    """kgpipe drives PyKEEN's training loop itself (to own the checkpoints); the losses, the weights, the
+    validation results and the test metrics are exactly what pykeen.pipeline.pipeline gives."""
+    from pykeen.pipeline import pipeline
+
+    from kgpipe.embed.config import resolver
+    from kgpipe.embed.data import load_graph
+    from kgpipe.embed.defaults import training_config
+    from kgpipe.embed.train import summarize_metrics, train_and_evaluate
+
+    config, _ = training_config("TransE", {**{k: v for k, v in FAST.items() if k != "checkpoint_minutes"},
+                                           **overrides, "device": "cpu"})
+    graph = load_graph(triples=graph_root / "triples.tsv", entities=None, validation=None, testing=None,
+                       known=None, dataset=None, validation_fraction=0.1, test_fraction=0.1, seed=config.seed,
+                       inverse_triples=config.inverse_triples)
+    stop = config.early_stopping
+    theirs = pipeline(
+        training=graph.training, validation=graph.validation, testing=graph.testing, model=config.model,
+        model_kwargs=dict(config.model_kwargs), loss=config.loss, loss_kwargs=dict(config.loss_kwargs),
+        optimizer=config.optimizer, optimizer_kwargs=dict(config.optimizer_kwargs),
+        training_loop=config.training_loop, negative_sampler=config.negative_sampler,
+        training_loop_kwargs={"automatic_memory_optimization": False},  # kgpipe's choice on CPU
+        negative_sampler_kwargs=dict(config.negative_sampler_kwargs), epochs=config.epochs,
+        training_kwargs={"batch_size": config.batch_size, "use_tqdm": False, "pin_memory": False},
+        stopper="early" if stop else None,
+        stopper_kwargs={"metric": stop.metric, "frequency": stop.frequency, "patience": stop.patience,
+                        "relative_delta": stop.relative_delta} if stop else None,
+        evaluator="rankbased", evaluator_kwargs={"filtered": True, "batch_size": config.evaluation_batch_size},
+        evaluation_kwargs={"batch_size": config.evaluation_batch_size, "use_tqdm": False},
+        random_seed=config.seed, device="cpu", use_tqdm=False)
+    assert resolver("loss").lookup(config.loss)  # the same loss by name in both
+    ours = train_and_evaluate(graph, config, workdir=graph_root / "work", checkpoint_minutes=0)
+
+    assert ours.outcome.losses == [float(x) for x in theirs.losses]
+    mine, pykeens = ours.model.state_dict(), theirs.model.state_dict()
+    assert mine.keys() == pykeens.keys() and all(torch.equal(mine[k], pykeens[k]) for k in mine)
+    assert {k: v for k, v in ours.outcome.metrics.items() if k != "triples"} == summarize_metrics(
+        theirs.metric_results)
+    if stop:
+        assert theirs.stopper.stopped and ours.outcome.stopped_early
+        assert ours.outcome.best_epoch == theirs.stopper.best_epoch == 1 and ours.outcome.epochs_trained == 3
+        assert [v["mrr"] for v in ours.outcome.validation] == theirs.stopper.results
 
 
 def test_without_a_validation_split_early_stopping_is_off_with_a_note(graph_root: Path) -> None:
@@ -527,3 +663,22 @@ def test_link_prediction_names_unknown_and_ambiguous_labels(tmp_path: Path) -> N
     assert "Person 7" in info.value.hint
     with pytest.raises(InputError, match="no relation"):
         predictor.predict_heads("lives at", "City 1")
+
+
+def test_a_work_folder_of_another_config_is_not_reused(graph_root: Path, caplog) -> None:
+    from kgpipe.embed.data import load_graph
+    from kgpipe.embed.defaults import training_config
+    from kgpipe.embed.train import train_and_evaluate
+
+    def graph_and_config(epochs: int) -> tuple[Any, Any]:
+        config, _ = training_config("TransE", {"embedding_dim": 8, "epochs": epochs, "early_stopping": False,
+                                               "device": "cpu"})
+        return load_graph(triples=graph_root / "triples.tsv", seed=config.seed,
+                          inverse_triples=config.inverse_triples), config
+
+    work = graph_root / "work"
+    first = train_and_evaluate(*graph_and_config(2), workdir=work, checkpoint_minutes=0)
+    second = train_and_evaluate(*graph_and_config(3), workdir=work, checkpoint_minutes=0)
+    assert first.outcome.epochs_trained == 2 and second.outcome.epochs_trained == 3
+    assert second.outcome.checkpoint_discarded and "another training run" in second.outcome.checkpoint_discarded
+    assert any("not this run's" in r.getMessage() for r in caplog.records)

@@ -129,3 +129,113 @@ def test_pystow_home_defaults_inside_the_workspace(tmp_path: Path) -> None:
     chosen = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
                             env={**env, "PYTHONPATH": str(REPO), "PYSTOW_HOME": str(tmp_path / "elsewhere")}).stdout
     assert chosen.split()[0] == str(tmp_path / "elsewhere")
+
+
+# --- validation before any stage runs (EmbedStage.validate, called for `kgpipe run`, dry runs too) --------
+
+
+def _default_pipeline_with(tmp_path: Path, **embed_params: object) -> Path:
+    """pipelines/default.yaml in a copy of the demo data, its embed stage (fourth, after ingest, extract and
+    fuse) with embed_params added."""
+    import shutil
+
+    shutil.copytree(REPO / "sample_kg", tmp_path / "sample_kg")
+    shutil.copytree(REPO / "pipelines/patterns", tmp_path / "pipelines/patterns")
+    document = yaml.safe_load((REPO / "pipelines/default.yaml").read_text(encoding="utf-8"))
+    document["root"] = ".."
+    document["stages"]["embed"]["params"].update(embed_params)
+    path = tmp_path / "pipelines/default.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _line_of(path: Path, text: str) -> int:
+    """The line of `text` in the embed stage's part of the file."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = lines.index("  embed:")
+    return next(i for i, line in enumerate(lines, 1) if i > start and text in line)
+
+
+@pytest.mark.parametrize(("params", "key", "fragments"), [
+    ({"model": "NoSuchModel"}, "model:", ["params.model: unknown PyKEEN model 'NoSuchModel'", "valid: ", "transe"]),
+    ({"model": "TransQ"}, "model:", ["unknown PyKEEN model 'TransQ'", "did you mean: trans"]),
+    ({"loss": "marginrankin"}, "loss:", ["params.loss: unknown PyKEEN loss", "did you mean: marginranking"]),
+    ({"regularizer": "lpp"}, "regularizer:", ["params.regularizer: unknown PyKEEN regularizer 'lpp'", "lp"]),
+    ({"optimizer": "adamm"}, "optimizer:", ["params.optimizer: unknown PyKEEN optimizer 'adamm'",
+                                            "did you mean: adam"]),
+    ({"training_loop": "slcw"}, "training_loop:", ["params.training_loop: unknown PyKEEN training loop 'slcw'",
+                                                   "did you mean: slcwa"]),
+    ({"training_loop": "sLCWA", "negative_sampler": "bernouli"}, "negative_sampler:",
+     ["params.negative_sampler: unknown PyKEEN negative sampler 'bernouli'", "did you mean: bernoulli"]),
+    ({"early_stopping": {"metric": "mrrr"}}, "metric:", ["params.early_stopping.metric: unknown rank-based "
+                                                         "metric 'mrrr'"]),
+    ({"dataset": "Nation"}, "dataset:", ["params.dataset: unknown PyKEEN dataset 'Nation'",
+                                         "did you mean: nations"]),
+    ({"model_kwargs": {"embeding_dim": 8}}, "model_kwargs:", ["params.model_kwargs: ComplEx takes no argument(s) "
+                                                              "embeding_dim", "embedding_dim"]),
+    ({"device": "tpu"}, "device:", ["params.device: 'tpu' is not a torch device"]),
+])
+def test_a_bad_embed_setting_fails_the_run_before_any_stage_runs(tmp_path: Path, params, key, fragments) -> None:
+    from typer.testing import CliRunner
+
+    from kgpipe.cli import app
+    from tests.hostile.cases import assert_clear_error
+
+    pipeline = _default_pipeline_with(tmp_path, **params)
+    line = _line_of(pipeline, key) if key != "metric:" else _line_of(pipeline, "metric: mrrr")
+    for extra in (["--dry-run"], []):
+        result = CliRunner().invoke(app, ["run", str(pipeline), *extra])
+        assert_clear_error(result, 2, f"default.yaml:{line}: stage 'embed':", *fragments)
+        assert not (tmp_path / "artifacts").exists()  # ingest, extract and fuse never ran
+        assert not (tmp_path / "pipelines/.kgpipe").exists() or not any(
+            (tmp_path / "pipelines/.kgpipe").rglob("lock.json"))
+
+
+def test_a_missing_cuda_device_is_an_environment_error_naming_the_devices_there(tmp_path: Path) -> None:
+    import torch
+    from typer.testing import CliRunner
+
+    from kgpipe.cli import app
+    from kgpipe.embed.runtime import available_devices
+    from tests.hostile.cases import assert_clear_error
+
+    pipeline = _default_pipeline_with(tmp_path, device="cuda:9")
+    assert torch.cuda.device_count() < 10
+    line = _line_of(pipeline, "device: cuda:9")
+    for extra in (["--dry-run"], []):
+        result = CliRunner().invoke(app, ["run", str(pipeline), *extra])
+        assert_clear_error(result, 7, f"default.yaml:{line}: stage 'embed': params.device: 'cuda:9' asked for, "
+                           f"but this machine has {', '.join(available_devices())}")
+        assert not (tmp_path / "artifacts").exists()
+
+
+def test_valid_settings_pass_validation(tmp_path: Path) -> None:
+    from kgpipe.runner import run
+
+    pipeline = _default_pipeline_with(tmp_path, model="TransE", loss="softplus", optimizer="Adam",
+                                      training_loop="sLCWA", negative_sampler="bernoulli", dataset=None,
+                                      early_stopping={"metric": "hits@10"}, device="cpu")
+    result = run(pipeline, dry_run=True)
+    assert "embed" in result.would_run and not (tmp_path / "artifacts").exists()
+
+
+def test_params_that_passed_are_remembered_so_a_no_op_run_does_not_import_pykeen(tmp_path: Path) -> None:
+    from kgpipe.embed.validation import params_key
+
+    pipeline = _default_pipeline_with(tmp_path, model="TransE")
+    code = ("import sys; from kgpipe.config import load_pipeline; from kgpipe.runner import validate_stages; "
+            "validate_stages(load_pipeline(sys.argv[1]), ['embed']); "
+            "print(sorted(m for m in ('pykeen', 'torch') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYSTOW_HOME": str(tmp_path / "pystow")}
+
+    def imported() -> str:
+        return subprocess.run([sys.executable, "-c", code, str(pipeline)], env=env, capture_output=True,
+                              text=True, check=True, timeout=300).stdout.strip()
+
+    assert imported() == "['pykeen', 'torch']"   # checked through PyKEEN's resolvers
+    assert imported() == "[]"                    # the same params again: remembered
+    remembered = tmp_path / "pystow/kgpipe/validated-embed.json"
+    assert len(yaml.safe_load(remembered.read_text(encoding="utf-8"))) == 1
+    remembered.write_text("{not json", encoding="utf-8")
+    assert imported() == "['pykeen', 'torch']"   # a damaged memory is no memory
+    assert params_key({"model": "TransE"}) != params_key({"model": "TransE", "epochs": 3})

@@ -5,12 +5,29 @@ and early stopping; merged from kgpipe's per-model defaults and what the user se
 
 from __future__ import annotations
 
+import difflib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kgpipe.errors import PipelineError
+
+class ConfigError(PipelineError):
+    """A training setting PyKEEN cannot use; `param` is its name in the stage's params (for the line)."""
+
+    def __init__(self, param: str, detail: str, *, hint: str | None = None) -> None:
+        self.param = param
+        self.detail = detail
+        super().__init__(f"params.{param}: {detail}", hint=hint)
+
+
+def choices_hint(name: str, valid: Iterable[str], *, normalize: Any = str.lower) -> str:
+    """'did you mean: a, b; valid: ...' (the close names first, then every valid name)."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(normalize(name), valid, n=4, cutoff=0.6)
+    return (f"did you mean: {', '.join(close)}? " if close else "") + f"valid: {', '.join(valid)}"
+
 
 # field name -> (PyKEEN resolver attribute path, what it is called in messages)
 COMPONENTS = {
@@ -107,9 +124,8 @@ def normalize_name(component: str, name: str) -> str:
     try:
         cls = found.lookup(name)
     except (KeyError, ValueError, TypeError):
-        valid = ", ".join(sorted(found.lookup_dict))
-        raise PipelineError(f"params.{component}: unknown PyKEEN {COMPONENTS[component][1]} '{name}'",
-                            hint=f"valid: {valid}") from None
+        raise ConfigError(component, f"unknown PyKEEN {COMPONENTS[component][1]} '{name}'",
+                          hint=choices_hint(name, found.lookup_dict, normalize=found.normalize)) from None
     return found.normalize_cls(cls)
 
 
@@ -138,8 +154,8 @@ def check_kwargs(component: str, name: str, kwargs: Mapping[str, Any], *, inject
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         usable = sorted(accepted - set(injected))
-        raise PipelineError(f"params.{component}_kwargs: {cls.__name__} takes no argument(s) {', '.join(unknown)}",
-                            hint=f"it takes: {', '.join(usable)}")
+        raise ConfigError(f"{component}_kwargs", f"{cls.__name__} takes no argument(s) {', '.join(unknown)}",
+                          hint=f"it takes: {', '.join(usable)}")
 
 
 # arguments PyKEEN's pipeline passes itself; a user may not set them through *_kwargs
@@ -163,13 +179,12 @@ def validate(config: TrainingConfig) -> None:
         kwargs = dict(getattr(config, f"{component}_kwargs"))
         clash = sorted(set(kwargs) & set(INJECTED[component]))
         if clash:
-            raise PipelineError(f"params.{component}_kwargs: {', '.join(clash)} is set by kgpipe itself",
-                                hint="use the stage's own params (loss, regularizer, negative_sampler, ...)")
+            raise ConfigError(f"{component}_kwargs", f"{', '.join(clash)} is set by kgpipe itself",
+                              hint="use the stage's own params (loss, regularizer, negative_sampler, ...)")
         check_kwargs(component, name, kwargs, injected=INJECTED[component])
     if config.negative_sampler is not None and config.training_loop != SLCWA:
-        raise PipelineError(f"params.negative_sampler: the '{config.training_loop}' training loop scores "
-                            "every entity and uses no negative sampler",
-                            hint="drop negative_sampler, or use training_loop: sLCWA")
+        raise ConfigError("negative_sampler", f"the '{config.training_loop}' training loop scores every entity "
+                          "and uses no negative sampler", hint="drop negative_sampler, or use training_loop: sLCWA")
     if config.early_stopping is not None:
         check_metric(config.early_stopping.metric)
 
@@ -182,7 +197,8 @@ def check_metric(metric: str) -> None:
     try:
         RankBasedMetricResults.string_or_key_to_key(metric)
     except (KeyError, ValueError, TypeError):
-        valid = ", ".join(sorted(rank_based_metric_resolver.lookup_dict))
-        raise PipelineError(f"params.early_stopping.metric: unknown rank-based metric '{metric}'",
-                            hint=f"e.g. mrr or hits@10, optionally with side and rank type "
-                                 f"(tail.realistic.mrr); metrics: {valid}") from None
+        close = difflib.get_close_matches(metric.lower(), sorted(rank_based_metric_resolver.lookup_dict), n=4)
+        raise ConfigError("early_stopping.metric", f"unknown rank-based metric '{metric}'",
+                          hint=(f"did you mean: {', '.join(close)}? " if close else "")
+                          + "e.g. mrr or hits@10, optionally with side and rank type (tail.realistic.mrr); "
+                          f"metrics: {', '.join(sorted(rank_based_metric_resolver.lookup_dict))}") from None

@@ -265,17 +265,23 @@ def build_graph(raw: Mapping[str, Sequence[Triple]], *, origin: Mapping[str, str
                      origin=dict(origin), warnings=tuple(warnings), dropped=dropped, known=parts.get("known"))
 
 
-def _dataset_graph(name: str, *, inverse_triples: bool, entities: Path | None, validation_fraction: float,
-                   seed: int, shown: Callable[[Path], str]) -> GraphData:
+def dataset_class(name: str) -> Any:
+    """The PyKEEN dataset class for a name (a ConfigError listing close names if there is none)."""
     from pykeen.datasets import dataset_resolver
 
-    from kgpipe.errors import PipelineError
+    from kgpipe.embed.config import ConfigError, choices_hint
 
     try:
-        dataset_cls = dataset_resolver.lookup(name)
-    except (KeyError, ValueError):
-        raise PipelineError(f"params.dataset: unknown PyKEEN dataset '{name}'",
-                            hint=f"valid: {', '.join(sorted(dataset_resolver.lookup_dict))}") from None
+        return dataset_resolver.lookup(name)
+    except (KeyError, ValueError, TypeError):
+        raise ConfigError("dataset", f"unknown PyKEEN dataset '{name}'",
+                          hint=choices_hint(name, dataset_resolver.lookup_dict,
+                                            normalize=dataset_resolver.normalize)) from None
+
+
+def _dataset_graph(name: str, *, inverse_triples: bool, entities: Path | None, validation_fraction: float,
+                   seed: int, shown: Callable[[Path], str]) -> GraphData:
+    dataset_cls = dataset_class(name)
     try:
         dataset = dataset_cls(create_inverse_triples=inverse_triples)
     except Exception as exc:  # a dataset that is not inside the wheel tries to download

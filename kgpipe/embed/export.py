@@ -68,7 +68,7 @@ def export_embeddings(model: Any, *, entity_ids: Sequence[str], entity_labels: S
     Relation rows are the relations in id order, then (for models trained with inverse triples) their
     reciprocal relations in the same order, flagged inverse.
     """
-    from safetensors.numpy import save_file
+    from kgpipe.embed.tensorfile import write_numpy
 
     entities = representation_matrix(model.entity_representations[0])
     relations = representation_matrix(model.relation_representations[0])
@@ -99,9 +99,8 @@ def export_embeddings(model: Any, *, entity_ids: Sequence[str], entity_labels: S
         "relation_inverse": json.dumps([r["inverse"] for r in rows]),
         "relation_layout": json.dumps(relations.layout),
     }
-    with atomic_path(tensors) as tmp:
-        save_file({"entity_embeddings": entities.values, "relation_embeddings": relation_values},
-                  str(tmp), metadata=header)
+    # canonical bytes: safetensors alone writes its metadata in an order that changes run to run
+    write_numpy(tensors, {"entity_embeddings": entities.values, "relation_embeddings": relation_values}, header)
     return {"entity_layout": entities.layout, "relation_layout": relations.layout,
             "entities": len(entity_ids), "relation_rows": len(rows),
             "other_representations": extra_representations}

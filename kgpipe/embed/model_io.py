@@ -53,13 +53,11 @@ def save_model(folder: Path, model: Any, *, training_triples: Any, config: Mappi
                entity_ids: Sequence[str], entity_labels: Sequence[str], relation_ids: Sequence[str],
                relation_labels: Sequence[str], extra: Mapping[str, Any] | None = None) -> None:
     """Write weights, training triples and model.json into folder (created if missing)."""
-    from safetensors.torch import save_file
+    from kgpipe.embed.tensorfile import write_torch
 
     folder.mkdir(parents=True, exist_ok=True)
-    # clone: state_dict tensors may share storage, which safetensors refuses
-    state = {name: tensor.detach().cpu().clone().contiguous() for name, tensor in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS), metadata={"format": FORMAT})
-    save_file({"training": training_triples.detach().cpu().clone().contiguous()}, str(folder / TRIPLES))
+    write_torch(folder / WEIGHTS, model.state_dict(), metadata={"format": FORMAT})
+    write_torch(folder / TRIPLES, {"training": training_triples})
     document = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "model": config["model"], "model_kwargs": dict(config.get("model_kwargs", {})),
@@ -134,6 +132,7 @@ def load_model(folder: str | Path, device: str = "cpu") -> tuple[Any, ModelInfo,
     """The saved model (in eval mode), its info, and a TriplesFactory of its training triples with labels."""
     import torch
     from pykeen.triples import TriplesFactory
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -141,8 +140,8 @@ def load_model(folder: str | Path, device: str = "cpu") -> tuple[Any, ModelInfo,
     try:
         triples = load_file(str(folder / TRIPLES))["training"]
         state = load_file(str(folder / WEIGHTS))
-    except (OSError, KeyError) as exc:
-        raise ArtifactError(f"{folder}: saved model is incomplete ({exc})",
+    except (OSError, KeyError, SafetensorError) as exc:  # SafetensorError: a truncated or damaged file
+        raise ArtifactError(f"{folder}: saved model is incomplete or damaged ({exc})",
                             hint="re-run the embed stage (kgpipe run --force --only embed)") from None
     factory = TriplesFactory(mapped_triples=triples.long(), entity_to_id=info.entity_to_id,
                              relation_to_id=info.relation_to_id, create_inverse_triples=info.inverse_triples)

@@ -29,22 +29,44 @@ def use_workspace_pystow(root: Path | None = None) -> Path:
 
 
 def resolve_device(requested: str) -> str:
-    """'auto' is CUDA when present, else CPU; anything else must be a device torch understands."""
+    """'auto' is CUDA when present, else CPU; anything else must be a device torch understands and this
+    machine has (a missing one is an environment problem: DependencyMissingError)."""
     import torch
 
-    from kgpipe.errors import PipelineError
+    from kgpipe.embed.config import ConfigError
+    from kgpipe.errors import DependencyMissingError
 
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(requested)
     except (RuntimeError, ValueError) as exc:
-        raise PipelineError(f"params.device: '{requested}' is not a torch device ({exc})",
-                            hint="use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PipelineError(f"params.device: '{requested}' asked for, but torch sees no CUDA device",
-                            hint="use device: auto (CUDA when present, else CPU) or cpu")
+        raise ConfigError("device", f"'{requested}' is not a torch device ({exc})",
+                          hint="use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError("device", f"'{requested}' is a {device.type} device, which kgpipe does not train on",
+                          hint="use auto, cpu, cuda or cuda:N")
+    present = available_devices()
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise DependencyMissingError(
+            f"params.device: '{requested}' asked for, but this machine has {', '.join(present)}",
+            hint=f"use device: auto (CUDA when present, else CPU) or one of {', '.join(present)}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DependencyMissingError(f"params.device: '{requested}' asked for, but this machine has "
+                                     f"{', '.join(present)}", hint="use device: auto or cpu")
     return str(device)
+
+
+def available_devices() -> list[str]:
+    """The devices torch can train on here: cpu, then cuda:0.. and mps where present."""
+    import torch
+
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
 
 
 def versions() -> dict[str, str]:

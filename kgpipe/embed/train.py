@@ -1,16 +1,20 @@
-"""Train and evaluate one model: a single typed wrapper around pykeen.pipeline.pipeline, with checkpoints in
-a work folder (an interrupted run resumes), early stopping on validation, and failures turned into errors.
+"""Train and evaluate one model: PyKEEN's model, loss, optimizer, training loop and evaluator, built by its
+resolvers as pykeen.pipeline.pipeline builds them, driven by kgpipe so that kgpipe owns the checkpoints.
 
-The trained model is saved in the work folder as soon as pipeline() returns, so a failure after training
+PyKEEN's own checkpoints, its early stopper's best-model file and its resume path all use pickle
+(full torch.load, not weights only): a planted file would run code. kgpipe passes PyKEEN no checkpoint
+name, directory or best-model path; its callbacks keep the state in kgpipe.embed.checkpoint's format
+(safetensors + JSON) in a work folder, and a damaged checkpoint is discarded with a warning. The trained
+model is saved in the work folder as soon as training and evaluation end, so a failure after training
 (exporting, plotting) never trains again.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -19,18 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from kgpipe.atomic import atomic_write_text
+from kgpipe.embed.checkpoint import (Checkpoint, CheckpointRejected, capture_rng, discard, read_checkpoint,
+                                     restore_rng, write_checkpoint)
 from kgpipe.embed.config import TrainingConfig, resolver
 from kgpipe.embed.data import GraphData
 from kgpipe.embed.runtime import resolve_device
-from kgpipe.errors import KgpipeError
+from kgpipe.embed.stopping import BestWeightsStopper
+from kgpipe.errors import ArtifactError, KgpipeError
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "training.pt"
-BEST_WEIGHTS = "best-model.pt"
+CHECKPOINTS = "checkpoints"
 TRAINED = "trained"
 OUTCOME = "outcome.json"
-PROGRESS = "progress.json"
 
 # metrics.json names -> PyKEEN metric names (realistic ranks: the mean of optimistic and pessimistic)
 METRICS = {"mrr": "inverse_harmonic_mean_rank", "hits_at_1": "hits_at_1", "hits_at_3": "hits_at_3",
@@ -59,7 +64,9 @@ class Outcome:
     device: str
     resumed_from_epoch: int | None = None
     early_stopping: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)          # about the data and config: the same every run
+    checkpoint_discarded: str | None = None                 # why a damaged checkpoint was not used
+    identity: dict[str, Any] | None = None                  # the config and data it was trained on
 
     @property
     def epochs_trained(self) -> int:
@@ -71,6 +78,16 @@ class Trained:
     model: Any
     outcome: Outcome
     folder: Path  # the saved model (model_io format), to copy into the stage's output
+
+
+@dataclass
+class _Parts:
+    """One training run's PyKEEN objects."""
+
+    model: Any
+    loop: Any
+    evaluator: Any
+    stopper: BestWeightsStopper | None
 
 
 def summarize_metrics(results: Any) -> dict[str, Any]:
@@ -93,44 +110,177 @@ def train_and_evaluate(graph: GraphData, config: TrainingConfig, *, workdir: Pat
 
     workdir.mkdir(parents=True, exist_ok=True)
     trained = workdir / TRAINED
+    identity = _identity(graph, config)
     if (trained / OUTCOME).exists():
-        log.info("training already finished in %s; using its model", trained)
-        model, _, _ = load_model(trained, device=resolve_device(config.device))
-        outcome = Outcome(**json.loads((trained / OUTCOME).read_text(encoding="utf-8")))
-        return Trained(model=model, outcome=outcome, folder=trained)
+        try:
+            outcome = Outcome(**json.loads((trained / OUTCOME).read_text(encoding="utf-8")))
+            if outcome.identity != json.loads(json.dumps(identity)):
+                raise ValueError("it was trained with another config or on other triples")
+            model, _, _ = load_model(trained, device=resolve_device(config.device))
+            log.info("training already finished in %s; using its model", trained)
+            return Trained(model=model, outcome=outcome, folder=trained)
+        except (ArtifactError, OSError, ValueError, TypeError, RecursionError) as exc:
+            log.warning("the trained model in %s is damaged or not this run's (%s); training again", trained, exc)
+            shutil.rmtree(trained, ignore_errors=True)
 
-    result, outcome = _run_pipeline(graph, config, workdir, on_epoch, checkpoint_minutes)
-    _save(trained, result.model, graph, config, outcome)
-    return Trained(model=result.model, outcome=outcome, folder=trained)
+    model, outcome = _train(graph, config, identity, workdir / CHECKPOINTS, on_epoch, checkpoint_minutes)
+    _save(trained, model, graph, config, outcome)
+    return Trained(model=model, outcome=outcome, folder=trained)
 
 
-def _run_pipeline(graph: GraphData, config: TrainingConfig, workdir: Path, on_epoch: EpochCallback | None,
-                  checkpoint_minutes: int) -> tuple[Any, Outcome]:
-    from pykeen.pipeline import pipeline
+def _identity(graph: GraphData, config: TrainingConfig) -> dict[str, Any]:
+    """What a checkpoint or a trained model must belong to: this config, these training and validation
+    triples."""
+    def digest(factory: Any) -> str | None:
+        if factory is None:
+            return None
+        return hashlib.sha256(factory.mapped_triples.detach().cpu().numpy().tobytes()).hexdigest()
+
+    # validation decides early stopping; the test triples only the metrics, which are computed anew
+    return {"config": config.as_dict(), "entities": int(graph.training.num_entities),
+            "relations": int(graph.training.num_relations), "training_sha256": digest(graph.training),
+            "validation_sha256": digest(graph.validation)}
+
+
+def _build(graph: GraphData, config: TrainingConfig, device: str, stopping: Any) -> _Parts:
+    """Seed, then model, optimizer, training loop and evaluator, in pipeline()'s order (each consumes random
+    numbers: the same order gives pipeline()'s results)."""
+    from pykeen.evaluation import evaluator_resolver
+    from pykeen.training import SLCWATrainingLoop
+    from pykeen.utils import set_random_seed
+
+    from kgpipe.embed.model_io import build_model
+
+    set_random_seed(config.seed)
+    model = build_model(config.as_dict(), graph.training, random_seed=config.seed).to(device)
+    optimizer = resolver("optimizer").make(config.optimizer, dict(config.optimizer_kwargs),
+                                           params=model.get_grad_params())
+    loop_cls = resolver("training_loop").lookup(config.training_loop)
+    loop_kwargs: dict[str, Any] = {"automatic_memory_optimization": device.startswith("cuda"),
+                                   **config.training_loop_kwargs}
+    if config.negative_sampler is not None:
+        loop_kwargs.update(negative_sampler=resolver("negative_sampler").lookup(config.negative_sampler),
+                           negative_sampler_kwargs=dict(config.negative_sampler_kwargs) or None)
+    elif config.negative_sampler_kwargs and issubclass(loop_cls, SLCWATrainingLoop):
+        loop_kwargs["negative_sampler_kwargs"] = dict(config.negative_sampler_kwargs)
+    loop = loop_cls(model=model, triples_factory=graph.training, optimizer=optimizer, lr_scheduler=None,
+                    **loop_kwargs)
+    evaluator = evaluator_resolver.make("rankbased", {"filtered": True,
+                                                      "batch_size": config.evaluation_batch_size})
+    stopper = None
+    if stopping is not None:
+        stopper = BestWeightsStopper(stopping, model=model, evaluator=evaluator, training=graph.training,
+                                     validation=graph.validation,
+                                     evaluation_batch_size=config.evaluation_batch_size)
+    return _Parts(model=model, loop=loop, evaluator=evaluator, stopper=stopper)
+
+
+def _restore(parts: _Parts, checkpoint: Checkpoint) -> None:
+    """Put a checked checkpoint's state into freshly built parts; RNG states last, just before training."""
+    parts.model.load_state_dict(checkpoint.model)
+    parts.loop.optimizer.load_state_dict(checkpoint.optimizer)
+    if not parts.loop.optimizer.state:
+        # an optimizer without state (plain SGD) would make PyKEEN refuse to continue training; an empty
+        # entry for a parameter is what the optimizer itself would create on its next step
+        first = next(p for group in parts.loop.optimizer.param_groups for p in group["params"])
+        parts.loop.optimizer.state[first] = {}
+    parts.loop._epoch = checkpoint.epoch
+    parts.loop.losses_per_epochs = list(checkpoint.losses)
+    if parts.stopper is not None:
+        state, settings = checkpoint.stopper, parts.stopper.settings
+        if state is None:
+            raise CheckpointRejected("it has no early-stopping state, and early stopping is on")
+        if len(state.results) != checkpoint.epoch // settings.frequency:
+            raise CheckpointRejected(f"it has {len(state.results)} validation results after epoch "
+                                     f"{checkpoint.epoch}, evaluating every {settings.frequency}")
+        if state.best_epoch is not None and not state.stopped and checkpoint.best is None:
+            raise CheckpointRejected("its best epoch's weights are missing")
+        parts.stopper.restore(state, checkpoint.best)
+    elif checkpoint.stopper is not None:
+        raise CheckpointRejected("it has an early-stopping state, and early stopping is off")
+    restore_rng(checkpoint.rng)
+
+
+def _resume(folder: Path, identity: dict[str, Any], build: Callable[[], _Parts]) -> tuple[_Parts, Checkpoint | None,
+                                                                                        str | None]:
+    """Fresh parts with the checkpoint's state (or none); a checkpoint that does not fit is discarded with a
+    warning, and the parts are built again so that the run is a clean run."""
+    parts = build()
+    try:
+        checkpoint = read_checkpoint(folder, identity, parts.model, parts.loop.optimizer)
+        if checkpoint is None:
+            return parts, None, None
+        _restore(parts, checkpoint)
+        log.info("resuming training from the checkpoint after epoch %d", checkpoint.epoch)
+        return parts, checkpoint, None
+    except CheckpointRejected as exc:
+        reason = f"the checkpoint in {folder} was discarded: {exc}; training starts over"
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # torch refused a checked state after all
+        reason = f"the checkpoint in {folder} was discarded: {type(exc).__name__}: {exc}; training starts over"
+    log.warning(reason)
+    discard(folder)
+    return build(), None, reason
+
+
+def _callbacks(parts: _Parts, folder: Path, identity: dict[str, Any], config: TrainingConfig,
+               on_epoch: EpochCallback | None, checkpoint_minutes: int, seconds_before: float) -> Any:
+    """PyKEEN training callbacks, in order: progress, early stopping, checkpoint (last, so that it saves the
+    state every other callback left)."""
+    from pykeen.training.callbacks import TrainingCallback
+
+    started = time.perf_counter()
+
+    class Progress(TrainingCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.last_epoch = parts.loop._epoch  # the last finished epoch, for error messages
+
+        def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
+            self.last_epoch = epoch
+            if on_epoch is not None:
+                on_epoch(epoch, config.epochs, epoch_loss)
+
+    class Stopping(TrainingCallback):
+        def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
+            stopper = parts.stopper
+            if stopper is not None and stopper.should_evaluate(epoch):
+                if stopper.evaluate(epoch):
+                    self.training_loop._should_stop = True
+                self.model._free_graph_and_cache()
+
+    class Checkpointing(TrainingCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.last = time.monotonic()
+
+        def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
+            due = time.monotonic() - self.last >= 60 * checkpoint_minutes
+            if not (due or self.training_loop._should_stop or epoch == config.epochs):
+                return
+            stopper = parts.stopper
+            write_checkpoint(folder, Checkpoint(
+                epoch=epoch, losses=[float(x) for x in self.training_loop.losses_per_epochs],
+                training_seconds=round(seconds_before + time.perf_counter() - started, 3),
+                model=self.model.state_dict(), optimizer=self.training_loop.optimizer.state_dict(),
+                rng=capture_rng(), stopper=None if stopper is None else stopper.state(),
+                best=None if stopper is None else stopper.best_weights), identity)
+            self.last = time.monotonic()
+
+    return Progress(), Stopping(), Checkpointing()
+
+
+def _train(graph: GraphData, config: TrainingConfig, identity: dict[str, Any], folder: Path,
+           on_epoch: EpochCallback | None, checkpoint_minutes: int) -> tuple[Any, Outcome]:
     from pykeen.training.training_loop import NonFiniteLossError
     from torch_max_mem.api import is_oom_error
 
     device = resolve_device(config.device)
-    checkpoints = workdir / "checkpoints"
-    checkpoints.mkdir(exist_ok=True)
     notes: list[str] = []
     stopping = config.early_stopping
     if stopping is not None and graph.validation is None:
         notes.append("early stopping is off: there is no validation split (validation_fraction is 0)")
         log.warning(notes[-1])
         stopping = None
-    resumed_from, seconds_before = _resume_point(checkpoints, workdir / PROGRESS)
-    progress = _progress_callback(workdir / PROGRESS, config.epochs, on_epoch, resumed_from, seconds_before)
-
-    training_loop_kwargs = {"automatic_memory_optimization": device.startswith("cuda"),
-                            **config.training_loop_kwargs}
-    stopper_kwargs = None
-    if stopping is not None:
-        stopper_kwargs = {"metric": stopping.metric, "frequency": stopping.frequency,
-                          "patience": stopping.patience, "relative_delta": stopping.relative_delta,
-                          # in the work folder, not PyKEEN's home: a resumed run needs the same file
-                          "best_model_path": checkpoints / BEST_WEIGHTS}
-    started = time.perf_counter()
     # torch_max_mem warns at every evaluation that CPU memory is not probed; kgpipe pins batch sizes anyway
     quiet = logging.getLogger("torch_max_mem.api")
     level = quiet.level
@@ -142,44 +292,38 @@ def _run_pipeline(graph: GraphData, config: TrainingConfig, workdir: Path, on_ep
     # garbage among them is collected after unfreeze). A caller that froze objects itself keeps them frozen.
     caller_froze = gc.get_freeze_count() > 0
     gc.freeze()
+    progress = None
     try:
-        result = pipeline(
-            training=graph.training, validation=graph.validation, testing=graph.testing,
-            model=config.model, model_kwargs=dict(config.model_kwargs),
-            # the class, not the name: resolver() registers kgpipe's own losses (kgpipe.embed.extensions) first
-            loss=resolver("loss").lookup(config.loss) if config.loss else None, loss_kwargs=dict(config.loss_kwargs),
-            regularizer=config.regularizer, regularizer_kwargs=dict(config.regularizer_kwargs) or None,
-            optimizer=config.optimizer, optimizer_kwargs=dict(config.optimizer_kwargs),
-            training_loop=config.training_loop, training_loop_kwargs=training_loop_kwargs,
-            negative_sampler=config.negative_sampler,
-            negative_sampler_kwargs=dict(config.negative_sampler_kwargs) or None,
-            epochs=config.epochs,
-            training_kwargs={"batch_size": config.batch_size, "label_smoothing": config.label_smoothing,
-                             "use_tqdm": False, "checkpoint_directory": str(checkpoints),
-                             "checkpoint_name": CHECKPOINT, "checkpoint_frequency": checkpoint_minutes,
-                             "callbacks": [progress], "pin_memory": device.startswith("cuda")},
-            stopper="early" if stopping is not None else None, stopper_kwargs=stopper_kwargs,
-            evaluator="rankbased", evaluator_kwargs={"filtered": True, "batch_size": config.evaluation_batch_size},
-            evaluation_kwargs={"batch_size": config.evaluation_batch_size, "use_tqdm": False,
-                               # training and validation are filtered by PyKEEN; deps.known besides
-                               **({"additional_filter_triples": [graph.known.mapped_triples]}
-                                  if graph.known is not None else {})},
-            random_seed=config.seed, device=device, use_tqdm=False,
-        )
+        parts, checkpoint, discarded = _resume(folder, identity, lambda: _build(graph, config, device, stopping))
+        seconds_before = checkpoint.training_seconds if checkpoint else 0.0
+        progress, *others = _callbacks(parts, folder, identity, config, on_epoch, checkpoint_minutes,
+                                       seconds_before)
+        finished = checkpoint is not None and (checkpoint.epoch >= config.epochs
+                                               or (checkpoint.stopper is not None and checkpoint.stopper.stopped))
+        started = time.perf_counter()
+        if not finished:
+            parts.loop.train(
+                triples_factory=graph.training, num_epochs=config.epochs, batch_size=config.batch_size,
+                label_smoothing=config.label_smoothing, use_tqdm=False, continue_training=checkpoint is not None,
+                callbacks=[progress, *others], pin_memory=device.startswith("cuda"), clear_optimizer=False)
+        training_seconds = round(seconds_before + time.perf_counter() - started, 3)
+        started = time.perf_counter()
+        metric_results = _evaluate(parts, graph, config.evaluation_batch_size)
+        evaluation_seconds = round(time.perf_counter() - started, 3)
     except NonFiniteLossError:
         lr = config.learning_rate
+        epoch = (progress.last_epoch if progress else 0) + 1
         raise TrainingFailed(
-            f"the training loss became NaN or infinite in epoch {progress.last_epoch + 1} "
-            f"(learning rate {lr:g})" if lr is not None else
-            f"the training loss became NaN or infinite in epoch {progress.last_epoch + 1}",
+            f"the training loss became NaN or infinite in epoch {epoch} (learning rate {lr:g})" if lr is not None
+            else f"the training loss became NaN or infinite in epoch {epoch}",
             hint=f"lower the learning rate, e.g. learning_rate: {lr / 10:g}" if lr else "lower the learning rate",
         ) from None
     except (RuntimeError, MemoryError) as exc:
         if not is_oom_error(exc):
             raise
         smaller = max(1, config.batch_size // 2)
-        where = (f"training epoch {progress.last_epoch + 1}" if progress.last_epoch < config.epochs
-                 else "evaluation")
+        last = progress.last_epoch if progress else 0
+        where = f"training epoch {last + 1}" if last < config.epochs else "evaluation"
         raise TrainingFailed(
             f"out of memory on {device} during {where} with batch_size {config.batch_size}",
             hint=f"try batch_size: {smaller} (or a smaller evaluation_batch_size: "
@@ -189,25 +333,38 @@ def _run_pipeline(graph: GraphData, config: TrainingConfig, workdir: Path, on_ep
         if not caller_froze:
             gc.unfreeze()
         quiet.setLevel(level)
-    wall = time.perf_counter() - started
 
-    stopper = result.stopper
+    stopper = parts.stopper
     validation, best_epoch, stopped = [], None, False
-    if stopping is not None:
+    if stopper is not None:
         validation = [{"epoch": stopping.frequency * (i + 1), stopping.metric: float(value)}
                       for i, value in enumerate(stopper.results)]
         best_epoch, stopped = stopper.best_epoch, bool(stopper.stopped)
     outcome = Outcome(
-        losses=[float(x) for x in result.losses], validation=validation, best_epoch=best_epoch,
-        stopped_early=stopped, metrics={**summarize_metrics(result.metric_results),
+        losses=[float(x) for x in parts.loop.losses_per_epochs], validation=validation, best_epoch=best_epoch,
+        stopped_early=stopped, metrics={**summarize_metrics(metric_results),
                                         "triples": int(graph.testing.num_triples)},
-        training_seconds=round(seconds_before + float(result.train_seconds), 3),
-        evaluation_seconds=round(float(result.evaluate_seconds), 3), device=device,
-        resumed_from_epoch=resumed_from, early_stopping=None if stopping is None else asdict(stopping),
-        notes=notes)
-    log.info("trained %s for %d epochs in %.1fs (this attempt %.1fs)", config.model, outcome.epochs_trained,
-             outcome.training_seconds, wall)
-    return result, outcome
+        training_seconds=training_seconds, evaluation_seconds=evaluation_seconds, device=device,
+        resumed_from_epoch=checkpoint.epoch if checkpoint else None,
+        early_stopping=None if stopping is None else asdict(stopping), notes=notes,
+        checkpoint_discarded=discarded, identity=identity)
+    log.info("trained %s for %d epochs in %.1fs", config.model, outcome.epochs_trained, outcome.training_seconds)
+    return parts.model, outcome
+
+
+def _evaluate(parts: _Parts, graph: GraphData, batch_size: int | None) -> Any:
+    """Filtered rank-based metrics on the test triples, filtering training, deps.known and validation
+    triples, as pipeline() evaluates (and with the batch and slice sizes its evaluator settled on)."""
+    evaluator = parts.evaluator
+    filters = [graph.training.mapped_triples]
+    if graph.known is not None:
+        filters.append(graph.known.mapped_triples)
+    if graph.validation is not None:
+        filters.append(graph.validation.mapped_triples)
+    kwargs: dict[str, Any] = {"batch_size": batch_size, "use_tqdm": False, "additional_filter_triples": filters}
+    if evaluator.batch_size is not None:
+        kwargs.update(batch_size=evaluator.batch_size, slice_size=evaluator.slice_size)
+    return evaluator.evaluate(model=parts.model, mapped_triples=graph.testing.mapped_triples, **kwargs)
 
 
 def _save(folder: Path, model: Any, graph: GraphData, config: TrainingConfig, outcome: Outcome) -> None:
@@ -226,60 +383,3 @@ def _save(folder: Path, model: Any, graph: GraphData, config: TrainingConfig, ou
     staging.rename(folder)
 
 
-def _resume_point(checkpoints: Path, progress_file: Path) -> tuple[int | None, float]:
-    """The epoch a checkpoint left off at (None: start fresh) and the training seconds spent before it."""
-    import torch
-
-    path = checkpoints / CHECKPOINT
-    if not path.exists():
-        return None, 0.0
-    # our own file in the work folder; PyKEEN writes its checkpoints with torch.save
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if (state.get("stopper_dict") or {}).get("stopped"):
-        # PyKEEN would resume this with the last epoch's weights instead of the best epoch's: start over
-        log.warning("the checkpoint in %s is of a run that already stopped early; training again", checkpoints)
-        shutil.rmtree(checkpoints)
-        checkpoints.mkdir()
-        progress_file.unlink(missing_ok=True)
-        return None, 0.0
-    epoch = int(state["epoch"])
-    seconds = 0.0
-    try:
-        cumulative = json.loads(progress_file.read_text(encoding="utf-8"))["cumulative_seconds"]
-        seconds = float(cumulative[epoch - 1]) if 0 < epoch <= len(cumulative) else 0.0
-    except (OSError, ValueError, KeyError):
-        pass
-    log.info("resuming training from the checkpoint after epoch %d", epoch)
-    return epoch, seconds
-
-
-def _progress_callback(progress_file: Path, epochs: int, on_epoch: EpochCallback | None,
-                       resumed_from: int | None, seconds_before: float) -> Any:
-    """A PyKEEN training callback: reports each epoch, remembers the last finished one, and keeps the
-    cumulative training time per epoch so a resumed run can report its total."""
-    from pykeen.training.callbacks import TrainingCallback
-
-    class EpochProgress(TrainingCallback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.last_epoch = resumed_from or 0
-            self.cumulative: list[float] = []
-            if resumed_from:
-                try:
-                    stored = json.loads(progress_file.read_text(encoding="utf-8"))["cumulative_seconds"]
-                    self.cumulative = [float(s) for s in stored[:resumed_from]]
-                except (OSError, ValueError, KeyError):
-                    self.cumulative = []
-            self.started = time.perf_counter() - seconds_before
-
-        def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
-            self.last_epoch = epoch
-            self.cumulative.append(round(time.perf_counter() - self.started, 3))
-            # replaced, not fsynced: a lost update costs only the resumed run's time report
-            staging = progress_file.with_name(progress_file.name + ".tmp")
-            staging.write_text(json.dumps({"cumulative_seconds": self.cumulative}), encoding="utf-8")
-            os.replace(staging, progress_file)
-            if on_epoch is not None:
-                on_epoch(epoch, epochs, epoch_loss)
-
-    return EpochProgress()

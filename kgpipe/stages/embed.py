@@ -2,7 +2,9 @@
 entity and relation embeddings, the trained model, test metrics and the training curve out.
 
 Thin glue over kgpipe.embed: params become a TrainingConfig (kgpipe's per-model defaults plus what the
-pipeline sets), checkpoints live in the stage's scratch folder so an interrupted run resumes.
+pipeline sets), checked by validate() before any stage runs; checkpoints (safetensors + JSON) live in the
+stage's scratch folder so an interrupted run resumes. Equal inputs and seeds give byte-identical outputs:
+what differs run to run (timings, device, a resume) goes into the returned summary (the lock entry).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType
+from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType, ValidationContext
 
 Kwargs = dict[str, Any]
 
@@ -90,7 +92,9 @@ class EmbedParams(StageParams):
 
 class EmbedStage(StageType):
     name = "embed"
-    version = 3  # 2: TransE's default is at most 24 epochs (was 30); 3: ComplEx's defaults (onevsall, N3 0.2)
+    # 2: TransE's default is at most 24 epochs (was 30); 3: ComplEx's defaults (onevsall, N3 0.2);
+    # 4: metrics.json without timings, device or resume (they went to the summary), safetensors checkpoints
+    version = 4
     description = "learn entity and relation embeddings with PyKEEN; evaluate, export, save the model"
     Params = EmbedParams
     inputs = (
@@ -108,9 +112,40 @@ class EmbedStage(StageType):
         OutputSpec("embeddings", "embeddings.safetensors", doc="both matrices, id maps and layouts as metadata"),
         OutputSpec("model", "model", folder=True, doc="model.safetensors, training_triples.safetensors, "
                    "model.json (no pickle)"),
-        OutputSpec("metrics", "metrics.json", doc="test metrics, config, seed, versions, training time"),
+        OutputSpec("metrics", "metrics.json", doc="test metrics, config, seed, versions, losses (timings are "
+                   "in the lock entry's summary)"),
         OutputSpec("loss_plot", "training_loss.png"),
     )
+
+    def validate(self, ctx: ValidationContext) -> None:
+        """Every PyKEEN name (model, loss, regularizer, optimizer, negative sampler, training loop, early-stopping
+        metric, dataset) resolves, every *_kwargs key is one its class takes, and the device is here. Params
+        that passed once are remembered (kgpipe.embed.validation), so a no-op run does not import PyKEEN."""
+        from kgpipe.embed.runtime import use_workspace_pystow
+
+        home = use_workspace_pystow(ctx.root)  # before PyKEEN is imported
+        from kgpipe.embed.config import ConfigError
+        from kgpipe.embed.validation import PassedParams, check_names, needs_device_check, params_key
+        from kgpipe.errors import DependencyMissingError
+
+        p: EmbedParams = ctx.params
+        passed = PassedParams(home / "kgpipe" / "validated-embed.json")
+        key = params_key(p.model_dump(mode="json"))
+        try:
+            if key not in passed:
+                check_names(p)
+            if needs_device_check(p.device):
+                from kgpipe.embed.runtime import resolve_device
+
+                resolve_device(p.device)
+        except ConfigError as exc:
+            raise ctx.error(exc.detail, param=exc.param, hint=exc.hint) from None
+        except DependencyMissingError as exc:
+            line = ctx.line_of("stages", ctx.stage, "params", "device")
+            where = f"{ctx.pipeline_file}:{line}: " if line else f"{ctx.pipeline_file}: "
+            raise DependencyMissingError(f"{where}stage '{ctx.stage}': {exc.message}", hint=exc.hint) from None
+        if key not in passed:
+            passed.add(key)
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from kgpipe.embed.runtime import use_workspace_pystow
@@ -154,11 +189,9 @@ class EmbedStage(StageType):
         metrics = {
             "test": outcome.metrics,
             "training": {"epochs": outcome.epochs_trained, "best_epoch": outcome.best_epoch,
-                         "stopped_early": outcome.stopped_early, "seconds": outcome.training_seconds,
-                         "resumed_from_epoch": outcome.resumed_from_epoch, "losses": outcome.losses,
+                         "stopped_early": outcome.stopped_early, "losses": outcome.losses,
                          "validation": outcome.validation, "early_stopping": outcome.early_stopping},
-            "evaluation_seconds": outcome.evaluation_seconds,
-            "config": config.as_dict(), "defaults": defaults_note, "seed": config.seed, "device": outcome.device,
+            "config": config.as_dict(), "defaults": defaults_note, "seed": config.seed,
             "versions": versions(), "data": graph.stats(),
             "embeddings": {"entity_layout": exported["entity_layout"],
                            "relation_layout": exported["relation_layout"],
@@ -167,9 +200,15 @@ class EmbedStage(StageType):
         }
         ctx.output("metrics").write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n",
                                          encoding="utf-8")
+        # what varies run to run lives here (the lock entry), so that the artifacts do not
         summary = {"entities": graph.training.num_entities, "relations": len(relation_ids),
                    "training_triples": graph.training.num_triples, "epochs": outcome.epochs_trained,
-                   "mrr": round(outcome.metrics["mrr"], 4), "hits_at_10": round(outcome.metrics["hits_at_10"], 4)}
+                   "mrr": round(outcome.metrics["mrr"], 4), "hits_at_10": round(outcome.metrics["hits_at_10"], 4),
+                   "device": outcome.device,
+                   "timings": {"training_seconds": outcome.training_seconds,
+                               "evaluation_seconds": outcome.evaluation_seconds}}
         if outcome.resumed_from_epoch:
             summary["resumed_from_epoch"] = outcome.resumed_from_epoch
+        if outcome.checkpoint_discarded:
+            summary["checkpoint_discarded"] = outcome.checkpoint_discarded
         return summary
