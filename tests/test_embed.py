@@ -234,7 +234,8 @@ def test_equal_inputs_and_seeds_give_byte_identical_artifacts(tmp_path: Path) ->
 
     assert set(files[0]) == {"entity_embeddings.parquet", "relation_embeddings.parquet", "embeddings.safetensors",
                              "metrics.json", "training_loss.png", "model/model.safetensors",
-                             "model/training_triples.safetensors", "model/model.json"}
+                             "model/training_triples.safetensors", "model/model.json",
+                             "model/.kgpipe-out.json"}  # the marker: a folder out kgpipe wrote
     for name, data in files[0].items():
         assert files[1][name] == data, f"{name} differs between two runs on the same inputs"
     kinds = [kind for kind, _ in _png_chunks(files[0]["training_loss.png"])]
