@@ -657,7 +657,7 @@ def test_rdf_syntaxes_give_the_same_rows(tmp_path, fmt):
     [stats] = report(result)["seeds"]
     assert stats == {"source": f"seeds/{name}", "format": fmt, "statements_read": 15, "entities": 4,
                      "triples": 3, "relations": 3, "attributes": 7, "blank_node_statements_skipped": 2,
-                     "schema_statements_skipped": 1}
+                     "schema_statements_skipped": 1, "triples_skipped": 0}
 
 
 def test_label_comes_from_label_properties_with_local_name_fallback(ingest_turtle_graph):

@@ -1,0 +1,95 @@
+"""The IRI rule for seed KGs (an absolute IRI of RFC 3987 characters), the machine-independent base that
+relative IRIs resolve against, and where a term first appears in a seed file's text.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from pathlib import PurePosixPath
+from urllib.parse import quote
+
+# Relative IRIs in a seed resolve against this plus the seed's path under the pipeline root. It must be a
+# hierarchical http IRI: rdflib resolves with RFC 3986 rules that leave urn: or tag: bases unusable. The
+# .invalid domain (RFC 2606) can never be looked up, so nothing ever fetches these IRIs.
+DEFAULT_SEED_BASE = "http://kgpipe.invalid/seed/"
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+# Characters RFC 3987 leaves out of IRIs outright; each one breaks N-Triples and SPARQL output downstream.
+_FORBIDDEN = frozenset(' <>"{}|\\^`')
+
+
+def seed_base(source: str) -> str:
+    """The base IRI of a seed file named by its path relative to the pipeline root (never an absolute path,
+    which would make IRIs depend on the machine)."""
+    path = PurePosixPath(source.replace("\\", "/"))
+    relative = path.name if path.is_absolute() else path.as_posix()
+    return DEFAULT_SEED_BASE + quote(relative, safe="/")
+
+
+def iri_problem(iri: str) -> str | None:
+    """Why `iri` is not an absolute IRI kgpipe accepts, or None when it is."""
+    if not _SCHEME.match(iri):
+        return f"IRI {_show(iri)} is relative or has no scheme (an IRI needs one, e.g. http:)"
+    for position, char in enumerate(iri):
+        code = ord(char)
+        if char in _FORBIDDEN:
+            what = "a space" if char == " " else repr(char)
+            return f"IRI {_show(iri)} contains {what} at character {position + 1}"
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            return f"IRI {_show(iri)} contains control character U+{code:04X} at character {position + 1}"
+        if 0xD800 <= code <= 0xDFFF:
+            return f"IRI {_show(iri)} contains a lone surrogate U+{code:04X} at character {position + 1}"
+    return None
+
+
+def text_problem(text: str, what: str) -> str | None:
+    """Why a literal cannot be stored (a lone surrogate from an escape such as \\ud800), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"{what} contains a lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start + 1} "
+                "(an escape that is half of a pair)")
+    return None
+
+
+def _show(iri: str, limit: int = 80) -> str:
+    shown = iri if len(iri) <= limit else iri[:limit] + "..."
+    return ascii(shown) if any(not c.isprintable() for c in shown) else repr(shown)
+
+
+class LineFinder:
+    """Line numbers of terms in a seed's text: the first line where any spelling of the term appears."""
+
+    def __init__(self, text: str, base: str | None = None) -> None:
+        self.text = text
+        self.base = base
+        self._starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def line_of(self, offset: int) -> int:
+        return bisect.bisect_right(self._starts, offset)
+
+    def find(self, term: str) -> int | None:
+        for spelling in self._spellings(term):
+            if spelling and (offset := self.text.find(spelling)) >= 0:
+                return self.line_of(offset)
+        return None
+
+    def _spellings(self, term: str) -> list[str]:
+        """How a term may be written: as is, relative to the base, escaped for JSON or XML, its local name."""
+        forms = [term]
+        if self.base:
+            folder = self.base.rsplit("/", 1)[0] + "/"
+            for prefix in (self.base, folder):
+                if term.startswith(prefix) and len(term) > len(prefix):
+                    forms.append(term[len(prefix):])
+        forms.append(json.dumps(term)[1:-1])
+        if not term.isascii():  # Turtle and N-Triples \uXXXX escapes, either case
+            escaped = "".join(c if c.isascii() else f"\\u{ord(c):04X}" for c in term)
+            forms += [escaped, re.sub(r"\\u[0-9A-F]{4}", lambda m: m[0].lower(), escaped)]
+        forms.append(term.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;"))
+        local = re.split(r"[/#:]", term.rstrip("/#"))[-1]
+        if len(local) >= 3:
+            forms.append(local)
+        return forms
