@@ -32,6 +32,11 @@ def iri_problem(iri: str) -> str | None:
     """Why `iri` is not an absolute IRI kgpipe accepts, or None when it is."""
     if not _SCHEME.match(iri):
         return f"IRI {_show(iri)} is relative or has no scheme (an IRI needs one, e.g. http:)"
+    return iri_character_problem(iri)
+
+
+def iri_character_problem(iri: str) -> str | None:
+    """Why `iri` can never be an IRI, whatever base or prefix it is resolved against, or None."""
     for position, char in enumerate(iri):
         code = ord(char)
         if char in _FORBIDDEN:
@@ -60,7 +65,7 @@ def _show(iri: str, limit: int = 80) -> str:
 
 
 class LineFinder:
-    """Line numbers of terms in a seed's text: the first line where any spelling of the term appears."""
+    """Line numbers of terms in a seed's text: the first line where some spelling of the term appears."""
 
     def __init__(self, text: str, base: str | None = None) -> None:
         self.text = text
@@ -70,26 +75,37 @@ class LineFinder:
     def line_of(self, offset: int) -> int:
         return bisect.bisect_right(self._starts, offset)
 
-    def find(self, term: str) -> int | None:
-        for spelling in self._spellings(term):
+    def first(self, spellings: list[str]) -> int | None:
+        for spelling in spellings:
             if spelling and (offset := self.text.find(spelling)) >= 0:
                 return self.line_of(offset)
         return None
 
-    def _spellings(self, term: str) -> list[str]:
-        """How a term may be written: as is, relative to the base, escaped for JSON or XML, its local name."""
+    def find(self, term: str) -> int | None:
+        """The line of an IRI: as written, relative to the base, escaped (JSON, XML, \\u), or its local name."""
         forms = [term]
         if self.base:
             folder = self.base.rsplit("/", 1)[0] + "/"
             for prefix in (self.base, folder):
                 if term.startswith(prefix) and len(term) > len(prefix):
                     forms.append(term[len(prefix):])
-        forms.append(json.dumps(term)[1:-1])
-        if not term.isascii():  # Turtle and N-Triples \uXXXX escapes, either case
-            escaped = "".join(c if c.isascii() else f"\\u{ord(c):04X}" for c in term)
-            forms += [escaped, re.sub(r"\\u[0-9A-F]{4}", lambda m: m[0].lower(), escaped)]
-        forms.append(term.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;"))
+        forms += [*escapes(term, iri=True), term.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")]
         local = re.split(r"[/#:]", term.rstrip("/#"))[-1]
         if len(local) >= 3:
-            forms.append(local)
-        return forms
+            forms += [local, *escapes(local, iri=True)]
+        return self.first(forms)
+
+    def find_literal(self, lexical: str) -> int | None:
+        quoted = [f'"{lexical}"', f"'{lexical}'", f">{lexical}<"]
+        return self.first([*quoted, *(q for form in escapes(lexical) for q in (f'"{form}"', form)), lexical])
+
+
+def escapes(term: str, iri: bool = False) -> list[str]:
+    """How RDF syntaxes escape a term's awkward characters (in an IRI, the forbidden ones too): JSON's \\u
+    escapes, and Turtle's in either case."""
+    awkward = {c for c in term if not c.isascii() or not c.isprintable() or (iri and c in _FORBIDDEN)}
+    if not awkward:
+        return []
+    upper = "".join(f"\\u{ord(c):04X}" if c in awkward and ord(c) <= 0xFFFF else c for c in term)
+    lower = "".join(f"\\u{ord(c):04x}" if c in awkward and ord(c) <= 0xFFFF else c for c in term)
+    return [json.dumps(term)[1:-1], upper, lower]

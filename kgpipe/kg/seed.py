@@ -9,6 +9,7 @@ trusted as a whole (syntax, a refused reference) is an InputError, a triple with
 from __future__ import annotations
 
 import json
+import logging
 import re
 import warnings
 import xml.sax
@@ -20,7 +21,7 @@ from urllib.parse import quote, unquote
 
 from kgpipe.corpus import utf8_error_position
 from kgpipe.errors import InputError
-from kgpipe.kg.iri import LineFinder, iri_problem, seed_base, text_problem
+from kgpipe.kg.iri import LineFinder, iri_character_problem, iri_problem, seed_base, text_problem
 from kgpipe.kg.seed_guard import REFUSED_HINT, RefusingContextCache, check_xml_declarations, refusal, \
     remote_references
 
@@ -160,8 +161,9 @@ def _decode(data: bytes, source: str) -> str:
                          hint="re-encode the file as UTF-8") from None
 
 
-def _parse_jsonld(text: str, graph: Any, source: str, base: str) -> dict[Any, str]:
-    """Parse JSON-LD from its text alone; returns the blank nodes rdflib put where an @id was invalid."""
+def _parse_jsonld(text: str, graph: Any, source: str, base: str) -> tuple[dict[Any, str], list[_BadTerm]]:
+    """Parse JSON-LD from its text alone. Returns the blank nodes rdflib put where an @id was empty, and the
+    @ids rdflib drops without a word (with every statement of their node) because no IRI can contain them."""
     from rdflib import ConjunctiveGraph
     from rdflib.plugins.parsers.jsonld import Parser
     from rdflib.plugins.shared.jsonld.context import Context
@@ -182,10 +184,26 @@ def _parse_jsonld(text: str, graph: Any, source: str, base: str) -> dict[Any, st
     with warnings.catch_warnings():  # rdflib's own JSON-LD plugin parses into a ConjunctiveGraph too
         warnings.simplefilter("ignore", DeprecationWarning)
         parser.parse(document, context, ConjunctiveGraph(store=graph.store, identifier=graph.identifier))
-    return {node: iri for iri, node in parser.invalid_uri_to_bnode.items()}
+    dropped = [_BadTerm(f"the node's @id: {why}; rdflib leaves the node and its statements out", value, "iri")
+               for value in _jsonld_ids(document) if (why := iri_character_problem(value))]
+    return {node: iri for iri, node in parser.invalid_uri_to_bnode.items()}, dropped
 
 
-def _parse_rdf(data: bytes, fmt: str, source: str, base: str) -> tuple[Any, dict[Any, str]]:
+def _jsonld_ids(document: Any) -> list[str]:
+    """Every string @id of a JSON-LD document, in document order."""
+    found, stack = [], [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("@id"), str):
+                found.append(node["@id"])
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return found
+
+
+def _parse_rdf(data: bytes, fmt: str, source: str, base: str) -> tuple[Any, dict[Any, str], list[_BadTerm]]:
     import rdflib
     from rdflib.plugins.parsers.notation3 import BadSyntax
 
@@ -194,9 +212,13 @@ def _parse_rdf(data: bytes, fmt: str, source: str, base: str) -> tuple[Any, dict
     graph = rdflib.Graph()
     hint = "fix the syntax at that line (the file was not loaded)"
     invalid: dict[Any, str] = {}
+    dropped: list[_BadTerm] = []
+    term_log = logging.getLogger("rdflib.term")  # its 'not a valid URI' warnings say less than our report
+    level = term_log.level
+    term_log.setLevel(logging.ERROR)
     try:
         if fmt == "json-ld":
-            invalid = _parse_jsonld(_decode(data, source), graph, source, base)
+            invalid, dropped = _parse_jsonld(_decode(data, source), graph, source, base)
         else:
             graph.parse(data=data, format=fmt, publicID=base)
     except InputError:
@@ -224,7 +246,16 @@ def _parse_rdf(data: bytes, fmt: str, source: str, base: str) -> tuple[Any, dict
         if fmt == "xml" and (where := _RDFXML_ERROR.match(why)):
             line, why = int(where["line"]), where["why"]
         raise InputError(f"{fmt} parse error: {why}", file=source, line=line, hint=hint) from None
-    return graph, invalid
+    finally:
+        term_log.setLevel(level)
+    return graph, invalid, dropped
+
+
+@dataclass(frozen=True)
+class _BadTerm:
+    reason: str
+    term: str
+    kind: str  # 'iri', 'literal' or 'text': how to look for it in the file
 
 
 class _TermCheck:
@@ -239,35 +270,38 @@ class _TermCheck:
         self.options = options
         self._finder: LineFinder | None = None
 
-    def problem(self, subject: Any, predicate: Any, obj: Any) -> tuple[str, str] | None:
-        """(reason, the offending term as written) or None when the triple is usable."""
-        from rdflib import BNode, Literal, URIRef
+    def problem(self, subject: Any, predicate: Any, obj: Any) -> _BadTerm | None:
+        from rdflib import BNode, Literal, URIRef, Variable
 
         for role, term in (("subject", subject), ("predicate", predicate), ("object", obj)):
             if term in self.invalid:
-                return f"{role} {iri_problem(self.invalid[term]) or 'is not a valid IRI'}", self.invalid[term]
+                why = iri_problem(self.invalid[term]) or "is not a valid IRI"
+                return _BadTerm(f"the {role} {why}", self.invalid[term], "iri")
             if isinstance(term, Literal):
                 if role != "object":
-                    return f"the {role} is a literal ({str(term)[:60]!r}); only IRIs name entities", str(term)
-                reason = (text_problem(str(term), "the literal")
-                          or (term.datatype is not None and iri_problem(str(term.datatype)))
-                          or (term.language is not None and text_problem(term.language, "the language tag")))
-                if reason:
-                    return reason, str(term)
+                    return _BadTerm(f"the {role} is a literal ({str(term)[:60]!r}); only IRIs name entities",
+                                    str(term), "literal")
+                if reason := text_problem(str(term), "the literal"):
+                    return _BadTerm(reason, str(term), "literal")
+                if term.datatype is not None and (reason := iri_problem(str(term.datatype))):
+                    return _BadTerm(f"the literal's datatype {reason}", str(term.datatype), "iri")
             elif isinstance(term, URIRef):
                 if reason := iri_problem(str(term)):
-                    return f"{role} {reason}", str(term)
-            elif not isinstance(term, BNode) or (role == "predicate"):
-                kind = type(term).__name__
-                return f"the {role} is an N3 {kind} (formula or variable), not an RDF term", str(term)
+                    return _BadTerm(f"the {role} {reason}", str(term), "iri")
+            elif isinstance(term, Variable):
+                return _BadTerm(f"the {role} is the N3 variable ?{term}, not an RDF term", f"?{term}", "text")
+            elif not isinstance(term, BNode) or role == "predicate":
+                return _BadTerm(f"the {role} is an N3 formula {{...}}, not an RDF term", "{", "text")
         return None
 
-    def skip(self, reason: str, term: str) -> None:
-        line = None
+    def skip(self, bad: _BadTerm) -> None:
+        line, reason = None, bad.reason
         if len(self.seed.skipped) < self.options.max_lines_searched:
             if self._finder is None:
                 self._finder = LineFinder(self.data.decode("utf-8-sig", errors="replace"), self.base)
-            line = self._finder.find(term)
+            find = {"iri": self._finder.find, "literal": self._finder.find_literal}.get(
+                bad.kind, lambda term: self._finder.first([term]))
+            line = find(bad.term)
             reason += "" if line is not None else " (line unknown: the term was not found in the file's text)"
         else:
             reason += f" (line not looked up after {self.options.max_lines_searched} skipped triples)"
@@ -278,9 +312,11 @@ def read_rdf(data: bytes, fmt: str, source: str, options: SeedOptions) -> SeedGr
     from rdflib import BNode, Literal, URIRef
 
     base = options.base or seed_base(source)
-    graph, invalid = _parse_rdf(data, fmt, source, base)
+    graph, invalid, dropped = _parse_rdf(data, fmt, source, base)
     seed = SeedGraph(source, fmt)
     check = _TermCheck(data, seed, base, invalid, options)
+    for bad in dropped:
+        check.skip(bad)
     label_rank = {p: i for i, p in enumerate(options.label_properties)}
     aliases = set(options.alias_properties)
     languages = set(options.languages)
@@ -293,7 +329,7 @@ def read_rdf(data: bytes, fmt: str, source: str, options: SeedOptions) -> SeedGr
     for subject, predicate, obj in sorted(graph, key=_triple_order):  # sorted: skips are listed stably
         seed.statements_read += 1
         if (bad := check.problem(subject, predicate, obj)) is not None:
-            check.skip(*bad)
+            check.skip(bad)
             continue
         if isinstance(subject, BNode) or isinstance(obj, BNode):
             seed.blank_node_statements += 1
