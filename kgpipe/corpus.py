@@ -206,8 +206,22 @@ def read_parquet(path: Path, doc_id: str, options: CorpusOptions) -> Iterator[Re
                                   "set text_field")
         return
     wanted = [c for c in (options.id_field, options.text_field) if c and c in table.column_names]
-    for row_number, row in enumerate(table.select(wanted).to_pylist(), start=1):
-        yield _record_document(row, path, row_number, f"{doc_id}:{row_number}", options, "column")
+    try:
+        rows: Iterable[dict | Skipped] = table.select(wanted).to_pylist()
+    except UnicodeDecodeError:  # a string column holding bytes that are not UTF-8: find the rows, keep the rest
+        rows = _parquet_rows_one_by_one(table.select(wanted), path)
+    for row_number, row in enumerate(rows, start=1):
+        yield row if isinstance(row, Skipped) else _record_document(row, path, row_number, f"{doc_id}:{row_number}",
+                                                                    options, "column")
+
+
+def _parquet_rows_one_by_one(table, path: Path) -> Iterator[dict | Skipped]:
+    columns = table.column_names
+    for index in range(table.num_rows):
+        try:
+            yield {name: table.column(name)[index].as_py() for name in columns}
+        except UnicodeDecodeError as exc:
+            yield Skipped(path, index + 1, f"invalid UTF-8 in a string cell (byte {exc.start}); re-encode the data")
 
 
 @dataclass(frozen=True)

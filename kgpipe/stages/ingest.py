@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import Field
@@ -78,7 +79,7 @@ class IngestStage(StageType):
             alias_properties=tuple(p.alias_properties or SeedOptions.alias_properties),
             languages=tuple(lang.lower() for lang in p.languages), tsv_namespace=p.tsv_namespace,
             base=p.seed_base, strict=p.strict)
-        seeds = [read_seed(path, printable(ctx.relpath(path)), p.seed_format, seed_options)
+        seeds = [read_seed(path, _source(ctx, path), p.seed_format, seed_options)
                  for path in ctx.track(ctx.input("seeds") or [], description="read seed KGs")]
         entities, triples, attributes = merge_seeds(seeds)
         seed_skipped = [{"source": s.source, "line": s.line, "reason": s.reason} for g in seeds for s in g.skipped]
@@ -108,6 +109,12 @@ class IngestStage(StageType):
         if seed_skipped:
             ctx.log.warning("skipped %d seed triple(s) with a bad term; see %s", len(seed_skipped), where)
         return summary
+
+
+def _source(ctx: StageContext, path: Path) -> str:
+    """A path as the user wrote it, relative to the root where possible: the folder resolved, the last name
+    kept, since a symlink's target may lie anywhere and a report must name the link, not where it leads."""
+    return printable(PurePosixPath(ctx.relpath(path.parent), path.name).as_posix())
 
 
 @dataclass
@@ -141,11 +148,11 @@ def _read_documents(ctx: StageContext, p: IngestParams) -> _Corpus:
         result.skipped.append({"source": source, "line": line, "reason": reason})
 
     for left_out in listing.skipped:
-        skip(printable(ctx.relpath(left_out.source)), None, left_out.reason,
+        skip(_source(ctx, left_out.source), None, left_out.reason,
              "fix or remove it, or set strict: false to skip what cannot be read")
     records = read_corpus(corpus, p.format, options, files=ctx.track(listing.files, description="read corpus"))
     for record in records:
-        source = printable(ctx.relpath(record.source))
+        source = _source(ctx, record.source)
         if not isinstance(record, Document):
             skip(source, record.line, record.reason, "fix the record, or set strict: false to skip bad records")
             continue

@@ -332,8 +332,6 @@ def test_a_skipped_triple_is_not_a_failure_through_the_cli(tmp_path):
     assert [(s["source"], s["line"]) for s in rep["seed_skipped"]] == [("seeds/g.ttl", 3)]
 
 
-@hostile("seed-rdfxml-billion-laughs-cli", area="seed", outcome="refused", exit_code=3,
-         what="the 1 KB billion laughs RDF/XML through `kgpipe run`")
 def test_billion_laughs_through_the_cli_is_a_quick_clear_error(tmp_path):
     write(tmp_path / "seeds/lol.rdf", _billion_laughs(Env("", tmp_path, tmp_path)))
     assert (tmp_path / "seeds/lol.rdf").stat().st_size < 1100
@@ -343,8 +341,6 @@ def test_billion_laughs_through_the_cli_is_a_quick_clear_error(tmp_path):
     assert_clear_error(result, 3, "seeds/lol.rdf:4:", "nested entities are refused")
 
 
-@hostile("seed-jsonld-remote-context-cli", area="seed", outcome="refused", exit_code=3,
-         what="JSON-LD with a remote @context through `kgpipe run` (the local server logs no request)")
 def test_remote_context_through_the_cli(tmp_path):
     with logging_server() as (url, requests):
         write(tmp_path / "seeds/g.jsonld", _jsonld(f"{url}/context.jsonld"))
