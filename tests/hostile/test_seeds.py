@@ -151,11 +151,16 @@ def test_the_xml_guard_is_what_stops_the_billion_laughs(tmp_path, monkeypatch):
     assert calls == ["seeds/lol.rdf"]
 
 
-@hostile("seed-turtle-remote-prefix-base-imports", area="seed", outcome="handled",
-         what="Turtle whose @base, @prefix and owl:imports all name the local server")
-def test_turtle_base_prefix_and_owl_imports_are_names_never_fetched(tmp_path):
+@parametrize(
+    Case("seed-turtle-remote-prefix-base-imports", "seed", "Turtle whose @base, @prefix and owl:imports all name "
+         "the local server", "handled"),
+    Case("seed-n3-remote-prefix-base-imports", "seed", "N3 whose @base, @prefix and owl:imports all name the local "
+         "server", "handled"),
+)
+def test_turtle_base_prefix_and_owl_imports_are_names_never_fetched(tmp_path, case):
+    name = "g.n3" if case.id.startswith("seed-n3") else "g.ttl"
     with logging_server() as (url, requests), RECORDER.recording() as recorder:
-        write(tmp_path / "seeds/g.ttl", f"""\
+        write(tmp_path / "seeds" / name, f"""\
 @base <{url}/base/> .
 @prefix ex: <{url}/ns#> .
 @prefix owl: <http://www.w3.org/2002/07/owl#> .
@@ -163,7 +168,7 @@ def test_turtle_base_prefix_and_owl_imports_are_names_never_fetched(tmp_path):
 <{url}/onto> a owl:Ontology ; owl:imports <{url}/other.ttl> .
 ex:alice rdfs:label "Alice" ; ex:knows <bob> .
 """)
-        result = run_ingest(tmp_path, seeds=["seeds/g.ttl"])
+        result = run_ingest(tmp_path, seeds=[f"seeds/{name}"])
     assert requests == [] and recorder.network == []
     assert [(t["head"], t["relation"], t["tail"]) for t in table(result, "seed_triples")] == [
         (f"{url}/ns#alice", f"{url}/ns#knows", f"{url}/base/bob")]
