@@ -55,7 +55,7 @@ def _xml_with_dtd(dtd: str, body: str = "<ex:p>x</ex:p>") -> str:
 
 
 # id, file name, content(env), line of the refusal, words in the message
-REFUSED: list[tuple[Case, str, Callable[[Env], str], int | None, str]] = [
+REFUSED: list[tuple[Case, str, Callable[[Env], str | bytes], int | None, str]] = [
     (Case("seed-jsonld-remote-context", "seed", "JSON-LD @context is an http URL (a local server that logs "
           "requests)", "refused", 3),
      "g.jsonld", lambda e: _jsonld(f"{e.url}/context.jsonld"), 2, "remote context"),
@@ -96,6 +96,15 @@ REFUSED: list[tuple[Case, str, Callable[[Env], str], int | None, str]] = [
           "the DTD", "refused", 3),
      "pe.rdf", lambda e: _xml_with_dtd(f'<!DOCTYPE rdf:RDF [\n<!ENTITY % remote SYSTEM "{e.url}/pe.dtd">\n'
                                        '%remote;\n]>'), 3, "parameter entities are refused"),
+    (Case("seed-rdfxml-utf16-quadratic-blowup", "seed", "the same 20M-character expansion in a UTF-16 file (its "
+          "references hide between NUL bytes)", "refused", 3),
+     "big16.rdf", lambda e: _xml_with_dtd(f'<!DOCTYPE rdf:RDF [\n<!ENTITY big "{"x" * 100_000}">\n]>',
+                                          "<ex:p>" + "&big;" * 200 + "</ex:p>").encode("utf-16"), 6,
+     "expand to more than"),
+    (Case("seed-rdfxml-undeclared-parameter-entity", "seed", "RDF/XML DTD with an undeclared %pe; reference "
+          "before nested entities (expat would stop reading declarations)", "refused", 3),
+     "pe.rdf", lambda e: _xml_with_dtd('<!DOCTYPE rdf:RDF [\n%undeclared;\n<!ENTITY a "aaaa">\n'
+                                       '<!ENTITY b "&a;&a;">\n]>', "<ex:p>&b;</ex:p>"), 3, "undeclared parameter"),
     (Case("seed-rdfxml-quadratic-blowup", "seed", "RDF/XML flat entity of 100k characters referenced 200 times "
           "(20M characters)", "refused", 3),
      "big.rdf", lambda e: _xml_with_dtd(f'<!DOCTYPE rdf:RDF [\n<!ENTITY big "{"x" * 100_000}">\n]>',
