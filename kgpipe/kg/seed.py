@@ -290,7 +290,7 @@ class _TermCheck:
                     return _BadTerm(f"the {role} {reason}", str(term), "iri")
             elif isinstance(term, Variable):
                 return _BadTerm(f"the {role} is the N3 variable ?{term}, not an RDF term", f"?{term}", "text")
-            elif not isinstance(term, BNode) or role == "predicate":
+            elif not isinstance(term, BNode):
                 return _BadTerm(f"the {role} is an N3 formula {{...}}, not an RDF term", "{", "text")
         return None
 
@@ -331,8 +331,8 @@ def read_rdf(data: bytes, fmt: str, source: str, options: SeedOptions) -> SeedGr
         if (bad := check.problem(subject, predicate, obj)) is not None:
             check.skip(bad)
             continue
-        if isinstance(subject, BNode) or isinstance(obj, BNode):
-            seed.blank_node_statements += 1
+        if isinstance(subject, BNode) or isinstance(predicate, BNode) or isinstance(obj, BNode):
+            seed.blank_node_statements += 1  # N3 allows a blank predicate; it names no relation either
             continue
         s, p = str(subject), str(predicate)
         if s in schema_terms or s in class_terms or p in SCHEMA_PREDICATES:
