@@ -190,14 +190,15 @@ def _parse_jsonld(text: str, graph: Any, source: str, base: str) -> tuple[dict[A
 
 
 def _jsonld_ids(document: Any) -> list[str]:
-    """Every string @id of a JSON-LD document, in document order."""
+    """Every string @id of a JSON-LD document's nodes, in document order (term definitions in an @context are
+    not nodes: an IRI they define is checked where a triple uses it)."""
     found, stack = [], [document]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             if isinstance(node.get("@id"), str):
                 found.append(node["@id"])
-            stack.extend(reversed(list(node.values())))
+            stack.extend(reversed([value for key, value in node.items() if key != "@context"]))
         elif isinstance(node, list):
             stack.extend(reversed(node))
     return found
