@@ -18,6 +18,7 @@ DEFAULT_SEED_BASE = "http://kgpipe.invalid/seed/"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 # Characters RFC 3987 leaves out of IRIs outright; each one breaks N-Triples and SPARQL output downstream.
 _FORBIDDEN = frozenset(' <>"{}|\\^`')
+_BAD_CHARACTER = re.compile(r'[ <>"{}|\\^`\x00-\x1f\x7f-\x9f\ud800-\udfff]')  # the above, controls, surrogates
 
 
 def seed_base(source: str) -> str:
@@ -37,16 +38,16 @@ def iri_problem(iri: str) -> str | None:
 
 def iri_character_problem(iri: str) -> str | None:
     """Why `iri` can never be an IRI, whatever base or prefix it is resolved against, or None."""
-    for position, char in enumerate(iri):
-        code = ord(char)
-        if char in _FORBIDDEN:
-            what = "a space" if char == " " else repr(char)
-            return f"IRI {_show(iri)} contains {what} at character {position + 1}"
-        if code < 0x20 or 0x7F <= code <= 0x9F:
-            return f"IRI {_show(iri)} contains control character U+{code:04X} at character {position + 1}"
-        if 0xD800 <= code <= 0xDFFF:
-            return f"IRI {_show(iri)} contains a lone surrogate U+{code:04X} at character {position + 1}"
-    return None
+    match = _BAD_CHARACTER.search(iri)
+    if match is None:
+        return None
+    char, position = match[0], match.start() + 1
+    code = ord(char)
+    if char in _FORBIDDEN:
+        return f"IRI {_show(iri)} contains {'a space' if char == ' ' else repr(char)} at character {position}"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"IRI {_show(iri)} contains a lone surrogate U+{code:04X} at character {position}"
+    return f"IRI {_show(iri)} contains control character U+{code:04X} at character {position}"
 
 
 def text_problem(text: str, what: str) -> str | None:

@@ -270,15 +270,21 @@ class _TermCheck:
         self.invalid = invalid
         self.options = options
         self._finder: LineFinder | None = None
+        self._good_iris: set[str] = set()
 
     def problem(self, subject: Any, predicate: Any, obj: Any) -> _BadTerm | None:
         from rdflib import BNode, Literal, URIRef, Variable
 
         for role, term in (("subject", subject), ("predicate", predicate), ("object", obj)):
-            if term in self.invalid:
+            if type(term) is URIRef:  # the common case first, each IRI checked once
+                if term not in self._good_iris:
+                    if reason := iri_problem(term):
+                        return _BadTerm(f"the {role} {reason}", str(term), "iri")
+                    self._good_iris.add(term)
+            elif term in self.invalid:
                 why = iri_problem(self.invalid[term]) or "is not a valid IRI"
                 return _BadTerm(f"the {role} {why}", self.invalid[term], "iri")
-            if isinstance(term, Literal):
+            elif isinstance(term, Literal):
                 if role != "object":
                     return _BadTerm(f"the {role} is a literal ({str(term)[:60]!r}); only IRIs name entities",
                                     str(term), "literal")
@@ -327,7 +333,7 @@ def read_rdf(data: bytes, fmt: str, source: str, options: SeedOptions) -> SeedGr
     class_terms = {str(o) for o in graph.objects(None, URIRef(RDF_TYPE))}
     labels: dict[str, list[tuple[int, int, str]]] = {}
 
-    for subject, predicate, obj in sorted(graph, key=_triple_order):  # sorted: skips are listed stably
+    for subject, predicate, obj in graph:
         seed.statements_read += 1
         if (bad := check.problem(subject, predicate, obj)) is not None:
             check.skip(bad)
@@ -361,11 +367,8 @@ def read_rdf(data: bytes, fmt: str, source: str, options: SeedOptions) -> SeedGr
             seed.entity(str(obj))
     for iri, found in labels.items():
         seed.entity(iri).labels = [text for _, _, text in sorted(found)]
+    seed.skipped.sort(key=lambda s: (s.line is None, s.line or 0, s.reason))  # in file order, stably
     return seed
-
-
-def _triple_order(triple: tuple[Any, Any, Any]) -> tuple[str, ...]:
-    return tuple(f"{type(term).__name__}:{term}" for term in triple)
 
 
 # --- TSV ---------------------------------------------------------------------------------------------
