@@ -22,8 +22,7 @@ from urllib.parse import quote, unquote
 from kgpipe.corpus import utf8_error_position
 from kgpipe.errors import InputError
 from kgpipe.kg.iri import LineFinder, iri_character_problem, iri_problem, seed_base, text_problem
-from kgpipe.kg.seed_guard import REFUSED_HINT, RefusingContextCache, check_xml_declarations, refusal, \
-    remote_references
+from kgpipe.kg.seed_guard import REFUSED_HINT, RefusingContextCache, check_xml_declarations, refusal, remote_references
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 RDFS = "http://www.w3.org/2000/01/rdf-schema#"

@@ -58,7 +58,7 @@ sys.addaudithook(RECORDER.hook)  # audit hooks cannot be removed; this one does 
 class _LoggingHandler(http.server.BaseHTTPRequestHandler):
     body = b'{"@context": {"name": "http://evil.example/name"}}'
 
-    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+    def do_GET(self) -> None:  # the http.server API names it so
         self.server.requests.append(self.path)  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Type", "application/ld+json")

@@ -232,7 +232,7 @@ def test_relative_iris_resolve_against_a_base_that_does_not_depend_on_the_machin
         outputs.append([(t["head"], t["tail"], t["source"]) for t in table(result, "seed_triples")])
     assert outputs[0] == outputs[1]
     assert sorted(outputs[0]) == sorted(
-        (f"http://kgpipe.invalid/seed/seeds/alice", f"http://kgpipe.invalid/seed/seeds/{name}#bob", f"seeds/{name}")
+        ("http://kgpipe.invalid/seed/seeds/alice", f"http://kgpipe.invalid/seed/seeds/{name}#bob", f"seeds/{name}")
         for name in RELATIVE_SEEDS)
     assert not any(str(tmp_path) in iri or "file:" in iri for row in outputs[0] for iri in row)
 
