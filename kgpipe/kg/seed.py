@@ -305,8 +305,8 @@ class _TermCheck:
         if len(self.seed.skipped) < self.options.max_lines_searched:
             if self._finder is None:
                 self._finder = LineFinder(self.data.decode("utf-8-sig", errors="replace"), self.base)
-            find = {"iri": self._finder.find, "literal": self._finder.find_literal}.get(
-                bad.kind, lambda term: self._finder.first([term]))
+            finder = self._finder
+            find = {"iri": finder.find, "literal": finder.find_literal}.get(bad.kind, lambda term: finder.first([term]))
             line = find(bad.term)
             reason += "" if line is not None else " (line unknown: the term was not found in the file's text)"
         else:
@@ -321,8 +321,8 @@ def read_rdf(data: bytes, fmt: str, source: str, options: SeedOptions) -> SeedGr
     graph, invalid, dropped = _parse_rdf(data, fmt, source, base)
     seed = SeedGraph(source, fmt)
     check = _TermCheck(data, seed, base, invalid, options)
-    for bad in dropped:
-        check.skip(bad)
+    for dropped_id in dropped:
+        check.skip(dropped_id)
     label_rank = {p: i for i, p in enumerate(options.label_properties)}
     aliases = set(options.alias_properties)
     languages = set(options.languages)
