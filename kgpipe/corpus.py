@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import hashlib
 import io
 import json
+import os
 import re
+import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -106,6 +109,8 @@ def _record_document(record: object, path: Path, where: int, fallback_id: str,
         return Skipped(path, where, f"'{options.text_field}' is {type(text).__name__}, not a string")
     if not text.strip():
         return Skipped(path, where, f"empty '{options.text_field}'")
+    if (surrogate := _lone_surrogate(text, f"'{options.text_field}'")) is not None:
+        return Skipped(path, where, surrogate)
     if options.id_field is None:
         doc_id = fallback_id
     else:
@@ -114,12 +119,24 @@ def _record_document(record: object, path: Path, where: int, fallback_id: str,
             return Skipped(path, where, f"no '{options.id_field}' {unit}; set id_field (or id_field: null "
                                         "to number documents by position)")
         doc_id = str(value).strip()
+        if (surrogate := _lone_surrogate(doc_id, f"'{options.id_field}'")) is not None:
+            return Skipped(path, where, surrogate)
     return Document(doc_id, path, where, _normalise(text))
+
+
+def _lone_surrogate(text: str, what: str) -> str | None:
+    """A JSON escape such as \\ud800 decodes to half a surrogate pair, which no UTF-8 file can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"{what} contains a lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start + 1} "
+                "(an escape that is half of a pair); fix the escape")
+    return None
 
 
 @reader("jsonl")
 def read_jsonl(path: Path, doc_id: str, options: CorpusOptions) -> Iterator[Record]:
-    with open(path, "rb") as handle:
+    with path.open("rb") as handle:
         if b"\x00" in handle.read(8192):
             yield Skipped(path, None, "binary file (contains NUL bytes), not JSON lines")
             return
@@ -136,6 +153,9 @@ def read_jsonl(path: Path, doc_id: str, options: CorpusOptions) -> Iterator[Reco
                 continue
             except json.JSONDecodeError as exc:
                 yield Skipped(path, number, f"malformed JSON ({exc.msg} at column {exc.colno})")
+                continue
+            except RecursionError:
+                yield Skipped(path, number, "JSON nested too deeply to parse")
                 continue
             yield _record_document(record, path, number, f"{doc_id}:{number}", options, "field")
         if empty:
@@ -171,7 +191,13 @@ def read_parquet(path: Path, doc_id: str, options: CorpusOptions) -> Iterator[Re
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        with path.open("rb") as handle:  # opened here, like every reader, so one open() guards all reads
+            table = pq.read_table(handle)
+    except OSError as exc:
+        if exc.errno is not None:  # the file system refused, not a corrupt file
+            raise
+        yield Skipped(path, None, f"not a readable parquet file ({exc})")
+        return
     except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
         yield Skipped(path, None, f"not a readable parquet file ({exc})")
         return
@@ -180,17 +206,128 @@ def read_parquet(path: Path, doc_id: str, options: CorpusOptions) -> Iterator[Re
                                   "set text_field")
         return
     wanted = [c for c in (options.id_field, options.text_field) if c and c in table.column_names]
-    for row_number, row in enumerate(table.select(wanted).to_pylist(), start=1):
-        yield _record_document(row, path, row_number, f"{doc_id}:{row_number}", options, "column")
+    try:
+        rows: Iterable[dict | Skipped] = table.select(wanted).to_pylist()
+    except UnicodeDecodeError:  # a string column holding bytes that are not UTF-8: find the rows, keep the rest
+        rows = _parquet_rows_one_by_one(table.select(wanted), path)
+    for row_number, row in enumerate(rows, start=1):
+        yield row if isinstance(row, Skipped) else _record_document(row, path, row_number, f"{doc_id}:{row_number}",
+                                                                    options, "column")
+
+
+def _parquet_rows_one_by_one(table, path: Path) -> Iterator[dict | Skipped]:
+    columns = table.column_names
+    for index in range(table.num_rows):
+        try:
+            yield {name: table.column(name)[index].as_py() for name in columns}
+        except UnicodeDecodeError as exc:
+            yield Skipped(path, index + 1, f"invalid UTF-8 in a string cell (byte {exc.start}); re-encode the data")
+
+
+@dataclass(frozen=True)
+class CorpusListing:
+    """The files of a corpus with their base document ids, what was left out and why, and hidden entries."""
+
+    files: list[tuple[Path, str]]
+    skipped: list[Skipped]
+    hidden_files: int = 0
+    hidden_folders: int = 0
+
+
+def printable(name: str) -> str:
+    """A path for messages and reports: bytes that are not UTF-8 shown as \\xNN instead of lone surrogates."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def list_corpus(corpus: Path) -> CorpusListing:
+    """Walk a corpus folder without leaving it. Hidden entries (a name starting with '.') are counted, not
+    read; a symlink is read only when it points to a file inside the corpus (never to a folder, so the walk
+    has no loops); whatever cannot be listed or read (a loop, a dangling link, a name that is not UTF-8, a
+    fifo, a folder without permission) is a Skipped with the reason."""
+    if corpus.is_file():
+        return CorpusListing([(corpus, corpus.stem)], [])
+    root = os.path.realpath(corpus)
+    files: list[tuple[tuple[str, ...], Path]] = []
+    skipped: list[Skipped] = []
+    hidden = {"files": 0, "folders": 0}
+    pending: list[tuple[Path, tuple[str, ...]]] = [(corpus, ())]
+    while pending:
+        folder, parts = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append(Skipped(folder, None, f"cannot read folder ({exc.strerror}); its files are left out"))
+            continue
+        for entry in entries:
+            path, name = Path(entry.path), entry.name
+            try:
+                is_dir = entry.is_dir()  # follows a symlink: a link's kind is its target's
+            except OSError:
+                is_dir = False
+            if name.startswith("."):
+                hidden["folders" if is_dir else "files"] += 1
+                continue
+            if printable(name) != name:
+                skipped.append(Skipped(path, None, "the name is not valid UTF-8; rename the "
+                                                   f"{'folder' if is_dir else 'file'} to read it"))
+                continue
+            if entry.is_symlink():
+                reason = _link_problem(path, root, is_dir)
+                if reason is not None:
+                    skipped.append(Skipped(path, None, reason))
+                    continue
+            elif is_dir:
+                pending.append((path, (*parts, name)))
+                continue
+            try:
+                mode = path.stat().st_mode
+            except OSError as exc:
+                skipped.append(Skipped(path, None, f"cannot read file ({exc.strerror})"))
+                continue
+            if not stat.S_ISREG(mode):
+                kind = _KINDS.get(stat.S_IFMT(mode), "a special file")
+                skipped.append(Skipped(path, None, f"not a regular file ({kind}); only files are read"))
+                continue
+            files.append(((*parts, name), path))
+    skipped.sort(key=lambda s: s.source.relative_to(corpus).parts if s.source != corpus else ())
+    files.sort(key=lambda item: item[0])
+    return CorpusListing([(p, p.relative_to(corpus).with_suffix("").as_posix()) for _, p in files], skipped,
+                         hidden["files"], hidden["folders"])
+
+
+_KINDS = {stat.S_IFIFO: "a fifo", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device"}
+
+
+def _link_problem(link: Path, root: str, is_dir: bool) -> str | None:
+    """Why a symlink in the corpus is not read, or None when it points to a file inside the corpus."""
+    try:
+        os.stat(link)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop; not followed"
+        if exc.errno == errno.ENOENT:
+            try:
+                target = repr(printable(os.readlink(link)))
+            except OSError:
+                target = "unknown"
+            return f"dangling symlink (its target {target} does not exist)"
+        return f"cannot follow symlink ({exc.strerror})"
+    if not _inside(os.path.realpath(link), root):
+        return "symlink to a path outside the corpus folder; not read"
+    if is_dir:
+        return "symlink to a folder; folders are never followed through symlinks (no loops, no reading twice)"
+    return None
 
 
 def corpus_files(corpus: Path) -> list[tuple[Path, str]]:
     """The files of a corpus with their base document id (relative path without suffix)."""
-    if corpus.is_file():
-        return [(corpus, corpus.stem)]
-    files = sorted(p for p in corpus.rglob("*")
-                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(corpus).parts))
-    return [(p, p.relative_to(corpus).with_suffix("").as_posix()) for p in files]
+    return list_corpus(corpus).files
 
 
 def read_corpus(corpus: Path, fmt: str, options: CorpusOptions,

@@ -124,7 +124,7 @@ def test_locked_workspace_exit_code(pipeline: Path) -> None:
 
 def test_stages_lists_registered_types() -> None:
     result = invoke("stages")
-    assert result.exit_code == 0 and "ingest v1" in result.output and "corpus" in result.output
+    assert result.exit_code == 0 and "ingest v2" in result.output and "corpus" in result.output
 
 
 def test_status_does_not_import_heavy_libraries() -> None:

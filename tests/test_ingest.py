@@ -122,7 +122,8 @@ def test_txt_and_md_folder_gives_one_document_per_file(tmp_path):
         doc("sub/deeper/c", "corpus/sub/deeper/c.txt", None, "  Leading and trailing space is kept.  "),
     ]
     assert result.summaries["ingest"]["documents"] == 3
-    assert report(result)["corpus"]["files"] == 3
+    corpus = report(result)["corpus"]
+    assert (corpus["files"], corpus["hidden_files"], corpus["hidden_folders"]) == (3, 1, 1)
 
 
 def test_single_txt_file_as_corpus_uses_its_stem(tmp_path):
@@ -657,7 +658,8 @@ def test_rdf_syntaxes_give_the_same_rows(tmp_path, fmt):
     [stats] = report(result)["seeds"]
     assert stats == {"source": f"seeds/{name}", "format": fmt, "statements_read": 15, "entities": 4,
                      "triples": 3, "relations": 3, "attributes": 7, "blank_node_statements_skipped": 2,
-                     "schema_statements_skipped": 1}
+                     "schema_statements_skipped": 1, "triples_skipped": 0}
+    assert report(result)["seed_skipped"] == []
 
 
 def test_label_comes_from_label_properties_with_local_name_fallback(ingest_turtle_graph):
