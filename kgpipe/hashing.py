@@ -7,11 +7,13 @@ and listed in `HashCache.unreadable`; the stages that read the folder skip it an
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import time
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from kgpipe.atomic import atomic_write_text, is_own_file
@@ -63,6 +65,8 @@ class HashCache:
 
     def file_hash(self, path: Path) -> str:
         stat = path.stat()
+        if not S_ISREG(stat.st_mode):  # a fifo would block, a device (/dev/zero) never end
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device)", str(path))
         key = os.fsdecode(path.resolve())
         signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
         cached = self._entries.get(key)
@@ -98,6 +102,8 @@ class HashCache:
             return "dir:" + digest.hexdigest()
         if path.is_symlink():
             raise FileNotFoundError(f"{path}: a link to a path that does not exist")
+        if path.exists():
+            raise OSError(errno.EINVAL, "not a regular file or folder (a pipe, socket or device)", str(path))
         return None
 
     def save(self) -> None:

@@ -273,6 +273,8 @@ def test_odd_entries_in_a_folder_dep_neither_crash_run_nor_status(case: Case, tm
 
 @parametrize(Case("ws-dep-file-link-loop", "workspace", "a file dep that is a link loop", "error", 3),
              Case("ws-dep-file-unreadable", "workspace", "a file dep that cannot be read (permission denied)",
+                  "error", 3),
+             Case("ws-dep-file-fifo", "workspace", "a file dep that is a named pipe (reading it would block)",
                   "error", 3))
 def test_a_file_dep_that_cannot_be_read_names_it(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = chain(tmp_path)
@@ -280,6 +282,9 @@ def test_a_file_dep_that_cannot_be_read_names_it(case: Case, tmp_path: Path, mon
     if case.id == "ws-dep-file-link-loop":
         source.unlink()
         os.symlink("a.txt", source)
+    elif case.id == "ws-dep-file-fifo":
+        source.unlink()
+        os.mkfifo(source)
     else:
         source.write_text("changed")  # not in the hash cache: it must be read
         import builtins
