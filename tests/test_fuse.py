@@ -204,7 +204,8 @@ def test_triples_are_rewritten_merged_and_aligned(fused) -> None:
     row = works.iloc[0]
     assert row["count"] == 2 and sorted(row["sources"]) == ["doc2", "doc3"] and row["confidence"] == 0.9
     # the text's located_in and the seed's locatedIn are one relation, named as the seed names it
-    located = triples[(triples["head"] == EX + "University_of_Cambridge") & (triples["tail"] == EX + "Cambridge_England")]
+    located = triples[(triples["head"] == EX + "University_of_Cambridge")
+                      & (triples["tail"] == EX + "Cambridge_England")]
     assert list(located["relation"]) == [EX + "locatedIn"]
     assert located.iloc[0]["count"] == 2 and sorted(located.iloc[0]["sources"]) == ["doc4", "seed.ttl"]
     assert located.iloc[0]["confidence"] == 1.0  # the best of 0.9 (text) and 1.0 (seed)
