@@ -12,6 +12,7 @@ import yaml
 
 from kgpipe.errors import LockedError, PipelineError, StageError
 from kgpipe.runner import run, status
+from kgpipe.stage import StageContext
 from tests import toy_stages
 from tests.toy_stages import CALLS, write
 
@@ -316,3 +317,14 @@ def test_missing_dep_unknown_type_param_and_dep_name_all_name_the_line(tmp_path:
         run(path)
     with pytest.raises(PipelineError, match="pipeline file not found"):
         run(tmp_path / "absent.yaml")
+
+
+def test_track_reports_the_total_of_sized_items_only(tmp_path: Path) -> None:
+    events: list[tuple[str, int, int | None]] = []
+    ctx = StageContext(stage="s", params=None, inputs={}, outputs={}, root=tmp_path, scratch_dir=tmp_path / "x",
+                       on_progress=lambda _stage, description, done, total: events.append((description, done, total)))
+    assert list(ctx.track(["a", "b", "c"], description="list", every=2)) == ["a", "b", "c"]
+    assert events == [("list", 0, 3), ("list", 2, 3), ("list", 3, 3)]
+    events.clear()
+    assert list(ctx.track(iter("ab"), description="iterator")) == ["a", "b"]   # no len(): no total
+    assert events == [("iterator", 0, None), ("iterator", 1, None), ("iterator", 2, None), ("iterator", 2, None)]
