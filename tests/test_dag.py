@@ -328,3 +328,12 @@ def test_track_reports_the_total_of_sized_items_only(tmp_path: Path) -> None:
     events.clear()
     assert list(ctx.track(iter("ab"), description="iterator")) == ["a", "b"]   # no len(): no total
     assert events == [("iterator", 0, None), ("iterator", 1, None), ("iterator", 2, None), ("iterator", 2, None)]
+
+
+def test_a_folder_output_is_an_empty_folder_and_a_file_output_a_free_name(tmp_path: Path) -> None:
+    write(tmp_path / "in/a.txt", "x")
+    pipeline = make_pipeline(tmp_path, {"p": {"type": "toy_probe", "deps": {"source": "in/a.txt"}}})
+    run(pipeline)
+    assert status(pipeline)[0].summary == {"folder_is_dir": True, "folder_entries": 0, "file_exists": False}
+    assert (tmp_path / "artifacts/p/probe/copy.txt").read_text() == "x"
+    assert (tmp_path / "artifacts/p/probe.txt").read_text() == "ok"
