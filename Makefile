@@ -30,7 +30,10 @@ run: setup
 	$(VENV)/bin/kgpipe run $(PIPELINE)
 	$(VENV)/bin/kgpipe status $(PIPELINE)
 
+# Lint and type check first: a ruff or mypy error fails the target before the (slower) tests run.
 test: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

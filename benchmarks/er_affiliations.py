@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _er import gold_clusters, read_csv_any, table  # noqa: E402
-from _report import write_section  # noqa: E402
+from _er import gold_clusters, read_csv_any, table
+from _report import write_section
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "er" / "affiliationstrings"
 AUDIT = Path(__file__).resolve().parent / "data" / "affiliations_gold_audit.tsv"
@@ -167,7 +167,7 @@ def main() -> None:
     body = (f"{len(ids)} strings, {len(set(gold))} gold clusters, {ours['gold_pairs']} gold pairs "
             f"(transitive closure). Other engineers share the 2 cores; times are indicative.\n\n"
             + table(["method", "pairwise P", "pairwise R", "pairwise F1", "B-cubed F1", "seconds"], [
-                ["kgpipe resolve (defaults, threshold %.2f)" % config.threshold, ours["precision"],
+                [f"kgpipe resolve (defaults, threshold {config.threshold:.2f})", ours["precision"],
                  ours["recall"], ours["f1"], ours_b3["f1"], round(seconds, 1)],
                 [f"rapidfuzz token_set_ratio, all pairs, best threshold on this data ({base_threshold:.2f})",
                  base["precision"], base["recall"], base["f1"], "", round(base_seconds, 1)],

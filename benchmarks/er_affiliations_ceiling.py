@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _er import table  # noqa: E402
-from _report import write_section  # noqa: E402
-from er_affiliations import DEFAULT, audited, baseline, error_summary, load, subset_row  # noqa: E402
+from _er import table
+from _report import write_section
+from er_affiliations import DEFAULT, audited, baseline, error_summary, load, subset_row
 
 FOLDS = 5
 WIDER = {"max_candidates": 50, "token_block_max": 50}

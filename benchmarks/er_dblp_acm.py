@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _er import read_csv_any, table  # noqa: E402
-from _report import write_section  # noqa: E402
+from _er import read_csv_any, table
+from _report import write_section
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "er" / "dblp_acm"
 

@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _er import table  # noqa: E402
-from _report import write_section  # noqa: E402
+from _er import table
+from _report import write_section
 
 COMMON = ["University", "of", "Institute", "Technology", "Research", "Inc", "Center", "National", "College",
           "Laboratory", "Science", "Company", "Group", "Department", "International", "Systems", "State",

@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import er_affiliations  # noqa: E402
-import er_dblp_acm  # noqa: E402
-import er_webnlg  # noqa: E402
-from _er import table  # noqa: E402
-from _report import write_section  # noqa: E402
+import er_affiliations
+import er_dblp_acm
+import er_webnlg
+from _er import table
+from _report import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = [(0.6, 0.2, 0.2), (0.8, 0.1, 0.1)]

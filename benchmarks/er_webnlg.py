@@ -2,10 +2,11 @@
 WebNLG, where every mention (<references><reference entity=...>) carries its gold DBpedia entity.
 
 Records: each mention of type name (descriptions such as 'the country' or 'their', pronouns and
-demonstratives are a job for coreference, not name matching) in every verbalisation (<lex>) of the split; context: the other mentions of the same text, as the fuse stage uses the
-other mentions of a document. Gold cluster: the DBpedia entity. Reports cluster purity, B-cubed and pairwise
-P/R/F1 for kgpipe resolve (defaults) and for two references: exact normalised-name match (what a
-string-equality merge gives) and rapidfuzz token_set_ratio >= 90 with connected components.
+demonstratives are a job for coreference, not name matching) in every verbalisation (<lex>) of the split;
+context: the other mentions of the same text, as the fuse stage uses the other mentions of a document. Gold
+cluster: the DBpedia entity. Reports cluster purity, B-cubed and pairwise P/R/F1 for kgpipe resolve (defaults)
+and for two references: exact normalised-name match (what a string-equality merge gives) and rapidfuzz
+token_set_ratio >= 90 with connected components.
 
 Usage: python benchmarks/er_webnlg.py [PATH (a WebNLG split folder, default dev)] [--no-write]
 """
@@ -21,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _er import table  # noqa: E402
-from _report import write_section  # noqa: E402
+from _er import table
+from _report import write_section
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "webnlg" / "dev"
 KINDS = ("name",)  # descriptions ('the country', 'their') need coreference, not name matching

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
+from _report import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "conll04"
@@ -284,7 +284,8 @@ def main() -> None:
                         f"{entity_table(gold_ent, ents)[1]:.3f} | {cells[0]:.3f} | {cells[1]:.3f} |")
             scores.append((entity_table(gold_ent, ents)[1], cells[0], cells[1]))
         runs.append(f"| mean (min-max) of the {len(scores)} runs | "
-                    + " | ".join(f"{sum(col) / len(col):.3f} ({min(col):.3f}-{max(col):.3f})" for col in zip(*scores))
+                    + " | ".join(f"{sum(col) / len(col):.3f} ({min(col):.3f}-{max(col):.3f})"
+                                 for col in zip(*scores, strict=True))
                     + " |")
         sections.append("### Other NER training runs (same train data and patterns)\n\n" + "\n".join(runs) + "\n")
     lines = ["| pattern | fired (end to end) | precision | fired (gold entities) | precision |",

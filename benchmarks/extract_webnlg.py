@@ -25,8 +25,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
-from _webnlg import read_webnlg  # noqa: E402
+from _report import write_section
+from _webnlg import read_webnlg
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "webnlg" / "dev"
@@ -79,7 +79,7 @@ def main() -> None:
 
     records = read_split(Path(args.path))[:args.limit]
     nlp = load_model(args.ner_model or "auto")
-    extractor, facts = build_extractor(nlp, patterns=load_patterns([Path(args.patterns)]))
+    extractor, _facts = build_extractor(nlp, patterns=load_patterns([Path(args.patterns)]))
     t0 = time.perf_counter()
     results = list(extractor.extract((str(i), r["text"]) for i, r in enumerate(records)))
     seconds = time.perf_counter() - t0
@@ -118,7 +118,8 @@ def main() -> None:
     for name, right, found in (("directed", pair_right, gold_found), ("undirected", pair_right_any, gold_found_any)):
         p, r = (right / pair_pred if pair_pred else 0.0), (found / gold_pairs if gold_pairs else 0.0)
         f = 2 * p * r / (p + r) if p + r else 0.0
-        lines.append(f"| (subject, object) pairs, {name} | {pair_pred} | {gold_pairs} | {p:.3f} | {r:.3f} | **{f:.3f}** |")
+        lines.append(f"| (subject, object) pairs, {name} | {pair_pred} | {gold_pairs} | {p:.3f} | {r:.3f} "
+                     f"| **{f:.3f}** |")
     lines += ["", "Mentions per category (F1): " + ", ".join(
         f"{c} {prf(v['tp'], v['pred'], v['gold'])[2]:.2f}" for c, v in sorted(by_category.items())) + ".", "",
         f"Gold pairs are the {gold_pairs} triples whose subject and object both have a name reference in the "

@@ -26,12 +26,13 @@ import statistics
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
-from _webnlg import read_webnlg  # noqa: E402
+from _report import write_section
+from _webnlg import read_webnlg
 
 NAMESPACE = "http://kgpipe.org/webnlg/"
 UPPER = "upper bound: fusion, dev triples in the KG"
@@ -140,8 +141,16 @@ def run_benchmark(args) -> None:
     from kgpipe.lm.encoder import InjectionConfig, KnowledgeEnhancedEncoder, resolve_base_model
     from kgpipe.lm.knowledge_model import fit_align_map, knowledge_for
     from kgpipe.lm.linker import EntityLinker
-    from kgpipe.lm.task import (SpanPairClassifier, TrainConfig, accuracy_macro_f1, collate, encode_examples,
-                                lower_states, predict, train_classifier)
+    from kgpipe.lm.task import (
+        SpanPairClassifier,
+        TrainConfig,
+        accuracy_macro_f1,
+        collate,
+        encode_examples,
+        lower_states,
+        predict,
+        train_classifier,
+    )
 
     t_start = time.perf_counter()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -230,10 +239,10 @@ def run_benchmark(args) -> None:
             timings = {"plain": [], "injected": []}
             with torch.no_grad():
                 for _ in range(7):
-                    for key, call in (("plain", lambda: base(input_ids=batch.input_ids,
-                                                            attention_mask=batch.attention_mask)),
-                                      ("injected", lambda: encoder(batch.input_ids, batch.attention_mask,
-                                                                   entity_rows=batch.entity_rows))):
+                    for key, call in (("plain", partial(base, input_ids=batch.input_ids,
+                                                        attention_mask=batch.attention_mask)),
+                                      ("injected", partial(encoder, batch.input_ids, batch.attention_mask,
+                                                           entity_rows=batch.entity_rows))):
                         t0 = time.perf_counter()
                         call()
                         timings[key].append(time.perf_counter() - t0)

@@ -76,7 +76,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
         *rows,
         "",
-        f"Result: {'every round ended with the clean run' + chr(39) + 's bytes, no leftovers' if all_equal else 'FAILED'}.",
+        "Result: " + ("every round ended with the clean run's bytes, no leftovers" if all_equal else "FAILED") + ".",
     ])
     command = "python benchmarks/kill_test.py " + " ".join(sys.argv[1:])
     write_section("kill_test", "Kill test: SIGKILL at random moments, then one run", body, command.strip(),

@@ -98,11 +98,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -110,6 +110,15 @@ PIPELINE_LIMITS = YamlLimits()
 PATTERN_FILE_LIMITS = YamlLimits(max_bytes=64 << 20, max_aliases=1000, max_values=5_000_000)
 
 
+class _Mark(Protocol):
+    line: int  # 0-based; both the pure-Python and the libyaml marks have it
+
+
+def _mark_line(mark: _Mark | None) -> int | None:
+    """The 1-based line of a parser mark (PyYAML's parser always sets one; the stubs allow None)."""
+    return mark.line + 1 if mark is not None else None
+
+
 def _check_events(text: str, limits: YamlLimits, loader: type) -> None:
     """Walk the YAML event stream (flat, no recursion) and stop at the first limit exceeded."""
     depth = aliases = 0
@@ -118,14 +127,14 @@ def _check_events(text: str, limits: YamlLimits, loader: type) -> None:
             depth += 1
             if depth > limits.max_depth:
                 raise PipelineError(f"nested deeper than {limits.max_depth} levels",
-                                    line=event.start_mark.line + 1, hint="flatten the structure")
+                                    line=_mark_line(event.start_mark), hint="flatten the structure")
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
         elif isinstance(event, yaml.AliasEvent):
             aliases += 1
             if aliases > limits.max_aliases:
                 raise PipelineError(f"more than {limits.max_aliases} YAML aliases (*name)",
-                                    line=event.start_mark.line + 1, hint="write the values out instead of aliasing")
+                                    line=_mark_line(event.start_mark), hint="write the values out instead of aliasing")
 
 
 def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: yaml.SafeLoader,

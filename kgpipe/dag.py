@@ -47,7 +47,7 @@ def build_graph(pipeline: Pipeline) -> nx.DiGraph:
     for stage in pipeline.stages.values():
         for out_name, out in stage.outs.items():
             _check_out_place(pipeline, stage, out_name, out)
-            for other_path, other, other_name in producers:
+            for other_path, other, _ in producers:
                 if _overlaps(out, other_path):
                     raise PipelineError(
                         f"stages '{other.name}' and '{stage.name}' both write {pipeline.rel(out)}"

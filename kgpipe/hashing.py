@@ -127,7 +127,7 @@ def iter_files(folder: Path, odd: dict[str, str] | None = None) -> list[Path]:
     """Every file below folder (and links to files), in a stable order, skipping kgpipe's own files. Links to
     folders are not followed (no loops, nothing outside the folder): they go into `odd` as '@link -> target',
     and so does a subfolder that cannot be listed, with the reason."""
-    files = []
+    files: list[Path] = []
 
     def on_error(exc: OSError) -> None:
         if odd is not None and exc.filename is not None:

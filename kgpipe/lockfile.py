@@ -21,7 +21,7 @@ class LockEntry:
     type: str
     type_version: int
     params: dict[str, Any]
-    deps: dict[str, str]
+    deps: dict[str, str | None]  # None: the dep did not exist when the stage ran (the reader accepts null)
     outs: dict[str, str]
     started_at: str
     duration_s: float

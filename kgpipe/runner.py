@@ -206,14 +206,19 @@ def validate_stages(pipeline: Pipeline, names: list[str]) -> None:
             raise
 
 
+def _is_folder_out(stage: Stage, name: str) -> bool:
+    # The pipeline loader rejects outs the stage type does not declare, so the spec is always there.
+    spec = stage.type.output_spec(name)
+    return spec is not None and spec.folder
+
+
 def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: Workspace,
              hasher: HashCache, emit: EventCallback) -> LockEntry:
     missing = [p for p in stage.dep_paths() if not p.exists()]
     if missing:
         raise StageError(stage.name, f"dep missing: {pipeline.rel(missing[0])}",
                          hint="run the stage that produces it first (drop --only)")
-    temps = {name: temp_path_for(path, directory=bool(stage.type.output_spec(name).folder))
-             for name, path in stage.outs.items()}
+    temps = {name: temp_path_for(path, directory=_is_folder_out(stage, name)) for name, path in stage.outs.items()}
     scratch = workspace.scratch_for(stage.name, status.fingerprint)
     ctx = StageContext(
         stage=stage.name, params=stage.params, inputs=_input_values(stage), outputs=temps,

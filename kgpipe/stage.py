@@ -8,7 +8,7 @@ progress callback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -139,8 +139,8 @@ class StageContext:
     def track(self, items: Iterable[T], *, description: str, total: int | None = None,
               every: int = 1) -> Iterator[T]:
         """Iterate items, reporting progress every `every` items."""
-        if total is None and hasattr(items, "__len__"):
-            total = len(items)  # type: ignore[arg-type]
+        if total is None and isinstance(items, Sized):
+            total = len(items)
         count = 0
         self.report(description, 0, total)
         for item in items:

@@ -26,7 +26,18 @@ import kgpipe
 PIPELINE = os.environ.get('KGPIPE_PIPELINE') or next(
     p for p in (Path('pipelines/default.yaml'), Path('../pipelines/default.yaml')) if p.exists())
 result = kgpipe.run(PIPELINE)   # runs only the stages that are stale; a no-op when everything is up to date
-print(result)"""
+print(result)
+
+
+def local(iri):
+    \"\"\"The local name of an IRI (after the last / or #), for labels.\"\"\"
+    return iri.rstrip('/#').rsplit('/', 1)[-1].rsplit('#', 1)[-1] if isinstance(iri, str) else '(none)'"""
+
+
+def setup(*, graph: bool) -> str:
+    """The first code cell: imports (networkx only where a graph is drawn), the pipeline run, and `local`."""
+    return SETUP.replace("import networkx as nx\n", "import networkx as nx\n" if graph else "")
+
 
 INSPECT_GRAPH = [
     new_markdown_cell(
@@ -34,12 +45,11 @@ INSPECT_GRAPH = [
         "Run (or load) the default pipeline, then look at the graph the fuse stage built from the text and the "
         "seed KGs: its size, degree distribution, how mentions were merged, how much the source graphs overlap, "
         "the neighbourhood of one entity, and where a triple came from. Only kgpipe's public API is used."),
-    new_code_cell(SETUP),
+    new_code_cell(setup(graph=True)),
     new_markdown_cell("## Entities and relations"),
     new_code_cell("""\
 entities = kgpipe.load_artifact(PIPELINE, 'fuse.entities')
 triples = kgpipe.load_artifact(PIPELINE, 'fuse.triples')
-local = lambda iri: iri.rstrip('/#').rsplit('/', 1)[-1].rsplit('#', 1)[-1] if isinstance(iri, str) else '(none)'
 print(f'{len(entities)} entities, {len(triples)} triples, {triples["relation"].nunique()} relations')
 entities['type'].map(local).value_counts().rename('entities').to_frame()"""),
     new_code_cell("""\
@@ -86,7 +96,7 @@ variety = pd.DataFrame({'relations': {n: len({k for *_, k in graph.out_edges(n, 
 CENTER = variety.sort_values(['relations', 'degree'], ascending=False).index[0]
 ego = kgpipe.ego_graph(graph, CENTER, radius=1, max_nodes=25)
 types = sorted({local(t) for _, t in ego.nodes(data='type')})
-palette = dict(zip(types, plt.cm.tab10.colors))
+palette = dict(zip(types, plt.cm.tab10.colors, strict=False))
 pos = nx.spring_layout(ego, seed=0)
 fig, ax = plt.subplots(figsize=(10, 7))
 nx.draw_networkx_nodes(ego, pos, ax=ax, node_size=[900 if n == CENTER else 300 for n in ego],
@@ -126,13 +136,12 @@ EMBEDDINGS = [
         "The embed stage trained a PyKEEN model on the fused graph. Here: the entity vectors in two dimensions "
         "(PCA) coloured by type, nearest neighbours, link prediction with the saved model, and the training "
         "curve. Only kgpipe's public API is used."),
-    new_code_cell(SETUP),
+    new_code_cell(setup(graph=False)),
     new_markdown_cell("## Entity vectors, projected to 2-D"),
     new_code_cell("""\
 entities = kgpipe.load_artifact(PIPELINE, 'fuse.entities')
 emb = kgpipe.load_embeddings(kgpipe.artifact_path(PIPELINE, 'embed.entity_embeddings'))
 emb = emb.with_types(entities.set_index('id')['type'])
-local = lambda iri: iri.rstrip('/#').rsplit('/', 1)[-1].rsplit('#', 1)[-1] if isinstance(iri, str) else '(none)'
 print(f'{len(emb)} entities with a {emb.dim}-dimensional vector',
       f'(of {len(entities)} fused entities: the others are in no triple)')"""),
     new_code_cell("""\
@@ -140,7 +149,7 @@ xy = emb.pca(2)
 kinds = pd.Series([local(t) for t in emb.types])
 shown = kinds.value_counts().index[:8]   # the eight commonest types, the rest grey
 fig, ax = plt.subplots(figsize=(9, 7))
-for kind, colour in zip(shown, plt.cm.tab10.colors):
+for kind, colour in zip(shown, plt.cm.tab10.colors, strict=False):
     ax.scatter(*xy[(kinds == kind).to_numpy()].T, s=14, color=colour, label=kind)
 rest = (~kinds.isin(shown)).to_numpy()
 ax.scatter(*xy[rest].T, s=8, color='lightgrey', label='other')
@@ -167,7 +176,8 @@ relation = known['relation'].value_counts().index[0]
 head = known[known['relation'] == relation]['head'].value_counts().index[0]
 head_label = emb.labels[emb.ids.index(head)]
 true_tails = known[(known['head'] == head) & (known['relation'] == relation)]['tail']
-print(f'({head_label}, {local(relation)}, ?)   true tails:', ', '.join(emb.labels[emb.ids.index(t)] for t in true_tails))
+print(f'({head_label}, {local(relation)}, ?)   true tails:',
+      ', '.join(emb.labels[emb.ids.index(t)] for t in true_tails))
 model.predict_tails(head_label, local(relation), k=10)"""),
     new_code_cell("""\
 tail = known[known['relation'] == relation]['tail'].value_counts().index[0]

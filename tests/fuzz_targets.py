@@ -77,8 +77,9 @@ SEEDS: dict[str, list[bytes]] = {
                  b"      - {LEFT_ID: i, REL_OP: '>', RIGHT_ID: c, RIGHT_ATTRS: {DEP: pobj}}\n"],
     "corpus-jsonl": [b'{"id": "a", "text": "Marie Curie was born in Warsaw."}\n{"id": "b", "text": "x"}\n'],
     "corpus-csv": [b'id,text\na,"Marie Curie, born in Warsaw"\nb,x\n'],
-    "corpus-txt": ["Marie Curie was born in Warsaw.\n".encode()],
-    "seed-turtle": [b'@prefix ex: <http://e.org/> .\nex:a ex:p ex:b ; <http://www.w3.org/2000/01/rdf-schema#label> "A" .\n'],
+    "corpus-txt": [b"Marie Curie was born in Warsaw.\n"],
+    "seed-turtle": [b'@prefix ex: <http://e.org/> .\n'
+                    b'ex:a ex:p ex:b ; <http://www.w3.org/2000/01/rdf-schema#label> "A" .\n'],
     "seed-ntriples": [b'<http://e.org/a> <http://e.org/p> <http://e.org/b> .\n'],
     "seed-rdfxml": [b'<?xml version="1.0"?>\n<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
                     b'xmlns:ex="http://e.org/"><rdf:Description rdf:about="http://e.org/a"><ex:p '

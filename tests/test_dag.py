@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kgpipe.config import load_pipeline
 from kgpipe.errors import LockedError, PipelineError, StageError
-from kgpipe.runner import Workspace, run, status
+from kgpipe.runner import run, status
+from kgpipe.stage import StageContext
 from tests import toy_stages
 from tests.toy_stages import CALLS, write
 
@@ -157,7 +157,7 @@ def test_failing_stage_leaves_prior_artifacts_and_lock_untouched(chain_pipeline:
     write(root / "in/a.txt", "changed")
     make_pipeline(root, chain(b={"params": {"fail": "error"}}))
     CALLS.clear()
-    with pytest.raises(StageError, match="stage 'b'.*RuntimeError: boom"):
+    with pytest.raises(StageError, match=r"stage 'b'.*RuntimeError: boom"):
         run(chain_pipeline)
     assert CALLS == ["a", "b"]
     after = snapshot(root)
@@ -215,7 +215,7 @@ def test_until_only_force_and_dry_run(chain_pipeline: Path) -> None:
 
 
 def test_only_fails_clearly_when_upstream_output_is_missing(chain_pipeline: Path) -> None:
-    with pytest.raises(StageError, match="dep missing: artifacts/a/result.txt"):
+    with pytest.raises(StageError, match=r"dep missing: artifacts/a/result\.txt"):
         run(chain_pipeline, only="b")
 
 
@@ -267,7 +267,7 @@ def test_cycle_is_rejected(tmp_path: Path) -> None:
         "x": {"type": "toy_upper", "deps": {"source": "artifacts/y/result.txt"}},
         "y": {"type": "toy_upper", "deps": {"source": "artifacts/x/result.txt"}},
     })
-    with pytest.raises(PipelineError, match="cycle between stages: x -> y -> x|cycle between stages: y -> x -> y"):
+    with pytest.raises(PipelineError, match=r"cycle between stages: (x -> y -> x|y -> x -> y)"):
         run(path)
     assert not (tmp_path / "artifacts").exists()
 
@@ -310,10 +310,30 @@ def test_missing_dep_unknown_type_param_and_dep_name_all_name_the_line(tmp_path:
         run(path)
     assert "toy_upper" in (err.value.hint or "")
     path.write_text("stages:\n  x:\n    type: toy_upper\n  x:\n    type: toy_upper\n")
-    with pytest.raises(PipelineError, match="p.yaml:4: duplicate key 'x'"):
+    with pytest.raises(PipelineError, match=r"p\.yaml:4: duplicate key 'x'"):
         run(path)
     path.write_text("stages: [unclosed\n")
     with pytest.raises(PipelineError, match="invalid YAML"):
         run(path)
     with pytest.raises(PipelineError, match="pipeline file not found"):
         run(tmp_path / "absent.yaml")
+
+
+def test_track_reports_the_total_of_sized_items_only(tmp_path: Path) -> None:
+    events: list[tuple[str, int, int | None]] = []
+    ctx = StageContext(stage="s", params=None, inputs={}, outputs={}, root=tmp_path, scratch_dir=tmp_path / "x",
+                       on_progress=lambda _stage, description, done, total: events.append((description, done, total)))
+    assert list(ctx.track(["a", "b", "c"], description="list", every=2)) == ["a", "b", "c"]
+    assert events == [("list", 0, 3), ("list", 2, 3), ("list", 3, 3)]
+    events.clear()
+    assert list(ctx.track(iter("ab"), description="iterator")) == ["a", "b"]   # no len(): no total
+    assert events == [("iterator", 0, None), ("iterator", 1, None), ("iterator", 2, None), ("iterator", 2, None)]
+
+
+def test_a_folder_output_is_an_empty_folder_and_a_file_output_a_free_name(tmp_path: Path) -> None:
+    write(tmp_path / "in/a.txt", "x")
+    pipeline = make_pipeline(tmp_path, {"p": {"type": "toy_probe", "deps": {"source": "in/a.txt"}}})
+    run(pipeline)
+    assert status(pipeline)[0].summary == {"folder_is_dir": True, "folder_entries": 0, "file_exists": False}
+    assert (tmp_path / "artifacts/p/probe/copy.txt").read_text() == "x"
+    assert (tmp_path / "artifacts/p/probe.txt").read_text() == "ok"

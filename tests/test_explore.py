@@ -78,7 +78,7 @@ def test_provenance_by_label_and_local_name_and_clear_errors(sample_pipeline: Pa
     with pytest.raises(InputError, match="no triple") as missing:
         kgpipe.provenance(sample_pipeline, (triple["tail"], triple["relation"], triple["head"]))
     assert "relations:" in str(missing.value)
-    with pytest.raises(InputError, match="no entity .*Albrt Einstien") as typo:
+    with pytest.raises(InputError, match=r"no entity .*Albrt Einstien") as typo:
         kgpipe.provenance(sample_pipeline, ("Albrt Einstien", local, triple["tail"]))
     assert "did you mean" in str(typo.value)
     with pytest.raises(InputError, match="no relation 'noSuchRelation'"):
@@ -167,6 +167,6 @@ def test_load_artifact_returns_tables_reports_and_graphs(sample_pipeline: Path) 
     graph = kgpipe.load_artifact(sample_pipeline, "fuse.graph_graphml")
     assert isinstance(entities, pd.DataFrame) and set(graph.nodes) == set(entities["id"])
     assert isinstance(kgpipe.load_artifact(sample_pipeline, "fuse.report"), dict)
-    with pytest.raises(ArtifactError, match="not a table.*") as folder:
+    with pytest.raises(ArtifactError, match=r"not a table.*") as folder:
         kgpipe.load_artifact(sample_pipeline, "embed.model")
     assert "artifact_path" in str(folder.value)

@@ -26,6 +26,7 @@ from kgpipe.artifacts import (
     write_table,
 )
 from kgpipe.errors import InputError
+from kgpipe.kg.merge import TripleMerge, functional_conflicts
 from kgpipe.runner import run
 from kgpipe.vocab import KGPIPE_RELATION, SCHEMA
 
@@ -204,7 +205,8 @@ def test_triples_are_rewritten_merged_and_aligned(fused) -> None:
     row = works.iloc[0]
     assert row["count"] == 2 and sorted(row["sources"]) == ["doc2", "doc3"] and row["confidence"] == 0.9
     # the text's located_in and the seed's locatedIn are one relation, named as the seed names it
-    located = triples[(triples["head"] == EX + "University_of_Cambridge") & (triples["tail"] == EX + "Cambridge_England")]
+    located = triples[(triples["head"] == EX + "University_of_Cambridge")
+                      & (triples["tail"] == EX + "Cambridge_England")]
     assert list(located["relation"]) == [EX + "locatedIn"]
     assert located.iloc[0]["count"] == 2 and sorted(located.iloc[0]["sources"]) == ["doc4", "seed.ttl"]
     assert located.iloc[0]["confidence"] == 1.0  # the best of 0.9 (text) and 1.0 (seed)
@@ -216,6 +218,21 @@ def test_functional_relation_conflicts_are_reported(fused) -> None:
     ada = [c for c in conflicts if c["label"] == "Ada Quill"]
     assert len(ada) == 1 and ada[0]["relation"] == EX + "bornIn"
     assert {v["label"] for v in ada[0]["values"]} == {"Copenhagen", "Oslo"}
+
+
+def test_conflicting_values_are_ranked_by_count_then_confidence_then_tail() -> None:
+    merge = TripleMerge()
+    for tail, confidence in (("b", 0.5), ("b", 0.4), ("a", 0.9), ("d", 0.90004), ("e", 0.95), ("c", 0.9)):
+        merge.add("h", "born", tail, source="s", graph="text", confidence=confidence)
+    merge.add("h", "knows", "x", source="s", graph="text", confidence=1.0)   # not functional
+    merge.add("h", "knows", "y", source="s", graph="text", confidence=1.0)
+    merge.add("g", "born", "a", source="s", graph="text", confidence=1.0)    # one value: no conflict
+    conflicts = functional_conflicts(merge, {"born"}, {"a": "A"})
+    assert [(c["head"], c["relation"]) for c in conflicts] == [("h", "born")]
+    values = conflicts[0]["values"]
+    # the confidence is compared as reported (4 decimals): d's 0.90004 ties with a and c, and the tail decides
+    assert [v["tail"] for v in values] == ["b", "e", "a", "c", "d"]
+    assert values[0]["count"] == 2 and values[0]["confidence"] == 0.5 and values[2]["label"] == "A"
 
 
 def test_seed_graphs_link_across_files_with_owl_same_as(fused) -> None:

@@ -184,7 +184,7 @@ def test_record_linkage_is_one_to_one_across_sources() -> None:
     assert not together(result, "d1", "d2")    # never two records of one source
     assert together(result, "d3", "a2")
     with pytest.raises(ValueError, match="other sources"):
-        resolve(dblp + [Record("x", "x", source="other")], one_to_one_sources=("dblp", "acm"))
+        resolve([*dblp, Record("x", "x", source="other")], one_to_one_sources=("dblp", "acm"))
 
 
 def test_clusters_do_not_depend_on_record_order() -> None:

@@ -53,10 +53,9 @@ def test_params_hash_ignores_key_order() -> None:
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
     target = write(tmp_path / "t.txt", "old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("partial")
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("crash mid-write")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.txt"]
     atomic_write_text(target, "new")

@@ -32,11 +32,12 @@ def workspace(tmp_path: Path) -> Path:
     ids = [f"ex:e{i}" for i in range(len(NAMES))]
     labels = [n if i < 12 else f"{n} {i}" for i, n in enumerate(NAMES)]
     write_table([{"id": e, "label": lab, "type": S + "Thing", "aliases": [], "seed_iri": None,
-                  "mention_count": i + 1, "sources": ["seed"]} for i, (e, lab) in enumerate(zip(ids, labels))],
+                  "mention_count": i + 1, "sources": ["seed"]}
+                 for i, (e, lab) in enumerate(zip(ids, labels, strict=True))],
                 tmp_path / "entities.parquet", ENTITIES)
     rng = np.random.default_rng(0)
     write_table([{"id": e, "label": lab, "vector": rng.normal(size=8).astype(np.float32).tolist()}
-                 for e, lab in list(zip(ids, labels))[:-2]] + [{"id": "ex:not_an_entity", "label": "x",
+                 for e, lab in list(zip(ids, labels, strict=True))[:-2]] + [{"id": "ex:not_an_entity", "label": "x",
                                                                 "vector": [0.0] * 8}],
                 tmp_path / "emb.parquet", EMBEDDINGS)
     rows = [{"text": "Marie Curie was born in Warsaw.", "subject": [0, 11], "object": [24, 30], "label": "bornIn"},

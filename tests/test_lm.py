@@ -175,7 +175,8 @@ def test_resuming_above_the_frozen_layers_gives_the_full_forward(tokenizer, tiny
     assert encoder.resume_layer == min(layers)
     assert torch.allclose(resumed[real], full[real], atol=1e-5)
     assert torch.equal(again, full) and len(encoder.base.encoder.layer) == 3
-    assert (full[rows >= 0] - encoder.base(input_ids=ids, attention_mask=mask).last_hidden_state[rows >= 0]).abs().max() > 1e-3
+    plain = encoder.base(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert (full[rows >= 0] - plain[rows >= 0]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("mode,storage", [("align", "float32"), ("fusion", "int8"), ("align", "float16")])

@@ -3,8 +3,6 @@ stages are tested on."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 

@@ -12,8 +12,17 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 from kgpipe.errors import InputError
 from kgpipe.lm.encoder import InjectionConfig, KnowledgeEnhancedEncoder, resolve_base_model
 from kgpipe.lm.knowledge import KnowledgeTable
-from kgpipe.lm.task import (RelationExample, SpanPairClassifier, TrainConfig, accuracy_macro_f1, collate,
-                            encode_examples, predict, read_examples, train_classifier)
+from kgpipe.lm.task import (
+    RelationExample,
+    SpanPairClassifier,
+    TrainConfig,
+    accuracy_macro_f1,
+    collate,
+    encode_examples,
+    predict,
+    read_examples,
+    train_classifier,
+)
 
 
 @pytest.fixture(scope="module")

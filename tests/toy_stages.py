@@ -112,3 +112,23 @@ def age(path: Path, seconds: float = 10.0) -> None:
     """Move a file's mtime into the past, so the hash cache treats it as settled."""
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - int(seconds * 1e9)))
+
+
+@register_stage
+class ToyProbe(StageType):
+    """Writes into its folder output without creating it, and records what it found when it started: the
+    runner hands a stage an empty temporary folder for a folder output and only a free name for a file."""
+
+    name = "toy_probe"
+    version = 1
+    Params = ToyParams
+    inputs = (InputSpec("source"),)
+    outputs = (OutputSpec("folder", "probe", folder=True), OutputSpec("file", "probe.txt"))
+
+    def run(self, ctx: StageContext) -> dict:
+        folder, file = ctx.output("folder"), ctx.output("file")
+        found = {"folder_is_dir": folder.is_dir(), "folder_entries": len(list(folder.iterdir())),
+                 "file_exists": file.exists()}
+        (folder / "copy.txt").write_text(ctx.input("source").read_text())
+        file.write_text("ok")
+        return found

@@ -147,10 +147,10 @@ def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
     all_codes = sorted_unique(np.concatenate([lsh_or_acronym, token_codes]))
     pairs = np.stack([all_codes // n, all_codes % n], axis=1).astype(np.int64)
     stats.update(bands=bands, rows_per_band=rows, common_words_unshingled=n_common,
-                 lsh_pairs_before_pruning=int(lsh_before), lsh_pairs=int(len(lsh_codes)),
+                 lsh_pairs_before_pruning=int(lsh_before), lsh_pairs=len(lsh_codes),
                  acronym_pairs=int(len(lsh_or_acronym) - len(lsh_codes)),
                  token_pairs=int(len(all_codes) - len(lsh_or_acronym)),
-                 candidate_pairs=int(len(pairs)), oversized_buckets=oversized,
+                 candidate_pairs=len(pairs), oversized_buckets=oversized,
                  reduction=round(1 - len(pairs) / max(stats["all_pairs"], 1), 6))
     return BlockingResult(pairs, stats)
 

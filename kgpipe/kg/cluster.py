@@ -167,7 +167,7 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
         al = np.concatenate([al, order[:-1][same]])
         ar = np.concatenate([ar, order[1:][same]])
     components = connected_components(n, al, ar)
-    stats = ClusterStats(components=int(len(sorted_unique(components))))
+    stats = ClusterStats(components=len(sorted_unique(components)))
     if not guard or scorer is None:
         if len(anchored):
             log.warning("clustering without the guard: anchor conflicts inside components are not split")

@@ -21,7 +21,7 @@ def _contingency(pred: Sequence[Any], gold: Sequence[Any]) -> tuple[np.ndarray, 
     """Cell sizes n_ij, and for each record the codes of its cell's predicted and gold cluster."""
     p, g = _codes(pred), _codes(gold)
     cell = p * (g.max(initial=0) + 1) + g
-    cells, cell_of, cell_size = np.unique(cell, return_inverse=True, return_counts=True)
+    _, cell_of, cell_size = np.unique(cell, return_inverse=True, return_counts=True)
     return cell_size, cell_of, np.stack([p, g])
 
 
@@ -55,7 +55,7 @@ def bcubed(pred: Sequence[Any], gold: Sequence[Any]) -> dict[str, float]:
 
 def purity(pred: Sequence[Any], gold: Sequence[Any]) -> float:
     """Share of records whose predicted cluster's majority gold label is their own."""
-    cell_size, cell_of, (p, g) = _contingency(pred, gold)
+    cell_size, cell_of, (p, _) = _contingency(pred, gold)
     best = np.zeros(p.max(initial=0) + 1, dtype=np.int64)
     first = np.unique(cell_of, return_index=True)[1]
     np.maximum.at(best, p[first], cell_size)

@@ -113,9 +113,10 @@ def functional_conflicts(merge: TripleMerge, functional: set[str], labels: Mappi
     for (head, relation), keys in sorted(tails.items()):
         if len(keys) < 2:
             continue
-        values = sorted(({"tail": t, "label": labels.get(t, t), "count": merge.count[(h, r, t)],
-                          "confidence": round(merge.confidence[(h, r, t)], 4),
-                          "sources": sorted(merge.sources[(h, r, t)])[:10]} for h, r, t in keys),
-                        key=lambda v: (-v["count"], -v["confidence"], v["tail"]))
+        # most often said first, then the most confident, then by tail
+        ranked = sorted(keys, key=lambda k: (-merge.count[k], -round(merge.confidence[k], 4), k[2]))
+        values = [{"tail": t, "label": labels.get(t, t), "count": merge.count[(h, r, t)],
+                   "confidence": round(merge.confidence[(h, r, t)], 4),
+                   "sources": sorted(merge.sources[(h, r, t)])[:10]} for h, r, t in ranked]
         conflicts.append({"head": head, "label": labels.get(head, head), "relation": relation, "values": values})
     return conflicts

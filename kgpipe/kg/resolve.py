@@ -142,10 +142,10 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
     keys = [key_cache[r.name] if r.name in key_cache else key_cache.setdefault(r.name, normalize_name(r.name, options))
             for r in records]
     del key_cache
-    node_key_of: list[tuple] = []
+    node_key_of: list[tuple[str, ...]] = []
     for record, key in zip(records, keys, strict=True):
         attrs = repr(tuple(_freeze(record.attributes.get(a)) for a in attr_names)) if attr_names else ""
-        node_key = (key, record.type or "", record.anchor or "", attrs)
+        node_key: tuple[str, ...] = (key, record.type or "", record.anchor or "", attrs)
         if one_to_one_sources is not None:  # linkage keeps every record apart within its source
             node_key += (record.source, record.id)
         node_key_of.append(node_key)
@@ -228,7 +228,7 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
     stats = {
         "records": len(records), "nodes": n_nodes, "names": len(names),
         **{f"blocking_{k}": v for k, v in blocked.stats.items()},
-        "scored_pairs": int(len(scores)), "accepted_pairs": int(accepted.sum()),
+        "scored_pairs": len(scores), "accepted_pairs": int(accepted.sum()),
         "clusters": int(labels.max(initial=-1)) + 1, **cluster_stats,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
         "peak_mb_after": peaks,

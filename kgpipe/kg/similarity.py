@@ -28,9 +28,9 @@ from kgpipe.kg.normalize import (
     char_ngrams,
     fold_text,
     is_acronym_like,
+    name_parts,
     name_tokens,
     normalize_name,
-    name_parts,
 )
 from kgpipe.kg.resolution_config import (  # noqa: F401  (re-exported: the settings live beside the scorer)
     AttributeRule,
@@ -54,10 +54,10 @@ class NameFeatures:
     gram_count: np.ndarray
     as_acronym: np.ndarray  # id of the name read as an acronym ('mit' for MIT), -1 if not acronym-like
     initials: np.ndarray    # id of the initials of its words ('mit' for Massachusetts Institute of ...), -1
-    numbers: Any = None     # CSR (names x numbers): the numerals in each name
-    segments: Any = None    # CSR (parts x token vocabulary), IDF weights: each token of a name in one part
-    segment_start: np.ndarray | None = None  # first row of `segments` per name (n + 1 offsets)
-    segment_mass: np.ndarray | None = None   # row sums of `segments`
+    numbers: Any            # CSR (names x numbers): the numerals in each name
+    segments: Any           # CSR (parts x token vocabulary), IDF weights: each token of a name in one part
+    segment_start: np.ndarray  # first row of `segments` per name (n + 1 offsets)
+    segment_mass: np.ndarray   # row sums of `segments`
     typo_codes: np.ndarray | None = None     # sorted codes u * vocabulary + t of words one typo apart
     typo_credit: np.ndarray | None = None    # the credit of each (at most 1)
     has_typo: np.ndarray | None = None       # per word: whether any word is one typo from it
@@ -133,13 +133,13 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
     token_names = [""] * len(vocab)
     for token, column in vocab.items():
         token_names[column] = token
-    kind = np.array([config.acronym_token_weight if t.startswith("#") else 1.0 for t in token_names])
+    token_weight = np.array([config.acronym_token_weight if t.startswith("#") else 1.0 for t in token_names])
     size = max(len(vocab), 1)
     bits = _csr(rows, cols, None, (n, size))
     bits.data[:] = 1.0
     # smoothed IDF over the names being resolved: common words (University, of, Inc) weigh little
     df = np.asarray(bits.sum(axis=0)).ravel()
-    idf = (np.log((1.0 + n) / (1.0 + df)) + config.idf_offset) * (kind if len(kind) else 1.0)
+    idf = (np.log((1.0 + n) / (1.0 + df)) + config.idf_offset) * (token_weight if len(token_weight) else 1.0)
     weighted = _csr(rows, cols, idf[np.asarray(cols, dtype=np.int64)].tolist(), (n, size))
     segment_start = np.r_[0, np.cumsum(part_count)]
     part_rows = segment_start[np.asarray(rows, dtype=np.int64)] + np.asarray(part_of, dtype=np.int64)
@@ -286,11 +286,12 @@ def soft_dot(weighted, rows: np.ndarray, f: NameFeatures, names: np.ndarray, chu
     other = bits.indices[bits.indptr[names][entry_pair[combo_entry]] + k].astype(np.int64)
     mine = word[combo_entry]
     credit = (mine == other).astype(np.float64)
-    if f.typo_codes is not None and len(f.typo_codes):
-        look = np.flatnonzero((mine != other) & f.has_typo[mine] & f.has_typo[other])
+    typo_codes, typo_credit, has_typo = f.typo_codes, f.typo_credit, f.has_typo  # all set or all None
+    if typo_codes is not None and typo_credit is not None and has_typo is not None and len(typo_codes):
+        look = np.flatnonzero((mine != other) & has_typo[mine] & has_typo[other])
         codes = other[look] * bits.shape[1] + mine[look]
-        found, at = find_sorted(f.typo_codes, codes)
-        credit[look[found]] = f.typo_credit[at[found]]
+        found, at = find_sorted(typo_codes, codes)
+        credit[look[found]] = typo_credit[at[found]]
     per_entry = np.minimum(np.bincount(combo_entry, weights=credit, minlength=len(word)), 1.0)
     return np.bincount(entry_pair, weights=weight * per_entry, minlength=len(rows))
 
@@ -321,11 +322,14 @@ def institutions_differ(f: NameFeatures, left: np.ndarray, right: np.ndarray) ->
     have the same words before the head), or both have qualifiers and neither name says a word of the
     other's."""
     out = np.zeros(len(left), dtype=bool)
-    both = np.flatnonzero((f.head[left] >= 0) & (f.head[left] == f.head[right]))
+    head, institution = f.head, f.institution
+    if head is None or institution is None:  # institution phrases were not parsed (institution_mismatch 1)
+        return out
+    both = np.flatnonzero((head[left] >= 0) & (head[left] == head[right]))
     if not len(both):
         return out
     a, b = left[both], right[both]
-    pre, post, qualifier = (f.institution[kind] for kind in _PHRASE_KINDS)
+    pre, post, qualifier = (institution[kind] for kind in _PHRASE_KINDS)
 
     def size(matrix, names: np.ndarray) -> np.ndarray:
         return np.diff(matrix.indptr)[names]
