@@ -8,6 +8,7 @@ progress callback.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,15 @@ class StageContext:
             return path.resolve().relative_to(self.root.resolve()).as_posix()
         except ValueError:
             return str(path)
+
+    def portable_path(self, path: Path | str, out: str) -> str:
+        """A path to write into an artifact: relative to the pipeline root, or (outside the root) relative to
+        where output `out` lands, so that no absolute path ends up in an artifact and equal inputs give equal
+        bytes wherever the project or its artifacts lie."""
+        inside = self.relpath(Path(path))
+        if not Path(inside).is_absolute():
+            return inside
+        return Path(os.path.relpath(Path(path).resolve(), self.destination(out).resolve().parent)).as_posix()
 
     def scratch(self) -> Path:
         """A folder for checkpoints and caches, kept across failed attempts, removed on success."""

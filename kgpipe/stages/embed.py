@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -167,6 +169,9 @@ class EmbedStage(StageType):
                            known=ctx.input("known"), dataset=p.dataset,
                            validation_fraction=p.validation_fraction, test_fraction=p.test_fraction,
                            seed=config.seed, inverse_triples=config.inverse_triples, shown=ctx.relpath)
+        # error messages name files as the user sees them; the artifacts name them portably (no absolute path)
+        graph = replace(graph, origin={split: ctx.portable_path(where, "metrics") if Path(where).is_absolute()
+                                       else where for split, where in graph.origin.items()})
 
         trained = train_and_evaluate(
             graph, config, workdir=ctx.scratch(), checkpoint_minutes=p.checkpoint_minutes,

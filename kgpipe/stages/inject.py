@@ -124,4 +124,5 @@ def _artifact_reference(ctx: StageContext, path: Any) -> str:
     inside = ctx.relpath(path)
     if not Path(inside).is_absolute():
         return inside
+    # relative to the model folder itself (the config lies inside it), not to the folder holding it
     return Path(os.path.relpath(Path(path).resolve(), ctx.destination("model").resolve())).as_posix()
