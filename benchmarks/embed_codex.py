@@ -103,7 +103,8 @@ def main() -> None:
                     if config["early_stopping"] else f", {config['epochs']} epochs"))
         best = f" (best {training['best_epoch']})" if training["best_epoch"] else ""
         rows.append(f"| {model} | {defaults} | {test['mrr']:.3f}{verdict} | {test['hits_at_1']:.3f} | "
-                    f"{test['hits_at_10']:.3f} | {training['epochs']}{best} | {outcome['summary']['timings']['training_seconds'] / 60:.1f} | "
+                    f"{test['hits_at_10']:.3f} | {training['epochs']}{best} | "
+                    f"{outcome['summary']['timings']['training_seconds'] / 60:.1f} | "
                     f"{outcome['wall'] / 60:.1f} | {outcome['load'][0]:.1f} / {outcome['load'][1]:.1f} | "
                     + (f"{published[0]:.3f} / {published[1]:.3f}" if published else "not published for CoDEx-S")
                     + f" | {setup} |")

@@ -400,7 +400,8 @@ def patterns_learn(
     train: Annotated[Path, typer.Argument(help="labelled JSON lines (CoNLL04 style: tokens, entities, relations)")],
     output: Annotated[Path, typer.Argument(help="pattern file (YAML) to write")],
     model: Annotated[str, typer.Option(help="spaCy model that parses the sentences")] = "auto",
-    min_precision: Annotated[float, typer.Option(help="keep patterns at least this precise on the training pairs")] = 0.6,
+    min_precision: Annotated[float, typer.Option(
+        help="keep patterns at least this precise on the training pairs")] = 0.6,
     min_support: Annotated[int, typer.Option(help="keep patterns right at least this many times")] = 2,
     max_path: Annotated[int, typer.Option(help="longest dependency path, in edges")] = 5,
     cv_folds: Annotated[int, typer.Option(min=0, help="choose min precision and support per relation by k-fold "

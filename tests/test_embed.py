@@ -329,8 +329,9 @@ def test_a_run_interrupted_after_stopping_early_evaluates_without_training(tmp_p
 
 
 def test_a_failure_after_training_does_not_train_again(tmp_path: Path, monkeypatch) -> None:
-    import kgpipe.embed.export as export
     from pykeen.training.training_loop import TrainingLoop
+
+    import kgpipe.embed.export as export
 
     triples, labels = toy_graph()
     write_graph(tmp_path / "straight", triples, labels)
@@ -465,11 +466,11 @@ def test_pykeens_per_epoch_collection_sees_a_frozen_heap_which_is_thawed_after(g
 
 
 def test_split_files_are_used_as_given_and_unknown_entities_dropped(tmp_path: Path) -> None:
-    triples, labels = toy_graph()
+    triples, _labels = toy_graph()
     random.Random(1).shuffle(triples)
     folder = tmp_path / "kg"
     folder.mkdir()
-    test = triples[:8] + [(EX + "stranger", REL + "knows", EX + "person1")]
+    test = [*triples[:8], (EX + "stranger", REL + "knows", EX + "person1")]
     for name, part in (("train.txt", triples[16:]), ("valid.txt", triples[8:16]), ("test.txt", test)):
         (folder / name).write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in part), encoding="utf-8")
 
@@ -541,7 +542,7 @@ def test_a_pykeen_dataset_by_name_keeps_its_own_splits(tmp_path: Path) -> None:
 
 def test_known_triples_with_a_pykeen_dataset_are_an_input_error(tmp_path: Path) -> None:
     (tmp_path / "test.txt").write_text(f"{EX}a\t{REL}r\t{EX}b\n", encoding="utf-8")
-    with pytest.raises(InputError, match="deps.known goes with deps.triples"):
+    with pytest.raises(InputError, match=r"deps\.known goes with deps\.triples"):
         run_embed(tmp_path, {"known": "test.txt"}, **{**FAST, "dataset": "Nations", "epochs": 1})
 
 
@@ -584,7 +585,7 @@ def test_out_of_memory_suggests_a_smaller_batch_size(graph_root: Path, monkeypat
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(TrainingLoop, "_forward_pass", out_of_memory)
-    with pytest.raises(KgpipeError, match="out of memory .* training epoch 1 with batch_size 64") as info:
+    with pytest.raises(KgpipeError, match=r"out of memory .* training epoch 1 with batch_size 64") as info:
         run_embed(graph_root, **FAST)
     assert "batch_size: 32" in info.value.hint
 

@@ -4,6 +4,7 @@ writes have the same bytes for the same tensors."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import random
 import struct
@@ -157,10 +158,8 @@ def test_training_checkpointing_resuming_and_stopping_never_pickle(tmp_path: Pat
         return train_epoch(self, *args, epoch=epoch, **kwargs)
 
     monkeypatch.setattr(TrainingLoop, "_train_epoch", interrupted_in_epoch_3)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run_embed(tmp_path, **params)
-    except KeyboardInterrupt:
-        pass
     result = run_embed(tmp_path, **params)
 
     assert seen == [1, 2, 3, 3] and result.summaries["embed"]["resumed_from_epoch"] == 2

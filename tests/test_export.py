@@ -113,7 +113,7 @@ def test_int8_within_half_a_step(emb, exported) -> None:
 def test_unknown_format_is_an_error(emb, tmp_path) -> None:
     from kgpipe.errors import KgpipeError
 
-    with pytest.raises(KgpipeError, match="(?s)unknown embedding format.*choose from: int8"):
+    with pytest.raises(KgpipeError, match=r"(?s)unknown embedding format.*choose from: int8"):
         export_embeddings(emb, tmp_path, ["hdf5"])
 
 
@@ -139,7 +139,7 @@ def test_neo4j_bulk_import_csvs(tmp_path) -> None:
 
     nodes_path, rels_path = write_neo4j_csv(*_fused_tables(), tmp_path)
     nodes, rels = pd.read_csv(nodes_path, keep_default_na=False), pd.read_csv(rels_path)
-    assert list(nodes.columns)[0] == "id:ID" and ":LABEL" in nodes.columns
+    assert next(iter(nodes.columns)) == "id:ID" and ":LABEL" in nodes.columns
     assert nodes.set_index("id:ID").loc["ex:Marie_Curie", ":LABEL"] == "Entity;Person"
     assert nodes.set_index("id:ID").loc["kg:new/Ada", "label"] == 'Ada, "the" first'   # quoting survives
     assert nodes.set_index("id:ID").loc["kg:new/Ada", ":LABEL"] == "Entity"
@@ -206,7 +206,7 @@ def test_export_params_and_missing_inputs_are_clear_errors(tmp_path) -> None:
 
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text(yaml.safe_dump({"stages": {"export": {"type": "export", "params": {"formats": ["hdf5"]}}}}))
-    with pytest.raises(PipelineError, match="unknown format.*hdf5"):
+    with pytest.raises(PipelineError, match=r"unknown format.*hdf5"):
         run(pipeline)
     pipeline.write_text(yaml.safe_dump({"stages": {"export": {"type": "export", "params": {"formats": ["neo4j"]}}}}))
     with pytest.raises(KgpipeError, match="need the fused graph"):

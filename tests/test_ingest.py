@@ -277,7 +277,7 @@ def test_nfd_text_comes_out_nfc_in_every_reader(tmp_path):
 
 
 def test_utf8_bom_is_stripped(tmp_path):
-    write(tmp_path / "corpus/a.txt", BOM + "Text after a BOM.".encode())
+    write(tmp_path / "corpus/a.txt", BOM + b"Text after a BOM.")
     write(tmp_path / "corpus/b.jsonl", BOM + b'{"id": "j", "text": "jsonl after a BOM"}\n')
     write(tmp_path / "corpus/c.csv", BOM + b"id,text\nc,csv after a BOM\n")  # else the column is '\ufeffid'
 
@@ -952,7 +952,7 @@ def _deterministic_inputs(root: Path) -> list[str]:
     write(root / "corpus/a.txt", "Zu\u0308rich and Marie Curie.")
     write(root / "corpus/b.jsonl", '{"id": "j1", "text": "One."}\n{"id": "j2", "text": "One."}\nbad\n')
     write(root / "corpus/c.csv", 'id,text\nc1,"multi\nline"\n')
-    for fmt, (name, text) in RDF_GRAPHS.items():
+    for name, text in RDF_GRAPHS.values():
         write(root / "seeds" / name, text)
     write(root / "seeds/kg.tsv", "Marie Curie\tspouse\tPierre Curie\n<http://ex.org/Physics>\tpart of\tScience\n")
     return [f"seeds/{name}" for name, _ in RDF_GRAPHS.values()] + ["seeds/kg.tsv"]

@@ -13,6 +13,7 @@ from typing import Any
 
 from kgpipe.errors import PipelineError
 
+
 class ConfigError(PipelineError):
     """A training setting PyKEEN cannot use; `param` is its name in the stage's params (for the line)."""
 

@@ -130,7 +130,6 @@ def _rng_preserved() -> Iterator[None]:
 
 def load_model(folder: str | Path, device: str = "cpu") -> tuple[Any, ModelInfo, Any]:
     """The saved model (in eval mode), its info, and a TriplesFactory of its training triples with labels."""
-    import torch
     from pykeen.triples import TriplesFactory
     from safetensors import SafetensorError
     from safetensors.torch import load_file

@@ -23,8 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from kgpipe.atomic import atomic_write_text
-from kgpipe.embed.checkpoint import (Checkpoint, CheckpointRejected, capture_rng, discard, read_checkpoint,
-                                     restore_rng, write_checkpoint)
+from kgpipe.embed.checkpoint import (
+    Checkpoint,
+    CheckpointRejected,
+    capture_rng,
+    discard,
+    read_checkpoint,
+    restore_rng,
+    write_checkpoint,
+)
 from kgpipe.embed.config import TrainingConfig, resolver
 from kgpipe.embed.data import GraphData
 from kgpipe.embed.runtime import resolve_device

@@ -71,7 +71,7 @@ class PassedParams:
         return key in self.keys
 
     def add(self, key: str) -> None:
-        self.keys = [k for k in self.keys if k != key][-(KEEP - 1):] + [key]
+        self.keys = [*[k for k in self.keys if k != key][-(KEEP - 1):], key]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, json.dumps(self.keys) + "\n")

@@ -123,7 +123,8 @@ def _from_safetensors(path: Path) -> Embeddings:
 
     with safe_open(str(path), framework="numpy") as handle:
         meta = handle.metadata() or {}
-        key = "entity_embeddings" if "entity_embeddings" in handle.keys() else next(iter(handle.keys()))
+        # a safetensors handle has keys() but no __contains__
+        key = "entity_embeddings" if "entity_embeddings" in handle.keys() else next(iter(handle.keys()))  # noqa: SIM118
         vectors = handle.get_tensor(key)
     ids = json.loads(meta.get("ids", "[]"))
     labels = json.loads(meta["labels"]) if "labels" in meta else list(ids)

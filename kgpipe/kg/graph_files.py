@@ -65,7 +65,8 @@ def write_graphml(entities: pd.DataFrame, triples: pd.DataFrame, path: Path) -> 
 
     graph = nx.MultiDiGraph()
     for row in entities.itertuples(index=False):
-        graph.add_node(iri_safe(row.id), label=xml_safe(_str(row.label)), type=iri(row.type), seed_iri=iri(row.seed_iri),
+        graph.add_node(iri_safe(row.id), label=xml_safe(_str(row.label)), type=iri(row.type),
+                       seed_iri=iri(row.seed_iri),
                        mention_count=int(row.mention_count),
                        aliases=xml_safe("|".join(map(_str, _as_list(row.aliases)))))
     for row in triples.itertuples(index=False):

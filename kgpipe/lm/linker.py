@@ -14,6 +14,7 @@ from typing import Any
 from kgpipe.kg.normalize import normalize_name
 from kgpipe.vocab import DEFAULT_TYPE_PARENTS, compatible
 
+
 @dataclass(frozen=True)
 class Candidate:
     entity_id: str

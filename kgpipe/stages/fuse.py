@@ -43,8 +43,17 @@ class FuseStage(StageType):
     def run(self, ctx: StageContext) -> dict[str, Any]:
         import pandas as pd
 
-        from kgpipe.artifacts import (ENTITIES, MENTION_ENTITIES, MENTIONS, RELATIONS, SEED_ENTITIES, SEED_TRIPLES,
-                                      TRIPLES, read_table, write_table)
+        from kgpipe.artifacts import (
+            ENTITIES,
+            MENTION_ENTITIES,
+            MENTIONS,
+            RELATIONS,
+            SEED_ENTITIES,
+            SEED_TRIPLES,
+            TRIPLES,
+            read_table,
+            write_table,
+        )
         from kgpipe.atomic import atomic_write_text
         from kgpipe.kg.fusion import fuse_graph
         from kgpipe.kg.graph_files import write_graphml, write_turtle

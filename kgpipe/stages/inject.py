@@ -56,8 +56,7 @@ class InjectStage(StageType):
         from kgpipe.hashing import path_hash
         from kgpipe.lm.encoder import InjectionConfig, KnowledgeEnhancedEncoder, resolve_base_model
         from kgpipe.lm.knowledge_model import fit_align_map, knowledge_for, load_linker, save_head, save_linker_table
-        from kgpipe.lm.task import (SpanPairClassifier, TrainConfig, encode_examples, read_examples,
-                                    train_classifier)
+        from kgpipe.lm.task import SpanPairClassifier, TrainConfig, encode_examples, read_examples, train_classifier
 
         p: InjectParams = ctx.params
         torch.manual_seed(p.seed)

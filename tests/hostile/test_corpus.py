@@ -140,7 +140,7 @@ def _ingest_within(root: Path, seconds: float, **params: Any) -> Ingested:
     def target() -> None:
         try:
             result["value"] = ingest(root, **params)
-        except BaseException as exc:  # noqa: BLE001 (handed to the test thread and raised there)
+        except BaseException as exc:
             result["error"] = exc
 
     thread = threading.Thread(target=target, daemon=True)

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from kgpipe.config import load_pipeline
-from kgpipe.runner import RunResult, Workspace, status
+from kgpipe.runner import Workspace, status
 from tests.hostile.cases import Case, hostile, parametrize
 from tests.test_embed import FAST, run_embed, toy_graph, write_graph, write_pipeline
 

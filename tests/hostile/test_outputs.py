@@ -7,6 +7,7 @@ would use (rdflib, networkx, pandas, gensim, numpy, safetensors) and checks what
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from urllib.parse import unquote
@@ -32,7 +33,8 @@ def tables(labels: list[str], ids: list[str] | None = None) -> tuple[pd.DataFram
     """A fused graph of len(labels) entities in a chain (entity i -> i + 1), as fuse writes it."""
     ids = ids or [f"http://kgpipe.org/e/{i}" for i in range(len(labels))]
     # object columns: pandas' default string dtype (arrow) refuses lone surrogates, a caller's lists may not
-    entities = pd.DataFrame({"id": pd.Series(ids, dtype=object), "label": pd.Series(labels, dtype=object), "type": ["http://schema.org/Person"] * len(ids),
+    entities = pd.DataFrame({"id": pd.Series(ids, dtype=object), "label": pd.Series(labels, dtype=object),
+                             "type": ["http://schema.org/Person"] * len(ids),
                              "aliases": [[label] for label in labels], "seed_iri": [None] * len(ids),
                              "mention_count": [1] * len(ids), "sources": [["extract"]] * len(ids)})
     triples = pd.DataFrame({"head": ids[:-1], "relation": ["http://kgpipe.org/r/knows"] * (len(ids) - 1),
@@ -53,11 +55,13 @@ def graphml_labels(labels: list[str], tmp_path: Path, ids: list[str] | None = No
 
 
 @parametrize(
-    Case("output-graphml-c0-controls", "output", "labels with NUL, vertical tab, ESC sequences and BEL in graph.graphml",
+    Case("output-graphml-c0-controls", "output",
+         "labels with NUL, vertical tab, ESC sequences and BEL in graph.graphml",
          "handled"),
     Case("output-graphml-noncharacters", "output", "labels with U+FFFE and U+FFFF (not XML characters) in GraphML",
          "handled"),
-    Case("output-graphml-lone-surrogate", "output", "a label with a lone surrogate (no UTF-8 file holds one) in GraphML",
+    Case("output-graphml-lone-surrogate", "output",
+         "a label with a lone surrogate (no UTF-8 file holds one) in GraphML",
          "handled"),
 )
 def test_graphml_holds_any_label(case: Case, tmp_path: Path) -> None:
@@ -91,7 +95,7 @@ def test_unsafe_ids_are_percent_encoded_alike_in_every_graph_format(tmp_path: Pa
         assert sorted(str(s) for s in rdf.subjects(rdflib.RDFS.label, None)) == sorted(encoded)
     graph = nx.read_graphml(tmp_path / "graph.graphml")
     assert sorted(graph.nodes) == sorted(encoded)
-    assert sorted(graph.edges()) == sorted(zip(encoded[:-1], encoded[1:], strict=True))
+    assert sorted(graph.edges()) == sorted(itertools.pairwise(encoded))
     nodes = pd.read_csv(tmp_path / "nodes.csv", keep_default_na=False)
     rels = pd.read_csv(tmp_path / "relationships.csv", keep_default_na=False)
     assert sorted(nodes["id:ID"]) == sorted(encoded)
