@@ -67,6 +67,8 @@ class TimeUp(BaseException):
 def fuzz(target: str, minutes: float, slow: float) -> tuple[int, list[tuple[str, str, Path]]]:
     from hypothesis import HealthCheck, given, settings
 
+    for data in SEEDS[target]:  # imports and model loads happen here, not in the first timed input
+        check(target, data)
     findings: list[tuple[str, str, Path]] = []
     seen: set[str] = set()
     runs = Counter()
