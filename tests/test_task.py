@@ -176,3 +176,20 @@ def test_fusion_over_a_frozen_base_runs_the_lower_layers_once_and_trains_like_th
     assert losses == pytest.approx(expected, rel=1e-4)
     assert losses[-1] < losses[0]
     assert predict(model, items) == predict(reference, items)
+
+
+def test_cached_lower_states_need_an_encoder_that_can_resume(tokenizer) -> None:
+    """A plain encoder (no knowledge layers) has no lower states to cache, and states given for it anyway are
+    refused with a KgpipeError, not an AttributeError from deep inside torch."""
+    from kgpipe.errors import KgpipeError
+    from kgpipe.lm.task import lower_states
+
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64)
+    model = SpanPairClassifier(BertModel(config), 32, 2, knowledge=False)
+    items = encode_examples(tokenizer, [example("Ada met Alan.", "Ada", "Alan", "a")], ["a", "b"], lambda e: -1)
+    assert lower_states(model, items) is None
+    batch = collate(items)
+    with pytest.raises(KgpipeError, match="BertModel cannot resume"):
+        model.features(batch, torch.zeros(1, batch.input_ids.shape[1], 32))
+    assert model.features(batch).shape == (1, 3 * 32)

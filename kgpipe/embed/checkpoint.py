@@ -121,7 +121,8 @@ def _split_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
     """torch's optimizer state_dict as (tensors for safetensors, the rest as JSON)."""
     import torch
 
-    tensors, scalars = {}, {}
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
     for index, values in state["state"].items():
         for key, value in values.items():
             if isinstance(value, torch.Tensor):

@@ -138,7 +138,8 @@ def accepted_kwargs(cls: type) -> set[str] | None:
             continue
         if klass is object:
             return names
-        parameters = inspect.signature(klass.__init__).parameters.values()
+        # the function found in vars() above (klass.__init__ is the same object, but mypy rejects the access)
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
         names |= {p.name for p in parameters
                   if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
         if not any(p.kind is p.VAR_KEYWORD for p in parameters):

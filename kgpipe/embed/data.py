@@ -317,7 +317,8 @@ def _single_triple_relations_mapped(factories: Sequence[Any]) -> list[str]:
     import torch
 
     relation_to_id = factories[0].relation_to_id
-    counts = sum(torch.bincount(f.mapped_triples[:, 1], minlength=len(relation_to_id)) for f in factories)
+    counts = torch.stack([torch.bincount(f.mapped_triples[:, 1], minlength=len(relation_to_id))
+                          for f in factories]).sum(dim=0)
     single = sorted(name for name, index in relation_to_id.items() if int(counts[index]) == 1)
     return _describe_single(single)
 

@@ -59,10 +59,13 @@ class LinkPredictor:
 
         if k < 1:
             raise ValueError("k must be at least 1")
-        given = {"head": first} if target == "tail" else {"tail": first}
         with torch.inference_mode():
-            predictions = predict_target(model=self.model, relation=relation, triples_factory=self.factory,
-                                         **given)
+            if target == "tail":
+                predictions = predict_target(model=self.model, head=first, relation=relation,
+                                             triples_factory=self.factory)
+            else:
+                predictions = predict_target(model=self.model, relation=relation, tail=first,
+                                             triples_factory=self.factory)
         with warnings.catch_warnings():  # PyKEEN builds a tensor from a read-only numpy view; harmless
             warnings.simplefilter("ignore", UserWarning)
             predictions = predictions.add_membership_columns(training=self.factory)

@@ -344,7 +344,8 @@ def _train(graph: GraphData, config: TrainingConfig, identity: dict[str, Any], f
     stopper = parts.stopper
     validation, best_epoch, stopped = [], None, False
     if stopper is not None:
-        validation = [{"epoch": stopping.frequency * (i + 1), stopping.metric: float(value)}
+        settings = stopper.settings  # the `stopping` it was built with
+        validation = [{"epoch": settings.frequency * (i + 1), settings.metric: float(value)}
                       for i, value in enumerate(stopper.results)]
         best_epoch, stopped = stopper.best_epoch, bool(stopper.stopped)
     outcome = Outcome(

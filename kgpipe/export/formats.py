@@ -9,7 +9,7 @@ file is the same bytes for the same embeddings (safetensors headers are written 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ def exporter(name: str) -> Callable[[Exporter], Exporter]:
     return register
 
 
-def _safe(values: list[str | None] | None) -> list[str | None] | None:
+def _safe(values: Sequence[str | None] | None) -> list[str | None] | None:
     return None if values is None else [v if v is None else utf8_safe(v) for v in values]
 
 

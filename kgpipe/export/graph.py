@@ -29,14 +29,14 @@ def _graph_from_rdf(path: Path) -> Any:
     for s, p, o in rdf:
         if isinstance(s, rdflib.BNode) or isinstance(o, rdflib.BNode):
             continue
-        s, p = str(s), str(p)
+        subject, predicate = str(s), str(p)
         if isinstance(o, rdflib.Literal):
-            if p in LABELS:
-                graph.add_node(s, label=str(o))
-        elif p == RDF_TYPE:
-            graph.add_node(s, type=str(o))
+            if predicate in LABELS:
+                graph.add_node(subject, label=str(o))
+        elif predicate == RDF_TYPE:
+            graph.add_node(subject, type=str(o))
         else:
-            graph.add_edge(s, str(o), key=p, relation=p)
+            graph.add_edge(subject, str(o), key=predicate, relation=predicate)
     return graph
 
 
@@ -80,12 +80,12 @@ def write_neo4j_csv(entities: Any, triples: Any, folder: Path) -> list[Path]:
     confidence) for `neo4j-admin database import`. Ids and IRIs as in the other graph files (iri_safe), labels
     with XML-illegal characters (NUL first of all, which CSV readers reject) replaced (xml_safe); the csv
     module quotes commas, quotes and newlines."""
-    nodes = [["id:ID", "label", "seed_iri", "mention_count:int", ":LABEL"]]
+    nodes: list[list[Any]] = [["id:ID", "label", "seed_iri", "mention_count:int", ":LABEL"]]
     nodes += [[iri_safe(row.id), xml_safe(_text(row.label) or ""), iri_safe(_text(row.seed_iri) or ""),
                int(row.mention_count), _neo4j_label(row.type)]
               for row in entities.itertuples(index=False)]
     known = set(entities["id"])
-    rels = [[":START_ID", ":END_ID", ":TYPE", "relation_iri", "count:int", "confidence:float"]]
+    rels: list[list[Any]] = [[":START_ID", ":END_ID", ":TYPE", "relation_iri", "count:int", "confidence:float"]]
     rels += [[iri_safe(row.head), iri_safe(row.tail), _neo4j_type(row.relation), iri_safe(row.relation),
               int(row.count), float(row.confidence)]
              for row in triples.itertuples(index=False) if row.head in known and row.tail in known]

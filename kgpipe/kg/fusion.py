@@ -190,8 +190,8 @@ def fuse_graph(mentions, relations, seed_entities=None, seed_triples=None,
     # --- link clusters: anchor, else similarity, else mint ---------------------------------------------
     cluster_iri: list[str | None] = []
     for idx in clusters:
-        found = {records[i].anchor for i in idx if records[i].anchor}
-        cluster_iri.append(min(found) if found else None)  # the guard keeps one anchor per cluster
+        cluster_anchors = {a for a in (records[i].anchor for i in idx) if a}
+        cluster_iri.append(min(cluster_anchors) if cluster_anchors else None)  # the guard keeps one anchor per cluster
     open_clusters = [k for k, iri in enumerate(cluster_iri) if iri is None]
     cluster_type: list[str | None] = []
     for idx in clusters:
@@ -199,11 +199,11 @@ def fuse_graph(mentions, relations, seed_entities=None, seed_triples=None,
         cluster_type.append(min(types, key=lambda t: (-types[t], t)) if types else None)
     link_how = Counter(exact=len(clusters) - len(open_clusters))
     if index is not None and open_clusters:
-        names = [sorted({records[i].name for i in clusters[k]}) for k in open_clusters]
+        cluster_names = [sorted({records[i].name for i in clusters[k]}) for k in open_clusters]
         contexts = [frozenset(c for i in clusters[k] for c in records[i].context) for k in open_clusters]
-        found = link_by_similarity(names, [cluster_type[k] for k in open_clusters], contexts, index,
-                                   config.resolution, config.link_threshold, parents)
-        for k, (iri, _) in zip(open_clusters, found, strict=True):
+        similar = link_by_similarity(cluster_names, [cluster_type[k] for k in open_clusters], contexts, index,
+                                     config.resolution, config.link_threshold, parents)
+        for k, (iri, _) in zip(open_clusters, similar, strict=True):
             if iri is not None:
                 cluster_iri[k] = seed_canonical.get(iri, iri)
                 link_how["similarity"] += 1
@@ -213,9 +213,8 @@ def fuse_graph(mentions, relations, seed_entities=None, seed_triples=None,
     minted = mint_ids([(canonical_label(texts_of[k], key_of, options.determiners), cluster_type[k],
                         min(records[i].id for i in clusters[k])) for k in minted_clusters],
                       config.namespace, options)
-    entity_of_cluster = list(cluster_iri)
-    for k, entity_id in zip(minted_clusters, minted, strict=True):
-        entity_of_cluster[k] = entity_id
+    minted_of = dict(zip(minted_clusters, minted, strict=True))
+    entity_of_cluster = [iri if iri is not None else minted_of[k] for k, iri in enumerate(cluster_iri)]
 
     # --- entities ---------------------------------------------------------------------------------------
     by_entity: dict[str, list[int]] = defaultdict(list)
@@ -244,8 +243,8 @@ def fuse_graph(mentions, relations, seed_entities=None, seed_triples=None,
         mention_type = min(mention_types, key=lambda t: (-mention_types[t], t)) if mention_types else None
         seeds = [index.entities[iri] for iri in sorted(seed_groups.get(entity_id, []))] if index else []
         if seeds:
-            head = next((s for s in seeds if s.iri == entity_id), seeds[0])
-            label = head.label
+            primary = next((s for s in seeds if s.iri == entity_id), seeds[0])
+            label = primary.label
             seed_types = sorted({t for s in seeds for t in s.types})
             kg_type = _specific_type(seed_types, mention_type, compat, lambda t: ancestors(t, parents))
             names = [n for s in seeds for n in [s.label, *s.aliases]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -18,6 +18,9 @@ from torch import nn
 from kgpipe.errors import DependencyMissingError, KgpipeError
 from kgpipe.lm.knowledge import KnowledgeTable, Storage
 from kgpipe.lm.projection import LinearMap
+
+if TYPE_CHECKING:  # typing only: transformers is imported where a model is loaded
+    from transformers import PreTrainedModel
 
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
 CONFIG_FILE = "kgpipe_encoder.json"
@@ -76,7 +79,7 @@ class KnowledgeEnhancedEncoder(nn.Module):
     """Wraps a Hugging Face encoder; forward takes entity_rows [batch, seq] (-1: no entity) and returns
     the base model's output, hidden states shaped as the base model's."""
 
-    def __init__(self, base: nn.Module, knowledge: KnowledgeTable, config: InjectionConfig,
+    def __init__(self, base: PreTrainedModel, knowledge: KnowledgeTable, config: InjectionConfig,
                  linear_map: LinearMap | None = None) -> None:
         super().__init__()
         self.base = base
@@ -245,16 +248,17 @@ class _PassThrough(nn.Module):
 class _CutBase:
     """Context manager: the base model runs only layers [start, stop), optionally without its embeddings."""
 
-    def __init__(self, base: nn.Module, layers: nn.ModuleList, start: int, stop: int, passthrough: bool) -> None:
+    def __init__(self, base: PreTrainedModel, layers: nn.ModuleList, start: int, stop: int, passthrough: bool) -> None:
         self.base, self.layers, self.start, self.stop, self.passthrough = base, layers, start, stop, passthrough
+        self.encoder = base.get_submodule("encoder")  # the module that owns the layer list
 
     def __enter__(self) -> None:
-        self.base.encoder.layer = nn.ModuleList(list(self.layers)[self.start:self.stop])
+        self.encoder.layer = nn.ModuleList(list(self.layers)[self.start:self.stop])
         if self.passthrough:
             self.embeddings = self.base.embeddings
             self.base.embeddings = _PassThrough()
 
     def __exit__(self, *exc: Any) -> None:
-        self.base.encoder.layer = self.layers
+        self.encoder.layer = self.layers
         if self.passthrough:
             self.base.embeddings = self.embeddings

@@ -25,6 +25,12 @@ def quantize_int8(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class KnowledgeTable(nn.Module):
     """Entity ids and their KG vectors; row 0.. in `ids` order. Lookups always return float32."""
 
+    # Buffers, registered in __init__ by storage (int8: codes and scales; float: weight). Declared here
+    # only so that type checkers know them; nn.Module.__getattr__ would type them Tensor | Module.
+    codes: torch.Tensor
+    scales: torch.Tensor
+    weight: torch.Tensor
+
     def __init__(self, ids: Sequence[str], vectors: torch.Tensor | np.ndarray, storage: Storage = "float32"):
         super().__init__()
         vectors = torch.as_tensor(np.asarray(vectors, dtype=np.float32))

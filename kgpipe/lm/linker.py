@@ -55,7 +55,8 @@ class EntityLinker:
             kg_type = row.get("type")
             self.entities.append((row["id"], row["label"], kg_type if isinstance(kg_type, str) else None))
             counts.append(int(row.get("mention_count") or 0))
-            for alias in [row["label"], *list(row.get("aliases") if row.get("aliases") is not None else [])]:
+            aliases = row.get("aliases")
+            for alias in [row["label"], *(list(aliases) if aliases is not None else [])]:
                 if alias:
                     self._exact[alias].add(index)
                     if key := normalize(alias):

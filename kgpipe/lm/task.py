@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from kgpipe.errors import InputError
+from kgpipe.errors import InputError, KgpipeError
 from kgpipe.lm.alignment import require_fast, tokens_for_span
+from kgpipe.lm.encoder import KnowledgeEnhancedEncoder
 
 
 @dataclass
@@ -135,7 +136,7 @@ class SpanPairClassifier(nn.Module):
     def features(self, batch: Batch, states: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled features; `states` (from `lower_states`) skips the frozen layers below the knowledge."""
         if states is not None:
-            hidden = self.encoder.forward_from(states, batch.attention_mask, batch.entity_rows)
+            hidden = _resumable(self.encoder).forward_from(states, batch.attention_mask, batch.entity_rows)
         else:
             kwargs = {"entity_rows": batch.entity_rows} if self.knowledge else {}
             hidden = self.encoder(batch.input_ids, batch.attention_mask, **kwargs).last_hidden_state
@@ -147,6 +148,14 @@ class SpanPairClassifier(nn.Module):
 
     def forward(self, batch: Batch, states: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.dropout(self.features(batch, states)))
+
+
+def _resumable(encoder: nn.Module) -> KnowledgeEnhancedEncoder:
+    """The encoder as one that can resume from cached lower states (only a KnowledgeEnhancedEncoder can)."""
+    if not isinstance(encoder, KnowledgeEnhancedEncoder):
+        raise KgpipeError(f"cached lower states were given, but a {type(encoder).__name__} cannot resume from them",
+                          hint="pass states only for a fusion KnowledgeEnhancedEncoder with a frozen base")
+    return encoder
 
 
 def _by_length(items: Sequence[dict[str, Any]], batch_size: int) -> list[list[int]]:
@@ -165,13 +174,14 @@ def lower_states(model: SpanPairClassifier, items: Sequence[dict[str, Any]], bat
     """Per example, the frozen base's hidden states below the first knowledge layer (unpadded), or None
     when the encoder cannot resume from them (not fusion, or the base is trained). They do not depend on
     the knowledge table, so one list serves every fusion model over the same base and layers."""
-    if getattr(model.encoder, "resume_layer", None) is None:
+    encoder = model.encoder
+    if not isinstance(encoder, KnowledgeEnhancedEncoder) or encoder.resume_layer is None:
         return None
     model.eval()
     out: list[torch.Tensor] = [torch.empty(0)] * len(items)
     for chosen in _by_length(items, batch_size):
         batch = collate([items[i] for i in chosen])
-        states = model.encoder.states_below(batch.input_ids, batch.attention_mask)
+        states = encoder.states_below(batch.input_ids, batch.attention_mask)
         for row, index in enumerate(chosen):
             out[index] = states[row, :len(items[index]["input_ids"])].clone()
     return out
