@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RELATIVE_PRONOUN_TAGS = frozenset({"WP", "WDT", "WP$"})
+RUNS_KEY = "kgpipe_long_runs"  # Doc.user_data: character spans of runs without whitespace over max_mention_chars
 ZONE_CHARS = 1_000_000  # characters parsed in one spaCy memory zone (see Extractor.parsed)
 
 
@@ -125,6 +127,31 @@ class Extractor:
         if batch:
             yield batch
 
+    def make_doc(self, text: str) -> Doc:
+        """The tokenized piece. spaCy's tokenizer takes time quadratic in the length of a run without
+        whitespace made of punctuation (10,000 '!?.,;' take a minute), so a run longer than
+        max_mention_chars, which no kept mention can lie in, is tokenized in slices of that length and
+        recorded in user_data (RUNS_KEY) for extract_doc to drop the entities touching it."""
+        limit = self.options.max_mention_chars
+        runs = [m.span() for m in re.finditer(r"\S{%d,}" % (limit + 1), text)]
+        if not runs:
+            return self.nlp.make_doc(text)
+        from spacy.tokens import Doc
+
+        parts, at = [], 0
+        for start, end in runs:
+            if start > at:
+                parts.append(text[at:start])
+            parts.extend(text[k:min(k + limit, end)] for k in range(start, end, limit))
+            at = end
+        if at < len(text):
+            parts.append(text[at:])
+        doc = Doc.from_docs([self.nlp.make_doc(part) for part in parts], ensure_whitespace=False)
+        if doc.text != text:  # cannot happen with spaCy's tokenizer; the plain way is then the safe one
+            return self.nlp.make_doc(text)
+        doc.user_data[RUNS_KEY] = runs
+        return doc
+
     def texts_per_batch(self, longest: int | None = None) -> int:
         """With several processes spaCy counts batches in texts: as many as fit max_batch_chars when every
         piece is as long as the longest document allows (`longest` characters; unknown: max_chars)."""
@@ -140,9 +167,11 @@ class Extractor:
         nlp = self.nlp
         if self.options.n_process == 1:
             items: Iterator[Any] = self.batches(self.pieces(documents))
-            parse: Any = lambda batch: nlp.pipe(batch, as_tuples=True, batch_size=len(batch))  # noqa: E731
+            parse: Any = lambda batch: nlp.pipe(((self.make_doc(text), context) for text, context in batch),  # noqa: E731
+                                                as_tuples=True, batch_size=len(batch))
         else:  # the workers' vocabularies are theirs; the zones free what deserialising the Docs adds here
-            items = iter(nlp.pipe(self.pieces(documents), as_tuples=True,
+            pieces = ((self.make_doc(text), context) for text, context in self.pieces(documents))
+            items = iter(nlp.pipe(pieces, as_tuples=True,
                                   batch_size=self.texts_per_batch(longest), n_process=self.options.n_process))
             parse = lambda item: (item,)  # noqa: E731
         exhausted = False
@@ -216,6 +245,8 @@ class Extractor:
         sentence_starts = [sent.start for sent in sentences]
         result.sentences += len(sentences)
         gazetteer_spans = {(s.start, s.end) for s in doc.spans.get(SPANS_KEY, [])} if doc.spans else set()
+        runs = doc.user_data.get(RUNS_KEY) or []
+        run_ends = [end for _, end in runs]
         label_map = self.options.label_map
         by_root: dict[int, _Mention] = {}
         for ent in doc.ents:
@@ -225,7 +256,9 @@ class Extractor:
             if label not in label_map and not self.options.keep_unmapped_labels:
                 result.dropped_mentions += 1
                 continue
-            if ent.end_char - ent.start_char > self.options.max_mention_chars:
+            k = bisect_right(run_ends, ent.start_char)  # the first over-long run ending after the span starts
+            if ent.end_char - ent.start_char > self.options.max_mention_chars or (
+                    k < len(runs) and runs[k][0] < ent.end_char):
                 result.long_mentions += 1
                 continue
             seed_iri = ent.kb_id_ or None
