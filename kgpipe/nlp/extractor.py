@@ -130,7 +130,7 @@ class Extractor:
     def make_doc(self, text: str) -> Doc:
         """The tokenized piece. spaCy's tokenizer takes time quadratic in the length of a run without
         whitespace made of punctuation (10,000 '!?.,;' take a minute), so a run longer than
-        max_mention_chars, which no kept mention can lie in, is tokenized in slices of that length and
+        max_mention_chars, which no kept mention can lie in, is cut into tokens of that length and
         recorded in user_data (RUNS_KEY) for extract_doc to drop the entities touching it."""
         limit = self.options.max_mention_chars
         runs = [m.span() for m in re.finditer(r"\S{%d,}" % (limit + 1), text)]
@@ -138,15 +138,25 @@ class Extractor:
             return self.nlp.make_doc(text)
         from spacy.tokens import Doc
 
-        parts, at = [], 0
+        words: list[str] = []
+        spaces: list[bool] = []
+
+        def tokenize(segment: str) -> None:
+            for token in self.nlp.make_doc(segment):
+                words.append(token.text)
+                spaces.append(bool(token.whitespace_))
+
+        at = 0
         for start, end in runs:
             if start > at:
-                parts.append(text[at:start])
-            parts.extend(text[k:min(k + limit, end)] for k in range(start, end, limit))
+                tokenize(text[at:start])
+            # the run's slices are tokens as they are; whitespace after the run starts the next segment
+            words.extend(text[k:min(k + limit, end)] for k in range(start, end, limit))
+            spaces.extend([False] * len(range(start, end, limit)))
             at = end
         if at < len(text):
-            parts.append(text[at:])
-        doc = Doc.from_docs([self.nlp.make_doc(part) for part in parts], ensure_whitespace=False)
+            tokenize(text[at:])
+        doc = Doc(self.nlp.vocab, words=words, spaces=spaces)
         if doc.text != text:  # cannot happen with spaCy's tokenizer; the plain way is then the safe one
             return self.nlp.make_doc(text)
         doc.user_data[RUNS_KEY] = runs
