@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
+from _report import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_KINDS = ["glued", "token"]
@@ -104,7 +104,7 @@ def child(mode: str, work: Path) -> None:
 def measure(mode: str, work: Path, timeout: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, __file__, "--child", mode, "--work", str(work)], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+                          text=True, env=env, timeout=timeout, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{mode} run failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kgpipe.nlp.documents import split_text
-from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_RELATION_MAP, DEFAULT_TYPE_PARENTS, ancestors
+from kgpipe.vocab import (
+    DEFAULT_LABEL_MAP,
+    DEFAULT_RELATION_MAP,
+    DEFAULT_TYPE_PARENTS,
+    ancestors,
+)
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -133,7 +138,7 @@ class Extractor:
         max_mention_chars, which no kept mention can lie in, is cut into tokens of that length and
         recorded in user_data (RUNS_KEY) for extract_doc to drop the entities touching it."""
         limit = self.options.max_mention_chars
-        runs = [m.span() for m in re.finditer(r"\S{%d,}" % (limit + 1), text)]
+        runs = [m.span() for m in re.finditer(rf"\S{{{limit + 1},}}", text)]
         if not runs:
             return self.nlp.make_doc(text)
         from spacy.tokens import Doc
@@ -177,13 +182,17 @@ class Extractor:
         nlp = self.nlp
         if self.options.n_process == 1:
             items: Iterator[Any] = self.batches(self.pieces(documents))
-            parse: Any = lambda batch: nlp.pipe(((self.make_doc(text), context) for text, context in batch),  # noqa: E731
-                                                as_tuples=True, batch_size=len(batch))
+
+            def parse(batch: list[tuple[str, Any]]) -> Iterator[tuple[Doc, Any]]:
+                return nlp.pipe(((self.make_doc(text), context) for text, context in batch), as_tuples=True,
+                                batch_size=len(batch))
         else:  # the workers' vocabularies are theirs; the zones free what deserialising the Docs adds here
             pieces = ((self.make_doc(text), context) for text, context in self.pieces(documents))
-            items = iter(nlp.pipe(pieces, as_tuples=True,
-                                  batch_size=self.texts_per_batch(longest), n_process=self.options.n_process))
-            parse = lambda item: (item,)  # noqa: E731
+            items = iter(nlp.pipe(pieces, as_tuples=True, batch_size=self.texts_per_batch(longest),
+                                  n_process=self.options.n_process))
+
+            def parse(item: tuple[Doc, Any]) -> Iterator[tuple[Doc, Any]]:
+                return iter((item,))
         exhausted = False
         while not exhausted:
             with nlp.memory_zone():

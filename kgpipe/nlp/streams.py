@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from kgpipe.artifacts import DOCUMENTS, TableSchema, to_arrow
 from kgpipe.atomic import atomic_path
@@ -83,7 +83,7 @@ class RowGroupWriter:
         self._stack = ExitStack()
         self._writer: Any = None
 
-    def __enter__(self) -> RowGroupWriter:
+    def __enter__(self) -> Self:
         import pyarrow.parquet as pq
 
         tmp = self._stack.enter_context(atomic_path(self.path))

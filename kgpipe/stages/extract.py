@@ -78,7 +78,11 @@ class ExtractStage(StageType):
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from kgpipe.artifacts import MENTIONS, RELATIONS, SEED_ENTITIES, read_table
-        from kgpipe.nlp.extractor import ExtractOptions, GazetteerOptions, build_extractor
+        from kgpipe.nlp.extractor import (
+            ExtractOptions,
+            GazetteerOptions,
+            build_extractor,
+        )
         from kgpipe.nlp.models import load_model
         from kgpipe.nlp.patterns import load_patterns
         from kgpipe.nlp.streams import DocumentReader, RowGroupWriter

@@ -16,11 +16,20 @@ from spacy.tokens import Span
 from typer.testing import CliRunner
 
 from kgpipe.cli import app
-from kgpipe.nlp.extractor import Extractor, ExtractOptions, build_extractor
+from kgpipe.nlp.extractor import ExtractOptions, Extractor, build_extractor
 from kgpipe.nlp.patterns import load_patterns
 from tests.conftest import REPO
 from tests.hostile.cases import assert_clear_error, assert_untouched, hostile, snapshot
-from tests.test_extract import CITY, PERSON, SEEDS, assert_offsets_exact, nlp, run_extract, seed, write_inputs  # noqa: F401
+from tests.test_extract import (  # noqa: F401
+    CITY,
+    PERSON,
+    SEEDS,
+    assert_offsets_exact,
+    nlp,
+    run_extract,
+    seed,
+    write_inputs,
+)
 
 LIMIT = 200  # ExtractParams.max_mention_chars's default
 
@@ -123,7 +132,7 @@ INVISIBLE = [
 @hostile("extract-invisible-characters", area="extract", outcome="handled",
          what="RTL and bidi controls, zero-width joiners and spaces, combining marks, astral emoji")
 def test_invisible_characters(tmp_path):
-    result, mentions, _ = run_extract(tmp_path, INVISIBLE)
+    _, mentions, _ = run_extract(tmp_path, INVISIBLE)
     check(INVISIBLE, mentions)
     # the clean sentence after the noise is found where it is (offsets count code points, as Python does)
     for doc_id, text in INVISIBLE:
