@@ -34,6 +34,20 @@ from _report import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_KINDS = ["glued", "token"]
+NOTES = {
+    "english": "english: plain English, the real NER on every word; spaCy's pipeline runs some 7,500 characters a "
+               "second here, so a 50 MB document would take about two hours per run and is not measured.",
+    "glued": "glued: the stage cuts a run without whitespace longer than max_mention_chars (200) into tokens of 200 "
+             "characters (spaCy's tokenizer is quadratic in a run of punctuation, and no kept mention can lie in "
+             "such a run), while bare nlp.pipe tokenizes the runs as they come, so the two parse different tokens "
+             "and their seconds differ for that reason too; the stage's mentions are 0 because every entity the "
+             "NER finds in this text touches such a run and is dropped (counted as dropped over-long). What "
+             "grows with the document in the stage is the document itself, held a few times over (parquet page, "
+             "arrow array, the Python str at 2 bytes a character since the corpus has non-Latin-1 letters).",
+    "token": "token: one run without whitespace; the stage parses it as tokens of 200 characters (250,000 of them "
+             "at 50 MB), bare nlp.pipe as one token per piece, hence the seconds; the stage's growth at 50 MB is "
+             "the document held a few times over.",
+}
 
 
 def make_text(kind: str, chars: int) -> str:
@@ -158,6 +172,8 @@ def main() -> None:
                      f"{stage['mentions']:,} | {stage['dropped_long_mentions']:,} |")
     command = ("python benchmarks/extract_memory.py --mb " + " ".join(f"{m:g}" for m in args.mb)
                + " --kinds " + " ".join(args.kinds))
+    for kind in args.kinds:
+        lines += ["", NOTES[kind]]
     key = "extract_memory" + ("" if args.kinds == DEFAULT_KINDS else "_" + "_".join(args.kinds))
     write_section(key, f"Extract stage memory on one-line documents ({', '.join(args.kinds)})", "\n".join(lines),
                   command, print_only=args.no_write)
