@@ -100,6 +100,7 @@ class Extractor:
         max_chars = min(self.options.max_chunk_chars, nlp.max_length - 1)
         self.max_chars = max(1, max_chars)
         self._allowed_types: dict[tuple[str, ...], frozenset[str]] = {}
+        self._long_run = re.compile(rf"\S{{{self.options.max_mention_chars + 1},}}")
 
     # --- the stream ---------------------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ class Extractor:
         max_mention_chars, which no kept mention can lie in, is cut into tokens of that length and
         recorded in user_data (RUNS_KEY) for extract_doc to drop the entities touching it."""
         limit = self.options.max_mention_chars
-        runs = [m.span() for m in re.finditer(rf"\S{{{limit + 1},}}", text)]
+        runs = [m.span() for m in self._long_run.finditer(text)]
         if not runs:
             return self.nlp.make_doc(text)
         from spacy.tokens import Doc
@@ -167,6 +168,13 @@ class Extractor:
         doc.user_data[RUNS_KEY] = runs
         return doc
 
+    def _prepare(self, text: str) -> str | Doc:
+        """What nlp.pipe gets for a piece: the text itself (tokenized by spaCy, in the workers when there
+        are several), or the Doc make_doc builds when the piece has an over-long run."""
+        if self._long_run.search(text) is None:
+            return text
+        return self.make_doc(text)
+
     def texts_per_batch(self, longest: int | None = None) -> int:
         """With several processes spaCy counts batches in texts: as many as fit max_batch_chars when every
         piece is as long as the longest document allows (`longest` characters; unknown: max_chars)."""
@@ -184,10 +192,10 @@ class Extractor:
             items: Iterator[Any] = self.batches(self.pieces(documents))
 
             def parse(batch: list[tuple[str, Any]]) -> Iterator[tuple[Doc, Any]]:
-                return nlp.pipe(((self.make_doc(text), context) for text, context in batch), as_tuples=True,
+                return nlp.pipe(((self._prepare(text), context) for text, context in batch), as_tuples=True,
                                 batch_size=len(batch))
         else:  # the workers' vocabularies are theirs; the zones free what deserialising the Docs adds here
-            pieces = ((self.make_doc(text), context) for text, context in self.pieces(documents))
+            pieces = ((self._prepare(text), context) for text, context in self.pieces(documents))
             items = iter(nlp.pipe(pieces, as_tuples=True, batch_size=self.texts_per_batch(longest),
                                   n_process=self.options.n_process))
 
