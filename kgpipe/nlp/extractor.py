@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kgpipe.nlp.documents import split_text
-from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_RELATION_MAP, DEFAULT_TYPE_PARENTS, ancestors
+from kgpipe.vocab import (
+    DEFAULT_LABEL_MAP,
+    DEFAULT_RELATION_MAP,
+    DEFAULT_TYPE_PARENTS,
+    ancestors,
+)
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -26,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RELATIVE_PRONOUN_TAGS = frozenset({"WP", "WDT", "WP$"})
+RUNS_KEY = "kgpipe_long_runs"  # Doc.user_data: character spans of runs without whitespace over max_mention_chars
+ZONE_CHARS = 1_000_000  # characters parsed in one spaCy memory zone (see Extractor.parsed)
 
 
 def mention_id(doc_id: str, start: int, end: int) -> str:
@@ -46,6 +54,11 @@ class ExtractOptions:
     max_chunk_chars: int = 100_000
     batch_size: int = 64
     n_process: int = 1
+    # characters parsed at once: the statistical components hold activations for every token of a batch,
+    # some 3 KB a character with en_core_web_sm, so a batch is counted in characters as well as in texts
+    max_batch_chars: int = 100_000
+    # longer entity spans (a run of text without spaces read as one entity) are dropped and counted
+    max_mention_chars: int = 200
     min_confidence: float = 0.0
     # (first relation, second relation) -> derived relation, e.g. (lives_in, located_in) -> lives_in
     compose: Mapping[tuple[str, str], str] = field(default_factory=dict)
@@ -59,7 +72,9 @@ class DocumentResult:
     mentions: list[dict[str, Any]]
     relations: list[dict[str, Any]]
     sentences: int = 0
-    dropped_mentions: int = 0
+    dropped_mentions: int = 0   # labels outside label_map
+    long_mentions: int = 0      # spans longer than max_mention_chars
+    last: bool = True           # from Extractor.stream: the document's last piece
 
 
 @dataclass
@@ -85,29 +100,150 @@ class Extractor:
         max_chars = min(self.options.max_chunk_chars, nlp.max_length - 1)
         self.max_chars = max(1, max_chars)
         self._allowed_types: dict[tuple[str, ...], frozenset[str]] = {}
+        self._long_run = re.compile(rf"\S{{{self.options.max_mention_chars + 1},}}")
 
     # --- the stream ---------------------------------------------------------------------------------
 
     def pieces(self, documents: Iterable[tuple[str, str]]) -> Iterator[tuple[str, tuple[str, int, bool]]]:
-        """(piece text, (doc_id, offset, last piece of its document)) for nlp.pipe(as_tuples=True)."""
+        """(piece text, (doc_id, offset, last piece of its document)) for nlp.pipe(as_tuples=True); lazy, so
+        only the piece being parsed and the next one exist beside the document text."""
         for doc_id, text in documents:
-            chunks = [(o, c) for o, c in split_text(text, self.max_chars) if c.strip()]
-            if not chunks:  # an empty or blank document still yields its (empty) result
+            chunks = ((o, c) for o, c in split_text(text, self.max_chars) if not c.isspace())
+            held = next(chunks, None)
+            if held is None:  # an empty or blank document still yields its (empty) result
                 yield "", (doc_id, 0, True)
                 continue
-            for i, (offset, chunk) in enumerate(chunks):
-                yield chunk, (doc_id, offset, i == len(chunks) - 1)
+            for following in chunks:
+                yield held[1], (doc_id, held[0], False)
+                held = following
+            yield held[1], (doc_id, held[0], True)
+
+    def batches(self, items: Iterable[tuple[str, Any]]) -> Iterator[list[tuple[str, Any]]]:
+        """Consecutive pieces, at most batch_size of them and max_batch_chars characters together (a piece
+        longer than that alone)."""
+        batch: list[tuple[str, Any]] = []
+        size = 0
+        for item in items:
+            if batch and (size + len(item[0]) > self.options.max_batch_chars
+                          or len(batch) >= self.options.batch_size):
+                yield batch
+                batch, size = [], 0
+            batch.append(item)
+            size += len(item[0])
+        if batch:
+            yield batch
+
+    def make_doc(self, text: str) -> Doc:
+        """The tokenized piece. spaCy's tokenizer takes time quadratic in the length of a run without
+        whitespace made of punctuation (10,000 '!?.,;' take a minute), so a run longer than
+        max_mention_chars, which no kept mention can lie in, is cut into tokens of that length and
+        recorded in user_data (RUNS_KEY) for extract_doc to drop the entities touching it."""
+        limit = self.options.max_mention_chars
+        runs = [m.span() for m in self._long_run.finditer(text)]
+        if not runs:
+            return self.nlp.make_doc(text)
+        from spacy.tokens import Doc
+
+        words: list[str] = []
+        spaces: list[bool] = []
+
+        def tokenize(segment: str) -> None:
+            for token in self.nlp.make_doc(segment):
+                words.append(token.text)
+                spaces.append(bool(token.whitespace_))
+
+        at = 0
+        for start, end in runs:
+            if start > at:
+                tokenize(text[at:start])
+            # the run's slices are tokens as they are; whitespace after the run starts the next segment
+            words.extend(text[k:min(k + limit, end)] for k in range(start, end, limit))
+            spaces.extend([False] * len(range(start, end, limit)))
+            at = end
+        if at < len(text):
+            tokenize(text[at:])
+        doc = Doc(self.nlp.vocab, words=words, spaces=spaces)
+        if doc.text != text:  # cannot happen with spaCy's tokenizer; the plain way is then the safe one
+            return self.nlp.make_doc(text)
+        doc.user_data[RUNS_KEY] = runs
+        return doc
+
+    def _prepare(self, text: str) -> str | Doc:
+        """What nlp.pipe gets for a piece: the text itself (tokenized by spaCy, in the workers when there
+        are several), or the Doc make_doc builds when the piece has an over-long run."""
+        if self._long_run.search(text) is None:
+            return text
+        return self.make_doc(text)
+
+    def texts_per_batch(self, longest: int | None = None) -> int:
+        """With several processes spaCy counts batches in texts: as many as fit max_batch_chars when every
+        piece is as long as the longest document allows (`longest` characters; unknown: max_chars)."""
+        piece = self.max_chars if longest is None else max(1, min(longest, self.max_chars))
+        return max(1, min(self.options.batch_size, self.options.max_batch_chars // piece))
+
+    def parsed(self, documents: Iterable[tuple[str, str]], longest: int | None = None
+               ) -> Iterator[tuple[Doc, tuple[str, int, bool]]]:
+        """(Doc, (doc_id, offset, last)) for every piece, in order. Each Doc is valid only until the next is
+        asked for: pieces are parsed inside spaCy memory zones of ZONE_CHARS characters, each of which frees
+        the strings and lexemes it added to the vocabulary (text of unique words would grow it without
+        bound); a zone spans several batches because every zone must look its words up afresh."""
+        nlp = self.nlp
+        if self.options.n_process == 1:
+            items: Iterator[Any] = self.batches(self.pieces(documents))
+
+            def parse(batch: list[tuple[str, Any]]) -> Iterator[tuple[Doc, Any]]:
+                return nlp.pipe(((self._prepare(text), context) for text, context in batch), as_tuples=True,
+                                batch_size=len(batch))
+        else:  # the workers' vocabularies are theirs; the zones free what deserialising the Docs adds here
+            pieces = ((self._prepare(text), context) for text, context in self.pieces(documents))
+            items = iter(nlp.pipe(pieces, as_tuples=True, batch_size=self.texts_per_batch(longest),
+                                  n_process=self.options.n_process))
+
+            def parse(item: tuple[Doc, Any]) -> Iterator[tuple[Doc, Any]]:
+                return iter((item,))
+        exhausted = False
+        while not exhausted:
+            with nlp.memory_zone():
+                chars = 0
+                for item in items:
+                    for doc, context in parse(item):
+                        chars += doc[-1].idx + len(doc[-1].text_with_ws) if len(doc) else 0
+                        yield doc, context
+                    if chars >= ZONE_CHARS:
+                        break
+                else:
+                    exhausted = True
+
+    def stream(self, documents: Iterable[tuple[str, str]], longest: int | None = None
+               ) -> Iterator[DocumentResult]:
+        """One result per piece, in order: its mentions and relations, sentence numbers continuing over the
+        pieces of a document, `last` set on a document's last piece (a blank document: one empty result).
+        Nothing is kept from piece to piece but the document's sentence count, so memory does not grow
+        with the document."""
+        sentences: dict[str, int] = {}
+        for doc, (doc_id, offset, last) in self.parsed(documents, longest):
+            base = sentences.pop(doc_id, 0)
+            result = DocumentResult(doc_id, [], [], sentences=base)
+            self.extract_doc(doc, doc_id, offset, result)
+            if not last:
+                sentences[doc_id] = result.sentences
+            result.sentences -= base
+            result.last = last
+            yield result
 
     def extract(self, documents: Iterable[tuple[str, str]]) -> Iterator[DocumentResult]:
-        """One result per input document, in input order."""
-        stream = self.nlp.pipe(self.pieces(documents), as_tuples=True, batch_size=self.options.batch_size,
-                               n_process=self.options.n_process)
+        """One result per input document, in input order (its rows held together: for documents of any
+        size use stream())."""
         current: DocumentResult | None = None
-        for doc, (doc_id, offset, last) in stream:
+        for piece in self.stream(documents):
             if current is None:
-                current = DocumentResult(doc_id, [], [])
-            self.extract_doc(doc, doc_id, offset, current)
-            if last:
+                current = DocumentResult(piece.doc_id, [], [])
+            current.mentions.extend(piece.mentions)
+            current.relations.extend(piece.relations)
+            current.sentences += piece.sentences
+            current.dropped_mentions += piece.dropped_mentions
+            current.long_mentions += piece.long_mentions
+            if piece.last:
                 yield current
                 current = None
 
@@ -136,6 +272,8 @@ class Extractor:
         sentence_starts = [sent.start for sent in sentences]
         result.sentences += len(sentences)
         gazetteer_spans = {(s.start, s.end) for s in doc.spans.get(SPANS_KEY, [])} if doc.spans else set()
+        runs = doc.user_data.get(RUNS_KEY) or []
+        run_ends = [end for _, end in runs]
         label_map = self.options.label_map
         by_root: dict[int, _Mention] = {}
         for ent in doc.ents:
@@ -144,6 +282,11 @@ class Extractor:
                 continue
             if label not in label_map and not self.options.keep_unmapped_labels:
                 result.dropped_mentions += 1
+                continue
+            k = bisect_right(run_ends, ent.start_char)  # the first over-long run ending after the span starts
+            if ent.end_char - ent.start_char > self.options.max_mention_chars or (
+                    k < len(runs) and runs[k][0] < ent.end_char):
+                result.long_mentions += 1
                 continue
             seed_iri = ent.kb_id_ or None
             source = "gazetteer" if (ent.start, ent.end) in gazetteer_spans else "ner"

@@ -11,6 +11,7 @@ in" and a sentence-initial "Born in Paris, ..." are not mentions, while a mis-ta
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -195,7 +196,9 @@ class SeedGazetteer:
 
     def __call__(self, doc: Doc) -> Doc:
         found = self.find(doc)
-        ner = list(doc.ents)
+        ner = list(doc.ents)  # sorted and disjoint, so sorted by end as well
+        ner_starts, ner_ends = [e.start for e in ner], [e.end for e in ner]
+        proper = _ProperNouns(doc)
         by_extent = {(e.start, e.end): e for e in ner}
         from_gazetteer: list[Span] = []
         taken: list[Span] = []
@@ -212,13 +215,15 @@ class SeedGazetteer:
                 else:
                     by_extent[(g.start, g.end)] = Span(doc, g.start, g.end, label=twin.label, kb_id=g.kb_id)
                 continue
-            overlapping = [e for e in ner if e.start < g.end and g.start < e.end]
+            # the NER spans overlapping g, found by bisection: a Doc full of names stays linear
+            overlapping = ner[bisect_right(ner_ends, g.start):bisect_left(ner_starts, g.end)]
             if not overlapping:
                 taken.append(g)
                 continue
             if self.mode == "yield":
                 continue
-            if any(e.start <= g.start and g.end <= e.end and _extends_name(e, g) for e in overlapping):
+            if any(e.start <= g.start and g.end <= e.end and proper.count(e) > proper.count(g)
+                   for e in overlapping):  # a longer name: outer adds a proper noun, not just 'the'
                 continue
             for e in overlapping:
                 by_extent.pop((e.start, e.end), None)
@@ -247,10 +252,24 @@ def _known_lemmas(nlp: Language) -> dict[str, frozenset[str]]:
     return known
 
 
-def _extends_name(outer: Span, inner: Span) -> bool:
-    """Whether outer adds a proper noun to inner (a longer name), not just 'the' or punctuation."""
-    extra = [t for t in outer if not inner.start <= t.i < inner.end]
-    return any(t.pos_ == "PROPN" for t in extra)
+class _ProperNouns:
+    """Proper nouns in any span of a Doc in constant time (prefix counts, made on first use), so that
+    comparing a long NER span with the many seed names inside it does not walk its tokens each time."""
+
+    def __init__(self, doc: Doc) -> None:
+        self.doc = doc
+        self._before: list[int] | None = None
+
+    def count(self, span: Span) -> int:
+        if self._before is None:
+            from itertools import accumulate
+
+            from spacy.attrs import POS
+            from spacy.parts_of_speech import PROPN
+
+            flags = (int(pos == PROPN) for pos in self.doc.to_array(POS).tolist())
+            self._before = [0, *accumulate(flags)]
+        return self._before[span.end] - self._before[span.start]
 
 
 @Language.factory(COMPONENT, default_config={"mode": "override", "ignore_case": True,

@@ -184,32 +184,37 @@ class PathIndex:
             return
         satisfies, heads = self._satisfied(doc)
         anchors = sorted(t for t, held in satisfies.items() if not held.isdisjoint(self._anchor_constraints))
-        chains, positions = {}, {}
+        # No pattern's branch is longer than these, so an anchor's ancestors further up cannot be the top
+        # of a match: walking only that far keeps a deep parse (a hostile run-on "sentence") linear.
+        up_limit = max(n for n, _ in self._tries)
+        down_limit = max(n for _, n in self._tries)
+        chains = {}
+        below: dict[int, list[tuple[int, int]]] = defaultdict(list)  # top -> (anchor, its depth under top)
         for i in anchors:
             chain = [i]
-            while heads[chain[-1]] != chain[-1]:
+            while len(chain) <= max(up_limit, down_limit) and heads[chain[-1]] != chain[-1]:
                 chain.append(heads[chain[-1]])
             chains[i] = chain
-            positions[i] = {t: k for k, t in enumerate(chain)}
-        by_root: dict[int, list[int]] = defaultdict(list)  # anchors of one tree (sentence) only meet each other
-        for i in anchors:
-            by_root[chains[i][-1]].append(i)
-        for group in by_root.values():
-            for s in group:
-                up = chains[s]
-                for o in group:
-                    if o == s:
+            for depth, top in enumerate(chain[:down_limit + 1]):
+                below[top].append((i, depth))
+        for s in anchors:
+            up = chains[s]
+            pairs = []
+            for up_depth, top in enumerate(up[:up_limit + 1]):
+                for o, down_depth in below.get(top, ()):
+                    # top is the lowest common ancestor: the branches leave it through different children
+                    if o == s or (up_depth and down_depth and up[up_depth - 1] == chains[o][down_depth - 1]):
                         continue
-                    position = positions[o]
-                    depth = next(k for k, t in enumerate(up) if t in position)
-                    top = up[depth]
-                    to_subject = up[:depth][::-1]
-                    to_object = chains[o][:position[top]][::-1]
-                    trie = self._tries.get((len(to_subject), len(to_object)))
-                    if trie is not None:
-                        held = [satisfies.get(t, ()) for t in self._order(top, to_subject, to_object)]
-                        for payload in _walk(trie, held):
-                            yield payload, s, o
+                    pairs.append((o, up_depth, down_depth))
+            for o, up_depth, down_depth in sorted(pairs):
+                trie = self._tries.get((up_depth, down_depth))
+                if trie is not None:
+                    top = up[up_depth]
+                    to_subject = up[:up_depth][::-1]
+                    to_object = chains[o][:down_depth][::-1]
+                    held = [satisfies.get(t, ()) for t in self._order(top, to_subject, to_object)]
+                    for payload in _walk(trie, held):
+                        yield payload, s, o
 
 
 def _walk(trie: dict[int, Any], held: list[Any]) -> Iterator[Any]:

@@ -52,11 +52,16 @@ class ExtractParams(StageParams):
     n_process: int = Field(1, ge=1, description="processes for nlp.pipe")
     max_chunk_chars: int = Field(100_000, ge=1, description="longer documents are split at paragraph or "
                                                             "sentence boundaries (offsets kept)")
+    max_batch_chars: int = Field(100_000, ge=1, description="characters parsed at once (with n_process 1 "
+                                 "exactly; with more, batch_size is lowered to fit the longest document); "
+                                 "peak memory follows this, not the document size")
+    max_mention_chars: int = Field(200, ge=1, description="longer NER or gazetteer spans (a run of text "
+                                   "without spaces read as one entity) are dropped and counted")
 
 
 class ExtractStage(StageType):
     name = "extract"
-    version = 1
+    version = 2  # 2: spans over max_mention_chars dropped; batches bounded in characters
     description = "entity mentions (spaCy NER + seed-KG gazetteer) and relations (dependency/token patterns)"
     Params = ExtractParams
     inputs = (
@@ -72,13 +77,18 @@ class ExtractStage(StageType):
     )
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
-        from kgpipe.artifacts import DOCUMENTS, MENTIONS, RELATIONS, SEED_ENTITIES, read_table, write_table
-        from kgpipe.nlp.extractor import ExtractOptions, GazetteerOptions, build_extractor
+        from kgpipe.artifacts import MENTIONS, RELATIONS, SEED_ENTITIES, read_table
+        from kgpipe.nlp.extractor import (
+            ExtractOptions,
+            GazetteerOptions,
+            build_extractor,
+        )
         from kgpipe.nlp.models import load_model
         from kgpipe.nlp.patterns import load_patterns
+        from kgpipe.nlp.streams import DocumentReader, RowGroupWriter
 
         p: ExtractParams = ctx.params
-        documents = read_table(ctx.input("documents"), DOCUMENTS)
+        documents = DocumentReader(ctx.input("documents"))
         model = ctx.input("model")
         nlp = load_model(str(model) if model is not None else p.spacy_model, root=ctx.root)
 
@@ -94,36 +104,46 @@ class ExtractStage(StageType):
                                  keep_unmapped_labels=p.keep_unmapped_labels, max_chunk_chars=p.max_chunk_chars,
                                  batch_size=p.batch_size, n_process=p.n_process, min_confidence=p.min_confidence,
                                  compose={(rule.first, rule.then): rule.gives for rule in p.compose},
-                                 one_relation_per_pair=p.one_relation_per_pair)
+                                 one_relation_per_pair=p.one_relation_per_pair,
+                                 max_batch_chars=p.max_batch_chars, max_mention_chars=p.max_mention_chars)
         gazetteer = GazetteerOptions(mode=p.gazetteer_mode, ignore_case=p.gazetteer_ignore_case,
                                      single_token_pos=tuple(p.gazetteer_single_token_pos),
                                      min_alias_chars=p.gazetteer_min_alias_chars)
         extractor, facts = build_extractor(nlp, options=options, seed_entities=seeds, gazetteer=gazetteer,
                                            patterns=library)
 
-        mentions: list[dict[str, Any]] = []
-        relations: list[dict[str, Any]] = []
-        sentences = dropped = 0
-        texts = zip(documents["doc_id"].tolist(), documents["text"].tolist(), strict=True)
-        for result in ctx.track(extractor.extract(texts), description="extract", total=len(documents),
-                                every=max(1, len(documents) // 100)):
-            mentions.extend(result.mentions)
-            relations.extend(result.relations)
-            sentences += result.sentences
-            dropped += result.dropped_mentions
+        # rows go to the parquet files a row group at a time, so nothing here grows with the corpus
+        counts = dict.fromkeys(("sentences", "mentions", "mentions_ner", "mentions_gazetteer", "seed_linked",
+                                "dropped_unmapped_labels", "dropped_long_mentions", "relations"), 0)
+        unmapped: set[str] = set()
+        longest = documents.longest() if p.n_process > 1 else None
+        texts = ctx.track(documents, description="extract", total=documents.rows,
+                          every=max(1, documents.rows // 100))
+        with RowGroupWriter(ctx.output("mentions"), MENTIONS) as mentions, \
+                RowGroupWriter(ctx.output("relations"), RELATIONS) as relations:
+            for piece in extractor.stream(texts, longest):
+                mentions.extend(piece.mentions)
+                relations.extend(piece.relations)
+                counts["sentences"] += piece.sentences
+                counts["dropped_unmapped_labels"] += piece.dropped_mentions
+                counts["dropped_long_mentions"] += piece.long_mentions
+                for m in piece.mentions:
+                    counts["mentions_ner" if m["source"] == "ner" else "mentions_gazetteer"] += 1
+                    counts["seed_linked"] += m["seed_iri"] is not None
+                unmapped.update(r["relation"] for r in piece.relations if r["relation_iri"] is None)
+        counts["mentions"], counts["relations"] = mentions.rows, relations.rows  # flushed on closing
 
-        unmapped = sorted({r["relation"] for r in relations if r["relation_iri"] is None})
         if unmapped:
             ctx.log.warning("extract: relation(s) %s have no IRI in relation_map; relation_iri is null",
-                            ", ".join(unmapped))
-        write_table(mentions, ctx.output("mentions"), MENTIONS)
-        write_table(relations, ctx.output("relations"), RELATIONS)
+                            ", ".join(sorted(unmapped)))
+        if counts["dropped_long_mentions"]:
+            ctx.log.warning("extract: %d entity span(s) longer than max_mention_chars (%d) dropped",
+                            counts["dropped_long_mentions"], p.max_mention_chars)
         return {
-            "documents": len(documents), "sentences": sentences, "mentions": len(mentions),
-            "mentions_ner": sum(m["source"] == "ner" for m in mentions),
-            "mentions_gazetteer": sum(m["source"] == "gazetteer" for m in mentions),
-            "seed_linked": sum(m["seed_iri"] is not None for m in mentions),
-            "dropped_unmapped_labels": dropped, "relations": len(relations),
+            "documents": documents.rows, "sentences": counts["sentences"], "mentions": counts["mentions"],
+            "mentions_ner": counts["mentions_ner"], "mentions_gazetteer": counts["mentions_gazetteer"],
+            "seed_linked": counts["seed_linked"], "dropped_unmapped_labels": counts["dropped_unmapped_labels"],
+            "dropped_long_mentions": counts["dropped_long_mentions"], "relations": counts["relations"],
             "patterns": len(library) if library is not None else 0,
             "gazetteer_names": facts.get("gazetteer_names", 0), "model": nlp.meta.get("name", "?"),
         }

@@ -1,0 +1,111 @@
+"""The extract stage's tables as streams: documents.parquet read a few rows at a time, mention and relation
+rows written a row group at a time, so that the stage's memory does not grow with the corpus or its outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from kgpipe.artifacts import DOCUMENTS, TableSchema, to_arrow
+from kgpipe.atomic import atomic_path
+from kgpipe.errors import ArtifactError
+
+READ_ROWS = 8             # documents decoded at once (each may be megabytes)
+READ_BUFFER = 1 << 20     # bytes read at a time within a column chunk, rather than the whole chunk
+GROUP_ROWS = 20_000       # rows per parquet row group written
+
+
+class DocumentReader:
+    """(doc_id, text) of documents.parquet in file order; `rows` without reading the texts."""
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = path
+        if not path.exists():
+            raise ArtifactError(f"{path}: artifact does not exist", hint="run the stage that produces it")
+        try:
+            self._file = pq.ParquetFile(path, buffer_size=READ_BUFFER)
+        except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
+            raise ArtifactError(f"{path}: not a readable parquet file ({exc})",
+                                hint="re-run the stage that produces it (kgpipe run --force)") from exc
+        names = self._file.schema_arrow.names
+        missing = [c for c in DOCUMENTS.column_names if c not in names]
+        if missing:
+            raise ArtifactError(f"{path}: not a '{DOCUMENTS.name}' table, missing column(s) {', '.join(missing)}",
+                                hint="re-run the stage that produces it (kgpipe run --force)")
+        self.rows = self._file.metadata.num_rows
+
+    def _batches(self, columns: list[str]) -> Iterator[Any]:
+        try:
+            yield from self._file.iter_batches(batch_size=READ_ROWS, columns=columns)
+        except OSError as exc:  # a damaged page is found only when it is read
+            raise ArtifactError(f"{self.path}: not a readable parquet file ({exc})",
+                                hint="re-run the stage that produces it (kgpipe run --force)") from exc
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        row = 0
+        for batch in self._batches(["doc_id", "text"]):
+            ids, texts = batch.column(0), batch.column(1)
+            for i in range(batch.num_rows):  # one document's Python str at a time
+                row += 1
+                doc_id, text = ids[i].as_py(), texts[i].as_py()
+                if not isinstance(doc_id, str) or not isinstance(text, str):
+                    raise ArtifactError(f"{self.path}: row {row} has no doc_id or no text",
+                                        hint="re-run ingest (kgpipe run --force)")
+                yield doc_id, text
+
+    def longest(self) -> int:
+        """The longest text in characters (one pass over the text column, in pyarrow)."""
+        import pyarrow.compute as pc
+
+        longest = 0
+        for batch in self._batches(["text"]):
+            if batch.num_rows:
+                longest = max(longest, pc.max(pc.utf8_length(batch.column(0))).as_py() or 0)
+        return longest
+
+
+class RowGroupWriter:
+    """Rows appended to a parquet file (atomically written: it appears whole on a clean exit, not at all
+    after an error), GROUP_ROWS rows per row group."""
+
+    def __init__(self, path: Path, schema: TableSchema, *, group_rows: int = GROUP_ROWS) -> None:
+        self.path = path
+        self.schema = schema
+        self.group_rows = group_rows
+        self.rows = 0
+        self._pending: list[Mapping[str, Any]] = []
+        self._stack = ExitStack()
+        self._writer: Any = None
+
+    def __enter__(self) -> Self:
+        import pyarrow.parquet as pq
+
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        self._writer = pq.ParquetWriter(tmp, self.schema.arrow)
+        return self
+
+    def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        self._pending.extend(rows)
+        if len(self._pending) >= self.group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(to_arrow(self._pending, self.schema))
+            self.rows += len(self._pending)
+            self._pending = []
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> bool | None:
+        try:
+            if error is None:
+                self._flush()
+        finally:
+            self._writer.close()  # before atomic_path commits (or removes) the file
+        return self._stack.__exit__(kind, error, trace)
