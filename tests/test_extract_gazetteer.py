@@ -14,7 +14,7 @@ import pytest
 from kgpipe.nlp.extractor import ExtractOptions, Extractor, GazetteerOptions, build_extractor
 from kgpipe.nlp.gazetteer import build_entries, label_for_types
 from kgpipe.vocab import DEFAULT_LABEL_MAP, SCHEMA
-from tests.test_extract import CITY, PERSON, SAMPLE, UNIVERSITY, nlp, seed  # noqa: F401  (nlp: the fixture)
+from tests.test_extract import CITY, PERSON, SAMPLE, UNIVERSITY, seed
 
 COUNTRY, AWARD = SCHEMA + "Country", "http://kgpipe.org/sample/Award"
 STOCK_LABELS = ("PERSON", "ORG", "GPE", "LOC", "FAC", "NORP", "DATE")

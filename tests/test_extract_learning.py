@@ -17,7 +17,7 @@ from kgpipe.errors import InputError
 from kgpipe.nlp.labelled import read_labelled
 from kgpipe.nlp.learn import LearnOptions, _Pair, candidates, cross_validate, learn_patterns, path_shape, predict, rank
 from kgpipe.nlp.patterns import load_patterns
-from tests.test_extract import nlp, run_extract  # noqa: F401  (nlp: the session's spaCy model fixture)
+from tests.test_extract import run_extract
 
 
 def sentence(text: str, entities: list[tuple[int, int, str]], relations: list[tuple[int, int, str]] = ()

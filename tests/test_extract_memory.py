@@ -33,7 +33,8 @@ from kgpipe.runner import run
 result = run(Path(sys.argv[1]), force=True)
 status = Path("/proc/self/status").read_text()
 hwm = next(int(line.split()[1]) // 1024 for line in status.splitlines() if line.startswith("VmHWM"))
-peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) // 1024
+peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) // 1024
 print(json.dumps({"peak_mb": max(peak, hwm), "summary": result.summaries["extract"]}))
 """
 

@@ -15,7 +15,6 @@ from kgpipe.errors import InputError
 from kgpipe.nlp.extractor import ExtractOptions, Extractor
 from kgpipe.nlp.patterns import LoadedPattern, PatternLibrary, RelationPattern, load_pattern_file, load_patterns
 from tests.conftest import REPO
-from tests.test_extract import nlp  # noqa: F401  (the session's spaCy model fixture)
 
 DEFAULT_LIBRARY = load_patterns([REPO / "pipelines" / "patterns"])
 
@@ -138,7 +137,7 @@ def test_duplicate_ids_across_files_and_bad_yaml_are_errors(tmp_path):
     with pytest.raises(InputError, match=r"b.yaml:2: pattern 'lives.verb': field 'id': duplicate id .*a.yaml:2"):
         load_patterns([tmp_path])
     (tmp_path / "b.yaml").write_text("patterns: [\n", encoding="utf-8")
-    with pytest.raises(InputError, match="b.yaml:2: invalid YAML"):
+    with pytest.raises(InputError, match=r"b\.yaml:2: invalid YAML"):
         load_patterns([tmp_path / "b.yaml"])
     (tmp_path / "b.yaml").write_text("rules: []\n", encoding="utf-8")
     with pytest.raises(InputError, match="unknown top-level key 'rules'"):
@@ -216,10 +215,10 @@ def test_path_of_accepts_paths_between_the_anchors_and_nothing_else():
     born = [node("verb", LEMMA="bear"), node("person", "verb", DEP="nsubjpass"), node("in", "verb", LOWER="in"),
             node("place", "in", DEP="pobj")]
     assert path_of(born, "person", "place") == ("verb", ["person"], ["in", "place"])
-    appos = born[:2] + [node("place", "person", DEP="appos")]
+    appos = [*born[:2], node("place", "person", DEP="appos")]
     assert path_of(appos, "place", "verb") == ("verb", ["person", "place"], [])
-    assert path_of(born + [node("neg", "verb", DEP="neg")], "person", "place") is None        # a node off the path
-    assert path_of(born[:3] + [node("place", "in", ">>", DEP="pobj")], "person", "place") is None  # another operator
+    assert path_of([*born, node("neg", "verb", DEP="neg")], "person", "place") is None        # a node off the path
+    assert path_of([*born[:3], node("place", "in", ">>", DEP="pobj")], "person", "place") is None  # another operator
     assert path_of([node("x"), node("a", "x"), node("b", "a"), node("c", "a")], "b", "c") is None  # top is not the LCA
     assert path_of(born, "person", "person") is None
 

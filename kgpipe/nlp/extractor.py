@@ -191,7 +191,7 @@ class Extractor:
         if self.options.n_process == 1:
             items: Iterator[Any] = self.batches(self.pieces(documents))
 
-            def parse(batch: list[tuple[str, Any]]) -> Iterator[tuple[Doc, Any]]:
+            def parse(batch: Any) -> Iterator[tuple[Doc, Any]]:  # a list of (text, context)
                 return nlp.pipe(((self._prepare(text), context) for text, context in batch), as_tuples=True,
                                 batch_size=len(batch))
         else:  # the workers' vocabularies are theirs; the zones free what deserialising the Docs adds here
@@ -199,8 +199,8 @@ class Extractor:
             items = iter(nlp.pipe(pieces, as_tuples=True, batch_size=self.texts_per_batch(longest),
                                   n_process=self.options.n_process))
 
-            def parse(item: tuple[Doc, Any]) -> Iterator[tuple[Doc, Any]]:
-                return iter((item,))
+            def parse(batch: Any) -> Iterator[tuple[Doc, Any]]:  # one (Doc, context) the workers parsed
+                return iter((batch,))
         exhausted = False
         while not exhausted:
             with nlp.memory_zone():
@@ -265,10 +265,8 @@ class Extractor:
 
         result = result if result is not None else DocumentResult(doc_id, [], [])
         sentence_base = result.sentences
-        if doc.has_annotation("SENT_START"):
-            sentences = list(doc.sents)
-        else:  # a pipeline without parser or senter: the piece is one sentence
-            sentences = [doc[:]] if len(doc) else []
+        # a pipeline without parser or senter: the piece is one sentence
+        sentences = list(doc.sents) if doc.has_annotation("SENT_START") else [doc[:]] if len(doc) else []
         sentence_starts = [sent.start for sent in sentences]
         result.sentences += len(sentences)
         gazetteer_spans = {(s.start, s.end) for s in doc.spans.get(SPANS_KEY, [])} if doc.spans else set()

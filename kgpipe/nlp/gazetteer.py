@@ -145,7 +145,7 @@ class SeedGazetteer:
                  ignore_case: bool = True, single_token_pos: Sequence[str] = ("PROPN", "NOUN")) -> None:
         self.name = name
         self.vocab = nlp.vocab
-        self.tokenizer = nlp.tokenizer
+        self.tokenizer: Any = nlp.tokenizer  # spaCy types it as a str -> Doc callable; it has .pipe
         self.mode = mode
         self.ignore_case = ignore_case
         self.single_token_pos = frozenset(single_token_pos)
@@ -161,7 +161,7 @@ class SeedGazetteer:
         self.phrase_matcher = PhraseMatcher(self.vocab, attr="LOWER" if self.ignore_case else "ORTH")
         self.single = {}
         docs = self.tokenizer.pipe(entry.name for entry in self.entries)
-        for index, (entry, doc) in enumerate(zip(self.entries, docs, strict=True)):
+        for index, (_entry, doc) in enumerate(zip(self.entries, docs, strict=True)):
             if len(doc) == 1:
                 self.single[doc[0].orth] = index
             elif len(doc) > 1:
@@ -287,6 +287,8 @@ def install_gazetteer(nlp: Language, entries: Iterable[GazetteerEntry], *, mode:
         nlp.remove_pipe(COMPONENT)
     component = nlp.add_pipe(COMPONENT, last=True, config={
         "mode": mode, "ignore_case": ignore_case, "single_token_pos": list(single_token_pos)})
+    if not isinstance(component, SeedGazetteer):  # add_pipe is typed as returning any component
+        raise TypeError(f"component '{COMPONENT}' is a {type(component).__name__}, not kgpipe's gazetteer")
     component.set_entries(entries)
     return component
 

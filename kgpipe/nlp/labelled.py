@@ -110,8 +110,10 @@ def make_doc(vocab_or_nlp: Any, sentence: LabelledSentence) -> Doc:
     if sentence.tokens is not None:
         words = list(sentence.tokens)
         vocab: Vocab = getattr(vocab_or_nlp, "vocab", vocab_or_nlp)
+        # spaCy's parameter is list[bool | int | None], and list is invariant
+        starts: list[bool | int | None] | None = [True, *[False] * (len(words) - 1)] if words else None
         return Doc(vocab, words=words, spaces=[True] * (len(words) - 1) + [False] if words else [],
-                   sent_starts=[True] + [False] * (len(words) - 1) if words else None)
+                   sent_starts=starts)
     return vocab_or_nlp.make_doc(sentence.text)
 
 

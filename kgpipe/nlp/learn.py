@@ -19,6 +19,7 @@ over all folds are kept.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -218,7 +219,8 @@ def rank(pairs: Sequence[_Pair], table: Mapping[Key, _Candidate]) -> Ranked:
     first, each with the relation it would give."""
     groups: dict[tuple[int, int, int], list[tuple[_Candidate, tuple[int, int, int, str]]]] = defaultdict(list)
     for pair in pairs:
-        unordered = (pair.sentence, *sorted((pair.subject, pair.object)))
+        low, high = sorted((pair.subject, pair.object))
+        unordered = (pair.sentence, low, high)
         for key in pair.keys:
             candidate = table.get(key)
             if candidate is not None:
@@ -281,15 +283,18 @@ def cross_validate(pairs: Sequence[_Pair], n_sentences: int, folds: int,
     default = max(grid, key=lambda g: (round(_micro(score({}, g), gold)[2], 9), closeness(g)))
     default_f1 = _micro(score({}, default), gold)[2]
     chosen = dict.fromkeys(labels, default)
+    def rank_setting(g: tuple[float, int], lab: str) -> tuple[float, bool, tuple[float, int]]:
+        return round(_micro(score({**chosen, lab: g}, default), gold)[2], 9), g == chosen[lab], closeness(g)
+
     for _ in range(2):
         for label in labels:
-            chosen[label] = max(grid, key=lambda g, lab=label: (
-                round(_micro(score({**chosen, lab: g}, default), gold)[2], 9), g == chosen[lab], closeness(g)))
+            chosen[label] = max(grid, key=functools.partial(rank_setting, lab=label))
     predicted = score(chosen, default)
     per_relation = {lab: _micro({x for x in predicted if x[3] == lab}, {x for x in gold if x[3] == lab})
                     for lab in labels}
     result = CrossValidation(folds, default, round(default_f1, 4), round(_micro(predicted, gold)[2], 4),
-                             {lab: tuple(round(v, 4) for v in prf) for lab, prf in per_relation.items()})
+                             {lab: (round(p, 4), round(r, 4), round(f, 4))
+                              for lab, (p, r, f) in per_relation.items()})
     return chosen, result
 
 

@@ -92,4 +92,4 @@ def load_model(spec: str, root: Path | None = None, *, cache: bool = True) -> La
 
 def ner_labels(nlp: Language) -> tuple[str, ...]:
     """The entity labels the pipeline's statistical NER can predict (empty without one)."""
-    return tuple(nlp.get_pipe("ner").labels) if "ner" in nlp.pipe_names else ()
+    return tuple(getattr(nlp.get_pipe("ner"), "labels", ())) if "ner" in nlp.pipe_names else ()

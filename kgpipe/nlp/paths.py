@@ -42,7 +42,7 @@ def path_of(nodes: Sequence[Mapping[str, Any]], subject: Any, obj: Any) -> tuple
         parent[node["RIGHT_ID"]] = node["LEFT_ID"]
 
     def down_to(anchor: Any) -> list[Any] | None:
-        chain = []
+        chain: list[Any] = []
         while anchor != top:
             if anchor not in parent or len(chain) > len(nodes):
                 return None
@@ -146,14 +146,14 @@ class PathIndex:
         heads = (np.arange(len(doc)) + array[:, -1].astype(np.int64)).tolist()  # HEAD: signed offset to the head
         satisfies: dict[int, set[int]] = defaultdict(set)
         for signature, table in self._tables.items():
-            keys = zip(*(values[a] for a in signature)) if signature else [()] * len(doc)
+            keys = zip(*(values[a] for a in signature), strict=True) if signature else [()] * len(doc)
             for i, key in enumerate(keys):
                 ids = table.get(key)
                 if ids:
                     satisfies[i].update(ids)
         if len(self._matcher):
-            for key, start, _end in self._matcher(doc):
-                satisfies[start].add(self._match_keys[key])
+            for match_key, start, _end in self._matcher(doc):
+                satisfies[start].add(self._match_keys[match_key])
         return satisfies, heads
 
     @staticmethod

@@ -164,7 +164,7 @@ def load_pattern_file(path: Path, *, display: str | None = None) -> list[LoadedP
     result = []
     for index, raw in enumerate(data.get("patterns") or []):
         line = lines.get(("patterns", index))
-        pattern_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else f"#{index + 1}"
+        pattern_id: str = raw["id"] if isinstance(raw, dict) and isinstance(raw.get("id"), str) else f"#{index + 1}"
 
         def fail(field: str, message: str, loc: tuple[Any, ...] = (), *, _id: str = pattern_id,
                  _index: int = index, _line: int | None = line) -> InputError:
@@ -411,12 +411,13 @@ class RelationMatcher:
                 pattern, s, o = self.by_key[key]
                 found.append(PatternMatch(pattern, token_ids[s], token_ids[o]))
         if len(self.token_matcher):
-            for key, start, _end, alignment in self.token_matcher(doc, with_alignments=True):
+            aligned: Any = self.token_matcher(doc, with_alignments=True)  # 4-tuples; the stubs say 3
+            for key, start, _end, alignment in aligned:
                 pattern, s, o = self.by_key[key]
-                subject = next((start + k for k, element in enumerate(alignment) if element == s), None)
-                obj = next((start + k for k, element in enumerate(alignment) if element == o), None)
-                if subject is not None and obj is not None:
-                    found.append(PatternMatch(pattern, subject, obj))
+                first = next((start + k for k, element in enumerate(alignment) if element == s), None)
+                second = next((start + k for k, element in enumerate(alignment) if element == o), None)
+                if first is not None and second is not None:
+                    found.append(PatternMatch(pattern, first, second))
         return found
 
 

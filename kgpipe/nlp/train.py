@@ -132,7 +132,7 @@ def train_ner(train: Sequence[LabelledSentence], output: Path, options: TrainOpt
         raise KgpipeError(f"base model '{options.base_model}' has no NER component to update")
     train_examples = make_examples(nlp, train, options.label_renames)
     dev_examples = make_examples(nlp, dev, options.label_renames) if dev else []
-    ner = nlp.get_pipe("ner")
+    ner: Any = nlp.get_pipe("ner")  # spaCy's EntityRecognizer (typed as a plain Doc -> Doc callable)
     labels = sorted({ent.label_ for ex in train_examples for ent in ex.reference.ents})
     for label in labels:
         ner.add_label(label)

@@ -25,7 +25,6 @@ from tests.test_extract import (  # noqa: F401
     PERSON,
     SEEDS,
     assert_offsets_exact,
-    nlp,
     run_extract,
     seed,
     write_inputs,
