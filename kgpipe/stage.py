@@ -89,6 +89,9 @@ class ValidationContext:
     pipeline_file: Path
     line_of: Callable[..., int | None] = field(default=lambda *loc: None)
 
+    def input(self, name: str) -> Any:
+        return self.inputs.get(name)
+
     def error(self, message: str, *, param: str | None = None, hint: str | None = None) -> PipelineError:
         """A PipelineError at the line of `param` (dotted, e.g. 'model' or 'early_stopping.metric')."""
         loc: tuple[str, ...] = ("stages", self.stage, "params", *param.split(".")) if param else ("stages", self.stage)

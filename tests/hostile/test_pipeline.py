@@ -227,3 +227,24 @@ def test_pattern_files_have_limits_of_their_own(case: Case, tmp_path: Path) -> N
         load_pattern_file(deep)
     assert err.value.exit_code == case.exit_code and err.value.line == 2
     assert "nested deeper than 64 levels" in str(err.value) and "deep.yaml:2" in str(err.value)
+
+
+@parametrize(Case("pipe-missing-spacy-model", "pipeline", "extract's spacy_model names a package that is not "
+                  "installed", "error", 7),
+             Case("pipe-missing-base-model", "pipeline", "inject's base_model names neither a folder nor a cached "
+                  "model (nothing is downloaded)", "error", 7))
+def test_a_missing_model_stops_the_run_before_ingest(case: Case, tmp_path: Path) -> None:
+    """The validate hooks of extract and inject run before any stage: nothing is written."""
+    from tests.test_embed_config import _default_pipeline_with
+
+    pipeline = _default_pipeline_with(tmp_path)
+    document = yaml.safe_load(pipeline.read_text())
+    stage, param, value = (("extract", "spacy_model", "xx_no_such_model") if case.id.endswith("spacy-model")
+                           else ("inject", "base_model", "no/such/encoder"))
+    document["stages"][stage]["params"][param] = value
+    pipeline.write_text(yaml.safe_dump(document, sort_keys=False))
+    before = snapshot(tmp_path)
+    for command in (["run", pipeline], ["run", pipeline, "--dry-run"]):
+        assert_clear_error(invoke(*command), case.exit_code, value, "hint:")
+    assert_untouched(before, tmp_path)
+    assert not (tmp_path / "artifacts").exists()
