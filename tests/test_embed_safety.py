@@ -97,7 +97,7 @@ def test_safetensors_files_have_the_same_bytes_for_the_same_tensors(tmp_path: Pa
     from safetensors.numpy import load_file as load_numpy
     from safetensors.torch import load_file, safe_open
 
-    from kgpipe.embed.tensorfile import torch_bytes, write_numpy, write_torch
+    from kgpipe.tensorfile import torch_bytes, write_numpy, write_torch
 
     tensors = {name: torch.randn(3, i + 1) for i, name in enumerate("zyxwvu")}
     metadata = {f"key{i}": str(i) for i in range(12)}  # safetensors writes these in hash-map order

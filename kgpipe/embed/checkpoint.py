@@ -135,7 +135,7 @@ def _split_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
 
 def write_checkpoint(folder: Path, checkpoint: Checkpoint, identity: Mapping[str, Any]) -> None:
     """Write the tensors, then the JSON naming them; older tensor files go once the JSON is in place."""
-    from kgpipe.embed.tensorfile import torch_bytes
+    from kgpipe.tensorfile import torch_bytes
 
     folder.mkdir(parents=True, exist_ok=True)
     optimizer_tensors, optimizer_rest = _split_optimizer(checkpoint.optimizer)

@@ -68,7 +68,7 @@ def export_embeddings(model: Any, *, entity_ids: Sequence[str], entity_labels: S
     Relation rows are the relations in id order, then (for models trained with inverse triples) their
     reciprocal relations in the same order, flagged inverse.
     """
-    from kgpipe.embed.tensorfile import write_numpy
+    from kgpipe.tensorfile import write_numpy
 
     entities = representation_matrix(model.entity_representations[0])
     relations = representation_matrix(model.relation_representations[0])

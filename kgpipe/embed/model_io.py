@@ -53,7 +53,7 @@ def save_model(folder: Path, model: Any, *, training_triples: Any, config: Mappi
                entity_ids: Sequence[str], entity_labels: Sequence[str], relation_ids: Sequence[str],
                relation_labels: Sequence[str], extra: Mapping[str, Any] | None = None) -> None:
     """Write weights, training triples and model.json into folder (created if missing)."""
-    from kgpipe.embed.tensorfile import write_torch
+    from kgpipe.tensorfile import write_torch
 
     folder.mkdir(parents=True, exist_ok=True)
     write_torch(folder / WEIGHTS, model.state_dict(), metadata={"format": FORMAT})

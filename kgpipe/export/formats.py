@@ -64,25 +64,12 @@ def _safetensors_metadata(emb: Embeddings) -> dict[str, str]:
     return meta
 
 
-def canonical_safetensors(path: Path) -> None:
-    """Rewrite a safetensors header with sorted keys. The Rust writer keeps the metadata in a hash map, so its
-    order (and the file's bytes) changes from one process to the next; the tensor data stays as it is."""
-    raw = path.read_bytes()
-    size = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + size])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    text += b" " * (-len(text) % 8)   # the format pads the header with spaces to a multiple of 8 bytes
-    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + size:])
-
-
 @exporter("safetensors")
 def to_safetensors(emb: Embeddings, folder: Path) -> list[Path]:
-    from safetensors.numpy import save_file
+    from kgpipe.tensorfile import write_numpy
 
     path = folder / "embeddings.safetensors"
-    with atomic_path(path) as tmp:
-        save_file({"entity_embeddings": emb.vectors}, str(tmp), metadata=_safetensors_metadata(emb))
-        canonical_safetensors(tmp)
+    write_numpy(path, {"entity_embeddings": emb.vectors}, _safetensors_metadata(emb))
     return [path]
 
 
@@ -147,15 +134,13 @@ def to_torch(emb: Embeddings, folder: Path) -> list[Path]:
 def to_int8(emb: Embeddings, folder: Path) -> list[Path]:
     """int8 codes with a float32 scale per row: vector ~= codes * scale (error at most scale / 2)."""
     import torch
-    from safetensors.torch import save_file
 
     from kgpipe.lm.knowledge import quantize_int8
+    from kgpipe.tensorfile import write_torch
 
     codes, scales = quantize_int8(torch.from_numpy(emb.vectors.copy()))
     path = folder / "embeddings.int8.safetensors"
-    with atomic_path(path) as tmp:
-        save_file({"codes": codes, "scales": scales}, str(tmp), metadata=_safetensors_metadata(emb))
-        canonical_safetensors(tmp)
+    write_torch(path, {"codes": codes, "scales": scales}, _safetensors_metadata(emb))
     return [path]
 
 

@@ -200,7 +200,7 @@ class KnowledgeEnhancedEncoder(nn.Module):
 
     def save_pretrained(self, folder: str | Path, tokenizer: Any = None) -> Path:
         """config JSON + safetensors (knowledge table, map or fusion weights; the base too if fine-tuned)."""
-        from safetensors.torch import save_file
+        from kgpipe.tensorfile import write_torch
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -208,8 +208,7 @@ class KnowledgeEnhancedEncoder(nn.Module):
         if not self.config.freeze_base:
             self.base.save_pretrained(folder / "base")
             config["base_model"] = "base"
-        state = {k: v.contiguous() for k, v in self.state_dict().items() if not k.startswith("base.")}
-        save_file(state, str(folder / WEIGHTS_FILE))
+        write_torch(folder / WEIGHTS_FILE, {k: v for k, v in self.state_dict().items() if not k.startswith("base.")})
         (folder / ENTITIES_FILE).write_text(json.dumps(self.knowledge.ids), encoding="utf-8")
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         if tokenizer is not None:

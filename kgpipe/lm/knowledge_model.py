@@ -135,9 +135,9 @@ def load_knowledge_model(folder: Path) -> tuple[KnowledgeEnhancedEncoder, Any]:
 
 
 def save_head(head: torch.nn.Linear, labels: Sequence[str], folder: Path) -> None:
-    from safetensors.torch import save_file
+    from kgpipe.tensorfile import write_torch
 
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(folder / HEAD_FILE))
+    write_torch(folder / HEAD_FILE, dict(head.state_dict()))
     (folder / HEAD_LABELS).write_text(json.dumps(list(labels)), encoding="utf-8")
 
 

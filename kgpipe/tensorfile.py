@@ -1,5 +1,6 @@
-"""safetensors files with the same bytes for the same tensors: the safetensors library writes its
-metadata in hash-map order, which changes from run to run; here the header is rewritten with sorted keys.
+"""safetensors files with the same bytes for the same tensors (every kgpipe writer of safetensors uses this):
+the safetensors library writes its metadata in hash-map order, which changes from run to run; here the
+header is rewritten with sorted keys, and files are written atomically with the umask's mode.
 
 The layout stays the safetensors format (8-byte little-endian header length, JSON header padded with
 spaces to a multiple of 8, then the data), so every safetensors reader reads these files.
