@@ -9,7 +9,7 @@ left, so the kills walk through the stages), then run to the end and compared fi
 run. Reports which stage each kill hit, whether the artifacts are equal, and what the kills cost in time
 against the clean run (a ratio: kills and the resumed work over one uninterrupted run).
 
-Usage: python benchmarks/kill_test.py [--rounds 3] [--kills-per-round 8] [--window 0.35] [--seed 0] [--no-write]
+Usage: python benchmarks/kill_test.py [--rounds 3] [--kills-per-round 8] [--window 1.0] [--seed 0] [--no-write]
 """
 
 from __future__ import annotations
@@ -39,18 +39,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--kills-per-round", type=int, default=8)
-    parser.add_argument("--window", type=float, default=0.35, help="kills within this fraction of a clean run")
+    parser.add_argument("--window", type=float, default=1.0, help="kills within this fraction of a clean run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
     with tempfile.TemporaryDirectory(prefix="kgpipe-kill-") as tmp:
+        (Path(tmp) / "clean").mkdir()
         clean = write_sample_pipeline(Path(tmp) / "clean", EMBED)
         clean_seconds = kill_harness.timed_run(clean)
         reference = kill_harness.artifact_digests(clean)
         rows, hits, all_equal, total_kills = [], Counter(), True, 0
         for round_no in range(args.rounds):
+            (Path(tmp) / f"round{round_no}").mkdir()
             pipeline = write_sample_pipeline(Path(tmp) / f"round{round_no}", EMBED)
             moments = [rng.uniform(0.5, max(1.0, args.window * clean_seconds)) for _ in range(args.kills_per_round)]
             started = time.perf_counter()
@@ -62,7 +64,8 @@ def main() -> None:
             all_equal &= report.equal and not report.leftovers and not report.stale_after
             rows.append(f"| {round_no} | {sum(k.was_running for k in report.kills)} | {', '.join(landed)} | "
                         f"{'yes' if report.equal else 'NO: ' + ', '.join(report.differing[:5])} | "
-                        f"{len(report.leftovers)} | {', '.join(report.stale_after) or 'none'} | "
+                        f"{len(report.leftovers)} {' '.join(Path(p).name for p in report.leftovers[:3])} | "
+                        f"{', '.join(report.stale_after) or 'none'} | "
                         f"{elapsed:.0f} s ({elapsed / clean_seconds:.2f}x) |")
             print(rows[-1], flush=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -30,14 +31,12 @@ def is_own_file(name: str) -> bool:
 
 
 def leftovers_of(target: Path) -> list[Path]:
-    """Temporary copies of target that an interrupted write or commit left beside it."""
+    """Temporary copies of target that an interrupted write or commit left beside it, and temporary files of
+    those (a stage writing its temporary output atomically: '..name.kgpipe-tmp-a.kgpipe-tmp-b')."""
     if not target.parent.is_dir():
         return []
-    return sorted(target.parent.glob(f".{glob_escape(target.name)}{TMP_MARKER}-*"))
-
-
-def glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+    own = re.compile(rf"\.+{re.escape(target.name)}{re.escape(TMP_MARKER)}-")
+    return sorted(p for p in target.parent.iterdir() if own.match(p.name))
 
 
 def temp_path_for(target: Path, *, directory: bool = False) -> Path:

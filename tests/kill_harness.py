@@ -24,15 +24,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def artifact_digests(pipeline: Path) -> dict[str, str]:
-    """sha256 of every file of every stage's outs (kgpipe's own marker files left out), by path relative to
-    the pipeline root."""
+    """sha256 of every file of every stage's outs (kgpipe's own marker files left out), by stage, out and path
+    inside the out: comparable between two copies of a pipeline wherever their artifacts lie."""
     pipe = load_pipeline(pipeline)
     digests = {}
     for stage in pipe.stages.values():
-        for out in stage.outs.values():
+        for name, out in stage.outs.items():
             files = iter_files(out) if out.is_dir() else [out] if out.exists() else []
             for file in files:
-                digests[pipe.rel(file)] = hashlib.sha256(file.read_bytes()).hexdigest()
+                inside = file.relative_to(out).as_posix() if out.is_dir() else ""
+                digests[f"{stage.name}.{name}/{inside}"] = hashlib.sha256(file.read_bytes()).hexdigest()
     return digests
 
 

@@ -154,7 +154,9 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next(case: Case, tmp_path:
         new = temp_path_for(joined, directory=True)
         (new / "all.txt").write_text("new")     # the second did not
     else:
-        temp_path_for(tmp_path / "artifacts/a/result.txt").write_text("half")
+        half = temp_path_for(tmp_path / "artifacts/a/result.txt")
+        half.write_text("half")
+        temp_path_for(half).write_text("half of half")  # a stage writing its temporary out atomically
         lock = Workspace(load_pipeline(pipeline)).lock_path
         temp_path_for(lock).write_text("{")
     leftovers = sorted(p.name for p in tmp_path.rglob(f"*{TMP_MARKER}*"))
