@@ -2,14 +2,16 @@
 artifacts byte-identical to an uninterrupted run's, every stage up to date and no temporary file left.
 
 The sample pipeline (every stage, ingest to export; the embed stage checkpointing every epoch so that kills
-inside training exercise its resume) runs once cleanly in a fresh folder; then, in --rounds fresh folders,
-`kgpipe run` is started and killed (the whole process group, SIGKILL) --kills-per-round times at random moments
-between 0.5 s and --window of the clean run's time after its start (each run continues what the killed ones
-left, so the kills walk through the stages), then run to the end and compared file by file with the clean
-run. Reports which stage each kill hit, whether the artifacts are equal, and what the kills cost in time
+inside training exercise its resume) runs once cleanly in a fresh folder; then, round after round in fresh
+folders, `kgpipe run` is started and killed (the whole process group, SIGKILL) at a random moment between 0.5 s
+and --window of the clean run's time after its start, again and again (each run continues what the killed
+ones committed, so the kills walk through the stages) until a run finishes before its kill or the round has
+--max-per-round kills; then it runs to the end and is compared file by file with the clean run. Rounds go on
+until --kills kills have landed while `kgpipe run` was running. Reports which stage each kill hit, whether the
+artifacts are equal, and what the kills cost in time
 against the clean run (a ratio: kills and the resumed work over one uninterrupted run).
 
-Usage: python benchmarks/kill_test.py [--rounds 3] [--kills-per-round 8] [--window 1.0] [--seed 0] [--no-write]
+Usage: python benchmarks/kill_test.py [--kills 24] [--max-per-round 8] [--window 1.0] [--seed 0] [--no-write]
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ EMBED = {"embedding_dim": 32, "epochs": 20, "checkpoint_minutes": 0,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--kills-per-round", type=int, default=8)
+    parser.add_argument("--kills", type=int, default=24, help="kills that land while kgpipe runs, in all")
+    parser.add_argument("--max-per-round", type=int, default=8)
     parser.add_argument("--window", type=float, default=1.0, help="kills within this fraction of a clean run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true")
@@ -51,12 +53,20 @@ def main() -> None:
         clean_seconds = kill_harness.timed_run(clean)
         reference = kill_harness.artifact_digests(clean)
         rows, hits, all_equal, total_kills = [], Counter(), True, 0
-        for round_no in range(args.rounds):
+        round_no = 0
+        while total_kills < args.kills:
             (Path(tmp) / f"round{round_no}").mkdir()
             pipeline = write_sample_pipeline(Path(tmp) / f"round{round_no}", EMBED)
-            moments = [rng.uniform(0.5, max(1.0, args.window * clean_seconds)) for _ in range(args.kills_per_round)]
             started = time.perf_counter()
-            report = kill_harness.kill_and_compare(pipeline, reference, moments, clean_seconds)
+            report = kill_harness.KillReport(clean_seconds=clean_seconds)
+            # kill until a run outlives its kill (it finished) or the round has its share; each run continues
+            # what the killed ones committed, so the kills walk through the stages
+            while len(report.kills) < args.max_per_round and total_kills + len(report.kills) < args.kills:
+                moment = rng.uniform(0.5, max(1.0, args.window * clean_seconds))
+                report.kills.append(kill_harness.kill_at(pipeline, moment))
+                if not report.kills[-1].was_running:
+                    break
+            report = kill_harness.finish_and_compare(pipeline, reference, report)
             elapsed = time.perf_counter() - started
             landed = [k.stage or "(before a stage / after the run)" for k in report.kills if k.was_running]
             hits.update(landed)
@@ -68,6 +78,7 @@ def main() -> None:
                         f"{', '.join(report.stale_after) or 'none'} | "
                         f"{elapsed:.0f} s ({elapsed / clean_seconds:.2f}x) |")
             print(rows[-1], flush=True)
+            round_no += 1
 
     body = "\n".join([
         f"Clean run of the sample pipeline (all six stages): {clean_seconds:.0f} s, {len(reference)} artifact files.",

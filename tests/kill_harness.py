@@ -111,11 +111,17 @@ def kill_and_compare(pipeline: Path, reference: dict[str, str], moments: list[fl
                      env: dict[str, str] | None = None) -> KillReport:
     """Kill a run at each moment in turn (each later run continues what the killed ones left), then run to the
     end and compare its artifacts with the reference digests of a clean run."""
-    from kgpipe.runner import status
-
     report = KillReport(clean_seconds=clean_seconds)
     for moment in moments:
         report.kills.append(kill_at(pipeline, moment, env))
+    return finish_and_compare(pipeline, reference, report, env)
+
+
+def finish_and_compare(pipeline: Path, reference: dict[str, str], report: KillReport,
+                       env: dict[str, str] | None = None) -> KillReport:
+    """Run to the end after the kills in `report`, and compare with a clean run's digests."""
+    from kgpipe.runner import status
+
     done = subprocess.run(_command(pipeline), env=_env(env), capture_output=True, text=True, cwd=REPO)
     report.final_returncode = done.returncode
     digests = artifact_digests(pipeline)

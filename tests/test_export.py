@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from kgpipe.export.embeddings import Embeddings, load_embeddings
 from kgpipe.export.formats import EMBEDDING_FORMATS, export_embeddings
+from tests.conftest import REPO
 
 IDS = ["http://kgpipe.org/sample/Marie_Curie", "http://kgpipe.org/sample/Pierre_Curie",
        "http://kgpipe.org/sample/Warsaw", "http://kgpipe.org/sample/Paris", "urn:x:with space"]
@@ -230,3 +232,28 @@ def test_reciprocal_relations_get_their_own_ids(tmp_path) -> None:
     assert KeyedVectors.load_word2vec_format(str(w2v)).index_to_key == relations.ids
     with pytest.raises(ArtifactError, match="unique; repeated: a"):
         Embeddings(["a", "a"], ["A", "A"], np.zeros((2, 2)))
+
+
+def test_graph_files_have_the_same_bytes_in_every_process(tmp_path: Path) -> None:
+    """Set and dict order follow the hash seed, which differs per process: two processes with other seeds
+    export the same graph to the same bytes (a test inside one process cannot see this)."""
+    import subprocess
+    import sys
+
+    from kgpipe.artifacts import ENTITIES, TRIPLES, write_table
+
+    entities, triples = _fused_tables()
+    write_table(entities, tmp_path / "entities.parquet", ENTITIES)
+    write_table(triples, tmp_path / "triples.parquet", TRIPLES)
+    code = ("import sys; from pathlib import Path; from kgpipe.artifacts import ENTITIES, TRIPLES, read_table; "
+            "from kgpipe.export.graph import GRAPH_FORMATS; d = Path(sys.argv[1]); out = Path(sys.argv[2]); "
+            "out.mkdir(); e = read_table(d / 'entities.parquet', ENTITIES); t = read_table(d / 'triples.parquet', "
+            "TRIPLES); [f(e, t, None, out) for f in GRAPH_FORMATS.values()]")
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"seed{seed}"
+        subprocess.run([sys.executable, "-c", code, str(tmp_path), str(out)], check=True, cwd=REPO,
+                       env={**os.environ, "PYTHONHASHSEED": seed})
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outputs[0].keys() == outputs[1].keys() and "graph.nt" in outputs[0]
+    assert outputs[0] == outputs[1]

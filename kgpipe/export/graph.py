@@ -129,15 +129,21 @@ def _rdf(entities: Any, triples: Any, rdf_source: Path | None) -> Any:
 
 @graph_exporter("turtle")
 def to_turtle(entities: Any, triples: Any, rdf_source: Path | None, folder: Path) -> list[Path]:
+    from kgpipe.kg.graph_files import turtle_text
+
     path = folder / "graph.ttl"
-    atomic_write_text(path, _rdf(entities, triples, rdf_source).serialize(format="turtle"))
+    atomic_write_text(path, turtle_text(_rdf(entities, triples, rdf_source)))
     return [path]
 
 
 @graph_exporter("ntriples")
 def to_ntriples(entities: Any, triples: Any, rdf_source: Path | None, folder: Path) -> list[Path]:
     path = folder / "graph.nt"
-    atomic_write_text(path, _rdf(entities, triples, rdf_source).serialize(format="nt"))
+    # rdflib writes statements in set order, which follows the process's hash seed: sorted lines give the same
+    # bytes in every process (each N-Triples line is a statement of its own)
+    # split at "\n" only: a literal may hold other line breaks (vertical tab, U+2028), which rdflib leaves as they are
+    lines = _rdf(entities, triples, rdf_source).serialize(format="nt").split("\n")
+    atomic_write_text(path, "".join(f"{line}\n" for line in sorted(line for line in lines if line)))
     return [path]
 
 

@@ -5,6 +5,7 @@ attributes). Ids and labels go through kgpipe.export.safe_text, so any Unicode g
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,20 @@ def _as_list(value) -> list:
 
 def _str(value) -> str:
     return value if isinstance(value, str) else ""
+
+
+def turtle_text(graph) -> str:  # an rdflib Graph
+    """graph as Turtle with the same bytes in every process: rdflib names unbound namespaces ns1, ns2, ... in
+    the order it meets them, which follows the hash seed; binding them first, in sorted order, fixes it."""
+    from rdflib import URIRef
+    from rdflib.namespace import RDF
+
+    names = {p for p in graph.predicates() if isinstance(p, URIRef)}
+    names |= {o for o in graph.objects(None, RDF.type) if isinstance(o, URIRef)}
+    for name in sorted(names):
+        with contextlib.suppress(ValueError):  # no namespace to split off: rdflib writes it in full
+            graph.namespace_manager.compute_qname(name, generate=True)
+    return graph.serialize(format="turtle")
 
 
 def write_turtle(entities: pd.DataFrame, triples: pd.DataFrame, path: Path,
@@ -51,7 +66,7 @@ def write_turtle(entities: pd.DataFrame, triples: pd.DataFrame, path: Path,
             graph.add((node, OWL.sameAs, URIRef(iri_safe(iri))))
     for row in triples.itertuples(index=False):
         graph.add((URIRef(iri_safe(row.head)), URIRef(iri_safe(row.relation)), URIRef(iri_safe(row.tail))))
-    graph.serialize(destination=str(path), format="turtle")
+    path.write_text(turtle_text(graph), encoding="utf-8")
     return len(graph)
 
 
