@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kgpipe.errors import InputError
+from kgpipe.kg.iri import text_problem
 
 
 @dataclass(frozen=True)
@@ -126,12 +127,8 @@ def _record_document(record: object, path: Path, where: int, fallback_id: str,
 
 def _lone_surrogate(text: str, what: str) -> str | None:
     """A JSON escape such as \\ud800 decodes to half a surrogate pair, which no UTF-8 file can hold."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return (f"{what} contains a lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start + 1} "
-                "(an escape that is half of a pair); fix the escape")
-    return None
+    problem = text_problem(text, what)  # the seed readers' check
+    return None if problem is None else f"{problem}; fix the escape"
 
 
 @reader("jsonl")
