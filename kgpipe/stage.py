@@ -131,14 +131,16 @@ class StageContext:
         except ValueError:
             return str(path)
 
-    def portable_path(self, path: Path | str, out: str) -> str:
+    def portable_path(self, path: Path | str, out: str, *, within: bool = False) -> str:
         """A path to write into an artifact: relative to the pipeline root, or (outside the root) relative to
-        where output `out` lands, so that no absolute path ends up in an artifact and equal inputs give equal
-        bytes wherever the project or its artifacts lie."""
+        the folder where output `out` lands (`within`: to `out` itself, a folder holding the artifact), so that
+        no absolute path ends up in an artifact and equal inputs give equal bytes wherever the project or its
+        artifacts lie."""
         inside = self.relpath(Path(path))
         if not Path(inside).is_absolute():
             return inside
-        return Path(os.path.relpath(Path(path).resolve(), self.destination(out).resolve().parent)).as_posix()
+        base = self.destination(out).resolve()
+        return Path(os.path.relpath(Path(path).resolve(), base if within else base.parent)).as_posix()
 
     def scratch(self) -> Path:
         """A folder for checkpoints and caches, kept across failed attempts, removed on success."""

@@ -100,7 +100,7 @@ class InjectStage(StageType):
         base = AutoModel.from_pretrained(base_path)
         config = InjectionConfig(mode=p.mode, base_model=p.base_model, combine=p.combine, layers=list(p.layers),
                                  freeze_base=p.freeze_base, storage=p.storage,
-                                 embedding_artifact=_artifact_reference(ctx, embeddings_path),
+                                 embedding_artifact=ctx.portable_path(embeddings_path, "model", within=True),
                                  embedding_sha256=path_hash(embeddings_path))
         folder = ctx.output("model")
         metrics: dict[str, Any] = {"mode": p.mode, "entities": len(entities), "entities_with_vectors": len(knowledge),
@@ -143,17 +143,3 @@ class InjectStage(StageType):
         # metrics hold only what the data and seed decide (no timings), so a rerun writes the same bytes
         atomic_write_text(ctx.output("metrics"), json.dumps(metrics, indent=2) + "\n")
         return {k: v for k, v in metrics.items() if isinstance(v, int | float | str)}
-
-
-def _artifact_reference(ctx: StageContext, path: Any) -> str:
-    """Where the KG vectors came from, for the model's config: relative to the pipeline root, or (artifacts
-    outside the root) relative to the model folder, so that no absolute workspace path ends up in the model
-    and the same inputs give the same files wherever the workspace is."""
-    import os
-    from pathlib import Path
-
-    inside = ctx.relpath(path)
-    if not Path(inside).is_absolute():
-        return inside
-    # relative to the model folder itself (the config lies inside it), not to the folder holding it
-    return Path(os.path.relpath(Path(path).resolve(), ctx.destination("model").resolve())).as_posix()
