@@ -21,7 +21,7 @@ $(PY):
 # Re-installs only when the package metadata or the pins change.
 $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[models,dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[models,dev,ray]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -17,6 +17,9 @@ os.environ.setdefault("PYSTOW_HOME", str(REPO / ".pystow"))
 # the sample pipeline run once per session, for the notebook, report and kgpipe.explore tests
 from tests.sample_pipeline import sample_pipeline  # noqa: E402,F401
 
+# one two-node Ray cluster per session, for the Ray engine's tests
+from tests.ray_cluster import ray_cluster  # noqa: E402,F401
+
 
 @pytest.fixture(scope="session")
 def nlp() -> Any:
