@@ -111,6 +111,10 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="run selected stages even if up to date")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would run, run nothing")] = False,
     wait: Annotated[float, typer.Option(help="seconds to wait if another run holds the workspace")] = 0.0,
+    engine: Annotated[str | None, typer.Option(help="local or ray: overrides every stage's executor "
+                                                    "(never changes what a stage writes)")] = None,
+    address: Annotated[str | None, typer.Option(help="with --engine ray: auto (this node's cluster), local "
+                                                     "(start Ray here) or the head's host:port")] = None,
 ) -> None:
     """Run the stale stages of PIPELINE, in dependency order."""
     from kgpipe.runner import run as run_pipeline
@@ -120,7 +124,8 @@ def run(
     try:
         with progress:
             result = run_pipeline(pipeline, until=until, only=only, force=force, dry_run=dry_run,
-                                  wait=wait, on_event=ProgressReporter(progress))
+                                  wait=wait, on_event=ProgressReporter(progress), engine=engine,
+                                  address=address)
     except KgpipeError as exc:
         _fail(exc)
     except KeyboardInterrupt:

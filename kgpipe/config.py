@@ -6,13 +6,14 @@ Every error names the pipeline file and the line of the offending key.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kgpipe.engine.config import ExecutorConfig
 from kgpipe.errors import InputError, KgpipeError, PipelineError
 from kgpipe.registry import get_stage_type
 from kgpipe.stage import StageParams, StageType
@@ -30,6 +31,7 @@ class StageConfig(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     deps: dict[str, str | list[str]] = Field(default_factory=dict)
     outs: dict[str, str] = Field(default_factory=dict)
+    executor: dict[str, Any] = Field(default_factory=dict)  # overrides keys of the pipeline's executor block
 
 
 class PipelineConfig(BaseModel):
@@ -42,6 +44,7 @@ class PipelineConfig(BaseModel):
     artifacts: str = "artifacts"
     workspace: str | None = None  # lock file, run lock, scratch; default .kgpipe/<pipeline file stem>
     allow_outside: list[str] = Field(default_factory=list)  # folders outside root that outs may be written to
+    executor: dict[str, Any] = Field(default_factory=dict)  # kgpipe.engine.ExecutorConfig: local or ray
     stages: dict[str, StageConfig]
 
 
@@ -55,6 +58,8 @@ class Stage:
     deps: dict[str, tuple[Path, ...]]
     outs: dict[str, Path]
     line: int | None = None
+    # not part of the fingerprint: no engine changes what a stage writes
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def params_dict(self) -> dict[str, Any]:
         return self.params.model_dump(mode="json")
@@ -75,6 +80,13 @@ class Pipeline:
     lines: dict[Loc, int]
     workspace: Path
     allow_outside: tuple[Path, ...] = ()
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+    def shared(self, path: Path) -> bool:
+        """Whether a path lies under the project root or an allow_outside folder: what every node of a cluster
+        must see (symlinks followed)."""
+        resolved = path.resolve()
+        return any(resolved == base or base in resolved.parents for base in (self.root, *self.allow_outside))
 
     def line_of(self, *loc: Any) -> int | None:
         """Line in the pipeline file of a key path such as ('stages', 'ingest', 'deps', 'corpus')."""
@@ -342,6 +354,23 @@ def _resolve_outs(name: str, stage_type: type[StageType], cfg: StageConfig, root
     }
 
 
+def _resolve_executor(raw: dict[str, Any], base: ExecutorConfig, loc: Loc, root: Path, lines: dict[Loc, int],
+                      file: Path) -> ExecutorConfig:
+    try:
+        config = base.with_overrides(raw) if loc else ExecutorConfig.model_validate(raw)
+    except ValidationError as exc:
+        _raise_validation(exc, (*loc, "executor"), lines, file, "executor",
+                          hint=f"executor keys: {', '.join(ExecutorConfig.model_fields)}")
+        raise AssertionError("unreachable") from None
+    if config.temp_dir is not None:
+        temp = (root / config.temp_dir).resolve()
+        if temp == root or root in temp.parents:
+            raise PipelineError("executor.temp_dir lies inside the project: Ray's spill files (pickles) must stay "
+                                "out of it", file=file, line=_line_for((*loc, "executor", "temp_dir"), lines),
+                                hint="use a folder of its own outside the project, e.g. /tmp/ray")
+    return config
+
+
 def load_pipeline(path: str | Path) -> Pipeline:
     """Read and validate a pipeline file (types, params, deps, outs). Graph checks live in kgpipe.dag."""
     file = Path(path)
@@ -360,6 +389,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
                                 file=file, line=_line_for(("allow_outside", index), lines),
                                 hint="list the one shared folder the outputs go to")
     confine = Confinement(root, allowed, file, lines)
+    executor = _resolve_executor(cfg.executor, ExecutorConfig(), (), root, lines, file)
     artifacts = confine.path((root / cfg.artifacts).resolve(), ("artifacts",), "artifacts")
     stages: dict[str, Stage] = {}
     for name, stage_cfg in cfg.stages.items():
@@ -385,11 +415,12 @@ def load_pipeline(path: str | Path) -> Pipeline:
                   for out, path in _resolve_outs(name, stage_type, stage_cfg, root, artifacts, lines,
                                                  file).items()},
             line=line,
+            executor=_resolve_executor(stage_cfg.executor, executor, ("stages", name), root, lines, file),
         )
     workspace = confine.path((root / cfg.workspace).resolve() if cfg.workspace else root / ".kgpipe" / file.stem,
                              ("workspace",), "workspace")
     return Pipeline(path=file.resolve(), root=root, artifacts=artifacts, stages=stages, lines=lines,
-                    workspace=workspace, allow_outside=allowed)
+                    workspace=workspace, allow_outside=allowed, executor=executor)
 
 
 def as_pipeline(pipeline: str | Path | Pipeline) -> Pipeline:

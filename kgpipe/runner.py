@@ -33,7 +33,8 @@ from kgpipe.atomic import (
 )
 from kgpipe.config import Pipeline, Stage, as_pipeline
 from kgpipe.dag import StageStatus, build_graph, plan, select_stages, stage_status
-from kgpipe.errors import KgpipeError, LockedError, StageError, WorkspaceError
+from kgpipe.engine import Executor, ExecutorConfig, executor_class
+from kgpipe.errors import KgpipeError, LockedError, PipelineError, StageError, WorkspaceError
 from kgpipe.hashing import HashCache
 from kgpipe.lockfile import LockEntry, LockFile
 from kgpipe.stage import StageContext, ValidationContext
@@ -193,17 +194,77 @@ def check_outs_replaceable(pipeline: Pipeline, names: list[str], lock: LockFile)
                     f"{pipeline.line_of('stages', name, 'outs', out_name) or pipeline.stages[name].line})")
 
 
-def validate_stages(pipeline: Pipeline, names: list[str]) -> None:
-    """Every stage type's validate() hook, for each named stage, before any stage runs."""
+def stage_executors(pipeline: Pipeline, names: list[str], *, engine: str | None = None,
+                    address: str | None = None) -> dict[str, ExecutorConfig]:
+    """Each named stage's executor config: the pipeline's block, the stage's keys over it, the command line's
+    --engine/--address over both."""
+    overrides = {k: v for k, v in (("engine", engine), ("address", address)) if v is not None}
+    return {name: pipeline.stages[name].executor.with_overrides(overrides) for name in names}
+
+
+def _executor_line(pipeline: Pipeline, stage: str, key: str) -> tuple[Path, int | None]:
+    """The line of an executor key: the stage's own, else the pipeline's, else the nearest block that holds it."""
+    parts = tuple(key.split("."))
+    for prefix in (("stages", stage, "executor"), ("executor",)):
+        for n in range(len(parts), -1, -1):
+            if (*prefix, *parts[:n]) in pipeline.lines:
+                return pipeline.path, pipeline.lines[(*prefix, *parts[:n])]
+    return pipeline.path, pipeline.line_of("stages", stage)
+
+
+def _check_engine(pipeline: Pipeline, name: str, config: ExecutorConfig) -> None:
+    """A Ray stage: the cluster answers, has what the stage asks for, and every path a worker gets is on
+    storage every node sees (the project or an allow_outside folder)."""
+    from kgpipe.engine.ray import RaySession, check_resources
+
+    stage = pipeline.stages[name]
+    for dep, paths in stage.deps.items():
+        for path in paths:
+            if not pipeline.shared(path):
+                raise PipelineError(
+                    f"stage '{name}': dep '{dep}' ({path}) lies outside the project and allow_outside, so the "
+                    "Ray cluster's workers may not see it", file=pipeline.path,
+                    line=pipeline.line_of("stages", name, "deps", dep),
+                    hint="put it under the project (on the shared filesystem) or list its folder in allow_outside")
+    if not pipeline.shared(pipeline.workspace):
+        raise PipelineError(f"the workspace {pipeline.workspace} is not under the project or allow_outside",
+                            file=pipeline.path, line=pipeline.line_of("workspace"))
+    RaySession.connect(config, lambda key: _executor_line(pipeline, name, key))
+    check_resources(config, lambda key: _executor_line(pipeline, name, key), name)
+
+
+def validate_stages(pipeline: Pipeline, names: list[str], executors: dict[str, ExecutorConfig] | None = None
+                    ) -> None:
+    """Every stage type's validate() hook, for each named stage, before any stage runs; a stage on the Ray
+    engine first checks the cluster (connection, resources, shared paths)."""
+    executors = executors or {}
     for name in names:
         stage = pipeline.stages[name]
+        config = executors.get(name, stage.executor)
         ctx = ValidationContext(stage=name, params=stage.params, inputs=_input_values(stage), root=pipeline.root,
-                                pipeline_file=pipeline.path, line_of=pipeline.line_of)
+                                pipeline_file=pipeline.path, line_of=pipeline.line_of, executor=config)
         try:
+            if config.engine != "local":
+                _check_engine(pipeline, name, config)
             stage.type().validate(ctx)
         except KgpipeError as exc:
             exc.stage = name
             raise
+
+
+def _run_remote(stage_type: type, ctx: StageContext) -> dict[str, Any] | None:
+    """A stage's run() on a worker of the cluster (see StageType.remote)."""
+    return stage_type().run(ctx)
+
+
+def _run_stage(stage: Stage, ctx: StageContext) -> dict[str, Any] | None:
+    if ctx.executor.distributed and stage.type.remote:
+        import dataclasses
+
+        # progress callbacks stay on the driver; paths, params and the logger's name travel
+        remote_ctx = dataclasses.replace(ctx, on_progress=None)
+        return ctx.executor.call(_run_remote, stage.type, remote_ctx, what=f"stage '{stage.name}' on the cluster")
+    return stage.type().run(ctx)
 
 
 def _is_folder_out(stage: Stage, name: str) -> bool:
@@ -213,7 +274,7 @@ def _is_folder_out(stage: Stage, name: str) -> bool:
 
 
 def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: Workspace,
-             hasher: HashCache, emit: EventCallback) -> LockEntry:
+             hasher: HashCache, emit: EventCallback, executor: Executor) -> LockEntry:
     missing = [p for p in stage.dep_paths() if not p.exists()]
     if missing:
         raise StageError(stage.name, f"dep missing: {pipeline.rel(missing[0])}",
@@ -225,10 +286,11 @@ def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: W
         root=pipeline.root, scratch_dir=scratch, destinations=dict(stage.outs),
         log=logging.getLogger(f"kgpipe.stages.{stage.name}"),
         on_progress=lambda s, d, c, t: emit(RunEvent("progress", s, description=d, completed=c, total=t)),
+        executor=executor,
     )
     started_at, t0 = _now(), time.perf_counter()
     try:
-        summary = stage.type().run(ctx) or {}
+        summary = _run_stage(stage, ctx) or {}
         unwritten = [name for name, tmp in temps.items() if not tmp.exists()]
         if unwritten:
             raise StageError(stage.name, f"did not write its output(s): {', '.join(unwritten)}",
@@ -263,17 +325,34 @@ def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: W
 
 def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str | None = None,
         force: bool = False, dry_run: bool = False, wait: float = 0.0,
-        on_event: EventCallback | None = None) -> RunResult:
+        on_event: EventCallback | None = None, engine: str | None = None, address: str | None = None) -> RunResult:
     """Run the stale stages of a pipeline (and what their changed outputs feed), in topological order.
 
     until: run only this stage and its ancestors; only: this one stage; force: run the selected stages
     even if up to date; dry_run: report what would run, touch nothing; wait: seconds to wait for
-    another run holding the workspace.
+    another run holding the workspace; engine, address: override every stage's executor (`local` or `ray`;
+    the Ray cluster's address), which never changes what a stage writes.
     """
     pipe = as_pipeline(pipeline)
     graph = build_graph(pipe)
     selected = select_stages(pipe, graph, until=until, only=only)
-    validate_stages(pipe, selected)
+    try:
+        executors = stage_executors(pipe, selected, engine=engine, address=address)
+    except ValueError as exc:  # pydantic's ValidationError: a bad --engine value
+        raise PipelineError(f"--engine/--address: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}",
+                            hint="--engine takes local or ray") from None
+    try:
+        return _run_selected(pipe, graph, selected, executors, force=force, dry_run=dry_run, wait=wait,
+                             on_event=on_event)
+    finally:
+        from kgpipe.engine.ray import RaySession
+
+        RaySession.close()
+
+
+def _run_selected(pipe: Pipeline, graph: Any, selected: list[str], executors: dict[str, ExecutorConfig], *,
+                  force: bool, dry_run: bool, wait: float, on_event: EventCallback | None) -> RunResult:
+    validate_stages(pipe, selected, executors)
     emit = on_event or (lambda event: None)
     workspace = Workspace(pipe)
     result = RunResult(pipeline=pipe.path, root=pipe.root,
@@ -308,7 +387,9 @@ def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str 
             emit(RunEvent("start", name, tuple(status.reasons or ["forced"])))
             log.info("running stage %s: %s", name, "; ".join(status.reasons or ["forced"]))
             try:
-                entry = _execute(pipe, stage, status, workspace, hasher, emit)
+                config = executors[name]
+                entry = _execute(pipe, stage, status, workspace, hasher, emit,
+                                 executor_class(config.engine)(config, name))
             except BaseException as exc:
                 emit(RunEvent("fail", name, (str(exc),)))
                 raise

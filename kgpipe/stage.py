@@ -16,6 +16,9 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from kgpipe.engine.base import Executor
+from kgpipe.engine.config import ExecutorConfig
+from kgpipe.engine.local import LocalExecutor
 from kgpipe.errors import PipelineError
 
 T = TypeVar("T")
@@ -57,6 +60,9 @@ class StageType:
     Params: ClassVar[type[StageParams]] = StageParams
     inputs: ClassVar[tuple[InputSpec, ...]] = ()
     outputs: ClassVar[tuple[OutputSpec, ...]] = ()
+    # On a distributed engine, run() as a whole goes to a worker with the stage's declared resources (single-
+    # process training: embed, inject) instead of running on the driver and mapping its work out (extract, fuse).
+    remote: ClassVar[bool] = False
 
     def run(self, ctx: StageContext) -> dict[str, Any] | None:
         """Read ctx.inputs, write every ctx.outputs path; return a small summary (counts) or None."""
@@ -88,6 +94,7 @@ class ValidationContext:
     root: Path
     pipeline_file: Path
     line_of: Callable[..., int | None] = field(default=lambda *loc: None)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def input(self, name: str) -> Any:
         return self.inputs.get(name)
@@ -113,6 +120,7 @@ class StageContext:
     destinations: dict[str, Path] = field(default_factory=dict)  # where outputs land after commit
     on_progress: ProgressCallback | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kgpipe.stage"))
+    executor: Executor = field(default_factory=lambda: LocalExecutor(ExecutorConfig(), "?"))
 
     def input(self, name: str) -> Any:
         return self.inputs.get(name)

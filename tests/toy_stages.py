@@ -132,3 +132,16 @@ class ToyProbe(StageType):
         (folder / "copy.txt").write_text(ctx.input("source").read_text())
         file.write_text("ok")
         return found
+
+
+@register_stage
+class ToyRemote(ToyUpper):
+    """toy_upper that, on a distributed engine, runs as a whole on a worker (as embed and inject do), and says
+    in which process it ran."""
+
+    name = "toy_remote"
+    remote = True
+
+    def run(self, ctx: StageContext) -> dict:
+        summary = super().run(ctx)
+        return {**summary, "pid": os.getpid(), "progress_forwarded": ctx.on_progress is not None}

@@ -94,6 +94,7 @@ class EmbedParams(StageParams):
 
 class EmbedStage(StageType):
     name = "embed"
+    remote = True  # one training process; on the Ray engine a task on a node with the stage's resources
     # 2: TransE's default is at most 24 epochs (was 30); 3: ComplEx's defaults (onevsall, N3 0.2);
     # 4: metrics.json without timings, device or resume (they went to the summary), safetensors checkpoints
     version = 4

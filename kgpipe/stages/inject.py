@@ -32,6 +32,7 @@ class InjectParams(StageParams):
 
 class InjectStage(StageType):
     name = "inject"
+    remote = True  # one training process; on the Ray engine a task on a node with the stage's resources
     version = 2   # 2: the model config names its embeddings without an absolute workspace path
     description = "map KG embeddings into a transformer's token representations (align or gated fusion)"
     Params = InjectParams

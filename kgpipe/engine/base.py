@@ -1,0 +1,48 @@
+"""What an engine offers a stage: run the stage, run one function where the engine puts work, and map a
+stateful worker over batches with results in input order. Steps never know which engine runs them."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from kgpipe.engine.config import ExecutorConfig
+
+T = TypeVar("T")
+B = TypeVar("B")
+R = TypeVar("R")
+B_in = TypeVar("B_in", contravariant=True)
+R_out = TypeVar("R_out", covariant=True)
+
+
+class Worker(Protocol[B_in, R_out]):
+    """A stateful worker built once per process (e.g. a spaCy pipeline loaded once) and called per batch.
+    Built from a picklable factory: a class plus its constructor arguments, never a loaded model."""
+
+    def __call__(self, batch: B_in) -> R_out: ...
+
+
+class Executor(ABC):
+    """An engine bound to one stage's executor config."""
+
+    name: ClassVar[str]
+
+    def __init__(self, config: ExecutorConfig, stage: str) -> None:
+        self.config = config
+        self.stage = stage
+
+    @property
+    def distributed(self) -> bool:
+        return False
+
+    @abstractmethod
+    def call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
+        """fn(*args) where the engine runs single-process work, with the stage's resources; `what` names it in
+        errors."""
+
+    @abstractmethod
+    def map_ordered(self, worker: type[Worker[B, R]], worker_args: tuple[Any, ...], batches: Iterable[B], *,
+                    what: str) -> Iterator[R]:
+        """worker(*worker_args) built once per process, called on each batch; results in the order of `batches`."""
+

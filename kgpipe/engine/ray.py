@@ -1,0 +1,229 @@
+"""The Ray engine: the driver (this process, on a cluster node) connects once per run; a stage's work runs as
+Ray tasks and actors with its declared resources and finite retries. Ray is optional (`pip install kgpipe[ray]`)."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kgpipe.engine.base import B, Executor, R, Worker
+from kgpipe.engine.config import ExecutorConfig
+from kgpipe.errors import DependencyMissingError, KgpipeError, PipelineError, StageError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PIP_RAY = "pip install 'kgpipe[ray]'  (Ray core and Ray Data, on the driver and every node)"
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise DependencyMissingError(f"executor engine 'ray' needs the ray package, which is not installed ({exc})",
+                                     hint=f"{PIP_RAY}, or use engine: local") from None
+    return ray
+
+
+def _answer_within(seconds: float, fn: Callable[[], T], what: str, hint: str) -> T:
+    """fn() in a thread, given up after `seconds`: Ray's own calls wait forever on a cluster that does not answer."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"kgpipe-{what}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise DependencyMissingError(f"the Ray cluster did not answer within {seconds:g} s ({what})", hint=hint)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _reachable(address: str, seconds: float) -> str | None:
+    """Why host:port cannot be reached, or None: a plain TCP connect, so a wrong address fails in seconds."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return f"'{address}' is not host:port"
+    try:
+        with socket.create_connection((host, int(port)), timeout=seconds):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+class RaySession:
+    """This process's connection to a Ray cluster, shared by every stage of a run; closed by the run that
+    opened it (a connection made by the caller, e.g. a notebook or a test, is left open)."""
+
+    _current: RaySession | None = None
+
+    def __init__(self, address: str, opened: bool) -> None:
+        self.address = address
+        self.opened = opened
+
+    @classmethod
+    def connect(cls, config: ExecutorConfig, where: Callable[[str], tuple[Path, int | None]]) -> RaySession:
+        """Connect (or reuse this process's connection). `where(key)` gives the pipeline file and line of an
+        executor key, for messages."""
+        ray = import_ray()
+        if cls._current is not None and ray.is_initialized():
+            if cls._current.address != config.address:
+                file, line = where("address")
+                raise PipelineError(f"executor.address '{config.address}' differs from '{cls._current.address}', "
+                                    "which this run already uses", file=file, line=line,
+                                    hint="one run uses one cluster: give the address once, at the pipeline level")
+            return cls._current
+        if ray.is_initialized():  # the caller connected (a notebook, a test): use it, leave it open
+            cls._current = RaySession(config.address, opened=False)
+            return cls._current
+        address = config.address
+        file, line = where("address")
+        if address.startswith("ray://"):
+            raise PipelineError(f"executor.address '{address}' is a Ray Client address, which kgpipe does not use",
+                                file=file, line=line, hint="run the driver on a cluster node: `ray job submit -- "
+                                "kgpipe run --engine ray --address auto` (artifacts are written where it runs)")
+        hint = ("start a cluster (`ray start --head` on one node, `ray start --address HEAD:6379` on the others), "
+                "give its head's host:port, or use address: local")
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "logging_level": logging.WARNING, "configure_logging": False}
+        if address == "local":
+            kwargs.update(num_cpus=config.num_cpus, _temp_dir=config.temp_dir,
+                          object_store_memory=int(config.object_store_memory) if config.object_store_memory else None)
+        else:
+            if address != "auto":
+                why = _reachable(address, config.timeout_s)
+                if why is not None:
+                    raise DependencyMissingError(f"{file}:{line}: executor.address {address}: no Ray cluster "
+                                                 f"answers there ({why})", hint=hint)
+            kwargs["address"] = address
+        try:  # in this (main) thread: Ray installs its signal handlers here; host:port was probed above
+            ray.init(**kwargs)
+        except ConnectionError as exc:
+            raise DependencyMissingError(f"{file}:{line}: executor.address {address}: cannot connect to a Ray "
+                                         f"cluster ({exc})", hint=hint) from None
+        cls._current = RaySession(address, opened=True)
+        return cls._current
+
+    @classmethod
+    def close(cls) -> None:
+        session, cls._current = cls._current, None
+        if session is not None and session.opened:
+            import ray
+
+            ray.shutdown()
+
+
+def _split_resources(resources: dict[str, float]) -> dict[str, Any]:
+    """Ray takes CPU and GPU as num_cpus/num_gpus and everything else under resources."""
+    rest = {k: v for k, v in resources.items() if k not in ("CPU", "GPU")}
+    options: dict[str, Any] = {"num_cpus": resources.get("CPU", 1)}
+    if "GPU" in resources:
+        options["num_gpus"] = resources["GPU"]
+    if rest:
+        options["resources"] = rest
+    return options
+
+
+def check_resources(config: ExecutorConfig, where: Callable[[str], tuple[Path, int | None]], stage: str) -> None:
+    """Some alive node must hold everything one task of the stage asks for; Ray itself would wait forever."""
+    ray = import_ray()
+    wanted = {"CPU": 1.0, **config.resources}
+    nodes = _answer_within(config.timeout_s, ray.nodes, "resource query",
+                           hint="check the cluster (`ray status`), or raise executor.timeout_s")
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive")]
+    if any(all(node.get(k, 0.0) >= v for k, v in wanted.items()) for node in alive):
+        return
+    totals: dict[str, float] = {}
+    for node in alive:
+        for k, v in node.items():
+            if not k.startswith("node:"):
+                totals[k] = totals.get(k, 0.0) + v
+    missing = sorted(k for k, v in wanted.items() if not any(node.get(k, 0.0) >= v for node in alive))
+    key = missing[0] if missing else "resources"
+    file, line = where(f"resources.{key}" if key in config.resources else "resources")
+    have = ", ".join(f"{k} {v:g}" for k, v in sorted(totals.items()) if k in ("CPU", "GPU") or k in wanted)
+    raise DependencyMissingError(
+        f"{file}:{line}: stage '{stage}': executor.resources asks for "
+        + ", ".join(f"{k}: {wanted[k]:g}" for k in missing)
+        + f", which no node of the Ray cluster has (the cluster: {have or 'nothing of that'})",
+        hint="add a node that has it (`ray start --resources ...` / --num-gpus), or change the stage's "
+        "executor.resources")
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The error a task raised, without Ray's wrapper, so a KgpipeError keeps its class and exit code."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(self, config: ExecutorConfig, stage: str) -> None:
+        super().__init__(config, stage)
+        self.options = _split_resources(config.resources)
+
+    @property
+    def distributed(self) -> bool:
+        return True
+
+    def _get(self, refs: Any, what: str) -> Any:
+        ray = import_ray()
+        try:
+            return ray.get(refs)
+        except ray.exceptions.RayTaskError as exc:
+            cause = _unwrap(exc)
+            if isinstance(cause, KgpipeError):
+                raise cause from None
+            raise StageError(self.stage, f"{what}: {type(cause).__name__}: {cause}") from exc
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                ray.exceptions.ObjectLostError) as exc:
+            raise StageError(self.stage, f"{what}: a Ray worker died and the retries ran out "
+                             f"(max_restarts {self.config.max_restarts}, max_task_retries "
+                             f"{self.config.max_task_retries}): {type(exc).__name__}",
+                             hint="see the worker's log under Ray's session folder (`ray logs`); earlier artifacts "
+                             "and the lock file are untouched") from None
+
+    def call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
+        ray = import_ray()
+        remote = ray.remote(max_retries=self.config.max_task_retries, **self.options)(fn)
+        return self._get(remote.remote(*args), what)
+
+    def map_ordered(self, worker: type[Worker[B, R]], worker_args: tuple[Any, ...], batches: Iterable[B], *,
+                    what: str) -> Iterator[R]:
+        ray = import_ray()
+        size = self.config.workers or max(1, int(ray.cluster_resources().get("CPU", 1) // self.options["num_cpus"]))
+        actor_class = ray.remote(max_restarts=self.config.max_restarts,
+                                 max_task_retries=self.config.max_task_retries, **self.options)(_Hosted)
+        actors = [actor_class.remote(worker, worker_args) for _ in range(size)]
+        pending: collections.deque = collections.deque()
+        try:
+            for index, batch in enumerate(batches):
+                pending.append(actors[index % size].run.remote(batch))
+                if len(pending) >= 2 * size:  # bounded: the driver holds a few batches, not the corpus
+                    yield self._get(pending.popleft(), what)
+            while pending:
+                yield self._get(pending.popleft(), what)
+        finally:
+            for actor in actors:
+                ray.kill(actor, no_restart=True)
+
+
+class _Hosted:
+    """Hosts a Worker in a Ray actor: built once per actor, called per batch."""
+
+    def __init__(self, worker: type, args: tuple[Any, ...]) -> None:
+        self.worker = worker(*args)
+
+    def run(self, batch: Any) -> Any:
+        return self.worker(batch)
