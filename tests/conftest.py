@@ -14,11 +14,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PYSTOW_HOME", str(REPO / ".pystow"))
 
-# the sample pipeline run once per session, for the notebook, report and kgpipe.explore tests
-from tests.sample_pipeline import sample_pipeline  # noqa: E402,F401
-
-# one two-node Ray cluster per session, for the Ray engine's tests
+# one two-node Ray cluster per session, for the Ray engine's tests; the sample pipeline run once per session,
+# for the notebook, report and kgpipe.explore tests
 from tests.ray_cluster import ray_cluster  # noqa: E402,F401
+from tests.sample_pipeline import sample_pipeline  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
