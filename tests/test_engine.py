@@ -229,3 +229,19 @@ def test_retries_are_finite_and_the_failure_is_a_stage_error(tmp_path: Path, ray
              .map_ordered(Doubler, (str(marker), 7), batches(20), what="documents 5-9"))
     assert "documents 5-9" in str(info.value) and info.value.stage == "extract"
     assert time.monotonic() - started < 60
+
+
+def scaled(table: dict[str, int], item: str) -> tuple[str, int, int]:
+    return item, table[item], os.getpid()
+
+
+def test_map_tasks_sends_the_shared_table_once_and_keeps_order(ray_cluster) -> None:
+    from kgpipe.engine.ray import RayExecutor
+
+    connect(ray_cluster)
+    table = {f"k{i}": i * i for i in range(200)}
+    items = [f"k{i}" for i in reversed(range(200))]
+    local = [r[:2] for r in LocalExecutor(ExecutorConfig(), "s").map_tasks(scaled, items, shared=(table,), what="t")]
+    remote = list(RayExecutor(ExecutorConfig(engine="ray"), "s").map_tasks(scaled, items, shared=(table,), what="t"))
+    assert [r[:2] for r in remote] == local == [(k, table[k]) for k in items]
+    assert {r[2] for r in remote} - {os.getpid()}  # ran in worker processes

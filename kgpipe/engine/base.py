@@ -42,6 +42,12 @@ class Executor(ABC):
         errors."""
 
     @abstractmethod
+    def map_tasks(self, fn: Callable[..., R], items: Iterable[Any], *, shared: tuple[Any, ...] = (),
+                  what: str) -> Iterator[R]:
+        """fn(*shared, item) for each item, as stateless tasks; `shared` (a feature table, corpus statistics) is
+        sent to the workers once, not with every item; results in the order of `items`."""
+
+    @abstractmethod
     def map_ordered(self, worker: type[Worker[B, R]], worker_args: tuple[Any, ...], batches: Iterable[B], *,
                     what: str) -> Iterator[R]:
         """worker(*worker_args) built once per process, called on each batch; results in the order of `batches`."""

@@ -16,6 +16,11 @@ class LocalExecutor(Executor):
     def call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
         return fn(*args)
 
+    def map_tasks(self, fn: Callable[..., R], items: Iterable[Any], *, shared: tuple[Any, ...] = (),
+                  what: str) -> Iterator[R]:
+        for item in items:
+            yield fn(*shared, item)
+
     def map_ordered(self, worker: type[Worker[B, R]], worker_args: tuple[Any, ...], batches: Iterable[B], *,
                     what: str) -> Iterator[R]:
         built = worker(*worker_args)

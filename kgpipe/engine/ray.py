@@ -199,6 +199,27 @@ class RayExecutor(Executor):
         remote = ray.remote(max_retries=self.config.max_task_retries, **self.options)(fn)
         return self._get(remote.remote(*args), what)
 
+    def _in_flight(self) -> int:
+        """Tasks or batches submitted ahead of the one the driver waits for: enough to keep every worker busy,
+        few enough that the driver never holds the whole input's results."""
+        ray = import_ray()
+        cpus = int(ray.cluster_resources().get("CPU", 1) // self.options["num_cpus"])
+        return 2 * max(1, self.config.workers or cpus)
+
+    def map_tasks(self, fn: Callable[..., R], items: Iterable[Any], *, shared: tuple[Any, ...] = (),
+                  what: str) -> Iterator[R]:
+        ray = import_ray()
+        remote = ray.remote(max_retries=self.config.max_task_retries, **self.options)(fn)
+        refs = [ray.put(value) for value in shared]  # once, in the object store; tasks read it from there
+        limit = self._in_flight()
+        pending: collections.deque = collections.deque()
+        for item in items:
+            pending.append(remote.remote(*refs, item))
+            if len(pending) >= limit:
+                yield self._get(pending.popleft(), what)
+        while pending:
+            yield self._get(pending.popleft(), what)
+
     def map_ordered(self, worker: type[Worker[B, R]], worker_args: tuple[Any, ...], batches: Iterable[B], *,
                     what: str) -> Iterator[R]:
         ray = import_ray()
@@ -210,7 +231,7 @@ class RayExecutor(Executor):
         try:
             for index, batch in enumerate(batches):
                 pending.append(actors[index % size].run.remote(batch))
-                if len(pending) >= 2 * size:  # bounded: the driver holds a few batches, not the corpus
+                if len(pending) >= 2 * size:  # see _in_flight
                     yield self._get(pending.popleft(), what)
             while pending:
                 yield self._get(pending.popleft(), what)
