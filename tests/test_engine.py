@@ -162,12 +162,12 @@ def test_a_failing_remote_stage_leaves_earlier_outputs(tmp_path: Path, ray_clust
                          stage_type="toy_remote")
     run(path)
     before = (tmp_path / "artifacts/up/result.txt").read_bytes()
-    lock = next((tmp_path / ".kgpipe").rglob("*.lock*")).read_bytes()
+    lock = (tmp_path / ".kgpipe/pipeline/lock.json").read_bytes()
     path.write_text(path.read_text().replace("params: {}", "params: {fail: error}"))
     with pytest.raises(StageError, match="boom"):
         run(path)
     assert (tmp_path / "artifacts/up/result.txt").read_bytes() == before
-    assert next((tmp_path / ".kgpipe").rglob("*.lock*")).read_bytes() == lock
+    assert (tmp_path / ".kgpipe/pipeline/lock.json").read_bytes() == lock
 
 
 class Doubler:

@@ -96,8 +96,8 @@ class RaySession:
                 "give its head's host:port, or use address: local")
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "logging_level": logging.WARNING, "configure_logging": False}
-        if address == "local":
-            kwargs.update(num_cpus=config.num_cpus, _temp_dir=config.temp_dir,
+        if address == "local":  # a new Ray instance for this run, never another run's (Ray's own "local")
+            kwargs.update(address="local", num_cpus=config.num_cpus, _temp_dir=config.temp_dir,
                           object_store_memory=int(config.object_store_memory) if config.object_store_memory else None)
         else:
             if address != "auto":
