@@ -4,6 +4,8 @@ scipy, and the Ray engine against the local one on the session's two-node cluste
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,6 +121,24 @@ def test_a_chain_converges_in_logarithmically_many_steps() -> None:
         labels, steps = _stars_in_process(order[:-1], order[1:])
         assert set(labels.values()) == {0} and len(labels) == n
         assert steps <= 4 * math.ceil(math.log2(n)), steps
+
+
+def test_kgpipe_imports_components_without_ray_and_names_the_extra_when_it_is_needed() -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['ray'] = None  # as if Ray were not installed\n"
+        "from kgpipe.errors import DependencyMissingError\n"
+        "from kgpipe.kg.components import components_local, components_ray\n"
+        "print(components_local(3, [0], [2]).tolist())\n"
+        "try:\n"
+        "    components_ray(None)\n"
+        "except DependencyMissingError as exc:\n"
+        "    print(exc.exit_code, exc)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "[0, 1, 0]"
+    assert done.stdout.splitlines()[1].startswith("7 ") and "pip install 'kgpipe[ray]'" in done.stdout
 
 
 # ---- the Ray engine against the local one ----

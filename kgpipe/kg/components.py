@@ -173,7 +173,7 @@ class RayComponentsStats:
 def _require_ray_data() -> None:
     try:
         import ray.data  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - exercised only where Ray is absent
+    except ImportError as exc:
         raise DependencyMissingError(
             "connected components on the Ray engine need Ray Data, which is not installed",
             hint="pip install 'kgpipe[ray]' (or use engine: local)") from exc
