@@ -245,3 +245,20 @@ def test_map_tasks_sends_the_shared_table_once_and_keeps_order(ray_cluster) -> N
     remote = list(RayExecutor(ExecutorConfig(engine="ray"), "s").map_tasks(scaled, items, shared=(table,), what="t"))
     assert [r[:2] for r in remote] == local == [(k, table[k]) for k in items]
     assert {r[2] for r in remote} - {os.getpid()}  # ran in worker processes
+
+
+def test_components_agree_on_both_engines(ray_cluster) -> None:
+    import numpy as np
+
+    from kgpipe.engine.ray import RayExecutor
+
+    connect(ray_cluster)
+    rng = np.random.default_rng(3)
+    chain = np.arange(300)
+    left = np.concatenate([chain[:-1], rng.integers(400, 1000, 300)])
+    right = np.concatenate([chain[1:], rng.integers(400, 1000, 300)])
+    order = rng.permutation(len(left))
+    local = LocalExecutor(ExecutorConfig(), "fuse").components(1200, left[order], right[order])
+    remote = RayExecutor(ExecutorConfig(engine="ray"), "fuse").components(1200, left[order], right[order])
+    assert (remote == local).all()
+    assert (local[:300] == 0).all() and local[1100] == 1100  # the chain's minimum; a node in no edge

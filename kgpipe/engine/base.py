@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Protocol, TypeVar
 
+import numpy as np
+
 from kgpipe.engine.config import ExecutorConfig
 
 T = TypeVar("T")
@@ -46,6 +48,12 @@ class Executor(ABC):
                   what: str) -> Iterator[R]:
         """fn(*shared, item) for each item, as stateless tasks; `shared` (a feature table, corpus statistics) is
         sent to the workers once, not with every item; results in the order of `items`."""
+
+    @abstractmethod
+    def components(self, n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Connected components of nodes 0..n-1 under the edges (left[i], right[i]): per node, the smallest node
+        id of its component. The one step with an implementation per engine (scipy here; a distributed
+        algorithm on Ray, kgpipe.kg.components), tested to agree."""
 
     @abstractmethod
     def map_ordered(self, worker: type[Worker[B, R]], worker_args: tuple[Any, ...], batches: Iterable[B], *,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+import numpy as np
+
 from kgpipe.engine.base import B, Executor, R, Worker
 
 T = TypeVar("T")
@@ -20,6 +22,11 @@ class LocalExecutor(Executor):
                   what: str) -> Iterator[R]:
         for item in items:
             yield fn(*shared, item)
+
+    def components(self, n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        from kgpipe.kg.components import components_local
+
+        return components_local(n, left, right)
 
     def map_ordered(self, worker: type[Worker[B, R]], worker_args: tuple[Any, ...], batches: Iterable[B], *,
                     what: str) -> Iterator[R]:

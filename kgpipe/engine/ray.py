@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from kgpipe.engine.base import B, Executor, R, Worker
 from kgpipe.engine.config import ExecutorConfig
 from kgpipe.errors import DependencyMissingError, KgpipeError, PipelineError, StageError
@@ -219,6 +221,23 @@ class RayExecutor(Executor):
                 yield self._get(pending.popleft(), what)
         while pending:
             yield self._get(pending.popleft(), what)
+
+    def components(self, n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Large-star/small-star over a Ray Dataset of the edges (kgpipe.kg.components): only one label per
+        node comes back to the driver, never the edges of a round."""
+        from kgpipe.kg.components import RayComponentsStats, components_ray, labels_from_dataset
+
+        ray = import_ray()
+        if len(left) == 0:
+            return np.arange(n, dtype=np.int64)
+        import pyarrow as pa
+
+        table = pa.table({"u": np.asarray(left, dtype=np.int64), "v": np.asarray(right, dtype=np.int64)})
+        blocks = max(1, int(ray.cluster_resources().get("CPU", 1)))  # one input block per CPU, at least
+        step = -(-table.num_rows // blocks)
+        edges = ray.data.from_arrow([table.slice(i, step) for i in range(0, table.num_rows, step)])
+        self.components_stats = RayComponentsStats()
+        return labels_from_dataset(components_ray(edges, stats=self.components_stats, stage=self.stage), n)
 
     def map_ordered(self, worker: type[Worker[B, R]], worker_args: tuple[Any, ...], batches: Iterable[B], *,
                     what: str) -> Iterator[R]:
