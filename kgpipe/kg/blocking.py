@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kgpipe.kg.codes import sorted_unique
+from kgpipe.kg.features import NameFeatures
 from kgpipe.kg.normalize import char_ngrams, name_tokens
 from kgpipe.kg.resolution_config import BlockingConfig
-from kgpipe.kg.similarity import NameFeatures
 
 log = logging.getLogger(__name__)
 
