@@ -63,6 +63,7 @@ def test_name_reading_is_a_map_over_chunks(nodes_and_features) -> None:
     assert expansions  # learnt from the names ('uc' -> university california)
     words = name_words(whole, expansions)
     assert [w for s in CHUNKS for w in name_words(whole[s], expansions)] == words
+    assert pickle.loads(pickle.dumps((whole, words))) == (whole, words)  # shipped to workers as they are
     assert any(len(set(w.part_of)) > 1 for w in words)
 
 

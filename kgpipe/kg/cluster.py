@@ -227,10 +227,10 @@ def guard_components(group: list[Component], scorer: PairScorer, settings: Guard
     scores = scorer(pl, pr) if len(pl) else np.zeros(0)
     offset = 0
     out = []
+    triangles = iter(tri)
     for component, pieces in plans:
         members = component.members
-        local_of = {int(m): x for x, m in enumerate(members.tolist())}
-        labels = np.full(len(members), members.min(), dtype=np.int64)
+        labels = np.full(len(members), members[0], dtype=np.int64)
         if len(members) < 3:
             a = component.anchors
             clash = len(members) == 2 and a[0] >= 0 and a[1] >= 0 and a[0] != a[1]
@@ -238,11 +238,11 @@ def guard_components(group: list[Component], scorer: PairScorer, settings: Guard
             continue
         checked = split = scored = 0
         for piece in pieces:
-            at = np.array([local_of[int(m)] for m in piece.tolist()], dtype=np.int64)
+            at = np.searchsorted(members, piece)  # members are sorted
             if len(piece) == 1:
                 labels[at] = piece[0]
                 continue
-            i, j = np.triu_indices(len(piece), 1)
+            i, j = next(triangles)
             sim = np.eye(len(piece))
             sim[i, j] = scores[offset:offset + len(i)]
             sim[j, i] = sim[i, j]

@@ -58,7 +58,7 @@ class NameFeatures:
     #                                            the institution phrase's words of that kind, ones
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NameReading:
     """What the later steps need from one name's text, read once."""
 
@@ -75,7 +75,7 @@ class NameReading:
     numbers: tuple[str, ...]                # distinct numerals, leading zeros dropped
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NameWords:
     """A name's token columns before numbering: its words (acronyms as '#uc' tokens, followed by the words
     they stand for), the part each word comes from, and the number of parts."""
@@ -98,6 +98,7 @@ class CorpusStats:
     number_vocabulary: tuple[str, ...]
     acronym_keys: tuple[str, ...]
     heads: tuple[str, ...]
+    word_columns: np.ndarray   # the vocabulary column of every (name, word), in name order: numbered here anyway
 
 
 def read_names(raw_names: Sequence[str], keys: Sequence[str], config: ResolutionConfig) -> list[NameReading]:
@@ -173,10 +174,6 @@ def name_words(readings: Sequence[NameReading], expansions: dict[str, tuple[str,
     return out
 
 
-def _ids(items: dict[str, int], item: str) -> int:
-    return items.setdefault(item, len(items))
-
-
 def corpus_statistics(readings: Sequence[NameReading], words: Sequence[NameWords], config: ResolutionConfig,
                       expansions: dict[str, tuple[str, ...]]) -> CorpusStats:
     """Vocabularies and id tables numbered in name order (a name's words, then its institution phrase's), IDF
@@ -186,37 +183,33 @@ def corpus_statistics(readings: Sequence[NameReading], words: Sequence[NameWords
     head_ids: dict[str, int] = {}
     gram_ids: dict[str, int] = {}
     number_ids: dict[str, int] = {}
-    df: Counter = Counter()
+    columns: list[int] = []  # the column of every (name, word): a name's words are distinct
     for reading, name in zip(readings, words, strict=True):
-        for token in name.words:
-            _ids(vocab, token)
-        df.update(name.words)
+        columns.extend([vocab.setdefault(token, len(vocab)) for token in name.words])
         found = reading.institution
         if found is not None:
-            _ids(head_ids, found.head)
+            head_ids.setdefault(found.head, len(head_ids))
             for kind in _PHRASE_KINDS:
                 for word in getattr(found, kind):
-                    _ids(vocab, word)
-        for key in (reading.as_acronym, reading.initials):
-            if key is not None:
-                _ids(acronym_ids, key)
-    for reading in readings:
+                    vocab.setdefault(word, len(vocab))
+        key = reading.as_acronym if reading.as_acronym is not None else reading.initials
+        if key is not None:  # one or the other, never both
+            acronym_ids.setdefault(key, len(acronym_ids))
         for gram in reading.grams:
-            _ids(gram_ids, gram)
-    for reading in readings:
+            gram_ids.setdefault(gram, len(gram_ids))
         for number in reading.numbers:
-            _ids(number_ids, number)
+            number_ids.setdefault(number, len(number_ids))
     vocabulary = tuple(vocab)
     n = len(readings)
     token_weight = np.array([config.acronym_token_weight if t.startswith("#") else 1.0 for t in vocabulary])
-    counts = np.array([df[t] for t in vocabulary], dtype=np.float64)
+    counts = np.bincount(np.asarray(columns, dtype=np.int64), minlength=len(vocabulary)).astype(np.float64)
     # smoothed IDF over the names being resolved: common words (University, of, Inc) weigh little
     idf = (np.log((1.0 + n) / (1.0 + counts)) + config.idf_offset) * (token_weight if len(token_weight) else 1.0)
     typo = typo_word_pairs(vocabulary, config.typo_min_length) if config.typo_words else []
     a, b, credit = ((np.array(x) for x in zip(*typo, strict=True)) if typo else
                     (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)))
     return CorpusStats(expansions, vocabulary, idf, (a, b, credit), tuple(gram_ids), tuple(number_ids),
-                       tuple(acronym_ids), tuple(head_ids))
+                       tuple(acronym_ids), tuple(head_ids), np.asarray(columns, dtype=np.int64))
 
 
 def typo_word_pairs(words: Sequence[str], min_length: int = 5, max_group: int = 50) -> list[tuple[int, int, float]]:
@@ -253,7 +246,7 @@ def _csr(rows: Any, cols: Any, vals: Any, shape: tuple[int, int]):
     return matrix
 
 
-def _ones(rows: list[int], cols: list[int], shape: tuple[int, int]):
+def _ones(rows: Any, cols: Any, shape: tuple[int, int]):
     matrix = _csr(rows, cols, None, shape)
     matrix.data[:] = 1.0
     return matrix
@@ -263,14 +256,13 @@ def feature_matrices(readings: Sequence[NameReading], words: Sequence[NameWords]
                      config: ResolutionConfig) -> NameFeatures:
     """The sparse matrices and id arrays the scorer and blocking read, from the readings and the statistics."""
     n = len(readings)
-    vocab = {t: i for i, t in enumerate(stats.vocabulary)}
-    size = max(len(vocab), 1)
-    rows = [i for i, name in enumerate(words) for _ in name.words]
-    cols = np.array([vocab[t] for name in words for t in name.words], dtype=np.int64)
-    bits = _ones(rows, cols.tolist(), (n, size))
+    size = max(len(stats.vocabulary), 1)
+    rows = np.repeat(np.arange(n, dtype=np.int64), [len(name.words) for name in words])
+    cols = stats.word_columns
+    bits = _ones(rows, cols, (n, size))
     weighted = _csr(rows, cols, stats.idf[cols], (n, size))
     segment_start = np.r_[0, np.cumsum([name.part_count for name in words])].astype(np.int64)
-    part_rows = segment_start[np.asarray(rows, dtype=np.int64)] + np.array(
+    part_rows = segment_start[rows] + np.array(
         [p for name in words for p in name.part_of], dtype=np.int64)
     segments = _csr(part_rows, cols, stats.idf[cols], (int(segment_start[-1]), size))
     gram_of = {g: i for i, g in enumerate(stats.gram_vocabulary)}
@@ -298,6 +290,7 @@ def feature_matrices(readings: Sequence[NameReading], words: Sequence[NameWords]
         has_typo[a] = has_typo[b] = True
     head = phrases = None
     if config.institution_mismatch < 1:
+        vocab = {t: i for i, t in enumerate(stats.vocabulary)}
         head_of = {h: i for i, h in enumerate(stats.heads)}
         head = np.array([head_of[r.institution.head] if r.institution is not None else -1 for r in readings],
                         dtype=np.int64)
