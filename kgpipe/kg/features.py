@@ -99,6 +99,7 @@ class CorpusStats:
     acronym_keys: tuple[str, ...]
     heads: tuple[str, ...]
     word_columns: np.ndarray   # the vocabulary column of every (name, word), in name order: numbered here anyway
+    gram_columns: np.ndarray   # likewise for every (name, n-gram)
 
 
 def read_names(raw_names: Sequence[str], keys: Sequence[str], config: ResolutionConfig) -> list[NameReading]:
@@ -182,6 +183,7 @@ def corpus_statistics(readings: Sequence[NameReading], words: Sequence[NameWords
     acronym_ids: dict[str, int] = {}
     head_ids: dict[str, int] = {}
     gram_ids: dict[str, int] = {}
+    gram_columns: list[int] = []
     number_ids: dict[str, int] = {}
     columns: list[int] = []  # the column of every (name, word): a name's words are distinct
     for reading, name in zip(readings, words, strict=True):
@@ -195,8 +197,7 @@ def corpus_statistics(readings: Sequence[NameReading], words: Sequence[NameWords
         key = reading.as_acronym if reading.as_acronym is not None else reading.initials
         if key is not None:  # one or the other, never both
             acronym_ids.setdefault(key, len(acronym_ids))
-        for gram in reading.grams:
-            gram_ids.setdefault(gram, len(gram_ids))
+        gram_columns.extend([gram_ids.setdefault(gram, len(gram_ids)) for gram in reading.grams])
         for number in reading.numbers:
             number_ids.setdefault(number, len(number_ids))
     vocabulary = tuple(vocab)
@@ -209,7 +210,8 @@ def corpus_statistics(readings: Sequence[NameReading], words: Sequence[NameWords
     a, b, credit = ((np.array(x) for x in zip(*typo, strict=True)) if typo else
                     (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)))
     return CorpusStats(expansions, vocabulary, idf, (a, b, credit), tuple(gram_ids), tuple(number_ids),
-                       tuple(acronym_ids), tuple(head_ids), np.asarray(columns, dtype=np.int64))
+                       tuple(acronym_ids), tuple(head_ids), np.asarray(columns, dtype=np.int64),
+                       np.asarray(gram_columns, dtype=np.int64))
 
 
 def typo_word_pairs(words: Sequence[str], min_length: int = 5, max_group: int = 50) -> list[tuple[int, int, float]]:
@@ -265,9 +267,8 @@ def feature_matrices(readings: Sequence[NameReading], words: Sequence[NameWords]
     part_rows = segment_start[rows] + np.array(
         [p for name in words for p in name.part_of], dtype=np.int64)
     segments = _csr(part_rows, cols, stats.idf[cols], (int(segment_start[-1]), size))
-    gram_of = {g: i for i, g in enumerate(stats.gram_vocabulary)}
-    grams = _ones([i for i, r in enumerate(readings) for _ in r.grams],
-                  [gram_of[g] for r in readings for g in r.grams], (n, max(len(gram_of), 1)))
+    grams = _ones(np.repeat(np.arange(n, dtype=np.int64), [len(r.grams) for r in readings]), stats.gram_columns,
+                  (n, max(len(stats.gram_vocabulary), 1)))
     number_of = {x: i for i, x in enumerate(stats.number_vocabulary)}
     numbers = _ones([i for i, r in enumerate(readings) for _ in r.numbers],
                     [number_of[x] for r in readings for x in r.numbers], (n, max(len(number_of), 1)))
