@@ -174,8 +174,8 @@ def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
     lsh_codes, lsh_before = lsh_candidates(bands, n, config.max_candidates)
     oversized = sum(b.oversized for b in bands)
     del bands
-    acronym_codes = _acronym_pairs(features, config) if config.acronym_blocks else np.zeros(0, dtype=np.int64)
-    token_codes = _token_pairs(features, config.token_block_max)
+    acronym_codes = acronym_pairs(features, config) if config.acronym_blocks else np.zeros(0, dtype=np.int64)
+    token_codes = token_pairs(features, config.token_block_max)
     lsh_or_acronym = sorted_unique(np.concatenate([lsh_codes, acronym_codes]))
     all_codes = sorted_unique(np.concatenate([lsh_or_acronym, token_codes]))
     pairs = np.stack([all_codes // n, all_codes % n], axis=1).astype(np.int64)
@@ -206,7 +206,7 @@ def _keep_best_per_name(codes: np.ndarray, shared_bands: np.ndarray, n: int, k: 
     return codes[keep]
 
 
-def _token_pairs(features: NameFeatures, max_block: int) -> np.ndarray:
+def token_pairs(features: NameFeatures, max_block: int) -> np.ndarray:
     """Pair codes of names that share a word, an acronym token or a word one typo apart (the typo-spread
     token matrix), for words found in 2..max_block names; commoner words are left to the LSH."""
     n = len(features.keys)
@@ -228,7 +228,7 @@ def _token_pairs(features: NameFeatures, max_block: int) -> np.ndarray:
     return sorted_unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
 
 
-def _acronym_pairs(features: NameFeatures, config: BlockingConfig) -> np.ndarray:
+def acronym_pairs(features: NameFeatures, config: BlockingConfig) -> np.ndarray:
     """Names written as an acronym paired with names whose initials spell it (capped per key)."""
     n = len(features.keys)
     short = features.as_acronym

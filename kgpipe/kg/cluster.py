@@ -306,6 +306,13 @@ def _cut_large(nodes: np.ndarray, left: np.ndarray, right: np.ndarray, score: np
     return out
 
 
+def accepted_pairs(left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scored pairs that reach the threshold, with their scores (a filter: any chunking gives the same)."""
+    keep = score >= threshold
+    return left[keep], right[keep], score[keep]
+
+
 def anchor_edges(anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Edges that chain the nodes of each anchor (nodes sharing an anchor belong together whatever their names)."""
     anchored = np.flatnonzero(anchors >= 0)
@@ -328,8 +335,7 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
     """
     settings = GuardSettings(threshold, threshold if group_threshold is None else group_threshold, max_exact)
     anchors = np.full(n, -1, dtype=np.int64) if anchors is None else np.asarray(anchors, dtype=np.int64)
-    accepted = score >= threshold
-    al, ar, ascore = left[accepted], right[accepted], score[accepted]
+    al, ar, ascore = accepted_pairs(left, right, score, threshold)
     el, er = anchor_edges(anchors)
     first = components(n, np.concatenate([al, el]), np.concatenate([ar, er]))
     stats = ClusterStats(components=len(sorted_unique(first)))
