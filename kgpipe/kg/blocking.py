@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kgpipe.kg.codes import sorted_unique
+from kgpipe.kg.features import NameFeatures
 from kgpipe.kg.normalize import char_ngrams, name_tokens
 from kgpipe.kg.resolution_config import BlockingConfig
-from kgpipe.kg.similarity import NameFeatures
 
 log = logging.getLogger(__name__)
 
@@ -90,63 +90,96 @@ def _band_pairs(band_hash: np.ndarray, order_key: np.ndarray, max_bucket: int, w
     return np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b), oversized
 
 
-def _shingles(features: NameFeatures, config: BlockingConfig, ngram: int) -> tuple[list[list[str]], int]:
+def common_words(keys: Sequence[str], config: BlockingConfig) -> frozenset[str]:
+    """Words in more names than the limit (a share of the names, at most `common_word_names`, at least
+    `max_bucket`): corpus statistics, computed once over all names."""
+    df = Counter(w for key in keys for w in set(name_tokens(key)))
+    limit = max(min(config.common_word_share * len(keys), config.common_word_names), config.max_bucket)
+    return frozenset(w for w, c in df.items() if c > limit)
+
+
+def shingle_sets(keys: Sequence[str], common: frozenset[str], ngram: int) -> list[list[str]]:
     """Character n-grams and words of each name, without the words most names share (unless that is all
-    the name has): blocking should follow the words that tell names apart."""
-    tokens = [name_tokens(key) for key in features.keys]
-    df = Counter(w for words in tokens for w in set(words))
-    limit = max(min(config.common_word_share * len(tokens), config.common_word_names), config.max_bucket)
-    common = {w for w, c in df.items() if c > limit}
+    the name has): blocking should follow the words that tell names apart. A map over names."""
     out = []
-    for words in tokens:
+    for key in keys:
+        words = name_tokens(key)
         rare = [w for w in words if w not in common] or words
         out.append(char_ngrams(" ".join(rare), ngram) + ["\x00" + t for t in rare])
-    return out, len(common)
+    return out
+
+
+def blocking_signatures(keys: Sequence[str], common: frozenset[str], config: BlockingConfig, ngram: int,
+                        progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """The blocking keys of a chunk of names: their MinHash signatures (names x num_perm, uint64). A map over
+    names: a name's signature depends on its key, the common words and the seed alone."""
+    return minhash_signatures(shingle_sets(keys, common, ngram), config.num_perm, config.seed, progress=progress)
+
+
+def name_ranks(keys: Sequence[str]) -> np.ndarray:
+    """Each name's rank in sorted order: neighbours in an oversized bucket are alphabetical neighbours."""
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[np.argsort(np.asarray(keys, dtype=object), kind="stable")] = np.arange(len(keys))
+    return rank
+
+
+@dataclass(frozen=True)
+class BandPairs:
+    codes: np.ndarray   # pair codes left * n + right (left < right) of names sharing the band
+    oversized: int      # buckets larger than max_bucket (paired by neighbourhood only)
+
+
+def band_pairs(band: np.ndarray, ranks: np.ndarray, max_bucket: int, window: int) -> BandPairs:
+    """Candidate pairs of one LSH band: `band` is the band's columns of every name's signature (names x
+    rows per band); names whose band hashes agree are paired. One call per band."""
+    band_hash = np.zeros(len(band), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in range(band.shape[1]):
+            band_hash = band_hash * _MIX + band[:, column]
+    codes, oversized = _band_pairs(band_hash, ranks, max_bucket, window)
+    return BandPairs(codes, oversized)
+
+
+def lsh_candidates(bands: Sequence[BandPairs], n: int, max_candidates: int) -> tuple[np.ndarray, int]:
+    """The pairs of all bands, deduplicated and pruned to each name's best `max_candidates` (0: all); and the
+    number before pruning."""
+    codes, shared_bands = np.unique(np.concatenate([b.codes for b in bands]), return_counts=True)
+    before = len(codes)
+    if max_candidates:
+        codes = _keep_best_per_name(codes, shared_bands, n, max_candidates)
+    return codes, before
 
 
 def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
                 progress: Callable[[str, int, int | None], None] | None = None) -> BlockingResult:
-    """Candidate name pairs from MinHash LSH and acronym blocks."""
+    """Candidate name pairs from MinHash LSH and acronym blocks: the driver over the steps above."""
     keys = features.keys
     n = len(keys)
     stats: dict[str, int | float] = {"names": n, "all_pairs": n * (n - 1) // 2}
     if n < 2:
         stats.update(candidate_pairs=0, lsh_pairs=0, acronym_pairs=0, oversized_buckets=0)
         return BlockingResult(np.zeros((0, 2), dtype=np.int64), stats)
-    bands, rows = lsh_params(config.lsh_threshold, config.num_perm)
-    shingles, n_common = _shingles(features, config, ngram)
-    signatures = minhash_signatures(
-        shingles, config.num_perm, config.seed,
-        progress=(lambda done: progress("minhash", done, n)) if progress else None)
-    del shingles
-    # a name's rank in sorted order: neighbours in an oversized bucket are alphabetical neighbours
-    order_key = np.empty(n, dtype=np.int64)
-    order_key[np.argsort(np.asarray(keys, dtype=object), kind="stable")] = np.arange(n)
-    codes: list[np.ndarray] = []
-    oversized = 0
-    with np.errstate(over="ignore"):
-        for band in range(bands):
-            block = signatures[:, band * rows:(band + 1) * rows]
-            band_hash = np.zeros(n, dtype=np.uint64)
-            for column in range(rows):
-                band_hash = band_hash * _MIX + block[:, column]
-            band_codes, band_oversized = _band_pairs(band_hash, order_key, config.max_bucket, config.window)
-            oversized += band_oversized
-            codes.append(band_codes)
-            if progress:
-                progress("lsh bands", band + 1, bands)
+    n_bands, rows = lsh_params(config.lsh_threshold, config.num_perm)
+    common = common_words(keys, config)
+    signatures = blocking_signatures(keys, common, config, ngram,
+                                     (lambda done: progress("minhash", done, n)) if progress else None)
+    ranks = name_ranks(keys)
+    bands = []
+    for band in range(n_bands):
+        bands.append(band_pairs(signatures[:, band * rows:(band + 1) * rows], ranks, config.max_bucket,
+                                config.window))
+        if progress:
+            progress("lsh bands", band + 1, n_bands)
     del signatures
-    lsh_codes, shared_bands = np.unique(np.concatenate(codes), return_counts=True)
-    del codes
-    lsh_before = len(lsh_codes)
-    if config.max_candidates:
-        lsh_codes = _keep_best_per_name(lsh_codes, shared_bands, n, config.max_candidates)
-    acronym_codes = _acronym_pairs(features, config) if config.acronym_blocks else np.zeros(0, dtype=np.int64)
-    token_codes = _token_pairs(features, config.token_block_max)
+    lsh_codes, lsh_before = lsh_candidates(bands, n, config.max_candidates)
+    oversized = sum(b.oversized for b in bands)
+    del bands
+    acronym_codes = acronym_pairs(features, config) if config.acronym_blocks else np.zeros(0, dtype=np.int64)
+    token_codes = token_pairs(features, config.token_block_max)
     lsh_or_acronym = sorted_unique(np.concatenate([lsh_codes, acronym_codes]))
     all_codes = sorted_unique(np.concatenate([lsh_or_acronym, token_codes]))
     pairs = np.stack([all_codes // n, all_codes % n], axis=1).astype(np.int64)
-    stats.update(bands=bands, rows_per_band=rows, common_words_unshingled=n_common,
+    stats.update(bands=n_bands, rows_per_band=rows, common_words_unshingled=len(common),
                  lsh_pairs_before_pruning=int(lsh_before), lsh_pairs=len(lsh_codes),
                  acronym_pairs=int(len(lsh_or_acronym) - len(lsh_codes)),
                  token_pairs=int(len(all_codes) - len(lsh_or_acronym)),
@@ -173,7 +206,7 @@ def _keep_best_per_name(codes: np.ndarray, shared_bands: np.ndarray, n: int, k: 
     return codes[keep]
 
 
-def _token_pairs(features: NameFeatures, max_block: int) -> np.ndarray:
+def token_pairs(features: NameFeatures, max_block: int) -> np.ndarray:
     """Pair codes of names that share a word, an acronym token or a word one typo apart (the typo-spread
     token matrix), for words found in 2..max_block names; commoner words are left to the LSH."""
     n = len(features.keys)
@@ -195,7 +228,7 @@ def _token_pairs(features: NameFeatures, max_block: int) -> np.ndarray:
     return sorted_unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
 
 
-def _acronym_pairs(features: NameFeatures, config: BlockingConfig) -> np.ndarray:
+def acronym_pairs(features: NameFeatures, config: BlockingConfig) -> np.ndarray:
     """Names written as an acronym paired with names whose initials spell it (capped per key)."""
     n = len(features.keys)
     short = features.as_acronym

@@ -26,16 +26,21 @@ log = logging.getLogger(__name__)
 PairScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def connected_components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Component label per node (labels are the smallest node index of the component)."""
+def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Connected components of n nodes and the undirected edges left[i]-right[i]: a label per node, the
+    smallest node id of its component (so labels do not depend on how nodes or edges were partitioned; a
+    distributed implementation must give the same labels). In-process with scipy's csgraph."""
     from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components as components
+    from scipy.sparse.csgraph import connected_components as scipy_components
 
     graph = coo_matrix((np.ones(len(left), dtype=np.int8), (np.asarray(left), np.asarray(right))), shape=(n, n))
-    _, raw = components(graph, directed=False)
+    _, raw = scipy_components(graph, directed=False)
     smallest = np.full(raw.max(initial=0) + 1, n, dtype=np.int64)
     np.minimum.at(smallest, raw, np.arange(n))
     return smallest[raw]
+
+
+connected_components = components  # the name the benchmarks and older tests use
 
 
 def average_link(sim: np.ndarray, threshold: float, anchors: np.ndarray,
@@ -120,6 +125,164 @@ class ClusterStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Component:
+    """One connected component, the guard's unit of work: its nodes (sorted global ids), their anchors
+    (-1: none) and records per node (None: one each), and its accepted edges (global ids) with their scores."""
+
+    members: np.ndarray
+    anchors: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    score: np.ndarray
+    weights: np.ndarray | None = None
+
+    @property
+    def pairs(self) -> int:
+        """Pairs the guard scores for it when it is clustered exactly."""
+        return len(self.members) * (len(self.members) - 1) // 2
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """threshold: the accepted-edge threshold (a large component is cut above it); group_threshold: the
+    average similarity at which two groups join; max_exact: the largest component clustered exactly."""
+
+    threshold: float
+    group_threshold: float
+    max_exact: int = 1500
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """A component's cluster label per member (the smallest member of its cluster), with what it cost."""
+
+    members: np.ndarray
+    labels: np.ndarray
+    checked: int = 0       # pieces re-clustered by average link
+    split: int = 0         # of those, the ones that came apart (or a pair with clashing anchors)
+    cut: int = 0           # 1 when the component was too large and was cut first
+    pairs_scored: int = 0
+
+
+def split_components(labels: np.ndarray, left: np.ndarray, right: np.ndarray, score: np.ndarray,
+                     anchors: np.ndarray, weights: np.ndarray | None = None, min_size: int = 2) -> list[Component]:
+    """The components of `labels` (a label per node) with at least `min_size` nodes, each with its edges
+    (left/right/score: accepted pairs, in their order), in the order of their labels."""
+    n = len(labels)
+    order = np.argsort(labels, kind="stable")  # nodes of one component together, ascending within it
+    sorted_labels = labels[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]]) if n else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], n]
+    edge_order = np.argsort(labels[left], kind="stable")
+    edge_labels = labels[left][edge_order]
+    out = []
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        if e - s < min_size:
+            continue
+        members = order[s:e]
+        lo, hi = np.searchsorted(edge_labels, [sorted_labels[s], sorted_labels[s] + 1])
+        at = edge_order[lo:hi]
+        out.append(Component(members, anchors[members], left[at], right[at], score[at],
+                             None if weights is None else weights[members]))
+    return out
+
+
+def group_components(parts: list[Component], max_pairs: int) -> list[list[Component]]:
+    """Consecutive components in groups of about `max_pairs` guard pairs: one scorer call per group costs
+    far less than one per component (most are three or four nodes). Grouping changes no result."""
+    groups: list[list[Component]] = []
+    group: list[Component] = []
+    size = 0
+    for component in parts:
+        group.append(component)
+        size += component.pairs
+        if size >= max_pairs:
+            groups.append(group)
+            group, size = [], 0
+    if group:
+        groups.append(group)
+    return groups
+
+
+def guard_components(group: list[Component], scorer: PairScorer, settings: GuardSettings) -> list[GuardResult]:
+    """The anti-chaining guard on each component of `group`, independently: a pair with clashing anchors is
+    split; three or more nodes are re-clustered by average link over all their pairs (a component larger
+    than max_exact is cut at stricter thresholds first, its pieces clustered exactly and joined again).
+    The pairs of the whole group are scored in one scorer call."""
+    plans: list[tuple[Component, list[np.ndarray]]] = []
+    for component in group:
+        members = component.members
+        if len(members) > settings.max_exact:
+            pieces = _cut_large(members, component.left, component.right, component.score, settings.threshold,
+                                settings.max_exact)
+        else:
+            pieces = [members]
+        plans.append((component, pieces))
+    exact = [piece for component, pieces in plans if len(component.members) >= 3 for piece in pieces
+             if len(piece) > 1]
+    tri = [np.triu_indices(len(m), 1) for m in exact]
+    pl = np.concatenate([m[i] for m, (i, _) in zip(exact, tri, strict=True)]) if exact else np.zeros(0, np.int64)
+    pr = np.concatenate([m[j] for m, (_, j) in zip(exact, tri, strict=True)]) if exact else np.zeros(0, np.int64)
+    scores = scorer(pl, pr) if len(pl) else np.zeros(0)
+    offset = 0
+    out = []
+    triangles = iter(tri)
+    for component, pieces in plans:
+        members = component.members
+        labels = np.full(len(members), members[0], dtype=np.int64)
+        if len(members) < 3:
+            a = component.anchors
+            clash = len(members) == 2 and a[0] >= 0 and a[1] >= 0 and a[0] != a[1]
+            out.append(GuardResult(members, members.copy() if clash else labels, split=int(clash)))
+            continue
+        checked = split = scored = 0
+        for piece in pieces:
+            at = np.searchsorted(members, piece)  # members are sorted
+            if len(piece) == 1:
+                labels[at] = piece[0]
+                continue
+            i, j = next(triangles)
+            sim = np.eye(len(piece))
+            sim[i, j] = scores[offset:offset + len(i)]
+            sim[j, i] = sim[i, j]
+            offset += len(i)
+            scored += len(i)
+            checked += 1
+            piece_anchors = component.anchors[at]
+            if sim[i, j].min(initial=1.0) >= settings.group_threshold and len(
+                    set(piece_anchors[piece_anchors >= 0])) <= 1:
+                labels[at] = piece.min()
+                continue
+            local = average_link(sim, settings.group_threshold, piece_anchors,
+                                 None if component.weights is None else component.weights[at])
+            labels[at] = piece[local]
+            if len(np.unique(local)) > 1:
+                split += 1
+        cut = int(len(members) > settings.max_exact)
+        if cut:
+            scored += _merge_component_pieces(component, labels, scorer, settings.group_threshold)
+        out.append(GuardResult(members, labels, checked, split, cut, scored))
+    return out
+
+
+def _merge_component_pieces(component: Component, labels: np.ndarray, scorer: PairScorer, threshold: float) -> int:
+    """_merge_across_pieces on one cut component, in the component's own index space (member positions:
+    they keep the order of the global ids, so every tie and sample falls as it would globally). Updates the
+    labels (global ids, one per member) in place; returns the pairs scored."""
+    members = component.members
+    local_labels = np.searchsorted(members, labels)
+
+    def local_scorer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return scorer(members[a], members[b])
+
+    scored = _merge_across_pieces(local_labels, np.searchsorted(members, component.left),
+                                  np.searchsorted(members, component.right), local_scorer, threshold,
+                                  component.anchors)
+    labels[:] = members[local_labels]
+    return scored
+
+
 def _cut_large(nodes: np.ndarray, left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float,
                max_size: int) -> list[np.ndarray]:
     """Split one oversized component (nodes sorted; its accepted edges) by raising the edge threshold in
@@ -132,7 +295,7 @@ def _cut_large(nodes: np.ndarray, left: np.ndarray, right: np.ndarray, score: np
     while active.any():
         level = min(1.0, level + 0.05)
         keep = (score >= level) & active[la] & active[lb]
-        labels = connected_components(len(nodes), la[keep], lb[keep])
+        labels = components(len(nodes), la[keep], lb[keep])
         sizes = np.bincount(labels, minlength=len(nodes))
         done = active & ((sizes[labels] <= max_size) | (level >= 1.0))
         index = np.flatnonzero(done)
@@ -141,6 +304,21 @@ def _cut_large(nodes: np.ndarray, left: np.ndarray, right: np.ndarray, score: np
         out.extend(nodes[part] for part in np.split(index, cuts) if len(part))
         active &= ~done
     return out
+
+
+def accepted_pairs(left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scored pairs that reach the threshold, with their scores (a filter: any chunking gives the same)."""
+    keep = score >= threshold
+    return left[keep], right[keep], score[keep]
+
+
+def anchor_edges(anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edges that chain the nodes of each anchor (nodes sharing an anchor belong together whatever their names)."""
+    anchored = np.flatnonzero(anchors >= 0)
+    order = anchored[np.argsort(anchors[anchored], kind="stable")]
+    same = anchors[order[1:]] == anchors[order[:-1]]
+    return order[:-1][same], order[1:][same]
 
 
 def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float, *,
@@ -155,91 +333,24 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
     guard for the pairs that blocking did not propose. group_threshold: the average similarity at which the
     guard joins two groups (default: threshold). weights: records per node, for the guard's averages.
     """
-    group_threshold = threshold if group_threshold is None else group_threshold
+    settings = GuardSettings(threshold, threshold if group_threshold is None else group_threshold, max_exact)
     anchors = np.full(n, -1, dtype=np.int64) if anchors is None else np.asarray(anchors, dtype=np.int64)
-    accepted = score >= threshold
-    al, ar = left[accepted], right[accepted]
-    # nodes sharing an anchor belong together whatever their names
-    anchored = np.flatnonzero(anchors >= 0)
-    if len(anchored):
-        order = anchored[np.argsort(anchors[anchored], kind="stable")]
-        same = anchors[order[1:]] == anchors[order[:-1]]
-        al = np.concatenate([al, order[:-1][same]])
-        ar = np.concatenate([ar, order[1:][same]])
-    components = connected_components(n, al, ar)
-    stats = ClusterStats(components=len(sorted_unique(components)))
+    al, ar, ascore = accepted_pairs(left, right, score, threshold)
+    el, er = anchor_edges(anchors)
+    first = components(n, np.concatenate([al, el]), np.concatenate([ar, er]))
+    stats = ClusterStats(components=len(sorted_unique(first)))
     if not guard or scorer is None:
-        if len(anchored):
+        if (anchors >= 0).any():
             log.warning("clustering without the guard: anchor conflicts inside components are not split")
-        return components, stats
-    labels = components.copy()
-    order = np.argsort(components, kind="stable")
-    sorted_labels = components[order]
-    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
-    ends = np.r_[starts[1:], n]
-    todo: list[np.ndarray] = []
-    cut_edges: list[tuple[np.ndarray, np.ndarray]] = []
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        if e - s < 3:
-            members = order[s:e]
-            if e - s == 2 and anchors[members[0]] >= 0 and anchors[members[1]] >= 0 and (
-                    anchors[members[0]] != anchors[members[1]]):
-                labels[members[1]] = members[1]
-                stats.components_split += 1
-            continue
-        members = np.sort(order[s:e])
-        if len(members) > max_exact:
-            stats.large_components_cut += 1
-            in_comp = accepted & (components[left] == components[members[0]])
-            cut_edges.append((left[in_comp], right[in_comp]))
-            todo.extend(_cut_large(members, left[in_comp], right[in_comp], score[in_comp], threshold, max_exact))
-        else:
-            todo.append(members)
-    # score every pair inside the components in large batches, then agglomerate each component
-    batch: list[np.ndarray] = []
-    batch_size = 0
-
-    def flush() -> None:
-        nonlocal batch, batch_size
-        if not batch:
-            return
-        tri = [np.triu_indices(len(m), 1) for m in batch]
-        pl = np.concatenate([m[i] for m, (i, _) in zip(batch, tri, strict=True)])
-        pr = np.concatenate([m[j] for m, (_, j) in zip(batch, tri, strict=True)])
-        scores = scorer(pl, pr)
-        stats.guard_pairs_scored += len(pl)
-        offset = 0
-        for members, (i, j) in zip(batch, tri, strict=True):
-            k = len(members)
-            count = len(i)
-            sim = np.eye(k)
-            sim[i, j] = scores[offset:offset + count]
-            sim[j, i] = sim[i, j]
-            offset += count
-            stats.components_checked += 1
-            local_anchors = anchors[members]
-            if sim[i, j].min(initial=1.0) >= group_threshold and len(set(local_anchors[local_anchors >= 0])) <= 1:
-                labels[members] = members.min()
-                continue
-            local = average_link(sim, group_threshold, local_anchors,
-                                 None if weights is None else weights[members])
-            labels[members] = members[local]
-            if len(np.unique(local)) > 1:
-                stats.components_split += 1
-        batch, batch_size = [], 0
-
-    for members in todo:
-        if len(members) == 1:
-            labels[members] = members[0]
-            continue
-        batch.append(members)
-        batch_size += len(members) * (len(members) - 1) // 2
-        if batch_size >= batch_pairs:
-            flush()
-    flush()
-    for edge_left, edge_right in cut_edges:
-        stats.guard_pairs_scored += _merge_across_pieces(labels, edge_left, edge_right, scorer, group_threshold,
-                                                         anchors)
+        return first, stats
+    labels = first.copy()
+    for group in group_components(split_components(first, al, ar, ascore, anchors, weights), batch_pairs):
+        for result in guard_components(group, scorer, settings):
+            labels[result.members] = result.labels
+            stats.components_checked += result.checked
+            stats.components_split += result.split
+            stats.large_components_cut += result.cut
+            stats.guard_pairs_scored += result.pairs_scored
     return labels, stats
 
 
@@ -359,8 +470,7 @@ def one_to_one(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray, t
     labels = np.arange(n, dtype=np.int64)
     if not len(s):
         return labels
-    components = connected_components(n, l0, r1)
-    comp_of_pair = components[l0]
+    comp_of_pair = components(n, l0, r1)[l0]
     order = np.argsort(comp_of_pair, kind="stable")
     starts = np.flatnonzero(np.r_[True, comp_of_pair[order][1:] != comp_of_pair[order][:-1]])
     ends = np.r_[starts[1:], len(order)]

@@ -4,15 +4,13 @@ institution phrases (kgpipe.kg.institution), entity-type compatibility, context 
 agreement, combined into one score with configurable weights.
 
 Each node is a name (with its type, pooled context and attributes). Names are featurised once into sparse
-matrices; a batch of pairs is scored with row-wise sparse products and rapidfuzz's `cpdist`, so millions of
-candidate pairs cost seconds, not a Python loop each.
+matrices (kgpipe.kg.features); a batch of pairs is scored with row-wise sparse products and rapidfuzz's
+`cpdist`, so millions of candidate pairs cost seconds, not a Python loop each.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,18 +18,14 @@ from typing import Any
 import numpy as np
 
 from kgpipe.kg.codes import find_sorted
-from kgpipe.kg.institution import institution_core
-from kgpipe.kg.normalize import (
-    NormalizeOptions,
-    acronym_definitions,
-    acronyms_used,
-    char_ngrams,
-    fold_text,
-    is_acronym_like,
-    name_parts,
-    name_tokens,
-    normalize_name,
+from kgpipe.kg.features import (  # noqa: F401  (featurize_names, typo_word_pairs: re-exported, long imported from here)
+    _PHRASE_KINDS,
+    NameFeatures,
+    _csr,
+    featurize_names,
+    typo_word_pairs,
 )
+from kgpipe.kg.normalize import fold_text, name_tokens, normalize_name
 from kgpipe.kg.resolution_config import (  # noqa: F401  (re-exported: the settings live beside the scorer)
     AttributeRule,
     BlockingConfig,
@@ -39,209 +33,6 @@ from kgpipe.kg.resolution_config import (  # noqa: F401  (re-exported: the setti
     ResolutionConfig,
     SignalWeights,
 )
-
-
-@dataclass
-class NameFeatures:
-    """Per unique name: normalised key, weighted token matrix, n-gram matrix and acronym ids."""
-
-    keys: list[str]
-    tokens: Any             # scipy CSR (names x token vocabulary), IDF weights
-    token_mass: np.ndarray  # row sums of `tokens`
-    token_bits: Any         # the same pattern with ones
-    soft_bits: Any          # token_bits spread to words one typo away (credit < 1), at most 1 per word
-    grams: Any              # CSR (names x n-gram vocabulary), ones
-    gram_count: np.ndarray
-    as_acronym: np.ndarray  # id of the name read as an acronym ('mit' for MIT), -1 if not acronym-like
-    initials: np.ndarray    # id of the initials of its words ('mit' for Massachusetts Institute of ...), -1
-    numbers: Any            # CSR (names x numbers): the numerals in each name
-    segments: Any           # CSR (parts x token vocabulary), IDF weights: each token of a name in one part
-    segment_start: np.ndarray  # first row of `segments` per name (n + 1 offsets)
-    segment_mass: np.ndarray   # row sums of `segments`
-    typo_codes: np.ndarray | None = None     # sorted codes u * vocabulary + t of words one typo apart
-    typo_credit: np.ndarray | None = None    # the credit of each (at most 1)
-    has_typo: np.ndarray | None = None       # per word: whether any word is one typo from it
-    head: np.ndarray | None = None           # class id of the name's institution head word, -1 if none
-    institution: dict[str, Any] | None = None  # 'pre', 'post', 'qualifier': CSR (names x token vocabulary) of
-    #                                            the institution phrase's words of that kind, ones
-
-
-def _csr(rows: list[int], cols: list[int], vals: list[float] | None, shape: tuple[int, int]):
-    from scipy import sparse
-
-    data = np.ones(len(rows), dtype=np.float64) if vals is None else np.asarray(vals, dtype=np.float64)
-    matrix = sparse.csr_matrix((data, (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
-                               shape=shape)
-    matrix.sum_duplicates()
-    return matrix
-
-
-def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
-                    keys: Sequence[str] | None = None) -> NameFeatures:
-    """Features of unique names; `raw_names[i]` is one original spelling of name i (for acronym casing),
-    `keys[i]` its normalised key if already known."""
-    options = config.normalize.options()
-    keys = list(keys) if keys is not None else [normalize_name(name, options) for name in raw_names]
-    n = len(keys)
-    vocab: dict[str, int] = {}
-    rows: list[int] = []
-    cols: list[int] = []
-    acronym_ids: dict[str, int] = {}
-    as_acronym = np.full(n, -1, dtype=np.int64)
-    initials = np.full(n, -1, dtype=np.int64)
-    expansions = _acronym_expansions(raw_names, keys, options) if config.acronyms and config.expand_acronyms else {}
-
-    def words_of(raw: str, key: str) -> list[str]:
-        # acronyms written as such ('UC' in 'UC Berkeley') are tokens of their own, and stand for the words
-        # they abbreviate elsewhere among the names; two spelt-out names with the same initials share nothing
-        used = acronyms_used(raw, options) if config.acronyms else []
-        extra = ["#" + acronym for acronym in used]
-        for acronym in used if expansions else []:
-            extra.extend(expansions.get(acronym, ()))
-        return list(dict.fromkeys(name_tokens(key, options) + extra))
-
-    part_of: list[int] = []   # part (comma-separated segment) of each (name, token) entry, within its name
-    part_count = np.ones(n, dtype=np.int64)
-    institutions = config.institution_mismatch < 1
-    head_words = frozenset(config.institution_heads)  # parsed only where the key has a head word
-    head = np.full(n, -1, dtype=np.int64)
-    head_ids: dict[str, int] = {}
-    phrase_cells: dict[str, tuple[list[int], list[int]]] = {kind: ([], []) for kind in _PHRASE_KINDS}
-    for i, (raw, key) in enumerate(zip(raw_names, keys, strict=True)):
-        tokens = name_tokens(key, options)
-        name_words = words_of(raw, key)
-        parts = _token_parts(raw, name_words, words_of, options) if _SEGMENTED.search(raw) else None
-        if parts is not None:
-            part_count[i] = max(parts) + 1
-        for k, token in enumerate(name_words):
-            rows.append(i)
-            cols.append(vocab.setdefault(token, len(vocab)))
-            part_of.append(parts[k] if parts is not None else 0)
-        found = (institution_core(raw, options, config.institution_heads, config.unit_words)
-                 if institutions and not head_words.isdisjoint(tokens) else None)
-        if found is not None:
-            head[i] = head_ids.setdefault(found.head, len(head_ids))
-            for kind, (cell_rows, cell_cols) in phrase_cells.items():
-                words = getattr(found, kind)
-                cell_rows.extend([i] * len(words))
-                cell_cols.extend(vocab.setdefault(word, len(vocab)) for word in words)
-        if config.acronyms:
-            if is_acronym_like(raw):
-                as_acronym[i] = acronym_ids.setdefault(key.replace(" ", ""), len(acronym_ids))
-            elif len(tokens) >= 2:
-                initials[i] = acronym_ids.setdefault("".join(t[0] for t in tokens), len(acronym_ids))
-    token_names = [""] * len(vocab)
-    for token, column in vocab.items():
-        token_names[column] = token
-    token_weight = np.array([config.acronym_token_weight if t.startswith("#") else 1.0 for t in token_names])
-    size = max(len(vocab), 1)
-    bits = _csr(rows, cols, None, (n, size))
-    bits.data[:] = 1.0
-    # smoothed IDF over the names being resolved: common words (University, of, Inc) weigh little
-    df = np.asarray(bits.sum(axis=0)).ravel()
-    idf = (np.log((1.0 + n) / (1.0 + df)) + config.idf_offset) * (token_weight if len(token_weight) else 1.0)
-    weighted = _csr(rows, cols, idf[np.asarray(cols, dtype=np.int64)].tolist(), (n, size))
-    segment_start = np.r_[0, np.cumsum(part_count)]
-    part_rows = segment_start[np.asarray(rows, dtype=np.int64)] + np.asarray(part_of, dtype=np.int64)
-    segments = _csr(part_rows.tolist(), cols, idf[np.asarray(cols, dtype=np.int64)].tolist(),
-                    (int(segment_start[-1]), size))
-    gram_vocab: dict[str, int] = {}
-    g_rows: list[int] = []
-    g_cols: list[int] = []
-    for i, key in enumerate(keys):
-        for gram in set(char_ngrams(key, config.ngram)):
-            g_rows.append(i)
-            g_cols.append(gram_vocab.setdefault(gram, len(gram_vocab)))
-    grams = _csr(g_rows, g_cols, None, (n, max(len(gram_vocab), 1)))
-    grams.data[:] = 1.0
-    soft = bits
-    typo_codes = typo_credit = has_typo = None
-    if config.typo_words:
-        similar = typo_word_pairs(token_names, config.typo_min_length)
-        if similar:
-            a, b, credit = (np.array(x) for x in zip(*similar, strict=True))
-            spread = _csr(np.r_[a, b].tolist(), np.r_[b, a].tolist(), np.r_[credit, credit].tolist(), (size, size))
-            soft = bits + bits @ spread
-            soft.data = np.minimum(soft.data, 1.0)
-            codes = np.r_[a, b].astype(np.int64) * size + np.r_[b, a]
-            order = np.argsort(codes)
-            typo_codes, typo_credit = codes[order], np.r_[credit, credit][order]
-            has_typo = np.zeros(size, dtype=bool)
-            has_typo[a] = has_typo[b] = True
-    number_ids: dict[str, int] = {}
-    n_rows: list[int] = []
-    n_cols: list[int] = []
-    for i, key in enumerate(keys):
-        for word in set(key.split()):
-            if word.isdigit():
-                n_rows.append(i)
-                n_cols.append(number_ids.setdefault(word.lstrip("0") or "0", len(number_ids)))
-    numbers = _csr(n_rows, n_cols, None, (n, max(len(number_ids), 1)))
-    numbers.data[:] = 1.0
-    phrases = {kind: _csr(*cells, None, (n, size)) for kind, cells in phrase_cells.items()} if institutions else None
-    for matrix in (phrases or {}).values():
-        matrix.data[:] = 1.0
-    return NameFeatures(keys, weighted, np.asarray(weighted.sum(axis=1)).ravel(), bits, soft, grams,
-                        np.asarray(grams.sum(axis=1)).ravel(), as_acronym, initials, numbers,
-                        segments, segment_start, np.asarray(segments.sum(axis=1)).ravel(), typo_codes, typo_credit,
-                        has_typo, head if institutions else None, phrases)
-
-
-_PHRASE_KINDS = ("pre", "post", "qualifier")
-_SEGMENTED = re.compile(r"[,;/()\[\]]|\s[-–—]+\s|--+")
-
-
-def _token_parts(raw: str, name_words: Sequence[str], words_of, options: NormalizeOptions) -> list[int] | None:
-    """Which comma-separated part of the name each of its tokens comes from (the first part that has it; an
-    acronym's expansion goes with the acronym). None when the name has one part."""
-    parts = name_parts(raw, options)
-    if len(parts) < 2:
-        return None
-    where: dict[str, int] = {}
-    for index, (part, words) in enumerate(parts):
-        for token in words_of(part, " ".join(words)):
-            where.setdefault(token, index)
-    return [where.get(token, 0) for token in name_words]
-
-
-def typo_word_pairs(words: Sequence[str], min_length: int = 5, max_group: int = 50) -> list[tuple[int, int, float]]:
-    """(i, j, credit) for words one edit apart (substitution, insertion, deletion or transposition; two edits
-    for words of 8+ letters), found through their one-deletion variants instead of comparing all pairs."""
-    from rapidfuzz.distance import OSA
-
-    groups: dict[str, list[int]] = {}
-    for i, word in enumerate(words):
-        if len(word) < min_length or not word.isalpha():
-            continue
-        for variant in {word, *(word[:k] + word[k + 1:] for k in range(len(word)))}:
-            groups.setdefault(variant, []).append(i)
-    candidates: set[tuple[int, int]] = set()
-    for members in groups.values():
-        if 1 < len(members) <= max_group:
-            candidates.update((a, b) for x, a in enumerate(members) for b in members[x + 1:])
-    out = []
-    for a, b in sorted(candidates):
-        wa, wb = words[a], words[b]
-        edits = OSA.distance(wa, wb)
-        if edits <= 1 or (edits == 2 and min(len(wa), len(wb)) >= 8):
-            out.append((a, b, 1.0 - edits / max(len(wa), len(wb))))
-    return out
-
-
-def _acronym_expansions(raw_names: Sequence[str], keys: Sequence[str],
-                        options: NormalizeOptions) -> dict[str, tuple[str, ...]]:
-    """Acronym -> the words it abbreviates, learnt from the names themselves: the expansion seen most often,
-    kept only when it accounts for at least half of the parts with those initials (else it is ambiguous)."""
-    seen: dict[str, Counter] = {}
-    for raw, key in zip(raw_names, keys, strict=True):
-        for initials, words in acronym_definitions(raw, options, key):
-            seen.setdefault(initials, Counter())[words] += 1
-    out = {}
-    for initials, counts in seen.items():
-        words, count = counts.most_common(1)[0]
-        if count * 2 >= sum(counts.values()):
-            out[initials] = words
-    return out
 
 
 def _number(value: Any) -> float:

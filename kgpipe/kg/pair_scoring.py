@@ -1,0 +1,59 @@
+"""Resolution step: scoring node pairs, a map over chunks of pairs with the node table (features, types,
+contexts, attributes) as a read-only argument, and the guard's scorer that reuses those scores.
+
+Every function here is module-level and every argument plain picklable data, so a distributed engine can
+ship the table to workers once and map `score_pairs` over blocks of pairs; a pair's score does not depend on
+the other pairs in its chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from kgpipe.kg.codes import find_sorted
+from kgpipe.kg.nodes import Nodes
+from kgpipe.kg.similarity import NameFeatures, NodeTable, ResolutionConfig
+
+
+def node_table(nodes: Nodes, features: NameFeatures, config: ResolutionConfig,
+               type_parents: Mapping[str, str] | None = None) -> NodeTable:
+    """The scorer's view of the nodes: name features, type, pooled context and attributes per node."""
+    return NodeTable(features, nodes.name_of_node, list(nodes.types), list(nodes.contexts), list(nodes.attributes),
+                     config, type_parents)
+
+
+def score_pairs(table: NodeTable, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Combined score of each node pair (left[i], right[i])."""
+    return table.score(left, right).score
+
+
+def chunk_pairs(total: int, size: int = 1_000_000) -> list[slice]:
+    """Consecutive slices of at most `size` pairs covering `total`: the driver scores pairs in chunks to bound
+    memory (and report progress); any chunking gives the same scores."""
+    return [slice(start, min(start + size, total)) for start in range(0, total, size)]
+
+
+class KnownScores:
+    """The guard's scorer: pairs blocking already proposed keep the score they got (looked up by pair code);
+    only the others are scored with the table. A small class rather than a closure, so it pickles."""
+
+    def __init__(self, table: NodeTable, left: np.ndarray, right: np.ndarray, scores: np.ndarray, n: int) -> None:
+        codes = np.minimum(left, right) * n + np.maximum(left, right)
+        order = np.argsort(codes, kind="stable")
+        self.table = table
+        self.n = n
+        self.codes = codes[order]
+        self.scores = scores[order]
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        wanted = np.minimum(a, b) * self.n + np.maximum(a, b)
+        out = np.empty(len(a), dtype=np.float64)
+        found, at = find_sorted(self.codes, wanted)
+        out[found] = self.scores[at[found]]
+        missing = ~found
+        if missing.any():
+            out[missing] = score_pairs(self.table, a[missing], b[missing])
+        return out

@@ -1,0 +1,218 @@
+"""Resolution as explicit steps (issue 16, item 3): every map step gives the same result on chunks of its input as
+on the whole, the guard gives the same labels component by component as on the whole graph, components are
+labelled by their smallest node id, and the values a distributed engine ships to workers pickle."""
+
+from __future__ import annotations
+
+import pickle
+from itertools import pairwise
+
+import numpy as np
+import pytest
+
+from kgpipe.kg.blocking import band_pairs, blocking_signatures, common_words, lsh_params, name_ranks
+from kgpipe.kg.cluster import (
+    Component,
+    GuardSettings,
+    cluster_nodes,
+    components,
+    group_components,
+    guard_components,
+    split_components,
+)
+from kgpipe.kg.features import acronym_expansions, featurize_names, name_words, read_names
+from kgpipe.kg.nodes import build_nodes, name_keys, node_pairs
+from kgpipe.kg.pair_scoring import KnownScores, node_table, score_pairs
+from kgpipe.kg.resolve import Record
+from kgpipe.kg.similarity import ResolutionConfig
+
+NAMES = [
+    "MIT", "Massachusetts Institute of Technology", "M.I.T.", "MIT CSAIL, Cambridge, MA",
+    "Dept. of CS, Univ. of Maryland, College Park", "University of Maryland", "UMD",
+    "University of California, Berkeley", "UC Berkeley", "Univ. of California at Berkeley",
+    "Harvard University", "Harvard Univ.", "Harvrad University", "IBM Research", "IBM Research 2",
+    "IBM Research, 02", "Stanford University, CA", "Stanfrod University", "Stanford Univ. - Palo Alto",
+    "Max Planck Institute for Informatics", "MPI Informatics", "Max-Planck-Institut fur Informatik",
+    "University of Texas at Austin", "University of Texas at Arlington", "UT Austin",
+    "Carnegie Mellon University", "CMU", "Carnegie-Mellon Univ., Pittsburgh", "ETH Zurich",
+    "Eidgenossische Technische Hochschule Zurich", "Niels Bohr", "N. Bohr", "Aage Bohr", "Bohr",
+    "Microsoft Research Asia", "Microsoft Research, Redmond", "MSR", "Google Inc., Mountain View, CA",
+    "Google", "Alphabet Inc.",
+]
+CHUNKS = [slice(0, 7), slice(7, 23), slice(23, None)]  # arbitrary, uneven
+
+
+@pytest.fixture(scope="module")
+def nodes_and_features():
+    config = ResolutionConfig()
+    records = [Record(str(i), name) for i, name in enumerate(NAMES)]
+    nodes = build_nodes(records, name_keys(NAMES, config.normalize.options()), config)
+    features = featurize_names(list(nodes.spellings), config, keys=list(nodes.names))
+    return config, nodes, features
+
+
+def test_name_reading_is_a_map_over_chunks(nodes_and_features) -> None:
+    config, nodes, _ = nodes_and_features
+    raw, keys = list(nodes.spellings), list(nodes.names)
+    whole = read_names(raw, keys, config)
+    assert [r for s in CHUNKS for r in read_names(raw[s], keys[s], config)] == whole
+    # the readings carry what later steps need: acronym readings, parts, numerals, institution phrases
+    assert any(r.as_acronym for r in whole) and any(r.initials for r in whole)
+    assert any(r.parts for r in whole) and any(r.numbers for r in whole) and any(r.institution for r in whole)
+    expansions = acronym_expansions(whole)
+    assert expansions  # learnt from the names ('uc' -> university california)
+    words = name_words(whole, expansions)
+    assert [w for s in CHUNKS for w in name_words(whole[s], expansions)] == words
+    assert pickle.loads(pickle.dumps((whole, words))) == (whole, words)  # shipped to workers as they are
+    assert any(len(set(w.part_of)) > 1 for w in words)
+
+
+def test_blocking_keys_are_a_map_over_chunks(nodes_and_features) -> None:
+    config, _, features = nodes_and_features
+    keys, blocking = features.keys, config.blocking
+    common = common_words(keys, blocking)
+    whole = blocking_signatures(keys, common, blocking, config.ngram)
+    assert whole.shape == (len(keys), blocking.num_perm)
+    parts = [blocking_signatures(keys[s], common, blocking, config.ngram) for s in CHUNKS]
+    assert np.array_equal(np.vstack(parts), whole)
+
+
+def test_each_band_pairs_the_names_that_agree_on_it(nodes_and_features) -> None:
+    config, _, features = nodes_and_features
+    keys, blocking = features.keys, config.blocking
+    signatures = blocking_signatures(keys, common_words(keys, blocking), blocking, config.ngram)
+    n_bands, rows = lsh_params(blocking.lsh_threshold, blocking.num_perm)
+    ranks = name_ranks(keys)
+    n = len(keys)
+    found = 0
+    for band in range(n_bands):
+        block = signatures[:, band * rows:(band + 1) * rows]
+        result = band_pairs(block, ranks, max_bucket=1000, window=5)
+        expected = {a * n + b for a in range(n) for b in range(a + 1, n) if np.array_equal(block[a], block[b])}
+        assert set(result.codes.tolist()) == expected and result.oversized == 0
+        found += len(expected)
+    assert found  # some bands do pair names
+
+
+def test_pair_scoring_is_a_map_over_chunks_and_pickles(nodes_and_features) -> None:
+    config, nodes, features = nodes_and_features
+    table = node_table(nodes, features, config)
+    left, right = node_pairs(np.array([[a, b] for a in range(len(nodes.names)) for b in range(a + 1, len(
+        nodes.names))], dtype=np.int64), nodes.nodes_of_name())
+    whole = score_pairs(table, left, right)
+    assert (whole > 0.9).any() and (whole < 0.3).any()
+    bounds = [0, 11, 400, len(left)]
+    chunked = np.concatenate([score_pairs(table, left[a:b], right[a:b]) for a, b in pairwise(bounds)])
+    assert np.array_equal(chunked, whole)
+    # the guard's scorer answers known pairs from the blocking scores and scores the rest; it pickles
+    known = slice(0, len(left) // 2)
+    scorer = KnownScores(table, left[known], right[known], whole[known] + 1.0, len(nodes))  # +1: marks reuse
+    shipped = pickle.loads(pickle.dumps(scorer))
+    got = shipped(right, left)  # either orientation of a pair
+    assert np.array_equal(got[known], whole[known] + 1.0)
+    assert np.array_equal(got[len(left) // 2:], whole[len(left) // 2:])
+    assert np.array_equal(score_pairs(pickle.loads(pickle.dumps(table)), left, right), whole)
+
+
+# --- components and the guard ----------------------------------------------------------------------------
+
+
+class MatrixScorer:
+    """Scores from a fixed similarity matrix (module-level, so it pickles like the real scorer)."""
+
+    def __init__(self, sim: np.ndarray) -> None:
+        self.sim = sim
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self.sim[a, b]
+
+
+def _giant_component() -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two dense groups (0-5, 6-11) joined by one weak accepted pair; a chain 12-13-...-27 whose neighbours
+    are similar but whose ends are not; the chain hangs off group B; then small components and a pair of
+    nodes with different anchors. Node ids are shuffled so that components are not runs of ids."""
+    rng = np.random.default_rng(5)
+    k = 36
+    sim = np.full((k, k), 0.05)
+    sim[:6, :6] = sim[6:12, 6:12] = 0.9
+    sim[5, 6] = sim[6, 5] = 0.55                      # the weak link between the dense groups
+    chain = list(range(12, 28))
+    for a, b in pairwise(chain):
+        sim[a, b] = sim[b, a] = 0.8                   # a-b, b-c, c-d ...: only neighbours alike
+    sim[11, 12] = sim[12, 11] = 0.7                   # the chain hangs off group B
+    sim[28, 29] = sim[29, 28] = sim[29, 30] = sim[30, 29] = sim[28, 30] = sim[30, 28] = 0.85  # a clean triple
+    sim[31, 32] = sim[32, 31] = 0.9                   # a pair, anchored to different entities below
+    sim[33, 34] = sim[34, 33] = 0.95                  # a plain pair; 35 alone
+    np.fill_diagonal(sim, 1.0)
+    anchors = np.full(k, -1, dtype=np.int64)
+    anchors[31], anchors[32] = 0, 1
+    perm = rng.permutation(k)                         # node i of the story is node perm[i]
+    shuffled = np.empty_like(sim)
+    shuffled[np.ix_(perm, perm)] = sim
+    moved_anchors = np.empty_like(anchors)
+    moved_anchors[perm] = anchors
+    left, right = np.triu_indices(k, 1)
+    return k, shuffled, left, right, shuffled[left, right], moved_anchors
+
+
+def _by_hand(labels: np.ndarray, left: np.ndarray, right: np.ndarray, score: np.ndarray, anchors: np.ndarray,
+             threshold: float) -> list[Component]:
+    """Components built from their definition (not by split_components): members with one label, the
+    accepted edges inside."""
+    accepted = score >= threshold
+    out = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        if len(members) < 2:
+            continue
+        inside = accepted & np.isin(left, members) & np.isin(right, members)
+        out.append(Component(members, anchors[members], left[inside], right[inside], score[inside]))
+    return out
+
+
+@pytest.mark.parametrize("max_exact", [1500, 5])
+def test_guard_per_component_gives_the_labels_of_the_whole_graph(max_exact: int) -> None:
+    k, sim, left, right, score, anchors = _giant_component()
+    scorer = MatrixScorer(sim)
+    whole, stats = cluster_nodes(k, left, right, score, 0.5, anchors=anchors, scorer=scorer, max_exact=max_exact)
+    first = components(k, left[score >= 0.5], right[score >= 0.5])
+    settings = GuardSettings(0.5, 0.5, max_exact)
+    one_by_one = first.copy()
+    for component in _by_hand(first, left, right, score, anchors, 0.5):
+        (result,) = guard_components([component], pickle.loads(pickle.dumps(scorer)), settings)
+        one_by_one[result.members] = result.labels
+    assert np.array_equal(one_by_one, whole)
+    # any grouping of the components: the same labels
+    parts = split_components(first, left[score >= 0.5], right[score >= 0.5], score[score >= 0.5], anchors)
+    regrouped = first.copy()
+    for group in group_components(parts[::-1], max_pairs=30):
+        for result in guard_components(group, scorer, settings):
+            regrouped[result.members] = result.labels
+    assert np.array_equal(regrouped, whole)
+    # and what the guard did: the giant component came apart, the dense groups stayed whole
+    perm = np.random.default_rng(5).permutation(k)
+    story = whole[perm]  # label of story node i
+    assert len(set(first[perm[:28]].tolist())) == 1          # one giant component before the guard
+    assert len(set(story[:6].tolist())) == 1 and len(set(story[6:12].tolist())) == 1
+    assert story[0] != story[6] and story[14] != story[25]  # weak link and the chain's ends cut
+    assert story[28] == story[29] == story[30] and story[33] == story[34]
+    assert story[31] != story[32]                            # different anchors never join
+    assert stats.components_split >= 1 and (stats.large_components_cut > 0) == (max_exact < 28)
+
+
+def test_components_are_labelled_by_their_smallest_node() -> None:
+    import networkx as nx
+
+    rng = np.random.default_rng(3)
+    n = 300
+    left, right = rng.integers(0, n, 220), rng.integers(0, n, 220)
+    labels = components(n, left, right)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from(zip(left.tolist(), right.tolist(), strict=True))
+    expected = np.empty(n, dtype=np.int64)
+    for part in nx.connected_components(graph):
+        expected[list(part)] = min(part)
+    assert np.array_equal(labels, expected)
+    order = rng.permutation(len(left))  # edge order and direction do not matter
+    assert np.array_equal(components(n, right[order], left[order]), labels)
