@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kgpipe.engine.base import B, Executor, R, Worker
+from kgpipe.engine.base import B, BatchLost, Executor, R, Worker
 from kgpipe.engine.config import ExecutorConfig
 from kgpipe.errors import DependencyMissingError, KgpipeError, PipelineError, StageError
 
@@ -177,7 +177,7 @@ class RayExecutor(Executor):
     def distributed(self) -> bool:
         return True
 
-    def _get(self, refs: Any, what: str) -> Any:
+    def _get(self, refs: Any, what: str, index: int | None = None) -> Any:
         ray = import_ray()
         try:
             return ray.get(refs)
@@ -188,11 +188,14 @@ class RayExecutor(Executor):
             raise StageError(self.stage, f"{what}: {type(cause).__name__}: {cause}") from exc
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                 ray.exceptions.ObjectLostError) as exc:
-            raise StageError(self.stage, f"{what}: a Ray worker died and the retries ran out "
-                             f"(max_restarts {self.config.max_restarts}, max_task_retries "
-                             f"{self.config.max_task_retries}): {type(exc).__name__}",
-                             hint="see the worker's log under Ray's session folder (`ray logs`); earlier artifacts "
-                             "and the lock file are untouched") from None
+            message = (f"{what}: a Ray worker died and the retries ran out (max_restarts "
+                       f"{self.config.max_restarts}, max_task_retries {self.config.max_task_retries}): "
+                       f"{type(exc).__name__}")
+            hint = ("see the worker's log under Ray's session folder (`ray logs`); earlier artifacts and the lock "
+                    "file are untouched")
+            if index is not None:
+                raise BatchLost(self.stage, message, index=index, hint=hint) from None
+            raise StageError(self.stage, message, hint=hint) from None
 
     def call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
         ray = import_ray()
@@ -209,11 +212,13 @@ class RayExecutor(Executor):
         pending: collections.deque = collections.deque()
         try:
             for index, batch in enumerate(batches):
-                pending.append(actors[index % size].run.remote(batch))
+                pending.append((index, actors[index % size].run.remote(batch)))
                 if len(pending) >= 2 * size:  # bounded: the driver holds a few batches, not the corpus
-                    yield self._get(pending.popleft(), what)
+                    at, ref = pending.popleft()
+                    yield self._get(ref, what, at)
             while pending:
-                yield self._get(pending.popleft(), what)
+                at, ref = pending.popleft()
+                yield self._get(ref, what, at)
         finally:
             for actor in actors:
                 ray.kill(actor, no_restart=True)
