@@ -28,6 +28,11 @@ def extract_outs(pipeline: Path) -> dict[str, str]:
     return LockFile.read(Workspace(load_pipeline(pipeline)).lock_path).stages["extract"].outs
 
 
+def extract_summary(pipeline: Path) -> dict[str, object]:
+    summary = LockFile.read(Workspace(load_pipeline(pipeline)).lock_path).stages["extract"].summary
+    return {k: v for k, v in summary.items() if k != "timings"}
+
+
 def out_bytes(folder: Path) -> dict[str, bytes]:
     return {name: (folder / "artifacts" / "extract" / name).read_bytes() for name in OUTS}
 
@@ -40,18 +45,19 @@ def on_ray(pipeline: Path, address: str, **executor: object) -> None:
 
 
 @pytest.fixture(scope="module")
-def sample_local(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], dict[str, bytes]]:
+def sample_local(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], dict[str, bytes],
+                                                                              dict[str, object]]:
     """ingest + extract of the sample pipeline on the local engine, with the default document ranges (the
     sample corpus is one range): the pipeline file, extract's lock-file out hashes and its outputs' bytes."""
     folder = tmp_path_factory.mktemp("sample_extract")
     pipeline = write_sample_pipeline(folder)
     run(pipeline, until="extract")
-    return pipeline, extract_outs(pipeline), out_bytes(folder)
+    return pipeline, extract_outs(pipeline), out_bytes(folder), extract_summary(pipeline)
 
 
 def test_ray_gives_the_local_bytes_with_other_ranges_and_a_worker_killed_once(
         sample_local, ray_cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pipeline, local_outs, local_bytes = sample_local
+    pipeline, local_outs, local_bytes, local_summary = sample_local
     folder = pipeline.parent
     # ranges of some 8 KB: a dozen of them over the two actors, against the local run's one
     monkeypatch.setattr(extract_worker, "RANGE_CHARS", 8_000)
@@ -64,6 +70,7 @@ def test_ray_gives_the_local_bytes_with_other_ranges_and_a_worker_killed_once(
     assert result.summaries["extract"]["mentions"] > 0 and result.summaries["extract"]["relations"] > 0
     assert extract_outs(pipeline) == local_outs
     assert out_bytes(folder) == local_bytes
+    assert extract_summary(pipeline) == local_summary
 
 
 def third_range_document(folder: Path) -> str:
