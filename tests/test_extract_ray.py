@@ -162,3 +162,22 @@ def test_batching_and_ranges_do_not_change_the_rows(nlp) -> None:
     for ranges, options in ((7, {"batch_size": 5}), (1, {"batch_size": 1}),
                             (3, {"max_batch_chars": 700}), (2, {"batch_size": 64, "n_process": 2})):
         assert rows(ranges, **options) == reference, (ranges, options)
+
+
+def test_a_worker_that_cannot_load_its_model_is_not_blamed_on_a_document(ray_cluster, tmp_path: Path) -> None:
+    """A node without the spaCy model fails with the model's error (exit 7), not as a document killing workers."""
+    import ray
+
+    from kgpipe.engine import ExecutorConfig
+    from kgpipe.engine.ray import RayExecutor
+    from kgpipe.errors import DependencyMissingError
+    from kgpipe.nlp.extractor import ExtractOptions, GazetteerOptions
+
+    if not ray.is_initialized():
+        ray.init(address=ray_cluster.address, include_dashboard=False, log_to_driver=False)
+    spec = extract_worker.WorkerSpec(model=str(tmp_path / "no_model"), options=ExtractOptions(),
+                                     gazetteer=GazetteerOptions())
+    executor = RayExecutor(ExecutorConfig(engine="ray", workers=1, max_restarts=1, max_task_retries=1), "extract")
+    with pytest.raises(DependencyMissingError, match="no_model"):
+        list(executor.map_ordered(extract_worker.ExtractWorker, (spec,),
+                                  [extract_worker.DocumentRange(1, ("a",), ("Alan Turing.",))], what="extract"))

@@ -225,10 +225,18 @@ class RayExecutor(Executor):
 
 
 class _Hosted:
-    """Hosts a Worker in a Ray actor: built once per actor, called per batch."""
+    """Hosts a Worker in a Ray actor: built once per actor, called per batch. A worker that cannot be built (a
+    model missing on the node) fails each call with its own error, rather than as a dead actor, which would be
+    restarted and then read as a batch that kills its workers."""
 
     def __init__(self, worker: type, args: tuple[Any, ...]) -> None:
-        self.worker = worker(*args)
+        self.error: Exception | None = None
+        try:
+            self.worker = worker(*args)
+        except Exception as exc:
+            self.error = exc
 
     def run(self, batch: Any) -> Any:
+        if self.error is not None:
+            raise self.error
         return self.worker(batch)

@@ -54,7 +54,8 @@ class ExtractParams(StageParams):
     one_relation_per_pair: bool = Field(False, description="when several relations (or both directions) fire "
                                                            "on one pair of mentions, keep the most confident")
     batch_size: int = Field(64, ge=1, description="texts per nlp.pipe batch")
-    n_process: int = Field(1, ge=1, description="processes for nlp.pipe")
+    n_process: int = Field(1, ge=1, description="processes for nlp.pipe (engine local; on Ray each actor is "
+                                                "one process)")
     max_chunk_chars: int = Field(100_000, ge=1, description="longer documents are split at paragraph or "
                                                             "sentence boundaries (offsets kept)")
     max_batch_chars: int = Field(100_000, ge=1, description="characters parsed at once (with n_process 1 "
@@ -119,8 +120,8 @@ class ExtractStage(StageType):
                     failed = result.failure
                     raise StageError(ctx.stage, f"document '{failed.doc_id}' (documents.parquet row {failed.row})"
                                      f": extraction failed: {failed.error}",
-                                     hint="fix or remove that document (kgpipe inspect shows it), or report the "
-                                     "error with the document's text")
+                                     hint="fix or remove that document in the corpus, or report the error with "
+                                     "the document's text")
                 first = first or result
                 mentions.write(result.mentions)
                 relations.write(result.relations)
