@@ -173,11 +173,16 @@ def test_a_worker_that_cannot_load_its_model_is_not_blamed_on_a_document(ray_clu
     from kgpipe.errors import DependencyMissingError
     from kgpipe.nlp.extractor import ExtractOptions, GazetteerOptions
 
-    if not ray.is_initialized():
+    connected = not ray.is_initialized()
+    if connected:
         ray.init(address=ray_cluster.address, include_dashboard=False, log_to_driver=False)
     spec = extract_worker.WorkerSpec(model=str(tmp_path / "no_model"), options=ExtractOptions(),
                                      gazetteer=GazetteerOptions())
     executor = RayExecutor(ExecutorConfig(engine="ray", workers=1, max_restarts=1, max_task_retries=1), "extract")
-    with pytest.raises(DependencyMissingError, match="no_model"):
-        list(executor.map_ordered(extract_worker.ExtractWorker, (spec,),
-                                  [extract_worker.DocumentRange(1, ("a",), ("Alan Turing.",))], what="extract"))
+    try:
+        with pytest.raises(DependencyMissingError, match="no_model"):
+            list(executor.map_ordered(extract_worker.ExtractWorker, (spec,),
+                                      [extract_worker.DocumentRange(1, ("a",), ("Alan Turing.",))], what="extract"))
+    finally:
+        if connected:  # as the other tests expect to find it: the runs connect and disconnect themselves
+            ray.shutdown()
