@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import numpy as np
 
 from kgpipe.engine.config import ExecutorConfig
+from kgpipe.errors import StageError
 
 T = TypeVar("T")
 B = TypeVar("B")
@@ -25,6 +26,15 @@ class Worker(Protocol[B_in, R_out]):
     def __call__(self, batch: B_in) -> R_out: ...
 
 
+class BatchLost(StageError):
+    """The worker running batch `index` (its position in map_ordered's batches) died, and so did every retry:
+    the caller knows what the batch held and can say which item killed it."""
+
+    def __init__(self, stage: str, message: str, *, index: int, hint: str | None = None) -> None:
+        super().__init__(stage, message, hint=hint)
+        self.index = index
+
+
 class Executor(ABC):
     """An engine bound to one stage's executor config."""
 
@@ -37,6 +47,10 @@ class Executor(ABC):
     @property
     def distributed(self) -> bool:
         return False
+
+    def with_overrides(self, **overrides: Any) -> Executor:
+        """The same engine for the same stage with some config keys changed (e.g. no retries)."""
+        return type(self)(self.config.with_overrides(overrides), self.stage)
 
     @abstractmethod
     def call(self, fn: Callable[..., T], *args: Any, what: str) -> T:

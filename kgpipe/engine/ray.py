@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from kgpipe.engine.base import B, Executor, R, Worker
+from kgpipe.engine.base import B, BatchLost, Executor, R, Worker
 from kgpipe.engine.config import ExecutorConfig
 from kgpipe.errors import DependencyMissingError, KgpipeError, PipelineError, StageError
 
@@ -179,7 +179,7 @@ class RayExecutor(Executor):
     def distributed(self) -> bool:
         return True
 
-    def _get(self, refs: Any, what: str) -> Any:
+    def _get(self, refs: Any, what: str, index: int | None = None) -> Any:
         ray = import_ray()
         try:
             return ray.get(refs)
@@ -190,11 +190,14 @@ class RayExecutor(Executor):
             raise StageError(self.stage, f"{what}: {type(cause).__name__}: {cause}") from exc
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                 ray.exceptions.ObjectLostError) as exc:
-            raise StageError(self.stage, f"{what}: a Ray worker died and the retries ran out "
-                             f"(max_restarts {self.config.max_restarts}, max_task_retries "
-                             f"{self.config.max_task_retries}): {type(exc).__name__}",
-                             hint="see the worker's log under Ray's session folder (`ray logs`); earlier artifacts "
-                             "and the lock file are untouched") from None
+            message = (f"{what}: a Ray worker died and the retries ran out (max_restarts "
+                       f"{self.config.max_restarts}, max_task_retries {self.config.max_task_retries}): "
+                       f"{type(exc).__name__}")
+            hint = ("see the worker's log under Ray's session folder (`ray logs`); earlier artifacts and the lock "
+                    "file are untouched")
+            if index is not None:
+                raise BatchLost(self.stage, message, index=index, hint=hint) from None
+            raise StageError(self.stage, message, hint=hint) from None
 
     def call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
         ray = import_ray()
@@ -249,21 +252,31 @@ class RayExecutor(Executor):
         pending: collections.deque = collections.deque()
         try:
             for index, batch in enumerate(batches):
-                pending.append(actors[index % size].run.remote(batch))
+                pending.append((index, actors[index % size].run.remote(batch)))
                 if len(pending) >= 2 * size:  # see _in_flight
-                    yield self._get(pending.popleft(), what)
+                    at, ref = pending.popleft()
+                    yield self._get(ref, what, at)
             while pending:
-                yield self._get(pending.popleft(), what)
+                at, ref = pending.popleft()
+                yield self._get(ref, what, at)
         finally:
             for actor in actors:
                 ray.kill(actor, no_restart=True)
 
 
 class _Hosted:
-    """Hosts a Worker in a Ray actor: built once per actor, called per batch."""
+    """Hosts a Worker in a Ray actor: built once per actor, called per batch. A worker that cannot be built (a
+    model missing on the node) fails each call with its own error, rather than as a dead actor, which would be
+    restarted and then read as a batch that kills its workers."""
 
     def __init__(self, worker: type, args: tuple[Any, ...]) -> None:
-        self.worker = worker(*args)
+        self.error: Exception | None = None
+        try:
+            self.worker = worker(*args)
+        except Exception as exc:
+            self.error = exc
 
     def run(self, batch: Any) -> Any:
+        if self.error is not None:
+            raise self.error
         return self.worker(batch)

@@ -10,7 +10,7 @@ import hashlib
 import logging
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -231,11 +231,12 @@ class Extractor:
             result.last = last
             yield result
 
-    def extract(self, documents: Iterable[tuple[str, str]]) -> Iterator[DocumentResult]:
+    def extract(self, documents: Iterable[tuple[str, str]], longest: int | None = None
+                ) -> Iterator[DocumentResult]:
         """One result per input document, in input order (its rows held together: for documents of any
-        size use stream())."""
+        size use stream()); `longest`: as for stream()."""
         current: DocumentResult | None = None
-        for piece in self.stream(documents):
+        for piece in self.stream(documents, longest):
             if current is None:
                 current = DocumentResult(piece.doc_id, [], [])
             current.mentions.extend(piece.mentions)
@@ -407,6 +408,16 @@ class Extractor:
             self._allowed_types[labels] = allowed
         return any(t in allowed for t in ancestors(kg_type, self.options.type_parents))
 
+
+
+def extract_documents(extractor: Extractor, documents: Sequence[tuple[str, str]]) -> list[DocumentResult]:
+    """One result per (doc_id, text), in order: the per-document extraction both engines run, over whatever
+    range of documents a worker is given. A document's result depends on that document alone: long ones are
+    split as everywhere (Extractor.pieces), and spaCy's output for a piece does not depend on the pieces it
+    shares an nlp.pipe batch with (tests/test_extract_ray.py checks that), so any split of a corpus into
+    ranges gives the same rows."""
+    longest = max((len(text) for _, text in documents), default=0)
+    return list(extractor.extract(documents, longest or None))
 
 
 @dataclass(frozen=True)

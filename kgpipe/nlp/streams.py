@@ -72,14 +72,16 @@ class DocumentReader:
 
 class RowGroupWriter:
     """Rows appended to a parquet file (atomically written: it appears whole on a clean exit, not at all
-    after an error), GROUP_ROWS rows per row group."""
+    after an error) in row groups of exactly `group_rows` rows (the last one shorter), whatever pieces the
+    rows arrive in: the file's bytes depend on its rows alone, not on how a stage batched its work."""
 
     def __init__(self, path: Path, schema: TableSchema, *, group_rows: int = GROUP_ROWS) -> None:
         self.path = path
         self.schema = schema
         self.group_rows = group_rows
         self.rows = 0
-        self._pending: list[Mapping[str, Any]] = []
+        self._pending: list[Any] = []   # pyarrow tables in the artifact schema
+        self._held = 0
         self._stack = ExitStack()
         self._writer: Any = None
 
@@ -91,21 +93,36 @@ class RowGroupWriter:
         return self
 
     def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        self._pending.extend(rows)
-        if len(self._pending) >= self.group_rows:
-            self._flush()
+        rows = list(rows)
+        if rows:
+            self.write(to_arrow(rows, self.schema))
 
-    def _flush(self) -> None:
-        if self._pending:
-            self._writer.write_table(to_arrow(self._pending, self.schema))
-            self.rows += len(self._pending)
-            self._pending = []
+    def write(self, table: Any) -> None:
+        """Append a pyarrow table; it is cast to the artifact's schema (Ray may hand over large_string)."""
+        if table.num_rows == 0:
+            return
+        if table.schema != self.schema.arrow:
+            table = table.select(self.schema.column_names).cast(self.schema.arrow)
+        self._pending.append(table)
+        self._held += table.num_rows
+        while self._held >= self.group_rows:
+            self._flush(self.group_rows)
+
+    def _flush(self, rows: int) -> None:
+        import pyarrow as pa
+
+        held = pa.concat_tables(self._pending)
+        # one contiguous chunk per column: parquet pages are cut per chunk written, so chunking would show
+        group, rest = held.slice(0, rows).combine_chunks(), held.slice(rows)
+        self._writer.write_table(group, row_group_size=rows)
+        self.rows += group.num_rows
+        self._pending, self._held = ([rest] if rest.num_rows else []), rest.num_rows
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> bool | None:
         try:
-            if error is None:
-                self._flush()
+            if error is None and self._held:
+                self._flush(self._held)
         finally:
             self._writer.close()  # before atomic_path commits (or removes) the file
         return self._stack.__exit__(kind, error, trace)

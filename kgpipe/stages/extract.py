@@ -6,12 +6,17 @@ The NLP lives in kgpipe.nlp; this module reads the inputs, builds the extractor 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kgpipe.errors import StageError
 from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType, ValidationContext
 from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_RELATION_MAP
+
+if TYPE_CHECKING:
+    from kgpipe.nlp.extract_worker import DocumentRange, Fault, RangeResult, WorkerSpec
 
 
 class ComposeRule(BaseModel):
@@ -49,7 +54,8 @@ class ExtractParams(StageParams):
     one_relation_per_pair: bool = Field(False, description="when several relations (or both directions) fire "
                                                            "on one pair of mentions, keep the most confident")
     batch_size: int = Field(64, ge=1, description="texts per nlp.pipe batch")
-    n_process: int = Field(1, ge=1, description="processes for nlp.pipe")
+    n_process: int = Field(1, ge=1, description="processes for nlp.pipe (engine local; on Ray each actor is "
+                                                "one process)")
     max_chunk_chars: int = Field(100_000, ge=1, description="longer documents are split at paragraph or "
                                                             "sentence boundaries (offsets kept)")
     max_batch_chars: int = Field(100_000, ge=1, description="characters parsed at once (with n_process 1 "
@@ -85,61 +91,48 @@ class ExtractStage(StageType):
             resolve_model(ctx.params.spacy_model, root=ctx.root)  # DependencyMissingError names the pip command
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
-        from kgpipe.artifacts import MENTIONS, RELATIONS, SEED_ENTITIES, read_table
-        from kgpipe.nlp.extractor import (
-            ExtractOptions,
-            GazetteerOptions,
-            build_extractor,
-        )
-        from kgpipe.nlp.models import load_model
+        from kgpipe.artifacts import MENTIONS, RELATIONS
+        from kgpipe.nlp.extract_worker import Fault, document_ranges
         from kgpipe.nlp.patterns import load_patterns
-        from kgpipe.nlp.streams import DocumentReader, RowGroupWriter
+        from kgpipe.nlp.streams import GROUP_ROWS, DocumentReader, RowGroupWriter
 
         p: ExtractParams = ctx.params
         documents = DocumentReader(ctx.input("documents"))
-        model = ctx.input("model")
-        nlp = load_model(str(model) if model is not None else p.spacy_model, root=ctx.root)
-
-        seeds = None
-        if p.gazetteer and ctx.input("seed_entities") is not None:
-            seeds = read_table(ctx.input("seed_entities"), SEED_ENTITIES).to_dict("records")
         pattern_paths = ctx.input("patterns") or []
-        library = load_patterns(pattern_paths, display=ctx.relpath) if pattern_paths else None
-        if library is None:
+        if pattern_paths:  # here, so that a bad pattern file fails before any worker starts
+            load_patterns(pattern_paths, display=ctx.relpath)
+        else:
             ctx.log.info("extract: no pattern files given (deps.patterns), so no relations are extracted")
-
-        options = ExtractOptions(label_map=dict(p.label_map), relation_map=dict(p.relation_map),
-                                 keep_unmapped_labels=p.keep_unmapped_labels, max_chunk_chars=p.max_chunk_chars,
-                                 batch_size=p.batch_size, n_process=p.n_process, min_confidence=p.min_confidence,
-                                 compose={(rule.first, rule.then): rule.gives for rule in p.compose},
-                                 one_relation_per_pair=p.one_relation_per_pair,
-                                 max_batch_chars=p.max_batch_chars, max_mention_chars=p.max_mention_chars)
-        gazetteer = GazetteerOptions(mode=p.gazetteer_mode, ignore_case=p.gazetteer_ignore_case,
-                                     single_token_pos=tuple(p.gazetteer_single_token_pos),
-                                     min_alias_chars=p.gazetteer_min_alias_chars)
-        extractor, facts = build_extractor(nlp, options=options, seed_entities=seeds, gazetteer=gazetteer,
-                                           patterns=library)
-
-        # rows go to the parquet files a row group at a time, so nothing here grows with the corpus
-        counts = dict.fromkeys(("sentences", "mentions", "mentions_ner", "mentions_gazetteer", "seed_linked",
-                                "dropped_unmapped_labels", "dropped_long_mentions", "relations"), 0)
-        unmapped: set[str] = set()
-        longest = documents.longest() if p.n_process > 1 else None
+        spec = self.worker_spec(ctx, Fault.from_env())
         texts = ctx.track(documents, description="extract", total=documents.rows,
                           every=max(1, documents.rows // 100))
-        with RowGroupWriter(ctx.output("mentions"), MENTIONS) as mentions, \
-                RowGroupWriter(ctx.output("relations"), RELATIONS) as relations:
-            for piece in extractor.stream(texts, longest):
-                mentions.extend(piece.mentions)
-                relations.extend(piece.relations)
-                counts["sentences"] += piece.sentences
-                counts["dropped_unmapped_labels"] += piece.dropped_mentions
-                counts["dropped_long_mentions"] += piece.long_mentions
-                for m in piece.mentions:
-                    counts["mentions_ner" if m["source"] == "ner" else "mentions_gazetteer"] += 1
-                    counts["seed_linked"] += m["seed_iri"] is not None
-                unmapped.update(r["relation"] for r in piece.relations if r["relation_iri"] is None)
-        counts["mentions"], counts["relations"] = mentions.rows, relations.rows  # flushed on closing
+        # The driver reads the documents and hands each worker its texts: a range is then a self-contained task
+        # (a retry needs nothing but it), workers need not decode ingest's row groups (which may hold many ranges)
+        # again and again, and reading parquet here is far faster than a cluster parses (some 20 KB/s per worker).
+        # The engine holds only a few ranges in flight, so the driver's memory does not grow with the corpus.
+        ranges = _Remembered(document_ranges(texts, p.n_process))
+
+        counts = dict.fromkeys(("sentences", "mentions_ner", "mentions_gazetteer", "seed_linked",
+                                "dropped_unmapped_labels", "dropped_long_mentions"), 0)
+        unmapped: set[str] = set()
+        first: RangeResult | None = None
+        with RowGroupWriter(ctx.output("mentions"), MENTIONS, group_rows=GROUP_ROWS) as mentions, \
+                RowGroupWriter(ctx.output("relations"), RELATIONS, group_rows=GROUP_ROWS) as relations:
+            for index, result in enumerate(self._results(ctx, spec, ranges)):
+                ranges.forget(index)
+                if result.failure is not None:
+                    failed = result.failure
+                    raise StageError(ctx.stage, f"document '{failed.doc_id}' (documents.parquet row {failed.row})"
+                                     f": extraction failed: {failed.error}",
+                                     hint="fix or remove that document in the corpus, or report the error with "
+                                     "the document's text")
+                first = first or result
+                mentions.write(result.mentions)
+                relations.write(result.relations)
+                for key in counts:
+                    counts[key] += getattr(result, key)
+                unmapped |= result.unmapped_relations
+        assert first is not None  # document_ranges yields at least one range
 
         if unmapped:
             ctx.log.warning("extract: relation(s) %s have no IRI in relation_map; relation_iri is null",
@@ -148,10 +141,84 @@ class ExtractStage(StageType):
             ctx.log.warning("extract: %d entity span(s) longer than max_mention_chars (%d) dropped",
                             counts["dropped_long_mentions"], p.max_mention_chars)
         return {
-            "documents": documents.rows, "sentences": counts["sentences"], "mentions": counts["mentions"],
+            "documents": documents.rows, "sentences": counts["sentences"], "mentions": mentions.rows,
             "mentions_ner": counts["mentions_ner"], "mentions_gazetteer": counts["mentions_gazetteer"],
             "seed_linked": counts["seed_linked"], "dropped_unmapped_labels": counts["dropped_unmapped_labels"],
-            "dropped_long_mentions": counts["dropped_long_mentions"], "relations": counts["relations"],
-            "patterns": len(library) if library is not None else 0,
-            "gazetteer_names": facts.get("gazetteer_names", 0), "model": nlp.meta.get("name", "?"),
+            "dropped_long_mentions": counts["dropped_long_mentions"], "relations": relations.rows,
+            "patterns": first.facts.patterns, "gazetteer_names": first.facts.gazetteer_names,
+            "model": first.facts.model,
         }
+
+    def worker_spec(self, ctx: StageContext, fault: Fault | None = None) -> WorkerSpec:
+        """What each worker is built from: the model as resolved here (so that every node loads the same one),
+        the options, and the paths of the seed entities and pattern files (read by each worker itself)."""
+        from kgpipe.nlp.extract_worker import WorkerSpec
+        from kgpipe.nlp.extractor import ExtractOptions, GazetteerOptions
+        from kgpipe.nlp.models import resolve_model
+
+        p: ExtractParams = ctx.params
+        model = ctx.input("model")
+        resolved = str(model) if model is not None else str(resolve_model(p.spacy_model, root=ctx.root))
+        # on Ray the actors are the processes; a spaCy process pool inside a one-CPU actor would only compete
+        n_process = 1 if ctx.executor.distributed else p.n_process
+        options = ExtractOptions(label_map=dict(p.label_map), relation_map=dict(p.relation_map),
+                                 keep_unmapped_labels=p.keep_unmapped_labels, max_chunk_chars=p.max_chunk_chars,
+                                 batch_size=p.batch_size, n_process=n_process, min_confidence=p.min_confidence,
+                                 compose={(rule.first, rule.then): rule.gives for rule in p.compose},
+                                 one_relation_per_pair=p.one_relation_per_pair,
+                                 max_batch_chars=p.max_batch_chars, max_mention_chars=p.max_mention_chars)
+        gazetteer = GazetteerOptions(mode=p.gazetteer_mode, ignore_case=p.gazetteer_ignore_case,
+                                     single_token_pos=tuple(p.gazetteer_single_token_pos),
+                                     min_alias_chars=p.gazetteer_min_alias_chars)
+        seeds = ctx.input("seed_entities") if p.gazetteer else None
+        return WorkerSpec(model=resolved, options=options, gazetteer=gazetteer,
+                          seed_entities=str(seeds) if seeds is not None else None,
+                          patterns=tuple(str(path) for path in ctx.input("patterns") or []),
+                          one_thread=ctx.executor.distributed, fault=fault)
+
+    def _results(self, ctx: StageContext, spec: WorkerSpec, ranges: _Remembered) -> Iterator[RangeResult]:
+        """Each range's result, in order, from the stage's engine. When a range's worker died and its retries
+        ran out, its documents are run again one at a time, on one fresh worker with no retries, to name the
+        document that kills it."""
+        from kgpipe.engine import BatchLost
+        from kgpipe.nlp.extract_worker import ExtractWorker
+
+        try:
+            yield from ctx.executor.map_ordered(ExtractWorker, (spec,), ranges, what="extract")
+        except BatchLost as lost:
+            failed = ranges.held[lost.index]
+            alone = failed.alone()
+            single = ctx.executor.with_overrides(workers=1, max_restarts=0, max_task_retries=0)
+            try:
+                for _ in single.map_ordered(ExtractWorker, (spec,), alone, what="extract"):
+                    pass
+            except BatchLost as again:
+                culprit = alone[again.index]
+                raise StageError(ctx.stage, f"{culprit.describe()} killed its Ray worker process, on each of "
+                                 f"{1 + ctx.executor.config.max_task_retries} tries (max_task_retries "
+                                 f"{ctx.executor.config.max_task_retries}) and once more alone",
+                                 hint="the worker's log under Ray's session folder (`ray logs`) says how it died; "
+                                 "fix or remove that document. Earlier artifacts and the lock file are "
+                                 "untouched") from None
+            raise StageError(ctx.stage, f"{failed.describe()}: the Ray worker died on each of "
+                             f"{1 + ctx.executor.config.max_task_retries} tries, but each document went through "
+                             "alone, so no document is to blame (a node lost?)",
+                             hint="check the cluster (`ray status`) and run again; earlier artifacts and the "
+                             "lock file are untouched") from None
+
+
+class _Remembered:
+    """The ranges handed to the engine, each held until its result is back (a few: the engine bounds how many
+    are in flight), so that a range whose worker died can be run again document by document."""
+
+    def __init__(self, ranges: Iterator[DocumentRange]) -> None:
+        self.ranges = ranges
+        self.held: dict[int, DocumentRange] = {}
+
+    def __iter__(self) -> Iterator[DocumentRange]:
+        for index, item in enumerate(self.ranges):
+            self.held[index] = item
+            yield item
+
+    def forget(self, index: int) -> None:
+        self.held.pop(index, None)

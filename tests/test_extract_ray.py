@@ -1,0 +1,188 @@
+"""extract on the Ray engine: the sample pipeline's mentions and relations are the same bytes as a local run (with
+other document ranges and a worker killed on the way), a document that kills every worker it meets is named, and
+spaCy's output does not depend on how documents are batched (what lets ranges be cut anywhere)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from kgpipe.cli import app
+from kgpipe.config import load_pipeline
+from kgpipe.errors import StageError
+from kgpipe.lockfile import LockFile
+from kgpipe.nlp import extract_worker
+from kgpipe.runner import Workspace, run
+from tests.conftest import REPO
+from tests.sample_pipeline import write_sample_pipeline
+from tests.test_extract import write_inputs
+
+OUTS = ("mentions.parquet", "relations.parquet")
+
+
+def extract_outs(pipeline: Path) -> dict[str, str]:
+    return LockFile.read(Workspace(load_pipeline(pipeline)).lock_path).stages["extract"].outs
+
+
+def extract_summary(pipeline: Path) -> dict[str, object]:
+    summary = LockFile.read(Workspace(load_pipeline(pipeline)).lock_path).stages["extract"].summary
+    return {k: v for k, v in summary.items() if k != "timings"}
+
+
+def out_bytes(folder: Path) -> dict[str, bytes]:
+    return {name: (folder / "artifacts" / "extract" / name).read_bytes() for name in OUTS}
+
+
+def on_ray(pipeline: Path, address: str, **executor: object) -> None:
+    """Give the pipeline file an executor block for the test cluster."""
+    cfg = yaml.safe_load(pipeline.read_text(encoding="utf-8"))
+    cfg["executor"] = {"engine": "ray", "address": address, "workers": 2, **executor}
+    pipeline.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def sample_local(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], dict[str, bytes],
+                                                                              dict[str, object]]:
+    """ingest + extract of the sample pipeline on the local engine, with the default document ranges (the
+    sample corpus is one range): the pipeline file, extract's lock-file out hashes and its outputs' bytes."""
+    folder = tmp_path_factory.mktemp("sample_extract")
+    pipeline = write_sample_pipeline(folder)
+    run(pipeline, until="extract")
+    return pipeline, extract_outs(pipeline), out_bytes(folder), extract_summary(pipeline)
+
+
+def test_ray_gives_the_local_bytes_with_other_ranges_and_a_worker_killed_once(
+        sample_local, ray_cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline, local_outs, local_bytes, local_summary = sample_local
+    folder = pipeline.parent
+    # ranges of some 8 KB: a dozen of them over the two actors, against the local run's one
+    monkeypatch.setattr(extract_worker, "RANGE_CHARS", 8_000)
+    marker = tmp_path / "crashed"
+    doc_id = third_range_document(folder)
+    monkeypatch.setenv(extract_worker.FAULT_ENV, f"{doc_id}@{marker}")
+    on_ray(pipeline, ray_cluster.address, max_restarts=2, max_task_retries=2)
+    result = run(pipeline, only="extract", force=True)
+    assert marker.exists(), "the fault hook never fired: no worker died"
+    assert result.summaries["extract"]["mentions"] > 0 and result.summaries["extract"]["relations"] > 0
+    assert extract_outs(pipeline) == local_outs
+    assert out_bytes(folder) == local_bytes
+    assert extract_summary(pipeline) == local_summary
+
+
+def third_range_document(folder: Path) -> str:
+    """A document of the third 8 KB range: the fault strikes with ranges in flight on both actors."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(folder / "artifacts" / "ingest" / "documents.parquet", columns=["doc_id", "text"])
+    ranges = list(extract_worker.document_ranges(zip(table["doc_id"].to_pylist(), table["text"].to_pylist(),
+                                                     strict=True)))
+    assert len(ranges) >= 6
+    return ranges[2].doc_ids[-1]
+
+
+BAD_DOCS = [("a", "Alan Turing was born in London."), ("b", "Max Born lived in Breslau."),
+            ("killer", "Alan Turing worked for the University of Cambridge."), ("d", "Max Born was born in Breslau.")]
+
+
+def test_a_document_that_kills_every_worker_is_named_and_nothing_is_committed(
+        tmp_path: Path, ray_cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = write_inputs(tmp_path, BAD_DOCS)
+    run(pipeline)  # locally: the artifacts and lock entry that the failed run must leave alone
+    outputs = tmp_path / "artifacts" / "extract"
+    before = {p.name: p.read_bytes() for p in sorted(outputs.iterdir())}
+    lock = Workspace(load_pipeline(pipeline)).lock_path.read_bytes()
+    monkeypatch.setenv(extract_worker.FAULT_ENV, "killer")
+    on_ray(pipeline, ray_cluster.address, max_restarts=1, max_task_retries=1)
+    result = CliRunner().invoke(app, ["run", str(pipeline), "--force"])
+    assert result.exit_code == 4, result.output
+    message = " ".join(result.output.split())
+    assert "document 'killer' (documents.parquet row 3) killed its Ray worker process" in message
+    assert "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in sorted(outputs.iterdir())} == before
+    assert Workspace(load_pipeline(pipeline)).lock_path.read_bytes() == lock
+
+
+def test_a_python_error_in_one_document_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kgpipe.nlp.extractor import Extractor
+
+    extract_doc = Extractor.extract_doc
+
+    def failing(self, doc, doc_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if doc_id == "killer":
+            raise ValueError("a bug met on this text")
+        return extract_doc(self, doc, doc_id, *args, **kwargs)
+
+    monkeypatch.setattr(Extractor, "extract_doc", failing)
+    with pytest.raises(StageError) as info:
+        run(write_inputs(tmp_path, BAD_DOCS))
+    assert "document 'killer' (documents.parquet row 3): extraction failed: ValueError: a bug met on this text" \
+        in str(info.value)
+    assert not list((tmp_path / "artifacts").rglob("*.parquet"))  # nothing committed, no half-written file
+
+
+# --- batching -------------------------------------------------------------------------------------------
+
+
+def sample_sentences(limit: int) -> list[tuple[str, str]]:
+    """The sample corpus's sentences, each a document, plus some generated ones mixing its names."""
+    sentences = [s for p in sorted((REPO / "sample_kg" / "corpus").glob("*.txt"))
+                 for s in re.split(r"(?<=[.!?])\s+", " ".join(p.read_text(encoding="utf-8").split())) if s]
+    names = ["Max Born", "Alan Turing", "Lise Meitner", "the University of Cambridge", "Breslau", "London"]
+    made = [f"{names[i % 6]} met {names[(i * 5 + 1) % 6]} in {names[(i * 7 + 4) % 6]} in {1900 + i}."
+            for i in range(40)]
+    docs = [*sentences[:limit - len(made)], *made]
+    return [(f"s{i}", text) for i, text in enumerate(docs)]
+
+
+def test_batching_and_ranges_do_not_change_the_rows(nlp) -> None:
+    from kgpipe.kg.seed import SeedOptions, merge_seeds, read_seed
+    from kgpipe.nlp.extractor import ExtractOptions, build_extractor, extract_documents
+    from kgpipe.nlp.patterns import load_patterns
+
+    docs = sample_sentences(300)
+    assert len(docs) == 300
+    library = load_patterns([REPO / "pipelines" / "patterns"])
+    seeds, _, _ = merge_seeds(read_seed(REPO / "sample_kg" / name, name, "auto",
+                                        SeedOptions(tsv_namespace="http://kgpipe.org/sample/"))
+                              for name in ("seed_kg.ttl", "extra_seed.tsv"))
+
+    def rows(ranges: int, **options: int) -> list[tuple[list, list, int]]:
+        extractor, _ = build_extractor(nlp, options=ExtractOptions(**options), seed_entities=seeds,
+                                       patterns=library)
+        step = -(-len(docs) // ranges)
+        return [(r.mentions, r.relations, r.sentences) for i in range(0, len(docs), step)
+                for r in extract_documents(extractor, docs[i:i + step])]
+
+    reference = rows(1)  # batches of 64 documents, as locally by default
+    assert sum(len(m) for m, _, _ in reference) > 300 and sum(len(r) for _, r, _ in reference) > 20
+    for ranges, options in ((7, {"batch_size": 5}), (1, {"batch_size": 1}),
+                            (3, {"max_batch_chars": 700}), (2, {"batch_size": 64, "n_process": 2})):
+        assert rows(ranges, **options) == reference, (ranges, options)
+
+
+def test_a_worker_that_cannot_load_its_model_is_not_blamed_on_a_document(ray_cluster, tmp_path: Path) -> None:
+    """A node without the spaCy model fails with the model's error (exit 7), not as a document killing workers."""
+    import ray
+
+    from kgpipe.engine import ExecutorConfig
+    from kgpipe.engine.ray import RayExecutor
+    from kgpipe.errors import DependencyMissingError
+    from kgpipe.nlp.extractor import ExtractOptions, GazetteerOptions
+
+    connected = not ray.is_initialized()
+    if connected:
+        ray.init(address=ray_cluster.address, include_dashboard=False, log_to_driver=False)
+    spec = extract_worker.WorkerSpec(model=str(tmp_path / "no_model"), options=ExtractOptions(),
+                                     gazetteer=GazetteerOptions())
+    executor = RayExecutor(ExecutorConfig(engine="ray", workers=1, max_restarts=1, max_task_retries=1), "extract")
+    try:
+        with pytest.raises(DependencyMissingError, match="no_model"):
+            list(executor.map_ordered(extract_worker.ExtractWorker, (spec,),
+                                      [extract_worker.DocumentRange(1, ("a",), ("Alan Turing.",))], what="extract"))
+    finally:
+        if connected:  # as the other tests expect to find it: the runs connect and disconnect themselves
+            ray.shutdown()
