@@ -74,8 +74,9 @@ class NameReading:
     institution: InstitutionPhrase | None
     as_acronym: str | None                  # the name read as an acronym ('mit' for M.I.T.)
     initials: str | None                    # the initials of its words ('mit' for Massachusetts Inst...)
-    grams: tuple[str, ...]                  # distinct character n-grams of the key
-    numbers: tuple[str, ...]                # distinct numerals, leading zeros dropped
+    grams: tuple[str, ...]                  # distinct character n-grams of the key, in text order (never a
+    #                                         set's order: it changes with the hash seed, i.e. per worker process)
+    numbers: tuple[str, ...]                # distinct numerals, leading zeros dropped, in text order
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +133,8 @@ def read_names(raw_names: Sequence[str], keys: Sequence[str], config: Resolution
         out.append(NameReading(
             key, tuple(tokens), tuple(acronyms_used(raw, options)) if config.acronyms else (),
             tuple(acronym_definitions(raw, options, key)) if expand else (), parts, institution, as_acronym,
-            initials, tuple(set(char_ngrams(key, config.ngram))),
-            tuple(dict.fromkeys(w.lstrip("0") or "0" for w in set(key.split()) if w.isdigit()))))
+            initials, tuple(dict.fromkeys(char_ngrams(key, config.ngram))),
+            tuple(dict.fromkeys(w.lstrip("0") or "0" for w in key.split() if w.isdigit()))))
     return out
 
 
