@@ -121,11 +121,15 @@ def test_each_resolution_step_is_the_same_on_ray(engines, synthetic, small_chunk
 def test_clustering_a_giant_component_is_the_same_on_ray(engines, small_chunks) -> None:
     local, ray = engines
     k, sim, left, right, score, anchors = _giant_component()
+    n = k + 3  # and three nodes in no pair, each its own cluster
+    anchors = np.r_[anchors, [-1, -1, -1]]
     for max_exact in (1500, 5):  # exactly, and cut into pieces first
         kwargs = {"anchors": anchors, "scorer": MatrixScorer(sim), "max_exact": max_exact, "batch_pairs": 10}
-        labels, stats = cluster_nodes(k, left, right, score, 0.5, **kwargs, executor=local)
-        ray_labels, ray_stats = cluster_nodes(k, left, right, score, 0.5, **kwargs, executor=ray)
+        labels, stats = cluster_nodes(n, left, right, score, 0.5, **kwargs, executor=local)
+        ray_labels, ray_stats = cluster_nodes(n, left, right, score, 0.5, **kwargs, executor=ray)
         assert np.array_equal(ray_labels, labels) and ray_stats == stats
+        assert (labels <= np.arange(n)).all() and np.array_equal(labels[labels], labels)  # smallest member
+        assert np.array_equal(labels[k:], np.arange(k, n))
         assert stats.components_split >= 1 and (stats.large_components_cut > 0) == (max_exact == 5)
     assert ray.components_stats.rounds >= 1  # the distributed algorithm ran, not scipy
 
@@ -169,7 +173,8 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return pipeline
 
 
-def test_resolve_is_the_same_on_ray_for_the_sample_mentions(engines, sample_run: Path, small_chunks) -> None:
+def test_resolve_is_the_same_on_ray_for_the_sample_mentions(engines, sample_run: Path, small_chunks,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from kgpipe.artifacts import MENTIONS, SEED_ENTITIES, SEED_TRIPLES, read_table
     from kgpipe.kg import fusion_steps as step
     from kgpipe.kg.link import SeedIndex
@@ -186,6 +191,9 @@ def test_resolve_is_the_same_on_ray_for_the_sample_mentions(engines, sample_run:
                       options)
     compat = step.type_compat(DEFAULT_TYPE_PARENTS)
     anchors = step.anchor_mentions(found, index, {}, compat, executor=local)
+    with monkeypatch.context() as whole:  # one chunk: each mention sees all of its document's mentions
+        whole.setattr(chunking, "MENTIONS", len(found))
+        assert step.anchor_mentions(found, index, {}, compat, executor=local) == anchors
     assert step.anchor_mentions(found, index, {}, compat, executor=ray) == anchors
     assert len(found) > 3 * chunking.MENTIONS and sum(a is not None for a in anchors.anchors) > 10
     records = step.mention_records(found, anchors.anchors, step.document_keys(found, "document"))
@@ -196,8 +204,8 @@ def test_resolve_is_the_same_on_ray_for_the_sample_mentions(engines, sample_run:
 
 def test_the_fuse_stage_on_ray_writes_the_same_outputs(ray_cluster, sample_run: Path) -> None:
     import kgpipe
-    from kgpipe.lockfile import LockFile
     from kgpipe.config import as_pipeline
+    from kgpipe.lockfile import LockFile
     from kgpipe.runner import Workspace
 
     lock_path = Workspace(as_pipeline(sample_run)).lock_path
@@ -211,3 +219,29 @@ def test_the_fuse_stage_on_ray_writes_the_same_outputs(ray_cluster, sample_run: 
     strip = {"timings"}
     assert {k: v for k, v in remote.summary.items() if k not in strip} == {
         k: v for k, v in local.summary.items() if k not in strip}
+
+
+def test_seed_anchoring_sees_a_mentions_whole_document_in_any_chunk(engines, monkeypatch: pytest.MonkeyPatch
+                                                                    ) -> None:
+    """Two seed entities named Cambridge: the names around a mention in its document decide, also when the
+    mention's chunk holds none of them."""
+    from kgpipe.kg import fusion_steps as step
+    from kgpipe.kg.link import SeedIndex
+    from kgpipe.kg.normalize import normalize_name
+    from kgpipe.vocab import DEFAULT_TYPE_PARENTS
+
+    local, ray = engines
+    seeds = [{"iri": iri, "label": label, "aliases": [], "types": [], "sources": ["s"]} for iri, label in [
+        ("ex:cam_uk", "Cambridge"), ("ex:cam_us", "Cambridge"), ("ex:england", "England"),
+        ("ex:mass", "Massachusetts")]]
+    index = SeedIndex(seeds, [{"head": "ex:cam_uk", "tail": "ex:england"}, {"head": "ex:cam_us", "tail": "ex:mass"}],
+                      ResolutionConfig().normalize.options())
+    said = [("d1", "England", 0), ("d2", "Massachusetts", 0), ("d1", "Cambridge", 30), ("d2", "Cambridge", 40)]
+    mentions = [step.Mention(f"m{i}", doc, text, normalize_name(text), None, start, None)
+                for i, (doc, text, start) in enumerate(said)]
+    compat = step.type_compat(DEFAULT_TYPE_PARENTS)
+    monkeypatch.setattr(chunking, "MENTIONS", 1)  # every mention alone in its chunk
+    anchors = step.anchor_mentions(mentions, index, {}, compat, executor=local)
+    assert anchors.anchors == ("ex:england", "ex:mass", "ex:cam_uk", "ex:cam_us")
+    assert anchors.how == {"unique": 2, "context": 2}
+    assert step.anchor_mentions(mentions, index, {}, compat, executor=ray) == anchors
