@@ -2,7 +2,8 @@
 clusters linked to seed ids or minted; entities, triples and the report built. `fuse_graph` calls them in order.
 
 Each step takes and returns typed values (the rows of the entity and triple tables stay plain dicts: they
-are the artifact rows). They run in the driver on every engine: only resolution inside them is distributed.
+are the artifact rows). They run in the driver on every engine, except anchoring (a map over chunks of mentions
+on the executor) and resolution.
 """
 
 from __future__ import annotations
