@@ -24,6 +24,9 @@ times, interleaved (10k, 100k, 1M, 10k, 100k, 1M, ...) so that a slow spell hits
 shows the median time of each size and the growth is given both from the medians and per repeat.
 
 Usage: python benchmarks/er_scale.py [--sizes 10000 100000 1000000] [--repeat 1] [--no-write]
+       python benchmarks/er_scale.py --engine ray [--workers 2] [--sizes ...] [--repeat R] [--no-write]
+         (each size on the local engine and on a local Ray instance, interleaved: wall times, their ratio, and
+         whether the clusters are identical; exits 1 if they are not)
        python benchmarks/er_scale.py --one N   (internal: one size, prints JSON)
 """
 
@@ -174,7 +177,22 @@ def pair_completeness(result, entity: np.ndarray) -> float:
     return (same_name + across) / total if total else 1.0
 
 
-def run_one(n: int) -> dict:
+def ray_executor(workers: int):
+    """A Ray instance of its own on this machine with `workers` CPUs (started here, outside the timing)."""
+    import ray
+
+    from kgpipe.engine import ExecutorConfig
+    from kgpipe.engine.ray import RayExecutor
+
+    ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    ray.get([ray.remote(lambda: None).remote() for _ in range(workers)])  # workers up before the clock starts
+    return RayExecutor(ExecutorConfig(engine="ray", address="local", num_cpus=workers), "fuse")
+
+
+def run_one(n: int, engine: str = "local", workers: int = 2) -> dict:
+    import hashlib
+
     from kgpipe.kg.evaluate import pairwise_prf
     from kgpipe.kg.resolve import Record, resolve
 
@@ -183,10 +201,12 @@ def run_one(n: int) -> dict:
     gen_seconds = time.perf_counter() - t0
     records = [Record(str(i), m) for i, m in enumerate(mentions)]
     del mentions
+    executor = ray_executor(workers) if engine == "ray" else None
     load_before = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
-    result = resolve(records)
+    result = resolve(records, executor=executor)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    clusters_sha = hashlib.sha256(result.labels.tobytes()).hexdigest()[:16]
     load_after = os.getloadavg()[0]
     quality = pairwise_prf(result.labels, entity)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -199,7 +219,8 @@ def run_one(n: int) -> dict:
             "step_seconds": result.stats["seconds"], "peak_mb_after": result.stats["peak_mb_after"],
             "load_average": [round(load_before, 1), round(load_after, 1)],
             "lsh_pairs_before_pruning": result.stats.get("blocking_lsh_pairs_before_pruning"),
-            "guard_pairs_scored": result.stats.get("guard_pairs_scored")}
+            "guard_pairs_scored": result.stats.get("guard_pairs_scored"), "engine": engine,
+            "clusters_sha": clusters_sha}
 
 
 def plain_all_pairs(n: int) -> tuple[int, float]:
@@ -214,24 +235,67 @@ def plain_all_pairs(n: int) -> tuple[int, float]:
     return len(names), time.perf_counter() - t0
 
 
+def one_run(n: int, engine: str = "local", workers: int = 2) -> dict:
+    """run_one(n) in a fresh process (so peak memory is that size's)."""
+    proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--engine", engine, "--workers", str(workers)],
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    if proc.returncode:
+        raise SystemExit(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare_engines(args: argparse.Namespace) -> None:
+    """Every size on the local engine and on Ray, interleaved; the clusters must be identical."""
+    runs: dict[tuple[int, str], list[dict]] = {}
+    for _ in range(args.repeat):
+        for n in args.sizes:
+            for engine in ("local", "ray"):
+                runs.setdefault((n, engine), []).append(one_run(n, engine, args.workers))
+                print(runs[n, engine][-1], flush=True)
+    rows = []
+    for n in args.sizes:
+        local, ray = (sorted(runs[n, e], key=lambda r: r["seconds"])[(args.repeat - 1) // 2] for e in ("local", "ray"))
+        same = {r["clusters_sha"] for e in ("local", "ray") for r in runs[n, e]} == {local["clusters_sha"]}
+        rows.append([n, local["names"], local["seconds"], local["cpu_seconds"], local["peak_mb"], ray["seconds"],
+                     ray["cpu_seconds"], ray["peak_mb"], round(ray["seconds"] / local["seconds"], 2),
+                     "yes" if same else "NO"])
+        if not same:
+            print(f"clusters differ at {n} mentions between the engines", file=sys.stderr)
+    body = (f"resolve on the local engine and on a local Ray instance of {args.workers} workers (started outside "
+            "the timing), each size in fresh processes, interleaved; the median run of each. CPU seconds and peak "
+            "MB are the driver process's own (the Ray workers' are not counted).\n\n"
+            + table(["mentions", "distinct names", "local wall s", "local CPU s", "local peak MB", "Ray wall s",
+                     "Ray driver CPU s", "Ray driver peak MB", "Ray / local wall", "identical clusters"], rows))
+    command = (f"python benchmarks/er_scale.py --engine ray --workers {args.workers} --sizes "
+               + " ".join(map(str, args.sizes)) + (f" --repeat {args.repeat}" if args.repeat > 1 else ""))
+    write_section("er_scale_ray", "Entity resolution on Ray vs the local engine", body, command,
+                  print_only=args.no_write)
+    if any(row[-1] != "yes" for row in rows):
+        raise SystemExit(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=1, help="runs of every size, interleaved; medians reported")
     parser.add_argument("--one", type=int)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local", help=(
+        "ray: each size on a local Ray instance of --workers CPUs (started outside the timing) and on the local "
+        "engine, interleaved; reports both, their wall-time ratio and whether the clusters are identical"))
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers (CPUs) with --engine ray")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one)))
+        print(json.dumps(run_one(args.one, args.engine, args.workers)))
+        return
+    if args.engine == "ray":
+        compare_engines(args)
         return
     runs: dict[int, list[dict]] = {n: [] for n in args.sizes}
     for _ in range(args.repeat):
         for n in args.sizes:
-            proc = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True,
-                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-            if proc.returncode:
-                raise SystemExit(proc.stderr)
-            runs[n].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            runs[n].append(one_run(n))
             print(runs[n][-1], flush=True)
     # the run with the median wall time stands for its size (results other than times are deterministic)
     rows = [sorted(runs[n], key=lambda r: r["seconds"])[(len(runs[n]) - 1) // 2] for n in args.sizes]

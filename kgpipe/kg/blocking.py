@@ -17,6 +17,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from kgpipe.kg.codes import sorted_unique
 from kgpipe.kg.features import NameFeatures
 from kgpipe.kg.normalize import char_ngrams, name_tokens
 from kgpipe.kg.resolution_config import BlockingConfig
+
+if TYPE_CHECKING:
+    from kgpipe.engine.base import Executor
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +154,27 @@ def lsh_candidates(bands: Sequence[BandPairs], n: int, max_candidates: int) -> t
     return codes, before
 
 
+def signatures_chunk(common: frozenset[str], config: BlockingConfig, ngram: int, keys: Sequence[str]) -> np.ndarray:
+    """blocking_signatures as an engine task: the common words and settings shared, a chunk of keys the item."""
+    return blocking_signatures(keys, common, config, ngram)
+
+
+def band_task(signatures: np.ndarray, ranks: np.ndarray, settings: tuple[int, int, int], band: int) -> BandPairs:
+    """band_pairs as an engine task: every name's signature and rank shared (sent once), the band number the
+    item; settings: (rows per band, max_bucket, window)."""
+    rows, max_bucket, window = settings
+    return band_pairs(signatures[:, band * rows:(band + 1) * rows], ranks, max_bucket, window)
+
+
 def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
-                progress: Callable[[str, int, int | None], None] | None = None) -> BlockingResult:
-    """Candidate name pairs from MinHash LSH and acronym blocks: the driver over the steps above."""
+                progress: Callable[[str, int, int | None], None] | None = None,
+                executor: Executor | None = None) -> BlockingResult:
+    """Candidate name pairs from MinHash LSH and acronym blocks: the driver over the steps above. Signatures
+    (a map over chunks of names) and band pairs (one task per band) run on the executor (default: in this
+    process); the common words, the merge of the bands and the acronym and token blocks run here."""
+    from kgpipe.kg import chunking
+
+    executor = executor or chunking.local_executor()
     keys = features.keys
     n = len(keys)
     stats: dict[str, int | float] = {"names": n, "all_pairs": n * (n - 1) // 2}
@@ -161,15 +183,22 @@ def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
         return BlockingResult(np.zeros((0, 2), dtype=np.int64), stats)
     n_bands, rows = lsh_params(config.lsh_threshold, config.num_perm)
     common = common_words(keys, config)
-    signatures = blocking_signatures(keys, common, config, ngram,
-                                     (lambda done: progress("minhash", done, n)) if progress else None)
+    signatures = np.empty((n, config.num_perm), dtype=np.uint64)
+    spans = chunking.spans(n, chunking.NAMES)
+    for span, chunk in zip(spans, executor.map_tasks(signatures_chunk, (keys[s] for s in spans),
+                                                     shared=(common, config, ngram), what="MinHash signatures"),
+                           strict=True):
+        signatures[span] = chunk
+        if progress:
+            progress("minhash", span.stop, n)
     ranks = name_ranks(keys)
     bands = []
-    for band in range(n_bands):
-        bands.append(band_pairs(signatures[:, band * rows:(band + 1) * rows], ranks, config.max_bucket,
-                                config.window))
+    for band in executor.map_tasks(band_task, range(n_bands), shared=(signatures, ranks,
+                                                                      (rows, config.max_bucket, config.window)),
+                                   what="LSH bands"):
+        bands.append(band)
         if progress:
-            progress("lsh bands", band + 1, n_bands)
+            progress("lsh bands", len(bands), n_bands)
     del signatures
     lsh_codes, lsh_before = lsh_candidates(bands, n, config.max_candidates)
     oversized = sum(b.oversized for b in bands)

@@ -16,30 +16,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kgpipe.kg.codes import find_sorted, sorted_unique
+from kgpipe.kg.components import components_local
+
+if TYPE_CHECKING:
+    from kgpipe.engine.base import Executor
 
 log = logging.getLogger(__name__)
 
 PairScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Connected components of n nodes and the undirected edges left[i]-right[i]: a label per node, the
-    smallest node id of its component (so labels do not depend on how nodes or edges were partitioned; a
-    distributed implementation must give the same labels). In-process with scipy's csgraph."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components as scipy_components
-
-    graph = coo_matrix((np.ones(len(left), dtype=np.int8), (np.asarray(left), np.asarray(right))), shape=(n, n))
-    _, raw = scipy_components(graph, directed=False)
-    smallest = np.full(raw.max(initial=0) + 1, n, dtype=np.int64)
-    np.minimum.at(smallest, raw, np.arange(n))
-    return smallest[raw]
-
-
+# scipy in-process: the whole graph's components on the local engine (Executor.components), and the
+# components inside one large component in the guard's task on any engine
+components = components_local
 connected_components = components  # the name the benchmarks and older tests use
 
 
@@ -321,31 +315,45 @@ def anchor_edges(anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order[:-1][same], order[1:][same]
 
 
+def guard_group(scorer: PairScorer, settings: GuardSettings, group: list[Component]) -> list[GuardResult]:
+    """guard_components as an engine task: the scorer and settings shared (sent once), a group the item."""
+    return guard_components(group, scorer, settings)
+
+
 def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float, *,
                   anchors: np.ndarray | None = None, guard: bool = True, scorer: PairScorer | None = None,
-                  max_exact: int = 1500, batch_pairs: int = 2_000_000,
+                  max_exact: int = 1500, batch_pairs: int | None = None,
                   group_threshold: float | None = None,
-                  weights: np.ndarray | None = None) -> tuple[np.ndarray, ClusterStats]:
+                  weights: np.ndarray | None = None,
+                  executor: Executor | None = None) -> tuple[np.ndarray, ClusterStats]:
     """Cluster label per node (smallest node index in the cluster).
 
     left/right/score: candidate pairs and their scores. anchors: -1 or an anchor id per node (same anchor:
     one cluster; different anchors: never one cluster). scorer: scores arbitrary node pairs, used by the
     guard for the pairs that blocking did not propose. group_threshold: the average similarity at which the
     guard joins two groups (default: threshold). weights: records per node, for the guard's averages.
+    batch_pairs: guard pairs per group of components (default kgpipe.kg.chunking.GUARD_PAIRS). executor: runs
+    the connected components (its own implementation per engine) and the guard, one task per group of
+    components (default: in this process).
     """
+    from kgpipe.kg import chunking
+
+    executor = executor or chunking.local_executor()
     settings = GuardSettings(threshold, threshold if group_threshold is None else group_threshold, max_exact)
     anchors = np.full(n, -1, dtype=np.int64) if anchors is None else np.asarray(anchors, dtype=np.int64)
     al, ar, ascore = accepted_pairs(left, right, score, threshold)
     el, er = anchor_edges(anchors)
-    first = components(n, np.concatenate([al, el]), np.concatenate([ar, er]))
+    first = executor.components(n, np.concatenate([al, el]), np.concatenate([ar, er]))
     stats = ClusterStats(components=len(sorted_unique(first)))
     if not guard or scorer is None:
         if (anchors >= 0).any():
             log.warning("clustering without the guard: anchor conflicts inside components are not split")
         return first, stats
     labels = first.copy()
-    for group in group_components(split_components(first, al, ar, ascore, anchors, weights), batch_pairs):
-        for result in guard_components(group, scorer, settings):
+    groups = group_components(split_components(first, al, ar, ascore, anchors, weights),
+                              chunking.GUARD_PAIRS if batch_pairs is None else batch_pairs)
+    for results in executor.map_tasks(guard_group, groups, shared=(scorer, settings), what="anti-chaining guard"):
+        for result in results:
             labels[result.members] = result.labels
             stats.components_checked += result.checked
             stats.components_split += result.split

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from kgpipe.kg.normalize import (
     normalize_name,
 )
 from kgpipe.kg.resolution_config import ResolutionConfig
+
+if TYPE_CHECKING:
+    from kgpipe.engine.base import Executor
 
 _PHRASE_KINDS = ("pre", "post", "qualifier")
 _SEGMENTED = re.compile(r"[,;/()\[\]]|\s[-–—]+\s|--+")
@@ -71,8 +74,9 @@ class NameReading:
     institution: InstitutionPhrase | None
     as_acronym: str | None                  # the name read as an acronym ('mit' for M.I.T.)
     initials: str | None                    # the initials of its words ('mit' for Massachusetts Inst...)
-    grams: tuple[str, ...]                  # distinct character n-grams of the key
-    numbers: tuple[str, ...]                # distinct numerals, leading zeros dropped
+    grams: tuple[str, ...]                  # distinct character n-grams of the key, in text order (never a
+    #                                         set's order: it changes with the hash seed, i.e. per worker process)
+    numbers: tuple[str, ...]                # distinct numerals, leading zeros dropped, in text order
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +133,8 @@ def read_names(raw_names: Sequence[str], keys: Sequence[str], config: Resolution
         out.append(NameReading(
             key, tuple(tokens), tuple(acronyms_used(raw, options)) if config.acronyms else (),
             tuple(acronym_definitions(raw, options, key)) if expand else (), parts, institution, as_acronym,
-            initials, tuple(set(char_ngrams(key, config.ngram))),
-            tuple(dict.fromkeys(w.lstrip("0") or "0" for w in set(key.split()) if w.isdigit()))))
+            initials, tuple(dict.fromkeys(char_ngrams(key, config.ngram))),
+            tuple(dict.fromkeys(w.lstrip("0") or "0" for w in key.split() if w.isdigit()))))
     return out
 
 
@@ -306,13 +310,32 @@ def feature_matrices(readings: Sequence[NameReading], words: Sequence[NameWords]
                         head, phrases)
 
 
+def read_name_chunk(config: ResolutionConfig, chunk: tuple[Sequence[str], Sequence[str]]) -> list[NameReading]:
+    """read_names as an engine task: fn(*shared, item) with the config shared and (raw names, keys) the item."""
+    raw_names, keys = chunk
+    return read_names(raw_names, keys, config)
+
+
+def name_words_chunk(expansions: dict[str, tuple[str, ...]], readings: Sequence[NameReading]) -> list[NameWords]:
+    """name_words as an engine task: the expansions shared, a chunk of readings the item."""
+    return name_words(readings, expansions)
+
+
 def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
-                    keys: Sequence[str] | None = None) -> NameFeatures:
+                    keys: Sequence[str] | None = None, executor: Executor | None = None) -> NameFeatures:
     """Features of unique names; `raw_names[i]` is one original spelling of name i (for acronym casing),
-    `keys[i]` its normalised key if already known. The driver over the steps above."""
+    `keys[i]` its normalised key if already known. The driver over the steps above: reading names and
+    assembling their words are maps over chunks of names on the executor (default: in this process); the
+    statistics and the matrices are computed here, once."""
+    from kgpipe.kg import chunking
+
+    executor = executor or chunking.local_executor()
     options = config.normalize.options()
     keys = list(keys) if keys is not None else [normalize_name(name, options) for name in raw_names]
-    readings = read_names(raw_names, keys, config)
+    spans = chunking.spans(len(keys), chunking.NAMES)
+    readings: list[NameReading] = chunking.flat_map(
+        executor, read_name_chunk, ((raw_names[s], keys[s]) for s in spans), shared=(config,), what="read names")
     expansions = acronym_expansions(readings) if config.acronyms and config.expand_acronyms else {}
-    words = name_words(readings, expansions)
+    words: list[NameWords] = chunking.flat_map(executor, name_words_chunk, (readings[s] for s in spans),
+                                               shared=(expansions,), what="name words")
     return feature_matrices(readings, words, corpus_statistics(readings, words, config, expansions), config)

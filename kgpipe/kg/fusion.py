@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kgpipe.kg.fusion_steps import canonical_label  # noqa: F401  (re-exported)
 from kgpipe.kg.resolution_config import ResolutionConfig
+
+if TYPE_CHECKING:
+    from kgpipe.engine.base import Executor
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int | None], None]
@@ -64,9 +67,12 @@ class FusionResult:
 
 
 def fuse_graph(mentions, relations, seed_entities=None, seed_triples=None,
-               config: FusionConfig | None = None, progress: Progress | None = None) -> FusionResult:
+               config: FusionConfig | None = None, progress: Progress | None = None,
+               executor: Executor | None = None) -> FusionResult:
     """Fuse extracted mentions/relations (pandas DataFrames with the MENTIONS and RELATIONS columns) with seed
-    entities and triples (SEED_ENTITIES, SEED_TRIPLES) into entities, triples and a report."""
+    entities and triples (SEED_ENTITIES, SEED_TRIPLES) into entities, triples and a report. executor: the engine
+    that runs the mapped steps of seed anchoring and resolution (default: this process); every engine gives the
+    same result."""
     from kgpipe.kg import fusion_steps as step
     from kgpipe.kg.link import SeedIndex, link_seed_graphs
     from kgpipe.kg.resolve import resolve
@@ -85,9 +91,9 @@ def fuse_graph(mentions, relations, seed_entities=None, seed_triples=None,
     index = SeedIndex(seed_rows, seed_triple_rows, options) if seed_rows else None
     seed_canonical = link_seed_graphs(index, compat) if index is not None and config.link_seed_graphs else {}
     seed_entity_of = {iri: seed_canonical.get(iri, iri) for iri in (index.entities if index else {})}
-    anchors = step.anchor_mentions(found, index, seed_canonical, compat, progress)
+    anchors = step.anchor_mentions(found, index, seed_canonical, compat, progress, executor)
     records = step.mention_records(found, anchors.anchors, step.document_keys(found, config.context))
-    resolution = resolve(records, config.resolution, type_parents=parents, progress=progress)
+    resolution = resolve(records, config.resolution, type_parents=parents, progress=progress, executor=executor)
     clusters = step.clusters_of(resolution.labels)
     links = step.link_clusters(clusters, records, index, seed_canonical, config, parents)
     entities = step.build_entities(clusters, records, links, index, seed_canonical, options, parents)

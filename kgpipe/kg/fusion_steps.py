@@ -2,7 +2,8 @@
 clusters linked to seed ids or minted; entities, triples and the report built. `fuse_graph` calls them in order.
 
 Each step takes and returns typed values (the rows of the entity and triple tables stay plain dicts: they
-are the artifact rows). They run in the driver on every engine: only resolution inside them is distributed.
+are the artifact rows). They run in the driver on every engine, except anchoring (a map over chunks of mentions
+on the executor) and resolution.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kgpipe.kg.normalize import NormalizeOptions, normalize_name
 if TYPE_CHECKING:
     import pandas as pd
 
+    from kgpipe.engine.base import Executor
     from kgpipe.kg.fusion import FusionConfig
     from kgpipe.kg.link import SeedIndex
     from kgpipe.kg.merge import RelationAligner, TripleMerge
@@ -132,28 +134,54 @@ class MentionAnchors:
 
 
 def anchor_mentions(mentions: Sequence[Mention], index: SeedIndex | None, seed_canonical: Mapping[str, str],
-                    compat: TypeCompat, progress: Progress | None = None) -> MentionAnchors:
-    """Exact-name links of mentions to seed entities (the gazetteer's choice first; context breaks ties)."""
-    from kgpipe.kg.link import link_exact
+                    compat: TypeCompat, progress: Progress | None = None, executor: Executor | None = None
+                    ) -> MentionAnchors:
+    """Exact-name links of mentions to seed entities (the gazetteer's choice first; context breaks ties): a map
+    over chunks of mentions on the executor (default: this process), the seed index sent once; each chunk
+    carries the mentions of its documents, the context a link looks at."""
+    from kgpipe.kg import chunking
 
-    anchors: list[str | None] = [None] * len(mentions)
-    how: Counter = Counter()
     if index is None:
-        return MentionAnchors(tuple(anchors), {})
+        return MentionAnchors((None,) * len(mentions), {})
+    executor = executor or chunking.local_executor()
     by_doc: dict[str, list[Mention]] = defaultdict(list)
     for mention in mentions:
         by_doc[mention.doc_id].append(mention)
-    for n_done, mention in enumerate(mentions, 1):
+    spans = chunking.spans(len(mentions), chunking.MENTIONS)
+    items = ((mentions[s], {doc: by_doc[doc] for doc in dict.fromkeys(m.doc_id for m in mentions[s])})
+             for s in spans)
+    anchors: list[str | None] = []
+    how: Counter = Counter()
+    for span, (chunk_anchors, chunk_how) in zip(spans, executor.map_tasks(
+            anchor_chunk, items, shared=(index, seed_canonical, compat), what="link names to the seed KG"),
+            strict=True):
+        anchors.extend(chunk_anchors)
+        how.update(chunk_how)
+        if progress:
+            progress("link names to the seed KG", span.stop, len(mentions))
+    return MentionAnchors(tuple(anchors), dict(how))
+
+
+def anchor_chunk(index: SeedIndex, seed_canonical: Mapping[str, str], compat: TypeCompat,
+                 chunk: tuple[Sequence[Mention], Mapping[str, Sequence[Mention]]]
+                 ) -> tuple[list[str | None], Counter]:
+    """The seed anchor of each mention of a chunk and how each link was decided; the chunk: its mentions and
+    every mention of their documents (the context that breaks ties). Looks at nothing else, so any chunking
+    gives the same anchors."""
+    from kgpipe.kg.link import link_exact
+
+    mentions, by_doc = chunk
+    anchors: list[str | None] = []
+    how: Counter = Counter()
+    for mention in mentions:
         gazetteer = [mention.seed_iri] if mention.seed_iri else []
         context: dict[str, float] = {}
         if len(index.candidates(mention.key, mention.kg_type, compat)) > 1:
             context = _proximity_context(mention, by_doc[mention.doc_id])
         link = link_exact(mention.key, mention.kg_type, context, gazetteer, index, compat)
-        anchors[n_done - 1] = seed_canonical.get(link.iri, link.iri) if link.iri else None
+        anchors.append(seed_canonical.get(link.iri, link.iri) if link.iri else None)
         how[link.how] += 1
-        if progress and n_done % 1000 == 0:
-            progress("link names to the seed KG", n_done, len(mentions))
-    return MentionAnchors(tuple(anchors), dict(how))
+    return anchors, how
 
 
 def mention_records(mentions: Sequence[Mention], anchors: Sequence[str | None],

@@ -29,10 +29,18 @@ def score_pairs(table: NodeTable, left: np.ndarray, right: np.ndarray) -> np.nda
     return table.score(left, right).score
 
 
-def chunk_pairs(total: int, size: int = 1_000_000) -> list[slice]:
-    """Consecutive slices of at most `size` pairs covering `total`: the driver scores pairs in chunks to bound
-    memory (and report progress); any chunking gives the same scores."""
-    return [slice(start, min(start + size, total)) for start in range(0, total, size)]
+def score_pair_chunk(table: NodeTable, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """score_pairs as an engine task: the table shared (sent to workers once), a chunk of (left, right) the item."""
+    left, right = pairs
+    return score_pairs(table, left, right)
+
+
+def chunk_pairs(total: int, size: int | None = None) -> list[slice]:
+    """Consecutive slices of at most `size` pairs (default kgpipe.kg.chunking.PAIRS) covering `total`: the driver
+    scores pairs in chunks to bound memory (and report progress); any chunking gives the same scores."""
+    from kgpipe.kg import chunking
+
+    return chunking.spans(total, chunking.PAIRS if size is None else size)
 
 
 class KnownScores:

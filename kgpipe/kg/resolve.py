@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kgpipe.kg.blocking import block_names
 from kgpipe.kg.cluster import cluster_nodes, one_to_one
 from kgpipe.kg.nodes import build_nodes, name_keys, node_pairs, source_sides
-from kgpipe.kg.pair_scoring import KnownScores, chunk_pairs, node_table, score_pairs
+from kgpipe.kg.pair_scoring import KnownScores, chunk_pairs, node_table, score_pair_chunk
 from kgpipe.kg.similarity import NodeTable, ResolutionConfig, featurize_names
+
+if TYPE_CHECKING:
+    from kgpipe.engine.base import Executor
+    from kgpipe.kg.normalize import NormalizeOptions
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int | None], None]
@@ -98,32 +102,36 @@ class _Steps:
 
 def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *,
             one_to_one_sources: tuple[str, str] | None = None, type_parents: Mapping[str, str] | None = None,
-            progress: Progress | None = None) -> Resolution:
+            progress: Progress | None = None, executor: Executor | None = None) -> Resolution:
     """Cluster records that denote the same entity.
 
     config: signals, weights, threshold, blocking (defaults in ResolutionConfig). one_to_one_sources:
     record linkage between two sources, every record from one of them: each record is matched to at most
     one record of the other source and never to a record of its own. type_parents: the type hierarchy for
-    type compatibility (default: kgpipe.vocab's).
+    type compatibility (default: kgpipe.vocab's). executor: the engine the mapped steps run on (name keys,
+    name features, blocking keys and bands, pair scoring, components, the guard); default: this process. Every
+    engine gives the same resolution.
     """
+    from kgpipe.kg import chunking
+
+    executor = executor or chunking.local_executor()
     config = config or ResolutionConfig()
     records = list(records)
     _check_sources(records, one_to_one_sources)
     steps = _Steps()
-    nodes = build_nodes(records, name_keys([r.name for r in records], config.normalize.options()), config,
-                        one_to_one_sources)
+    nodes = build_nodes(records, record_keys(records, config, executor), config, one_to_one_sources)
     steps.done("nodes")
-    features = featurize_names(list(nodes.spellings), config, keys=list(nodes.names))
+    features = featurize_names(list(nodes.spellings), config, keys=list(nodes.names), executor=executor)
     table = node_table(nodes, features, config, type_parents)
     steps.done("features")
-    blocked = block_names(features, config.blocking, config.ngram, progress)
+    blocked = block_names(features, config.blocking, config.ngram, progress, executor)
     steps.done("blocking")
     left, right = node_pairs(blocked.pairs, nodes.nodes_of_name())
     side = source_sides(nodes.sources, one_to_one_sources) if one_to_one_sources is not None else None
     if side is not None:
         cross = side[left] != side[right]
         left, right = left[cross], right[cross]
-    scores = _score_in_chunks(table, left, right, progress)
+    scores = _score_in_chunks(table, left, right, progress, executor)
     steps.done("scoring")
     cluster_stats: dict[str, Any] = {}
     if side is not None:
@@ -132,7 +140,7 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
         node_labels, cstats = cluster_nodes(
             len(nodes), left, right, scores, config.threshold, anchors=nodes.anchor_ids(),
             guard=config.guard == "average", scorer=KnownScores(table, left, right, scores, len(nodes)),
-            max_exact=config.max_exact_component, group_threshold=config.cluster_threshold)
+            max_exact=config.max_exact_component, group_threshold=config.cluster_threshold, executor=executor)
         cluster_stats = {k: v for k, v in vars(cstats).items() if k != "extra"}
     steps.done("clustering")
     labels = record_labels(node_labels, nodes.node_of)
@@ -166,10 +174,32 @@ def record_labels(node_labels: np.ndarray, node_of: np.ndarray) -> np.ndarray:
     return rank[inverse].astype(np.int64)
 
 
-def _score_in_chunks(table: NodeTable, left: np.ndarray, right: np.ndarray, progress: Progress | None) -> np.ndarray:
+def record_keys(records: Sequence[Record], config: ResolutionConfig, executor: Executor) -> list[str]:
+    """The normalised name of each record: each distinct spelling normalised once, a map over chunks of
+    spellings (name_keys) on the executor."""
+    from kgpipe.kg import chunking
+
+    spellings = list(dict.fromkeys(r.name for r in records))
+    options = config.normalize.options()
+    keys = chunking.flat_map(executor, _name_keys_chunk, (spellings[s] for s in chunking.spans(
+        len(spellings), chunking.NAMES)), shared=(options,), what="normalise names")
+    key_of = dict(zip(spellings, keys, strict=True))
+    return [key_of[r.name] for r in records]
+
+
+def _name_keys_chunk(options: NormalizeOptions, texts: list[str]) -> list[str]:
+    return name_keys(texts, options)
+
+
+def _score_in_chunks(table: NodeTable, left: np.ndarray, right: np.ndarray, progress: Progress | None,
+                     executor: Executor) -> np.ndarray:
+    """Scores of every pair: score_pairs over chunks of pairs on the executor, the table sent once."""
     out = np.empty(len(left), dtype=np.float64)
-    for sl in chunk_pairs(len(left)):
-        out[sl] = score_pairs(table, left[sl], right[sl])
+    spans = chunk_pairs(len(left))
+    chunks = executor.map_tasks(score_pair_chunk, ((left[sl], right[sl]) for sl in spans), shared=(table,),
+                                what="score pairs")
+    for sl, scores in zip(spans, chunks, strict=True):
+        out[sl] = scores
         if progress:
             progress("score pairs", sl.stop, len(left))
     return out

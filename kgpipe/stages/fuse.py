@@ -7,6 +7,7 @@ Thin glue around kgpipe.kg.fusion.fuse_graph (resolution, seed linking, merge); 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -66,7 +67,7 @@ class FuseStage(StageType):
         _check_references(ctx, mentions, relations)
 
         result = fuse_graph(mentions, relations, seed_entities, seed_triples, p,
-                            progress=lambda what, done, total: ctx.report(what, done, total))
+                            progress=lambda what, done, total: ctx.report(what, done, total), executor=ctx.executor)
         n_entities = write_table(result.entities, ctx.output("entities"), ENTITIES)
         n_triples = write_table(result.triples, ctx.output("triples"), TRIPLES)
         write_table([{"mention_id": m, "entity_id": e} for m, e in sorted(result.mention_entity.items())],
@@ -78,6 +79,11 @@ class FuseStage(StageType):
         atomic_write_text(ctx.output("report"),
                           json.dumps(result.report, indent=2, ensure_ascii=False, default=_json_default) + "\n")
         report = result.report
+        timings: dict[str, Any] = {"resolution_seconds": result.timings.get("seconds", {}),
+                                   "resolution_peak_mb_after": result.timings.get("peak_mb_after", {})}
+        components = getattr(ctx.executor, "components_stats", None)  # the Ray engine's distributed components
+        if components is not None:
+            timings["components_ray"] = dataclasses.asdict(components)
         return {"entities": n_entities, "triples": n_triples, "rdf_statements": statements,
                 "mentions": report["inputs"]["mentions"], "clusters": report["merges"]["clusters"],
                 "linked_clusters": report["linking"]["clusters"].get("exact", 0)
@@ -85,8 +91,7 @@ class FuseStage(StageType):
                 "minted": report["entities"]["minted"], "conflicts": len(report["conflicts"]),
                 # seconds and peak MB per resolution step: in the lock entry, not the report file, so equal
                 # inputs give equal artifacts (kgpipe report and kgpipe.explore.stage_timings read them)
-                "timings": {"resolution_seconds": result.timings.get("seconds", {}),
-                            "resolution_peak_mb_after": result.timings.get("peak_mb_after", {})}}
+                "timings": timings}
 
 
 def _json_default(value: Any) -> Any:
