@@ -1,6 +1,6 @@
 """Claims (issue 16, README "Running on a cluster"): the extract stage on the Ray engine keeps the local engine's
 throughput (Ray with 1 worker >= 0.90 of local n_process 1; Ray with 2 workers >= 0.90 of local n_process 2) and
-writes the same bytes; fuse on Ray gives the same clusters as locally.
+writes the same bytes.
 
 extract: the WebNLG texts (train + dev: 20,370 documents) ingested once; then the extract stage alone, forced,
 interleaved --repeat times in each configuration, every configuration in the same session:
@@ -11,11 +11,10 @@ Words/s = the documents' whitespace words / the stage's duration in the lock fil
 model in each process, extraction, writing both tables). Every run's mentions.parquet and relations.parquet hashes
 must equal local-1's. Reports best and median per configuration and the ratios.
 
-fuse: benchmarks/er_scale.py's synthetic mentions resolved by kgpipe.kg.resolve.resolve with the local executor and
-with the Ray executor (2 workers) in one session: identical labels, seconds of each (--fuse-mentions).
+fuse on Ray against the local engine is benchmarks/er_scale.py --engine ray (same clusters, wall and CPU time,
+driver memory).
 
-Usage: python benchmarks/scale_ray.py [--webnlg ../shared/data/webnlg] [--repeat 5] [--skip-extract]
-         [--fuse-mentions 1000000] [--skip-fuse] [--no-write]
+Usage: python benchmarks/scale_ray.py [--webnlg ../shared/data/webnlg] [--repeat 5] [--no-write]
 """
 
 from __future__ import annotations
@@ -126,36 +125,10 @@ def bench_extract(args: argparse.Namespace, folder: Path, address: str) -> str:
             f"{ratio('ray-2', 'ray-1', max)}\n")
 
 
-def bench_fuse(args: argparse.Namespace) -> str:
-    import numpy as np
-    from er_scale import generate
-
-    from kgpipe.engine import ExecutorConfig, LocalExecutor
-    from kgpipe.engine.ray import RayExecutor
-    from kgpipe.kg.resolve import Record, resolve
-
-    names, _ = generate(args.fuse_mentions)
-    records = [Record(str(i), name) for i, name in enumerate(names)]
-    out = {}
-    for engine, executor in (("local", LocalExecutor(ExecutorConfig(), "fuse")),
-                             ("ray", RayExecutor(ExecutorConfig(engine="ray", workers=2), "fuse"))):
-        started = time.perf_counter()
-        result = resolve(records, executor=executor)
-        out[engine] = (result.labels, time.perf_counter() - started)
-        print(f"fuse {engine}: {out[engine][1]:.1f} s", flush=True)
-    same = bool(np.array_equal(out["local"][0], out["ray"][0]))
-    return (f"fuse: {len(records):,} synthetic mentions (er_scale's generator), resolve() with the local executor "
-            f"and the Ray executor (2 workers): identical clusters: {'yes' if same else 'NO'}; local "
-            f"{out['local'][1]:.1f} s, Ray {out['ray'][1]:.1f} s (ratio {out['ray'][1] / out['local'][1]:.2f}).\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--webnlg", default=str(REPO.parent / "shared/data/webnlg"))
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--skip-extract", action="store_true")
-    parser.add_argument("--fuse-mentions", type=int, default=1_000_000)
-    parser.add_argument("--skip-fuse", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     import ray
@@ -164,16 +137,12 @@ def main() -> None:
         temp = Path("/tmp") / f"kgpipe-bench-ray-{int(time.time())}"
         cluster = start_cluster(temp)
         try:
-            parts = []
-            if not args.skip_extract:
-                parts.append(bench_extract(args, Path(tmp), cluster.address))
-            if not args.skip_fuse:
-                parts.append(bench_fuse(args))
+            body = bench_extract(args, Path(tmp), cluster.address)
         finally:
             ray.shutdown()
             cluster.shutdown()
     command = "python benchmarks/scale_ray.py " + " ".join(sys.argv[1:])
-    write_section("scale_ray", "Scale-out: extract and fuse on Ray against the local engine", "\n".join(parts),
+    write_section("scale_ray", "Scale-out: extract on Ray against the local engine", body,
                   command.strip(), print_only=args.no_write)
 
 
