@@ -262,3 +262,20 @@ def test_components_agree_on_both_engines(ray_cluster) -> None:
     remote = RayExecutor(ExecutorConfig(engine="ray"), "fuse").components(1200, left[order], right[order])
     assert (remote == local).all()
     assert (local[:300] == 0).all() and local[1100] == 1100  # the chain's minimum; a node in no edge
+
+
+def test_the_checks_hold_when_this_process_is_already_connected(tmp_path: Path, ray_cluster) -> None:
+    import ray
+
+    connect(ray_cluster)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    unreachable = pipeline_file(tmp_path, executor=f'{{engine: ray, address: "127.0.0.1:{port}", timeout_s: 5}}')
+    assert cli.invoke(app, ["run", str(unreachable)]).exit_code == 7
+    client = pipeline_file(tmp_path, executor='{engine: ray, address: "ray://head:10001"}')
+    assert cli.invoke(app, ["run", str(client)]).exit_code == 2
+    reuse = pipeline_file(tmp_path, executor="{engine: ray, address: auto}", stage_type="toy_remote")
+    result = run(reuse)
+    assert result.summaries["up"]["pid"] != os.getpid()
+    assert ray.is_initialized()  # the caller's connection is left open

@@ -78,16 +78,6 @@ class RaySession:
         """Connect (or reuse this process's connection). `where(key)` gives the pipeline file and line of an
         executor key, for messages."""
         ray = import_ray()
-        if cls._current is not None and ray.is_initialized():
-            if cls._current.address != config.address:
-                file, line = where("address")
-                raise PipelineError(f"executor.address '{config.address}' differs from '{cls._current.address}', "
-                                    "which this run already uses", file=file, line=line,
-                                    hint="one run uses one cluster: give the address once, at the pipeline level")
-            return cls._current
-        if ray.is_initialized():  # the caller connected (a notebook, a test): use it, leave it open
-            cls._current = RaySession(config.address, opened=False)
-            return cls._current
         address = config.address
         file, line = where("address")
         if address.startswith("ray://"):
@@ -96,24 +86,33 @@ class RaySession:
                                 "kgpipe run --engine ray --address auto` (artifacts are written where it runs)")
         hint = ("start a cluster (`ray start --head` on one node, `ray start --address HEAD:6379` on the others), "
                 "give its head's host:port, or use address: local")
+        if address not in ("auto", "local"):
+            why = _reachable(address, config.timeout_s)
+            if why is not None:
+                raise DependencyMissingError(f"{file}:{line}: executor.address {address}: no Ray cluster "
+                                             f"answers there ({why})", hint=hint)
+        if ray.is_initialized():
+            # this run's earlier stage, or the caller (a notebook, a test) connected: one process has one Ray
+            # connection, so reuse it (leaving a caller's open) unless the file names another cluster
+            connected = ray.get_runtime_context().gcs_address
+            if address not in ("auto", "local", connected):
+                raise PipelineError(f"executor.address {address}: this process is already connected to the Ray "
+                                    f"cluster at {connected}", file=file, line=line,
+                                    hint="one process uses one cluster: give that address, or auto")
+            if cls._current is None:
+                cls._current = RaySession(connected, opened=False)
+            return cls._current
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                  "logging_level": logging.WARNING, "configure_logging": False}
+                                  "logging_level": logging.WARNING, "configure_logging": False, "address": address}
         if address == "local":  # a new Ray instance for this run, never another run's (Ray's own "local")
-            kwargs.update(address="local", num_cpus=config.num_cpus, _temp_dir=config.temp_dir,
+            kwargs.update(num_cpus=config.num_cpus, _temp_dir=config.temp_dir,
                           object_store_memory=int(config.object_store_memory) if config.object_store_memory else None)
-        else:
-            if address != "auto":
-                why = _reachable(address, config.timeout_s)
-                if why is not None:
-                    raise DependencyMissingError(f"{file}:{line}: executor.address {address}: no Ray cluster "
-                                                 f"answers there ({why})", hint=hint)
-            kwargs["address"] = address
         try:  # in this (main) thread: Ray installs its signal handlers here; host:port was probed above
             ray.init(**kwargs)
         except ConnectionError as exc:
             raise DependencyMissingError(f"{file}:{line}: executor.address {address}: cannot connect to a Ray "
                                          f"cluster ({exc})", hint=hint) from None
-        cls._current = RaySession(address, opened=True)
+        cls._current = RaySession(ray.get_runtime_context().gcs_address, opened=True)
         return cls._current
 
     @classmethod
