@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
+from pydantic import ValidationError
 
 from kgpipe import __version__
 from kgpipe.atomic import (
@@ -338,9 +339,9 @@ def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str 
     selected = select_stages(pipe, graph, until=until, only=only)
     try:
         executors = stage_executors(pipe, selected, engine=engine, address=address)
-    except ValueError as exc:  # pydantic's ValidationError: a bad --engine value
-        raise PipelineError(f"--engine/--address: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}",
-                            hint="--engine takes local or ray") from None
+    except ValidationError as exc:  # a bad --engine value
+        raise PipelineError(f"--engine/--address: {exc.errors()[0]['msg']}", hint="--engine takes local or ray"
+                            ) from None
     try:
         return _run_selected(pipe, graph, selected, executors, force=force, dry_run=dry_run, wait=wait,
                              on_event=on_event)

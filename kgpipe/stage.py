@@ -120,7 +120,7 @@ class StageContext:
     destinations: dict[str, Path] = field(default_factory=dict)  # where outputs land after commit
     on_progress: ProgressCallback | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kgpipe.stage"))
-    executor: Executor = field(default_factory=lambda: LocalExecutor(ExecutorConfig(), "?"))
+    executor: Executor = field(default_factory=LocalExecutor.in_process)
 
     def input(self, name: str) -> Any:
         return self.inputs.get(name)

@@ -15,6 +15,14 @@ T = TypeVar("T")
 class LocalExecutor(Executor):
     name = "local"
 
+    @classmethod
+    def in_process(cls, stage: str = "?") -> LocalExecutor:
+        """The default engine, for code called without one (a StageContext built by hand, the resolution
+        drivers called from benchmarks, notebooks and tests)."""
+        from kgpipe.engine.config import ExecutorConfig
+
+        return cls(ExecutorConfig(), stage)
+
     def call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
         return fn(*args)
 

@@ -172,9 +172,10 @@ def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
     """Candidate name pairs from MinHash LSH and acronym blocks: the driver over the steps above. Signatures
     (a map over chunks of names) and band pairs (one task per band) run on the executor (default: in this
     process); the common words, the merge of the bands and the acronym and token blocks run here."""
+    from kgpipe.engine.local import LocalExecutor
     from kgpipe.kg import chunking
 
-    executor = executor or chunking.local_executor()
+    executor = executor or LocalExecutor.in_process("resolve")
     keys = features.keys
     n = len(keys)
     stats: dict[str, int | float] = {"names": n, "all_pairs": n * (n - 1) // 2}

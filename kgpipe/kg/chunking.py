@@ -25,14 +25,6 @@ def spans(total: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, total)) for start in range(0, total, size)]
 
 
-def local_executor() -> Executor:
-    """The in-process engine, for drivers called without one (benchmarks, notebooks, tests)."""
-    from kgpipe.engine.config import ExecutorConfig
-    from kgpipe.engine.local import LocalExecutor
-
-    return LocalExecutor(ExecutorConfig(), "resolve")
-
-
 def flat_map(executor: Executor, fn: Callable[..., list[Any]], items: Iterable[Any], *, shared: tuple[Any, ...],
              what: str, done: Callable[[int], None] | None = None) -> list[Any]:
     """fn(*shared, item) per item through the executor, each returning a list; the lists joined in item order.

@@ -336,9 +336,10 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
     the connected components (its own implementation per engine) and the guard, one task per group of
     components (default: in this process).
     """
+    from kgpipe.engine.local import LocalExecutor
     from kgpipe.kg import chunking
 
-    executor = executor or chunking.local_executor()
+    executor = executor or LocalExecutor.in_process("resolve")
     settings = GuardSettings(threshold, threshold if group_threshold is None else group_threshold, max_exact)
     anchors = np.full(n, -1, dtype=np.int64) if anchors is None else np.asarray(anchors, dtype=np.int64)
     al, ar, ascore = accepted_pairs(left, right, score, threshold)

@@ -327,9 +327,10 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
     `keys[i]` its normalised key if already known. The driver over the steps above: reading names and
     assembling their words are maps over chunks of names on the executor (default: in this process); the
     statistics and the matrices are computed here, once."""
+    from kgpipe.engine.local import LocalExecutor
     from kgpipe.kg import chunking
 
-    executor = executor or chunking.local_executor()
+    executor = executor or LocalExecutor.in_process("resolve")
     options = config.normalize.options()
     keys = list(keys) if keys is not None else [normalize_name(name, options) for name in raw_names]
     spans = chunking.spans(len(keys), chunking.NAMES)

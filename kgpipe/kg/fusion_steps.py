@@ -139,11 +139,12 @@ def anchor_mentions(mentions: Sequence[Mention], index: SeedIndex | None, seed_c
     """Exact-name links of mentions to seed entities (the gazetteer's choice first; context breaks ties): a map
     over chunks of mentions on the executor (default: this process), the seed index sent once; each chunk
     carries the mentions of its documents, the context a link looks at."""
+    from kgpipe.engine.local import LocalExecutor
     from kgpipe.kg import chunking
 
     if index is None:
         return MentionAnchors((None,) * len(mentions), {})
-    executor = executor or chunking.local_executor()
+    executor = executor or LocalExecutor.in_process("resolve")
     by_doc: dict[str, list[Mention]] = defaultdict(list)
     for mention in mentions:
         by_doc[mention.doc_id].append(mention)

@@ -112,9 +112,9 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
     name features, blocking keys and bands, pair scoring, components, the guard); default: this process. Every
     engine gives the same resolution.
     """
-    from kgpipe.kg import chunking
+    from kgpipe.engine.local import LocalExecutor
 
-    executor = executor or chunking.local_executor()
+    executor = executor or LocalExecutor.in_process("resolve")
     config = config or ResolutionConfig()
     records = list(records)
     _check_sources(records, one_to_one_sources)
