@@ -11,6 +11,7 @@ import pytest
 from kgpipe.kg.blocking import block_names
 from kgpipe.kg.cluster import _carry_averages, average_link, cluster_nodes, connected_components
 from kgpipe.kg.evaluate import bcubed, pairwise_prf, purity
+from kgpipe.kg.features import soft_bits
 from kgpipe.kg.normalize import (
     NormalizeOptions,
     acronym_definitions,
@@ -265,14 +266,14 @@ def test_soft_dot_equals_the_product_with_the_typo_spread_matrix() -> None:
     features = featurize_names(names, ResolutionConfig())
     assert features.typo_codes is not None and len(features.typo_codes)
     left, right = (a.ravel() for a in np.meshgrid(np.arange(len(names)), np.arange(len(names))))
-    expected = rowwise_dot(features.tokens, features.soft_bits, left, right)
+    expected = rowwise_dot(features.tokens, soft_bits(features), left, right)
     assert np.allclose(soft_dot(features.tokens, left, features, right), expected)
     assert np.allclose(soft_dot(features.tokens, left, features, right, chunk=7), expected)
     assert (expected > 0).sum() > len(names)      # pairs other than a name with itself share credit
     parts = np.repeat(np.arange(features.segments.shape[0]), len(names))
     others = np.tile(np.arange(len(names)), features.segments.shape[0])
     assert np.allclose(soft_dot(features.segments, parts, features, others),
-                       rowwise_dot(features.segments, features.soft_bits, parts, others))
+                       rowwise_dot(features.segments, soft_bits(features), parts, others))
 
 
 def test_cluster_averages_carry_over_merges_by_the_average_link_update() -> None:

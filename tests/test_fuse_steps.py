@@ -20,8 +20,9 @@ from kgpipe.kg.cluster import (
     guard_components,
     split_components,
 )
-from kgpipe.kg.features import acronym_expansions, featurize_names, name_words, read_names
+from kgpipe.kg.features import Grams, acronym_expansions, featurize_names, name_words, read_names
 from kgpipe.kg.nodes import build_nodes, name_keys, node_pairs
+from kgpipe.kg.normalize import char_ngrams
 from kgpipe.kg.pair_scoring import KnownScores, node_table, score_pairs
 from kgpipe.kg.resolve import Record
 from kgpipe.kg.similarity import ResolutionConfig
@@ -65,6 +66,20 @@ def test_name_reading_is_a_map_over_chunks(nodes_and_features) -> None:
     assert [w for s in CHUNKS for w in name_words(whole[s], expansions)] == words
     assert pickle.loads(pickle.dumps((whole, words))) == (whole, words)  # shipped to workers as they are
     assert any(len(set(w.part_of)) > 1 for w in words)
+
+
+def test_ngrams_numbered_per_chunk_merge_to_the_numbering_of_the_whole(nodes_and_features) -> None:
+    config, nodes, features = nodes_and_features
+    keys = list(nodes.names)
+    whole = Grams.of(keys, config.ngram)
+    merged = Grams.merge([Grams.of(keys[s], config.ngram) for s in CHUNKS])
+    assert merged.vocabulary == whole.vocabulary
+    assert np.array_equal(merged.ids, whole.ids) and np.array_equal(merged.count, whole.count)
+    assert len(whole.vocabulary) < len(whole.ids)  # names share n-grams: numbering across chunks matters
+    # the feature matrix has one row per name with its n-grams
+    first = whole.ids[:whole.count[0]]
+    assert sorted(whole.vocabulary[i] for i in first) == sorted(set(char_ngrams(keys[0], config.ngram)))
+    assert np.array_equal(np.flatnonzero(features.grams[0].toarray()), np.sort(first))
 
 
 def test_blocking_keys_are_a_map_over_chunks(nodes_and_features) -> None:

@@ -236,25 +236,44 @@ def _keep_best_per_name(codes: np.ndarray, shared_bands: np.ndarray, n: int, k: 
     return codes[keep]
 
 
-def token_pairs(features: NameFeatures, max_block: int) -> np.ndarray:
-    """Pair codes of names that share a word, an acronym token or a word one typo apart (the typo-spread
-    token matrix), for words found in 2..max_block names; commoner words are left to the LSH."""
+def token_pairs(features: NameFeatures, max_block: int, chunk: int = 100_000) -> np.ndarray:
+    """Pair codes of names that share a word, an acronym token or a word one typo apart, for words found
+    (with their typo neighbours) in 2..max_block names; commoner words are left to the LSH.
+
+    The block of word w is the names having w or a word one typo from it: a column of features.soft_bits,
+    built here a chunk of words at a time and only for words that can qualify (none of w and its typo
+    neighbours in more than max_block names), never the whole typo-spread matrix: a common word has hundreds
+    of typo neighbours in a dense vocabulary, and their blocks would each hold every name with that word."""
+    from scipy import sparse
+
+    from kgpipe.kg import chunking
+    from kgpipe.kg.features import typo_spread
+
     n = len(features.keys)
-    if max_block < 2:
+    if max_block < 2 or n < 2:
         return np.zeros(0, dtype=np.int64)
-    by_token = features.soft_bits.tocsc()
-    sizes = np.diff(by_token.indptr)
-    keep = np.flatnonzero((sizes >= 2) & (sizes <= max_block))
-    if not len(keep):
-        return np.zeros(0, dtype=np.int64)
-    members = np.concatenate([by_token.indices[by_token.indptr[c]:by_token.indptr[c + 1]] for c in keep])
-    groups = np.repeat(np.arange(len(keep)), sizes[keep])
-    del by_token
+    names_of_word = features.token_bits.T.tocsr()          # words x names
+    size = names_of_word.shape[0]
+    df = np.diff(names_of_word.indptr)
+    reach = (typo_spread(features) + sparse.identity(size, format="csr")).tocsr()  # w, and words one typo off
+    reach.sort_indices()
+    widest = np.zeros(size, dtype=np.int64)                  # the largest df among w and its neighbours
+    rows = np.flatnonzero(np.diff(reach.indptr))
+    widest[rows] = np.maximum.reduceat(df[reach.indices], reach.indptr[rows])
+    words = np.flatnonzero(widest <= max_block)
     codes = []
-    for d in range(1, int(sizes[keep].max())):
-        same = groups[:-d] == groups[d:]
-        a, b = members[:-d][same], members[d:][same]
-        codes.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
+    for span in chunking.spans(len(words), chunk):
+        blocks = reach[words[span]] @ names_of_word          # the blocks of these words: words x names
+        sizes = np.diff(blocks.indptr)
+        keep = np.flatnonzero((sizes >= 2) & (sizes <= max_block))
+        if not len(keep):
+            continue
+        members = np.concatenate([blocks.indices[blocks.indptr[w]:blocks.indptr[w + 1]] for w in keep])
+        groups = np.repeat(np.arange(len(keep)), sizes[keep])
+        for d in range(1, int(sizes[keep].max())):
+            same = groups[:-d] == groups[d:]
+            a, b = members[:-d][same], members[d:][same]
+            codes.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
     return sorted_unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
 
 

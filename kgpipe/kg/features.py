@@ -10,6 +10,7 @@ loop that preceded these steps numbered them, so the scores and their floating-p
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +45,6 @@ class NameFeatures:
     tokens: Any             # scipy CSR (names x token vocabulary), IDF weights
     token_mass: np.ndarray  # row sums of `tokens`
     token_bits: Any         # the same pattern with ones
-    soft_bits: Any          # token_bits spread to words one typo away (credit < 1), at most 1 per word
     grams: Any              # CSR (names x n-gram vocabulary), ones
     gram_count: np.ndarray
     as_acronym: np.ndarray  # id of the name read as an acronym ('mit' for MIT), -1 if not acronym-like
@@ -74,9 +74,44 @@ class NameReading:
     institution: InstitutionPhrase | None
     as_acronym: str | None                  # the name read as an acronym ('mit' for M.I.T.)
     initials: str | None                    # the initials of its words ('mit' for Massachusetts Inst...)
-    grams: tuple[str, ...]                  # distinct character n-grams of the key, in text order (never a
-    #                                         set's order: it changes with the hash seed, i.e. per worker process)
     numbers: tuple[str, ...]                # distinct numerals, leading zeros dropped, in text order
+
+
+@dataclass(frozen=True)
+class Grams:
+    """The distinct character n-grams of a run of names, numbered: `vocabulary` in order of first occurrence,
+    `ids` every name's n-grams (in text order, never a set's order: that changes with the hash seed, i.e. per
+    worker process) as positions in it, `count` how many each name has. Arrays rather than a tuple of strings
+    per name: a name has about twenty n-grams, and millions of names would hold them as Python strings."""
+
+    vocabulary: tuple[str, ...]
+    ids: np.ndarray     # int32
+    count: np.ndarray   # int32, one per name
+
+    @classmethod
+    def of(cls, keys: Sequence[str], ngram: int) -> Grams:
+        """The n-grams of these keys (a map over names: numbered within the run)."""
+        index: dict[str, int] = {}
+        ids: list[int] = []
+        count = np.empty(len(keys), dtype=np.int32)
+        for i, key in enumerate(keys):
+            grams = dict.fromkeys(char_ngrams(key, ngram))
+            count[i] = len(grams)
+            ids.extend([index.setdefault(gram, len(index)) for gram in grams])
+        return cls(tuple(index), np.asarray(ids, dtype=np.int32), count)
+
+    @classmethod
+    def merge(cls, runs: Sequence[Grams]) -> Grams:
+        """Consecutive runs as one, numbered in order of first occurrence over all of them (the numbering
+        `of` gives the whole): each run's vocabulary, in its own order, extends the one before."""
+        index: dict[str, int] = {}
+        ids, counts = [], []
+        for run in runs:
+            remap = np.array([index.setdefault(gram, len(index)) for gram in run.vocabulary], dtype=np.int32)
+            ids.append(remap[run.ids] if len(run.ids) else run.ids)
+            counts.append(run.count)
+        return cls(tuple(index), np.concatenate(ids) if ids else np.zeros(0, np.int32),
+                   np.concatenate(counts) if counts else np.zeros(0, np.int32))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +133,11 @@ class CorpusStats:
     vocabulary: tuple[str, ...]
     idf: np.ndarray
     typo_pairs: tuple[np.ndarray, np.ndarray, np.ndarray]   # word a, word b, credit (a < b)
-    gram_vocabulary: tuple[str, ...]
+    grams: Grams               # every name's n-grams, numbered over all names
     number_vocabulary: tuple[str, ...]
     acronym_keys: tuple[str, ...]
     heads: tuple[str, ...]
     word_columns: np.ndarray   # the vocabulary column of every (name, word), in name order: numbered here anyway
-    gram_columns: np.ndarray   # likewise for every (name, n-gram)
 
 
 def read_names(raw_names: Sequence[str], keys: Sequence[str], config: ResolutionConfig) -> list[NameReading]:
@@ -114,7 +148,8 @@ def read_names(raw_names: Sequence[str], keys: Sequence[str], config: Resolution
     expand = config.acronyms and config.expand_acronyms
     out = []
     for raw, key in zip(raw_names, keys, strict=True):
-        tokens = name_tokens(key, options)
+        # interned: a handful of words recur across millions of names, held once (and pickled once per chunk)
+        tokens = list(map(sys.intern, name_tokens(key, options)))
         parts = None
         if _SEGMENTED.search(raw):
             found_parts = name_parts(raw, options)
@@ -133,8 +168,7 @@ def read_names(raw_names: Sequence[str], keys: Sequence[str], config: Resolution
         out.append(NameReading(
             key, tuple(tokens), tuple(acronyms_used(raw, options)) if config.acronyms else (),
             tuple(acronym_definitions(raw, options, key)) if expand else (), parts, institution, as_acronym,
-            initials, tuple(dict.fromkeys(char_ngrams(key, config.ngram))),
-            tuple(dict.fromkeys(w.lstrip("0") or "0" for w in key.split() if w.isdigit()))))
+            initials, tuple(dict.fromkeys(w.lstrip("0") or "0" for w in key.split() if w.isdigit()))))
     return out
 
 
@@ -179,15 +213,14 @@ def name_words(readings: Sequence[NameReading], expansions: dict[str, tuple[str,
     return out
 
 
-def corpus_statistics(readings: Sequence[NameReading], words: Sequence[NameWords], config: ResolutionConfig,
-                      expansions: dict[str, tuple[str, ...]]) -> CorpusStats:
+def corpus_statistics(readings: Sequence[NameReading], words: Sequence[NameWords], grams: Sequence[Grams],
+                      config: ResolutionConfig, expansions: dict[str, tuple[str, ...]]) -> CorpusStats:
     """Vocabularies and id tables numbered in name order (a name's words, then its institution phrase's), IDF
-    over the names (smoothed; acronym tokens weighted), and the word pairs one typo apart."""
+    over the names (smoothed; acronym tokens weighted), and the word pairs one typo apart. `grams`: the n-grams
+    of consecutive runs of the names (Grams.of per chunk), numbered here over all of them."""
     vocab: dict[str, int] = {}
     acronym_ids: dict[str, int] = {}
     head_ids: dict[str, int] = {}
-    gram_ids: dict[str, int] = {}
-    gram_columns: list[int] = []
     number_ids: dict[str, int] = {}
     columns: list[int] = []  # the column of every (name, word): a name's words are distinct
     for reading, name in zip(readings, words, strict=True):
@@ -201,7 +234,6 @@ def corpus_statistics(readings: Sequence[NameReading], words: Sequence[NameWords
         key = reading.as_acronym if reading.as_acronym is not None else reading.initials
         if key is not None:  # one or the other, never both
             acronym_ids.setdefault(key, len(acronym_ids))
-        gram_columns.extend([gram_ids.setdefault(gram, len(gram_ids)) for gram in reading.grams])
         for number in reading.numbers:
             number_ids.setdefault(number, len(number_ids))
     vocabulary = tuple(vocab)
@@ -213,9 +245,8 @@ def corpus_statistics(readings: Sequence[NameReading], words: Sequence[NameWords
     typo = typo_word_pairs(vocabulary, config.typo_min_length) if config.typo_words else []
     a, b, credit = ((np.array(x) for x in zip(*typo, strict=True)) if typo else
                     (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)))
-    return CorpusStats(expansions, vocabulary, idf, (a, b, credit), tuple(gram_ids), tuple(number_ids),
-                       tuple(acronym_ids), tuple(head_ids), np.asarray(columns, dtype=np.int64),
-                       np.asarray(gram_columns, dtype=np.int64))
+    return CorpusStats(expansions, vocabulary, idf, (a, b, credit), Grams.merge(grams), tuple(number_ids),
+                       tuple(acronym_ids), tuple(head_ids), np.asarray(columns, dtype=np.int64))
 
 
 def typo_word_pairs(words: Sequence[str], min_length: int = 5, max_group: int = 50) -> list[tuple[int, int, float]]:
@@ -271,8 +302,8 @@ def feature_matrices(readings: Sequence[NameReading], words: Sequence[NameWords]
     part_rows = segment_start[rows] + np.array(
         [p for name in words for p in name.part_of], dtype=np.int64)
     segments = _csr(part_rows, cols, stats.idf[cols], (int(segment_start[-1]), size))
-    grams = _ones(np.repeat(np.arange(n, dtype=np.int64), [len(r.grams) for r in readings]), stats.gram_columns,
-                  (n, max(len(stats.gram_vocabulary), 1)))
+    grams = _ones(np.repeat(np.arange(n, dtype=np.int64), stats.grams.count), stats.grams.ids,
+                  (n, max(len(stats.grams.vocabulary), 1)))
     number_of = {x: i for i, x in enumerate(stats.number_vocabulary)}
     numbers = _ones([i for i, r in enumerate(readings) for _ in r.numbers],
                     [number_of[x] for r in readings for x in r.numbers], (n, max(len(number_of), 1)))
@@ -281,13 +312,9 @@ def feature_matrices(readings: Sequence[NameReading], words: Sequence[NameWords]
                           dtype=np.int64)
     initials = np.array([acronym_of[r.initials] if r.initials is not None else -1 for r in readings],
                         dtype=np.int64)
-    soft = bits
     typo_codes = typo_credit = has_typo = None
     a, b, credit = stats.typo_pairs
     if len(a):
-        spread = _csr(np.r_[a, b], np.r_[b, a], np.r_[credit, credit], (size, size))
-        soft = bits + bits @ spread
-        soft.data = np.minimum(soft.data, 1.0)
         codes = np.r_[a, b].astype(np.int64) * size + np.r_[b, a]
         order = np.argsort(codes)
         typo_codes, typo_credit = codes[order], np.r_[credit, credit][order]
@@ -304,16 +331,37 @@ def feature_matrices(readings: Sequence[NameReading], words: Sequence[NameWords]
                                [vocab[w] for r in readings if r.institution is not None
                                 for w in getattr(r.institution, kind)], (n, size))
                    for kind in _PHRASE_KINDS}
-    return NameFeatures([r.key for r in readings], weighted, np.asarray(weighted.sum(axis=1)).ravel(), bits, soft,
+    return NameFeatures([r.key for r in readings], weighted, np.asarray(weighted.sum(axis=1)).ravel(), bits,
                         grams, np.asarray(grams.sum(axis=1)).ravel(), as_acronym, initials, numbers, segments,
                         segment_start, np.asarray(segments.sum(axis=1)).ravel(), typo_codes, typo_credit, has_typo,
                         head, phrases)
 
 
-def read_name_chunk(config: ResolutionConfig, chunk: tuple[Sequence[str], Sequence[str]]) -> list[NameReading]:
-    """read_names as an engine task: fn(*shared, item) with the config shared and (raw names, keys) the item."""
+def typo_spread(features: NameFeatures):
+    """Words x words CSR: the credit of each word one typo from another (empty without typo words)."""
+    size = features.token_bits.shape[1]
+    if features.typo_codes is None or features.typo_credit is None:
+        return _csr([], [], [], (size, size))
+    return _csr(features.typo_codes // size, features.typo_codes % size, features.typo_credit, (size, size))
+
+
+def soft_bits(features: NameFeatures):
+    """token_bits spread to the words one typo away (credit < 1), at most 1 per word: names x words. Never
+    stored (in a dense vocabulary a word has hundreds of typo neighbours, so its rows are long); the scorer
+    computes what it needs pair by pair (similarity.soft_dot) and blocking reads it a few words at a time.
+    The reference both are tested against."""
+    bits = features.token_bits
+    soft = bits + bits @ typo_spread(features)
+    soft.data = np.minimum(soft.data, 1.0)
+    return soft
+
+
+def read_name_chunk(config: ResolutionConfig, chunk: tuple[Sequence[str], Sequence[str]]
+                    ) -> tuple[list[NameReading], Grams]:
+    """read_names and the keys' n-grams as an engine task: fn(*shared, item) with the config shared and (raw
+    names, keys) the item."""
     raw_names, keys = chunk
-    return read_names(raw_names, keys, config)
+    return read_names(raw_names, keys, config), Grams.of(keys, config.ngram)
 
 
 def name_words_chunk(expansions: dict[str, tuple[str, ...]], readings: Sequence[NameReading]) -> list[NameWords]:
@@ -334,9 +382,13 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
     options = config.normalize.options()
     keys = list(keys) if keys is not None else [normalize_name(name, options) for name in raw_names]
     spans = chunking.spans(len(keys), chunking.NAMES)
-    readings: list[NameReading] = chunking.flat_map(
-        executor, read_name_chunk, ((raw_names[s], keys[s]) for s in spans), shared=(config,), what="read names")
+    readings: list[NameReading] = []
+    grams: list[Grams] = []
+    for chunk_readings, chunk_grams in executor.map_tasks(read_name_chunk, ((raw_names[s], keys[s]) for s in spans),
+                                                          shared=(config,), what="read names"):
+        readings.extend(chunk_readings)
+        grams.append(chunk_grams)
     expansions = acronym_expansions(readings) if config.acronyms and config.expand_acronyms else {}
     words: list[NameWords] = chunking.flat_map(executor, name_words_chunk, (readings[s] for s in spans),
                                                shared=(expansions,), what="name words")
-    return feature_matrices(readings, words, corpus_statistics(readings, words, config, expansions), config)
+    return feature_matrices(readings, words, corpus_statistics(readings, words, grams, config, expansions), config)
