@@ -39,6 +39,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -177,35 +178,99 @@ def pair_completeness(result, entity: np.ndarray) -> float:
     return (same_name + across) / total if total else 1.0
 
 
-def ray_executor(workers: int):
-    """A Ray instance of its own on this machine with `workers` CPUs (started here, outside the timing)."""
+class ProcessMemory:
+    """Peak memory of this process and every process under it (Ray's raylet, object store and workers), sampled
+    every `every` seconds from /proc: per process the peak USS (pages only it holds), PSS (its share of shared
+    pages: object-store pages mapped by several workers count once in all) and RSS (which counts the object
+    store in full in every process that maps it)."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        import threading
+
+        import psutil
+
+        self.root = psutil.Process()
+        self.every = every
+        self.peaks: dict[int, dict] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self.stop.wait(self.every):
+            for proc in [self.root, *self.root.children(recursive=True)]:
+                try:
+                    info = proc.memory_full_info()
+                    name = "driver" if proc.pid == self.root.pid else " ".join(proc.cmdline()[:1])[:60]
+                except (psutil.Error, OSError):
+                    continue
+                peak = self.peaks.setdefault(proc.pid, {"name": name, "uss": 0, "pss": 0, "rss": 0})
+                if name.startswith("ray::") or peak["name"] == "":
+                    peak["name"] = name
+                for key in ("uss", "pss", "rss"):
+                    peak[key] = max(peak[key], getattr(info, key))
+
+    def report(self) -> dict:
+        self.stop.set()
+        self.thread.join()
+        mb = {pid: {k: (round(v / 1e6) if k != "name" else v) for k, v in p.items()} for pid, p in self.peaks.items()}
+        top = max(mb.values(), key=lambda p: p["uss"])
+        return {"processes": len(mb), "max_uss_mb": top["uss"], "max_uss_process": top["name"],
+                "max_pss_mb": max(p["pss"] for p in mb.values()), "max_rss_mb": max(p["rss"] for p in mb.values()),
+                "driver": mb.get(self.root.pid), "sum_pss_mb": sum(p["pss"] for p in mb.values()),
+                "top": sorted(mb.values(), key=lambda p: -p["uss"])[:6]}
+
+
+def ray_executor(workers: int, object_store_gb: float = 4.0, temp_dir: str = "/tmp/kgpipe-ray"):
+    """A Ray instance of its own on this machine with `workers` CPUs (started here, outside the timing), its
+    object store and its temp folder, where objects spill to disk, set explicitly."""
     import ray
 
     from kgpipe.engine import ExecutorConfig
     from kgpipe.engine.ray import RayExecutor
 
     ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+             configure_logging=False, object_store_memory=int(object_store_gb * 2**30), _temp_dir=temp_dir)
     ray.get([ray.remote(lambda: None).remote() for _ in range(workers)])  # workers up before the clock starts
     return RayExecutor(ExecutorConfig(engine="ray", address="local", num_cpus=workers), "fuse")
 
 
-def run_one(n: int, engine: str = "local", workers: int = 2) -> dict:
+class RecordIds(Sequence):
+    """'0', '1', ... made when read: the ids of n records without n strings."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [str(j) for j in range(*i.indices(self.n))]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return str(i % self.n)
+
+
+def run_one(n: int, engine: str = "local", workers: int = 2, object_store_gb: float = 4.0) -> dict:
     import hashlib
 
     from kgpipe.kg.evaluate import pairwise_prf
-    from kgpipe.kg.resolve import Record, resolve
+    from kgpipe.kg.resolve import RecordColumns, resolve
 
     t0 = time.perf_counter()
     mentions, entity = generate(n)
     gen_seconds = time.perf_counter() - t0
-    records = [Record(str(i), m) for i, m in enumerate(mentions)]
-    del mentions
-    executor = ray_executor(workers) if engine == "ray" else None
+    records = RecordColumns(RecordIds(n), mentions)  # records as columns: the names and nothing per record
+    executor = ray_executor(workers, object_store_gb) if engine == "ray" else None
+    memory = ProcessMemory()
     load_before = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
     result = resolve(records, executor=executor)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    processes = memory.report()
     clusters_sha = hashlib.sha256(result.labels.tobytes()).hexdigest()[:16]
     load_after = os.getloadavg()[0]
     quality = pairwise_prf(result.labels, entity)
@@ -220,7 +285,7 @@ def run_one(n: int, engine: str = "local", workers: int = 2) -> dict:
             "load_average": [round(load_before, 1), round(load_after, 1)],
             "lsh_pairs_before_pruning": result.stats.get("blocking_lsh_pairs_before_pruning"),
             "guard_pairs_scored": result.stats.get("guard_pairs_scored"), "engine": engine,
-            "clusters_sha": clusters_sha}
+            "clusters_sha": clusters_sha, "memory": processes}
 
 
 def plain_all_pairs(n: int) -> tuple[int, float]:
@@ -235,9 +300,10 @@ def plain_all_pairs(n: int) -> tuple[int, float]:
     return len(names), time.perf_counter() - t0
 
 
-def one_run(n: int, engine: str = "local", workers: int = 2) -> dict:
+def one_run(n: int, engine: str = "local", workers: int = 2, object_store_gb: float = 4.0) -> dict:
     """run_one(n) in a fresh process (so peak memory is that size's)."""
-    proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--engine", engine, "--workers", str(workers)],
+    proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--engine", engine, "--workers", str(workers),
+                           "--object-store-gb", str(object_store_gb)],
                           capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     if proc.returncode:
@@ -246,32 +312,55 @@ def one_run(n: int, engine: str = "local", workers: int = 2) -> dict:
 
 
 def compare_engines(args: argparse.Namespace) -> None:
-    """Every size on the local engine and on Ray, interleaved; the clusters must be identical."""
+    """Every size on the local engine and on Ray, interleaved; the clusters must be identical. --ray-only: Ray
+    alone (a size one process cannot hold)."""
+    engines = ("ray",) if args.ray_only else ("local", "ray")
     runs: dict[tuple[int, str], list[dict]] = {}
     for _ in range(args.repeat):
         for n in args.sizes:
-            for engine in ("local", "ray"):
-                runs.setdefault((n, engine), []).append(one_run(n, engine, args.workers))
+            for engine in engines:
+                runs.setdefault((n, engine), []).append(one_run(n, engine, args.workers, args.object_store_gb))
                 print(runs[n, engine][-1], flush=True)
-    rows = []
+
+    def median(n: int, engine: str) -> dict | None:
+        done = sorted(runs.get((n, engine), []), key=lambda r: r["seconds"])
+        return done[(len(done) - 1) // 2] if done else None
+
+    rows, processes = [], []
     for n in args.sizes:
-        local, ray = (sorted(runs[n, e], key=lambda r: r["seconds"])[(args.repeat - 1) // 2] for e in ("local", "ray"))
-        same = {r["clusters_sha"] for e in ("local", "ray") for r in runs[n, e]} == {local["clusters_sha"]}
-        rows.append([n, local["names"], local["seconds"], local["cpu_seconds"], local["peak_mb"], ray["seconds"],
-                     ray["cpu_seconds"], ray["peak_mb"], round(ray["seconds"] / local["seconds"], 2),
-                     "yes" if same else "NO"])
-        if not same:
-            print(f"clusters differ at {n} mentions between the engines", file=sys.stderr)
+        local, ray = median(n, "local"), median(n, "ray")
+        assert ray is not None
+        hashes = {r["clusters_sha"] for e in engines for r in runs[n, e]}
+        same = "yes" if local is not None and len(hashes) == 1 else ("NO" if len(hashes) > 1 else "n/a (Ray only)")
+        memory = ray["memory"]
+        rows.append([n, ray["names"], *(["-"] * 3 if local is None else
+                                         [local["seconds"], local["cpu_seconds"], local["peak_mb"]]),
+                     ray["seconds"], ray["cpu_seconds"], ray["peak_mb"], memory["max_uss_mb"], memory["max_pss_mb"],
+                     "-" if local is None else round(ray["seconds"] / local["seconds"], 2), same])
+        processes.extend([n, p["name"], p["uss"], p["pss"], p["rss"]] for p in memory["top"])
+        if same == "NO":
+            print(f"clusters differ at {n} mentions between runs", file=sys.stderr)
     body = (f"resolve on the local engine and on a local Ray instance of {args.workers} workers (started outside "
-            "the timing), each size in fresh processes, interleaved; the median run of each. CPU seconds and peak "
-            "MB are the driver process's own (the Ray workers' are not counted).\n\n"
+            f"the timing; object store {args.object_store_gb:g} GiB, spilling to its temp folder /tmp/kgpipe-ray), "
+            "each size in fresh processes, interleaved; the median run of each. Records are passed as columns "
+            "(RecordColumns). CPU seconds and peak MB (RSS) are the driver's own; the memory of every process "
+            "(driver, raylet, object store, workers) was sampled each second from /proc: USS is what a process "
+            "alone holds, PSS adds its share of shared pages (RSS would count the object store's pages in full in "
+            "every worker that maps them).\n\n"
             + table(["mentions", "distinct names", "local wall s", "local CPU s", "local peak MB", "Ray wall s",
-                     "Ray driver CPU s", "Ray driver peak MB", "Ray / local wall", "identical clusters"], rows))
+                     "Ray driver CPU s", "Ray driver peak RSS MB", "Ray max USS MB (any process)",
+                     "Ray max PSS MB (any process)", "Ray / local wall", "identical clusters"], rows)
+            + "\n\nThe largest processes of each Ray run (peak USS):\n\n"
+            + table(["mentions", "process", "peak USS MB", "peak PSS MB", "peak RSS MB"], processes))
     command = (f"python benchmarks/er_scale.py --engine ray --workers {args.workers} --sizes "
-               + " ".join(map(str, args.sizes)) + (f" --repeat {args.repeat}" if args.repeat > 1 else ""))
-    write_section("er_scale_ray", "Entity resolution on Ray vs the local engine", body, command,
-                  print_only=args.no_write)
-    if any(row[-1] != "yes" for row in rows):
+               + " ".join(map(str, args.sizes)) + (f" --repeat {args.repeat}" if args.repeat > 1 else "")
+               + (f" --object-store-gb {args.object_store_gb:g}" if args.object_store_gb != 4.0 else "")
+               + (" --ray-only" if args.ray_only else ""))
+    section = "er_scale_ray_only" if args.ray_only else "er_scale_ray"
+    title = ("Entity resolution on Ray at sizes one process cannot hold" if args.ray_only
+             else "Entity resolution on Ray vs the local engine")
+    write_section(section, title, body, command, print_only=args.no_write)
+    if any(row[-1] == "NO" for row in rows):
         raise SystemExit(1)
 
 
@@ -285,9 +374,13 @@ def main() -> None:
         "ray: each size on a local Ray instance of --workers CPUs (started outside the timing) and on the local "
         "engine, interleaved; reports both, their wall-time ratio and whether the clusters are identical"))
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (CPUs) with --engine ray")
+    parser.add_argument("--object-store-gb", type=float, default=4.0, help="Ray's object store (GiB); beyond it "
+                        "objects spill to its temp folder, /tmp/kgpipe-ray")
+    parser.add_argument("--ray-only", action="store_true", help="with --engine ray: no local runs (sizes one process "
+                        "cannot hold)")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.engine, args.workers)))
+        print(json.dumps(run_one(args.one, args.engine, args.workers, args.object_store_gb)))
         return
     if args.engine == "ray":
         compare_engines(args)

@@ -16,7 +16,7 @@ from kgpipe.kg import chunking
 from kgpipe.kg.blocking import block_names
 from kgpipe.kg.cluster import cluster_nodes, components
 from kgpipe.kg.features import NameFeatures, featurize_names
-from kgpipe.kg.nodes import build_nodes, name_keys, node_pairs
+from kgpipe.kg.nodes import RecordColumns, build_nodes, name_keys, node_pairs
 from kgpipe.kg.pair_scoring import KnownScores, node_table, score_pairs
 from kgpipe.kg.resolve import Record, Resolution, _score_in_chunks, resolve
 from kgpipe.kg.similarity import ResolutionConfig
@@ -62,7 +62,7 @@ def synthetic():
     names = NAMES + chain_names()
     texts = [name for i, name in enumerate(names) for _ in range(1 + i % 3)]
     records = [Record(str(i), text, type="ORG" if i % 5 else None) for i, text in enumerate(texts)]
-    nodes = build_nodes(records, name_keys(texts, config.normalize.options()), config)
+    nodes = build_nodes(RecordColumns.of(records), name_keys(texts, config.normalize.options()), config)
     return config, records, nodes
 
 

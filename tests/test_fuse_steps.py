@@ -5,6 +5,7 @@ labelled by their smallest node id, and the values a distributed engine ships to
 from __future__ import annotations
 
 import pickle
+import random
 from itertools import pairwise
 
 import numpy as np
@@ -21,11 +22,11 @@ from kgpipe.kg.cluster import (
     split_components,
 )
 from kgpipe.kg.features import Grams, acronym_expansions, featurize_names, name_words, read_names
-from kgpipe.kg.nodes import build_nodes, name_keys, node_pairs
+from kgpipe.kg.nodes import RecordColumns, build_nodes, name_keys, node_pairs
 from kgpipe.kg.normalize import char_ngrams
 from kgpipe.kg.pair_scoring import KnownScores, node_table, score_pairs
 from kgpipe.kg.resolve import Record
-from kgpipe.kg.similarity import ResolutionConfig
+from kgpipe.kg.similarity import AttributeRule, ResolutionConfig
 
 NAMES = [
     "MIT", "Massachusetts Institute of Technology", "M.I.T.", "MIT CSAIL, Cambridge, MA",
@@ -47,9 +48,49 @@ CHUNKS = [slice(0, 7), slice(7, 23), slice(23, None)]  # arbitrary, uneven
 def nodes_and_features():
     config = ResolutionConfig()
     records = [Record(str(i), name) for i, name in enumerate(NAMES)]
-    nodes = build_nodes(records, name_keys(NAMES, config.normalize.options()), config)
+    nodes = build_nodes(RecordColumns.of(records), name_keys(NAMES, config.normalize.options()), config)
     features = featurize_names(list(nodes.spellings), config, keys=list(nodes.names))
     return config, nodes, features
+
+
+def test_nodes_are_the_distinct_node_keys_in_sorted_order() -> None:
+    """The columnar build_nodes against its definition, on records that use every column: a node per distinct
+    (key, type, anchor, attributes) (plus source and id under one-to-one), numbered in sorted order; a
+    node's source and attributes from its last record; contexts pooled."""
+    rng = random.Random(3)
+    config = ResolutionConfig(attributes={"year": AttributeRule(weight=1.0, kind="exact")})
+    spellings = ["MIT", "M.I.T.", "Massachusetts Institute of Technology", "Harvard", "harvard", "Yale"]
+    records = [Record(str(i), rng.choice(spellings), source=rng.choice(["a", "b"]),
+                      type=rng.choice([None, "", "ORG", "GPE"]), anchor=rng.choice([None, "Q1", "Q2"]),
+                      attributes={"year": rng.choice([None, 1999, 2000]), "other": i},
+                      context=frozenset(rng.sample(["x", "y", "z"], rng.randint(0, 2)))) for i in range(300)]
+    keys = name_keys([r.name for r in records], config.normalize.options())
+    for one_to_one in (None, ("a", "b")):
+        nodes = build_nodes(RecordColumns.of(records), keys, config, one_to_one)
+
+        def node_key(r: Record, key: str) -> tuple:
+            base = (key, r.type or "", r.anchor or "", repr((r.attributes.get("year"),)))
+            return base + ((r.source, r.id) if one_to_one else ())
+
+        expected = sorted({node_key(r, k) for r, k in zip(records, keys, strict=True)})
+        assert len(nodes) == len(expected) < len(records) or one_to_one
+        for i, (r, k) in enumerate(zip(records, keys, strict=True)):
+            node = int(nodes.node_of[i])
+            assert expected[node] == node_key(r, k)
+            assert nodes.keys[node] == k and nodes.names[nodes.name_of_node[node]] == k
+        last = {}
+        pooled: dict[int, set] = {}
+        for i, r in enumerate(records):
+            last[int(nodes.node_of[i])] = r
+            pooled.setdefault(int(nodes.node_of[i]), set()).update(r.context)
+        for node, r in last.items():
+            assert (nodes.sources[node], nodes.attributes[node], nodes.types[node], nodes.anchors[node]) == (
+                r.source, r.attributes, r.type, r.anchor)
+            assert nodes.contexts[node] == pooled[node]
+    # without the optional columns: a node per distinct key, empty columns shared rather than one per node
+    plain = build_nodes(RecordColumns([r.id for r in records], [r.name for r in records]), keys, config)
+    assert list(plain.keys) == sorted(set(keys)) and plain.types == (None,) * len(plain)
+    assert plain.contexts[0] is plain.contexts[-1] and plain.attributes[0] is plain.attributes[-1]
 
 
 def test_name_reading_is_a_map_over_chunks(nodes_and_features) -> None:

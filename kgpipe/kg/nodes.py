@@ -7,7 +7,7 @@ records are partitioned; every later step (features, blocking, scoring, clusteri
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,37 +67,108 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def build_nodes(records: Sequence[Record], keys: Sequence[str], config: ResolutionConfig,
+_EMPTY_CONTEXT: frozenset[str] = frozenset()
+_NO_ATTRIBUTES: Mapping[str, Any] = {}  # shared, never written: millions of nodes without attributes hold one
+
+
+@dataclass(frozen=True)
+class RecordColumns:
+    """Records as columns, what the resolution steps read: a column that is None is empty for every record
+    (no source, type, anchor, attributes or context). Millions of records as Record objects cost about
+    250 bytes each; as columns, the names and little else."""
+
+    ids: Sequence[str]
+    names: Sequence[str]
+    sources: Sequence[str] | None = None
+    types: Sequence[str | None] | None = None
+    anchors: Sequence[str | None] | None = None
+    attributes: Sequence[Mapping[str, Any]] | None = None
+    contexts: Sequence[frozenset[str]] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("sources", "types", "anchors", "attributes", "contexts"):
+            column = getattr(self, name)
+            if column is not None and len(column) != len(self.names):
+                raise ValueError(f"record columns: {name} has {len(column)} rows, names {len(self.names)}")
+        if len(self.ids) != len(self.names):
+            raise ValueError(f"record columns: ids has {len(self.ids)} rows, names {len(self.names)}")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def of(cls, records: Iterable[Record]) -> RecordColumns:
+        """The columns of Record objects (a column nobody sets stays None)."""
+        records = list(records)
+
+        def column(name: str, empty: Any) -> list[Any] | None:
+            values = [getattr(r, name) for r in records]
+            return values if any(v != empty for v in values) else None
+
+        return cls([r.id for r in records], [r.name for r in records], column("source", ""), column("type", None),
+                   column("anchor", None), column("attributes", {}), column("context", frozenset()))
+
+
+def _ranks(values: Sequence[Any]) -> np.ndarray:
+    """Each value's rank among the distinct values in sorted order (equal values, equal ranks)."""
+    distinct = sorted(set(values))
+    rank = {v: i for i, v in enumerate(distinct)}
+    return np.fromiter((rank[v] for v in values), dtype=np.int64, count=len(values))
+
+
+def _last_of_each(node_of: np.ndarray, n_nodes: int) -> np.ndarray:
+    """The last record of each node (records in input order)."""
+    order = np.argsort(node_of, kind="stable")
+    ends = np.cumsum(np.bincount(node_of, minlength=n_nodes)) - 1
+    return order[ends]
+
+
+def build_nodes(records: RecordColumns, keys: Sequence[str], config: ResolutionConfig,
                 one_to_one_sources: tuple[str, str] | None = None) -> Nodes:
     """Records with the same normalised name (`keys`, one per record), type, anchor and attributes form one
     node (contexts pooled); under one-to-one linkage every record is a node of its own. Nodes are numbered
-    in the order of their keys, names in sorted order."""
+    in the order of their keys (key, type, anchor, attributes[, source, id]), names in sorted order; a node's
+    source and attributes are those of its last record.
+
+    Columnar: each key column becomes ranks, and the nodes are the distinct rows of ranks, sorted; no tuple
+    per record."""
     options = config.normalize.options()
     attr_names = sorted(config.attributes)
-    node_key_of: list[tuple[str, ...]] = []
-    for record, key in zip(records, keys, strict=True):
-        attrs = repr(tuple(_freeze(record.attributes.get(a)) for a in attr_names)) if attr_names else ""
-        node_key: tuple[str, ...] = (key, record.type or "", record.anchor or "", attrs)
-        if one_to_one_sources is not None:  # linkage keeps every record apart within its source
-            node_key += (record.source, record.id)
-        node_key_of.append(node_key)
-    unique_keys = sorted(set(node_key_of))  # strings only: content order
-    node_index = {k: i for i, k in enumerate(unique_keys)}
-    node_of = np.array([node_index[k] for k in node_key_of], dtype=np.int64)
-    n_nodes = len(unique_keys)
-    contexts: list[set[str]] = [set() for _ in range(n_nodes)]
-    node_attrs: list[Mapping[str, Any]] = [{} for _ in range(n_nodes)]
-    node_type: list[str | None] = [None] * n_nodes
-    node_anchor: list[str | None] = [None] * n_nodes
-    node_source = [""] * n_nodes
+    n = len(records)
+    columns = [_ranks(keys)]
+    if records.types is not None:
+        columns.append(_ranks([t or "" for t in records.types]))
+    if records.anchors is not None:
+        columns.append(_ranks([a or "" for a in records.anchors]))
+    if attr_names and records.attributes is not None:
+        columns.append(_ranks([repr(tuple(_freeze(attrs.get(a)) for a in attr_names))
+                               for attrs in records.attributes]))
+    if one_to_one_sources is not None:  # linkage keeps every record apart within its source
+        columns.append(_ranks(records.sources if records.sources is not None else [""] * n))
+        columns.append(_ranks(records.ids))
+    if len(columns) == 1:
+        first_key, node_of = np.unique(columns[0], return_index=True, return_inverse=True)[1:]
+    else:
+        first_key, node_of = np.unique(np.stack(columns, axis=1), axis=0, return_index=True,
+                                       return_inverse=True)[1:]
+    node_of = node_of.astype(np.int64).ravel()
+    n_nodes = len(first_key)
+    last = _last_of_each(node_of, n_nodes).tolist()
+    node_keys = [keys[i] for i in first_key.tolist()]
+
+    def per_node(column: Sequence[Any] | None, empty: Any) -> tuple[Any, ...]:
+        return (empty,) * n_nodes if column is None else tuple(column[i] for i in last)
+
+    contexts: tuple[frozenset[str], ...] = (_EMPTY_CONTEXT,) * n_nodes
+    if records.contexts is not None:
+        pooled: dict[int, set[str]] = {}
+        for node, context in zip(node_of.tolist(), records.contexts, strict=True):
+            if context:
+                pooled.setdefault(node, set()).update(context)
+        contexts = tuple(frozenset(pooled[i]) if i in pooled else _EMPTY_CONTEXT for i in range(n_nodes))
     spellings: dict[str, set[str]] = {}
-    for record, node, key in zip(records, node_of.tolist(), keys, strict=True):
-        contexts[node] |= record.context
-        node_attrs[node] = record.attributes
-        node_type[node] = record.type
-        node_anchor[node] = record.anchor
-        node_source[node] = record.source
-        spellings.setdefault(key, set()).add(record.name)
+    for name, key in dict(zip(records.names, keys, strict=True)).items():  # each distinct spelling once
+        spellings.setdefault(key, set()).add(name)
     # one spelling per name, chosen by content (not input order): the one with most acronyms written as
     # such wins, since acronym detection needs the capitals ('MIT', not 'Mit')
     raw_of_name = {key: next(iter(texts)) if len(texts) == 1 else min(
@@ -105,10 +176,10 @@ def build_nodes(records: Sequence[Record], keys: Sequence[str], config: Resoluti
         for key, texts in spellings.items()}
     names = sorted(raw_of_name)
     name_index = {k: i for i, k in enumerate(names)}
-    name_of_node = np.array([name_index[k[0]] for k in unique_keys], dtype=np.int64)
-    return Nodes(node_of, tuple(k[0] for k in unique_keys), name_of_node, tuple(names),
-                 tuple(raw_of_name[k] for k in names), tuple(node_type), tuple(node_anchor), tuple(node_source),
-                 tuple(frozenset(c) for c in contexts), tuple(node_attrs))
+    name_of_node = np.array([name_index[k] for k in node_keys], dtype=np.int64)
+    return Nodes(node_of, tuple(node_keys), name_of_node, tuple(names), tuple(raw_of_name[k] for k in names),
+                 per_node(records.types, None), per_node(records.anchors, None), per_node(records.sources, ""),
+                 contexts, per_node(records.attributes, _NO_ATTRIBUTES))
 
 
 def node_pairs(name_pairs: np.ndarray, nodes_of_name: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from kgpipe.kg.blocking import block_names
 from kgpipe.kg.cluster import cluster_nodes, one_to_one
-from kgpipe.kg.nodes import build_nodes, name_keys, node_pairs, source_sides
+from kgpipe.kg.nodes import RecordColumns, build_nodes, name_keys, node_pairs, source_sides
 from kgpipe.kg.pair_scoring import KnownScores, chunk_pairs, node_table, score_pair_chunk
 from kgpipe.kg.similarity import NodeTable, ResolutionConfig, featurize_names
 
@@ -65,7 +65,7 @@ class Record:
 class Resolution:
     """Clusters of records, the nodes they were reduced to and the accepted pairs, with counts."""
 
-    record_ids: list[str]
+    record_ids: Sequence[str]
     labels: np.ndarray              # cluster number per record (0.. in order of first record)
     node_of: np.ndarray             # node per record
     node_names: list[str]           # normalised name per node
@@ -100,11 +100,12 @@ class _Steps:
         self.started = now
 
 
-def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *,
+def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig | None = None, *,
             one_to_one_sources: tuple[str, str] | None = None, type_parents: Mapping[str, str] | None = None,
             progress: Progress | None = None, executor: Executor | None = None) -> Resolution:
     """Cluster records that denote the same entity.
 
+    records: Record objects, or RecordColumns (the same as columns: what to pass at millions of records).
     config: signals, weights, threshold, blocking (defaults in ResolutionConfig). one_to_one_sources:
     record linkage between two sources, every record from one of them: each record is matched to at most
     one record of the other source and never to a record of its own. type_parents: the type hierarchy for
@@ -116,10 +117,10 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
 
     executor = executor or LocalExecutor.in_process("resolve")
     config = config or ResolutionConfig()
-    records = list(records)
+    records = records if isinstance(records, RecordColumns) else RecordColumns.of(records)
     _check_sources(records, one_to_one_sources)
     steps = _Steps()
-    nodes = build_nodes(records, record_keys(records, config, executor), config, one_to_one_sources)
+    nodes = build_nodes(records, record_keys(records.names, config, executor), config, one_to_one_sources)
     steps.done("nodes")
     features = featurize_names(list(nodes.spellings), config, keys=list(nodes.names), executor=executor)
     table = node_table(nodes, features, config, type_parents)
@@ -153,13 +154,13 @@ def resolve(records: Iterable[Record], config: ResolutionConfig | None = None, *
         "seconds": {k: round(v, 3) for k, v in steps.seconds.items()},
         "peak_mb_after": steps.peaks,
     }
-    return Resolution([r.id for r in records], labels, nodes.node_of, list(nodes.keys),
+    return Resolution(records.ids, labels, nodes.node_of, list(nodes.keys),
                       (left[accepted], right[accepted], scores[accepted]), stats, nodes.name_of_node, blocked.pairs)
 
 
-def _check_sources(records: list[Record], one_to_one_sources: tuple[str, str] | None) -> None:
+def _check_sources(records: RecordColumns, one_to_one_sources: tuple[str, str] | None) -> None:
     if one_to_one_sources is not None:
-        strays = {r.source for r in records} - set(one_to_one_sources)
+        strays = set(records.sources if records.sources is not None else [""]) - set(one_to_one_sources)
         if strays:
             raise ValueError(f"one-to-one linkage between {one_to_one_sources}: records from other sources "
                              f"{sorted(strays)[:3]}")
@@ -174,17 +175,17 @@ def record_labels(node_labels: np.ndarray, node_of: np.ndarray) -> np.ndarray:
     return rank[inverse].astype(np.int64)
 
 
-def record_keys(records: Sequence[Record], config: ResolutionConfig, executor: Executor) -> list[str]:
+def record_keys(names: Sequence[str], config: ResolutionConfig, executor: Executor) -> list[str]:
     """The normalised name of each record: each distinct spelling normalised once, a map over chunks of
     spellings (name_keys) on the executor."""
     from kgpipe.kg import chunking
 
-    spellings = list(dict.fromkeys(r.name for r in records))
+    spellings = list(dict.fromkeys(names))
     options = config.normalize.options()
     keys = chunking.flat_map(executor, _name_keys_chunk, (spellings[s] for s in chunking.spans(
         len(spellings), chunking.NAMES)), shared=(options,), what="normalise names")
     key_of = dict(zip(spellings, keys, strict=True))
-    return [key_of[r.name] for r in records]
+    return [key_of[name] for name in names]
 
 
 def _name_keys_chunk(options: NormalizeOptions, texts: list[str]) -> list[str]:
