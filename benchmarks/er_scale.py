@@ -33,6 +33,7 @@ Usage: python benchmarks/er_scale.py [--sizes 10000 100000 1000000] [--repeat 1]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -285,7 +286,9 @@ def run_one(n: int, engine: str = "local", workers: int = 2, object_store_gb: fl
             "load_average": [round(load_before, 1), round(load_after, 1)],
             "lsh_pairs_before_pruning": result.stats.get("blocking_lsh_pairs_before_pruning"),
             "guard_pairs_scored": result.stats.get("guard_pairs_scored"), "engine": engine,
-            "clusters_sha": clusters_sha, "memory": processes}
+            "clusters_sha": clusters_sha, "memory": processes,
+            "components_ray": dataclasses.asdict(executor.components_stats)
+            if getattr(executor, "components_stats", None) is not None else None}
 
 
 def plain_all_pairs(n: int) -> tuple[int, float]:

@@ -68,15 +68,15 @@ def test_nodes_are_the_distinct_node_keys_in_sorted_order() -> None:
     for one_to_one in (None, ("a", "b")):
         nodes = build_nodes(RecordColumns.of(records), keys, config, one_to_one)
 
-        def node_key(r: Record, key: str) -> tuple:
+        def node_key(r: Record, key: str, apart: bool) -> tuple:
             base = (key, r.type or "", r.anchor or "", repr((r.attributes.get("year"),)))
-            return base + ((r.source, r.id) if one_to_one else ())
+            return base + ((r.source, r.id) if apart else ())
 
-        expected = sorted({node_key(r, k) for r, k in zip(records, keys, strict=True)})
+        expected = sorted({node_key(r, k, one_to_one is not None) for r, k in zip(records, keys, strict=True)})
         assert len(nodes) == len(expected) < len(records) or one_to_one
         for i, (r, k) in enumerate(zip(records, keys, strict=True)):
             node = int(nodes.node_of[i])
-            assert expected[node] == node_key(r, k)
+            assert expected[node] == node_key(r, k, one_to_one is not None)
             assert nodes.keys[node] == k and nodes.names[nodes.name_of_node[node]] == k
         last = {}
         pooled: dict[int, set] = {}
@@ -131,6 +131,44 @@ def test_blocking_keys_are_a_map_over_chunks(nodes_and_features) -> None:
     assert whole.shape == (len(keys), blocking.num_perm)
     parts = [blocking_signatures(keys[s], common, blocking, config.ngram) for s in CHUNKS]
     assert np.array_equal(np.vstack(parts), whole)
+
+
+def _pruned_reference(codes: np.ndarray, shared_bands: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Cardinality node pruning in one sort over every pair: each name ranks its pairs (as left or right) by
+    the bands they share, then the partner's id; a pair stays when either name ranks it in its first k."""
+    kept = set()
+    for name in range(n):
+        mine = [(-int(w), int(c % n if c // n == name else c // n), int(c))
+                for c, w in zip(codes, shared_bands, strict=True) if name in (c // n, c % n)]
+        kept.update(c for _, _, c in sorted(mine)[:k])
+    return np.array(sorted(kept), dtype=np.int64)
+
+
+@pytest.mark.parametrize("name_range", [1, 7, 50, 10_000])
+def test_lsh_pairs_merged_and_pruned_by_ranges_of_names(monkeypatch: pytest.MonkeyPatch, name_range: int) -> None:
+    """The bands' pairs counted and pruned range by range of names equal the whole done at once, for ranges
+    of one name, uneven ranges and a single range; on both a synthetic input with heavy repeats across bands."""
+    from kgpipe.kg import chunking
+    from kgpipe.kg.blocking import BandPairs, lsh_candidates
+
+    rng = np.random.default_rng(5)
+    n = 60
+    bands = []
+    for _ in range(6):
+        a, b = rng.integers(0, n, 200), rng.integers(0, n, 200)
+        a, b = a[a != b], b[a != b]
+        bands.append(BandPairs(np.unique(np.minimum(a, b) * n + np.maximum(a, b)), 0))
+    every = np.concatenate([band.codes for band in bands])
+    codes, counts = np.unique(every, return_counts=True)
+    monkeypatch.setattr(chunking, "NAME_RANGE", name_range)
+    unpruned, before = lsh_candidates(bands, n, 0)
+    assert before == len(codes) and np.array_equal(unpruned, codes)
+    for k in (1, 3):
+        pruned, before = lsh_candidates(bands, n, k)
+        assert before == len(codes)
+        expected = _pruned_reference(codes, counts, n, k)
+        assert 0 < len(expected) < len(codes)
+        assert np.array_equal(pruned, expected)
 
 
 def test_each_band_pairs_the_names_that_agree_on_it(nodes_and_features) -> None:

@@ -129,7 +129,7 @@ def name_ranks(keys: Sequence[str]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BandPairs:
-    codes: np.ndarray   # pair codes left * n + right (left < right) of names sharing the band
+    codes: np.ndarray   # sorted pair codes left * n + right (left < right) of names sharing the band
     oversized: int      # buckets larger than max_bucket (paired by neighbourhood only)
 
 
@@ -141,17 +141,67 @@ def band_pairs(band: np.ndarray, ranks: np.ndarray, max_bucket: int, window: int
         for column in range(band.shape[1]):
             band_hash = band_hash * _MIX + band[:, column]
     codes, oversized = _band_pairs(band_hash, ranks, max_bucket, window)
-    return BandPairs(codes, oversized)
+    return BandPairs(np.sort(codes), oversized)  # a pair once per band; sorted, so a range of names is a slice
 
 
-def lsh_candidates(bands: Sequence[BandPairs], n: int, max_candidates: int) -> tuple[np.ndarray, int]:
+def lsh_candidates(bands: Sequence[BandPairs], n: int, max_candidates: int,
+                   executor: Executor | None = None) -> tuple[np.ndarray, int]:
     """The pairs of all bands, deduplicated and pruned to each name's best `max_candidates` (0: all); and the
-    number before pruning."""
-    codes, shared_bands = np.unique(np.concatenate([b.codes for b in bands]), return_counts=True)
+    number before pruning.
+
+    Two maps over ranges of names (kgpipe.kg.chunking.NAME_RANGE each) rather than one sort of every band's
+    pairs: the pairs whose left name lies in a range, counted over the bands (a slice of each band's sorted
+    codes); then, for the names of a range, the pairs they keep (each name's pairs as left and as right).
+    The working memory of a task is its range's; the result is the same for any ranges."""
+    from kgpipe.engine.local import LocalExecutor
+    from kgpipe.kg import chunking
+
+    executor = executor or LocalExecutor.in_process("resolve")
+    ranges = [(s.start, s.stop) for s in chunking.spans(n, chunking.NAME_RANGE)]
+    band_codes = [b.codes for b in bands]
+    counted = list(executor.map_tasks(_count_range, ranges, shared=(band_codes, n), what="LSH pairs"))
+    codes = np.concatenate([c for c, _ in counted]) if counted else np.zeros(0, dtype=np.int64)
+    shared_bands = np.concatenate([w for _, w in counted]) if counted else np.zeros(0, dtype=np.uint8)
+    del counted
     before = len(codes)
-    if max_candidates:
-        codes = _keep_best_per_name(codes, shared_bands, n, max_candidates)
+    if max_candidates and len(codes):
+        right = codes % n
+        by_right = np.argsort(right, kind="stable").astype(np.int32 if len(codes) < 2**31 else np.int64)
+        right_start = np.r_[0, np.cumsum(np.bincount(right, minlength=n))]
+        del right
+        kept = executor.map_tasks(_prune_range, ranges, shared=(codes, shared_bands, by_right, right_start, n,
+                                                                max_candidates), what="LSH pruning")
+        codes = sorted_unique(np.concatenate(list(kept)))  # a pair both names keep comes from two ranges
     return codes, before
+
+
+def _count_range(band_codes: Sequence[np.ndarray], n: int, names: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct pairs whose left name is in [names[0], names[1]), sorted, and the bands each was found in."""
+    lo, hi = names[0] * n, names[1] * n
+    parts = [codes[np.searchsorted(codes, lo):np.searchsorted(codes, hi)] for codes in band_codes]
+    values = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+    if not len(values):
+        return values, np.zeros(0, dtype=np.uint8)
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    return values[starts], np.diff(np.r_[starts, len(values)]).astype(np.uint8)  # at most 255 bands
+
+
+def _prune_range(codes: np.ndarray, shared_bands: np.ndarray, by_right: np.ndarray, right_start: np.ndarray, n: int,
+                 k: int, names: tuple[int, int]) -> np.ndarray:
+    """Cardinality node pruning for the names in [names[0], names[1]): each keeps its k pairs (as left or right)
+    that share the most bands, ties broken by the partner's (content) order; the sorted codes of the pairs kept
+    by a name of the range."""
+    a, b = names
+    as_left = np.arange(np.searchsorted(codes, a * n), np.searchsorted(codes, b * n))
+    as_right = by_right[right_start[a]:right_start[b]].astype(np.int64)
+    edge = np.concatenate([as_left, as_right])
+    node = np.concatenate([codes[as_left] // n, codes[as_right] % n])
+    partner = np.concatenate([codes[as_left] % n, codes[as_right] // n])
+    order = np.lexsort((partner, -shared_bands[edge].astype(np.int64), node))
+    node_sorted = node[order]
+    starts = np.flatnonzero(np.r_[True, node_sorted[1:] != node_sorted[:-1]]) if len(order) else order
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return np.sort(codes[np.unique(edge[order[rank < k]])]) if len(order) else np.zeros(0, dtype=np.int64)
 
 
 def signatures_chunk(common: frozenset[str], config: BlockingConfig, ngram: int, keys: Sequence[str]) -> np.ndarray:
@@ -201,7 +251,7 @@ def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
         if progress:
             progress("lsh bands", len(bands), n_bands)
     del signatures
-    lsh_codes, lsh_before = lsh_candidates(bands, n, config.max_candidates)
+    lsh_codes, lsh_before = lsh_candidates(bands, n, config.max_candidates, executor)
     oversized = sum(b.oversized for b in bands)
     del bands
     acronym_codes = acronym_pairs(features, config) if config.acronym_blocks else np.zeros(0, dtype=np.int64)
@@ -218,22 +268,6 @@ def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
     return BlockingResult(pairs, stats)
 
 
-def _keep_best_per_name(codes: np.ndarray, shared_bands: np.ndarray, n: int, k: int) -> np.ndarray:
-    """Cardinality node pruning (meta-blocking): each name keeps its k LSH pairs that share the most bands
-    (the bands two names share estimate their shingle Jaccard); a pair stays when either name keeps it.
-    Where the vocabulary is dense, the names at a given Jaccard from one name grow with the corpus; the cap
-    keeps the candidates per name, and so blocking, scoring and clustering, linear in the names."""
-    left, right = codes // n, codes % n
-    node = np.concatenate([left, right])
-    edge = np.concatenate([np.arange(len(codes))] * 2)
-    weight = np.concatenate([shared_bands, shared_bands])
-    order = np.lexsort((np.concatenate([right, left]), -weight, node))  # ties: the partner's (content) order
-    node_sorted = node[order]
-    starts = np.flatnonzero(np.r_[True, node_sorted[1:] != node_sorted[:-1]])
-    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-    keep = np.zeros(len(codes), dtype=bool)
-    keep[edge[order[rank < k]]] = True
-    return codes[keep]
 
 
 def token_pairs(features: NameFeatures, max_block: int, chunk: int = 100_000) -> np.ndarray:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 NAMES = 20_000          # names per task: reading names, their words, their MinHash signatures
 PAIRS = 1_000_000       # node pairs per scoring task
+NAME_RANGE = 50_000     # names per task when LSH pairs are merged and pruned, by the names they pair
 GUARD_PAIRS = 2_000_000  # guard pairs per group of components (one scorer call, one task)
 MENTIONS = 20_000       # mentions per task when linking exact names to the seed KG
 
