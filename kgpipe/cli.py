@@ -416,6 +416,8 @@ def patterns_learn(
                                                       "cross-validation on TRAIN (0 or 1: use the options above)")] = 0,
     relation: Annotated[list[str], typer.Option(help="rename a training relation, e.g. Work_For=works_for "
                                                      "(repeatable)")] = [],  # noqa: B006
+    negatives: Annotated[Path | None, typer.Option(help="labelled JSON lines whose relations are wrong: each "
+                                                        "counts against the patterns that would give it")] = None,
 ) -> None:
     """Induce DependencyMatcher patterns from labelled sentences: the shortest dependency path between
     the two entities' heads, generalised over lemmas, kept when precise enough on the training data."""
@@ -428,8 +430,9 @@ def patterns_learn(
                            cv_folds=cv_folds, relation_names=_renames(relation, "--relation"))
     try:
         sentences = read_labelled(train)
+        wrong = read_labelled(negatives) if negatives is not None else []
         nlp = load_model(model)
-        patterns, report = learn_patterns(nlp, sentences, options)
+        patterns, report = learn_patterns(nlp, sentences, options, negatives=wrong)
     except KgpipeError as exc:
         _fail(exc)
     thresholds = ", ".join(f"{label} {p:g}/{s}" for label, (p, s) in report.thresholds.items())
@@ -437,7 +440,9 @@ def patterns_learn(
               f"{nlp.meta.get('name')}, max path {max_path} edges; min precision/support per relation"
               + (f" (by {cv_folds}-fold cross-validation)" if report.cv else "") + f": {thresholds}.\n"
               "confidence = smoothed precision on the training pairs; stats: support (right), matches (all "
-              "pairs the path joins), level (lemma, trigger, function, skeleton or dependency generalisation).")
+              "pairs the path joins), level (lemma, trigger, function, skeleton or dependency generalisation)."
+              + (f"\nmatches include {report.negatives} wrong relation(s) from {negatives.name}."
+                 if negatives is not None else ""))
     dump_patterns(patterns, output, header=header)
     console.print(describe(report), highlight=False)
     console.print(f"wrote {len(patterns)} pattern(s) to {output}", highlight=False)
