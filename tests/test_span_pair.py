@@ -24,7 +24,7 @@ def test_between_is_the_gap_in_either_order_and_empty_when_spans_touch() -> None
 
 
 def test_max_pooling_and_the_between_context_read_the_right_tokens() -> None:
-    hidden = torch.arange(2 * 6 * 2, dtype=torch.float32).reshape(2, 6, 2)
+    hidden = torch.arange(2 * 6 * 2, dtype=torch.float32).reshape(2, 6, 2) - 100.0   # all negative
     head = SpanPairHead(SpanPairConfig(hidden_size=2, n_labels=3))
     pairs = SpanPairs(torch.tensor([1, 0]), masks(6, (1, 2), (0, 2)), masks(6, (4, 6), (2, 3)))
     features = head.features(hidden, pairs)
@@ -60,6 +60,7 @@ def test_entity_labels_are_embedded_and_required() -> None:
     features = head.features(hidden, pairs)
     assert features.shape == (2, 3 * 2 + 2 * 4) == (2, head.config.feature_size)
     assert torch.equal(features[0, 6:10], head.entity_labels.weight[1].detach())
+    assert torch.equal(features[0, 10:14], head.entity_labels.weight[0].detach())
     assert not torch.equal(features[0], features[1])     # same spans, different subject label
     with pytest.raises(ValueError, match="subject_label"):
         head.features(hidden, SpanPairs(pairs.rows, pairs.subject, pairs.object))
