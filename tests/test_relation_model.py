@@ -172,6 +172,28 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_weights(tmp_
     # deterministic for a seed: a second uninterrupted run writes the same bytes; another seed does not
     train_relation_model(train, tmp_path / "again", settings)
     assert (tmp_path / "again" / WEIGHTS_FILE).read_bytes() == (tmp_path / "whole" / WEIGHTS_FILE).read_bytes()
+    # --restart: a checkpoint left behind is discarded, and the run starts at epoch 1
+    with pytest.raises(KeyboardInterrupt):
+        train_relation_model(train, tmp_path / "cut", settings, progress=interrupt)
+    fresh = train_relation_model(train, tmp_path / "cut", options(tiny_base, epochs=1), restart=True)
+    assert fresh.resumed_after is None and [e.epoch for e in fresh.epochs] == [1]
+    assert not (tmp_path / "cut" / relation_train.CHECKPOINT_FILE).exists()
+
+
+def test_loading_names_what_is_wrong_with_a_model_folder(tmp_path, tiny_base) -> None:
+    from kgpipe.errors import ArtifactError, DependencyMissingError
+
+    with pytest.raises(DependencyMissingError, match="not a relation model folder"):
+        RelationModel.load(tmp_path / "absent")
+    folder = RelationModel.from_base(str(tiny_base), ["Work_For"], ["Peop"]).save(tmp_path / "m")
+    other = RelationModel.from_base(str(tiny_base), ["Work_For", "Live_In"], ["Peop"]).save(tmp_path / "other")
+    (folder / WEIGHTS_FILE).write_bytes((other / WEIGHTS_FILE).read_bytes())
+    with pytest.raises(ArtifactError, match="weights do not match"):
+        RelationModel.load(folder)
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    (folder / CONFIG_FILE).write_text(json.dumps({**config, "format": "something-else/9"}))
+    with pytest.raises(ArtifactError, match="cannot rebuild the relation model"):
+        RelationModel.load(folder)
 
 
 def test_long_sentences_are_windowed_and_pairs_no_window_holds_are_counted(tiny_base) -> None:
