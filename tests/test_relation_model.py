@@ -201,20 +201,22 @@ def test_long_sentences_are_windowed_and_pairs_no_window_holds_are_counted(tiny_
     assert model.config.stride == 6       # 22 words a window (one token each), windows start at words 0, 16, 32
     words = ["then"] * 40
     words[2], words[18], words[30] = "Smith", "London", "Paris"   # London sits in the overlap of windows 1 and 2
+    words[21], words[22] = "New", "York"                            # cut by window 1's end: whole only in 2
     text = " ".join(words)
-    spans = [(text.index(w), text.index(w) + len(w)) for w in ("Smith", "London", "Paris")]
+    spans = [(text.index(w), text.index(w) + len(w)) for w in ("Smith", "London", "Paris", "New York")]
     sentence = TextWithEntities(text, tuple(EntitySpan(a, b, "Loc") for a, b in spans))
     units, skipped = model.encode([sentence])
     assert len(units) == 2 and all(len(u.input_ids) <= 24 for u in units)
-    assert [u.pairs for u in units] == [[(0, 1), (1, 0)], [(1, 2), (2, 1)]]
-    assert skipped == 2                                             # Smith and Paris share no window
+    assert [u.pairs for u in units] == [[(0, 1), (1, 0)], [(1, 2), (1, 3), (2, 1), (2, 3), (3, 1), (3, 2)]]
+    assert skipped == 4                                 # Smith shares no window with Paris or New York
     decode = model.tokenizer.decode
     for unit in units:
         for k, (s, o) in enumerate(unit.pairs):
             assert decode([unit.input_ids[t] for t in unit.subject_tokens[k]]) == text[slice(*spans[s])].lower()
             assert decode([unit.input_ids[t] for t in unit.object_tokens[k]]) == text[slice(*spans[o])].lower()
     scores = model.score([sentence], batch_size=1)
-    assert scores.pairs == [[(0, 1), (1, 0), (1, 2), (2, 1)]] and scores.skipped == 2
+    assert scores.pairs == [[(0, 1), (1, 0), (1, 2), (1, 3), (2, 1), (2, 3), (3, 1), (3, 2)]]
+    assert scores.skipped == 4
     short = TextWithEntities("Smith saw London", (EntitySpan(0, 5, "Peop"), EntitySpan(10, 16, "Loc")))
     batched = model.score([sentence, short], batch_size=8)            # three sequences in one padded pass
     assert torch.allclose(batched.probabilities[0], scores.probabilities[0], atol=1e-5)
