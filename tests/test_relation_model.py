@@ -67,12 +67,10 @@ def sentence(person: str, verb: str, org: str, related: bool, filler: int = 0) -
 
 
 def keyword_data(people: list[str]) -> list[dict]:
-    """Work_For iff the word between the spans is 'joined' (not 'visited'); the reverse pair never."""
-    rows = []
-    for k, person in enumerate(people):
-        for j, org in enumerate(ORGS):
-            rows.append(sentence(person, "joined" if (k + j) % 2 else "visited", org, bool((k + j) % 2), filler=j % 2))
-    return rows
+    """Work_For iff the word between the spans is 'joined' (not 'visited'); the reverse pair never. Every
+    person and org occurs with both verbs, so names tell nothing."""
+    return [sentence(person, verb, org, verb == "joined", filler=(k + j) % 2)
+            for k, person in enumerate(people) for j, org in enumerate(ORGS) for verb in ("joined", "visited")]
 
 
 def write(path: Path, rows: list[dict]) -> Path:
@@ -90,25 +88,24 @@ def options(base: Path, **kw) -> RelTrainOptions:
 def test_the_model_learns_a_keyword_rule_and_scores_every_ordered_pair(tmp_path, tiny_base) -> None:
     train = read_labelled(write(tmp_path / "train.jsonl", keyword_data(PEOPLE[:8])))
     test = read_labelled(write(tmp_path / "test.jsonl", keyword_data(PEOPLE[8:])))
-    report = train_relation_model(train, tmp_path / "model", options(tiny_base, epochs=10, learning_rate=1e-2))
-    assert report.pairs == 2 * len(train) and report.related_pairs == 24
+    report = train_relation_model(train, tmp_path / "model", options(tiny_base))
+    assert report.pairs == 2 * len(train) == 192 and report.related_pairs == 48
     losses = [e.loss for e in report.epochs]
     assert losses[-1] < 0.3 * losses[0]
     model = RelationModel.load(tmp_path / "model")
     texts = [relation_train.as_text(s) for s in test]
     predicted = {(n, p.subject, p.object, p.label) for n, found in enumerate(model.predict(texts)) for p in found}
     gold = {(n, r.head, r.tail, r.type) for n, s in enumerate(test) for r in s.relations}
-    # 48 ordered pairs of unseen names, 24 related: at most 2 wrong
-    assert len(predicted ^ gold) <= 2, (predicted - gold, gold - predicted)
+    assert len(gold) == 24 and predicted == gold      # all 96 ordered pairs of unseen names right
     scores = model.score(texts[:2])
     assert scores.pairs == [[(0, 1), (1, 0)]] * 2 and scores.skipped == 0
     assert torch.allclose(scores.probabilities[0].sum(1), torch.ones(2))
 
 
 def test_held_out_slice_scores_each_epoch_and_stops_early(tmp_path, tiny_base) -> None:
-    train = read_labelled(write(tmp_path / "train.jsonl", keyword_data(PEOPLE)))
+    train = read_labelled(write(tmp_path / "train.jsonl", keyword_data(PEOPLE[:8])))
     report = train_relation_model(train, tmp_path / "model", options(tiny_base, epochs=30, holdout=0.25, patience=2))
-    assert report.heldout_sentences == 18 and report.train_sentences == 54
+    assert report.heldout_sentences == 24 and report.train_sentences == 72
     assert all(e.f1 is not None for e in report.epochs) and report.best.f1 >= 0.9
     assert report.stopped.startswith("no held-out improvement") and len(report.epochs) < 30
     saved = json.loads((tmp_path / "model" / CONFIG_FILE).read_text())
@@ -152,7 +149,7 @@ def test_a_fresh_interpreter_loads_the_folder_offline_and_gives_the_same_probabi
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, tiny_base) -> None:
-    train = read_labelled(write(tmp_path / "train.jsonl", keyword_data(PEOPLE[:6])))
+    train = read_labelled(write(tmp_path / "train.jsonl", keyword_data(PEOPLE[:3])))
     settings = options(tiny_base, epochs=3, dropout=0.1, warmup=0.2)   # dropout: the torch RNG state matters
     whole = train_relation_model(train, tmp_path / "whole", settings)
 
@@ -241,7 +238,7 @@ def test_negatives_become_no_relation_examples_for_their_pairs(tmp_path, tiny_ba
 
 
 def test_rel_train_command_prints_epochs_and_writes_the_model(tmp_path, tiny_base) -> None:
-    train = write(tmp_path / "train.jsonl", keyword_data(PEOPLE[:8]))
+    train = write(tmp_path / "train.jsonl", keyword_data(PEOPLE[:4]))
     out = tmp_path / "model"
     result = CliRunner().invoke(app, ["rel", "train", str(train), str(out), "--base-model", str(tiny_base),
                                       "--epochs", "2", "--lr", "3e-3", "--batch-size", "8", "--seed", "3"])
@@ -261,7 +258,7 @@ def test_rel_train_errors_name_the_file_and_exit_3(tmp_path, tiny_base, case) ->
         expected = "absent.jsonl"
     elif case == "garbled":
         train.write_text(train.read_text() + '{"tokens": ["a"], "entities": [{"start": 0}]}\n')
-        expected = "train.jsonl:13: not a labelled sentence"
+        expected = "train.jsonl:25: not a labelled sentence"
     elif case == "no-base":
         args[-1] = str(tmp_path / "no-such-model")
         expected = "no-such-model: base model folder"
@@ -301,3 +298,17 @@ def test_the_packaged_minilm_trains_saves_and_loads(tmp_path) -> None:
     assert model.config.base_model == "all-MiniLM-L6-v2" and model.config.encoder["hidden_size"] == 384
     scores = model.score([relation_train.as_text(s) for s in train[:3]])
     assert [len(p) for p in scores.pairs] == [2, 2, 2] and scores.probabilities[0].shape == (2, 2)
+
+
+def test_batches_cover_every_sentence_once_with_similar_lengths_in_a_seeded_order() -> None:
+    import random
+
+    length = {s: (s * 7919) % 97 + 3 for s in range(1000)}
+    batches = relation_train._batches(list(range(1000)), length, 8, random.Random(0))
+    assert sorted(s for b in batches for s in b) == list(range(1000)) and len(batches) == 125
+    padded = sum(max(length[s] for s in b) * len(b) for b in batches)
+    assert padded < 1.1 * sum(length.values())                        # sorted within blocks: little padding
+    again = relation_train._batches(list(range(1000)), length, 8, random.Random(0))
+    other = relation_train._batches(list(range(1000)), length, 8, random.Random(1))
+    assert again == batches and other != batches
+    assert [max(length[s] for s in b) for b in batches[:20]] != sorted(max(length[s] for s in b) for b in batches[:20])
