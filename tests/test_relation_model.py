@@ -245,7 +245,9 @@ def test_rel_train_command_prints_epochs_and_writes_the_model(tmp_path, tiny_bas
     assert result.exit_code == 0, result.output
     assert result.output.count("held-out P ") == 2 and "epoch   2" in result.output
     assert "saved epoch" in result.output and "relations: Work_For" in result.output
-    assert (out / WEIGHTS_FILE).is_file() and (out / "tokenizer" / "tokenizer.json").is_file()
+    assert (out / "tokenizer" / "tokenizer.json").is_file()
+    # no checkpoint and no temporary files are left behind
+    assert sorted(p.name for p in out.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE, "tokenizer"]
 
 
 @pytest.mark.parametrize("case", ["missing", "garbled", "no-base", "not-a-model", "not-an-encoder", "negatives"])

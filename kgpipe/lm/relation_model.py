@@ -288,19 +288,18 @@ class RelationModel(nn.Module):
     # --- persistence ------------------------------------------------------------------------------------
 
     def save(self, folder: Path) -> Path:
-        """Weights and config, each file written atomically (weights first, config last: a config always
-        describes weights at least as new as itself); the tokenizer once."""
+        """Tokenizer (a folder swapped in whole), weights and config, each written atomically; the config last,
+        so that it always describes weights at least as new as itself."""
         from kgpipe.atomic import commit_path, temp_path_for
         from kgpipe.tensorfile import write_torch
 
         folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / TOKENIZER_DIR).is_dir():
-            tmp = temp_path_for(folder / TOKENIZER_DIR, directory=True)
-            try:
-                self.tokenizer.save_pretrained(str(tmp))
-                commit_path(tmp, folder / TOKENIZER_DIR)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+        tmp = temp_path_for(folder / TOKENIZER_DIR, directory=True)
+        try:
+            self.tokenizer.save_pretrained(str(tmp))
+            commit_path(tmp, folder / TOKENIZER_DIR)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         write_torch(folder / WEIGHTS_FILE, dict(self.state_dict()))
         self.save_config(folder)
         return folder
