@@ -367,8 +367,11 @@ patterns_app = typer.Typer(help="relation pattern files: check them, learn new o
                            no_args_is_help=True)
 ner_app = typer.Typer(help="the spaCy NER used by the extract stage: adapt it to labelled sentences",
                       no_args_is_help=True)
+rel_app = typer.Typer(help="a trained relation classifier (a fine-tuned encoder) beside the patterns",
+                      no_args_is_help=True)
 app.add_typer(patterns_app, name="patterns")
 app.add_typer(ner_app, name="ner")
+app.add_typer(rel_app, name="rel")
 
 
 def _renames(pairs: list[str], option: str) -> dict[str, str]:
@@ -413,6 +416,8 @@ def patterns_learn(
                                                       "cross-validation on TRAIN (0 or 1: use the options above)")] = 0,
     relation: Annotated[list[str], typer.Option(help="rename a training relation, e.g. Work_For=works_for "
                                                      "(repeatable)")] = [],  # noqa: B006
+    negatives: Annotated[Path | None, typer.Option(help="labelled JSON lines whose relations are wrong: each "
+                                                        "counts against the patterns that would give it")] = None,
 ) -> None:
     """Induce DependencyMatcher patterns from labelled sentences: the shortest dependency path between
     the two entities' heads, generalised over lemmas, kept when precise enough on the training data."""
@@ -425,8 +430,9 @@ def patterns_learn(
                            cv_folds=cv_folds, relation_names=_renames(relation, "--relation"))
     try:
         sentences = read_labelled(train)
+        wrong = read_labelled(negatives) if negatives is not None else []
         nlp = load_model(model)
-        patterns, report = learn_patterns(nlp, sentences, options)
+        patterns, report = learn_patterns(nlp, sentences, options, negatives=wrong)
     except KgpipeError as exc:
         _fail(exc)
     thresholds = ", ".join(f"{label} {p:g}/{s}" for label, (p, s) in report.thresholds.items())
@@ -434,7 +440,9 @@ def patterns_learn(
               f"{nlp.meta.get('name')}, max path {max_path} edges; min precision/support per relation"
               + (f" (by {cv_folds}-fold cross-validation)" if report.cv else "") + f": {thresholds}.\n"
               "confidence = smoothed precision on the training pairs; stats: support (right), matches (all "
-              "pairs the path joins), level (lemma, trigger, function, skeleton or dependency generalisation).")
+              "pairs the path joins), level (lemma, trigger, function, skeleton or dependency generalisation)."
+              + (f"\nmatches include {report.negatives} wrong relation(s) from {negatives.name}."
+                 if negatives is not None else ""))
     dump_patterns(patterns, output, header=header)
     console.print(describe(report), highlight=False)
     console.print(f"wrote {len(patterns)} pattern(s) to {output}", highlight=False)
@@ -481,6 +489,61 @@ def ner_train(
                   f"{', '.join(report.labels)}; validation: {report.validation}"
                   + (f"; validation F {best.dev_f:.3f}" if best and best.dev_f is not None else ""),
                   highlight=False)
+
+
+@rel_app.command("train")
+def rel_train(
+    train: Annotated[Path, typer.Argument(help="labelled JSON lines (CoNLL04 style, or text + char spans)")],
+    output: Annotated[Path, typer.Argument(help="model folder to write (also holds the checkpoint while training)")],
+    negatives: Annotated[Path | None, typer.Option(help="labelled JSON lines whose relations are wrong: each "
+                                                        "becomes a \"no relation\" example for its pair")] = None,
+    base_model: Annotated[str, typer.Option(help="all-MiniLM-L6-v2 (packaged) or a local BERT-family model "
+                                                 "folder")] = "all-MiniLM-L6-v2",
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    seed: Annotated[int, typer.Option()] = 0,
+    max_minutes: Annotated[float, typer.Option(help="wall-clock budget; the best model so far is kept")] = 30.0,
+    batch_size: Annotated[int, typer.Option(min=1, help="sentences per step")] = 8,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (peak, after warm-up)")] = 5e-5,
+    holdout: Annotated[float, typer.Option(min=0.0, max=0.5, help="share of TRAIN held out for early stopping "
+                                           "(0: keep the last epoch)")] = 0.1,
+    patience: Annotated[int, typer.Option(min=1, help="stop after this many epochs without held-out gain")] = 3,
+    max_length: Annotated[int | None, typer.Option(min=16, help="tokens per window (default: the encoder's "
+                                                                "limit); longer sentences are windowed")] = None,
+    restart: Annotated[bool, typer.Option(help="discard a checkpoint in OUTPUT instead of resuming it")] = False,
+) -> None:
+    """Fine-tune an encoder as a relation classifier over ordered pairs of gold entities (one encoder pass per
+    sentence, span pooling of both entities and the context between them, NER-label embeddings). An
+    interrupted run resumes from OUTPUT's checkpoint when rerun with the same data and options."""
+    from kgpipe.lm.relation_train import RelTrainOptions, train_relation_model
+    from kgpipe.nlp.labelled import read_labelled
+
+    options = RelTrainOptions(base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=lr,
+                              patience=patience, max_minutes=max_minutes, seed=seed, holdout=holdout,
+                              max_length=max_length)
+
+    def show_epoch(score: Any) -> None:
+        held = (f"  held-out P {score.precision:.3f} R {score.recall:.3f} F1 {score.f1:.3f}"
+                if score.f1 is not None else "")
+        console.print(f"epoch {score.epoch:3d}  loss {score.loss:8.4f}  {score.seconds:7.1f}s  "
+                      f"{score.sentences_per_second:6.1f} sentences/s{held}", highlight=False)
+
+    try:
+        sentences = read_labelled(train)
+        wrong = read_labelled(negatives) if negatives is not None else []
+        report = train_relation_model(sentences, output, options, negatives=wrong, restart=restart,
+                                      progress=show_epoch)
+    except KgpipeError as exc:
+        _fail(exc)
+    if report.resumed_after is not None:
+        console.print(f"(resumed after epoch {report.resumed_after} from the checkpoint in {output})",
+                      highlight=False)
+    best = report.best
+    console.print(f"{report.train_sentences} training sentences, {report.pairs} pairs ({report.related_pairs} "
+                  f"related, {report.negatives_added} from --negatives), {report.skipped_pairs} pair(s) skipped "
+                  f"(no window holds both spans); {report.heldout_sentences} held out", highlight=False)
+    console.print(f"saved epoch {report.best_epoch} to {output} (stopped: {report.stopped}); relations: "
+                  f"{', '.join(report.relation_labels)}"
+                  + (f"; held-out F1 {best.f1:.3f}" if best and best.f1 is not None else ""), highlight=False)
 
 
 def main() -> None:

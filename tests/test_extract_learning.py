@@ -203,3 +203,48 @@ def test_ner_train_without_dev_stops_early_on_a_held_out_slice_of_train(tmp_path
     assert (training["train_sentences"], training["dev_sentences"]) == (7, 2)
     assert training["validation"].startswith("held-out 0.25 of the training file (2 sentences")
     assert training["dev_ents_f"] is not None
+
+
+WRONG = sentence("Dan Poe works for Nova Corp .", [(0, 2, "Peop"), (4, 6, "Org")], [(0, 1, "Work_For")])
+
+
+def _lemma_pattern(patterns, relation="Work_For"):
+    return next((p for p in patterns if p.relation == relation and p.stats["level"] == "lemma"), None)
+
+
+def test_wrong_relations_count_against_the_patterns_that_would_give_them(nlp, tiny_file, tmp_path):
+    sentences = read_labelled(tiny_file)
+    options = LearnOptions(min_precision=0.6, min_support=2)
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(WRONG) + "\n", encoding="utf-8")
+    patterns, report = learn_patterns(nlp, sentences, options, negatives=read_labelled(one))
+    work = _lemma_pattern(patterns)
+    assert report.negatives == 1 and report.pairs == learn_patterns(nlp, sentences, options)[1].pairs
+    assert work.stats["support"] == 3 and work.stats["matches"] == 4 and work.confidence == round(4 / 6, 3)
+    # two wrong: smoothed (3 + 1) / (5 + 2) < 0.6, the pattern is no longer kept
+    two = tmp_path / "two.jsonl"
+    two.write_text(json.dumps(WRONG) + "\n" + json.dumps(WRONG) + "\n", encoding="utf-8")
+    assert _lemma_pattern(learn_patterns(nlp, sentences, options, negatives=read_labelled(two))[0]) is None
+    # wrong for another relation: Work_For's patterns are untouched; cross-validation never holds negatives out
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({**WRONG, "relations": [{"head": 0, "tail": 1, "type": "Live_In"}]}) + "\n")
+    patterns, report = learn_patterns(nlp, sentences, LearnOptions(min_precision=0.6, min_support=2, cv_folds=3),
+                                      negatives=read_labelled(other))
+    assert report.negatives == 1 and report.cv is not None
+    assert _lemma_pattern(patterns).stats["matches"] == 3
+
+
+def test_patterns_learn_takes_negatives(tmp_path, tiny_file):
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text(json.dumps(WRONG) + "\n" + json.dumps(WRONG) + "\n", encoding="utf-8")
+    out = tmp_path / "learned.yaml"
+    result = CliRunner().invoke(app, ["patterns", "learn", str(tiny_file), str(out), "--min-support", "2",
+                                      "--negatives", str(wrong)])
+    assert result.exit_code == 0, result.output
+    assert "2 wrong relation(s) counted against them" in result.output
+    assert "matches include 2 wrong relation(s) from wrong.jsonl" in out.read_text(encoding="utf-8")
+    assert not any("work" in str(p.dependency) for p in load_patterns([out]).patterns
+                   if p.stats["level"] == "lemma")
+    wrong.write_text("{oops\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["patterns", "learn", str(tiny_file), str(out), "--negatives", str(wrong)])
+    assert result.exit_code == 3 and "wrong.jsonl:1: not a labelled sentence" in result.output

@@ -46,10 +46,18 @@ def encode_with_spans(tokenizer: Any, text: str, spans: Sequence[tuple[int, int]
                                           encoded["offset_mapping"], strict=True)]
     for index, (start, end) in enumerate(spans):
         for window in windows:
-            tokens = tokens_for_span(window.offsets, start, end)
-            real = [o for o in window.offsets if o[1] > o[0]]
-            # the span must lie whole inside the window's text, not just touch its edge
-            if tokens and real and real[0][0] <= start and end <= real[-1][1]:
+            tokens = whole_span_tokens(window, start, end)
+            if tokens:
                 window.span_tokens[index] = tokens
                 break
     return windows
+
+
+def whole_span_tokens(window: EncodedWindow, start: int, end: int) -> list[int]:
+    """The span's token positions in this window if the span lies whole inside the window's text (not just
+    touching its edge), else none."""
+    tokens = tokens_for_span(window.offsets, start, end)
+    real = [o for o in window.offsets if o[1] > o[0]]
+    if tokens and real and real[0][0] <= start and end <= real[-1][1]:
+        return tokens
+    return []

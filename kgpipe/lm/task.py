@@ -2,7 +2,8 @@
 what knowledge adds. One JSON line per example: {"text", "subject": [start, end], "object": [start, end],
 "label"}, optionally "subject_entity" / "object_entity" (KG ids, when already linked).
 
-The classifier pools the subject's and the object's tokens and the [CLS] state, then a linear layer.
+The classifier is kgpipe.lm.span_pair's head configured as it always was here: the [CLS] state and the mean
+of the subject's and of the object's tokens, then a linear layer.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 from kgpipe.errors import InputError, KgpipeError
 from kgpipe.lm.alignment import require_fast, tokens_for_span
 from kgpipe.lm.encoder import KnowledgeEnhancedEncoder
+from kgpipe.lm.span_pair import SpanPairConfig, SpanPairHead, SpanPairs
 
 
 @dataclass
@@ -112,16 +114,16 @@ def collate(items: Sequence[dict[str, Any]], pad_id: int = 0) -> Batch:
 
 
 class SpanPairClassifier(nn.Module):
-    """[CLS; mean(subject tokens); mean(object tokens)] -> dropout -> linear, over any encoder whose forward
-    takes (input_ids, attention_mask, entity_rows=...) or (input_ids, attention_mask)."""
+    """[CLS; mean(subject tokens); mean(object tokens)] -> dropout -> linear (the shared span-pair head), over
+    any encoder whose forward takes (input_ids, attention_mask, entity_rows=...) or (input_ids, attention_mask)."""
 
     def __init__(self, encoder: nn.Module, hidden_size: int, n_labels: int, *, knowledge: bool,
                  dropout: float = 0.1) -> None:
         super().__init__()
         self.encoder = encoder
         self.knowledge = knowledge
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(3 * hidden_size, n_labels)
+        self.head = SpanPairHead(SpanPairConfig(hidden_size, n_labels, pooling="mean", context="cls",
+                                                dropout=dropout))
 
     @property
     def encoder_frozen(self) -> bool:
@@ -140,14 +142,11 @@ class SpanPairClassifier(nn.Module):
         else:
             kwargs = {"entity_rows": batch.entity_rows} if self.knowledge else {}
             hidden = self.encoder(batch.input_ids, batch.attention_mask, **kwargs).last_hidden_state
-
-        def pool(mask: torch.Tensor) -> torch.Tensor:
-            return (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
-
-        return torch.cat([hidden[:, 0], pool(batch.subject_mask), pool(batch.object_mask)], dim=-1)
+        pairs = SpanPairs(torch.arange(hidden.shape[0]), batch.subject_mask, batch.object_mask)
+        return self.head.features(hidden, pairs)
 
     def forward(self, batch: Batch, states: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.dropout(self.features(batch, states)))
+        return self.head.classify(self.features(batch, states))
 
 
 def _resumable(encoder: nn.Module) -> KnowledgeEnhancedEncoder:
@@ -232,7 +231,7 @@ def train_classifier(model: SpanPairClassifier, items: Sequence[dict[str, Any]],
         for step in range(steps):
             chosen = order[step * config.batch_size:(step + 1) * config.batch_size]
             if cached is not None:  # the same computation as model(batch), minus the repeated encoder passes
-                logits = model.head(model.dropout(cached[chosen]))
+                logits = model.head.classify(cached[chosen])
             else:
                 logits = model(collate([items[i] for i in chosen]),
                                _pad_states([states[i] for i in chosen]) if states is not None else None)

@@ -64,7 +64,8 @@ def read_labelled(path: Path, *, display: str | None = None) -> list[LabelledSen
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot read labelled data: {exc}", file=name) from None
+        raise InputError(f"cannot read labelled data: {exc.strerror or exc}", file=name,
+                         hint="pass a JSON lines file of labelled sentences (CoNLL04 style)") from None
     sentences = []
     with handle:
         for number, line in enumerate(handle, 1):

@@ -15,6 +15,10 @@ training sentences (`cv_folds`; folds are contiguous blocks of the file): patter
 and scored on the held-out fold the way the extractor applies them (of all the patterns that fire on a pair
 of entities, in either direction, the most confident one decides), and the thresholds with the best micro F1
 over all folds are kept.
+
+Wrong relations (a negatives file: labelled sentences whose relations are known to be wrong, e.g. the
+explorer's corrections) count against the patterns that would give them: each is one more match, never a
+right one, of every candidate pattern for that relation whose path joins the pair.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class LearnReport:
     pairs: int = 0
     related_pairs: int = 0
     paths_too_long: int = 0
+    negatives: int = 0             # wrong relations (from a negatives file) with a path, counted against patterns
     candidates: int = 0
     kept: int = 0
     coverage: dict[str, tuple[int, int]] = field(default_factory=dict)  # relation -> (covered, total)
@@ -147,13 +152,14 @@ class _Pair:
     object: int
     label: str | None      # the gold relation from subject to object, if any
     keys: tuple[Key, ...]  # the candidate patterns that match this pair, one per level
+    wrong: str | None = None  # a relation known to be wrong for this pair (negatives file; label is None)
 
 
 @dataclass(frozen=True)
 class _Candidate:
     label: str             # the relation most often right
     support: int
-    matches: int
+    matches: int           # every pair the path joins, plus the known-wrong pairs of its relation
     estimate: float        # smoothed precision (support + 1) / (matches + 2)
 
 
@@ -172,14 +178,8 @@ def collect_pairs(nlp: Language, sentences: Sequence[LabelledSentence], options:
                 for j, b in enumerate(spans):
                     if i == j or a is None or b is None or a.root.i == b.root.i:
                         continue
-                    keys = []
-                    for level in options.levels:
-                        shape = path_shape(a.root, b.root, level, options.max_path_edges)
-                        if shape is None:
-                            report.paths_too_long += level == options.levels[0]
-                            continue
-                        keys.append((level, shape, sentence.entities[i].type, sentence.entities[j].type))
-                    pairs.append(_Pair(number, i, j, gold.get((i, j)), tuple(keys)))
+                    keys = _keys(a, b, sentence, i, j, options, report)
+                    pairs.append(_Pair(number, i, j, gold.get((i, j)), keys))
             if progress is not None:
                 progress(number + 1, len(sentences))
     report.pairs = len(pairs)
@@ -187,19 +187,60 @@ def collect_pairs(nlp: Language, sentences: Sequence[LabelledSentence], options:
     return pairs
 
 
+def _keys(a: Any, b: Any, sentence: LabelledSentence, i: int, j: int, options: LearnOptions,
+          report: LearnReport) -> tuple[Key, ...]:
+    """The candidate patterns (one per level) whose path joins the heads of spans a and b."""
+    keys = []
+    for level in options.levels:
+        shape = path_shape(a.root, b.root, level, options.max_path_edges)
+        if shape is None:
+            report.paths_too_long += level == options.levels[0]
+            continue
+        keys.append((level, shape, sentence.entities[i].type, sentence.entities[j].type))
+    return tuple(keys)
+
+
+def collect_wrong_pairs(nlp: Language, negatives: Sequence[LabelledSentence], options: LearnOptions,
+                        report: LearnReport) -> list[_Pair]:
+    """The pairs of a negatives file's relations, each with the relation known to be wrong for it; their
+    sentence numbers are negative, so cross-validation never holds them out or scores them."""
+    pairs: list[_Pair] = []
+    scratch = LearnReport()  # paths too long here are not the training data's
+    disabled = [name for name in nlp.pipe_names if name not in ("tok2vec", "tagger", "morphologizer",
+                                                                "attribute_ruler", "lemmatizer", "parser")]
+    with nlp.select_pipes(disable=disabled):
+        docs = nlp.pipe((make_doc(nlp, s) for s in negatives), batch_size=64)
+        for number, (sentence, doc) in enumerate(zip(negatives, docs, strict=True)):
+            spans = entity_spans(doc, sentence)
+            for r in sentence.relations:
+                a, b = spans[r.head], spans[r.tail]
+                if r.head == r.tail or a is None or b is None or a.root.i == b.root.i:
+                    continue
+                keys = _keys(a, b, sentence, r.head, r.tail, options, scratch)
+                if keys:
+                    pairs.append(_Pair(-1 - number, r.head, r.tail, None, keys, wrong=r.type))
+    report.negatives = len(pairs)
+    return pairs
+
+
 def candidates(pairs: Iterable[_Pair]) -> dict[Key, _Candidate]:
-    """The candidate patterns seen on related pairs, with their counts over all the pairs given."""
+    """The candidate patterns seen on related pairs, with their counts over all the pairs given (a pair
+    known to be wrong for a relation counts as a wrong match of that relation's candidates only)."""
     counts: dict[Key, Counter[str | None]] = defaultdict(Counter)
+    wrong: dict[Key, Counter[str]] = defaultdict(Counter)
     for pair in pairs:
         for key in pair.keys:
-            counts[key][pair.label] += 1
+            if pair.wrong is not None:
+                wrong[key][pair.wrong] += 1
+            else:
+                counts[key][pair.label] += 1
     found = {}
     for key, counter in counts.items():
         related = [(n, lab) for lab, n in counter.items() if lab is not None]
         if not related:
             continue
         support, label = max(related)
-        matches = sum(counter.values())
+        matches = sum(counter.values()) + wrong[key][label]
         # additive (Laplace) smoothing: a path seen once and right once scores 2/3, not 1.0
         found[key] = _Candidate(label, support, matches, (support + 1) / (matches + 2))
     return found
@@ -262,8 +303,8 @@ def cross_validate(pairs: Sequence[_Pair], n_sentences: int, folds: int,
     fold_of = {sentence: sentence * folds // n_sentences for sentence in range(n_sentences)}
     splits = []
     for k in range(folds):
-        held = [p for p in pairs if fold_of[p.sentence] == k]
-        table = candidates(p for p in pairs if fold_of[p.sentence] != k)
+        held = [p for p in pairs if fold_of.get(p.sentence) == k]
+        table = candidates(p for p in pairs if fold_of.get(p.sentence) != k)
         # only the keys of held-out pairs matter; keep the table small
         needed = {key for p in held for key in p.keys}
         splits.append(rank(held, {key: c for key, c in table.items() if key in needed}))
@@ -299,12 +340,16 @@ def cross_validate(pairs: Sequence[_Pair], n_sentences: int, folds: int,
 
 
 def learn_patterns(nlp: Language, sentences: Sequence[LabelledSentence], options: LearnOptions | None = None,
-                   *, progress: Callable[[int, int], None] | None = None
+                   *, negatives: Sequence[LabelledSentence] = (),
+                   progress: Callable[[int, int], None] | None = None
                    ) -> tuple[list[RelationPattern], LearnReport]:
-    """Induce patterns from labelled sentences, parsed with nlp (its NER is not used)."""
+    """Induce patterns from labelled sentences, parsed with nlp (its NER is not used); the relations of
+    `negatives` are wrong ones, counted against the patterns that would give them."""
     options = options or LearnOptions()
     report = LearnReport(sentences=len(sentences))
     pairs = collect_pairs(nlp, sentences, options, report, progress)
+    if negatives:
+        pairs += collect_wrong_pairs(nlp, negatives, options, report)
     totals = Counter(r.type for s in sentences for r in s.relations)
     default = (options.min_precision, options.min_support)
     thresholds = dict(options.thresholds)
@@ -313,7 +358,7 @@ def learn_patterns(nlp: Language, sentences: Sequence[LabelledSentence], options
         thresholds = {**tuned, **thresholds}  # thresholds given explicitly win over tuned ones
     report.thresholds = {label: thresholds.get(label, default) for label in sorted(totals)}
     table = candidates(pairs)
-    report.candidates = len({key for pair in pairs for key in pair.keys})
+    report.candidates = len({key for pair in pairs if pair.wrong is None for key in pair.keys})
     positives: dict[Key, set[tuple[int, int, int]]] = defaultdict(set)
     for pair in pairs:
         if pair.label is not None:
@@ -358,7 +403,8 @@ def learn_patterns(nlp: Language, sentences: Sequence[LabelledSentence], options
 
 def describe(report: LearnReport) -> str:
     lines = [f"{report.sentences} sentences, {report.pairs} ordered entity pairs ({report.related_pairs} related), "
-             f"{report.candidates} candidate patterns, {report.kept} kept"]
+             f"{report.candidates} candidate patterns, {report.kept} kept"
+             + (f"; {report.negatives} wrong relation(s) counted against them" if report.negatives else "")]
     if report.cv is not None:
         cv = report.cv
         lines.append(f"  thresholds by {cv.folds}-fold cross-validation on the training sentences: one setting for "

@@ -137,7 +137,7 @@ class InjectStage(StageType):
             losses = train_classifier(model, items, TrainConfig(p.epochs, p.batch_size, p.learning_rate,
                                                                 seed=p.seed),
                                       progress=lambda done, total: ctx.report("train fusion", done, total))
-            save_head(model.head, task_labels, folder)
+            save_head(model.head.classifier, task_labels, folder)
             metrics.update(task_examples=len(examples), task_mentions_linked=linked,
                            task_labels=len(task_labels), train_loss=[round(x, 4) for x in losses])
         encoder.save_pretrained(folder, tokenizer=tokenizer)
