@@ -183,7 +183,8 @@ class ProcessMemory:
     """Peak memory of this process and every process under it (Ray's raylet, object store and workers), sampled
     every `every` seconds from /proc: per process the peak USS (pages only it holds), PSS (its share of shared
     pages: object-store pages mapped by several workers count once in all) and RSS (which counts the object
-    store in full in every process that maps it)."""
+    store in full in every process that maps it); and the CPU seconds each used while sampled (for the
+    scaling estimate: the driver's are serial work, the workers' parallel)."""
 
     def __init__(self, every: float = 1.0) -> None:
         import threading
@@ -193,6 +194,7 @@ class ProcessMemory:
         self.root = psutil.Process()
         self.every = every
         self.peaks: dict[int, dict] = {}
+        self.cpu_start: dict[int, float] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -205,9 +207,12 @@ class ProcessMemory:
                 try:
                     info = proc.memory_full_info()
                     name = "driver" if proc.pid == self.root.pid else " ".join(proc.cmdline()[:1])[:60]
+                    times = proc.cpu_times()
                 except (psutil.Error, OSError):
                     continue
-                peak = self.peaks.setdefault(proc.pid, {"name": name, "uss": 0, "pss": 0, "rss": 0})
+                cpu = times.user + times.system
+                peak = self.peaks.setdefault(proc.pid, {"name": name, "uss": 0, "pss": 0, "rss": 0, "cpu": 0.0})
+                peak["cpu"] = cpu - self.cpu_start.setdefault(proc.pid, cpu)
                 if name.startswith("ray::") or peak["name"] == "":
                     peak["name"] = name
                 for key in ("uss", "pss", "rss"):
@@ -216,12 +221,18 @@ class ProcessMemory:
     def report(self) -> dict:
         self.stop.set()
         self.thread.join()
-        mb = {pid: {k: (round(v / 1e6) if k != "name" else v) for k, v in p.items()} for pid, p in self.peaks.items()}
+        mb = {pid: {k: (round(v / 1e6) if k in ("uss", "pss", "rss") else v) for k, v in p.items()}
+              for pid, p in self.peaks.items()}
         top = max(mb.values(), key=lambda p: p["uss"])
+        workers = [p for p in mb.values() if p["name"].startswith("ray::")]
         return {"processes": len(mb), "max_uss_mb": top["uss"], "max_uss_process": top["name"],
                 "max_pss_mb": max(p["pss"] for p in mb.values()), "max_rss_mb": max(p["rss"] for p in mb.values()),
                 "driver": mb.get(self.root.pid), "sum_pss_mb": sum(p["pss"] for p in mb.values()),
-                "top": sorted(mb.values(), key=lambda p: -p["uss"])[:6]}
+                "top": sorted(mb.values(), key=lambda p: -p["uss"])[:6],
+                "cpu_driver": round(mb[self.root.pid]["cpu"], 1) if self.root.pid in mb else None,
+                "cpu_workers": round(sum(p["cpu"] for p in workers), 1),
+                "cpu_ray_system": round(sum(p["cpu"] for p in mb.values() if p not in workers
+                                            and p["name"] != "driver"), 1)}
 
 
 def ray_executor(workers: int, object_store_gb: float = 4.0, temp_dir: str = "/tmp/kgpipe-ray"):
@@ -329,7 +340,7 @@ def compare_engines(args: argparse.Namespace) -> None:
         done = sorted(runs.get((n, engine), []), key=lambda r: r["seconds"])
         return done[(len(done) - 1) // 2] if done else None
 
-    rows, processes = [], []
+    rows, processes, estimates = [], [], []
     for n in args.sizes:
         local, ray = median(n, "local"), median(n, "ray")
         assert ray is not None
@@ -341,6 +352,12 @@ def compare_engines(args: argparse.Namespace) -> None:
                      ray["seconds"], ray["cpu_seconds"], ray["peak_mb"], memory["max_uss_mb"], memory["max_pss_mb"],
                      "-" if local is None else round(ray["seconds"] / local["seconds"], 2), same])
         processes.extend([n, p["name"], p["uss"], p["pss"], p["rss"]] for p in memory["top"])
+        serial, parallel = memory["cpu_driver"], memory["cpu_workers"]
+        comps = ray.get("components_ray") or {}
+        shuffled = 2 * comps.get("rounds", 0) * comps.get("edges", 0) * 16  # both steps of a round move the edges
+        estimates.append([n, serial, parallel, memory["cpu_ray_system"], ray["seconds"],
+                          round(serial + parallel / args.workers, 1), round(serial + parallel / 10, 1),
+                          round(serial + parallel / 100, 1), f"{shuffled / 1e6:,.0f}"])
         if same == "NO":
             print(f"clusters differ at {n} mentions between runs", file=sys.stderr)
     body = (f"resolve on the local engine and on a local Ray instance of {args.workers} workers (started outside "
@@ -354,7 +371,16 @@ def compare_engines(args: argparse.Namespace) -> None:
                      "Ray driver CPU s", "Ray driver peak RSS MB", "Ray max USS MB (any process)",
                      "Ray max PSS MB (any process)", "Ray / local wall", "identical clusters"], rows)
             + "\n\nThe largest processes of each Ray run (peak USS):\n\n"
-            + table(["mentions", "process", "peak USS MB", "peak PSS MB", "peak RSS MB"], processes))
+            + table(["mentions", "process", "peak USS MB", "peak PSS MB", "peak RSS MB"], processes)
+            + "\n\nScaling, an ESTIMATE from the measured CPU seconds of the Ray run: the driver's are serial (nodes, "
+              "corpus statistics, the merges between steps), the workers' spread over W workers, so wall(W) ~ "
+              "driver + workers / W; it leaves out Ray's own processes (raylet, object store: the column before "
+              "the measured wall), network transfer and stragglers, so it is a lower bound on the wall time. "
+              "Shuffle volume: what the distributed connected components move (edges x 2 steps x rounds x 16 "
+              "bytes).\n\n"
+            + table(["mentions", "driver CPU s", "workers CPU s", "Ray system CPU s",
+                     f"measured wall s ({args.workers} workers)", f"estimate {args.workers} workers s",
+                     "estimate 10 workers s", "estimate 100 workers s", "components shuffle MB"], estimates))
     command = (f"python benchmarks/er_scale.py --engine ray --workers {args.workers} --sizes "
                + " ".join(map(str, args.sizes)) + (f" --repeat {args.repeat}" if args.repeat > 1 else "")
                + (f" --object-store-gb {args.object_store_gb:g}" if args.object_store_gb != 4.0 else "")

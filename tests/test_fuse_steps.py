@@ -277,7 +277,7 @@ def test_guard_per_component_gives_the_labels_of_the_whole_graph(max_exact: int)
         one_by_one[result.members] = result.labels
     assert np.array_equal(one_by_one, whole)
     # any grouping of the components: the same labels
-    parts = split_components(first, left[score >= 0.5], right[score >= 0.5], score[score >= 0.5], anchors)
+    parts = list(split_components(first, left[score >= 0.5], right[score >= 0.5], score[score >= 0.5], anchors))
     regrouped = first.copy()
     for group in group_components(parts[::-1], max_pairs=30):
         for result in guard_components(group, scorer, settings):

@@ -14,7 +14,7 @@ clusters.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -160,9 +160,11 @@ class GuardResult:
 
 
 def split_components(labels: np.ndarray, left: np.ndarray, right: np.ndarray, score: np.ndarray,
-                     anchors: np.ndarray, weights: np.ndarray | None = None, min_size: int = 2) -> list[Component]:
+                     anchors: np.ndarray, weights: np.ndarray | None = None, min_size: int = 2) -> Iterator[Component]:
     """The components of `labels` (a label per node) with at least `min_size` nodes, each with its edges
-    (left/right/score: accepted pairs, in their order), in the order of their labels."""
+    (left/right/score: accepted pairs, in their order), in the order of their labels. Made as they are read:
+    the guard's tasks take a few groups at a time, and a million components held at once would cost the
+    driver gigabytes of small arrays."""
     n = len(labels)
     order = np.argsort(labels, kind="stable")  # nodes of one component together, ascending within it
     sorted_labels = labels[order]
@@ -170,33 +172,29 @@ def split_components(labels: np.ndarray, left: np.ndarray, right: np.ndarray, sc
     ends = np.r_[starts[1:], n]
     edge_order = np.argsort(labels[left], kind="stable")
     edge_labels = labels[left][edge_order]
-    out = []
     for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
         if e - s < min_size:
             continue
         members = order[s:e]
         lo, hi = np.searchsorted(edge_labels, [sorted_labels[s], sorted_labels[s] + 1])
         at = edge_order[lo:hi]
-        out.append(Component(members, anchors[members], left[at], right[at], score[at],
-                             None if weights is None else weights[members]))
-    return out
+        yield Component(members, anchors[members], left[at], right[at], score[at],
+                        None if weights is None else weights[members])
 
 
-def group_components(parts: list[Component], max_pairs: int) -> list[list[Component]]:
+def group_components(parts: Iterable[Component], max_pairs: int) -> Iterator[list[Component]]:
     """Consecutive components in groups of about `max_pairs` guard pairs: one scorer call per group costs
     far less than one per component (most are three or four nodes). Grouping changes no result."""
-    groups: list[list[Component]] = []
     group: list[Component] = []
     size = 0
     for component in parts:
         group.append(component)
         size += component.pairs
         if size >= max_pairs:
-            groups.append(group)
+            yield group
             group, size = [], 0
     if group:
-        groups.append(group)
-    return groups
+        yield group
 
 
 def guard_components(group: list[Component], scorer: PairScorer, settings: GuardSettings) -> list[GuardResult]:
