@@ -14,7 +14,13 @@ must equal local-1's. Reports best and median per configuration and the ratios.
 fuse on Ray against the local engine is benchmarks/er_scale.py --engine ray (same clusters, wall and CPU time,
 driver memory).
 
+--estimate: a scaling table instead, an ESTIMATE for 10 and 100 workers from one ray-1 and one ray-2 run on the
+first --docs documents (default all): the per-worker rate (ray-1), the efficiency of two workers (ray-2 over twice
+ray-1), the driver's CPU seconds (it reads the documents, cuts them into ranges, receives the results and writes
+both tables, serially), and the bytes that travel: document text to the workers, Arrow results back.
+
 Usage: python benchmarks/scale_ray.py [--webnlg ../shared/data/webnlg] [--repeat 5] [--no-write]
+       python benchmarks/scale_ray.py --estimate [--docs N] [--no-write]
 """
 
 from __future__ import annotations
@@ -77,10 +83,10 @@ def write_pipeline(folder: Path, corpus: Path, config: str, address: str) -> Pat
     return path
 
 
-def webnlg_corpus(webnlg: Path, folder: Path) -> tuple[Path, int, int]:
+def webnlg_corpus(webnlg: Path, folder: Path, limit: int | None = None) -> tuple[Path, int, int]:
     from _webnlg import read_webnlg
 
-    texts = [t.text for split in ("train", "dev") for e in read_webnlg(webnlg / split) for t in e.texts]
+    texts = [t.text for split in ("train", "dev") for e in read_webnlg(webnlg / split) for t in e.texts][:limit]
     corpus = folder / "corpus.jsonl"
     with corpus.open("w", encoding="utf-8") as f:
         for i, text in enumerate(texts):
@@ -125,11 +131,60 @@ def bench_extract(args: argparse.Namespace, folder: Path, address: str) -> str:
             f"{ratio('ray-2', 'ray-1', max)}\n")
 
 
+def bench_estimate(args: argparse.Namespace, folder: Path, address: str) -> str:
+    """One ray-1 and one ray-2 run on the first --docs documents, and the scaling table estimated from them."""
+    import pyarrow.parquet as pq
+
+    import kgpipe
+
+    corpus, n_docs, words = webnlg_corpus(Path(args.webnlg), folder, args.docs)
+    text_bytes = sum(len(json.loads(line)["text"].encode()) for line in corpus.read_text().splitlines())
+    configs = ("ray-1", "ray-2")
+    pipelines = {c: write_pipeline(folder, corpus, c, address) for c in configs}
+    kgpipe.run(pipelines["ray-1"], until="ingest")
+    (folder / "ws-ray-2").mkdir(exist_ok=True)
+    (folder / "ws-ray-2/lock.json").write_text((folder / "ws-ray-1/lock.json").read_text())
+    rate, driver = {}, {}
+    for config in configs:
+        cpu = time.process_time()
+        kgpipe.run(pipelines[config], only="extract", force=True)
+        driver[config] = time.process_time() - cpu
+        entry = json.loads((folder / f"ws-{config}/lock.json").read_text())["stages"]["extract"]
+        rate[config] = words / entry["duration_s"]
+        print(f"{config}: {rate[config]:,.0f} words/s, driver CPU {driver[config]:.1f} s", flush=True)
+    result_bytes = sum(pq.read_table(folder / f"out-ray-2/{name}.parquet").nbytes for name in ("mentions", "relations"))
+    per_worker = rate["ray-1"]
+    efficiency = rate["ray-2"] / (2 * per_worker)
+    driver_limit = words / driver["ray-2"]  # words/s the driver's serial work allows
+    rows = []
+    for workers in (1, 2, 10, 100):
+        estimate = min(workers * per_worker * (1.0 if workers == 1 else efficiency), driver_limit)
+        measured = f"{rate['ray-1']:,.0f}" if workers == 1 else f"{rate['ray-2']:,.0f}" if workers == 2 else "-"
+        rows.append(f"| {workers} | {measured} | {estimate:,.0f} | "
+                    f"{'driver' if estimate >= driver_limit else 'workers'} |")
+    return (f"An ESTIMATE, from one ray-1 and one ray-2 run of the extract stage on the first {n_docs:,} WebNLG "
+            f"documents ({words:,} words) on the simulated two-node cluster: per-worker rate {per_worker:,.0f} "
+            f"words/s (ray-1), two-worker efficiency {efficiency:.2f} (ray-2 / 2 x ray-1), the driver's CPU "
+            f"{driver['ray-2']:.1f} s for the run (reading, ranges, receiving and writing: serial), so the driver "
+            f"alone allows {driver_limit:,.0f} words/s. Estimate(W) = min(W x rate x efficiency, driver limit); "
+            "model loading per worker, stragglers and network time are left out, so it is an upper bound on "
+            "throughput.\n\n"
+            f"Data moved per word: {text_bytes / words:.1f} bytes of text to the workers and "
+            f"{result_bytes / words:.1f} bytes of Arrow results back ({text_bytes / 1e6:.1f} MB and "
+            f"{result_bytes / 1e6:.1f} MB here); at the driver limit that is "
+            f"{driver_limit * (text_bytes + result_bytes) / words / 1e6:.1f} "
+            "MB/s through the driver.\n\n"
+            "| workers | measured words/s | estimated words/s | bound by |\n|---|---|---|---|\n" + "\n".join(rows)
+            + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--webnlg", default=str(REPO.parent / "shared/data/webnlg"))
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--estimate", action="store_true", help="the scaling estimate (see above)")
+    parser.add_argument("--docs", type=int, default=None, help="documents for --estimate (default: all)")
     args = parser.parse_args()
     import ray
 
@@ -137,11 +192,15 @@ def main() -> None:
         temp = Path("/tmp") / f"kgpipe-bench-ray-{int(time.time())}"
         cluster = start_cluster(temp)
         try:
-            body = bench_extract(args, Path(tmp), cluster.address)
+            body = (bench_estimate if args.estimate else bench_extract)(args, Path(tmp), cluster.address)
         finally:
             ray.shutdown()
             cluster.shutdown()
     command = "python benchmarks/scale_ray.py " + " ".join(sys.argv[1:])
+    if args.estimate:
+        write_section("scale_estimate", "Scale-out: extract at 10 and 100 workers (estimate)", body, command.strip(),
+                      print_only=args.no_write)
+        return
     write_section("scale_ray", "Scale-out: extract on Ray against the local engine", body,
                   command.strip(), print_only=args.no_write)
 
