@@ -289,21 +289,36 @@ def _ones(rows: Any, cols: Any, shape: tuple[int, int]):
     return matrix
 
 
+def _csr_rows(counts: Any, cols: np.ndarray, vals: np.ndarray | None, shape: tuple[int, int]):
+    """_csr (or _ones, vals None) for entries given row by row: `counts[i]` entries of row i, their columns
+    distinct within the row. Built as CSR directly, without the row and column arrays in int64 and the
+    conversion from COO that _csr pays (tens of millions of n-grams at a few million names); the same
+    canonical matrix (sorted columns per row)."""
+    from scipy import sparse
+
+    indptr = np.r_[0, np.cumsum(np.asarray(counts, dtype=np.int64))]
+    index_type = np.int32 if max(shape) < 2**31 and len(cols) < 2**31 else np.int64
+    data = np.ones(len(cols), dtype=np.float64) if vals is None else np.asarray(vals, dtype=np.float64)
+    matrix = sparse.csr_matrix((data, np.asarray(cols, dtype=index_type), indptr.astype(index_type)), shape=shape)
+    matrix.sort_indices()
+    return matrix
+
+
 def feature_matrices(readings: Sequence[NameReading], words: Sequence[NameWords], stats: CorpusStats,
                      config: ResolutionConfig) -> NameFeatures:
     """The sparse matrices and id arrays the scorer and blocking read, from the readings and the statistics."""
     n = len(readings)
     size = max(len(stats.vocabulary), 1)
-    rows = np.repeat(np.arange(n, dtype=np.int64), [len(name.words) for name in words])
+    word_count = np.array([len(name.words) for name in words], dtype=np.int64)
+    rows = np.repeat(np.arange(n, dtype=np.int64), word_count)
     cols = stats.word_columns
-    bits = _ones(rows, cols, (n, size))
-    weighted = _csr(rows, cols, stats.idf[cols], (n, size))
+    bits = _csr_rows(word_count, cols, None, (n, size))
+    weighted = _csr_rows(word_count, cols, stats.idf[cols], (n, size))
     segment_start = np.r_[0, np.cumsum([name.part_count for name in words])].astype(np.int64)
     part_rows = segment_start[rows] + np.array(
         [p for name in words for p in name.part_of], dtype=np.int64)
     segments = _csr(part_rows, cols, stats.idf[cols], (int(segment_start[-1]), size))
-    grams = _ones(np.repeat(np.arange(n, dtype=np.int64), stats.grams.count), stats.grams.ids,
-                  (n, max(len(stats.grams.vocabulary), 1)))
+    grams = _csr_rows(stats.grams.count, stats.grams.ids, None, (n, max(len(stats.grams.vocabulary), 1)))
     number_of = {x: i for i, x in enumerate(stats.number_vocabulary)}
     numbers = _ones([i for i, r in enumerate(readings) for _ in r.numbers],
                     [number_of[x] for r in readings for x in r.numbers], (n, max(len(number_of), 1)))
