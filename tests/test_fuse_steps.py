@@ -310,3 +310,15 @@ def test_components_are_labelled_by_their_smallest_node() -> None:
     assert np.array_equal(labels, expected)
     order = rng.permutation(len(left))  # edge order and direction do not matter
     assert np.array_equal(components(n, right[order], left[order]), labels)
+
+
+def test_records_as_columns_resolve_as_record_objects() -> None:
+    """resolve() on RecordColumns (no optional column) equals resolve() on the same records as objects."""
+    from kgpipe.kg.resolve import resolve
+
+    records = [Record(str(i), name) for i, name in enumerate(NAMES * 2)]
+    as_objects = resolve(records)
+    as_columns = resolve(RecordColumns([r.id for r in records], [r.name for r in records]))
+    assert np.array_equal(as_objects.labels, as_columns.labels)
+    assert list(as_columns.record_ids) == [r.id for r in records]
+    assert len(as_columns.clusters) < len(set(NAMES))  # something merged: the comparison is not vacuous
