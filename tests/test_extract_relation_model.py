@@ -255,3 +255,24 @@ def test_the_folder_check_needs_no_pipeline(tmp_path, relation_model) -> None:
     problem = relation_model_problem(ExtractParams(), tmp_path)
     assert problem is not None and "not a relation model" in problem[0]
     assert relation_model_problem(ExtractParams(), relation_model) is None
+
+
+def test_the_ray_engine_writes_the_local_bytes(tmp_path, relation_model, ray_cluster) -> None:
+    """Each Ray actor loads the model from its folder itself; one document per range, so that the two workers
+    share the corpus, and still the same bytes as the local engine's one range."""
+    from kgpipe.nlp import extract_worker
+
+    documents = [*DOCUMENTS_, ("d3", "Tony joined Umbrella, Globex and Hooli. Radia visited Acme.")]
+    local, _, _ = extract(tmp_path / "local", relation_model, documents=documents)
+    path = pipeline(tmp_path / "ray", relation_model, documents=documents)
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["executor"] = {"engine": "ray", "address": ray_cluster.address, "workers": 2}
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(extract_worker, "RANGE_DOCS", 1)
+        ray = run(path, force=True)
+    for name in ("mentions", "relations"):
+        assert ray.outputs["extract"][name].read_bytes() == local.outputs["extract"][name].read_bytes()
+    summary = {k: v for k, v in ray.summaries["extract"].items() if k != "timings"}
+    assert summary == {k: v for k, v in local.summaries["extract"].items() if k != "timings"}
+    assert summary["relations_model"] >= 3

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from kgpipe.vocab import ancestors
 
 if TYPE_CHECKING:
-    from kgpipe.lm.relation_model import RelationModel
+    from kgpipe.lm.relation_model import PairScores, RelationModel, TextWithEntities
 
 UNKNOWN_ENTITY = "<unknown>"     # the model's NER label 0 (kgpipe.lm.relation_model.UNKNOWN_ENTITY)
 MODEL_CONFIG = "relation_model.json"
@@ -174,7 +174,7 @@ class ModelRelations:
             wanted.append(pairs)
         if not any(wanted):
             return [[] for _ in sentences], counts
-        scores = self.model.score(inputs, pairs=wanted, batch_size=self.batch_size)
+        scores = self._score(inputs, wanted)
         counts.skipped += scores.skipped
         counts.scored -= scores.skipped
         labels = self.model.config.relation_labels
@@ -189,14 +189,26 @@ class ModelRelations:
             found.append(rows)
         return found, counts
 
+    def _score(self, inputs: Sequence[TextWithEntities], wanted: Sequence[Sequence[tuple[int, int]]]) -> PairScores:
+        """The model's scores on one torch thread (reductions split over threads would change the floats from
+        one machine or engine to another), the process's thread count restored after: on the local engine this
+        process goes on to run other stages."""
+        import torch
+
+        before = torch.get_num_threads()
+        if before != 1:
+            torch.set_num_threads(1)
+        try:
+            return self.model.score(inputs, pairs=wanted, batch_size=self.batch_size)
+        finally:
+            if before != 1:
+                torch.set_num_threads(before)
+
 
 def load_model_relations(folder: str, *, threshold: float, max_pairs: int) -> ModelRelations:
-    """The relation model in `folder`, loaded for inference on this process (one torch thread, so that every
-    engine computes the same floats)."""
-    import torch
-
+    """The relation model in `folder`, loaded for inference on this process (it scores on one torch thread, so
+    that every engine computes the same floats)."""
     from kgpipe.lm.relation_model import RelationModel
 
-    torch.set_num_threads(1)
     model = RelationModel.load(folder)
     return ModelRelations(model, Path(folder).name, threshold=threshold, max_pairs=max_pairs)

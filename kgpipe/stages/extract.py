@@ -130,7 +130,7 @@ class ExtractStage(StageType):
         pattern_paths = ctx.input("patterns") or []
         if pattern_paths:  # here, so that a bad pattern file fails before any worker starts
             load_patterns(pattern_paths, display=ctx.relpath)
-        else:
+        elif ctx.input("relation_model") is None:
             ctx.log.info("extract: no pattern files given (deps.patterns), so no relations are extracted")
         folder = ctx.input("relation_model")
         if folder is not None:
