@@ -276,3 +276,16 @@ def test_the_ray_engine_writes_the_local_bytes(tmp_path, relation_model, ray_clu
     summary = {k: v for k, v in ray.summaries["extract"].items() if k != "timings"}
     assert summary == {k: v for k, v in local.summaries["extract"].items() if k != "timings"}
     assert summary["relations_model"] >= 3
+
+
+def test_the_model_folder_is_a_tracked_dep_and_the_thread_count_is_restored(tmp_path, relation_model) -> None:
+    path = pipeline(tmp_path, relation_model)
+    torch.set_num_threads(2)
+    first = run(path)
+    assert first.ran == ["extract"] and torch.get_num_threads() == 2   # the model scored on one, then gave it back
+    assert run(path).skipped == ["extract"]
+    config_file = tmp_path / "models" / relation_model.name / "relation_model.json"
+    config = json.loads(config_file.read_text())
+    config["training"]["note"] = "retrained"
+    config_file.write_text(json.dumps(config))
+    assert run(path).ran == ["extract"]                                  # a changed model folder reruns the stage
