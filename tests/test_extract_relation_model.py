@@ -289,3 +289,20 @@ def test_the_model_folder_is_a_tracked_dep_and_the_thread_count_is_restored(tmp_
     config["training"]["note"] = "retrained"
     config_file.write_text(json.dumps(config))
     assert run(path).ran == ["extract"]                                  # a changed model folder reruns the stage
+
+
+def test_one_encoder_pass_per_sentence_never_per_pair(tmp_path, relation_model, monkeypatch) -> None:
+    from kgpipe.lm.relation_model import RelationModel
+
+    sequences: list[int] = []
+    forward = RelationModel.forward
+
+    def counting(self, batch):
+        sequences.append(int(batch.input_ids.shape[0]))
+        return forward(self, batch)
+
+    monkeypatch.setattr(RelationModel, "forward", counting)
+    result, _, _ = extract(tmp_path, relation_model, relation_policy="model")
+    assert result.summaries["extract"]["relation_pairs_scored"] == 8
+    # 4 sentences of 2 ordered pairs each: 4 encoder inputs, each document's two sentences in one batch
+    assert sequences == [2, 2]
