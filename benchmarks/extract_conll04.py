@@ -11,6 +11,11 @@ on a held-out slice of it (`kgpipe ner train` without --dev); dev is only report
 fire on one pair of entities, the most confident pattern's is kept (extract param one_relation_per_pair),
 as the cross-validation assumes.
 
+With --relation-model (a folder from `kgpipe rel train`, trained on the train split; its early stopping on a
+held-out slice of train), the same table gets rows for the model alone and for the model with both pattern
+sets (extract param relation_policy: model, union, or model_then_patterns), end to end and with gold entities,
+by the same scorer; the model's relation names are CoNLL04's own.
+
 Sentences are processed with their gold tokenization, as is usual for CoNLL04. The hand-written relation
 names map to CoNLL04 types by the subject's type: works_for/employed_by -> Work_For, killed -> Kill, and
 the place relations (lives_in, born_in, located_in, headquartered_in, capital_of) -> Live_In for a person,
@@ -19,7 +24,7 @@ OrgBased_In for an organisation, Located_In for a place.
 Usage: python benchmarks/extract_conll04.py [DEV.jsonl] [--train TRAIN.jsonl] [--ner-model FOLDER]
          [--other-ner-models FOLDER ...] [--train-command "kgpipe ner train ..."]
          [--patterns pipelines/patterns] [--cv-folds 5] [--max-path 5] [--min-precision 0.6] [--min-support 1]
-         [--no-write]
+         [--relation-model FOLDER [--relation-policy model union ...] [--relation-threshold 0.5]] [--no-write]
 """
 
 from __future__ import annotations
@@ -193,6 +198,11 @@ def main() -> None:
                         help="how the --ner-model's training settings were chosen, quoted after its command")
     parser.add_argument("--train-command", default=None,
                         help="the `kgpipe ner train` command that made --ner-model, quoted in the report")
+    parser.add_argument("--relation-model", default=None, help="a relation model folder from `kgpipe rel train`")
+    parser.add_argument("--relation-policy", nargs="+", default=["model", "union"],
+                        choices=["model", "union", "model_then_patterns"],
+                        help="the relation_policy rows to add for --relation-model (patterns: the rows above)")
+    parser.add_argument("--relation-threshold", type=float, default=0.5)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -253,6 +263,34 @@ def main() -> None:
             summary[f"relation_f1_{lib_name}_{mode}"] = f1
             if lib_name == "both + composition":
                 per_pattern[mode] = counts
+    model_note = ""
+    if args.relation_model:
+        import torch
+
+        from kgpipe.nlp.model_relations import load_model_relations
+
+        torch.set_num_threads(1)
+        scorer = load_model_relations(args.relation_model, threshold=args.relation_threshold, max_pairs=64)
+        training = scorer.model.config.training
+        model_note = (f"Relation model `{args.relation_model}` (`{scorer.pattern_id}`, base "
+                      f"{scorer.model.config.base_model}; training: " + ", ".join(
+                          f"{k} {training[k]}" for k in ("epochs_run", "best_epoch", "stopped", "seed")
+                          if k in training) + f"), threshold {args.relation_threshold}; "
+                      "rows 'model' use it alone, 'union' and 'model_then_patterns' with both pattern sets.\n\n")
+        for policy in args.relation_policy:
+            opts = ExtractOptions(keep_unmapped_labels=True, one_relation_per_pair=True, relation_policy=policy,
+                                  relation_threshold=args.relation_threshold)
+            extractor, _ = build_extractor(nlp, options=opts, patterns=both, model=scorer)
+            for gold_entities in (False, True):
+                t1 = time.perf_counter()
+                _, rels = predicted_sets(run_extractor(extractor, nlp, dev, gold_entities=gold_entities), None,
+                                         gold_rel)
+                mode = "gold" if gold_entities else "predicted"
+                row, f1 = relation_row(policy, gold_rel, rels)
+                rows.append(row.replace(f"| {policy} |", f"| {policy} | {mode} |", 1))
+                summary[f"relation_f1_{policy}_{mode}"] = f1
+                print(f"relation model, {policy}, {mode} entities: F1 {f1:.3f} "
+                      f"({time.perf_counter() - t1:.1f}s)", file=sys.stderr)
     holds, total = composition_support(train)
     sections.append(f"### Relations ({len(gold_rel)} gold), entities from `{spec}`\n\n"
                     f"Learned on `{Path(args.train).name}` in {learn_s:.1f}s (max path {args.max_path} edges; "
@@ -262,7 +300,7 @@ def main() -> None:
                     "Composition (extract param `compose`): Live_In/OrgBased_In/Located_In(a, b) + "
                     f"Located_In(b, c) -> the first relation (a, c); in the train split's gold annotation this "
                     f"holds {holds} of {total} times. Derived rows are counted like any other prediction.\n\n"
-                    + "\n".join(rows) + "\n")
+                    + model_note + "\n".join(rows) + "\n")
     if args.other_ner_models:
         runs = ["| NER model | entity F1 | relation F1, both | relation F1, both + composition |", "|---|---|---|---|",
                 f"| `{spec}` (above) | {summary.get('entity_f1_trained', 0.0):.3f} | "
@@ -308,6 +346,10 @@ def main() -> None:
                f"{summary['relation_f1_hand-written_predicted']:.3f}).")
     training = f"NER model made with: `{args.train_command}`\n\n" if args.train_command else ""
     training += f"{args.train_note}\n\n" if args.train_note else ""
+    if args.relation_model:
+        targets += " With the relation model: " + ", ".join(
+            f"{policy} **{summary[f'relation_f1_{policy}_predicted']:.3f}** end to end, "
+            f"{summary[f'relation_f1_{policy}_gold']:.3f} with gold entities" for policy in args.relation_policy) + "."
     body = (f"Data: `{Path(args.path).name}` ({len(dev)} sentences, {len(gold_ent)} entities, "
             f"{len(gold_rel)} relations); gold tokenization; exact spans. Shared 2-core machine.\n\n"
             + training + targets + "\n\n" + "\n".join(sections))
@@ -320,6 +362,10 @@ def main() -> None:
         command += f" --cv-folds {args.cv_folds}"
     if args.max_path != 5:
         command += f" --max-path {args.max_path}"
+    if args.relation_model:
+        command += f" --relation-model {args.relation_model} --relation-policy {' '.join(args.relation_policy)}"
+        if args.relation_threshold != 0.5:
+            command += f" --relation-threshold {args.relation_threshold}"
     if args.train_command:
         command += f" --train-command '{args.train_command}'"
     if args.train_note:

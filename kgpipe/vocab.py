@@ -38,6 +38,11 @@ DEFAULT_RELATION_NAMES = (
     "killed",  # the default pattern library's relation for CoNLL04's Kill
 )
 DEFAULT_RELATION_MAP: dict[str, str] = {name: KGPIPE_RELATION + name for name in DEFAULT_RELATION_NAMES}
+# CoNLL04's relation labels, as a relation model trained on it (`kgpipe rel train`) names them: the same IRIs as the
+# pattern relations they correspond to, so that fuse merges what patterns and the model both found
+CONLL04_RELATIONS: dict[str, str] = {"Work_For": "works_for", "Live_In": "lives_in", "Located_In": "located_in",
+                                     "OrgBased_In": "headquartered_in", "Kill": "killed"}
+DEFAULT_RELATION_MAP.update({label: KGPIPE_RELATION + name for label, name in CONLL04_RELATIONS.items()})
 
 # child -> parent (schema.org's own hierarchy, trimmed to what the label map and the demo KG use)
 DEFAULT_TYPE_PARENTS: dict[str, str] = {

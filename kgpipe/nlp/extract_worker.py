@@ -116,6 +116,7 @@ class WorkerSpec:
     gazetteer: GazetteerOptions
     seed_entities: str | None = None      # seed_entities.parquet (None: no gazetteer)
     patterns: tuple[str, ...] = ()        # pattern files and folders
+    relation_model: str | None = None     # a relation model folder (`kgpipe rel train`), loaded by each worker
     one_thread: bool = False              # a Ray actor owns one CPU; the local driver keeps its threads
     fault: Fault | None = None
 
@@ -136,6 +137,7 @@ class WorkerFacts:
     model: str
     gazetteer_names: int
     patterns: int
+    relation_model: str | None = None     # its pattern_id, "model:<folder name>"
 
 
 @dataclass
@@ -153,6 +155,11 @@ class RangeResult:
     seed_linked: int = 0
     dropped_unmapped_labels: int = 0
     dropped_long_mentions: int = 0
+    relation_pairs_scored: int = 0
+    relation_pairs_dropped: int = 0
+    relation_pairs_skipped: int = 0
+    relation_unknown_labels: int = 0
+    relations_model: int = 0
     unmapped_relations: frozenset[str] = field(default_factory=frozenset)
     failure: DocumentFailure | None = None
 
@@ -173,10 +180,18 @@ class ExtractWorker:
         seeds = read_table(Path(spec.seed_entities), SEED_ENTITIES).to_dict("records") \
             if spec.seed_entities is not None else None
         library = load_patterns([Path(p) for p in spec.patterns]) if spec.patterns else None
+        relation_model = None
+        if spec.relation_model is not None and spec.options.relation_policy != "patterns":
+            from kgpipe.nlp.model_relations import load_model_relations
+
+            # loaded here from its path, once per process; a loaded model never crosses a process boundary
+            relation_model = load_model_relations(spec.relation_model, threshold=spec.options.relation_threshold,
+                                                  max_pairs=spec.options.max_pairs_per_sentence)
         self.extractor, facts = build_extractor(nlp, options=spec.options, seed_entities=seeds,
-                                                gazetteer=spec.gazetteer, patterns=library)
+                                                gazetteer=spec.gazetteer, patterns=library, model=relation_model)
         self.facts = WorkerFacts(model=nlp.meta.get("name", "?"), gazetteer_names=facts.get("gazetteer_names", 0),
-                                 patterns=len(library) if library is not None else 0)
+                                 patterns=len(library) if library is not None else 0,
+                                 relation_model=relation_model.pattern_id if relation_model is not None else None)
         self._alone: Extractor | None = None
 
     def __call__(self, batch: DocumentRange) -> RangeResult:
@@ -195,7 +210,8 @@ class ExtractWorker:
         """The first document whose extraction raises when it is extracted alone (in this process)."""
         if self._alone is None:
             e = self.extractor
-            self._alone = Extractor(e.nlp, dataclasses.replace(e.options, n_process=1), e.library, e.gazetteer)
+            self._alone = Extractor(e.nlp, dataclasses.replace(e.options, n_process=1), e.library, e.gazetteer,
+                                    e.model)
         for one in documents.alone():
             try:
                 extract_documents(self._alone, one.pairs)
@@ -217,5 +233,10 @@ class ExtractWorker:
             seed_linked=sum(m["seed_iri"] is not None for m in mentions),
             dropped_unmapped_labels=sum(r.dropped_mentions for r in results),
             dropped_long_mentions=sum(r.long_mentions for r in results),
+            relation_pairs_scored=sum(r.pairs_scored for r in results),
+            relation_pairs_dropped=sum(r.pairs_dropped for r in results),
+            relation_pairs_skipped=sum(r.pairs_skipped for r in results),
+            relation_unknown_labels=sum(r.unknown_labels for r in results),
+            relations_model=sum(r["pattern_id"].startswith("model:") for r in relations),
             unmapped_relations=frozenset(r["relation"] for r in relations if r["relation_iri"] is None),
             failure=failure)

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from spacy.tokens import Doc, Token
 
     from kgpipe.nlp.gazetteer import SeedGazetteer
-    from kgpipe.nlp.patterns import PatternLibrary, RelationPattern
+    from kgpipe.nlp.model_relations import ModelRelations
+    from kgpipe.nlp.patterns import PatternLibrary
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,12 @@ class ExtractOptions:
     compose: Mapping[tuple[str, str], str] = field(default_factory=dict)
     # when several relations (or both directions) fire on one pair of mentions, keep only the most confident
     one_relation_per_pair: bool = False
+    # with a relation model: "patterns", "model", "union" or "model_then_patterns" (see Extractor._combine)
+    relation_policy: str = "patterns"
+    relation_threshold: float = 0.5
+    max_pairs_per_sentence: int = 64
+    # mention label -> the relation model's NER label, before the label itself and the label map are tried
+    relation_label_map: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,6 +81,10 @@ class DocumentResult:
     sentences: int = 0
     dropped_mentions: int = 0   # labels outside label_map
     long_mentions: int = 0      # spans longer than max_mention_chars
+    pairs_scored: int = 0       # ordered mention pairs the relation model scored
+    pairs_dropped: int = 0      # beyond max_pairs_per_sentence
+    pairs_skipped: int = 0      # no encoder window held both mentions whole
+    unknown_labels: int = 0     # mentions the relation model saw as "<unknown>" (no NER label of its own)
     last: bool = True           # from Extractor.stream: the document's last piece
 
 
@@ -89,7 +100,9 @@ class Extractor:
     """Holds the configured nlp (gazetteer included) and the compiled relation patterns."""
 
     def __init__(self, nlp: Language, options: ExtractOptions | None = None,
-                 patterns: PatternLibrary | None = None, gazetteer: SeedGazetteer | None = None) -> None:
+                 patterns: PatternLibrary | None = None, gazetteer: SeedGazetteer | None = None,
+                 model: ModelRelations | None = None) -> None:
+        from kgpipe.nlp.model_relations import LabelMapper
         from kgpipe.nlp.patterns import PatternLibrary, RelationMatcher
 
         self.nlp = nlp
@@ -97,6 +110,12 @@ class Extractor:
         self.library = patterns or PatternLibrary()
         self.matcher = RelationMatcher(nlp.vocab, self.library, stop_words=getattr(nlp.Defaults, "stop_words", ()))
         self.gazetteer = gazetteer
+        # the policy decides which sources run: a model under "patterns" is never asked, patterns under "model" never
+        self.model = model if self.options.relation_policy != "patterns" else None
+        self.use_patterns = self.options.relation_policy != "model" and len(self.library) > 0
+        self.model_label = LabelMapper(model.model.config.entity_labels[1:], self.options.label_map,
+                                       self.options.relation_label_map, self.options.type_parents) \
+            if model is not None else None
         max_chars = min(self.options.max_chunk_chars, nlp.max_length - 1)
         self.max_chars = max(1, max_chars)
         self._allowed_types: dict[tuple[str, ...], frozenset[str]] = {}
@@ -244,6 +263,10 @@ class Extractor:
             current.sentences += piece.sentences
             current.dropped_mentions += piece.dropped_mentions
             current.long_mentions += piece.long_mentions
+            current.pairs_scored += piece.pairs_scored
+            current.pairs_dropped += piece.pairs_dropped
+            current.pairs_skipped += piece.pairs_skipped
+            current.unknown_labels += piece.unknown_labels
             if piece.last:
                 yield current
                 current = None
@@ -301,11 +324,85 @@ class Extractor:
             result.mentions.append(row)
             by_root[ent.root.i] = _Mention(row, ent.root.i, sentence_index,
                                            (offset + sent.start_char, offset + sent.end_char))
-        if len(by_root) >= 2 and len(self.library):
-            result.relations.extend(self._relations(doc, doc_id, by_root))
+        if len(by_root) >= 2 and (self.use_patterns or self.model is not None):
+            result.relations.extend(self._relations(doc, doc_id, offset, by_root, result))
         return result
 
-    def _relations(self, doc: Doc, doc_id: str, by_root: dict[int, _Mention]) -> list[dict[str, Any]]:
+    def _relations(self, doc: Doc, doc_id: str, offset: int, by_root: dict[int, _Mention],
+                   result: DocumentResult) -> list[dict[str, Any]]:
+        patterns = self._pattern_relations(doc, doc_id, by_root) if self.use_patterns else {}
+        found = self._model_relations(doc.text, doc_id, offset, by_root, result) if self.model is not None else {}
+        best = self._combine(patterns, found)
+        if self.options.one_relation_per_pair:
+            best = self._most_confident_per_pair(best)
+        if self.options.compose:
+            self._compose(best)
+        return sorted(best.values(), key=lambda r: (r["sentence_start"], r["subject_id"], r["relation"],
+                                                    r["object_id"]))
+
+    def _combine(self, patterns: dict[tuple[str, str, str], dict[str, Any]],
+                 found: dict[tuple[str, str, str], dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """The relation policy: "patterns" or "model" alone; "union": both, a relation found by both (same
+        subject, object and relation IRI) kept once, the more confident row (a tie: the pattern's);
+        "model_then_patterns": the model's, and the patterns' only for pairs of mentions (either direction)
+        the model gave no relation."""
+        policy = self.options.relation_policy
+        if policy == "patterns" or not found:
+            return patterns
+        if policy == "model" or not patterns:
+            return found
+        best = dict(patterns)
+        if policy == "model_then_patterns":
+            decided = {frozenset((row["subject_id"], row["object_id"])) for row in found.values()}
+            best = {key: row for key, row in patterns.items()
+                    if frozenset((row["subject_id"], row["object_id"])) not in decided}
+            best.update(found)
+            return best
+        fact = {(row["subject_id"], row["relation_iri"] or row["relation"], row["object_id"]): key
+                for key, row in best.items()}
+        for key, row in found.items():
+            held = fact.get((row["subject_id"], row["relation_iri"] or row["relation"], row["object_id"]))
+            if held is None:
+                best[key] = row
+            elif row["confidence"] > best[held]["confidence"]:
+                del best[held]
+                best[key] = row
+        return best
+
+    def _model_relations(self, text: str, doc_id: str, offset: int, by_root: dict[int, _Mention],
+                         result: DocumentResult) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """The relation model's relations between mentions of one sentence, every sentence of the piece scored
+        in one call (one encoder pass per sentence for all its pairs)."""
+        from kgpipe.nlp.model_relations import SentenceMentions
+
+        assert self.model is not None and self.model_label is not None
+        by_sentence: dict[int, list[_Mention]] = {}
+        for mention in by_root.values():
+            by_sentence.setdefault(mention.sentence, []).append(mention)
+        groups = [sorted(group, key=lambda m: (m.row["start_char"], m.row["end_char"]))
+                  for _, group in sorted(by_sentence.items()) if len(group) >= 2]
+        sentences = []
+        for group in groups:
+            start, end = group[0].sentence_span
+            sentences.append(SentenceMentions(
+                text[start - offset:end - offset],
+                tuple((m.row["start_char"] - start, m.row["end_char"] - start) for m in group),
+                tuple(self.model_label(m.row["label"], m.row["kg_type"]) for m in group)))
+        found, counts = self.model.find(sentences)
+        result.pairs_scored += counts.scored
+        result.pairs_dropped += counts.dropped
+        result.pairs_skipped += counts.skipped
+        result.unknown_labels += counts.unknown_labels
+        rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for group, relations in zip(groups, found, strict=True):
+            for r in relations:
+                subj, obj = group[r.subject], group[r.object]
+                rows[(subj.row["mention_id"], r.relation, obj.row["mention_id"])] = self._row(
+                    doc_id, subj, obj, r.relation, self.model.pattern_id, r.probability)
+        return rows
+
+    def _pattern_relations(self, doc: Doc, doc_id: str, by_root: dict[int, _Mention]
+                           ) -> dict[tuple[str, str, str], dict[str, Any]]:
         best: dict[tuple[str, str, str], dict[str, Any]] = {}
         for match in self.matcher(doc):
             pattern = match.pattern
@@ -324,13 +421,9 @@ class Extractor:
                     if held is not None and (held["confidence"] > pattern.confidence or (
                             held["confidence"] == pattern.confidence and held["pattern_id"] <= pattern.id)):
                         continue  # keep the most confident pattern; ties go to the first id
-                    best[key] = self._row(doc_id, subj, obj, pattern)
-        if self.options.one_relation_per_pair:
-            best = self._most_confident_per_pair(best)
-        if self.options.compose:
-            self._compose(best)
-        return sorted(best.values(), key=lambda r: (r["sentence_start"], r["subject_id"], r["relation"],
-                                                    r["object_id"]))
+                    best[key] = self._row(doc_id, subj, obj, pattern.relation, pattern.id,
+                                          float(pattern.confidence))
+        return best
 
     @staticmethod
     def _most_confident_per_pair(best: dict[tuple[str, str, str], dict[str, Any]]
@@ -369,13 +462,13 @@ class Extractor:
                                 "confidence": confidence}
         best.update(derived)
 
-    def _row(self, doc_id: str, subj: _Mention, obj: _Mention, pattern: RelationPattern) -> dict[str, Any]:
+    def _row(self, doc_id: str, subj: _Mention, obj: _Mention, relation: str, pattern_id: str,
+             confidence: float) -> dict[str, Any]:
         subject_id, object_id = subj.row["mention_id"], obj.row["mention_id"]
-        return {"relation_id": relation_id(subject_id, pattern.relation, object_id), "subject_id": subject_id,
-                "relation": pattern.relation, "relation_iri": self.options.relation_map.get(pattern.relation),
+        return {"relation_id": relation_id(subject_id, relation, object_id), "subject_id": subject_id,
+                "relation": relation, "relation_iri": self.options.relation_map.get(relation),
                 "object_id": object_id, "doc_id": doc_id, "sentence_start": subj.sentence_span[0],
-                "sentence_end": subj.sentence_span[1], "pattern_id": pattern.id,
-                "confidence": float(pattern.confidence)}
+                "sentence_end": subj.sentence_span[1], "pattern_id": pattern_id, "confidence": confidence}
 
     @staticmethod
     def _mentions_at(token: Token, by_root: dict[int, _Mention]) -> list[_Mention]:
@@ -431,7 +524,8 @@ class GazetteerOptions:
 def build_extractor(nlp: Language, *, options: ExtractOptions | None = None,
                     seed_entities: Iterable[Mapping[str, Any]] | None = None,
                     gazetteer: GazetteerOptions | None = None,
-                    patterns: PatternLibrary | None = None) -> tuple[Extractor, dict[str, Any]]:
+                    patterns: PatternLibrary | None = None,
+                    model: ModelRelations | None = None) -> tuple[Extractor, dict[str, Any]]:
     """Configure nlp for extraction (gazetteer installed after the NER, or removed when there are no
     seed entities) and compile the patterns; returns the extractor and facts for the stage's report."""
     from kgpipe.nlp.gazetteer import build_entries, install_gazetteer, remove_gazetteer
@@ -457,4 +551,4 @@ def build_extractor(nlp: Language, *, options: ExtractOptions | None = None,
     else:
         remove_gazetteer(nlp)
     facts["pipes"] = list(nlp.pipe_names)
-    return Extractor(nlp, options, patterns, component), facts
+    return Extractor(nlp, options, patterns, component, model), facts

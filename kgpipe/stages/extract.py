@@ -7,11 +7,12 @@ The NLP lives in kgpipe.nlp; this module reads the inputs, builds the extractor 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kgpipe.errors import StageError
+from kgpipe.errors import PipelineError, StageError
 from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType, ValidationContext
 from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_RELATION_MAP
 
@@ -63,6 +64,18 @@ class ExtractParams(StageParams):
                                  "peak memory follows this, not the document size")
     max_mention_chars: int = Field(200, ge=1, description="longer NER or gazetteer spans (a run of text "
                                    "without spaces read as one entity) are dropped and counted")
+    relation_policy: Literal["patterns", "model", "union", "model_then_patterns"] | None = Field(
+        None, description="with deps.relation_model: model, patterns, union (the default) or model_then_patterns "
+                          "(patterns only for pairs the model gives no relation); without one: patterns")
+    relation_threshold: float = Field(0.5, ge=0.0, le=1.0, description="the relation model's least probability "
+                                                                       "for a relation")
+    max_pairs_per_sentence: int = Field(64, ge=1, description="ordered mention pairs the relation model scores "
+                                        "per sentence; beyond it the farthest apart are dropped and counted")
+    relation_label_map: dict[str, str] = Field(default_factory=dict, description="mention label -> the relation "
+                                               "model's NER label (else the label itself, else by KG type)")
+
+    def policy(self, has_model: bool) -> str:
+        return self.relation_policy or ("union" if has_model else "patterns")
 
 
 class ExtractStage(StageType):
@@ -76,6 +89,8 @@ class ExtractStage(StageType):
         InputSpec("patterns", required=False, many=True, doc="relation pattern files or folders (YAML)"),
         InputSpec("model", required=False, doc="a spaCy model folder (tracked, unlike spacy_model); "
                                                "overrides spacy_model"),
+        InputSpec("relation_model", required=False, doc="a relation model folder from `kgpipe rel train`: scores "
+                                                        "mention pairs beside the patterns (relation_policy)"),
     )
     outputs = (
         OutputSpec("mentions", "mentions.parquet"),
@@ -89,6 +104,20 @@ class ExtractStage(StageType):
 
         if ctx.input("model") is None:
             resolve_model(ctx.params.spacy_model, root=ctx.root)  # DependencyMissingError names the pip command
+        p: ExtractParams = ctx.params
+        folder = ctx.input("relation_model")
+        if folder is None:
+            if p.policy(False) != "patterns":
+                raise ctx.error(f"relation_policy {p.relation_policy} needs a relation model",
+                                param="relation_policy",
+                                hint="add deps.relation_model (a folder from `kgpipe rel train`), or drop the param")
+            return
+        if folder.exists():  # else another stage makes it: checked when this stage runs
+            problem = relation_model_problem(p, folder)
+            if problem is not None:
+                message, hint = problem
+                raise PipelineError(f"stage '{ctx.stage}': deps.relation_model: {message}", file=ctx.pipeline_file,
+                                    line=ctx.line_of("stages", ctx.stage, "deps", "relation_model"), hint=hint)
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from kgpipe.artifacts import MENTIONS, RELATIONS
@@ -101,8 +130,14 @@ class ExtractStage(StageType):
         pattern_paths = ctx.input("patterns") or []
         if pattern_paths:  # here, so that a bad pattern file fails before any worker starts
             load_patterns(pattern_paths, display=ctx.relpath)
-        else:
+        elif ctx.input("relation_model") is None:
             ctx.log.info("extract: no pattern files given (deps.patterns), so no relations are extracted")
+        folder = ctx.input("relation_model")
+        if folder is not None:
+            problem = relation_model_problem(p, folder)
+            if problem is not None:
+                raise StageError(ctx.stage, f"deps.relation_model ({ctx.relpath(folder)}): {problem[0]}",
+                                 hint=problem[1])
         spec = self.worker_spec(ctx, Fault.from_env())
         texts = ctx.track(documents, description="extract", total=documents.rows,
                           every=max(1, documents.rows // 100))
@@ -113,7 +148,9 @@ class ExtractStage(StageType):
         ranges = _Remembered(document_ranges(texts, p.n_process))
 
         counts = dict.fromkeys(("sentences", "mentions_ner", "mentions_gazetteer", "seed_linked",
-                                "dropped_unmapped_labels", "dropped_long_mentions"), 0)
+                                "dropped_unmapped_labels", "dropped_long_mentions", "relation_pairs_scored",
+                                "relation_pairs_dropped", "relation_pairs_skipped", "relation_unknown_labels",
+                                "relations_model"), 0)
         unmapped: set[str] = set()
         first: RangeResult | None = None
         with RowGroupWriter(ctx.output("mentions"), MENTIONS, group_rows=GROUP_ROWS) as mentions, \
@@ -140,13 +177,27 @@ class ExtractStage(StageType):
         if counts["dropped_long_mentions"]:
             ctx.log.warning("extract: %d entity span(s) longer than max_mention_chars (%d) dropped",
                             counts["dropped_long_mentions"], p.max_mention_chars)
+        model_summary: dict[str, Any] = {}
+        if first.facts.relation_model is not None:
+            model_summary = {"relation_model": first.facts.relation_model,
+                             "relation_policy": p.policy(True),
+                             **{key: counts[key] for key in ("relations_model", "relation_pairs_scored",
+                                                             "relation_pairs_dropped", "relation_pairs_skipped",
+                                                             "relation_unknown_labels")}}
+            if counts["relation_pairs_dropped"]:
+                ctx.log.warning("extract: %d mention pair(s) beyond max_pairs_per_sentence (%d) not scored by the "
+                                "relation model", counts["relation_pairs_dropped"], p.max_pairs_per_sentence)
+            if counts["relation_unknown_labels"]:
+                ctx.log.warning("extract: %d mention(s) went to the relation model as <unknown> (their label has "
+                                "no NER label of the model; see relation_label_map)",
+                                counts["relation_unknown_labels"])
         return {
             "documents": documents.rows, "sentences": counts["sentences"], "mentions": mentions.rows,
             "mentions_ner": counts["mentions_ner"], "mentions_gazetteer": counts["mentions_gazetteer"],
             "seed_linked": counts["seed_linked"], "dropped_unmapped_labels": counts["dropped_unmapped_labels"],
             "dropped_long_mentions": counts["dropped_long_mentions"], "relations": relations.rows,
             "patterns": first.facts.patterns, "gazetteer_names": first.facts.gazetteer_names,
-            "model": first.facts.model,
+            "model": first.facts.model, **model_summary,
         }
 
     def worker_spec(self, ctx: StageContext, fault: Fault | None = None) -> WorkerSpec:
@@ -161,12 +212,17 @@ class ExtractStage(StageType):
         resolved = str(model) if model is not None else str(resolve_model(p.spacy_model, root=ctx.root))
         # on Ray the actors are the processes; a spaCy process pool inside a one-CPU actor would only compete
         n_process = 1 if ctx.executor.distributed else p.n_process
+        relation_model = ctx.input("relation_model")
         options = ExtractOptions(label_map=dict(p.label_map), relation_map=dict(p.relation_map),
                                  keep_unmapped_labels=p.keep_unmapped_labels, max_chunk_chars=p.max_chunk_chars,
                                  batch_size=p.batch_size, n_process=n_process, min_confidence=p.min_confidence,
                                  compose={(rule.first, rule.then): rule.gives for rule in p.compose},
                                  one_relation_per_pair=p.one_relation_per_pair,
-                                 max_batch_chars=p.max_batch_chars, max_mention_chars=p.max_mention_chars)
+                                 max_batch_chars=p.max_batch_chars, max_mention_chars=p.max_mention_chars,
+                                 relation_policy=p.policy(relation_model is not None),
+                                 relation_threshold=p.relation_threshold,
+                                 max_pairs_per_sentence=p.max_pairs_per_sentence,
+                                 relation_label_map=dict(p.relation_label_map))
         gazetteer = GazetteerOptions(mode=p.gazetteer_mode, ignore_case=p.gazetteer_ignore_case,
                                      single_token_pos=tuple(p.gazetteer_single_token_pos),
                                      min_alias_chars=p.gazetteer_min_alias_chars)
@@ -174,6 +230,7 @@ class ExtractStage(StageType):
         return WorkerSpec(model=resolved, options=options, gazetteer=gazetteer,
                           seed_entities=str(seeds) if seeds is not None else None,
                           patterns=tuple(str(path) for path in ctx.input("patterns") or []),
+                          relation_model=str(relation_model) if relation_model is not None else None,
                           one_thread=ctx.executor.distributed, fault=fault)
 
     def _results(self, ctx: StageContext, spec: WorkerSpec, ranges: _Remembered) -> Iterator[RangeResult]:
@@ -205,6 +262,31 @@ class ExtractStage(StageType):
                              "alone, so no document is to blame (a node lost?)",
                              hint="check the cluster (`ray status`) and run again; earlier artifacts and the "
                              "lock file are untouched") from None
+
+
+def relation_model_problem(params: ExtractParams, folder: Path) -> tuple[str, str] | None:
+    """(message, hint) when `folder` is not a relation model, or when its NER labels cannot be given to any
+    mention (none is in label_map or a target of relation_label_map, or relation_label_map names labels it
+    lacks); None when it fits."""
+    from kgpipe.nlp.model_relations import UNKNOWN_ENTITY, NotARelationModel, read_model_labels, unreachable_labels
+
+    try:
+        labels = read_model_labels(folder)
+    except NotARelationModel as exc:
+        return f"not a relation model: {exc}", "point it at a folder written by `kgpipe rel train TRAIN.jsonl FOLDER`"
+    if not labels.uses_entity_labels or not labels.entities:
+        return None
+    strange = sorted(v for v in set(params.relation_label_map.values()) if v not in (*labels.entities, UNKNOWN_ENTITY))
+    if strange:
+        return (f"relation_label_map maps to {', '.join(strange)}, which the model does not know (its NER labels: "
+                f"{', '.join(labels.entities)})", "map mention labels to the model's NER labels, or to <unknown>")
+    unreachable = unreachable_labels(labels, params.label_map, params.relation_label_map)
+    if len(unreachable) == len(labels.entities):
+        return (f"none of the model's NER labels ({', '.join(labels.entities)}) is a label of this stage (label_map) "
+                "or a target of relation_label_map, so every mention would reach it as <unknown>",
+                "add relation_label_map entries (mention label -> model label, e.g. PERSON: Peop), or add the "
+                "model's labels to label_map")
+    return None
 
 
 class _Remembered:

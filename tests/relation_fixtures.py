@@ -1,0 +1,57 @@
+"""Shared by the relation model's tests: a random tiny BERT folder (seconds to train) and CoNLL04-style sentences
+whose relation a keyword decides.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kgpipe.lm.relation_train import RelTrainOptions
+
+PEOPLE = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Niklaus", "Tony", "Radia",
+          "Leslie"]
+ORGS = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay"]
+
+
+def build_tiny_bert(folder: Path) -> Path:
+    """A random two-layer BERT with the packaged MiniLM's (uncased WordPiece) tokenizer, saved in `folder`."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from kgpipe.lm.encoder import resolve_base_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("all-MiniLM-L6-v2"))
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+              ).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def sentence(person: str, verb: str, org: str, related: bool, filler: int = 0) -> dict:
+    """'<person> <verb> <org> .' with a Work_For relation from the person to the org iff `related`."""
+    tokens = [person, verb, *["quietly"] * filler, org, "."]
+    return {"tokens": tokens, "entities": [{"start": 0, "end": 1, "type": "Peop"},
+                                           {"start": len(tokens) - 2, "end": len(tokens) - 1, "type": "Org"}],
+            "relations": [{"head": 0, "tail": 1, "type": "Work_For"}] if related else []}
+
+
+def keyword_data(people: list[str]) -> list[dict]:
+    """Work_For iff the word between the spans is 'joined' (not 'visited'); the reverse pair never. Every
+    person and org occurs with both verbs, so names tell nothing."""
+    return [sentence(person, verb, org, verb == "joined", filler=(k + j) % 2)
+            for k, person in enumerate(people) for j, org in enumerate(ORGS) for verb in ("joined", "visited")]
+
+
+def write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def options(base: Path, **kw) -> RelTrainOptions:
+    settings = {"base_model": str(base), "epochs": 6, "batch_size": 8, "learning_rate": 3e-3, "holdout": 0.0,
+                "warmup": 0.0, "dropout": 0.0, "seed": 1}
+    settings.update(kw)
+    return RelTrainOptions(**settings)
