@@ -26,6 +26,7 @@ from kgpipe.lm.relation_model import (
 )
 from kgpipe.lm.relation_train import RelTrainOptions, RelTrainReport, train_relation_model
 from kgpipe.nlp.labelled import read_labelled
+from tests.tiny_encoder import make_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
 PEOPLE = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Niklaus", "Tony", "Radia",
@@ -44,18 +45,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory) -> Path:
     """A random two-layer BERT with the packaged MiniLM's (uncased WordPiece) tokenizer, saved as a folder."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from kgpipe.lm.encoder import resolve_base_model
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("all-MiniLM-L6-v2"))
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-              ).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def sentence(person: str, verb: str, org: str, related: bool, filler: int = 0) -> dict:
