@@ -203,6 +203,8 @@ def test_words_are_read_once_from_overlapping_windows(tiny_base) -> None:
         for word, pos, target in zip(w.words, w.positions, w.targets, strict=True):
             assert offsets[pos][0] == spans[word][0] and target == word     # the word's first sub-word
             assert 0 < pos < len(w.input_ids) - 1                           # never [CLS] / [SEP]
+    for w in windows[:-1]:  # a word in the overlap is read from the window where it is further from the edge
+        assert max(w.positions) < len(w.input_ids) - 2
 
 
 def test_decoding_treats_a_stray_inside_tag_as_a_beginning_and_skips_untagged_words() -> None:
