@@ -11,10 +11,13 @@ stage installed. Both are run with one process and with two. Reports words/s of 
 one least disturbed by other users of the shared machine) and the ratios, best and median. With --learned
 FILE (a pattern file from `kgpipe patterns learn`, e.g. some 1800 patterns learned on CoNLL04 train), the
 stage is measured a second time with that file beside the default library, since a library of learned
-back-off patterns costs more to match than the hand-written one.
+back-off patterns costs more to match than the hand-written one. With --transformer-ner FOLDER (a model
+folder from `kgpipe ner train --transformer`), one more table: bare `nlp.pipe` of that folder (the base model's
+tagger and parser, the transformer NER as `ner`) against bare `nlp.pipe` of the base model, one process,
+torch with --torch-threads threads, interleaved in the same run.
 
 Usage: python benchmarks/extract_speed.py [CORPUS_FOLDER] [--seeds FILE ...] [--copies 8] [--repeat 3]
-         [--batch-size 64] [--learned FILE] [--no-write]
+         [--batch-size 64] [--learned FILE] [--transformer-ner FOLDER [--torch-threads 1]] [--no-write]
 Defaults: the demo corpus and seed KG in sample_kg/ (the corpus is repeated --copies times).
 """
 
@@ -43,6 +46,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learned", default=None, help="a learned pattern file, measured beside --patterns")
+    parser.add_argument("--transformer-ner", default=None, help="a `kgpipe ner train --transformer` model folder")
+    parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -123,11 +128,52 @@ def main() -> None:
         lines.append("")
     lines.append("Stage output per run: " + "; ".join(f"{s['mentions']} mentions, {s['relations']} relations ({name})"
                                                       for name, s in summaries.items()) + ".")
+    if args.transformer_ner:
+        lines += ["", *transformer_ner_rows(args.transformer_ner, texts, words, args)]
     body = "\n".join(lines)
     command = (f"python benchmarks/extract_speed.py --copies {args.copies} --repeat {args.repeat}"
-               + (f" --learned {args.learned}" if args.learned else ""))
+               + (f" --learned {args.learned}" if args.learned else "")
+               + (f" --transformer-ner {args.transformer_ner} --torch-threads {args.torch_threads}"
+                  if args.transformer_ner else ""))
     write_section("extract_speed", "Extract stage speed against bare nlp.pipe", body, command,
                   print_only=args.no_write)
+
+
+def transformer_ner_rows(folder: str, texts: list[str], words: int, args: argparse.Namespace) -> list[str]:
+    """Bare nlp.pipe of the transformer NER folder against bare nlp.pipe of the base model (a fresh copy: no
+    gazetteer in either), one process."""
+    import torch
+
+    from kgpipe.nlp.models import load_model
+
+    torch.set_num_threads(args.torch_threads)
+    model = load_model(folder)
+    base = load_model("auto", cache=False)
+    labels = ", ".join(getattr(model.get_pipe("ner"), "labels", ()))
+    pipelines = {"base model": base, "transformer NER": model}
+    for nlp in pipelines.values():  # warm-up
+        for _ in nlp.pipe(texts[:8], batch_size=args.batch_size):  # type: ignore[attr-defined]
+            pass
+    times: dict[str, list[float]] = {name: [] for name in pipelines}
+    for _ in range(args.repeat):
+        for name, nlp in pipelines.items():
+            t0 = time.perf_counter()
+            for _ in nlp.pipe(texts, batch_size=args.batch_size):  # type: ignore[attr-defined]
+                pass
+            times[name].append(time.perf_counter() - t0)
+    encoder = model.get_pipe("ner").tagger.config  # type: ignore[attr-defined]
+    rows = [f"Transformer NER (`{folder}`: {encoder.base_model}, {encoder.encoder.get('num_hidden_layers')} "
+            f"layers of {encoder.encoder.get('hidden_size')}, labels {labels}) against the base model, bare "
+            f"`nlp.pipe`, 1 process, torch threads {args.torch_threads}, batch size {args.batch_size}, "
+            f"{args.repeat} interleaved runs:", "",
+            "| pipeline | pipes | words/s, best | ratio to base, best | ratio, median |", "|---|---|---|---|---|"]
+    for name, nlp in pipelines.items():
+        best = words / min(times[name])
+        ratio = min(times["base model"]) / min(times[name])
+        median = statistics.median(times["base model"]) / statistics.median(times[name])
+        rows.append(f"| {name} | {', '.join(nlp.pipe_names)} | {best:,.0f} | **{ratio:.3f}** | "  # type: ignore[attr-defined]
+                    f"{median:.3f} |")
+    return rows
 
 
 if __name__ == "__main__":

@@ -448,6 +448,37 @@ def patterns_learn(
     console.print(f"wrote {len(patterns)} pattern(s) to {output}", highlight=False)
 
 
+def _show_ner_epoch(score: Any) -> None:
+    dev_text = (f"  validation P {score.dev_p:.3f} R {score.dev_r:.3f} F {score.dev_f:.3f}"
+                if score.dev_f is not None else "")
+    console.print(f"epoch {score.epoch:3d}  loss {score.loss:10.4f}  {score.seconds:6.1f}s{dev_text}", highlight=False)
+
+
+def _ner_train_transformer(train: Path, output: Path, dev: Path | None, holdout: float, base: str, epochs: int,
+                           patience: int, max_minutes: float, seed: int, renames: dict[str, str], base_model: str,
+                           lr: float, batch_size: int, max_length: int | None, restart: bool) -> None:
+    from kgpipe.nlp.labelled import read_labelled
+    from kgpipe.nlp.transformer_train import TransformerTrainOptions, train_transformer_ner
+
+    options = TransformerTrainOptions(spacy_base=base, base_model=base_model, epochs=epochs, batch_size=batch_size,
+                                      learning_rate=lr, patience=patience, max_minutes=max_minutes, seed=seed,
+                                      holdout=holdout, max_length=max_length, label_renames=renames)
+    try:
+        report = train_transformer_ner(read_labelled(train), output, options,
+                                       dev=read_labelled(dev) if dev else (), restart=restart,
+                                       progress=_show_ner_epoch)
+    except KgpipeError as exc:
+        _fail(exc)
+    if report.resumed_after is not None:
+        console.print(f"(resumed after epoch {report.resumed_after} from the checkpoint in {output})",
+                      highlight=False)
+    best = report.best
+    console.print(f"saved epoch {report.best_epoch} to {output} (stopped: {report.stopped}); labels: "
+                  f"{', '.join(report.labels)}; validation: {report.validation}"
+                  + (f"; validation F {best.dev_f:.3f}" if best and best.dev_f is not None else ""),
+                  highlight=False)
+
+
 @ner_app.command("train")
 def ner_train(
     train: Annotated[Path, typer.Argument(help="labelled JSON lines (CoNLL04 style, or text + char spans)")],
@@ -456,20 +487,38 @@ def ner_train(
                                                   "a held-out slice of TRAIN, see --holdout)")] = None,
     holdout: Annotated[float, typer.Option(min=0.0, max=0.5, help="share of TRAIN held out for early "
                                            "stopping when no --dev is given (0: keep the last epoch)")] = 0.1,
-    base: Annotated[str, typer.Option(help="spaCy model whose NER is updated")] = "auto",
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
-    dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.2,
-    patience: Annotated[int, typer.Option(min=1, help="stop after this many epochs without dev gain")] = 6,
+    base: Annotated[str, typer.Option(help="spaCy model whose NER is updated (with --transformer: replaced; "
+                                           "its tagger, parser and lemmatizer are kept)")] = "auto",
+    epochs: Annotated[int | None, typer.Option(min=1, help="default 30 (10 with --transformer)")] = None,
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="CNN only")] = 0.2,
+    patience: Annotated[int | None, typer.Option(min=1, help="stop after this many epochs without dev gain "
+                                                             "(default 6, 3 with --transformer)")] = None,
     max_minutes: Annotated[float, typer.Option(help="wall-clock budget; the best model so far is kept")] = 15.0,
     seed: Annotated[int, typer.Option()] = 0,
     label: Annotated[list[str], typer.Option(help="rename a data label for the model, e.g. Peop=PERSON "
                                                   "(repeatable)")] = [],  # noqa: B006
+    transformer: Annotated[bool, typer.Option(help="fine-tune an encoder for BIO token classification instead "
+                                                   "(the accurate, slower mode)")] = False,
+    base_model: Annotated[str, typer.Option(help="--transformer: all-MiniLM-L6-v2 (packaged) or a local "
+                                                 "BERT-family model folder")] = "all-MiniLM-L6-v2",
+    lr: Annotated[float, typer.Option(help="--transformer: AdamW learning rate (peak, after warm-up)")] = 5e-5,
+    batch_size: Annotated[int, typer.Option(min=1, help="--transformer: sentences per step")] = 16,
+    max_length: Annotated[int | None, typer.Option(min=16, help="--transformer: tokens per window (default: "
+                                                                "the encoder's limit)")] = None,
+    restart: Annotated[bool, typer.Option(help="--transformer: discard a checkpoint in OUTPUT instead of "
+                                               "resuming it")] = False,
 ) -> None:
-    """Update a spaCy model's NER on labelled sentences with spaCy's training API and save the model."""
+    """Update a spaCy model's NER on labelled sentences with spaCy's training API and save the model; with
+    --transformer, fine-tune an encoder as the NER (a spaCy component named `ner` in the saved folder); an
+    interrupted --transformer run resumes from OUTPUT's checkpoint when rerun with the same data and options."""
     from kgpipe.nlp.labelled import read_labelled
     from kgpipe.nlp.train import TrainOptions, train_ner
 
-    options = TrainOptions(base_model=base, epochs=epochs, dropout=dropout, patience=patience,
+    if transformer:
+        _ner_train_transformer(train, output, dev, holdout, base, epochs or 10, patience or 3, max_minutes, seed,
+                               _renames(label, "--label"), base_model, lr, batch_size, max_length, restart)
+        return
+    options = TrainOptions(base_model=base, epochs=epochs or 30, dropout=dropout, patience=patience or 6,
                            max_minutes=max_minutes, seed=seed, holdout=holdout,
                            label_renames=_renames(label, "--label"))
 

@@ -1,5 +1,5 @@
-"""Shared by the relation model's tests: a random tiny BERT folder (seconds to train) and CoNLL04-style sentences
-whose relation a keyword decides.
+"""Shared by the relation model's tests: CoNLL04-style sentences whose relation a keyword decides (the tiny
+encoder they train on is tests/tiny_encoder.py).
 """
 
 from __future__ import annotations
@@ -12,22 +12,6 @@ from kgpipe.lm.relation_train import RelTrainOptions
 PEOPLE = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Niklaus", "Tony", "Radia",
           "Leslie"]
 ORGS = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay"]
-
-
-def build_tiny_bert(folder: Path) -> Path:
-    """A random two-layer BERT with the packaged MiniLM's (uncased WordPiece) tokenizer, saved in `folder`."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from kgpipe.lm.encoder import resolve_base_model
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("all-MiniLM-L6-v2"))
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-              ).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def sentence(person: str, verb: str, org: str, related: bool, filler: int = 0) -> dict:

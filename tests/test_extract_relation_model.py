@@ -23,7 +23,8 @@ from kgpipe.nlp.labelled import read_labelled
 from kgpipe.nlp.model_relations import UNKNOWN_ENTITY, LabelMapper, nearest_pairs
 from kgpipe.runner import RunResult, run
 from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_TYPE_PARENTS, KGPIPE_RELATION, SCHEMA
-from tests.relation_fixtures import ORGS, PEOPLE, build_tiny_bert, keyword_data, options, write
+from tests.relation_fixtures import ORGS, PEOPLE, keyword_data, options, write
+from tests.tiny_encoder import make_tiny_bert
 
 # Names the model never saw in training (it learns the rule from PEOPLE[:8]); each a seed entity, so that the
 # gazetteer, not the stock NER's guess, decides the mentions.
@@ -53,7 +54,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def relation_model(tmp_path_factory) -> Path:
     """A tiny model that learned Work_For(person, org) iff 'joined' stands between them."""
-    base = build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+    base = make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
     folder = tmp_path_factory.mktemp("data")
     train = read_labelled(write(folder / "train.jsonl", keyword_data(PEOPLE[:8])))
     model = tmp_path_factory.mktemp("models") / "keyword_rel"

@@ -26,7 +26,8 @@ from kgpipe.lm.relation_model import (
 )
 from kgpipe.lm.relation_train import RelTrainOptions, RelTrainReport, train_relation_model
 from kgpipe.nlp.labelled import read_labelled
-from tests.relation_fixtures import PEOPLE, build_tiny_bert, keyword_data, options, sentence, write
+from tests.relation_fixtures import PEOPLE, keyword_data, options, sentence, write
+from tests.tiny_encoder import make_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +42,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory) -> Path:
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def test_the_model_learns_a_keyword_rule_and_scores_every_ordered_pair(tmp_path, tiny_base) -> None:

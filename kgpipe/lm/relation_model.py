@@ -9,7 +9,6 @@ neither the hub nor the base model nor any training code.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import torch
 from torch import nn
 
-from kgpipe.errors import ArtifactError, DependencyMissingError, InputError
+from kgpipe.errors import ArtifactError, DependencyMissingError
 from kgpipe.lm.alignment import encode_with_spans, require_fast, whole_span_tokens
-from kgpipe.lm.encoder import DEFAULT_BASE_MODEL, resolve_base_model
+from kgpipe.lm.finetune import encoder_architecture, encoder_limit, load_base, rebuild_encoder, save_tokenizer
 from kgpipe.lm.span_pair import SpanPairConfig, SpanPairHead, SpanPairs
 
 if TYPE_CHECKING:
@@ -32,8 +31,6 @@ CONFIG_FILE = "relation_model.json"
 WEIGHTS_FILE = "relation_model.safetensors"
 TOKENIZER_DIR = "tokenizer"
 FORMAT = "kgpipe-relation-model/1"
-BASE_HINT = ("pass all-MiniLM-L6-v2 (the packaged default) or a local folder of a BERT-family encoder "
-             "(config.json, weights and fast-tokenizer files, as save_pretrained writes them)")
 
 
 @dataclass(frozen=True)
@@ -108,43 +105,6 @@ class PairScores:
     skipped: int = 0
 
 
-def load_base(name: str) -> tuple[PreTrainedModel, Any, str]:
-    """(encoder, fast tokenizer, name to record) for the default packaged model or a local model folder;
-    never the hub."""
-    from transformers import AutoModel, AutoTokenizer
-
-    if name in (DEFAULT_BASE_MODEL, "default"):
-        path, recorded = resolve_base_model(DEFAULT_BASE_MODEL), DEFAULT_BASE_MODEL
-    else:
-        folder = Path(name)
-        if not folder.is_dir():
-            raise InputError(f"base model folder '{name}' does not exist", file=name, hint=BASE_HINT)
-        if not (folder / "config.json").is_file():
-            raise InputError("not a Hugging Face model folder (no config.json)", file=name, hint=BASE_HINT)
-        path, recorded = str(folder), folder.resolve().name
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        encoder = AutoModel.from_pretrained(path)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"cannot load an encoder and tokenizer from it ({type(exc).__name__}: {exc})",
-                         file=name, hint=BASE_HINT) from None
-    config = encoder.config
-    if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False) \
-            or not getattr(config, "hidden_size", None):
-        raise InputError(f"{type(encoder).__name__} is not an encoder", file=name, hint=BASE_HINT)
-    if not getattr(tokenizer, "is_fast", False):
-        raise InputError(f"its tokenizer ({type(tokenizer).__name__}) is not a fast tokenizer", file=name,
-                         hint="spans are mapped to tokens through offset mappings: the folder needs tokenizer.json")
-    return encoder, tokenizer, recorded
-
-
-def encoder_architecture(encoder: PreTrainedModel) -> dict[str, Any]:
-    """The encoder's config as a dict, without where it was loaded from (an absolute path)."""
-    config = encoder.config.to_dict()
-    config.pop("_name_or_path", None)
-    return dict(sorted(config.items()))
-
-
 class RelationModel(nn.Module):
     """Encoder + span-pair head; `score` and `predict` run one encoder pass per sentence window."""
 
@@ -163,8 +123,7 @@ class RelationModel(nn.Module):
                   max_length: int | None = None, **head: Any) -> RelationModel:
         """A new model over a base encoder; labels get NO_RELATION / UNKNOWN_ENTITY at index 0."""
         encoder, tokenizer, recorded = load_base(base_model)
-        limit = min(512, int(getattr(encoder.config, "max_position_embeddings", 512) or 512),
-                    int(getattr(tokenizer, "model_max_length", 512) or 512))
+        limit = encoder_limit(encoder, tokenizer)
         config = RelationModelConfig(recorded, [NO_RELATION, *relation_labels], [UNKNOWN_ENTITY, *entity_labels],
                                      encoder_architecture(encoder), max_length=min(max_length or limit, limit),
                                      **head)
@@ -290,16 +249,10 @@ class RelationModel(nn.Module):
     def save(self, folder: Path) -> Path:
         """Tokenizer (a folder swapped in whole), weights and config, each written atomically; the config last,
         so that it always describes weights at least as new as itself."""
-        from kgpipe.atomic import commit_path, temp_path_for
         from kgpipe.tensorfile import write_torch
 
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path_for(folder / TOKENIZER_DIR, directory=True)
-        try:
-            self.tokenizer.save_pretrained(str(tmp))
-            commit_path(tmp, folder / TOKENIZER_DIR)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        save_tokenizer(self.tokenizer, folder / TOKENIZER_DIR)
         write_torch(folder / WEIGHTS_FILE, dict(self.state_dict()))
         self.save_config(folder)
         return folder
@@ -312,7 +265,7 @@ class RelationModel(nn.Module):
     @classmethod
     def load(cls, folder: str | Path) -> RelationModel:
         from safetensors.torch import load_file
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
 
         folder = Path(folder)
         config_path = folder / CONFIG_FILE
@@ -324,8 +277,7 @@ class RelationModel(nn.Module):
             if raw.get("format") != FORMAT:
                 raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT!r}")
             config = RelationModelConfig(**raw)
-            architecture = dict(config.encoder)
-            encoder = AutoModel.from_config(AutoConfig.for_model(architecture.pop("model_type"), **architecture))
+            encoder = rebuild_encoder(config.encoder)
             tokenizer = AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(f"{config_path}: cannot rebuild the relation model ({type(exc).__name__}: {exc})",

@@ -70,6 +70,8 @@ def load_model(spec: str, root: Path | None = None, *, cache: bool = True) -> La
     """Load a spaCy pipeline with only the components extraction needs (see NEEDED_COMPONENTS)."""
     import spacy
 
+    import kgpipe.nlp.transformer_ner  # noqa: F401  registers the factory of `kgpipe ner train --transformer`
+
     model = resolve_model(spec, root)
     key = (str(model), _stamp(model))
     if cache and key in _cache:

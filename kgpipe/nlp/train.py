@@ -64,6 +64,7 @@ class TrainReport:
     stopped: str = "epochs"
     output: str = ""
     validation: str = "none"       # where the early-stopping scores come from
+    resumed_after: int | None = None  # transformer NER: the epoch a checkpoint was resumed after
 
     @property
     def best(self) -> EpochScore | None:

@@ -1,0 +1,257 @@
+"""A token classifier over BIO tags for the transformer NER: a Hugging Face encoder and a linear layer, with
+word tokens (spaCy's) mapped to sub-words through the fast tokenizer's offsets.
+
+A word's tag is read from (and trained on) its first sub-word; a word whose start is covered by a sub-word
+that began in an earlier word, or that has no sub-word (whitespace), has no tag of its own. Texts longer than
+the encoder's limit are split into overlapping windows, and each word is read from the window in which its
+first sub-word lies furthest from the edges. A folder holds ner_model.json, ner_model.safetensors and the
+tokenizer; loading it needs neither the hub nor the base model.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import torch
+from torch import nn
+
+from kgpipe.errors import ArtifactError, DependencyMissingError
+from kgpipe.lm.alignment import require_fast
+from kgpipe.lm.finetune import encoder_architecture, encoder_limit, load_base, rebuild_encoder, save_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+CONFIG_FILE = "ner_model.json"
+WEIGHTS_FILE = "ner_model.safetensors"
+TOKENIZER_DIR = "tokenizer"
+FORMAT = "kgpipe-transformer-ner/1"
+OUTSIDE = 0
+
+
+@dataclass
+class TaggerConfig:
+    base_model: str                  # the package or folder name training started from (never a path)
+    labels: list[str]                # entity labels; tags are O, then B-label and I-label for each
+    encoder: dict[str, Any]          # the encoder's Hugging Face config (architecture only)
+    max_length: int = 512            # tokens per window; longer texts are windowed
+    stride: int = 64                 # overlap of consecutive windows, in tokens
+    dropout: float = 0.1
+    training: dict[str, Any] = field(default_factory=dict)   # how it was trained (summary, for people)
+    format: str = FORMAT
+
+    @property
+    def tags(self) -> list[str]:
+        return ["O", *(f"{prefix}-{label}" for label in self.labels for prefix in ("B", "I"))]
+
+
+class Entity(NamedTuple):
+    start: int          # word indexes, end exclusive
+    end: int
+    label: str
+
+
+@dataclass
+class Window:
+    """One encoder input and the words read from it: word index -> sub-word position (and gold tag)."""
+
+    text: int                        # index of the text among those encoded
+    input_ids: list[int]
+    words: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    targets: list[int] = field(default_factory=list)
+
+
+def bio_tags(n_words: int, entities: Sequence[Entity], labels: Sequence[str]) -> list[int]:
+    """Tag indexes (O = 0, B-label = 1 + 2k, I-label = 2 + 2k) of the words for non-overlapping entities."""
+    index = {label: k for k, label in enumerate(labels)}
+    tags = [OUTSIDE] * n_words
+    for entity in entities:
+        k = index[entity.label]
+        tags[entity.start] = 1 + 2 * k
+        for word in range(entity.start + 1, entity.end):
+            tags[word] = 2 + 2 * k
+    return tags
+
+
+def decode(tags: Sequence[int | None], labels: Sequence[str]) -> list[Entity]:
+    """Entities from per-word tags. An I- tag that does not continue an entity of its label starts one (as a
+    B- would). A word without a tag of its own (None) neither starts nor ends an entity: it joins the open
+    one only if a later word continues it."""
+    entities: list[Entity] = []
+    open_label: int | None = None
+    start = end = 0
+    for word, tag in enumerate(tags):
+        if tag is None:
+            continue
+        label, inside = (tag - 1) // 2, tag % 2 == 0
+        if tag != OUTSIDE and inside and open_label == label:
+            end = word + 1
+            continue
+        if open_label is not None:
+            entities.append(Entity(start, end, labels[open_label]))
+            open_label = None
+        if tag != OUTSIDE:
+            open_label, start, end = label, word, word + 1
+    if open_label is not None:
+        entities.append(Entity(start, end, labels[open_label]))
+    return entities
+
+
+def windows_for(tokenizer: Any, text: str, words: Sequence[tuple[int, int]], *, max_length: int, stride: int,
+                number: int = 0, tags: Sequence[int] | None = None) -> list[Window]:
+    """The encoder inputs of one text and, in each, the words read from it: every word that has a first
+    sub-word goes to exactly one window (the one where that sub-word is furthest from the edges)."""
+    if not words or not text.strip():
+        return []
+    encoded = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length, stride=stride,
+                        return_overflowing_tokens=True, add_special_tokens=True)
+    windows = [Window(number, list(ids)) for ids in encoded["input_ids"]]
+    best: list[tuple[int, int, int] | None] = [None] * len(words)   # (centrality, window, position)
+    ends = [end for _, end in words]
+    for w, offsets in enumerate(encoded["offset_mapping"]):
+        real = [i for i, (a, b) in enumerate(offsets) if b > a]
+        if not real:
+            continue
+        starts = [offsets[i][0] for i in real]
+        first_char, last_char = offsets[real[0]][0], offsets[real[-1]][1]
+        lo = bisect_left(ends, first_char + 1)             # the first word that may lie in this window
+        for word in range(lo, len(words)):
+            w_start, w_end = words[word]
+            if w_start >= last_char:
+                break
+            if w_start < first_char or w_end > last_char:
+                continue                                   # cut by the window's edge: another window has it
+            k = bisect_left(starts, w_start)
+            if k == len(real) or starts[k] >= w_end:
+                continue                                   # no sub-word starts in the word
+            if k > 0 and offsets[real[k - 1]][1] > w_start:
+                continue                                   # its start lies in a sub-word of an earlier word
+            position = real[k]
+            centrality = min(k, len(real) - 1 - k)
+            current = best[word]
+            if current is None or centrality > current[0]:
+                best[word] = (centrality, w, position)
+    for word, chosen in enumerate(best):
+        if chosen is not None:
+            window = windows[chosen[1]]
+            window.words.append(word)
+            window.positions.append(chosen[2])
+            window.targets.append(tags[word] if tags is not None else -100)
+    return [w for w in windows if w.words]
+
+
+class TokenTagger(nn.Module):
+    """Encoder + dropout + linear layer over the BIO tags."""
+
+    def __init__(self, encoder: PreTrainedModel, tokenizer: Any, config: TaggerConfig) -> None:
+        super().__init__()
+        require_fast(tokenizer)
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.config = config
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, len(config.tags))
+
+    @classmethod
+    def from_base(cls, base_model: str, labels: Sequence[str], *, max_length: int | None = None,
+                  dropout: float = 0.1) -> TokenTagger:
+        encoder, tokenizer, recorded = load_base(base_model)
+        limit = encoder_limit(encoder, tokenizer)
+        config = TaggerConfig(recorded, list(labels), encoder_architecture(encoder),
+                              max_length=min(max_length or limit, limit), dropout=dropout)
+        config.stride = min(config.stride, config.max_length // 4)
+        return cls(encoder, tokenizer, config)
+
+    def windows(self, text: str, words: Sequence[tuple[int, int]], number: int = 0,
+                tags: Sequence[int] | None = None) -> list[Window]:
+        return windows_for(self.tokenizer, text, words, max_length=self.config.max_length,
+                           stride=self.config.stride, number=number, tags=tags)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits [windows, sub-words, tags]."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.classifier(self.dropout(hidden))
+
+    def collate(self, windows: Sequence[Window]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input ids, attention mask, targets [windows, sub-words] with -100 where no word is read)."""
+        width = max(len(w.input_ids) for w in windows)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.tensor([w.input_ids + [pad] * (width - len(w.input_ids)) for w in windows])
+        attention = torch.tensor([[1] * len(w.input_ids) + [0] * (width - len(w.input_ids)) for w in windows])
+        targets = torch.full((len(windows), width), -100, dtype=torch.long)
+        for row, window in enumerate(windows):
+            targets[row, window.positions] = torch.tensor(window.targets, dtype=torch.long)
+        return input_ids, attention, targets
+
+    def loss(self, windows: Sequence[Window]) -> torch.Tensor:
+        input_ids, attention, targets = self.collate(windows)
+        logits = self(input_ids, attention)
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                           ignore_index=-100)
+
+    @torch.no_grad()
+    def predict(self, texts: Sequence[tuple[str, Sequence[tuple[int, int]]]], *, batch_size: int = 64
+                ) -> list[list[Entity]]:
+        """Entities (word spans) of each (text, word character spans): the windows of all texts run through the
+        encoder together, `batch_size` windows per forward pass, shortest first (less padding)."""
+        was_training = self.training
+        self.eval()
+        windows = [w for number, (text, words) in enumerate(texts) for w in self.windows(text, words, number)]
+        tags: list[list[int | None]] = [[None] * len(words) for _, words in texts]
+        windows.sort(key=lambda w: len(w.input_ids))
+        for start in range(0, len(windows), batch_size):
+            chosen = windows[start:start + batch_size]
+            input_ids, attention, _ = self.collate(chosen)
+            best = self(input_ids, attention).argmax(dim=-1).tolist()
+            for row, window in enumerate(chosen):
+                for word, position in zip(window.words, window.positions, strict=True):
+                    tags[window.text][word] = best[row][position]
+        self.train(was_training)
+        return [decode(t, self.config.labels) for t in tags]
+
+    # --- persistence ------------------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> None:
+        """Tokenizer, weights and config, each written atomically; the config last."""
+        from kgpipe.atomic import atomic_write_text
+        from kgpipe.tensorfile import write_torch
+
+        folder.mkdir(parents=True, exist_ok=True)
+        save_tokenizer(self.tokenizer, folder / TOKENIZER_DIR)
+        write_torch(folder / WEIGHTS_FILE, dict(self.state_dict()))
+        atomic_write_text(folder / CONFIG_FILE, json.dumps(asdict(self.config), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> TokenTagger:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        from transformers import AutoTokenizer
+
+        config_path = folder / CONFIG_FILE
+        if not config_path.is_file():
+            raise DependencyMissingError(f"{folder}: not a transformer NER folder (no {CONFIG_FILE})",
+                                         hint="train one with `kgpipe ner train --transformer TRAIN.jsonl FOLDER`")
+        try:
+            raw = json.loads(config_path.read_text(encoding="utf-8"))
+            if raw.get("format") != FORMAT:
+                raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT!r}")
+            config = TaggerConfig(**raw)
+            encoder = rebuild_encoder(config.encoder)
+            tokenizer = AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"{config_path}: cannot rebuild the transformer NER ({type(exc).__name__}: {exc})",
+                                hint="retrain it with `kgpipe ner train --transformer`") from None
+        model = cls(encoder, tokenizer, config)
+        weights = folder / WEIGHTS_FILE
+        try:
+            model.load_state_dict(load_file(str(weights)), strict=True)
+        except (OSError, RuntimeError, SafetensorError) as exc:  # missing, other shapes, not safetensors
+            raise ArtifactError(f"{weights}: weights do not match {CONFIG_FILE} ({str(exc).splitlines()[0]})",
+                                hint="retrain it with `kgpipe ner train --transformer`") from None
+        return model.eval()

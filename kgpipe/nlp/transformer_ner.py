@@ -1,0 +1,97 @@
+"""The transformer NER as a spaCy component (factory `kgpipe_transformer_ner`, placed in a pipeline under the
+name `ner`): a fine-tuned encoder tags spaCy's tokens with BIO tags, and Doc.ents are set from them.
+
+Registered here with @Language.factory (kgpipe.nlp.models imports this module before loading any model) and
+declared as a `spacy_factories` entry point, so plain `spacy.load(folder)` works once kgpipe is installed.
+The component's folder holds the tagger (weights as safetensors, config and labels as JSON, the tokenizer);
+torch and transformers are imported only when a model is loaded or built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from kgpipe.errors import ArtifactError
+
+if TYPE_CHECKING:
+    from kgpipe.lm.token_tagger import TokenTagger
+
+FACTORY = "kgpipe_transformer_ner"
+
+
+class TransformerNer:
+    """Sets doc.ents from a TokenTagger; `batch_size` encoder windows per forward pass."""
+
+    def __init__(self, name: str, batch_size: int = 64) -> None:
+        self.name = name
+        self.batch_size = batch_size
+        self.tagger: TokenTagger | None = None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.tagger.config.labels) if self.tagger is not None else ()
+
+    def _require(self) -> TokenTagger:
+        if self.tagger is None:
+            raise ArtifactError(f"the '{self.name}' component ({FACTORY}) has no trained model",
+                                hint="load a model folder written by `kgpipe ner train --transformer`")
+        return self.tagger
+
+    def __call__(self, doc: Doc) -> Doc:
+        self._tag([doc])
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Docs in batches of `batch_size` (nlp.pipe's): the windows of a batch's docs share forward passes."""
+        batch: list[Doc] = []
+        for doc in stream:
+            batch.append(doc)
+            if len(batch) >= batch_size:
+                self._tag(batch)
+                yield from batch
+                batch = []
+        if batch:
+            self._tag(batch)
+            yield from batch
+
+    def _tag(self, docs: list[Doc]) -> None:
+        tagger = self._require()
+        found = tagger.predict([(doc.text, [(t.idx, t.idx + len(t)) for t in doc]) for doc in docs],
+                               batch_size=self.batch_size)
+        for doc, entities in zip(docs, found, strict=True):
+            doc.set_ents([Span(doc, e.start, e.end, label=e.label) for e in entities], default="outside")
+
+    # --- serialisation (spaCy calls these with the component's folder) ----------------------------------
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        """The tagger's files as the folder `path`, swapped in whole (nothing of an earlier model stays)."""
+        import shutil
+
+        from kgpipe.atomic import commit_path, temp_path_for
+
+        tagger = self._require()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path_for(path, directory=True)
+        try:
+            tagger.save(tmp)
+            commit_path(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> TransformerNer:
+        from kgpipe.lm.token_tagger import TokenTagger
+
+        self.tagger = TokenTagger.load(Path(path))
+        return self
+
+
+@Language.factory(FACTORY, default_config={"batch_size": 64},
+                  assigns=["doc.ents", "token.ent_iob", "token.ent_type"])
+def make_transformer_ner(nlp: Language, name: str, batch_size: int) -> TransformerNer:
+    return TransformerNer(name, batch_size)
