@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -145,6 +146,7 @@ def bench_estimate(args: argparse.Namespace, folder: Path, address: str) -> str:
     (folder / "ws-ray-2").mkdir(exist_ok=True)
     (folder / "ws-ray-2/lock.json").write_text((folder / "ws-ray-1/lock.json").read_text())
     rate, driver = {}, {}
+    load = os.getloadavg()[0]
     for config in configs:
         cpu = time.process_time()
         kgpipe.run(pipelines[config], only="extract", force=True)
@@ -168,7 +170,7 @@ def bench_estimate(args: argparse.Namespace, folder: Path, address: str) -> str:
             f"{driver['ray-2']:.1f} s for the run (reading, ranges, receiving and writing: serial), so the driver "
             f"alone allows {driver_limit:,.0f} words/s. Estimate(W) = min(W x rate x efficiency, driver limit); "
             "model loading per worker, stragglers and network time are left out, so it is an upper bound on "
-            "throughput.\n\n"
+            f"throughput. The machine's 1-minute load average before the runs: {load:.1f} (2 cores).\n\n"
             f"Data moved per word: {text_bytes / words:.1f} bytes of text to the workers and "
             f"{result_bytes / words:.1f} bytes of Arrow results back ({text_bytes / 1e6:.1f} MB and "
             f"{result_bytes / 1e6:.1f} MB here); at the driver limit that is "
