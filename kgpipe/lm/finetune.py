@@ -5,16 +5,18 @@ of similar length, and checkpoints that a rerun with the same data and options r
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch import nn
 
-from kgpipe.errors import InputError, WorkspaceError
+from kgpipe.errors import ArtifactError, DependencyMissingError, InputError, WorkspaceError
 from kgpipe.lm.encoder import DEFAULT_BASE_MODEL, resolve_base_model
 
 if TYPE_CHECKING:
@@ -153,3 +155,88 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any]:
                              hint="rerun with the same data and options to resume it, pass --restart to discard "
                                   "it, or choose another output folder")
     return state
+
+
+@dataclass
+class Resumed:
+    """Where a resumed run stands: the last finished epoch, the early-stopping counters and the epoch scores
+    so far (as the dicts the report's epoch records were saved as)."""
+
+    epoch: int = 0
+    best_f: float = -1.0
+    since_best: int = 0
+    best_epoch: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def save_training(path: Path, fingerprint: str, model: nn.Module, optimiser: Any, scheduler: Any,
+                  rng: random.Random, at: Resumed) -> None:
+    """A checkpoint after epoch `at.epoch`: weights, optimiser, schedule, both random generators and `at`."""
+    save_checkpoint(path, fingerprint, {
+        "epoch": at.epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+        "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "python_rng": rng.getstate(),
+        "best_f": at.best_f, "since_best": at.since_best, "best_epoch": at.best_epoch,
+        "history": json.dumps(at.history)})
+
+
+def resume_training(path: Path, fingerprint: str, model: nn.Module, optimiser: Any, scheduler: Any,
+                    rng: random.Random) -> Resumed:
+    """Restore what save_training wrote into the model, optimiser, schedule and generators (a checkpoint of
+    another run is refused: load_checkpoint)."""
+    state = load_checkpoint(path, fingerprint)
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    rng.setstate(as_tuple(state["python_rng"]))
+    return Resumed(state["epoch"], state["best_f"], state["since_best"], state["best_epoch"],
+                   json.loads(state["history"]))
+
+
+M = TypeVar("M", bound=nn.Module)
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """How a fine-tuned model is saved: its config file (JSON with `format` and `encoder`, the encoder's
+    architecture), its weights (safetensors) and the tokenizer's folder; what it is and the command that trains
+    it, for messages."""
+
+    config_file: str
+    weights_file: str
+    format: str
+    what: str            # "relation model", "transformer NER"
+    command: str         # "kgpipe rel train"
+    tokenizer_dir: str = "tokenizer"
+
+    def load(self, folder: Path, config_type: Callable[..., Any],
+             build: Callable[[PreTrainedModel, Any, Any], M]) -> M:
+        """config_type(**config), the encoder rebuilt from it, the tokenizer, build(encoder, tokenizer,
+        config) and the weights loaded into it, in eval mode; no hub and no base model needed. A folder
+        without the config is a DependencyMissingError, a broken one an ArtifactError, each naming the file."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        from transformers import AutoTokenizer
+
+        config_path = folder / self.config_file
+        if not config_path.is_file():
+            raise DependencyMissingError(f"{folder}: not a {self.what} folder (no {self.config_file})",
+                                         hint=f"train one with `{self.command} TRAIN.jsonl FOLDER`")
+        try:
+            raw = json.loads(config_path.read_text(encoding="utf-8"))
+            if raw.get("format") != self.format:
+                raise ValueError(f"format {raw.get('format')!r}, expected {self.format!r}")
+            config = config_type(**raw)
+            encoder = rebuild_encoder(config.encoder)
+            tokenizer = AutoTokenizer.from_pretrained(str(folder / self.tokenizer_dir))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"{config_path}: cannot rebuild the {self.what} ({type(exc).__name__}: {exc})",
+                                hint=f"retrain it with `{self.command}`") from None
+        model = build(encoder, tokenizer, config)
+        weights = folder / self.weights_file
+        try:
+            model.load_state_dict(load_file(str(weights)), strict=True)
+        except (OSError, RuntimeError, SafetensorError) as exc:  # missing, other shapes, not safetensors
+            raise ArtifactError(f"{weights}: weights do not match {self.config_file} ({str(exc).splitlines()[0]})",
+                                hint=f"retrain it with `{self.command}`") from None
+        return model.eval()

@@ -17,9 +17,14 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import torch
 from torch import nn
 
-from kgpipe.errors import ArtifactError, DependencyMissingError
 from kgpipe.lm.alignment import encode_with_spans, require_fast, whole_span_tokens
-from kgpipe.lm.finetune import encoder_architecture, encoder_limit, load_base, rebuild_encoder, save_tokenizer
+from kgpipe.lm.finetune import (
+    ModelFolder,
+    encoder_architecture,
+    encoder_limit,
+    load_base,
+    save_tokenizer,
+)
 from kgpipe.lm.span_pair import SpanPairConfig, SpanPairHead, SpanPairs
 
 if TYPE_CHECKING:
@@ -264,34 +269,12 @@ class RelationModel(nn.Module):
 
     @classmethod
     def load(cls, folder: str | Path) -> RelationModel:
-        from safetensors.torch import load_file
-        from transformers import AutoTokenizer
-
-        folder = Path(folder)
-        config_path = folder / CONFIG_FILE
-        if not config_path.is_file():
-            raise DependencyMissingError(f"{folder}: not a relation model folder (no {CONFIG_FILE})",
-                                         hint="train one with `kgpipe rel train TRAIN.jsonl FOLDER`")
-        try:
-            raw = json.loads(config_path.read_text(encoding="utf-8"))
-            if raw.get("format") != FORMAT:
-                raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT!r}")
-            config = RelationModelConfig(**raw)
-            encoder = rebuild_encoder(config.encoder)
-            tokenizer = AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"{config_path}: cannot rebuild the relation model ({type(exc).__name__}: {exc})",
-                                hint="retrain the model with `kgpipe rel train`") from None
-        model = cls(encoder, tokenizer, config)
-        weights = folder / WEIGHTS_FILE
-        try:
-            state = load_file(str(weights))
-            model.load_state_dict(state, strict=True)
-        except (OSError, RuntimeError) as exc:
-            raise ArtifactError(f"{weights}: weights do not match {CONFIG_FILE} ({str(exc).splitlines()[0]})",
-                                hint="retrain the model with `kgpipe rel train`") from None
-        return model.eval()
+        """The model saved in `folder` (see MODEL_FOLDER), without the hub, the base model or training code."""
+        return MODEL_FOLDER.load(Path(folder), RelationModelConfig, cls)
 
 
 def all_pairs(n: int) -> list[tuple[int, int]]:
     return [(s, o) for s in range(n) for o in range(n) if s != o]
+
+
+MODEL_FOLDER = ModelFolder(CONFIG_FILE, WEIGHTS_FILE, FORMAT, "relation model", "kgpipe rel train", TOKENIZER_DIR)

@@ -17,17 +17,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from kgpipe.errors import KgpipeError
 from kgpipe.lm.encoder import DEFAULT_BASE_MODEL
 from kgpipe.lm.finetune import (
+    Resumed,
     adamw_with_warmup,
-    as_tuple,
     length_batches,
-    load_checkpoint,
-    save_checkpoint,
+    resume_training,
+    save_training,
     seed_everything,
 )
 from kgpipe.lm.relation_model import NO_RELATION, EntitySpan, RelationModel, TextWithEntities, all_pairs
@@ -183,15 +182,10 @@ def train_relation_model(train: Sequence[LabelledSentence], output: Path, option
     fingerprint = _fingerprint(options, train, negatives)
     checkpoint = output / CHECKPOINT_FILE
     if checkpoint.exists() and not restart:
-        state = load_checkpoint(checkpoint, fingerprint)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        rng.setstate(as_tuple(state["python_rng"]))
-        best_f, since_best, start_epoch = state["best_f"], state["since_best"], state["epoch"]
-        report.epochs = [RelEpoch(**e) for e in json.loads(state["history"])]
-        report.best_epoch = state["best_epoch"]
+        resumed = resume_training(checkpoint, fingerprint, model, optimiser, scheduler, rng)
+        best_f, since_best, start_epoch = resumed.best_f, resumed.since_best, resumed.epoch
+        report.epochs = [RelEpoch(**e) for e in resumed.history]
+        report.best_epoch = resumed.best_epoch
         report.resumed_after = start_epoch
     started = time.monotonic()
     output.mkdir(parents=True, exist_ok=True)
@@ -234,8 +228,8 @@ def train_relation_model(train: Sequence[LabelledSentence], output: Path, option
         elif held and since_best >= options.patience:
             report.stopped = f"no held-out improvement for {options.patience} epochs"
         elif epoch < options.epochs:
-            _save_checkpoint(checkpoint, fingerprint, epoch, model, optimiser, scheduler, rng, best_f, since_best,
-                             report)
+            save_training(checkpoint, fingerprint, model, optimiser, scheduler, rng, Resumed(
+                epoch, best_f, since_best, report.best_epoch, [asdict(e) for e in report.epochs]))
         if progress is not None:
             progress(score)
         if report.stopped != "epochs":
@@ -257,13 +251,3 @@ def _summary(report: RelTrainReport, options: RelTrainOptions) -> dict[str, Any]
             "heldout_f1": best.f1 if best else None, "negatives_added": report.negatives_added,
             "skipped_pairs": report.skipped_pairs, "learning_rate": options.learning_rate,
             "batch_size": options.batch_size}
-
-
-def _save_checkpoint(path: Path, fingerprint: str, epoch: int, model: RelationModel, optimiser: Any,
-                     scheduler: Any, rng: random.Random, best_f: float, since_best: int,
-                     report: RelTrainReport) -> None:
-    save_checkpoint(path, fingerprint, {
-        "epoch": epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-        "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "python_rng": rng.getstate(),
-        "best_f": best_f, "since_best": since_best, "best_epoch": report.best_epoch,
-        "history": json.dumps([asdict(e) for e in report.epochs])})

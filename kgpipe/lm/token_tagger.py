@@ -20,9 +20,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 from torch import nn
 
-from kgpipe.errors import ArtifactError, DependencyMissingError
 from kgpipe.lm.alignment import require_fast
-from kgpipe.lm.finetune import encoder_architecture, encoder_limit, load_base, rebuild_encoder, save_tokenizer
+from kgpipe.lm.finetune import (
+    ModelFolder,
+    encoder_architecture,
+    encoder_limit,
+    load_base,
+    save_tokenizer,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -229,29 +234,9 @@ class TokenTagger(nn.Module):
 
     @classmethod
     def load(cls, folder: Path) -> TokenTagger:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-        from transformers import AutoTokenizer
+        """The model saved in `folder` (see MODEL_FOLDER), without the hub, the base model or training code."""
+        return MODEL_FOLDER.load(Path(folder), TaggerConfig, cls)
 
-        config_path = folder / CONFIG_FILE
-        if not config_path.is_file():
-            raise DependencyMissingError(f"{folder}: not a transformer NER folder (no {CONFIG_FILE})",
-                                         hint="train one with `kgpipe ner train --transformer TRAIN.jsonl FOLDER`")
-        try:
-            raw = json.loads(config_path.read_text(encoding="utf-8"))
-            if raw.get("format") != FORMAT:
-                raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT!r}")
-            config = TaggerConfig(**raw)
-            encoder = rebuild_encoder(config.encoder)
-            tokenizer = AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"{config_path}: cannot rebuild the transformer NER ({type(exc).__name__}: {exc})",
-                                hint="retrain it with `kgpipe ner train --transformer`") from None
-        model = cls(encoder, tokenizer, config)
-        weights = folder / WEIGHTS_FILE
-        try:
-            model.load_state_dict(load_file(str(weights)), strict=True)
-        except (OSError, RuntimeError, SafetensorError) as exc:  # missing, other shapes, not safetensors
-            raise ArtifactError(f"{weights}: weights do not match {CONFIG_FILE} ({str(exc).splitlines()[0]})",
-                                hint="retrain it with `kgpipe ner train --transformer`") from None
-        return model.eval()
+
+MODEL_FOLDER = ModelFolder(CONFIG_FILE, WEIGHTS_FILE, FORMAT, "transformer NER", "kgpipe ner train --transformer",
+                           TOKENIZER_DIR)

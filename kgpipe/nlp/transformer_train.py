@@ -18,17 +18,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import nn
 
 from kgpipe.errors import KgpipeError
 from kgpipe.lm.encoder import DEFAULT_BASE_MODEL
 from kgpipe.lm.finetune import (
+    Resumed,
     adamw_with_warmup,
-    as_tuple,
     length_batches,
-    load_checkpoint,
-    save_checkpoint,
+    resume_training,
+    save_training,
     seed_everything,
 )
 from kgpipe.lm.token_tagger import Entity, TokenTagger, Window, bio_tags
@@ -173,15 +172,10 @@ def train_transformer_ner(train: Sequence[LabelledSentence], output: Path,
     best_f, since_best, start_epoch = -1.0, 0, 0
     checkpoint = output / CHECKPOINT_FILE
     if checkpoint.exists() and not restart:
-        state = load_checkpoint(checkpoint, fingerprint)
-        tagger.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        rng.setstate(as_tuple(state["python_rng"]))
-        best_f, since_best, start_epoch = state["best_f"], state["since_best"], state["epoch"]
-        report.epochs = [EpochScore(**e) for e in json.loads(state["history"])]
-        report.best_epoch = state["best_epoch"]
+        resumed = resume_training(checkpoint, fingerprint, tagger, optimiser, scheduler, rng)
+        best_f, since_best, start_epoch = resumed.best_f, resumed.since_best, resumed.epoch
+        report.epochs = [EpochScore(**e) for e in resumed.history]
+        report.best_epoch = resumed.best_epoch
         report.resumed_after = start_epoch
     started = time.monotonic()
     output.mkdir(parents=True, exist_ok=True)
@@ -221,11 +215,8 @@ def train_transformer_ner(train: Sequence[LabelledSentence], output: Path,
         elif checks is not None and since_best >= options.patience:
             report.stopped = f"no validation improvement for {options.patience} epochs"
         elif epoch < options.epochs:
-            save_checkpoint(checkpoint, fingerprint, {
-                "epoch": epoch, "model": tagger.state_dict(), "optimiser": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                "python_rng": rng.getstate(), "best_f": best_f, "since_best": since_best,
-                "best_epoch": report.best_epoch, "history": json.dumps([asdict(e) for e in report.epochs])})
+            save_training(checkpoint, fingerprint, tagger, optimiser, scheduler, rng, Resumed(
+                epoch, best_f, since_best, report.best_epoch, [asdict(e) for e in report.epochs]))
         if progress is not None:
             progress(score)
         if report.stopped != "epochs":
