@@ -18,6 +18,7 @@ os.environ.setdefault("PYSTOW_HOME", str(REPO / ".pystow"))
 # for the notebook, report and kgpipe.explore tests
 from tests.ray_cluster import ray_cluster  # noqa: E402,F401
 from tests.sample_pipeline import sample_pipeline  # noqa: E402,F401
+from tests.tiny_encoder import one_torch_thread  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,10 @@ encoder they train on is tests/tiny_encoder.py).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from kgpipe.lm.relation_train import RelTrainOptions
+from tests.tiny_encoder import write_jsonl as write  # noqa: F401  (the relation tests import it from here)
 
 PEOPLE = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Niklaus", "Tony", "Radia",
           "Leslie"]
@@ -27,11 +27,6 @@ def keyword_data(people: list[str]) -> list[dict]:
     person and org occurs with both verbs, so names tell nothing."""
     return [sentence(person, verb, org, verb == "joined", filler=(k + j) % 2)
             for k, person in enumerate(people) for j, org in enumerate(ORGS) for verb in ("joined", "visited")]
-
-
-def write(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def options(base: Path, **kw) -> RelTrainOptions:

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from kgpipe.cli import app
@@ -27,17 +26,13 @@ from kgpipe.nlp.transformer_train import TransformerTrainOptions, train_transfor
 from tests.conftest import REPO
 from tests.test_extract import run_extract
 from tests.tiny_encoder import make_tiny_bert
+from tests.tiny_encoder import write_jsonl as write
 
 PEOPLE = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Niklaus", "Tony"]
 PLACES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +62,6 @@ def text_row(person: str, verb: str, place: str) -> dict:
 def rows(people: list[str]) -> list[dict]:
     return [tokens_row(person, verb, place, surname=(k + j) % 2 == 0)
             for k, person in enumerate(people) for j, place in enumerate(PLACES) for verb in ("joined", "visited")]
-
-
-def write(path: Path, data: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in data), encoding="utf-8")
-    return path
 
 
 def options(base: Path, **kw) -> TransformerTrainOptions:

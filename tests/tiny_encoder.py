@@ -4,7 +4,11 @@ transformer NER) in seconds: two layers of 32 dimensions with the packaged MiniL
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 
 def make_tiny_bert(folder: Path, *, seed: int = 0) -> Path:
@@ -21,3 +25,20 @@ def make_tiny_bert(folder: Path, *, seed: int = 0) -> Path:
               ).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread for the test (the same floats whatever the machine), the count restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    """One JSON object per line (the labelled-sentence files the trainers read)."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
