@@ -171,6 +171,18 @@ def test_lsh_pairs_merged_and_pruned_by_ranges_of_names(monkeypatch: pytest.Monk
         assert np.array_equal(pruned, expected)
 
 
+def test_lsh_pair_counts_hold_more_bands_than_a_byte() -> None:
+    """num_perm goes up to 512, so a pair can share up to 512 bands and its count must not wrap around: names
+    0-1 share 300 bands, 1-2 250 and 0-2 200; keeping one pair each, 0 and 1 keep 0-1 and 2 keeps 1-2."""
+    from kgpipe.kg.blocking import BandPairs, lsh_candidates
+
+    n = 3
+    shared = {0 * n + 1: 300, 1 * n + 2: 250, 0 * n + 2: 200}
+    bands = [BandPairs(np.array(sorted(code for code, count in shared.items() if i < count)), 0) for i in range(300)]
+    pruned, before = lsh_candidates(bands, n, 1)
+    assert before == 3 and pruned.tolist() == [0 * n + 1, 1 * n + 2]
+
+
 def test_each_band_pairs_the_names_that_agree_on_it(nodes_and_features) -> None:
     config, _, features = nodes_and_features
     keys, blocking = features.keys, config.blocking

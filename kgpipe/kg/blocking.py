@@ -161,7 +161,7 @@ def lsh_candidates(bands: Sequence[BandPairs], n: int, max_candidates: int,
     band_codes = [b.codes for b in bands]
     counted = list(executor.map_tasks(_count_range, ranges, shared=(band_codes, n), what="LSH pairs"))
     codes = np.concatenate([c for c, _ in counted]) if counted else np.zeros(0, dtype=np.int64)
-    shared_bands = np.concatenate([w for _, w in counted]) if counted else np.zeros(0, dtype=np.uint8)
+    shared_bands = np.concatenate([w for _, w in counted]) if counted else np.zeros(0, dtype=np.uint16)
     del counted
     before = len(codes)
     if max_candidates and len(codes):
@@ -181,9 +181,9 @@ def _count_range(band_codes: Sequence[np.ndarray], n: int, names: tuple[int, int
     parts = [codes[np.searchsorted(codes, lo):np.searchsorted(codes, hi)] for codes in band_codes]
     values = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
     if not len(values):
-        return values, np.zeros(0, dtype=np.uint8)
+        return values, np.zeros(0, dtype=np.uint16)
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
-    return values[starts], np.diff(np.r_[starts, len(values)]).astype(np.uint8)  # at most 255 bands
+    return values[starts], np.diff(np.r_[starts, len(values)]).astype(np.uint16)  # bands <= num_perm <= 512
 
 
 def _prune_range(codes: np.ndarray, shared_bands: np.ndarray, by_right: np.ndarray, right_start: np.ndarray, n: int,
