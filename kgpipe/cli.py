@@ -448,6 +448,12 @@ def patterns_learn(
     console.print(f"wrote {len(patterns)} pattern(s) to {output}", highlight=False)
 
 
+def _say_resumed(after: int | None, output: Path) -> None:
+    """A fine-tuning run that picked up its checkpoint says from which epoch."""
+    if after is not None:
+        console.print(f"(resumed after epoch {after} from the checkpoint in {output})", highlight=False)
+
+
 def _show_ner_epoch(score: Any) -> None:
     dev_text = (f"  validation P {score.dev_p:.3f} R {score.dev_r:.3f} F {score.dev_f:.3f}"
                 if score.dev_f is not None else "")
@@ -469,9 +475,7 @@ def _ner_train_transformer(train: Path, output: Path, dev: Path | None, holdout:
                                        progress=_show_ner_epoch)
     except KgpipeError as exc:
         _fail(exc)
-    if report.resumed_after is not None:
-        console.print(f"(resumed after epoch {report.resumed_after} from the checkpoint in {output})",
-                      highlight=False)
+    _say_resumed(report.resumed_after, output)
     best = report.best
     console.print(f"saved epoch {report.best_epoch} to {output} (stopped: {report.stopped}); labels: "
                   f"{', '.join(report.labels)}; validation: {report.validation}"
@@ -498,7 +502,7 @@ def ner_train(
     label: Annotated[list[str], typer.Option(help="rename a data label for the model, e.g. Peop=PERSON "
                                                   "(repeatable)")] = [],  # noqa: B006
     transformer: Annotated[bool, typer.Option(help="fine-tune an encoder for BIO token classification instead "
-                                                   "(the accurate, slower mode)")] = False,
+                                                   "(slower; its measured accuracy is in the README)")] = False,
     base_model: Annotated[str, typer.Option(help="--transformer: all-MiniLM-L6-v2 (packaged) or a local "
                                                  "BERT-family model folder")] = "all-MiniLM-L6-v2",
     lr: Annotated[float, typer.Option(help="--transformer: AdamW learning rate (peak, after warm-up)")] = 5e-5,
@@ -583,9 +587,7 @@ def rel_train(
                                       progress=show_epoch)
     except KgpipeError as exc:
         _fail(exc)
-    if report.resumed_after is not None:
-        console.print(f"(resumed after epoch {report.resumed_after} from the checkpoint in {output})",
-                      highlight=False)
+    _say_resumed(report.resumed_after, output)
     best = report.best
     console.print(f"{report.train_sentences} training sentences, {report.pairs} pairs ({report.related_pairs} "
                   f"related, {report.negatives_added} from --negatives), {report.skipped_pairs} pair(s) skipped "
