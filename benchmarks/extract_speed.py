@@ -14,21 +14,28 @@ stage is measured a second time with that file beside the default library, since
 back-off patterns costs more to match than the hand-written one. With --transformer-ner FOLDER (a model
 folder from `kgpipe ner train --transformer`), one more table: bare `nlp.pipe` of that folder (the base model's
 tagger and parser, the transformer NER as `ner`) against bare `nlp.pipe` of the base model, one process,
-torch with --torch-threads threads, interleaved in the same run.
+torch with --torch-threads threads, interleaved in the same run. With --relation-model FOLDER (a model from
+`kgpipe rel train`), one more table: the stage with that model under relation_policy union against bare
+`nlp.pipe` of the stage's own nlp and the stage with patterns only, one process (the stage's relation model
+always scores on one torch thread), interleaved in the same run.
 
 Usage: python benchmarks/extract_speed.py [CORPUS_FOLDER] [--seeds FILE ...] [--copies 8] [--repeat 3]
-         [--batch-size 64] [--learned FILE] [--transformer-ner FOLDER [--torch-threads 1]] [--no-write]
+         [--batch-size 64] [--learned FILE] [--transformer-ner FOLDER [--torch-threads 1]]
+         [--relation-model FOLDER] [--no-write]
 Defaults: the demo corpus and seed KG in sample_kg/ (the corpus is repeated --copies times).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
@@ -48,6 +55,7 @@ def main() -> None:
     parser.add_argument("--learned", default=None, help="a learned pattern file, measured beside --patterns")
     parser.add_argument("--transformer-ner", default=None, help="a `kgpipe ner train --transformer` model folder")
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--relation-model", default=None, help="a `kgpipe rel train` model folder")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -70,12 +78,14 @@ def main() -> None:
     write_table(rows, work / "documents.parquet", DOCUMENTS)
     write_table(entities, work / "seed_entities.parquet", SEED_ENTITIES)
 
-    def run_stage(n_process: int, patterns: list[Path]) -> dict:
-        params = ExtractParams(batch_size=args.batch_size, n_process=n_process)
+    def run_stage(n_process: int, patterns: list[Path], relation_model: str | None = None) -> dict:
+        params = ExtractParams(batch_size=args.batch_size, n_process=n_process,
+                               relation_policy="union" if relation_model else None)
         ctx = StageContext(stage="extract", params=params, root=REPO, scratch_dir=work / "scratch",
                            inputs={"documents": work / "documents.parquet",
                                    "seed_entities": work / "seed_entities.parquet",
-                                   "patterns": patterns, "model": None},
+                                   "patterns": patterns, "model": None,
+                                   "relation_model": Path(relation_model) if relation_model else None},
                            outputs={"mentions": work / "mentions.parquet", "relations": work / "relations.parquet"})
         return ExtractStage().run(ctx)
 
@@ -87,20 +97,12 @@ def main() -> None:
     nlp = load_model("auto")
     assert "kgpipe_gazetteer" in nlp.pipe_names
 
-    def run_bare(n_process: int) -> None:
-        for _ in nlp.pipe(texts, batch_size=args.batch_size, n_process=n_process):
-            pass
-
     results: dict[tuple[str, int], dict[str, list[float]]] = {}
     for library, pattern_files in libraries.items():
         for n_process in (1, 2):
-            times: dict[str, list[float]] = {"bare": [], "stage": []}
-            for _ in range(args.repeat):  # interleaved, so load from other users of the machine hits both alike
-                for name, fn in (("bare", run_bare), ("stage", lambda n, f=pattern_files: run_stage(n, f))):
-                    t0 = time.perf_counter()
-                    fn(n_process)
-                    times[name].append(time.perf_counter() - t0)
-            results[(library, n_process)] = times
+            results[(library, n_process)] = interleaved({
+                "bare": bare_pipe(nlp, texts, args.batch_size, n_process),
+                "stage": functools.partial(run_stage, n_process, pattern_files)}, args.repeat)
 
     lines = [f"{len(texts)} documents ({len(files)} demo documents x {args.copies}), {words:,} words; "
              f"pipes {', '.join(nlp.pipe_names)}; {summary['patterns']} patterns in the default library"
@@ -130,13 +132,52 @@ def main() -> None:
                                                       for name, s in summaries.items()) + ".")
     if args.transformer_ner:
         lines += ["", *transformer_ner_rows(args.transformer_ner, texts, words, args)]
+    if args.relation_model:
+        lines += ["", *relation_model_rows(args.relation_model, texts, words, args, nlp,
+                                           lambda: run_stage(1, libraries["default"]),
+                                           lambda: run_stage(1, libraries["default"], args.relation_model))]
     body = "\n".join(lines)
     command = (f"python benchmarks/extract_speed.py --copies {args.copies} --repeat {args.repeat}"
                + (f" --learned {args.learned}" if args.learned else "")
                + (f" --transformer-ner {args.transformer_ner} --torch-threads {args.torch_threads}"
-                  if args.transformer_ner else ""))
+                  if args.transformer_ner else "")
+               + (f" --relation-model {args.relation_model}" if args.relation_model else ""))
     write_section("extract_speed", "Extract stage speed against bare nlp.pipe", body, command,
                   print_only=args.no_write)
+
+
+def bare_pipe(nlp: Any, texts: list[str], batch_size: int, n_process: int = 1) -> Callable[[], None]:
+    """One run of bare `nlp.pipe` over the texts."""
+    def run() -> None:
+        for _ in nlp.pipe(texts, batch_size=batch_size, n_process=n_process):
+            pass
+    return run
+
+
+def interleaved(runs: Mapping[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
+    """Seconds of each run, `repeat` times, interleaved, so that load from other users of the machine hits all
+    alike (warm-ups are the caller's)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def ratio_table(times: Mapping[str, list[float]], words: int, baseline: str,
+                pipes: Mapping[str, str] | None = None) -> list[str]:
+    """Words/s of the best run of each, and its ratio to `baseline`'s, best against best and median against
+    median; with `pipes`, a column naming each run's spaCy components."""
+    rows = ["| run | " + ("pipes | " if pipes else "") + f"words/s, best | ratio to {baseline}, best | "
+            "ratio, median |", "|---|" + ("---|" if pipes else "") + "---|---|---|"]
+    for name, seconds in times.items():
+        ratio = min(times[baseline]) / min(seconds)
+        median = statistics.median(times[baseline]) / statistics.median(seconds)
+        rows.append(f"| {name} | " + (f"{pipes[name]} | " if pipes else "") + f"{words / min(seconds):,.0f} | "
+                    f"**{ratio:.3f}** | {median:.3f} |")
+    return rows
 
 
 def transformer_ner_rows(folder: str, texts: list[str], words: int, args: argparse.Namespace) -> list[str]:
@@ -152,28 +193,40 @@ def transformer_ner_rows(folder: str, texts: list[str], words: int, args: argpar
     labels = ", ".join(getattr(model.get_pipe("ner"), "labels", ()))
     pipelines = {"base model": base, "transformer NER": model}
     for nlp in pipelines.values():  # warm-up
-        for _ in nlp.pipe(texts[:8], batch_size=args.batch_size):  # type: ignore[attr-defined]
-            pass
-    times: dict[str, list[float]] = {name: [] for name in pipelines}
-    for _ in range(args.repeat):
-        for name, nlp in pipelines.items():
-            t0 = time.perf_counter()
-            for _ in nlp.pipe(texts, batch_size=args.batch_size):  # type: ignore[attr-defined]
-                pass
-            times[name].append(time.perf_counter() - t0)
+        bare_pipe(nlp, texts[:8], args.batch_size)()
+    times = interleaved({name: bare_pipe(nlp, texts, args.batch_size) for name, nlp in pipelines.items()},
+                        args.repeat)
     encoder = model.get_pipe("ner").tagger.config  # type: ignore[attr-defined]
-    rows = [f"Transformer NER (`{folder}`: {encoder.base_model}, {encoder.encoder.get('num_hidden_layers')} "
+    return [f"Transformer NER (`{folder}`: {encoder.base_model}, {encoder.encoder.get('num_hidden_layers')} "
             f"layers of {encoder.encoder.get('hidden_size')}, labels {labels}) against the base model, bare "
             f"`nlp.pipe`, 1 process, torch threads {args.torch_threads}, batch size {args.batch_size}, "
             f"{args.repeat} interleaved runs:", "",
-            "| pipeline | pipes | words/s, best | ratio to base, best | ratio, median |", "|---|---|---|---|---|"]
-    for name, nlp in pipelines.items():
-        best = words / min(times[name])
-        ratio = min(times["base model"]) / min(times[name])
-        median = statistics.median(times["base model"]) / statistics.median(times[name])
-        rows.append(f"| {name} | {', '.join(nlp.pipe_names)} | {best:,.0f} | **{ratio:.3f}** | "  # type: ignore[attr-defined]
-                    f"{median:.3f} |")
-    return rows
+            *ratio_table(times, words, "base model", {name: ", ".join(nlp.pipe_names)
+                                                      for name, nlp in pipelines.items()})]
+
+
+def relation_model_rows(folder: str, texts: list[str], words: int, args: argparse.Namespace, nlp: Any,
+                        patterns_stage: Callable[[], dict], model_stage: Callable[[], dict]) -> list[str]:
+    """The extract stage with the relation model (relation_policy union) against bare nlp.pipe of the nlp the
+    stage uses (the cached model with the stage's gazetteer) and against the stage with patterns only; one
+    process. The stage loads the relation model on each run, as it does in a pipeline."""
+    from kgpipe.lm.relation_model import RelationModel
+
+    summary = model_stage()  # warm-up: torch and the model's first forward pass
+    runs = {"bare nlp.pipe": bare_pipe(nlp, texts, args.batch_size),
+            "extract stage, patterns": patterns_stage,
+            "extract stage, union with the relation model": model_stage}
+    times = interleaved(runs, args.repeat)
+    config = RelationModel.load(folder).config
+    return [f"Relation model (`{folder}`: {config.base_model}, {config.encoder.get('num_hidden_layers')} layers "
+            f"of {config.encoder.get('hidden_size')}, relations {', '.join(config.relation_labels[1:])}) in the "
+            f"extract stage, relation_policy union, against bare `nlp.pipe` of the stage's nlp and the stage with "
+            f"patterns only; 1 process, the model on one torch thread, batch size {args.batch_size}, "
+            f"{args.repeat} interleaved runs (each stage run loads the model, as a pipeline run does). Per run "
+            f"the model scored {summary['relation_pairs_scored']:,} mention pairs "
+            f"({summary['relation_pairs_dropped']} beyond max_pairs_per_sentence) and gave "
+            f"{summary['relations_model']} of the {summary['relations']} relations.", "",
+            *ratio_table(times, words, "bare nlp.pipe")]
 
 
 if __name__ == "__main__":
