@@ -125,3 +125,25 @@ def test_the_subsample_is_seeded_and_keeps_the_split_order(converter) -> None:
     a, b, c = (conv.sample_texts(items, 10, seed) for seed in (1, 1, 2))
     assert a == b == sorted(a) and len(set(a)) == 10 and a != c
     assert conv.sample_texts(items, None, 0) == items
+
+
+def test_extract_webnlg_scores_pairs_by_direction_and_property(converter) -> None:
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import extract_webnlg
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    record = {"names": {"A": {"Alpha"}, "B": {"Beta"}, "C": {"Gamma"}, "D": {"Delta"}},
+              "triples": [("A", "p", "B"), ("C", "q", "A"), ("B", "s", "D"), ("A", "r", "1963")]}
+    mentions = [{"mention_id": k, "text": text, "sentence": sentence}
+                for k, (text, sentence) in enumerate((("Alpha", 0), ("Beta", 0), ("the Gamma", 1), ("Delta", 0)))]
+    relations = [{"subject_id": 0, "relation": "p", "object_id": 1},   # right, with the right property
+                 {"subject_id": 0, "relation": "q", "object_id": 2},   # the gold pair reversed
+                 {"subject_id": 1, "relation": "z", "object_id": 3}]   # right pair, wrong property
+    counts = extract_webnlg.score_pairs([record], [SimpleNamespace(mentions=mentions, relations=relations)])
+    assert (counts.predicted, counts.gold) == (3, 3)   # the literal's triple has no name for its object
+    assert counts.right == {"directed": 2, "undirected": 3, "directed, property right": 1}
+    assert counts.found == {"directed": 2, "undirected": 3, "directed, property right": 1}
+    assert counts.reachable == 2                       # Gamma and Alpha are in different sentences
