@@ -12,8 +12,13 @@ whose `<references>` list every entity mention and its type):
              of a gold triple's subject and object. Directed, and undirected.
 The stage's defaults: spaCy model `auto` (or --ner-model), the default pattern library, no gazetteer
 (seeding it from the gold triples would leak the answers).
+With --relation-model (a folder from `kgpipe rel train` on benchmarks/webnlg_relations.py's conversion of
+train texts), the pairs rows again for each --relation-policy (extract param relation_policy: model, union,
+model_then_patterns), mention labels reaching the model unchanged (no relation_label_map), plus "directed,
+property right": a pair counts only when its relation is the gold triple's DBpedia property.
 
-Usage: python benchmarks/extract_webnlg.py [SPLIT_FOLDER] [--ner-model FOLDER] [--limit N] [--no-write]
+Usage: python benchmarks/extract_webnlg.py [SPLIT_FOLDER] [--ner-model FOLDER] [--limit N]
+         [--relation-model FOLDER [--relation-policy model union ...] [--relation-threshold 0.5]] [--no-write]
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import sys
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -64,29 +70,81 @@ def prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
+@dataclass
+class PairCounts:
+    predicted: int = 0
+    gold: int = 0
+    right: Counter = field(default_factory=Counter)   # predicted pairs right, per measure
+    found: Counter = field(default_factory=Counter)   # gold pairs found, per measure
+    reachable: int = 0   # gold pairs whose subject and object are both mentions of one sentence (recall's ceiling)
+
+    def row(self, source: str, measure: str) -> str:
+        p, r = (self.right[measure] / self.predicted if self.predicted else 0.0), \
+            (self.found[measure] / self.gold if self.gold else 0.0)
+        f = 2 * p * r / (p + r) if p + r else 0.0
+        return f"| (subject, object) pairs, {measure} | {source} | {self.predicted} | {self.gold} | {p:.3f} | " \
+               f"{r:.3f} | **{f:.3f}** |"
+
+
+PAIR_MEASURES = ("directed", "undirected", "directed, property right")
+
+
+def score_pairs(records: list[dict], results: list) -> PairCounts:
+    """The pairs measures of one run (see the module docstring)."""
+    counts = PairCounts()
+    for record, result in zip(records, results, strict=True):
+        names = record["names"]
+        eligible = [(names[s], p, names[o]) for s, p, o in record["triples"] if s in names and o in names]
+        texts = {m["mention_id"]: norm(m["text"]) for m in result.mentions}
+        typed = {(texts[r["subject_id"]], r["relation"], texts[r["object_id"]]) for r in result.relations}
+        pairs = {(a, b) for a, _, b in typed}
+        for a, b in pairs:
+            counts.predicted += 1
+            counts.right["directed"] += any(a in s and b in o for s, _, o in eligible)
+            counts.right["undirected"] += any((a in s and b in o) or (a in o and b in s) for s, _, o in eligible)
+            counts.right["directed, property right"] += any(
+                a in s and b in o and (a, p, b) in typed for s, p, o in eligible)
+        by_sentence: dict[int, set[str]] = defaultdict(set)
+        for m in result.mentions:
+            by_sentence[m["sentence"]].add(norm(m["text"]))
+        for s, p, o in eligible:
+            counts.gold += 1
+            counts.reachable += any(s & found and o & found for found in by_sentence.values())
+            counts.found["directed"] += any(a in s and b in o for a, b in pairs)
+            counts.found["undirected"] += any((a in s and b in o) or (a in o and b in s) for a, b in pairs)
+            counts.found["directed, property right"] += any(a in s and b in o for a, q, b in typed if q == p)
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("path", nargs="?", default=str(DATA))
     parser.add_argument("--ner-model", default=None, help="a model folder from `kgpipe ner train`")
     parser.add_argument("--patterns", default=str(REPO / "pipelines" / "patterns"))
     parser.add_argument("--limit", type=int, default=None, help="only the first N texts")
+    parser.add_argument("--relation-model", default=None, help="a relation model folder from `kgpipe rel train`")
+    parser.add_argument("--relation-policy", nargs="+", default=["model", "union"],
+                        choices=["model", "union", "model_then_patterns"],
+                        help="the relation_policy rows to add for --relation-model (patterns: the rows above)")
+    parser.add_argument("--relation-threshold", type=float, default=0.5)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
-    from kgpipe.nlp.extractor import build_extractor
+    from kgpipe.nlp.extractor import ExtractOptions, build_extractor
     from kgpipe.nlp.models import load_model
     from kgpipe.nlp.patterns import load_patterns
 
     records = read_split(Path(args.path))[:args.limit]
+    if not records:
+        sys.exit(f"no WebNLG texts under {args.path}: pass a split folder, e.g. ../shared/data/webnlg/dev")
     nlp = load_model(args.ner_model or "auto")
-    extractor, _facts = build_extractor(nlp, patterns=load_patterns([Path(args.patterns)]))
+    library = load_patterns([Path(args.patterns)])
+    extractor, _facts = build_extractor(nlp, patterns=library)
     t0 = time.perf_counter()
     results = list(extractor.extract((str(i), r["text"]) for i, r in enumerate(records)))
     seconds = time.perf_counter() - t0
 
     m_tp = m_pred = m_gold = 0
-    pair_pred = pair_right = pair_right_any = 0
-    gold_pairs = gold_found = gold_found_any = 0
     by_category: dict[str, Counter] = defaultdict(Counter)
     for record, result in zip(records, results, strict=True):
         predicted = Counter(norm(m["text"]) for m in result.mentions)
@@ -95,41 +153,63 @@ def main() -> None:
         m_tp, m_pred, m_gold = m_tp + tp, m_pred + sum(predicted.values()), m_gold + sum(gold.values())
         category = record["category"]
         by_category[category].update(tp=tp, pred=sum(predicted.values()), gold=sum(gold.values()))
+    runs = [("patterns", score_pairs(records, results))]
 
-        names = record["names"]
-        eligible = [(names[s], names[o]) for s, _, o in record["triples"] if s in names and o in names]
-        texts = {m["mention_id"]: norm(m["text"]) for m in result.mentions}
-        pairs = {(texts[r["subject_id"]], texts[r["object_id"]]) for r in result.relations}
-        for a, b in pairs:
-            pair_pred += 1
-            pair_right += any(a in s and b in o for s, o in eligible)
-            pair_right_any += any((a in s and b in o) or (a in o and b in s) for s, o in eligible)
-        for s, o in eligible:
-            gold_pairs += 1
-            gold_found += any(a in s and b in o for a, b in pairs)
-            gold_found_any += any((a in s and b in o) or (a in o and b in s) for a, b in pairs)
+    model_note = ""
+    if args.relation_model:
+        import torch
+
+        from kgpipe.nlp.model_relations import load_model_relations
+
+        torch.set_num_threads(1)
+        scorer = load_model_relations(args.relation_model, threshold=args.relation_threshold, max_pairs=64)
+        training = scorer.model.config.training
+        timings = []
+        for policy in args.relation_policy:
+            options = ExtractOptions(relation_policy=policy, relation_threshold=args.relation_threshold)
+            with_model, _ = build_extractor(nlp, options=options, patterns=library, model=scorer)
+            t1 = time.perf_counter()
+            runs.append((policy, score_pairs(records, list(with_model.extract(
+                (str(i), r["text"]) for i, r in enumerate(records))))))
+            timings.append(f"{policy} {time.perf_counter() - t1:.1f}s")
+        model_note = (f"Relation model `{args.relation_model}` (`{scorer.pattern_id}`, base "
+                      f"{scorer.model.config.base_model}, {len(scorer.model.config.relation_labels) - 1} relations; "
+                      "training: " + ", ".join(f"{k} {training[k]}" for k in
+                                               ("train_sentences", "epochs_run", "best_epoch", "stopped", "seed")
+                                               if k in training)
+                      + f"), threshold {args.relation_threshold}, one torch thread; rows 'model' use it alone, "
+                      f"'union' and 'model_then_patterns' with the patterns. Extraction with it took "
+                      f"{', '.join(timings)}.\n\n")
 
     mp, mr, mf = prf(m_tp, m_pred, m_gold)
     lines = [f"Data: `{args.path.rstrip('/').rsplit('/', 2)[-1]}` split, {len(records)} texts; model "
              f"`{nlp.meta.get('name')}`; {len(extractor.library)} patterns; no gazetteer. "
              f"Extraction took {seconds:.1f}s ({len(records) / seconds:.0f} texts/s, shared 2-core machine).", "",
-             "| measure | predicted | gold | P | R | F1 |", "|---|---|---|---|---|---|",
-             f"| mentions vs name references | {m_pred} | {m_gold} | {mp:.3f} | {mr:.3f} | **{mf:.3f}** |"]
-    for name, right, found in (("directed", pair_right, gold_found), ("undirected", pair_right_any, gold_found_any)):
-        p, r = (right / pair_pred if pair_pred else 0.0), (found / gold_pairs if gold_pairs else 0.0)
-        f = 2 * p * r / (p + r) if p + r else 0.0
-        lines.append(f"| (subject, object) pairs, {name} | {pair_pred} | {gold_pairs} | {p:.3f} | {r:.3f} "
-                     f"| **{f:.3f}** |")
-    lines += ["", "Mentions per category (F1): " + ", ".join(
+             model_note + "| measure | relations | predicted | gold | P | R | F1 |", "|---|---|---|---|---|---|---|",
+             f"| mentions vs name references | (any) | {m_pred} | {m_gold} | {mp:.3f} | {mr:.3f} | **{mf:.3f}** |"]
+    for measure in PAIR_MEASURES:
+        lines += [counts.row(source, measure) for source, counts in runs]
+    gold_pairs, reachable = runs[0][1].gold, runs[0][1].reachable
+    lines += ["", f"Of the {gold_pairs} gold pairs, {reachable} ({reachable / max(1, gold_pairs):.3f}) have both "
+              "subject and object among the mentions of one sentence: the recall any relation source can reach "
+              "with these mentions.", "", "Mentions per category (F1): " + ", ".join(
         f"{c} {prf(v['tp'], v['pred'], v['gold'])[2]:.2f}" for c, v in sorted(by_category.items())) + ".", "",
         f"Gold pairs are the {gold_pairs} triples whose subject and object both have a name reference in the "
         "text (literals such as dates and numbers often do not). Recall of pairs is bounded by the patterns' "
-        "relations: most WebNLG properties (runwayLength, leaderName, ingredient, ...) have no pattern. "
+        "relations: most WebNLG properties (runwayLength, leaderName, ingredient, ...) have no pattern, and no "
+        "pattern relation is a DBpedia property (so 'property right' is 0 for patterns). "
         "Precision of pairs is a lower bound: WebNLG lists only the triples its text was written from, so a "
         "true extra fact (\"Auckland located_in New Zealand\" where the gold names \"Auckland, New Zealand\" "
         "as one entity) counts as wrong."]
     body = "\n".join(lines)
-    command = "python benchmarks/extract_webnlg.py" + (f" --ner-model {args.ner_model}" if args.ner_model else "")
+    command = "python benchmarks/extract_webnlg.py" + (f" {args.path}" if args.path != str(DATA) else "") \
+        + (f" --ner-model {args.ner_model}" if args.ner_model else "")
+    if args.limit is not None:
+        command += f" --limit {args.limit}"
+    if args.relation_model:
+        command += f" --relation-model {args.relation_model} --relation-policy {' '.join(args.relation_policy)}"
+        if args.relation_threshold != 0.5:
+            command += f" --relation-threshold {args.relation_threshold}"
     write_section("extract_webnlg", "Extraction on WebNLG dev", body, command, print_only=args.no_write)
 
 
