@@ -462,13 +462,15 @@ def _show_ner_epoch(score: Any) -> None:
 
 def _ner_train_transformer(train: Path, output: Path, dev: Path | None, holdout: float, base: str, epochs: int,
                            patience: int, max_minutes: float, seed: int, renames: dict[str, str], base_model: str,
-                           lr: float, batch_size: int, max_length: int | None, restart: bool) -> None:
+                           lr: float, batch_size: int, max_length: int | None, restart: bool, word_shapes: bool,
+                           constrained_decoding: bool) -> None:
     from kgpipe.nlp.labelled import read_labelled
     from kgpipe.nlp.transformer_train import TransformerTrainOptions, train_transformer_ner
 
     options = TransformerTrainOptions(spacy_base=base, base_model=base_model, epochs=epochs, batch_size=batch_size,
                                       learning_rate=lr, patience=patience, max_minutes=max_minutes, seed=seed,
-                                      holdout=holdout, max_length=max_length, label_renames=renames)
+                                      holdout=holdout, max_length=max_length, label_renames=renames,
+                                      word_shapes=word_shapes, constrained_decoding=constrained_decoding)
     try:
         report = train_transformer_ner(read_labelled(train), output, options,
                                        dev=read_labelled(dev) if dev else (), restart=restart,
@@ -511,6 +513,10 @@ def ner_train(
                                                                 "the encoder's limit)")] = None,
     restart: Annotated[bool, typer.Option(help="--transformer: discard a checkpoint in OUTPUT instead of "
                                                "resuming it")] = False,
+    word_shapes: Annotated[bool, typer.Option(help="--transformer: embed each word's case and shape (digits, "
+                                                   "punctuation), which an uncased encoder does not see")] = True,
+    constrained_decoding: Annotated[bool, typer.Option(help="--transformer: predict only valid BIO sequences "
+                                                            "(Viterbi) instead of each word's best tag")] = True,
 ) -> None:
     """Update a spaCy model's NER on labelled sentences with spaCy's training API and save the model; with
     --transformer, fine-tune an encoder as the NER (a spaCy component named `ner` in the saved folder); an
@@ -520,7 +526,8 @@ def ner_train(
 
     if transformer:
         _ner_train_transformer(train, output, dev, holdout, base, epochs or 10, patience or 3, max_minutes, seed,
-                               _renames(label, "--label"), base_model, lr, batch_size, max_length, restart)
+                               _renames(label, "--label"), base_model, lr, batch_size, max_length, restart,
+                               word_shapes, constrained_decoding)
         return
     options = TrainOptions(base_model=base, epochs=epochs or 30, dropout=dropout, patience=patience or 6,
                            max_minutes=max_minutes, seed=seed, holdout=holdout,

@@ -18,7 +18,17 @@ from typer.testing import CliRunner
 
 from kgpipe.cli import app
 from kgpipe.errors import ArtifactError, DependencyMissingError, WorkspaceError
-from kgpipe.lm.token_tagger import CONFIG_FILE, WEIGHTS_FILE, Entity, bio_tags, decode, windows_for
+from kgpipe.lm.token_tagger import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    Entity,
+    TokenTagger,
+    bio_tags,
+    decode,
+    viterbi,
+    windows_for,
+    word_shapes,
+)
 from kgpipe.nlp.labelled import read_labelled
 from kgpipe.nlp.models import load_model, ner_labels
 from kgpipe.nlp.transformer_ner import FACTORY
@@ -119,6 +129,7 @@ def test_the_folder_is_the_base_spacy_model_with_its_ner_replaced(trained, tiny_
     assert {p.name for p in component.iterdir()} == {CONFIG_FILE, WEIGHTS_FILE, "tokenizer"}
     saved = json.loads((component / CONFIG_FILE).read_text(encoding="utf-8"))
     assert saved["labels"] == ["Loc", "Org", "Peop"] and saved["base_model"] == tiny_base.name  # a name, never a path
+    assert saved["word_shapes"] is True and saved["constrained_decoding"] is True         # the new defaults
     for path in trained.rglob("*"):  # no absolute path (the folder moves)
         if path.is_file() and path.suffix in (".json", ".cfg", ""):
             assert str(trained.parent) not in path.read_text(encoding="utf-8", errors="replace"), path
@@ -175,13 +186,15 @@ def test_words_are_read_once_from_overlapping_windows(tiny_base) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
-    words_text = ["Unbelievably", "long", "(", "sentence", ")", "with", "Edsgerdijkstra", "'s", "many", "words"] * 6
+    words_text = ["Unbelievably", "long", "(", "SENTENCE", ")", "with", "Edsgerdijkstra", "'s", "1990", "words"] * 6
     text = " ".join(words_text)
     spans, position = [], 0
     for word in words_text:
         spans.append((position, position + len(word)))
         position += len(word) + 1
     tags = list(range(len(spans)))
+    shapes = word_shapes(text, spans)
+    assert len(set(shapes)) == 6
     windows = windows_for(tokenizer, text, spans, max_length=16, stride=4, tags=tags)
     assert len(windows) > 5 and all(len(w.input_ids) <= 16 for w in windows)
     read = sorted(word for w in windows for word in w.words)
@@ -190,8 +203,9 @@ def test_words_are_read_once_from_overlapping_windows(tiny_base) -> None:
                         return_overflowing_tokens=True)
     for w in windows:
         offsets = encoded["offset_mapping"][encoded["input_ids"].index(w.input_ids)]
-        for word, pos, target in zip(w.words, w.positions, w.targets, strict=True):
+        for word, pos, target, shape in zip(w.words, w.positions, w.targets, w.shapes, strict=True):
             assert offsets[pos][0] == spans[word][0] and target == word     # the word's first sub-word
+            assert shape == shapes[word]
             assert 0 < pos < len(w.input_ids) - 1                           # never [CLS] / [SEP]
     for w in windows[:-1]:  # a word in the overlap is read from the window where it is further from the edge
         assert max(w.positions) < len(w.input_ids) - 2
@@ -246,10 +260,13 @@ def test_ner_train_transformer_command(tmp_path, tiny_base) -> None:
     data = write(tmp_path / "train.jsonl", rows(PEOPLE[:2]))
     out = tmp_path / "model"
     result = CliRunner().invoke(app, ["ner", "train", str(data), str(out), "--transformer", "--base-model",
-                                      str(tiny_base), "--epochs", "2", "--holdout", "0.25", "--lr", "3e-3"])
+                                      str(tiny_base), "--epochs", "2", "--holdout", "0.25", "--lr", "3e-3",
+                                      "--no-word-shapes"])
     assert result.exit_code == 0, result.output
     assert "epoch   1" in result.output and "epoch   2" in result.output and "validation F" in result.output
     assert "saved epoch" in result.output and (out / "ner" / WEIGHTS_FILE).is_file()
+    saved = json.loads((out / "ner" / CONFIG_FILE).read_text(encoding="utf-8"))
+    assert saved["word_shapes"] is False and saved["constrained_decoding"] is True
 
 
 @pytest.mark.parametrize("case", ["missing file", "garbled line", "missing base model"])
@@ -282,3 +299,121 @@ def test_the_packaged_minilm_trains_saves_and_loads(tmp_path) -> None:
     assert saved["base_model"] == "all-MiniLM-L6-v2" and saved["encoder"]["hidden_size"] == 384
     doc = nlp(TEXTS[0]["text"])
     assert all(doc.text[e.start_char:e.end_char] == e.text for e in doc.ents) and doc[0].pos_
+
+
+def spans_of(text: str) -> list[tuple[int, int]]:
+    """Whitespace-separated words' character spans (as spaCy's tokens of a pre-tokenised text)."""
+    spans, position = [], 0
+    for word in text.split(" "):
+        spans.append((position, position + len(word)))
+        position += len(word) + 1
+    return spans
+
+
+def test_word_shapes_of_a_crafted_text() -> None:
+    # ids: 0 none; 1 + base shape (lower 0, Title 1, UPPER 2, mixed 3, numeric 4, has-digit 5, punct 6,
+    # other 7); + 8 at the start of the text or of a sentence (after a word of '.!?' only)
+    text = '" Ada met IBM in 1,990 . the iPhone F-16s cost $ 5 ! McDonald A.B. Paris 東京 ?! x'
+    assert word_shapes(text, spans_of(text)) == [
+        7, 10, 1, 3, 1, 5, 7, 9, 4, 6, 1, 7, 5, 7, 12, 3, 2, 8, 7, 9]
+
+
+def test_collate_puts_each_word_shape_at_its_first_sub_word(tiny_base) -> None:
+    tagger = TokenTagger.from_base(str(tiny_base), ["Loc"], word_shapes=True)
+    text = "Unbelievably IBM visited (Acme) 1990"
+    windows = tagger.windows(text, spans_of(text))
+    _, _, shapes, _ = tagger.collate(windows)
+    expected = [0] * shapes.shape[1]
+    for position, shape in zip(windows[0].positions, windows[0].shapes, strict=True):
+        expected[position] = shape
+    assert shapes.tolist() == [expected] and windows[0].shapes == [10, 3, 1, 2, 5]
+    assert sum(1 for s in expected if s) == 5 < len(windows[0].input_ids)        # sub-words after the first: 0
+
+
+def test_viterbi_yields_valid_bio_and_the_argmax_when_that_is_valid() -> None:
+    import torch
+
+    o, b_loc, i_loc, b_peop, i_peop = range(5)
+    valid = torch.tensor([[0.1, 2.0, 0.3, 0.2, 0.1],      # B-Loc
+                          [0.1, 0.3, 2.0, 0.2, 0.4],      # I-Loc
+                          [3.0, 0.3, 0.2, 0.2, 0.1],      # O
+                          [0.1, 0.3, 0.2, 1.0, 0.9],      # B-Peop
+                          [0.1, 0.3, 0.2, 0.8, 0.9]]).log_softmax(dim=-1)   # I-Peop
+    assert viterbi(valid) == valid.argmax(dim=-1).tolist() == [b_loc, i_loc, o, b_peop, i_peop]
+    # argmax: I-Loc first, I-Peop after B-Loc, I-Loc after O: each invalid
+    invalid = torch.tensor([[0.0, 1.5, 2.0, 0.0, 0.0],
+                            [0.0, 0.0, 1.0, 0.0, 2.0],
+                            [2.0, 0.0, 0.0, 0.0, 0.0],
+                            [0.0, 0.0, 2.0, 1.0, 0.0]]).log_softmax(dim=-1)
+    path = viterbi(invalid)
+    assert path == [b_loc, i_loc, o, b_peop]
+    for previous, tag in zip([o, *path], path, strict=False):
+        assert tag % 2 == 1 or tag == o or previous in (tag - 1, tag)
+    scores = torch.randn(40, 7, generator=torch.Generator().manual_seed(3)).log_softmax(dim=-1)
+    path = viterbi(scores)
+    assert len(path) == 40 and path != scores.argmax(dim=-1).tolist()
+    for previous, tag in zip([o, *path], path, strict=False):
+        assert tag % 2 == 1 or tag == o or previous in (tag - 1, tag)
+
+
+def test_prediction_decodes_by_viterbi_only_when_the_config_says_so(tiny_base) -> None:
+    import torch
+
+    tagger = TokenTagger.from_base(str(tiny_base), ["Loc", "Peop"], constrained_decoding=True)
+    with torch.no_grad():   # scores independent of the words: O 0, B-Loc -10, I-Loc 5, B-Peop 3, I-Peop 0
+        tagger.classifier.weight.zero_()
+        tagger.classifier.bias.copy_(torch.tensor([0.0, -10.0, 5.0, 3.0, 0.0]))
+    text = "one two three four"
+    assert tagger.predict([(text, spans_of(text))]) == [[Entity(k, k + 1, "Peop") for k in range(4)]]
+    tagger.config.constrained_decoding = False              # argmax: all I-Loc, decoded as one entity
+    assert tagger.predict([(text, spans_of(text))]) == [[Entity(0, 4, "Loc")]]
+
+
+TEXT = "Ada Smith joined Acme in Paris . IBM visited Globex"
+
+
+def test_save_and_load_keep_word_shapes_decoding_and_predictions(tiny_base, tmp_path) -> None:
+    import torch
+
+    tagger = TokenTagger.from_base(str(tiny_base), ["Loc", "Org", "Peop"], word_shapes=True,
+                                   constrained_decoding=True).eval()
+    tagger.save(tmp_path / "model")
+    saved = json.loads((tmp_path / "model" / CONFIG_FILE).read_text(encoding="utf-8"))
+    assert saved["word_shapes"] is True and saved["constrained_decoding"] is True
+    loaded = TokenTagger.load(tmp_path / "model")
+    assert (loaded.config.word_shapes, loaded.config.constrained_decoding, loaded.config.shape_dim) == (True, True, 16)
+    assert loaded.shape_embedding is not None and tagger.shape_embedding is not None
+    assert torch.equal(loaded.shape_embedding.weight, tagger.shape_embedding.weight)
+
+    def logits(model: TokenTagger, text: str) -> torch.Tensor:
+        with torch.no_grad():
+            ids, attention, shapes, _ = model.collate(model.windows(text, spans_of(text)))
+            return model(ids, attention, shapes)
+
+    assert torch.equal(logits(loaded, TEXT), logits(tagger, TEXT))
+    texts = [(TEXT, spans_of(TEXT)), (TEXT.lower(), spans_of(TEXT))]
+    assert loaded.predict(texts) == tagger.predict(texts)
+    # the uncased tokenizer gives both texts the same ids: only the shapes tell them apart
+    assert not torch.allclose(logits(loaded, TEXT), logits(loaded, TEXT.lower()))
+
+
+def test_a_folder_saved_before_the_options_loads_with_both_off(tiny_base, tmp_path) -> None:
+    import torch
+
+    tagger = TokenTagger.from_base(str(tiny_base), ["Loc", "Peop"]).eval()
+    tagger.save(tmp_path / "old")
+    config = tmp_path / "old" / CONFIG_FILE
+    raw = json.loads(config.read_text(encoding="utf-8"))
+    for key in ("word_shapes", "shape_dim", "constrained_decoding"):
+        del raw[key]
+    config.write_text(json.dumps(raw), encoding="utf-8")
+    loaded = TokenTagger.load(tmp_path / "old")
+    assert loaded.config.word_shapes is False and loaded.config.constrained_decoding is False
+    assert loaded.shape_embedding is None and loaded.classifier.in_features == 32
+    assert not any("shape" in name for name in loaded.state_dict())
+    texts = [(TEXT, spans_of(TEXT)), (TEXT.lower(), spans_of(TEXT))]
+    assert loaded.predict(texts) == tagger.predict(texts)
+    with torch.no_grad():   # without shapes the case is invisible
+        cased, lower = (loaded(*loaded.collate(loaded.windows(text, spans_of(text)))[:3])
+                        for text in (TEXT, TEXT.lower()))
+        assert torch.equal(cased, lower)

@@ -6,6 +6,10 @@ that began in an earlier word, or that has no sub-word (whitespace), has no tag 
 the encoder's limit are split into overlapping windows, and each word is read from the window in which its
 first sub-word lies furthest from the edges. A folder holds ner_model.json, ner_model.safetensors and the
 tokenizer; loading it needs neither the hub nor the base model.
+
+Two recipe options, both off for a folder whose config predates them: word shapes (the capitalisation an
+uncased tokenizer throws away, embedded and joined to each word's first sub-word) and decoding that only
+yields valid BIO sequences (Viterbi over the words instead of a per-word argmax).
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ class TaggerConfig:
     dropout: float = 0.1
     training: dict[str, Any] = field(default_factory=dict)   # how it was trained (summary, for people)
     format: str = FORMAT
+    # Absent from folders saved before they existed, hence False by default: such folders load as they were.
+    word_shapes: bool = False        # a word-shape embedding joined to the encoder state before the classifier
+    shape_dim: int = 16
+    constrained_decoding: bool = False   # Viterbi over valid BIO sequences instead of per-word argmax
 
     @property
     def tags(self) -> list[str]:
@@ -70,6 +78,50 @@ class Window:
     words: list[int] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     targets: list[int] = field(default_factory=list)
+    shapes: list[int] = field(default_factory=list)    # shape id of each word read (see word_shapes)
+
+
+# Word shapes. The packaged encoder's tokenizer lower-cases, so the case of a word, the strongest single cue
+# for names in news text, is read here from the original text. Id 0 marks sub-words that start no word.
+LOWER, TITLE, UPPER, MIXED, NUMERIC, HAS_DIGIT, PUNCT, OTHER = range(8)
+N_BASE_SHAPES = 8
+N_SHAPES = 1 + 2 * N_BASE_SHAPES       # none, then each base shape off and at the start of a sentence
+SENTENCE_END = frozenset(".!?")
+
+
+def base_shape(word: str) -> int:
+    """LOWER, TITLE ('Smith', 'A'), UPPER ('IBM'), MIXED ('iPhone', 'McDonald'), NUMERIC ('1,000', '3.5'),
+    HAS_DIGIT ('F-16', '1990s'), PUNCT (no letter or digit) or OTHER (letters without case)."""
+    if not any(c.isalnum() for c in word):
+        return PUNCT
+    has_letter = any(c.isalpha() for c in word)
+    if any(c.isdigit() for c in word):
+        return HAS_DIGIT if has_letter else NUMERIC
+    upper = sum(c.isupper() for c in word)
+    lower = sum(c.islower() for c in word)
+    if upper == 0:
+        return LOWER if lower else OTHER
+    if lower == 0:
+        return UPPER if upper > 1 else TITLE
+    first = next(c for c in word if c.isupper() or c.islower())
+    return TITLE if upper == 1 and first.isupper() else MIXED
+
+
+def word_shapes(text: str, words: Sequence[tuple[int, int]]) -> list[int]:
+    """Shape id (1 .. N_SHAPES - 1) of each word (character span of `text`): its base shape, shifted by
+    N_BASE_SHAPES for the first word with a letter or digit of the text or after a word made only of '.!?'
+    (capitalised there by grammar, not because it is a name)."""
+    shapes: list[int] = []
+    initial = True
+    for start, end in words:
+        word = text[start:end]
+        shape = base_shape(word)
+        shapes.append(1 + shape + (N_BASE_SHAPES if initial and shape != PUNCT else 0))
+        if shape != PUNCT:
+            initial = False
+        elif word.strip() and set(word.strip()) <= SENTENCE_END:
+            initial = True
+    return shapes
 
 
 def bio_tags(n_words: int, entities: Sequence[Entity], labels: Sequence[str]) -> list[int]:
@@ -108,6 +160,37 @@ def decode(tags: Sequence[int | None], labels: Sequence[str]) -> list[Entity]:
     return entities
 
 
+def bio_transitions(n_tags: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(start [tags], transitions [previous tag, tag]): 0 where allowed, -inf where not. I-X may only follow
+    B-X or I-X, so it can neither start a sequence nor follow O or another label."""
+    start = torch.zeros(n_tags)
+    transitions = torch.zeros(n_tags, n_tags)
+    for tag in range(2, n_tags, 2):               # I- tags
+        start[tag] = -torch.inf
+        transitions[:, tag] = -torch.inf
+        transitions[tag - 1, tag] = transitions[tag, tag] = 0.0
+    return start, transitions
+
+
+def viterbi(scores: torch.Tensor) -> list[int]:
+    """The valid BIO tag sequence (see bio_transitions) with the highest total score, for `scores` [words,
+    tags] (log-probabilities); when the per-word argmax is valid, it is that."""
+    if scores.shape[0] == 0:
+        return []
+    start, transitions = bio_transitions(scores.shape[1])
+    best = start + scores[0]
+    back: list[torch.Tensor] = []
+    for row in scores[1:]:
+        candidates = best.unsqueeze(1) + transitions           # [previous, tag]
+        best, previous = candidates.max(dim=0)
+        best = best + row
+        back.append(previous)
+    path = [int(best.argmax())]
+    for previous in reversed(back):
+        path.append(int(previous[path[-1]]))
+    return path[::-1]
+
+
 def windows_for(tokenizer: Any, text: str, words: Sequence[tuple[int, int]], *, max_length: int, stride: int,
                 number: int = 0, tags: Sequence[int] | None = None) -> list[Window]:
     """The encoder inputs of one text and, in each, the words read from it: every word that has a first
@@ -117,6 +200,7 @@ def windows_for(tokenizer: Any, text: str, words: Sequence[tuple[int, int]], *, 
     encoded = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length, stride=stride,
                         return_overflowing_tokens=True, add_special_tokens=True)
     windows = [Window(number, list(ids)) for ids in encoded["input_ids"]]
+    shapes = word_shapes(text, words)
     best: list[tuple[int, int, int] | None] = [None] * len(words)   # (centrality, window, position)
     ends = [end for _, end in words]
     for w, offsets in enumerate(encoded["offset_mapping"]):
@@ -148,11 +232,12 @@ def windows_for(tokenizer: Any, text: str, words: Sequence[tuple[int, int]], *, 
             window.words.append(word)
             window.positions.append(chosen[2])
             window.targets.append(tags[word] if tags is not None else -100)
+            window.shapes.append(shapes[word])
     return [w for w in windows if w.words]
 
 
 class TokenTagger(nn.Module):
-    """Encoder + dropout + linear layer over the BIO tags."""
+    """Encoder (+ word-shape embedding) + dropout + linear layer over the BIO tags."""
 
     def __init__(self, encoder: PreTrainedModel, tokenizer: Any, config: TaggerConfig) -> None:
         super().__init__()
@@ -161,15 +246,21 @@ class TokenTagger(nn.Module):
         self.tokenizer = tokenizer
         self.config = config
         self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(encoder.config.hidden_size, len(config.tags))
+        # Built before the shape embedding, so a model without shapes starts from the same weights as before.
+        width = encoder.config.hidden_size + (config.shape_dim if config.word_shapes else 0)
+        self.classifier = nn.Linear(width, len(config.tags))
+        self.shape_embedding = (nn.Embedding(N_SHAPES, config.shape_dim, padding_idx=0) if config.word_shapes
+                                else None)
 
     @classmethod
     def from_base(cls, base_model: str, labels: Sequence[str], *, max_length: int | None = None,
-                  dropout: float = 0.1) -> TokenTagger:
+                  dropout: float = 0.1, word_shapes: bool = False, constrained_decoding: bool = False
+                  ) -> TokenTagger:
         encoder, tokenizer, recorded = load_base(base_model)
         limit = encoder_limit(encoder, tokenizer)
         config = TaggerConfig(recorded, list(labels), encoder_architecture(encoder),
-                              max_length=min(max_length or limit, limit), dropout=dropout)
+                              max_length=min(max_length or limit, limit), dropout=dropout,
+                              word_shapes=word_shapes, constrained_decoding=constrained_decoding)
         config.stride = min(config.stride, config.max_length // 4)
         return cls(encoder, tokenizer, config)
 
@@ -178,25 +269,32 @@ class TokenTagger(nn.Module):
         return windows_for(self.tokenizer, text, words, max_length=self.config.max_length,
                            stride=self.config.stride, number=number, tags=tags)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Logits [windows, sub-words, tags]."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, shapes: torch.Tensor
+                ) -> torch.Tensor:
+        """Logits [windows, sub-words, tags]; `shapes` [windows, sub-words] holds the shape id of the word a
+        sub-word starts (0 elsewhere), used only by a model with word shapes."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.shape_embedding is not None:
+            hidden = torch.cat([hidden, self.shape_embedding(shapes)], dim=-1)
         return self.classifier(self.dropout(hidden))
 
-    def collate(self, windows: Sequence[Window]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(input ids, attention mask, targets [windows, sub-words] with -100 where no word is read)."""
+    def collate(self, windows: Sequence[Window]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input ids, attention mask, shape ids and targets [windows, sub-words]: shape 0 and target -100
+        where no word is read)."""
         width = max(len(w.input_ids) for w in windows)
         pad = self.tokenizer.pad_token_id or 0
         input_ids = torch.tensor([w.input_ids + [pad] * (width - len(w.input_ids)) for w in windows])
         attention = torch.tensor([[1] * len(w.input_ids) + [0] * (width - len(w.input_ids)) for w in windows])
+        shapes = torch.zeros((len(windows), width), dtype=torch.long)
         targets = torch.full((len(windows), width), -100, dtype=torch.long)
         for row, window in enumerate(windows):
+            shapes[row, window.positions] = torch.tensor(window.shapes, dtype=torch.long)
             targets[row, window.positions] = torch.tensor(window.targets, dtype=torch.long)
-        return input_ids, attention, targets
+        return input_ids, attention, shapes, targets
 
     def loss(self, windows: Sequence[Window]) -> torch.Tensor:
-        input_ids, attention, targets = self.collate(windows)
-        logits = self(input_ids, attention)
+        input_ids, attention, shapes, targets = self.collate(windows)
+        logits = self(input_ids, attention, shapes)
         return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                            ignore_index=-100)
 
@@ -204,21 +302,36 @@ class TokenTagger(nn.Module):
     def predict(self, texts: Sequence[tuple[str, Sequence[tuple[int, int]]]], *, batch_size: int = 64
                 ) -> list[list[Entity]]:
         """Entities (word spans) of each (text, word character spans): the windows of all texts run through the
-        encoder together, `batch_size` windows per forward pass, shortest first (less padding)."""
+        encoder together, `batch_size` windows per forward pass, shortest first (less padding); tags by
+        per-word argmax, or by Viterbi over the words that have one (constrained_decoding)."""
         was_training = self.training
         self.eval()
         windows = [w for number, (text, words) in enumerate(texts) for w in self.windows(text, words, number)]
-        tags: list[list[int | None]] = [[None] * len(words) for _, words in texts]
+        scores: list[list[torch.Tensor | None]] = [[None] * len(words) for _, words in texts]
         windows.sort(key=lambda w: len(w.input_ids))
         for start in range(0, len(windows), batch_size):
             chosen = windows[start:start + batch_size]
-            input_ids, attention, _ = self.collate(chosen)
-            best = self(input_ids, attention).argmax(dim=-1).tolist()
+            input_ids, attention, shapes, _ = self.collate(chosen)
+            log_probabilities = torch.log_softmax(self(input_ids, attention, shapes), dim=-1)
             for row, window in enumerate(chosen):
                 for word, position in zip(window.words, window.positions, strict=True):
-                    tags[window.text][word] = best[row][position]
+                    scores[window.text][word] = log_probabilities[row, position]
         self.train(was_training)
-        return [decode(t, self.config.labels) for t in tags]
+        return [decode(self._tags(text_scores), self.config.labels) for text_scores in scores]
+
+    def _tags(self, scores: Sequence[torch.Tensor | None]) -> list[int | None]:
+        """Each word's tag (None for a word without one) from its tag scores."""
+        tagged = [(word, row) for word, row in enumerate(scores) if row is not None]
+        tags: list[int | None] = [None] * len(scores)
+        if not tagged:
+            return tags
+        if self.config.constrained_decoding:
+            best = viterbi(torch.stack([row for _, row in tagged]))
+        else:
+            best = [int(row.argmax()) for _, row in tagged]
+        for (word, _), tag in zip(tagged, best, strict=True):
+            tags[word] = tag
+        return tags
 
     # --- persistence ------------------------------------------------------------------------------------
 

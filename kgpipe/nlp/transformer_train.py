@@ -56,6 +56,8 @@ class TransformerTrainOptions:
     holdout: float = 0.1             # share of train held out when no validation set is given
     max_length: int | None = None    # tokens per window (default: the encoder's limit, at most 512)
     dropout: float = 0.1
+    word_shapes: bool = True         # embed each word's case and shape (the packaged encoder is uncased)
+    constrained_decoding: bool = True    # predict valid BIO sequences only (Viterbi), also for validation
     label_renames: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -150,7 +152,8 @@ def train_transformer_ner(train: Sequence[LabelledSentence], output: Path,
     renames = options.label_renames
     labels = sorted({renames.get(e.type, e.type) for s in fit for e in s.entities})
     tagger = TokenTagger.from_base(options.base_model, labels, max_length=options.max_length,
-                                   dropout=options.dropout)
+                                   dropout=options.dropout, word_shapes=options.word_shapes,
+                                   constrained_decoding=options.constrained_decoding)
     nlp = _output_pipeline(options.spacy_base, tagger)
     data = _sentences(nlp, fit, renames)
     checks = _sentences(nlp, held, renames) if held else None
@@ -235,7 +238,8 @@ def _training_meta(report: TrainReport, options: TransformerTrainOptions) -> dic
             "dev_ents_f": best.dev_f if best else None, "validation": report.validation,
             "label_renames": dict(options.label_renames), "max_epochs": options.epochs,
             "patience": options.patience, "learning_rate": options.learning_rate,
-            "batch_size": options.batch_size}
+            "batch_size": options.batch_size, "word_shapes": options.word_shapes,
+            "constrained_decoding": options.constrained_decoding}
 
 
 def _save(nlp: Language, tagger: TokenTagger, output: Path, report: TrainReport,
