@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import random
+from collections import Counter
 from itertools import pairwise
 
 import numpy as np
@@ -21,9 +22,10 @@ from kgpipe.kg.cluster import (
     guard_components,
     split_components,
 )
-from kgpipe.kg.features import Grams, acronym_expansions, featurize_names, name_words, read_names
+from kgpipe.kg.features import featurize_names, name_columns_chunk, name_words, read_names
+from kgpipe.kg.name_columns import Definitions, NameColumns, Numbered, acronym_expansions, key_ngrams
 from kgpipe.kg.nodes import RecordColumns, build_nodes, name_keys, node_pairs
-from kgpipe.kg.normalize import char_ngrams
+from kgpipe.kg.normalize import acronym_definitions, char_ngrams, normalize_name
 from kgpipe.kg.pair_scoring import KnownScores, node_table, score_pairs
 from kgpipe.kg.resolve import Record
 from kgpipe.kg.similarity import AttributeRule, ResolutionConfig
@@ -96,24 +98,92 @@ def test_nodes_are_the_distinct_node_keys_in_sorted_order() -> None:
 def test_name_reading_is_a_map_over_chunks(nodes_and_features) -> None:
     config, nodes, _ = nodes_and_features
     raw, keys = list(nodes.spellings), list(nodes.names)
+    options = config.normalize.options()
     whole = read_names(raw, keys, config)
     assert [r for s in CHUNKS for r in read_names(raw[s], keys[s], config)] == whole
     # the readings carry what later steps need: acronym readings, parts, numerals, institution phrases
     assert any(r.as_acronym for r in whole) and any(r.initials for r in whole)
     assert any(r.parts for r in whole) and any(r.numbers for r in whole) and any(r.institution for r in whole)
-    expansions = acronym_expansions(whole)
-    assert expansions  # learnt from the names ('uc' -> university california)
+    expansions = acronym_expansions([Definitions.of(raw, keys, options)], raw, keys, options)
+    assert expansions["uc"] == ("university", "california")  # learnt from the names
+    chunked = [Definitions.of(raw[s], keys[s], options, s.start) for s in CHUNKS]
+    assert acronym_expansions(chunked, raw, keys, options) == expansions
+    assert list(acronym_expansions(chunked, raw, keys, options)) == list(expansions)  # same order too
     words = name_words(whole, expansions)
     assert [w for s in CHUNKS for w in name_words(whole[s], expansions)] == words
     assert pickle.loads(pickle.dumps((whole, words))) == (whole, words)  # shipped to workers as they are
     assert any(len(set(w.part_of)) > 1 for w in words)
 
 
+def _expansions_reference(raw: list[str], keys: list[str], options) -> dict[str, tuple[str, ...]]:
+    """The definition: one Counter per initials in name order; the most common (first seen among equals) kept
+    when it has at least half of the initials' definitions."""
+    seen: dict[str, Counter] = {}
+    for name, key in zip(raw, keys, strict=True):
+        for initials, words in acronym_definitions(name, options, key):
+            seen.setdefault(initials, Counter())[words] += 1
+    out = {}
+    for initials, counts in seen.items():
+        words, count = counts.most_common(1)[0]
+        if count * 2 >= sum(counts.values()):
+            out[initials] = words
+    return out
+
+
+def test_acronym_expansion_is_the_most_frequent_first_seen_and_unambiguous() -> None:
+    """Counted over chunks as over the whole: the most frequent spelling-out of some initials wins, ties go to
+    the one seen first, and initials whose winner has less than half of their definitions expand to nothing."""
+    config = ResolutionConfig()
+    options = config.normalize.options()
+    raw = ["Delta Banking Center", "Data Base Center", "Data Base Center, Ohio", "Delta Banking Center, Iowa",
+           "Xeno Yak", "Xylo Yard", "Xeno Yak Farm", "Xylo Yard", "Xylo Yard Farm", "Quiet Rock", "Quick Run",
+           "Quasi Rat"]
+    keys = [normalize_name(r, options) for r in raw]
+    whole = acronym_expansions([Definitions.of(raw, keys, options)], raw, keys, options)
+    assert whole["dbc"] == ("delta", "banking", "center")   # 2 against 2: the first seen
+    assert whole["xy"] == ("xylo", "yard")                   # 2 against 1
+    assert "qr" not in whole                                 # 1 of 3: ambiguous
+    assert whole == _expansions_reference(raw, keys, options)
+    for cut in range(1, len(raw)):
+        parts = [Definitions.of(raw[:cut], keys[:cut], options), Definitions.of(raw[cut:], keys[cut:], options, cut)]
+        assert acronym_expansions(parts, raw, keys, options) == whole
+    rng = random.Random(5)
+    words = ["alpha", "beta", "bravo", "gamma", "golf", "delta"]
+    raw = [" ".join(rng.choice(words).title() for _ in range(rng.randint(1, 3))) + rng.choice(["", ", Ohio"])
+           for _ in range(400)]
+    keys = [normalize_name(r, options) for r in raw]
+    found = acronym_expansions([Definitions.of(raw[s], keys[s], options, s.start) for s in (
+        slice(0, 150), slice(150, 151), slice(151, 400))], raw, keys, options)
+    assert found == _expansions_reference(raw, keys, options) and len(found) > 5
+    assert list(found) == list(_expansions_reference(raw, keys, options))
+
+
+def test_name_columns_of_chunks_merge_to_the_columns_of_the_whole(nodes_and_features) -> None:
+    config, nodes, _ = nodes_and_features
+    raw, keys = list(nodes.spellings), list(nodes.names)
+    expansions = {"uc": ("university", "california")}
+    whole = name_columns_chunk(config, expansions, (raw, keys))
+    merged = NameColumns.merge(name_columns_chunk(config, expansions, (raw[s], keys[s])) for s in CHUNKS)
+    for field in vars(whole):
+        a, b = getattr(whole, field), getattr(merged, field)
+        if isinstance(a, Numbered):
+            assert a.vocabulary == b.vocabulary and np.array_equal(a.ids, b.ids) and np.array_equal(a.count, b.count)
+        elif isinstance(a, tuple) and a and isinstance(a[0], np.ndarray):
+            assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)), field
+        elif isinstance(a, np.ndarray):
+            assert np.array_equal(a, b), field
+        else:
+            assert a == b, field
+    assert len(whole.vocabulary) < len(whole.words)   # names share words: numbering across chunks matters
+    assert whole.heads.vocabulary and whole.acronym_keys.vocabulary and whole.numbers.vocabulary
+    assert any(len(x) for x in whole.phrase_words) and whole.is_acronym.any()
+
+
 def test_ngrams_numbered_per_chunk_merge_to_the_numbering_of_the_whole(nodes_and_features) -> None:
     config, nodes, features = nodes_and_features
     keys = list(nodes.names)
-    whole = Grams.of(keys, config.ngram)
-    merged = Grams.merge([Grams.of(keys[s], config.ngram) for s in CHUNKS])
+    whole = key_ngrams(keys, config.ngram)
+    merged = Numbered.merge([key_ngrams(keys[s], config.ngram) for s in CHUNKS])
     assert merged.vocabulary == whole.vocabulary
     assert np.array_equal(merged.ids, whole.ids) and np.array_equal(merged.count, whole.count)
     assert len(whole.vocabulary) < len(whole.ids)  # names share n-grams: numbering across chunks matters
@@ -200,7 +270,9 @@ def test_each_band_pairs_the_names_that_agree_on_it(nodes_and_features) -> None:
     assert found  # some bands do pair names
 
 
-def test_pair_scoring_is_a_map_over_chunks_and_pickles(nodes_and_features) -> None:
+def test_pair_scoring_is_a_map_over_chunks_and_pickles(nodes_and_features, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kgpipe.kg import chunking
+
     config, nodes, features = nodes_and_features
     table = node_table(nodes, features, config)
     left, right = node_pairs(np.array([[a, b] for a in range(len(nodes.names)) for b in range(a + 1, len(
@@ -217,6 +289,8 @@ def test_pair_scoring_is_a_map_over_chunks_and_pickles(nodes_and_features) -> No
     got = shipped(right, left)  # either orientation of a pair
     assert np.array_equal(got[known], whole[known] + 1.0)
     assert np.array_equal(got[len(left) // 2:], whole[len(left) // 2:])
+    monkeypatch.setattr(chunking, "PAIRS", 7)  # the pairs it must score, in chunks of 7
+    assert np.array_equal(shipped(right, left), got)
     assert np.array_equal(score_pairs(pickle.loads(pickle.dumps(table)), left, right), whole)
 
 

@@ -1,17 +1,18 @@
-"""Resolution step: name features, in three stages. A map reads each unique name once (tokens, acronyms,
-parts, institution phrase, n-grams); corpus statistics are computed once from what it read (acronym
-expansions, token vocabulary, IDF, typo word pairs, id tables); then the feature matrices are assembled.
+"""Resolution step: name features, in three stages. A map reads each unique name (tokens, acronyms, parts,
+institution phrase, n-grams) and returns its chunk as arrays, every string numbered within the chunk; the
+chunks are merged into one numbering and the corpus statistics computed from it (acronym expansions, IDF, typo
+word pairs); then the feature matrices are assembled.
 
-Reading a name looks at that name alone, so `read_names` and `name_words` give the same result for any split
-of the names into chunks; every id and column is numbered in name order by the statistics step, as the one
-loop that preceded these steps numbered them, so the scores and their floating-point sums are unchanged.
+Reading a name looks at that name alone, so the map gives the same result for any split of the names into
+chunks; merging numbers every string in order of first occurrence over all names, as the one loop that preceded
+these steps did, so the columns, the scores and their floating-point sums are unchanged. Nothing per name is
+held as Python objects outside a chunk's task: at millions of names the driver holds arrays only.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,10 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kgpipe.kg.institution import InstitutionPhrase, institution_core
+from kgpipe.kg.name_columns import PHRASE_KINDS, Definitions, NameColumns, acronym_expansions, key_ngrams
 from kgpipe.kg.normalize import (
-    acronym_definitions,
     acronyms_used,
-    char_ngrams,
     is_acronym_like,
     name_parts,
     name_tokens,
@@ -32,8 +32,8 @@ from kgpipe.kg.resolution_config import ResolutionConfig
 
 if TYPE_CHECKING:
     from kgpipe.engine.base import Executor
+    from kgpipe.kg.normalize import NormalizeOptions
 
-_PHRASE_KINDS = ("pre", "post", "qualifier")
 _SEGMENTED = re.compile(r"[,;/()\[\]]|\s[-–—]+\s|--+")
 
 
@@ -68,50 +68,12 @@ class NameReading:
     key: str
     tokens: tuple[str, ...]                 # identity-bearing words of the key
     acronyms: tuple[str, ...]               # words written as acronyms ('uc' in 'UC Berkeley')
-    definitions: tuple[tuple[str, tuple[str, ...]], ...]  # (initials, words) each part spells out
     # per comma-separated part (None: one part): its words and its acronyms
     parts: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] | None
     institution: InstitutionPhrase | None
     as_acronym: str | None                  # the name read as an acronym ('mit' for M.I.T.)
     initials: str | None                    # the initials of its words ('mit' for Massachusetts Inst...)
     numbers: tuple[str, ...]                # distinct numerals, leading zeros dropped, in text order
-
-
-@dataclass(frozen=True)
-class Grams:
-    """The distinct character n-grams of a run of names, numbered: `vocabulary` in order of first occurrence,
-    `ids` every name's n-grams (in text order, never a set's order: that changes with the hash seed, i.e. per
-    worker process) as positions in it, `count` how many each name has. Arrays rather than a tuple of strings
-    per name: a name has about twenty n-grams, and millions of names would hold them as Python strings."""
-
-    vocabulary: tuple[str, ...]
-    ids: np.ndarray     # int32
-    count: np.ndarray   # int32, one per name
-
-    @classmethod
-    def of(cls, keys: Sequence[str], ngram: int) -> Grams:
-        """The n-grams of these keys (a map over names: numbered within the run)."""
-        index: dict[str, int] = {}
-        ids: list[int] = []
-        count = np.empty(len(keys), dtype=np.int32)
-        for i, key in enumerate(keys):
-            grams = dict.fromkeys(char_ngrams(key, ngram))
-            count[i] = len(grams)
-            ids.extend([index.setdefault(gram, len(index)) for gram in grams])
-        return cls(tuple(index), np.asarray(ids, dtype=np.int32), count)
-
-    @classmethod
-    def merge(cls, runs: Sequence[Grams]) -> Grams:
-        """Consecutive runs as one, numbered in order of first occurrence over all of them (the numbering
-        `of` gives the whole): each run's vocabulary, in its own order, extends the one before."""
-        index: dict[str, int] = {}
-        ids, counts = [], []
-        for run in runs:
-            remap = np.array([index.setdefault(gram, len(index)) for gram in run.vocabulary], dtype=np.int32)
-            ids.append(remap[run.ids] if len(run.ids) else run.ids)
-            counts.append(run.count)
-        return cls(tuple(index), np.concatenate(ids) if ids else np.zeros(0, np.int32),
-                   np.concatenate(counts) if counts else np.zeros(0, np.int32))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,28 +86,11 @@ class NameWords:
     part_count: int
 
 
-@dataclass(frozen=True)
-class CorpusStats:
-    """Computed once over all names: acronym expansions, the token vocabulary (column order) with its IDF,
-    words one typo apart, and the id tables of n-grams, numerals, acronym keys and institution heads."""
-
-    expansions: dict[str, tuple[str, ...]]
-    vocabulary: tuple[str, ...]
-    idf: np.ndarray
-    typo_pairs: tuple[np.ndarray, np.ndarray, np.ndarray]   # word a, word b, credit (a < b)
-    grams: Grams               # every name's n-grams, numbered over all names
-    number_vocabulary: tuple[str, ...]
-    acronym_keys: tuple[str, ...]
-    heads: tuple[str, ...]
-    word_columns: np.ndarray   # the vocabulary column of every (name, word), in name order: numbered here anyway
-
-
 def read_names(raw_names: Sequence[str], keys: Sequence[str], config: ResolutionConfig) -> list[NameReading]:
     """Read each name (a map over names: `raw_names[i]` is an original spelling, `keys[i]` its key)."""
     options = config.normalize.options()
     institutions = config.institution_mismatch < 1
     head_words = frozenset(config.institution_heads)  # parsed only where the key has a head word
-    expand = config.acronyms and config.expand_acronyms
     out = []
     for raw, key in zip(raw_names, keys, strict=True):
         # interned: a handful of words recur across millions of names, held once (and pickled once per chunk)
@@ -166,24 +111,8 @@ def read_names(raw_names: Sequence[str], keys: Sequence[str], config: Resolution
             elif len(tokens) >= 2:
                 initials = "".join(t[0] for t in tokens)
         out.append(NameReading(
-            key, tuple(tokens), tuple(acronyms_used(raw, options)) if config.acronyms else (),
-            tuple(acronym_definitions(raw, options, key)) if expand else (), parts, institution, as_acronym,
-            initials, tuple(dict.fromkeys(w.lstrip("0") or "0" for w in key.split() if w.isdigit()))))
-    return out
-
-
-def acronym_expansions(readings: Sequence[NameReading]) -> dict[str, tuple[str, ...]]:
-    """Acronym -> the words it abbreviates, learnt from the names themselves: the expansion seen most often,
-    kept only when it accounts for at least half of the parts with those initials (else it is ambiguous)."""
-    seen: dict[str, Counter] = {}
-    for reading in readings:
-        for initials, words in reading.definitions:
-            seen.setdefault(initials, Counter())[words] += 1
-    out = {}
-    for initials, counts in seen.items():
-        words, count = counts.most_common(1)[0]
-        if count * 2 >= sum(counts.values()):
-            out[initials] = words
+            key, tuple(tokens), tuple(acronyms_used(raw, options)) if config.acronyms else (), parts, institution,
+            as_acronym, initials, tuple(dict.fromkeys(w.lstrip("0") or "0" for w in key.split() if w.isdigit()))))
     return out
 
 
@@ -211,42 +140,6 @@ def name_words(readings: Sequence[NameReading], expansions: dict[str, tuple[str,
         part_of = [where.get(token, 0) for token in words]
         out.append(NameWords(tuple(words), tuple(part_of), max(part_of) + 1))
     return out
-
-
-def corpus_statistics(readings: Sequence[NameReading], words: Sequence[NameWords], grams: Sequence[Grams],
-                      config: ResolutionConfig, expansions: dict[str, tuple[str, ...]]) -> CorpusStats:
-    """Vocabularies and id tables numbered in name order (a name's words, then its institution phrase's), IDF
-    over the names (smoothed; acronym tokens weighted), and the word pairs one typo apart. `grams`: the n-grams
-    of consecutive runs of the names (Grams.of per chunk), numbered here over all of them."""
-    vocab: dict[str, int] = {}
-    acronym_ids: dict[str, int] = {}
-    head_ids: dict[str, int] = {}
-    number_ids: dict[str, int] = {}
-    columns: list[int] = []  # the column of every (name, word): a name's words are distinct
-    for reading, name in zip(readings, words, strict=True):
-        columns.extend([vocab.setdefault(token, len(vocab)) for token in name.words])
-        found = reading.institution
-        if found is not None:
-            head_ids.setdefault(found.head, len(head_ids))
-            for kind in _PHRASE_KINDS:
-                for word in getattr(found, kind):
-                    vocab.setdefault(word, len(vocab))
-        key = reading.as_acronym if reading.as_acronym is not None else reading.initials
-        if key is not None:  # one or the other, never both
-            acronym_ids.setdefault(key, len(acronym_ids))
-        for number in reading.numbers:
-            number_ids.setdefault(number, len(number_ids))
-    vocabulary = tuple(vocab)
-    n = len(readings)
-    token_weight = np.array([config.acronym_token_weight if t.startswith("#") else 1.0 for t in vocabulary])
-    counts = np.bincount(np.asarray(columns, dtype=np.int64), minlength=len(vocabulary)).astype(np.float64)
-    # smoothed IDF over the names being resolved: common words (University, of, Inc) weigh little
-    idf = (np.log((1.0 + n) / (1.0 + counts)) + config.idf_offset) * (token_weight if len(token_weight) else 1.0)
-    typo = typo_word_pairs(vocabulary, config.typo_min_length) if config.typo_words else []
-    a, b, credit = ((np.array(x) for x in zip(*typo, strict=True)) if typo else
-                    (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)))
-    return CorpusStats(expansions, vocabulary, idf, (a, b, credit), Grams.merge(grams), tuple(number_ids),
-                       tuple(acronym_ids), tuple(head_ids), np.asarray(columns, dtype=np.int64))
 
 
 def typo_word_pairs(words: Sequence[str], min_length: int = 5, max_group: int = 50) -> list[tuple[int, int, float]]:
@@ -304,32 +197,33 @@ def _csr_rows(counts: Any, cols: np.ndarray, vals: np.ndarray | None, shape: tup
     return matrix
 
 
-def feature_matrices(readings: Sequence[NameReading], words: Sequence[NameWords], stats: CorpusStats,
-                     config: ResolutionConfig) -> NameFeatures:
-    """The sparse matrices and id arrays the scorer and blocking read, from the readings and the statistics."""
-    n = len(readings)
-    size = max(len(stats.vocabulary), 1)
-    word_count = np.array([len(name.words) for name in words], dtype=np.int64)
-    rows = np.repeat(np.arange(n, dtype=np.int64), word_count)
-    cols = stats.word_columns
+def feature_matrices(keys: Sequence[str], columns: NameColumns, config: ResolutionConfig) -> NameFeatures:
+    """The corpus statistics (IDF over the names, smoothed, acronym tokens weighted; word pairs one typo apart)
+    and the sparse matrices and id arrays the scorer and blocking read, from the merged columns of the names."""
+    n = len(keys)
+    vocabulary = columns.vocabulary
+    size = max(len(vocabulary), 1)
+    word_count = columns.word_count.astype(np.int64)
+    cols = columns.words.astype(np.int64)
+    token_weight = np.array([config.acronym_token_weight if t.startswith("#") else 1.0 for t in vocabulary])
+    counts = np.bincount(cols, minlength=len(vocabulary)).astype(np.float64)
+    # smoothed IDF over the names being resolved: common words (University, of, Inc) weigh little
+    idf = (np.log((1.0 + n) / (1.0 + counts)) + config.idf_offset) * (token_weight if len(token_weight) else 1.0)
     bits = _csr_rows(word_count, cols, None, (n, size))
-    weighted = _csr_rows(word_count, cols, stats.idf[cols], (n, size))
-    segment_start = np.r_[0, np.cumsum([name.part_count for name in words])].astype(np.int64)
-    part_rows = segment_start[rows] + np.array(
-        [p for name in words for p in name.part_of], dtype=np.int64)
-    segments = _csr(part_rows, cols, stats.idf[cols], (int(segment_start[-1]), size))
-    grams = _csr_rows(stats.grams.count, stats.grams.ids, None, (n, max(len(stats.grams.vocabulary), 1)))
-    number_of = {x: i for i, x in enumerate(stats.number_vocabulary)}
-    numbers = _ones([i for i, r in enumerate(readings) for _ in r.numbers],
-                    [number_of[x] for r in readings for x in r.numbers], (n, max(len(number_of), 1)))
-    acronym_of = {k: i for i, k in enumerate(stats.acronym_keys)}
-    as_acronym = np.array([acronym_of[r.as_acronym] if r.as_acronym is not None else -1 for r in readings],
-                          dtype=np.int64)
-    initials = np.array([acronym_of[r.initials] if r.initials is not None else -1 for r in readings],
-                        dtype=np.int64)
+    weighted = _csr_rows(word_count, cols, idf[cols], (n, size))
+    segment_start = np.r_[0, np.cumsum(columns.part_count.astype(np.int64))].astype(np.int64)
+    part_rows = np.repeat(segment_start[:-1], word_count) + columns.part_of
+    segments = _csr(part_rows, cols, idf[cols], (int(segment_start[-1]), size))
+    grams = _csr_rows(columns.grams.count, columns.grams.ids, None, (n, max(len(columns.grams.vocabulary), 1)))
+    numbers = _ones(_rows_of(columns.numbers.count), columns.numbers.ids.astype(np.int64),
+                    (n, max(len(columns.numbers.vocabulary), 1)))
+    key = columns.acronym_keys.per_name()
+    as_acronym = np.where(columns.is_acronym, key, -1)
+    initials = np.where(columns.is_acronym, -1, key)
     typo_codes = typo_credit = has_typo = None
-    a, b, credit = stats.typo_pairs
-    if len(a):
+    typo = typo_word_pairs(vocabulary, config.typo_min_length) if config.typo_words else []
+    if typo:
+        a, b, credit = (np.array(x) for x in zip(*typo, strict=True))
         codes = np.r_[a, b].astype(np.int64) * size + np.r_[b, a]
         order = np.argsort(codes)
         typo_codes, typo_credit = codes[order], np.r_[credit, credit][order]
@@ -337,19 +231,18 @@ def feature_matrices(readings: Sequence[NameReading], words: Sequence[NameWords]
         has_typo[a] = has_typo[b] = True
     head = phrases = None
     if config.institution_mismatch < 1:
-        vocab = {t: i for i, t in enumerate(stats.vocabulary)}
-        head_of = {h: i for i, h in enumerate(stats.heads)}
-        head = np.array([head_of[r.institution.head] if r.institution is not None else -1 for r in readings],
-                        dtype=np.int64)
-        phrases = {kind: _ones([i for i, r in enumerate(readings) if r.institution is not None
-                                for _ in getattr(r.institution, kind)],
-                               [vocab[w] for r in readings if r.institution is not None
-                                for w in getattr(r.institution, kind)], (n, size))
-                   for kind in _PHRASE_KINDS}
-    return NameFeatures([r.key for r in readings], weighted, np.asarray(weighted.sum(axis=1)).ravel(), bits,
+        head = columns.heads.per_name()
+        phrases = {kind: _ones(_rows_of(count), ids.astype(np.int64), (n, size)) for kind, ids, count in zip(
+            PHRASE_KINDS, columns.phrase_words, columns.phrase_count, strict=True)}
+    return NameFeatures(list(keys), weighted, np.asarray(weighted.sum(axis=1)).ravel(), bits,
                         grams, np.asarray(grams.sum(axis=1)).ravel(), as_acronym, initials, numbers, segments,
                         segment_start, np.asarray(segments.sum(axis=1)).ravel(), typo_codes, typo_credit, has_typo,
                         head, phrases)
+
+
+def _rows_of(count: np.ndarray) -> np.ndarray:
+    """The row index of every entry of rows with `count` entries each."""
+    return np.repeat(np.arange(len(count), dtype=np.int64), count)
 
 
 def typo_spread(features: NameFeatures):
@@ -371,25 +264,28 @@ def soft_bits(features: NameFeatures):
     return soft
 
 
-def read_name_chunk(config: ResolutionConfig, chunk: tuple[Sequence[str], Sequence[str]]
-                    ) -> tuple[list[NameReading], Grams]:
-    """read_names and the keys' n-grams as an engine task: fn(*shared, item) with the config shared and (raw
-    names, keys) the item."""
+def count_definitions_chunk(options: NormalizeOptions, chunk: tuple[Sequence[str], Sequence[str], int]
+                            ) -> Definitions:
+    """Definitions.of as an engine task: (raw names, keys, index of the first) the item."""
+    raw_names, keys, start = chunk
+    return Definitions.of(raw_names, keys, options, start)
+
+
+def name_columns_chunk(config: ResolutionConfig, expansions: dict[str, tuple[str, ...]],
+                       chunk: tuple[Sequence[str], Sequence[str]]) -> NameColumns:
+    """Read a chunk of names (raw names, keys) and return its columns, as an engine task: the config and the
+    acronym expansions shared."""
     raw_names, keys = chunk
-    return read_names(raw_names, keys, config), Grams.of(keys, config.ngram)
-
-
-def name_words_chunk(expansions: dict[str, tuple[str, ...]], readings: Sequence[NameReading]) -> list[NameWords]:
-    """name_words as an engine task: the expansions shared, a chunk of readings the item."""
-    return name_words(readings, expansions)
+    readings = read_names(raw_names, keys, config)
+    return NameColumns.of(readings, name_words(readings, expansions), key_ngrams(keys, config.ngram))
 
 
 def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
                     keys: Sequence[str] | None = None, executor: Executor | None = None) -> NameFeatures:
     """Features of unique names; `raw_names[i]` is one original spelling of name i (for acronym casing),
-    `keys[i]` its normalised key if already known. The driver over the steps above: reading names and
-    assembling their words are maps over chunks of names on the executor (default: in this process); the
-    statistics and the matrices are computed here, once."""
+    `keys[i]` its normalised key if already known. The driver over the steps above: counting acronym
+    definitions and reading names are maps over chunks of names on the executor (default: in this process);
+    their results are merged here as they arrive, and the statistics and matrices computed once."""
     from kgpipe.engine.local import LocalExecutor
     from kgpipe.kg import chunking
 
@@ -397,13 +293,12 @@ def featurize_names(raw_names: Sequence[str], config: ResolutionConfig,
     options = config.normalize.options()
     keys = list(keys) if keys is not None else [normalize_name(name, options) for name in raw_names]
     spans = chunking.spans(len(keys), chunking.NAMES)
-    readings: list[NameReading] = []
-    grams: list[Grams] = []
-    for chunk_readings, chunk_grams in executor.map_tasks(read_name_chunk, ((raw_names[s], keys[s]) for s in spans),
-                                                          shared=(config,), what="read names"):
-        readings.extend(chunk_readings)
-        grams.append(chunk_grams)
-    expansions = acronym_expansions(readings) if config.acronyms and config.expand_acronyms else {}
-    words: list[NameWords] = chunking.flat_map(executor, name_words_chunk, (readings[s] for s in spans),
-                                               shared=(expansions,), what="name words")
-    return feature_matrices(readings, words, corpus_statistics(readings, words, grams, config, expansions), config)
+    expansions: dict[str, tuple[str, ...]] = {}
+    if config.acronyms and config.expand_acronyms:
+        counted = executor.map_tasks(count_definitions_chunk, ((raw_names[s], keys[s], s.start) for s in spans),
+                                     shared=(options,), what="acronym definitions")
+        expansions = acronym_expansions(counted, raw_names, keys, options)
+    columns = NameColumns.merge(executor.map_tasks(
+        name_columns_chunk, ((raw_names[s], keys[s]) for s in spans), shared=(config, expansions),
+        what="read names"))
+    return feature_matrices(keys, columns, config)

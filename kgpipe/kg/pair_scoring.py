@@ -61,7 +61,10 @@ class KnownScores:
         out = np.empty(len(a), dtype=np.float64)
         found, at = find_sorted(self.codes, wanted)
         out[found] = self.scores[at[found]]
-        missing = ~found
-        if missing.any():
-            out[missing] = score_pairs(self.table, a[missing], b[missing])
+        # the rest in chunks: the scorer holds a score array per signal for the pairs it is given, and the guard
+        # of a component of millions of nodes asks for tens of millions of pairs at once
+        missing = np.flatnonzero(~found)
+        for sl in chunk_pairs(len(missing)):
+            at = missing[sl]
+            out[at] = score_pairs(self.table, a[at], b[at])
         return out

@@ -19,12 +19,12 @@ import numpy as np
 
 from kgpipe.kg.codes import find_sorted
 from kgpipe.kg.features import (  # noqa: F401  (featurize_names, typo_word_pairs: re-exported, long imported from here)
-    _PHRASE_KINDS,
     NameFeatures,
     _csr,
     featurize_names,
     typo_word_pairs,
 )
+from kgpipe.kg.name_columns import PHRASE_KINDS
 from kgpipe.kg.normalize import fold_text, name_tokens, normalize_name
 from kgpipe.kg.resolution_config import (  # noqa: F401  (re-exported: the settings live beside the scorer)
     AttributeRule,
@@ -120,7 +120,7 @@ def institutions_differ(f: NameFeatures, left: np.ndarray, right: np.ndarray) ->
     if not len(both):
         return out
     a, b = left[both], right[both]
-    pre, post, qualifier = (institution[kind] for kind in _PHRASE_KINDS)
+    pre, post, qualifier = (institution[kind] for kind in PHRASE_KINDS)
 
     def size(matrix, names: np.ndarray) -> np.ndarray:
         return np.diff(matrix.indptr)[names]
