@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
@@ -182,10 +182,18 @@ def split_components(labels: np.ndarray, left: np.ndarray, right: np.ndarray, sc
                         None if weights is None else weights[members])
 
 
-def group_components(parts: Iterable[Component], max_pairs: int) -> Iterator[list[Component]]:
-    """Consecutive components in groups of about `max_pairs` guard pairs: one scorer call per group costs
-    far less than one per component (most are three or four nodes). Grouping changes no result."""
-    group: list[Component] = []
+class _Sized(Protocol):
+    @property
+    def pairs(self) -> int: ...
+
+
+Unit = TypeVar("Unit", bound=_Sized)
+
+
+def group_components(parts: Iterable[Unit], max_pairs: int) -> Iterator[list[Unit]]:
+    """Consecutive components (or pieces) in groups of about `max_pairs` guard pairs: one scorer call per group
+    costs far less than one per component (most are three or four nodes). Grouping changes no result."""
+    group: list[Unit] = []
     size = 0
     for component in parts:
         group.append(component)
@@ -235,27 +243,116 @@ def guard_components(group: list[Component], scorer: PairScorer, settings: Guard
                 labels[at] = piece[0]
                 continue
             i, j = next(triangles)
-            sim = np.eye(len(piece))
-            sim[i, j] = scores[offset:offset + len(i)]
-            sim[j, i] = sim[i, j]
+            labels[at], came_apart = _cluster_piece(piece, i, j, scores[offset:offset + len(i)], component.anchors[at],
+                                                    None if component.weights is None else component.weights[at],
+                                                    settings)
             offset += len(i)
             scored += len(i)
             checked += 1
-            piece_anchors = component.anchors[at]
-            if sim[i, j].min(initial=1.0) >= settings.group_threshold and len(
-                    set(piece_anchors[piece_anchors >= 0])) <= 1:
-                labels[at] = piece.min()
-                continue
-            local = average_link(sim, settings.group_threshold, piece_anchors,
-                                 None if component.weights is None else component.weights[at])
-            labels[at] = piece[local]
-            if len(np.unique(local)) > 1:
-                split += 1
+            split += came_apart
         cut = int(len(members) > settings.max_exact)
         if cut:
             scored += _merge_component_pieces(component, labels, scorer, settings.group_threshold)
         out.append(GuardResult(members, labels, checked, split, cut, scored))
     return out
+
+
+def _cluster_piece(piece: np.ndarray, i: np.ndarray, j: np.ndarray, scores: np.ndarray, anchors: np.ndarray,
+                   weights: np.ndarray | None, settings: GuardSettings) -> tuple[np.ndarray, bool]:
+    """Average link over every pair of one piece (two or more nodes; `scores` of its pairs (i, j), the upper
+    triangle in order): a cluster label (the smallest global id of the cluster) per member, and whether the
+    piece came apart. A piece whose pairs all reach the threshold, without clashing anchors, stays whole."""
+    if scores.min(initial=1.0) >= settings.group_threshold and len(set(anchors[anchors >= 0])) <= 1:
+        return np.full(len(piece), piece.min(), dtype=np.int64), False
+    sim = np.eye(len(piece))
+    sim[i, j] = scores
+    sim[j, i] = scores
+    local = average_link(sim, settings.group_threshold, anchors, weights)
+    return piece[local], len(np.unique(local)) > 1
+
+
+# --- components too large to cluster exactly, as tasks of their own --------------------------------------
+# guard_components does all of a large component in one task; a giant component (hundreds of thousands of
+# nodes on chained typo variants) then holds one worker for most of the stage. The same three steps as
+# separate tasks: cut it into pieces, cluster the pieces (grouped by pairs, across workers), join the pieces'
+# clusters again (one task per component). The same functions, so the same labels.
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A piece of a cut component: its members (sorted global ids), their anchors and weights."""
+
+    component: int                 # position of its component among the large ones
+    members: np.ndarray
+    anchors: np.ndarray
+    weights: np.ndarray | None
+
+    @property
+    def pairs(self) -> int:
+        return len(self.members) * (len(self.members) - 1) // 2
+
+
+def cut_component(settings: GuardSettings, component: Component) -> list[np.ndarray]:
+    """_cut_large as an engine task: the pieces (sorted member arrays) of one large component."""
+    return _cut_large(component.members, component.left, component.right, component.score, settings.threshold,
+                      settings.max_exact)
+
+
+def cluster_pieces(scorer: PairScorer, settings: GuardSettings, pieces: list[Piece]) -> list[tuple[np.ndarray, bool]]:
+    """_cluster_piece on each of a group of pieces as an engine task, their pairs scored in one scorer call."""
+    tri = [np.triu_indices(len(p.members), 1) for p in pieces]
+    pl = np.concatenate([p.members[i] for p, (i, _) in zip(pieces, tri, strict=True)])
+    pr = np.concatenate([p.members[j] for p, (_, j) in zip(pieces, tri, strict=True)])
+    scores = scorer(pl, pr)
+    out = []
+    offset = 0
+    for piece, (i, j) in zip(pieces, tri, strict=True):
+        out.append(_cluster_piece(piece.members, i, j, scores[offset:offset + len(i)], piece.anchors, piece.weights,
+                                  settings))
+        offset += len(i)
+    return out
+
+
+def merge_pieces(scorer: PairScorer, settings: GuardSettings, item: tuple[Component, np.ndarray]
+                 ) -> tuple[np.ndarray, int]:
+    """_merge_component_pieces as an engine task: (a cut component, its labels after the pieces were
+    clustered) the item; returns the joined labels and the pairs scored."""
+    component, labels = item
+    labels = labels.copy()
+    scored = _merge_component_pieces(component, labels, scorer, settings.group_threshold)
+    return labels, scored
+
+
+def guard_large(large: list[Component], scorer: PairScorer, settings: GuardSettings, executor: Executor,
+                batch_pairs: int) -> list[GuardResult]:
+    """What guard_components gives for components larger than max_exact, as three mapped steps."""
+    cuts = list(executor.map_tasks(cut_component, large, shared=(settings,), what="cut large components"))
+    labels = [np.full(len(c.members), c.members[0], dtype=np.int64) for c in large]
+    checked = [0] * len(large)
+    split = [0] * len(large)
+    scored = [0] * len(large)
+    pieces: list[Piece] = []
+    for number, (component, cut) in enumerate(zip(large, cuts, strict=True)):
+        for piece in cut:
+            at = np.searchsorted(component.members, piece)
+            if len(piece) == 1:
+                labels[number][at] = piece[0]
+            else:
+                pieces.append(Piece(number, piece, component.anchors[at],
+                                    None if component.weights is None else component.weights[at]))
+    groups = list(group_components(pieces, batch_pairs))
+    results = executor.map_tasks(cluster_pieces, groups, shared=(scorer, settings), what="cluster pieces")
+    for group, found in zip(groups, results, strict=True):
+        for done, (piece_labels, came_apart) in zip(group, found, strict=True):
+            number = done.component
+            labels[number][np.searchsorted(large[number].members, done.members)] = piece_labels
+            checked[number] += 1
+            split[number] += came_apart
+            scored[number] += done.pairs
+    joined = executor.map_tasks(merge_pieces, zip(large, labels, strict=True), shared=(scorer, settings),
+                                what="join the pieces of large components")
+    return [GuardResult(c.members, final, checked[k], split[k], 1, scored[k] + extra)
+            for k, (c, (final, extra)) in enumerate(zip(large, joined, strict=True))]
 
 
 def _merge_component_pieces(component: Component, labels: np.ndarray, scorer: PairScorer, threshold: float) -> int:
@@ -349,16 +446,31 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
             log.warning("clustering without the guard: anchor conflicts inside components are not split")
         return first, stats
     labels = first.copy()
-    groups = group_components(split_components(first, al, ar, ascore, anchors, weights),
-                              chunking.GUARD_PAIRS if batch_pairs is None else batch_pairs)
+    batch = chunking.GUARD_PAIRS if batch_pairs is None else batch_pairs
+    large: list[Component] = []  # set aside as they pass, for guard_large
+
+    def exact_ones(parts: Iterable[Component]) -> Iterator[Component]:
+        for component in parts:
+            if len(component.members) > settings.max_exact:
+                large.append(component)
+            else:
+                yield component
+
+    groups = group_components(exact_ones(split_components(first, al, ar, ascore, anchors, weights)), batch)
     for results in executor.map_tasks(guard_group, groups, shared=(scorer, settings), what="anti-chaining guard"):
         for result in results:
-            labels[result.members] = result.labels
-            stats.components_checked += result.checked
-            stats.components_split += result.split
-            stats.large_components_cut += result.cut
-            stats.guard_pairs_scored += result.pairs_scored
+            _record(result, labels, stats)
+    for result in guard_large(large, scorer, settings, executor, batch):
+        _record(result, labels, stats)
     return labels, stats
+
+
+def _record(result: GuardResult, labels: np.ndarray, stats: ClusterStats) -> None:
+    labels[result.members] = result.labels
+    stats.components_checked += result.checked
+    stats.components_split += result.split
+    stats.large_components_cut += result.cut
+    stats.guard_pairs_scored += result.pairs_scored
 
 
 def _merge_across_pieces(labels: np.ndarray, left: np.ndarray, right: np.ndarray, scorer: PairScorer,
