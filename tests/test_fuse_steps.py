@@ -12,7 +12,15 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from kgpipe.kg.blocking import band_pairs, blocking_signatures, common_words, lsh_params, name_ranks
+from kgpipe.kg.blocking import (
+    band_hashes,
+    band_pairs,
+    blocking_signatures,
+    common_words,
+    lsh_params,
+    name_ranks,
+    signatures_chunk,
+)
 from kgpipe.kg.cluster import (
     Component,
     GuardSettings,
@@ -260,12 +268,19 @@ def test_each_band_pairs_the_names_that_agree_on_it(nodes_and_features) -> None:
     n_bands, rows = lsh_params(blocking.lsh_threshold, blocking.num_perm)
     ranks = name_ranks(keys)
     n = len(keys)
+    # what the driver keeps: one hash per band and name, made per chunk of names
+    hashes = band_hashes(signatures, n_bands, rows)
+    common = common_words(keys, blocking)
+    chunked = np.hstack([signatures_chunk(common, blocking, config.ngram, (n_bands, rows), keys[s]) for s in CHUNKS])
+    assert hashes.shape == (n_bands, n) and np.array_equal(chunked, hashes)
     found = 0
     for band in range(n_bands):
         block = signatures[:, band * rows:(band + 1) * rows]
         result = band_pairs(block, ranks, max_bucket=1000, window=5)
         expected = {a * n + b for a in range(n) for b in range(a + 1, n) if np.array_equal(block[a], block[b])}
         assert set(result.codes.tolist()) == expected and result.oversized == 0
+        from_hash = band_pairs(hashes[band], ranks, max_bucket=1000, window=5)
+        assert np.array_equal(from_hash.codes, result.codes)
         found += len(expected)
     assert found  # some bands do pair names
 

@@ -133,14 +133,28 @@ class BandPairs:
     oversized: int      # buckets larger than max_bucket (paired by neighbourhood only)
 
 
-def band_pairs(band: np.ndarray, ranks: np.ndarray, max_bucket: int, window: int) -> BandPairs:
-    """Candidate pairs of one LSH band: `band` is the band's columns of every name's signature (names x
-    rows per band); names whose band hashes agree are paired. One call per band."""
-    band_hash = np.zeros(len(band), dtype=np.uint64)
+def band_hash(band: np.ndarray) -> np.ndarray:
+    """Each name's hash of one LSH band: the band's columns of its signature (names x rows per band) folded."""
+    folded = np.zeros(len(band), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for column in range(band.shape[1]):
-            band_hash = band_hash * _MIX + band[:, column]
-    codes, oversized = _band_pairs(band_hash, ranks, max_bucket, window)
+            folded = folded * _MIX + band[:, column]
+    return folded
+
+
+def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """band_hash of every band (bands x names, uint64): what the band tasks need of the signatures, in `rows`
+    times less memory (the driver holds it for all names)."""
+    return np.stack([band_hash(signatures[:, b * rows:(b + 1) * rows]) for b in range(bands)]) if bands else (
+        np.zeros((0, len(signatures)), dtype=np.uint64))
+
+
+def band_pairs(band: np.ndarray, ranks: np.ndarray, max_bucket: int, window: int) -> BandPairs:
+    """Candidate pairs of one LSH band: `band` is the band's columns of every name's signature (names x
+    rows per band), or already its band_hash (one value per name); names whose band hashes agree are paired.
+    One call per band."""
+    folded = band if band.ndim == 1 else band_hash(band)
+    codes, oversized = _band_pairs(folded, ranks, max_bucket, window)
     return BandPairs(np.sort(codes), oversized)  # a pair once per band; sorted, so a range of names is a slice
 
 
@@ -204,16 +218,19 @@ def _prune_range(codes: np.ndarray, shared_bands: np.ndarray, by_right: np.ndarr
     return np.sort(codes[np.unique(edge[order[rank < k]])]) if len(order) else np.zeros(0, dtype=np.int64)
 
 
-def signatures_chunk(common: frozenset[str], config: BlockingConfig, ngram: int, keys: Sequence[str]) -> np.ndarray:
-    """blocking_signatures as an engine task: the common words and settings shared, a chunk of keys the item."""
-    return blocking_signatures(keys, common, config, ngram)
+def signatures_chunk(common: frozenset[str], config: BlockingConfig, ngram: int, shape: tuple[int, int],
+                     keys: Sequence[str]) -> np.ndarray:
+    """The band hashes (bands x names) of a chunk of keys' blocking signatures, as an engine task: the common
+    words and settings shared, shape (bands, rows per band), a chunk of keys the item."""
+    bands, rows = shape
+    return band_hashes(blocking_signatures(keys, common, config, ngram), bands, rows)
 
 
-def band_task(signatures: np.ndarray, ranks: np.ndarray, settings: tuple[int, int, int], band: int) -> BandPairs:
-    """band_pairs as an engine task: every name's signature and rank shared (sent once), the band number the
-    item; settings: (rows per band, max_bucket, window)."""
-    rows, max_bucket, window = settings
-    return band_pairs(signatures[:, band * rows:(band + 1) * rows], ranks, max_bucket, window)
+def band_task(hashes: np.ndarray, ranks: np.ndarray, settings: tuple[int, int], band: int) -> BandPairs:
+    """band_pairs as an engine task: every name's band hashes and rank shared (sent once), the band number the
+    item; settings: (max_bucket, window)."""
+    max_bucket, window = settings
+    return band_pairs(hashes[band], ranks, max_bucket, window)
 
 
 def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
@@ -234,23 +251,24 @@ def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
         return BlockingResult(np.zeros((0, 2), dtype=np.int64), stats)
     n_bands, rows = lsh_params(config.lsh_threshold, config.num_perm)
     common = common_words(keys, config)
-    signatures = np.empty((n, config.num_perm), dtype=np.uint64)
+    hashes = np.empty((n_bands, n), dtype=np.uint64)
     spans = chunking.spans(n, chunking.NAMES)
     for span, chunk in zip(spans, executor.map_tasks(signatures_chunk, (keys[s] for s in spans),
-                                                     shared=(common, config, ngram), what="MinHash signatures"),
+                                                     shared=(common, config, ngram, (n_bands, rows)),
+                                                     what="MinHash signatures"),
                            strict=True):
-        signatures[span] = chunk
+        hashes[:, span] = chunk
         if progress:
             progress("minhash", span.stop, n)
     ranks = name_ranks(keys)
     bands = []
-    for band in executor.map_tasks(band_task, range(n_bands), shared=(signatures, ranks,
-                                                                      (rows, config.max_bucket, config.window)),
+    for band in executor.map_tasks(band_task, range(n_bands), shared=(hashes, ranks,
+                                                                      (config.max_bucket, config.window)),
                                    what="LSH bands"):
         bands.append(band)
         if progress:
             progress("lsh bands", len(bands), n_bands)
-    del signatures
+    del hashes
     lsh_codes, lsh_before = lsh_candidates(bands, n, config.max_candidates, executor)
     oversized = sum(b.oversized for b in bands)
     del bands
