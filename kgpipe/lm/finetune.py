@@ -130,6 +130,44 @@ def length_batches(items: list[int], length: Mapping[int, int], size: int, rng: 
     return batches
 
 
+@dataclass(frozen=True)
+class EpochRun:
+    """What one pass over the batches did: summed loss, optimiser steps, items (sentences) seen, and whether
+    the time budget ran out before the last batch."""
+
+    total_loss: float
+    steps: int
+    items: int
+    out_of_time: bool
+
+    @property
+    def mean_loss(self) -> float:
+        return round(self.total_loss / max(1, self.steps), 4)
+
+
+def run_epoch(model: nn.Module, batches: list[list[int]], loss_of: Callable[[list[int]], torch.Tensor],
+              optimiser: Any, scheduler: Any, started: float, max_minutes: float) -> EpochRun:
+    """One epoch of the shared recipe: per batch the loss, a backward pass, gradients clipped to norm 1, an
+    AdamW step and a scheduler step; stops after the batch that passes `max_minutes` since `started`
+    (time.monotonic)."""
+    import time
+
+    total, steps, items = 0.0, 0, 0
+    for chosen in batches:
+        loss = loss_of(chosen)
+        optimiser.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        scheduler.step()
+        total += loss.item()
+        items += len(chosen)
+        steps += 1
+        if (time.monotonic() - started) / 60 > max_minutes:
+            return EpochRun(total, steps, items, True)
+    return EpochRun(total, steps, items, False)
+
+
 def as_tuple(value: Any) -> Any:
     """random.getstate() after a round trip through a checkpoint (lists back to tuples)."""
     return tuple(as_tuple(v) for v in value) if isinstance(value, list | tuple) else value

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from kgpipe.errors import KgpipeError
@@ -26,6 +27,7 @@ from kgpipe.lm.finetune import (
     adamw_with_warmup,
     length_batches,
     resume_training,
+    run_epoch,
     save_training,
     seed_everything,
 )
@@ -187,30 +189,20 @@ def train_relation_model(train: Sequence[LabelledSentence], output: Path, option
         report.epochs = [RelEpoch(**e) for e in resumed.history]
         report.best_epoch = resumed.best_epoch
         report.resumed_after = start_epoch
+
+    def loss_of(chosen: list[int]) -> torch.Tensor:
+        batch = model.collate([units[i] for s in chosen for i in by_sentence[s]])
+        return nn.functional.cross_entropy(model(batch), batch.targets)
+
     started = time.monotonic()
     output.mkdir(parents=True, exist_ok=True)
     for epoch in range(start_epoch + 1, options.epochs + 1):
         epoch_start = time.monotonic()
         model.train()
         batches = _batches(sorted(by_sentence), length, options.batch_size, rng)
-        total, seen, steps, out_of_time = 0.0, 0, 0, False
-        for chosen in batches:
-            batch = model.collate([units[i] for s in chosen for i in by_sentence[s]])
-            loss = nn.functional.cross_entropy(model(batch), batch.targets)
-            optimiser.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimiser.step()
-            scheduler.step()
-            total += loss.item()
-            seen += len(chosen)
-            steps += 1
-            if (time.monotonic() - started) / 60 > options.max_minutes:
-                out_of_time = True
-                break
+        run = run_epoch(model, batches, loss_of, optimiser, scheduler, started, options.max_minutes)
         seconds = time.monotonic() - epoch_start
-        score = RelEpoch(epoch, round(total / max(1, steps), 4), round(seconds, 1),
-                         round(seen / max(seconds, 1e-9), 2))
+        score = RelEpoch(epoch, run.mean_loss, round(seconds, 1), round(run.items / max(seconds, 1e-9), 2))
         improved = True
         if held:
             score.precision, score.recall, score.f1 = (round(x, 4) for x in evaluate(model, held))
@@ -223,7 +215,7 @@ def train_relation_model(train: Sequence[LabelledSentence], output: Path, option
             model.save(output)
         else:
             since_best += 1
-        if out_of_time:
+        if run.out_of_time:
             report.stopped = f"time budget of {options.max_minutes:g} minutes (epoch {epoch} cut short)"
         elif held and since_best >= options.patience:
             report.stopped = f"no held-out improvement for {options.patience} epochs"

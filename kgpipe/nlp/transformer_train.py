@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
 from kgpipe.errors import KgpipeError
 from kgpipe.lm.encoder import DEFAULT_BASE_MODEL
 from kgpipe.lm.finetune import (
@@ -27,6 +25,7 @@ from kgpipe.lm.finetune import (
     adamw_with_warmup,
     length_batches,
     resume_training,
+    run_epoch,
     save_training,
     seed_everything,
 )
@@ -186,20 +185,10 @@ def train_transformer_ner(train: Sequence[LabelledSentence], output: Path,
     for epoch in range(start_epoch + 1, options.epochs + 1):
         epoch_start = time.monotonic()
         tagger.train()
-        total, steps, out_of_time = 0.0, 0, False
-        for chosen in length_batches(sorted(by_sentence), length, options.batch_size, rng):
-            loss = tagger.loss([units[i] for s in chosen for i in by_sentence[s]])
-            optimiser.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(tagger.parameters(), 1.0)
-            optimiser.step()
-            scheduler.step()
-            total += loss.item()
-            steps += 1
-            if (time.monotonic() - started) / 60 > options.max_minutes:
-                out_of_time = True
-                break
-        score = EpochScore(epoch, round(total / max(1, steps), 4), round(time.monotonic() - epoch_start, 1))
+        run = run_epoch(tagger, length_batches(sorted(by_sentence), length, options.batch_size, rng),
+                        lambda chosen: tagger.loss([units[i] for s in chosen for i in by_sentence[s]]),
+                        optimiser, scheduler, started, options.max_minutes)
+        score = EpochScore(epoch, run.mean_loss, round(time.monotonic() - epoch_start, 1))
         improved = True
         if checks is not None:
             precision, recall, f1 = entity_scores(tagger.predict(checks.texts), checks.gold)
@@ -213,7 +202,7 @@ def train_transformer_ner(train: Sequence[LabelledSentence], output: Path,
             saved = True
         else:
             since_best += 1
-        if out_of_time:
+        if run.out_of_time:
             report.stopped = f"time budget of {options.max_minutes:g} minutes (epoch {epoch} cut short)"
         elif checks is not None and since_best >= options.patience:
             report.stopped = f"no validation improvement for {options.patience} epochs"
