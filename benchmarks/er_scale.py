@@ -266,7 +266,10 @@ class RecordIds(Sequence):
         return str(i % self.n)
 
 
-def run_one(n: int, engine: str = "local", workers: int = 2, object_store_gb: float = 4.0) -> dict:
+def run_one(n: int, engine: str = "local", workers: int = 2, object_store_gb: float = 4.0,
+            completeness: bool = True) -> dict:
+    """One size in this process. completeness: keep blocking's candidate name pairs to measure pair completeness
+    (the engine comparison leaves it out: holding the pairs would add 16 bytes a pair to the driver's peak)."""
     import hashlib
 
     from kgpipe.kg.evaluate import pairwise_prf
@@ -280,7 +283,7 @@ def run_one(n: int, engine: str = "local", workers: int = 2, object_store_gb: fl
     memory = ProcessMemory()
     load_before = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
-    result = resolve(records, executor=executor)
+    result = resolve(records, executor=executor, keep_candidates=completeness)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     processes = memory.report()
     clusters_sha = hashlib.sha256(result.labels.tobytes()).hexdigest()[:16]
@@ -291,7 +294,7 @@ def run_one(n: int, engine: str = "local", workers: int = 2, object_store_gb: fl
             "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
             "generate_seconds": round(gen_seconds, 1), "peak_mb": round(peak_mb),
             "candidate_pairs": result.stats["blocking_candidate_pairs"],
-            "pair_completeness": round(pair_completeness(result, entity), 4),
+            "pair_completeness": round(pair_completeness(result, entity), 4) if completeness else None,
             "precision": quality["precision"], "recall": quality["recall"], "f1": quality["f1"],
             "step_seconds": result.stats["seconds"], "peak_mb_after": result.stats["peak_mb_after"],
             "load_average": [round(load_before, 1), round(load_after, 1)],
@@ -314,10 +317,11 @@ def plain_all_pairs(n: int) -> tuple[int, float]:
     return len(names), time.perf_counter() - t0
 
 
-def one_run(n: int, engine: str = "local", workers: int = 2, object_store_gb: float = 4.0) -> dict:
+def one_run(n: int, engine: str = "local", workers: int = 2, object_store_gb: float = 4.0,
+            completeness: bool = True) -> dict:
     """run_one(n) in a fresh process (so peak memory is that size's)."""
     proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--engine", engine, "--workers", str(workers),
-                           "--object-store-gb", str(object_store_gb)],
+                           "--object-store-gb", str(object_store_gb), *([] if completeness else ["--no-completeness"])],
                           capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     if proc.returncode:
@@ -333,7 +337,8 @@ def compare_engines(args: argparse.Namespace) -> None:
     for _ in range(args.repeat):
         for n in args.sizes:
             for engine in engines:
-                runs.setdefault((n, engine), []).append(one_run(n, engine, args.workers, args.object_store_gb))
+                runs.setdefault((n, engine), []).append(one_run(n, engine, args.workers, args.object_store_gb,
+                                                                completeness=False))
                 print(runs[n, engine][-1], flush=True)
 
     def median(n: int, engine: str) -> dict | None:
@@ -408,11 +413,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (CPUs) with --engine ray")
     parser.add_argument("--object-store-gb", type=float, default=4.0, help="Ray's object store (GiB); beyond it "
                         "objects spill to its temp folder, /tmp/kgpipe-ray")
+    parser.add_argument("--no-completeness", action="store_true", help=argparse.SUPPRESS)  # internal, with --one
     parser.add_argument("--ray-only", action="store_true", help="with --engine ray: no local runs (sizes one process "
                         "cannot hold)")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.engine, args.workers, args.object_store_gb)))
+        print(json.dumps(run_one(args.one, args.engine, args.workers, args.object_store_gb,
+                                 completeness=not args.no_completeness)))
         return
     if args.engine == "ray":
         compare_engines(args)

@@ -139,7 +139,7 @@ def same_resolution(a: Resolution, b: Resolution) -> None:
     assert np.array_equal(a.node_of, b.node_of) and a.node_names == b.node_names
     for x, y in zip(a.accepted, b.accepted, strict=True):
         assert np.array_equal(x, y)
-    assert np.array_equal(a.candidate_names, b.candidate_names)
+    assert a.candidate_names is not None and np.array_equal(a.candidate_names, b.candidate_names)
     strip = lambda stats: {k: v for k, v in stats.items() if k not in RUN_DEPENDENT}  # noqa: E731
     assert strip(a.stats) == strip(b.stats)
 
@@ -156,10 +156,10 @@ def test_resolve_is_the_same_on_ray_for_synthetic_records(engines, monkeypatch: 
     monkeypatch.setattr(chunking, "GUARD_PAIRS", 500)
     mentions, _ = generate(3000)
     records = [Record(str(i), m) for i, m in enumerate(mentions)]
-    expected = resolve(records, executor=local)
+    expected = resolve(records, executor=local, keep_candidates=True)
     assert expected.stats["names"] > 2 * chunking.NAMES and expected.stats["scored_pairs"] > 2 * chunking.PAIRS
     assert expected.stats["components_split"] >= 1  # chained pairs the guard cut
-    same_resolution(resolve(records, executor=ray), expected)
+    same_resolution(resolve(records, executor=ray, keep_candidates=True), expected)
 
 
 @pytest.fixture(scope="module")
@@ -197,9 +197,10 @@ def test_resolve_is_the_same_on_ray_for_the_sample_mentions(engines, sample_run:
     assert step.anchor_mentions(found, index, {}, compat, executor=ray) == anchors
     assert len(found) > 3 * chunking.MENTIONS and sum(a is not None for a in anchors.anchors) > 10
     records = step.mention_records(found, anchors.anchors, step.document_keys(found, "document"))
-    expected = resolve(records, config, type_parents=DEFAULT_TYPE_PARENTS, executor=local)
+    expected = resolve(records, config, type_parents=DEFAULT_TYPE_PARENTS, executor=local, keep_candidates=True)
     assert expected.stats["accepted_pairs"] > 0
-    same_resolution(resolve(records, config, type_parents=DEFAULT_TYPE_PARENTS, executor=ray), expected)
+    same_resolution(resolve(records, config, type_parents=DEFAULT_TYPE_PARENTS, executor=ray,
+                                    keep_candidates=True), expected)
 
 
 def test_the_fuse_stage_on_ray_writes_the_same_outputs(ray_cluster, sample_run: Path) -> None:

@@ -309,6 +309,23 @@ def test_pair_scoring_is_a_map_over_chunks_and_pickles(nodes_and_features, monke
     assert np.array_equal(score_pairs(pickle.loads(pickle.dumps(table)), left, right), whole)
 
 
+def test_known_scores_read_pairs_in_any_order(nodes_and_features) -> None:
+    """Pairs in code order (as blocking gives them) are kept as given, without a sorted copy; pairs in any other
+    order are sorted first; both answer alike, the first score of a pair given twice included."""
+    config, nodes, features = nodes_and_features
+    table = node_table(nodes, features, config)
+    n = len(nodes)
+    left, right = np.triu_indices(n, 1)
+    scores = np.random.default_rng(3).random(len(left))
+    in_order = KnownScores(table, left, right, scores, n)
+    assert np.shares_memory(in_order.scores, scores)
+    shuffle = np.random.default_rng(4).permutation(len(left))
+    twice = np.r_[shuffle, shuffle[:5]]  # five pairs again, with other scores: the first given wins
+    shuffled = KnownScores(table, right[twice], left[twice], np.r_[scores[shuffle], scores[shuffle[:5]] + 1], n)
+    assert not np.shares_memory(shuffled.scores, scores)
+    assert np.array_equal(shuffled(left, right), scores) and np.array_equal(in_order(right, left), scores)
+
+
 # --- components and the guard ----------------------------------------------------------------------------
 
 
@@ -423,3 +440,22 @@ def test_records_as_columns_resolve_as_record_objects() -> None:
     assert np.array_equal(as_objects.labels, as_columns.labels)
     assert list(as_columns.record_ids) == [r.id for r in records]
     assert len(as_columns.clusters) < len(set(NAMES))  # something merged: the comparison is not vacuous
+
+
+def test_candidate_names_are_kept_only_when_asked() -> None:
+    """resolve() drops blocking's name pairs once they are node pairs, unless keep_candidates asks for them;
+    the resolution is the same either way."""
+    from kgpipe.kg.blocking import block_names
+    from kgpipe.kg.resolve import resolve
+
+    records = [Record(str(i), name) for i, name in enumerate(NAMES * 2)]
+    dropped = resolve(records)
+    kept = resolve(records, keep_candidates=True)
+    assert dropped.candidate_names is None and np.array_equal(dropped.labels, kept.labels)
+    config = ResolutionConfig()
+    nodes = build_nodes(RecordColumns.of(records), name_keys([r.name for r in records], config.normalize.options()),
+                        config)
+    features = featurize_names(list(nodes.spellings), config, keys=list(nodes.names))
+    expected = block_names(features, config.blocking, config.ngram).pairs
+    assert kept.candidate_names is not None and len(kept.candidate_names)
+    assert np.array_equal(kept.candidate_names, expected)

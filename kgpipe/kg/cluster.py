@@ -13,6 +13,7 @@ clusters.
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -292,10 +293,28 @@ class Piece:
         return len(self.members) * (len(self.members) - 1) // 2
 
 
-def cut_component(settings: GuardSettings, component: Component) -> list[np.ndarray]:
-    """_cut_large as an engine task: the pieces (sorted member arrays) of one large component."""
-    return _cut_large(component.members, component.left, component.right, component.score, settings.threshold,
-                      settings.max_exact)
+@dataclass(frozen=True)
+class Cut:
+    """The pieces of one cut component as two arrays (pieces in order, their members one after the other, and
+    each piece's size) rather than an array per piece: most pieces are a single node, and a few hundred thousand
+    small arrays cost the driver far more than their values."""
+
+    members: np.ndarray
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, pieces: list[np.ndarray]) -> Cut:
+        return cls(np.concatenate(pieces) if pieces else np.zeros(0, np.int64),
+                   np.array([len(p) for p in pieces], dtype=np.int64))
+
+    def pieces(self) -> Iterator[np.ndarray]:
+        yield from np.split(self.members, np.cumsum(self.sizes)[:-1]) if len(self.sizes) else ()
+
+
+def cut_component(settings: GuardSettings, component: Component) -> Cut:
+    """_cut_large as an engine task: the pieces of one large component."""
+    return Cut.of(_cut_large(component.members, component.left, component.right, component.score, settings.threshold,
+                             settings.max_exact))
 
 
 def cluster_pieces(scorer: PairScorer, settings: GuardSettings, pieces: list[Piece]) -> list[tuple[np.ndarray, bool]]:
@@ -331,18 +350,28 @@ def guard_large(large: list[Component], scorer: PairScorer, settings: GuardSetti
     checked = [0] * len(large)
     split = [0] * len(large)
     scored = [0] * len(large)
-    pieces: list[Piece] = []
-    for number, (component, cut) in enumerate(zip(large, cuts, strict=True)):
-        for piece in cut:
-            at = np.searchsorted(component.members, piece)
-            if len(piece) == 1:
-                labels[number][at] = piece[0]
-            else:
-                pieces.append(Piece(number, piece, component.anchors[at],
-                                    None if component.weights is None else component.weights[at]))
-    groups = list(group_components(pieces, batch_pairs))
-    results = executor.map_tasks(cluster_pieces, groups, shared=(scorer, settings), what="cluster pieces")
-    for group, found in zip(groups, results, strict=True):
+
+    def pieces() -> Iterator[Piece]:  # made as the groups are sent: the driver holds the groups in flight only
+        for number, (component, cut) in enumerate(zip(large, cuts, strict=True)):
+            for piece in cut.pieces():
+                at = np.searchsorted(component.members, piece)
+                if len(piece) == 1:
+                    labels[number][at] = piece[0]
+                else:
+                    yield Piece(number, piece, component.anchors[at],
+                                None if component.weights is None else component.weights[at])
+
+    in_flight: collections.deque[list[Piece]] = collections.deque()
+
+    def sent(groups: Iterable[list[Piece]]) -> Iterator[list[Piece]]:
+        for group in groups:
+            in_flight.append(group)
+            yield group
+
+    results = executor.map_tasks(cluster_pieces, sent(group_components(pieces(), batch_pairs)),
+                                 shared=(scorer, settings), what="cluster pieces")
+    for found in results:
+        group = in_flight.popleft()
         for done, (piece_labels, came_apart) in zip(group, found, strict=True):
             number = done.component
             labels[number][np.searchsorted(large[number].members, done.members)] = piece_labels

@@ -43,21 +43,31 @@ def chunk_pairs(total: int, size: int | None = None) -> list[slice]:
     return chunking.spans(total, chunking.PAIRS if size is None else size)
 
 
+def pair_codes(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """smaller * n + larger of each pair (int64 whatever the ids' dtype: n * n overflows int32)."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    return np.minimum(a, b) * n + np.maximum(a, b)
+
+
 class KnownScores:
     """The guard's scorer: pairs blocking already proposed keep the score they got (looked up by pair code);
     only the others are scored with the table. A small class rather than a closure, so it pickles."""
 
     def __init__(self, table: NodeTable, left: np.ndarray, right: np.ndarray, scores: np.ndarray, n: int) -> None:
-        codes = np.minimum(left, right) * n + np.maximum(left, right)
-        order = np.argsort(codes, kind="stable")
+        codes = pair_codes(left, right, n)
         self.table = table
         self.n = n
-        self.codes = codes[order]
-        self.scores = scores[order]
+        if len(codes) and not (codes[1:] >= codes[:-1]).all():
+            order = np.argsort(codes, kind="stable")
+            codes, scores = codes[order], scores[order]
+        # blocking gives the pairs in code order where every name is one node (as in er_scale): the scores are
+        # then kept as they are; a sorted copy of both costs the driver 16 bytes a pair (58 MB at 1M mentions)
+        self.codes = codes
+        self.scores = scores
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-        wanted = np.minimum(a, b) * self.n + np.maximum(a, b)
+        wanted = pair_codes(a, b, self.n)
         out = np.empty(len(a), dtype=np.float64)
         found, at = find_sorted(self.codes, wanted)
         out[found] = self.scores[at[found]]

@@ -72,7 +72,7 @@ class Resolution:
     accepted: tuple[np.ndarray, np.ndarray, np.ndarray]  # node pairs accepted, with their scores
     stats: dict[str, Any]
     name_of_node: np.ndarray | None = None       # unique-name index per node
-    candidate_names: np.ndarray | None = None    # (m, 2) name pairs proposed by blocking
+    candidate_names: np.ndarray | None = None    # (m, 2) name pairs proposed by blocking (keep_candidates)
 
     @property
     def clusters(self) -> list[list[str]]:
@@ -102,7 +102,8 @@ class _Steps:
 
 def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig | None = None, *,
             one_to_one_sources: tuple[str, str] | None = None, type_parents: Mapping[str, str] | None = None,
-            progress: Progress | None = None, executor: Executor | None = None) -> Resolution:
+            progress: Progress | None = None, executor: Executor | None = None,
+            keep_candidates: bool = False) -> Resolution:
     """Cluster records that denote the same entity.
 
     records: Record objects, or RecordColumns (the same as columns: what to pass at millions of records).
@@ -111,7 +112,8 @@ def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig 
     one record of the other source and never to a record of its own. type_parents: the type hierarchy for
     type compatibility (default: kgpipe.vocab's). executor: the engine the mapped steps run on (name keys,
     name features, blocking keys and bands, pair scoring, components, the guard); default: this process. Every
-    engine gives the same resolution.
+    engine gives the same resolution. keep_candidates: return blocking's name pairs too (`candidate_names`, for
+    measuring blocking); otherwise they are dropped once expanded to node pairs.
     """
     from kgpipe.engine.local import LocalExecutor
 
@@ -128,6 +130,9 @@ def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig 
     blocked = block_names(features, config.blocking, config.ngram, progress, executor)
     steps.done("blocking")
     left, right = node_pairs(blocked.pairs, nodes.nodes_of_name())
+    candidate_names = blocked.pairs if keep_candidates else None
+    blocking_stats = blocked.stats
+    del blocked
     side = source_sides(nodes.sources, one_to_one_sources) if one_to_one_sources is not None else None
     if side is not None:
         cross = side[left] != side[right]
@@ -148,14 +153,14 @@ def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig 
     accepted = scores >= config.threshold
     stats = {
         "records": len(records), "nodes": len(nodes), "names": len(nodes.names),
-        **{f"blocking_{k}": v for k, v in blocked.stats.items()},
+        **{f"blocking_{k}": v for k, v in blocking_stats.items()},
         "scored_pairs": len(scores), "accepted_pairs": int(accepted.sum()),
         "clusters": int(labels.max(initial=-1)) + 1, **cluster_stats,
         "seconds": {k: round(v, 3) for k, v in steps.seconds.items()},
         "peak_mb_after": steps.peaks,
     }
     return Resolution(records.ids, labels, nodes.node_of, list(nodes.keys),
-                      (left[accepted], right[accepted], scores[accepted]), stats, nodes.name_of_node, blocked.pairs)
+                      (left[accepted], right[accepted], scores[accepted]), stats, nodes.name_of_node, candidate_names)
 
 
 def _check_sources(records: RecordColumns, one_to_one_sources: tuple[str, str] | None) -> None:
