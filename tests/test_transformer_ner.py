@@ -76,7 +76,7 @@ def rows(people: list[str]) -> list[dict]:
 
 def options(base: Path, **kw) -> TransformerTrainOptions:
     settings = {"base_model": str(base), "epochs": 6, "batch_size": 8, "learning_rate": 3e-3, "holdout": 0.0,
-                "warmup": 0.0, "dropout": 0.0, "seed": 1}
+                "head_learning_rate": 1e-2, "warmup": 0.0, "dropout": 0.0, "seed": 1}
     settings.update(kw)
     return TransformerTrainOptions(**settings)
 
@@ -130,12 +130,27 @@ def test_the_folder_is_the_base_spacy_model_with_its_ner_replaced(trained, tiny_
     saved = json.loads((component / CONFIG_FILE).read_text(encoding="utf-8"))
     assert saved["labels"] == ["Loc", "Org", "Peop"] and saved["base_model"] == tiny_base.name  # a name, never a path
     assert saved["word_shapes"] is True and saved["constrained_decoding"] is True         # the new defaults
+    assert saved["word_pos"] is True and saved["pos_tags"][12] == "PROPN"
     for path in trained.rglob("*"):  # no absolute path (the folder moves)
         if path.is_file() and path.suffix in (".json", ".cfg", ""):
             assert str(trained.parent) not in path.read_text(encoding="utf-8", errors="replace"), path
     meta = json.loads((trained / "meta.json").read_text(encoding="utf-8"))
     assert meta["kgpipe_training"]["mode"] == "transformer" and meta["kgpipe_training"]["epochs_run"] == 6
     assert not (trained / "checkpoint.pt").exists()
+
+
+def test_training_reads_the_parts_of_speech_the_saved_folder_sets_at_inference(trained, tiny_base) -> None:
+    from kgpipe.nlp.labelled import make_doc
+    from kgpipe.nlp.transformer_train import _output_pipeline, _sentences
+
+    sentences = read_labelled(write(trained.parent / "pos.jsonl", rows(PEOPLE[7:8]) + TEXTS[:3]))
+    training = _output_pipeline("auto", TokenTagger.from_base(str(tiny_base), ["Peop"], word_pos=True))
+    read = _sentences(training, sentences, {}, pos=True).pos
+    nlp = load_model(str(trained), cache=False)
+    at_inference = [[t.pos_ for t in doc] for doc in nlp.pipe(make_doc(nlp, s) for s in sentences)]
+    assert read == at_inference and len(read) == len(sentences)
+    assert read[0][:2] == ["PROPN", "PROPN"] and all(all(tags) for tags in read)
+    assert _sentences(training, sentences, {}).pos is None
 
 
 SCRIPT = """
@@ -267,6 +282,19 @@ def test_ner_train_transformer_command(tmp_path, tiny_base) -> None:
     assert "saved epoch" in result.output and (out / "ner" / WEIGHTS_FILE).is_file()
     saved = json.loads((out / "ner" / CONFIG_FILE).read_text(encoding="utf-8"))
     assert saved["word_shapes"] is False and saved["constrained_decoding"] is True
+    assert saved["word_pos"] is True and saved["training"]["head_learning_rate"] == 1e-3       # the defaults
+    other = tmp_path / "other"
+    result = CliRunner().invoke(app, ["ner", "train", str(data), str(other), "--transformer", "--base-model",
+                                      str(tiny_base), "--epochs", "1", "--holdout", "0", "--no-word-pos",
+                                      "--head-lr", "0.02"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((other / "ner" / CONFIG_FILE).read_text(encoding="utf-8"))
+    assert saved["word_pos"] is False and saved["training"]["head_learning_rate"] == 0.02
+    result = CliRunner().invoke(app, ["ner", "train", str(data), str(other), "--transformer", "--base-model",
+                                      str(tiny_base), "--epochs", "1", "--holdout", "0", "--head-lr", "0"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((other / "meta.json").read_text(encoding="utf-8"))["kgpipe_training"]
+    assert meta["word_pos"] is True and meta["head_learning_rate"] is None                   # 0: the same as --lr
 
 
 @pytest.mark.parametrize("case", ["missing file", "garbled line", "missing base model"])
@@ -322,7 +350,7 @@ def test_collate_puts_each_word_shape_at_its_first_sub_word(tiny_base) -> None:
     tagger = TokenTagger.from_base(str(tiny_base), ["Loc"], word_shapes=True)
     text = "Unbelievably IBM visited (Acme) 1990"
     windows = tagger.windows(text, spans_of(text))
-    _, _, shapes, _ = tagger.collate(windows)
+    shapes = tagger.collate(windows).shapes
     expected = [0] * shapes.shape[1]
     for position, shape in zip(windows[0].positions, windows[0].shapes, strict=True):
         expected[position] = shape
@@ -387,8 +415,8 @@ def test_save_and_load_keep_word_shapes_decoding_and_predictions(tiny_base, tmp_
 
     def logits(model: TokenTagger, text: str) -> torch.Tensor:
         with torch.no_grad():
-            ids, attention, shapes, _ = model.collate(model.windows(text, spans_of(text)))
-            return model(ids, attention, shapes)
+            batch = model.collate(model.windows(text, spans_of(text)))
+            return model(batch.input_ids, batch.attention, batch.shapes)
 
     assert torch.equal(logits(loaded, TEXT), logits(tagger, TEXT))
     texts = [(TEXT, spans_of(TEXT)), (TEXT.lower(), spans_of(TEXT))]
@@ -404,13 +432,14 @@ def test_a_folder_saved_before_the_options_loads_with_both_off(tiny_base, tmp_pa
     tagger.save(tmp_path / "old")
     config = tmp_path / "old" / CONFIG_FILE
     raw = json.loads(config.read_text(encoding="utf-8"))
-    for key in ("word_shapes", "shape_dim", "constrained_decoding"):
+    for key in ("word_shapes", "shape_dim", "constrained_decoding", "word_pos", "pos_dim", "pos_tags"):
         del raw[key]
     config.write_text(json.dumps(raw), encoding="utf-8")
     loaded = TokenTagger.load(tmp_path / "old")
     assert loaded.config.word_shapes is False and loaded.config.constrained_decoding is False
+    assert loaded.config.word_pos is False and loaded.pos_embedding is None
     assert loaded.shape_embedding is None and loaded.classifier.in_features == 32
-    assert not any("shape" in name for name in loaded.state_dict())
+    assert not any(name.startswith(("shape_embedding", "pos_embedding")) for name in loaded.state_dict())
     texts = [(TEXT, spans_of(TEXT)), (TEXT.lower(), spans_of(TEXT))]
     assert loaded.predict(texts) == tagger.predict(texts)
     with torch.no_grad():   # without shapes the case is invisible

@@ -99,16 +99,32 @@ def seed_everything(seed: int) -> None:
 
 
 def adamw_with_warmup(model: nn.Module, learning_rate: float, weight_decay: float, warmup_share: float,
-                      total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+                      total_steps: int, *, head_learning_rate: float | None = None, encoder: str = "encoder"
+                      ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW without weight decay on biases and norms; the learning rate rises linearly over the first
-    `warmup_share` of the steps, then falls linearly to zero."""
+    `warmup_share` of the steps, then falls linearly to zero. With `head_learning_rate`, the parameters outside
+    the submodule `encoder` (the randomly initialised layers on top of the pretrained encoder) get that peak
+    rate instead, on the same schedule; without it, one rate for all as before."""
     total_steps = max(1, total_steps)
     warmup = int(warmup_share * total_steps)
     no_decay = ("bias", "LayerNorm.weight", "norm.weight")
-    groups = [{"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-               "weight_decay": weight_decay},
-              {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
-               "weight_decay": 0.0}]
+    named = list(model.named_parameters())
+
+    def group(params: list[nn.Parameter], decay: float, rate: float | None) -> dict[str, Any]:
+        return {"params": params, "weight_decay": decay, **({} if rate is None else {"lr": rate})}
+
+    def split(chosen: list[tuple[str, nn.Parameter]], rate: float | None) -> list[dict[str, Any]]:
+        return [group([p for n, p in chosen if not any(k in n for k in no_decay)], weight_decay, rate),
+                group([p for n, p in chosen if any(k in n for k in no_decay)], 0.0, rate)]
+
+    if head_learning_rate is None:
+        groups = split(named, None)
+    else:
+        inside = [(n, p) for n, p in named if n.startswith(encoder + ".")]
+        if not inside or len(inside) == len(named):
+            raise ValueError(f"a head learning rate needs parameters inside and outside '{encoder}'")
+        groups = (split(inside, learning_rate)
+                  + split([(n, p) for n, p in named if not n.startswith(encoder + ".")], head_learning_rate))
     optimiser = torch.optim.AdamW(groups, lr=learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: (step + 1) / max(1, warmup) if step < warmup

@@ -7,9 +7,11 @@ the encoder's limit are split into overlapping windows, and each word is read fr
 first sub-word lies furthest from the edges. A folder holds ner_model.json, ner_model.safetensors and the
 tokenizer; loading it needs neither the hub nor the base model.
 
-Two recipe options, both off for a folder whose config predates them: word shapes (the capitalisation an
-uncased tokenizer throws away, embedded and joined to each word's first sub-word) and decoding that only
-yields valid BIO sequences (Viterbi over the words instead of a per-word argmax).
+Recipe options, each off for a folder whose config predates it: word shapes (the capitalisation an uncased
+tokenizer throws away, embedded and joined to each word's first sub-word), word parts of speech (spaCy's
+universal tag of each word, embedded and joined the same way: PROPN against NOUN is a name cue the uncased
+encoder cannot see) and decoding that only yields valid BIO sequences (Viterbi over the words instead of a
+per-word argmax).
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ WEIGHTS_FILE = "ner_model.safetensors"
 TOKENIZER_DIR = "tokenizer"
 FORMAT = "kgpipe-transformer-ner/1"
 OUTSIDE = 0
+# spaCy's universal part-of-speech tags (spacy.parts_of_speech.IDS without the empty one), in its order. A
+# model's config keeps the list it was trained with, so its ids do not move if this one ever changes.
+UNIVERSAL_POS = ("ADJ", "ADP", "ADV", "AUX", "CONJ", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON",
+                 "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X", "EOL", "SPACE")
 
 
 @dataclass
@@ -57,6 +63,9 @@ class TaggerConfig:
     word_shapes: bool = False        # a word-shape embedding joined to the encoder state before the classifier
     shape_dim: int = 16
     constrained_decoding: bool = False   # Viterbi over valid BIO sequences instead of per-word argmax
+    word_pos: bool = False           # a part-of-speech embedding joined likewise (needs token.pos_ set)
+    pos_dim: int = 16
+    pos_tags: list[str] = field(default_factory=lambda: list(UNIVERSAL_POS))   # id 1 + index; 0: none
 
     @property
     def tags(self) -> list[str]:
@@ -79,6 +88,18 @@ class Window:
     positions: list[int] = field(default_factory=list)
     targets: list[int] = field(default_factory=list)
     shapes: list[int] = field(default_factory=list)    # shape id of each word read (see word_shapes)
+    pos: list[int] = field(default_factory=list)       # part-of-speech id of each word read (0: none)
+
+
+class Batch(NamedTuple):
+    """Windows as tensors [windows, sub-words]: shape and part-of-speech ids at each word's first sub-word
+    (0 elsewhere), targets there (-100 elsewhere)."""
+
+    input_ids: torch.Tensor
+    attention: torch.Tensor
+    shapes: torch.Tensor
+    pos: torch.Tensor
+    targets: torch.Tensor
 
 
 # Word shapes. The packaged encoder's tokenizer lower-cases, so the case of a word, the strongest single cue
@@ -192,9 +213,11 @@ def viterbi(scores: torch.Tensor) -> list[int]:
 
 
 def windows_for(tokenizer: Any, text: str, words: Sequence[tuple[int, int]], *, max_length: int, stride: int,
-                number: int = 0, tags: Sequence[int] | None = None) -> list[Window]:
+                number: int = 0, tags: Sequence[int] | None = None, pos: Sequence[int] | None = None
+                ) -> list[Window]:
     """The encoder inputs of one text and, in each, the words read from it: every word that has a first
-    sub-word goes to exactly one window (the one where that sub-word is furthest from the edges)."""
+    sub-word goes to exactly one window (the one where that sub-word is furthest from the edges). `pos`: each
+    word's part-of-speech id (default 0)."""
     if not words or not text.strip():
         return []
     encoded = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length, stride=stride,
@@ -233,11 +256,12 @@ def windows_for(tokenizer: Any, text: str, words: Sequence[tuple[int, int]], *, 
             window.positions.append(chosen[2])
             window.targets.append(tags[word] if tags is not None else -100)
             window.shapes.append(shapes[word])
+            window.pos.append(pos[word] if pos is not None else 0)
     return [w for w in windows if w.words]
 
 
 class TokenTagger(nn.Module):
-    """Encoder (+ word-shape embedding) + dropout + linear layer over the BIO tags."""
+    """Encoder (+ word-shape and part-of-speech embeddings) + dropout + linear layer over the BIO tags."""
 
     def __init__(self, encoder: PreTrainedModel, tokenizer: Any, config: TaggerConfig) -> None:
         super().__init__()
@@ -246,73 +270,97 @@ class TokenTagger(nn.Module):
         self.tokenizer = tokenizer
         self.config = config
         self.dropout = nn.Dropout(config.dropout)
-        # Built before the shape embedding, so a model without shapes starts from the same weights as before.
-        width = encoder.config.hidden_size + (config.shape_dim if config.word_shapes else 0)
+        # Built before the embeddings, so a model without them starts from the same weights as before.
+        width = (encoder.config.hidden_size + (config.shape_dim if config.word_shapes else 0)
+                 + (config.pos_dim if config.word_pos else 0))
         self.classifier = nn.Linear(width, len(config.tags))
         self.shape_embedding = (nn.Embedding(N_SHAPES, config.shape_dim, padding_idx=0) if config.word_shapes
                                 else None)
+        self.pos_embedding = (nn.Embedding(1 + len(config.pos_tags), config.pos_dim, padding_idx=0)
+                              if config.word_pos else None)
+        self._pos_ids = {tag: 1 + k for k, tag in enumerate(config.pos_tags)}
 
     @classmethod
     def from_base(cls, base_model: str, labels: Sequence[str], *, max_length: int | None = None,
-                  dropout: float = 0.1, word_shapes: bool = False, constrained_decoding: bool = False
-                  ) -> TokenTagger:
+                  dropout: float = 0.1, word_shapes: bool = False, constrained_decoding: bool = False,
+                  word_pos: bool = False) -> TokenTagger:
         encoder, tokenizer, recorded = load_base(base_model)
         limit = encoder_limit(encoder, tokenizer)
         config = TaggerConfig(recorded, list(labels), encoder_architecture(encoder),
                               max_length=min(max_length or limit, limit), dropout=dropout,
-                              word_shapes=word_shapes, constrained_decoding=constrained_decoding)
+                              word_shapes=word_shapes, constrained_decoding=constrained_decoding,
+                              word_pos=word_pos)
         config.stride = min(config.stride, config.max_length // 4)
         return cls(encoder, tokenizer, config)
 
-    def windows(self, text: str, words: Sequence[tuple[int, int]], number: int = 0,
-                tags: Sequence[int] | None = None) -> list[Window]:
-        return windows_for(self.tokenizer, text, words, max_length=self.config.max_length,
-                           stride=self.config.stride, number=number, tags=tags)
+    def pos_ids(self, tags: Sequence[str]) -> list[int]:
+        """The id of each part-of-speech tag (token.pos_); 0 for one the model does not know or an empty one."""
+        return [self._pos_ids.get(tag, 0) for tag in tags]
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, shapes: torch.Tensor
-                ) -> torch.Tensor:
-        """Logits [windows, sub-words, tags]; `shapes` [windows, sub-words] holds the shape id of the word a
-        sub-word starts (0 elsewhere), used only by a model with word shapes."""
+    def windows(self, text: str, words: Sequence[tuple[int, int]], number: int = 0,
+                tags: Sequence[int] | None = None, pos: Sequence[str] | None = None) -> list[Window]:
+        """See windows_for; `pos`: each word's token.pos_, required by a model with word_pos."""
+        if self.config.word_pos and (pos is None or len(pos) != len(words)):
+            raise ValueError(f"this model reads each word's part of speech: {len(words)} words, "
+                             f"{'no' if pos is None else len(pos)} tags")
+        return windows_for(self.tokenizer, text, words, max_length=self.config.max_length,
+                           stride=self.config.stride, number=number, tags=tags,
+                           pos=self.pos_ids(pos) if self.config.word_pos and pos is not None else None)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, shapes: torch.Tensor,
+                pos: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [windows, sub-words, tags]; `shapes` and `pos` [windows, sub-words] hold the shape and
+        part-of-speech ids of the word a sub-word starts (0 elsewhere), each used only by a model with it."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.shape_embedding is not None:
             hidden = torch.cat([hidden, self.shape_embedding(shapes)], dim=-1)
+        if self.pos_embedding is not None:
+            if pos is None:
+                raise ValueError("this model reads each word's part of speech: pass the pos ids (see collate)")
+            hidden = torch.cat([hidden, self.pos_embedding(pos)], dim=-1)
         return self.classifier(self.dropout(hidden))
 
-    def collate(self, windows: Sequence[Window]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(input ids, attention mask, shape ids and targets [windows, sub-words]: shape 0 and target -100
-        where no word is read)."""
+    def collate(self, windows: Sequence[Window]) -> Batch:
+        """The windows as one padded batch (see Batch)."""
         width = max(len(w.input_ids) for w in windows)
         pad = self.tokenizer.pad_token_id or 0
         input_ids = torch.tensor([w.input_ids + [pad] * (width - len(w.input_ids)) for w in windows])
         attention = torch.tensor([[1] * len(w.input_ids) + [0] * (width - len(w.input_ids)) for w in windows])
         shapes = torch.zeros((len(windows), width), dtype=torch.long)
+        pos = torch.zeros((len(windows), width), dtype=torch.long)
         targets = torch.full((len(windows), width), -100, dtype=torch.long)
         for row, window in enumerate(windows):
             shapes[row, window.positions] = torch.tensor(window.shapes, dtype=torch.long)
+            pos[row, window.positions] = torch.tensor(window.pos, dtype=torch.long)
             targets[row, window.positions] = torch.tensor(window.targets, dtype=torch.long)
-        return input_ids, attention, shapes, targets
+        return Batch(input_ids, attention, shapes, pos, targets)
 
     def loss(self, windows: Sequence[Window]) -> torch.Tensor:
-        input_ids, attention, shapes, targets = self.collate(windows)
-        logits = self(input_ids, attention, shapes)
-        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+        batch = self.collate(windows)
+        logits = self(batch.input_ids, batch.attention, batch.shapes, batch.pos)
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1),
                                            ignore_index=-100)
 
     @torch.no_grad()
-    def predict(self, texts: Sequence[tuple[str, Sequence[tuple[int, int]]]], *, batch_size: int = 64
-                ) -> list[list[Entity]]:
+    def predict(self, texts: Sequence[tuple[str, Sequence[tuple[int, int]]]], *, batch_size: int = 64,
+                pos: Sequence[Sequence[str]] | None = None) -> list[list[Entity]]:
         """Entities (word spans) of each (text, word character spans): the windows of all texts run through the
         encoder together, `batch_size` windows per forward pass, shortest first (less padding); tags by
-        per-word argmax, or by Viterbi over the words that have one (constrained_decoding)."""
+        per-word argmax, or by Viterbi over the words that have one (constrained_decoding). `pos`: each
+        text's words' token.pos_, required by a model with word_pos."""
+        if pos is not None and len(pos) != len(texts):
+            raise ValueError(f"{len(texts)} texts, part-of-speech tags of {len(pos)}")
+        windows = [w for number, (text, words) in enumerate(texts)
+                   for w in self.windows(text, words, number, pos=pos[number] if pos is not None else None)]
         was_training = self.training
         self.eval()
-        windows = [w for number, (text, words) in enumerate(texts) for w in self.windows(text, words, number)]
         scores: list[list[torch.Tensor | None]] = [[None] * len(words) for _, words in texts]
         windows.sort(key=lambda w: len(w.input_ids))
         for start in range(0, len(windows), batch_size):
             chosen = windows[start:start + batch_size]
-            input_ids, attention, shapes, _ = self.collate(chosen)
-            log_probabilities = torch.log_softmax(self(input_ids, attention, shapes), dim=-1)
+            batch = self.collate(chosen)
+            log_probabilities = torch.log_softmax(self(batch.input_ids, batch.attention, batch.shapes, batch.pos),
+                                                  dim=-1)
             for row, window in enumerate(chosen):
                 for word, position in zip(window.words, window.positions, strict=True):
                     scores[window.text][word] = log_probabilities[row, position]

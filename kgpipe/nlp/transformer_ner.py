@@ -4,7 +4,8 @@ name `ner`): a fine-tuned encoder tags spaCy's tokens with BIO tags, and Doc.ent
 Registered here with @Language.factory (kgpipe.nlp.models imports this module before loading any model) and
 declared as a `spacy_factories` entry point, so plain `spacy.load(folder)` works once kgpipe is installed.
 The component's folder holds the tagger (weights as safetensors, config and labels as JSON, the tokenizer);
-torch and transformers are imported only when a model is loaded or built.
+torch and transformers are imported only when a model is loaded or built. A model that reads the words' parts
+of speech must come after the components that set token.pos_ (tagger, attribute_ruler), as training puts it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class TransformerNer:
         self.name = name
         self.batch_size = batch_size
         self.tagger: TokenTagger | None = None
+        self.folder: Path | None = None     # where the tagger was loaded from, for messages
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -61,8 +63,18 @@ class TransformerNer:
 
     def _tag(self, docs: list[Doc]) -> None:
         tagger = self._require()
+        pos = None
+        if tagger.config.word_pos:
+            if any(len(doc) and not doc.has_annotation("POS") for doc in docs):
+                raise ArtifactError(
+                    f"the '{self.name}' component{f' ({self.folder})' if self.folder else ''} reads each "
+                    "word's part of speech, but no component before it set token.pos_",
+                    hint="run the whole folder written by `kgpipe ner train --transformer` (its tagger and "
+                         "attribute_ruler come before `ner`) without disabling them, or retrain with "
+                         "--no-word-pos")
+            pos = [[t.pos_ for t in doc] for doc in docs]
         found = tagger.predict([(doc.text, [(t.idx, t.idx + len(t)) for t in doc]) for doc in docs],
-                               batch_size=self.batch_size)
+                               batch_size=self.batch_size, pos=pos)
         for doc, entities in zip(docs, found, strict=True):
             doc.set_ents([Span(doc, e.start, e.end, label=e.label) for e in entities], default="outside")
 
@@ -87,7 +99,8 @@ class TransformerNer:
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> TransformerNer:
         from kgpipe.lm.token_tagger import TokenTagger
 
-        self.tagger = TokenTagger.load(Path(path))
+        self.folder = Path(path)
+        self.tagger = TokenTagger.load(self.folder)
         return self
 
 

@@ -1,6 +1,7 @@
 """`kgpipe ner train --transformer`: fine-tune an encoder for BIO token classification over spaCy's tokens of
 labelled sentences, and save a spaCy model folder: the base spaCy model with its `ner` replaced by the
 transformer NER component (kgpipe.nlp.transformer_ner), tagger, parser and lemmatizer kept for the patterns.
+The words' parts of speech the model reads are set by the same base components in training as at inference.
 
 The epoch kept is the best on the validation set (given, or a held-out slice of the training file); a
 checkpoint after each epoch lets a rerun with the same data and options resume, ending with the same weights
@@ -36,6 +37,7 @@ from kgpipe.nlp.transformer_ner import FACTORY, TransformerNer
 
 if TYPE_CHECKING:
     from spacy.language import Language
+    from spacy.tokens import Doc
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -57,6 +59,10 @@ class TransformerTrainOptions:
     dropout: float = 0.1
     word_shapes: bool = True         # embed each word's case and shape (the packaged encoder is uncased)
     constrained_decoding: bool = True    # predict valid BIO sequences only (Viterbi), also for validation
+    word_pos: bool = True            # embed each word's part of speech (token.pos_ from the base's tagger)
+    # Peak rate of the randomly initialised layers (classifier, shape and POS embeddings); None: learning_rate.
+    # At the encoder's 1e-4 these small layers barely move from their initialisation in a 10-epoch run.
+    head_learning_rate: float | None = 1e-3
     label_renames: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -64,14 +70,35 @@ class TransformerTrainOptions:
 class _Sentences:
     texts: list[tuple[str, list[tuple[int, int]]]]    # (text, word character spans) per sentence
     gold: list[list[Entity]]
+    pos: list[list[str]] | None = None                 # token.pos_ of each word, when the model reads it
 
 
-def _sentences(nlp: Language, sentences: Sequence[LabelledSentence], renames: Mapping[str, str]) -> _Sentences:
+def _before_ner(nlp: Language, docs: list[Doc]) -> list[Doc]:
+    """The docs through the pipeline's components that precede `ner`, in order, as at inference (where they
+    set token.pos_ before the transformer NER reads it)."""
+    for name, component in nlp.pipeline:
+        if name == "ner":
+            break
+        docs = list(component.pipe(docs)) if hasattr(component, "pipe") else [component(d) for d in docs]
+    return docs
+
+
+def _sentences(nlp: Language, sentences: Sequence[LabelledSentence], renames: Mapping[str, str], *,
+               pos: bool = False) -> _Sentences:
     """spaCy's words of each sentence and its gold entities on them; an entity that overlaps an earlier one
-    (BIO cannot hold both) or fits no tokens is left out."""
-    out = _Sentences([], [])
-    for sentence in sentences:
-        doc = make_doc(nlp, sentence)
+    (BIO cannot hold both) or fits no tokens is left out. With `pos`, also each word's part of speech from the
+    components before `ner`; a pipeline that sets none there is an error."""
+    docs = [make_doc(nlp, sentence) for sentence in sentences]
+    out = _Sentences([], [], [] if pos else None)
+    if pos:
+        docs = _before_ner(nlp, docs)
+        if any(len(doc) and not doc.has_annotation("POS") for doc in docs):
+            before = nlp.pipe_names[:nlp.pipe_names.index("ner")]
+            raise KgpipeError(f"the spaCy base pipeline sets no part of speech before its ner (components "
+                              f"before it: {', '.join(before) or 'none'})",
+                              hint="pass --base with a model that has a tagger (and attribute_ruler), or "
+                                   "--no-word-pos")
+    for sentence, doc in zip(sentences, docs, strict=True):
         entities: list[Entity] = []
         taken = [False] * len(doc)
         for span in entity_spans(doc, sentence):
@@ -81,6 +108,8 @@ def _sentences(nlp: Language, sentences: Sequence[LabelledSentence], renames: Ma
             entities.append(Entity(span.start, span.end, renames.get(span.label_, span.label_)))
         out.texts.append((doc.text, [(t.idx, t.idx + len(t)) for t in doc]))
         out.gold.append(sorted(entities))
+        if out.pos is not None:
+            out.pos.append([t.pos_ for t in doc])
     return out
 
 
@@ -152,14 +181,15 @@ def train_transformer_ner(train: Sequence[LabelledSentence], output: Path,
     labels = sorted({renames.get(e.type, e.type) for s in fit for e in s.entities})
     tagger = TokenTagger.from_base(options.base_model, labels, max_length=options.max_length,
                                    dropout=options.dropout, word_shapes=options.word_shapes,
-                                   constrained_decoding=options.constrained_decoding)
+                                   constrained_decoding=options.constrained_decoding, word_pos=options.word_pos)
     nlp = _output_pipeline(options.spacy_base, tagger)
-    data = _sentences(nlp, fit, renames)
-    checks = _sentences(nlp, held, renames) if held else None
+    data = _sentences(nlp, fit, renames, pos=options.word_pos)
+    checks = _sentences(nlp, held, renames, pos=options.word_pos) if held else None
     units: list[Window] = []
     by_sentence: dict[int, list[int]] = {}
     for number, ((text, words), gold) in enumerate(zip(data.texts, data.gold, strict=True)):
-        for window in tagger.windows(text, words, number, bio_tags(len(words), gold, labels)):
+        for window in tagger.windows(text, words, number, bio_tags(len(words), gold, labels),
+                                     pos=data.pos[number] if data.pos is not None else None):
             by_sentence.setdefault(number, []).append(len(units))
             units.append(window)
     if not units:
@@ -168,7 +198,8 @@ def train_transformer_ner(train: Sequence[LabelledSentence], output: Path,
     length = {s: max(len(units[i].input_ids) for i in chosen) for s, chosen in by_sentence.items()}
     steps_per_epoch = (len(by_sentence) + options.batch_size - 1) // options.batch_size
     optimiser, scheduler = adamw_with_warmup(tagger, options.learning_rate, options.weight_decay, options.warmup,
-                                             steps_per_epoch * options.epochs)
+                                             steps_per_epoch * options.epochs,
+                                             head_learning_rate=options.head_learning_rate)
     rng = random.Random(options.seed)
     report = TrainReport(len(fit), len(held), labels, output=str(output), validation=validation)
     best_f, since_best, start_epoch = -1.0, 0, 0
@@ -191,7 +222,7 @@ def train_transformer_ner(train: Sequence[LabelledSentence], output: Path,
         score = EpochScore(epoch, run.mean_loss, round(time.monotonic() - epoch_start, 1))
         improved = True
         if checks is not None:
-            precision, recall, f1 = entity_scores(tagger.predict(checks.texts), checks.gold)
+            precision, recall, f1 = entity_scores(tagger.predict(checks.texts, pos=checks.pos), checks.gold)
             score.dev_f, score.dev_p, score.dev_r = round(f1, 4), round(precision, 4), round(recall, 4)
             improved = score.dev_f > best_f
         report.epochs.append(score)
@@ -228,7 +259,8 @@ def _training_meta(report: TrainReport, options: TransformerTrainOptions) -> dic
             "label_renames": dict(options.label_renames), "max_epochs": options.epochs,
             "patience": options.patience, "learning_rate": options.learning_rate,
             "batch_size": options.batch_size, "word_shapes": options.word_shapes,
-            "constrained_decoding": options.constrained_decoding}
+            "constrained_decoding": options.constrained_decoding, "word_pos": options.word_pos,
+            "head_learning_rate": options.head_learning_rate}
 
 
 def _save(nlp: Language, tagger: TokenTagger, output: Path, report: TrainReport,
