@@ -247,6 +247,33 @@ def test_map_tasks_sends_the_shared_table_once_and_keeps_order(ray_cluster) -> N
     assert {r[2] for r in remote} - {os.getpid()}  # ran in worker processes
 
 
+
+def test_a_shared_value_is_put_once_for_several_maps(ray_cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Executor.share: on Ray the value is put in the object store once and every map_tasks that names it reads
+    that copy (a plain shared value is put once per map); locally the value itself; the same results."""
+    import ray
+
+    from kgpipe.engine import Shared
+    from kgpipe.engine.ray import RayExecutor
+
+    connect(ray_cluster)
+    table = {f"k{i}": i * i for i in range(50)}
+    items = [f"k{i}" for i in range(50)]
+    puts: list[object] = []
+    real_put = ray.put
+    monkeypatch.setattr(ray, "put", lambda value, **kw: puts.append(value) or real_put(value, **kw))
+    executor = RayExecutor(ExecutorConfig(engine="ray"), "s")
+    handle = executor.share(table)
+    assert isinstance(handle, Shared) and puts == [table]
+    first = [r[:2] for r in executor.map_tasks(scaled, items, shared=(handle,), what="t")]
+    second = [r[:2] for r in executor.map_tasks(scaled, items[::-1], shared=(handle,), what="t")]
+    assert puts == [table] and first == second[::-1] == [(k, table[k]) for k in items]
+    list(executor.map_tasks(scaled, items, shared=(table,), what="t"))
+    assert len(puts) == 2  # a plain value: put by the map itself
+    local = LocalExecutor(ExecutorConfig(), "s")
+    assert local.share(table).held is table
+    assert [r[:2] for r in local.map_tasks(scaled, items, shared=(local.share(table),), what="t")] == first
+
 def test_components_agree_on_both_engines(ray_cluster) -> None:
     import numpy as np
 

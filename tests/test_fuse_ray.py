@@ -98,7 +98,7 @@ def test_each_resolution_step_is_the_same_on_ray(engines, synthetic, small_chunk
     assert len(blocked.pairs) > 20
     # scoring: pair chunks with the table sent once; equal to scoring every pair in one call
     table = node_table(nodes, features, config)
-    left, right = node_pairs(blocked.pairs, nodes.nodes_of_name())
+    left, right = node_pairs(blocked.pairs, nodes.name_of_node, len(nodes.names))
     assert len(left) > 2 * chunking.PAIRS
     scores = _score_in_chunks(table, left, right, None, local)
     assert np.array_equal(_score_in_chunks(table, left, right, None, ray), scores)

@@ -291,7 +291,7 @@ def test_pair_scoring_is_a_map_over_chunks_and_pickles(nodes_and_features, monke
     config, nodes, features = nodes_and_features
     table = node_table(nodes, features, config)
     left, right = node_pairs(np.array([[a, b] for a in range(len(nodes.names)) for b in range(a + 1, len(
-        nodes.names))], dtype=np.int64), nodes.nodes_of_name())
+        nodes.names))], dtype=np.int64), nodes.name_of_node, len(nodes.names))
     whole = score_pairs(table, left, right)
     assert (whole > 0.9).any() and (whole < 0.3).any()
     bounds = [0, 11, 400, len(left)]
@@ -307,6 +307,28 @@ def test_pair_scoring_is_a_map_over_chunks_and_pickles(nodes_and_features, monke
     monkeypatch.setattr(chunking, "PAIRS", 7)  # the pairs it must score, in chunks of 7
     assert np.array_equal(shipped(right, left), got)
     assert np.array_equal(score_pairs(pickle.loads(pickle.dumps(table)), left, right), whole)
+
+
+def test_node_pairs_expand_name_pairs_in_the_order_of_a_loop_over_names() -> None:
+    """node_pairs (arrays) against the plain loop it replaces: names with one node, with several, with none
+    paired, on random input; the same pairs in the same order."""
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        n_names = int(rng.integers(2, 40))
+        per_name = rng.choice([1, 1, 1, 2, 3], size=n_names)
+        name_of_node = rng.permutation(np.repeat(np.arange(n_names), per_name))
+        a, b = np.triu_indices(n_names, 1)
+        pick = rng.random(len(a)) < 0.3
+        name_pairs = np.stack([a[pick], b[pick]], axis=1).astype(np.int64)
+        nodes_of = [np.flatnonzero(name_of_node == name).tolist() for name in range(n_names)]
+        simple = [(nodes_of[x][0], nodes_of[y][0]) for x, y in name_pairs.tolist()
+                  if len(nodes_of[x]) == 1 and len(nodes_of[y]) == 1]
+        crossed = [(p, q) for x, y in name_pairs.tolist() if len(nodes_of[x]) > 1 or len(nodes_of[y]) > 1
+                   for p in nodes_of[x] for q in nodes_of[y]]
+        own = [(p, q) for ns in nodes_of for i, p in enumerate(ns) for q in ns[i + 1:]]
+        left, right = node_pairs(name_pairs, name_of_node, n_names)
+        assert list(zip(left.tolist(), right.tolist(), strict=True)) == simple + crossed + own
+        assert left.dtype == np.int64 and right.dtype == np.int64
 
 
 def test_known_scores_read_pairs_in_any_order(nodes_and_features) -> None:

@@ -3,7 +3,7 @@ pipeline's `executor:` block to its class; stages ask the executor they are hand
 
 from __future__ import annotations
 
-from kgpipe.engine.base import BatchLost, Executor, Worker
+from kgpipe.engine.base import BatchLost, Executor, Shared, Worker
 from kgpipe.engine.config import ExecutorConfig
 from kgpipe.engine.local import LocalExecutor
 
@@ -17,4 +17,4 @@ def executor_class(engine: str) -> type[Executor]:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["ENGINES", "BatchLost", "Executor", "ExecutorConfig", "LocalExecutor", "Worker", "executor_class"]
+__all__ = ["ENGINES", "BatchLost", "Executor", "ExecutorConfig", "LocalExecutor", "Shared", "Worker", "executor_class"]

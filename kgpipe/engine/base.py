@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, ClassVar, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -17,6 +18,7 @@ B = TypeVar("B")
 R = TypeVar("R")
 B_in = TypeVar("B_in", contravariant=True)
 R_out = TypeVar("R_out", covariant=True)
+V_co = TypeVar("V_co", covariant=True)
 
 
 class Worker(Protocol[B_in, R_out]):
@@ -24,6 +26,15 @@ class Worker(Protocol[B_in, R_out]):
     Built from a picklable factory: a class plus its constructor arguments, never a loaded model."""
 
     def __call__(self, batch: B_in) -> R_out: ...
+
+
+@dataclass(frozen=True)
+class Shared(Generic[V_co]):
+    """A value placed once where an engine's tasks read it (Executor.share), passed in map_tasks' `shared`: the
+    value itself on the local engine, a reference to the stored copy on a distributed one (the caller may then
+    drop its own copy, and several mapped steps send it once, not once each)."""
+
+    held: Any
 
 
 class BatchLost(StageError):
@@ -57,11 +68,20 @@ class Executor(ABC):
         """fn(*args) where the engine runs single-process work, with the stage's resources; `what` names it in
         errors."""
 
+    def share(self, value: T) -> Shared[T]:
+        """`value` as map_tasks' shared arguments read it; in this process, the value itself."""
+        return Shared(value)
+
+    @staticmethod
+    def _local(shared: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(s.held if isinstance(s, Shared) else s for s in shared)
+
     @abstractmethod
     def map_tasks(self, fn: Callable[..., R], items: Iterable[Any], *, shared: tuple[Any, ...] = (),
                   what: str) -> Iterator[R]:
         """fn(*shared, item) for each item, as stateless tasks; `shared` (a feature table, corpus statistics) is
-        sent to the workers once, not with every item; results in the order of `items`."""
+        sent to the workers once, not with every item (a Shared from `share` is not sent again); results in the
+        order of `items`."""
 
     @abstractmethod
     def components(self, n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -28,8 +28,9 @@ class LocalExecutor(Executor):
 
     def map_tasks(self, fn: Callable[..., R], items: Iterable[Any], *, shared: tuple[Any, ...] = (),
                   what: str) -> Iterator[R]:
+        args = self._local(shared)
         for item in items:
-            yield fn(*shared, item)
+            yield fn(*args, item)
 
     def components(self, n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         from kgpipe.kg.components import components_local

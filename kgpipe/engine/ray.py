@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from kgpipe.engine.base import B, BatchLost, Executor, R, Worker
+from kgpipe.engine.base import B, BatchLost, Executor, R, Shared, Worker
 from kgpipe.engine.config import ExecutorConfig
 from kgpipe.errors import DependencyMissingError, KgpipeError, PipelineError, StageError
 
@@ -210,11 +210,16 @@ class RayExecutor(Executor):
         cpus = int(ray.cluster_resources().get("CPU", 1) // self.options["num_cpus"])
         return 2 * max(1, self.config.workers or cpus)
 
+    def share(self, value: T) -> Shared[T]:
+        """`value` put in the object store once: map_tasks calls that share it pass the reference."""
+        return Shared(import_ray().put(value))
+
     def map_tasks(self, fn: Callable[..., R], items: Iterable[Any], *, shared: tuple[Any, ...] = (),
                   what: str) -> Iterator[R]:
         ray = import_ray()
         remote = ray.remote(max_retries=self.config.max_task_retries, **self.options)(fn)
-        refs = [ray.put(value) for value in shared]  # once, in the object store; tasks read it from there
+        # once, in the object store (a Shared is there already); tasks read it from there
+        refs = [value.held if isinstance(value, Shared) else ray.put(value) for value in shared]
         limit = self._in_flight()
         pending: collections.deque = collections.deque()
         for item in items:

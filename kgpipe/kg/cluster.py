@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
+from kgpipe.engine.base import Shared
 from kgpipe.kg.codes import find_sorted, sorted_unique
 from kgpipe.kg.components import components_local
 
@@ -342,8 +343,8 @@ def merge_pieces(scorer: PairScorer, settings: GuardSettings, item: tuple[Compon
     return labels, scored
 
 
-def guard_large(large: list[Component], scorer: PairScorer, settings: GuardSettings, executor: Executor,
-                batch_pairs: int) -> list[GuardResult]:
+def guard_large(large: list[Component], scorer: PairScorer | Shared[PairScorer], settings: GuardSettings,
+                executor: Executor, batch_pairs: int) -> list[GuardResult]:
     """What guard_components gives for components larger than max_exact, as three mapped steps."""
     cuts = list(executor.map_tasks(cut_component, large, shared=(settings,), what="cut large components"))
     labels = [np.full(len(c.members), c.members[0], dtype=np.int64) for c in large]
@@ -445,7 +446,8 @@ def guard_group(scorer: PairScorer, settings: GuardSettings, group: list[Compone
 
 
 def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float, *,
-                  anchors: np.ndarray | None = None, guard: bool = True, scorer: PairScorer | None = None,
+                  anchors: np.ndarray | None = None, guard: bool = True,
+                  scorer: PairScorer | Shared[PairScorer] | None = None,
                   max_exact: int = 1500, batch_pairs: int | None = None,
                   group_threshold: float | None = None,
                   weights: np.ndarray | None = None,
@@ -454,7 +456,8 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
 
     left/right/score: candidate pairs and their scores. anchors: -1 or an anchor id per node (same anchor:
     one cluster; different anchors: never one cluster). scorer: scores arbitrary node pairs, used by the
-    guard for the pairs that blocking did not propose. group_threshold: the average similarity at which the
+    guard for the pairs that blocking did not propose (or the executor's Shared of it: the guard's mapped steps
+    then send it to the workers once, not once each). group_threshold: the average similarity at which the
     guard joins two groups (default: threshold). weights: records per node, for the guard's averages.
     batch_pairs: guard pairs per group of components (default kgpipe.kg.chunking.GUARD_PAIRS). executor: runs
     the connected components (its own implementation per engine) and the guard, one task per group of
@@ -476,6 +479,7 @@ def cluster_nodes(n: int, left: np.ndarray, right: np.ndarray, score: np.ndarray
         return first, stats
     labels = first.copy()
     batch = chunking.GUARD_PAIRS if batch_pairs is None else batch_pairs
+    scorer = scorer if isinstance(scorer, Shared) else executor.share(scorer)
     large: list[Component] = []  # set aside as they pass, for guard_large
 
     def exact_ones(parts: Iterable[Component]) -> Iterator[Component]:

@@ -40,12 +40,6 @@ class Nodes:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def nodes_of_name(self) -> list[list[int]]:
-        out: list[list[int]] = [[] for _ in self.names]
-        for node, name in enumerate(self.name_of_node.tolist()):
-            out[name].append(node)
-        return out
-
     def anchor_ids(self) -> np.ndarray:
         """An int id per node's anchor (ids in anchor order), -1 where it has none."""
         anchor_names = sorted({a for a in self.anchors if a})
@@ -182,29 +176,33 @@ def build_nodes(records: RecordColumns, keys: Sequence[str], config: ResolutionC
                  contexts, per_node(records.attributes, _NO_ATTRIBUTES))
 
 
-def node_pairs(name_pairs: np.ndarray, nodes_of_name: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Expand name pairs ((m, 2) name indices) to node pairs, and add pairs of nodes that share a name."""
-    single = np.array([len(ns) == 1 for ns in nodes_of_name], dtype=bool)
-    first = np.array([ns[0] for ns in nodes_of_name], dtype=np.int64)
+def node_pairs(name_pairs: np.ndarray, name_of_node: np.ndarray, n_names: int) -> tuple[np.ndarray, np.ndarray]:
+    """Expand name pairs ((m, 2) name indices) to node pairs, and add pairs of nodes that share a name.
+
+    In order: the pairs of names with one node each (the common case, and at scale nearly all), then each other
+    name pair's nodes crossed, then each name's own node pairs; nodes in ascending order within a name. Arrays
+    throughout, no list per name: at 10M mentions there are millions of names."""
+    name_of_node = np.asarray(name_of_node, dtype=np.int64)
+    by_name = np.argsort(name_of_node, kind="stable")           # nodes grouped by name, ascending within one
+    count = np.bincount(name_of_node, minlength=n_names)
+    start = np.r_[0, np.cumsum(count)[:-1]]
+    first = by_name[np.minimum(start, len(by_name) - 1)] if len(by_name) else start
     u, v = name_pairs[:, 0], name_pairs[:, 1]
-    simple = single[u] & single[v]
-    left = [first[u[simple]]]
-    right = [first[v[simple]]]
-    extra_l: list[int] = []
-    extra_r: list[int] = []
-    for a, b in zip(u[~simple].tolist(), v[~simple].tolist(), strict=True):
-        for x in nodes_of_name[a]:
-            for y in nodes_of_name[b]:
-                extra_l.append(x)
-                extra_r.append(y)
-    for name_nodes in nodes_of_name:
-        for i, x in enumerate(name_nodes):
-            for y in name_nodes[i + 1:]:
-                extra_l.append(x)
-                extra_r.append(y)
-    left.append(np.asarray(extra_l, dtype=np.int64))
-    right.append(np.asarray(extra_r, dtype=np.int64))
-    return np.concatenate(left), np.concatenate(right)
+    simple = (count[u] == 1) & (count[v] == 1)
+    cu, cv = u[~simple], v[~simple]
+    crossed = count[cu] * count[cv]                            # node pairs per other name pair, a's nodes outer
+    k = np.arange(int(crossed.sum())) - np.repeat(np.cumsum(crossed) - crossed, crossed)
+    inner = np.repeat(count[cv], crossed)
+    cross_l = by_name[np.repeat(start[cu], crossed) + k // inner] if len(k) else k
+    cross_r = by_name[np.repeat(start[cv], crossed) + k % inner] if len(k) else k
+    own_l, own_r = [], []
+    for name in np.flatnonzero(count > 1).tolist():              # names with several nodes: few
+        nodes = by_name[start[name]:start[name] + count[name]]
+        i, j = np.triu_indices(len(nodes), 1)
+        own_l.append(nodes[i])
+        own_r.append(nodes[j])
+    return (np.concatenate([first[u[simple]], cross_l, *own_l]).astype(np.int64),
+            np.concatenate([first[v[simple]], cross_r, *own_r]).astype(np.int64))
 
 
 def source_sides(sources: Sequence[str], one_to_one_sources: tuple[str, str]) -> np.ndarray:

@@ -129,7 +129,7 @@ def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig 
     steps.done("features")
     blocked = block_names(features, config.blocking, config.ngram, progress, executor)
     steps.done("blocking")
-    left, right = node_pairs(blocked.pairs, nodes.nodes_of_name())
+    left, right = node_pairs(blocked.pairs, nodes.name_of_node, len(nodes.names))
     candidate_names = blocked.pairs if keep_candidates else None
     blocking_stats = blocked.stats
     del blocked
@@ -143,9 +143,12 @@ def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig 
     if side is not None:
         node_labels = one_to_one(len(nodes), left, right, scores, config.threshold, side)
     else:
+        # the table goes where the guard's tasks read it; the driver then drops its own copy
+        scorer = executor.share(KnownScores(table, left, right, scores, len(nodes)))
+        del table, features
         node_labels, cstats = cluster_nodes(
             len(nodes), left, right, scores, config.threshold, anchors=nodes.anchor_ids(),
-            guard=config.guard == "average", scorer=KnownScores(table, left, right, scores, len(nodes)),
+            guard=config.guard == "average", scorer=scorer,
             max_exact=config.max_exact_component, group_threshold=config.cluster_threshold, executor=executor)
         cluster_stats = {k: v for k, v in vars(cstats).items() if k != "extra"}
     steps.done("clustering")
