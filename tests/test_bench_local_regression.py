@@ -1,0 +1,33 @@
+"""benchmarks/local_regression.py: the old tree is exported and run beside this one, and the extract table is
+read back (the benchmark itself runs outside the tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from local_regression import ROW  # noqa: E402
+
+
+def test_the_median_ratio_is_read_from_extract_speeds_table() -> None:
+    lines = ["| patterns | processes | bare nlp.pipe, best (words/s) | extract stage, best (words/s) | ratio, best | "
+             "ratio, median |", "| default | 1 | 3,059 | 2,844 | **0.93** | 0.95 |",
+             "| default | 2 | 5,524 | 4,443 | **0.80** | 0.84 |",
+             "| default + learned | 1 | 3,580 | 2,646 | **0.74** | 0.66 |"]
+    found = {int(m.group(1)): float(m.group(3)) for line in lines if (m := ROW.match(line))}
+    assert found == {1: 0.95, 2: 0.84}
+
+
+def test_old_and_new_trees_resolve_the_same_mentions(tmp_path: Path) -> None:
+    """With HEAD as the old revision both trees hold the same resolver: the clusters must agree and the table
+    names both revisions."""
+    proc = subprocess.run([sys.executable, "benchmarks/local_regression.py", "--base", "HEAD", "--size", "1500",
+                           "--repeat", "1", "--no-extract", "--no-write"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "clusters identical in every run" in proc.stdout
+    assert "| entity resolution CPU s (median) | 1500 |" in proc.stdout
