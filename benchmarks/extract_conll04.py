@@ -324,7 +324,8 @@ def parse(nlp: Language, sentences: list[Any], *, gold_entities: bool) -> list[D
 
     if not gold_entities:
         return list(nlp.pipe((make_doc(nlp, s) for s in sentences), batch_size=ExtractOptions().batch_size))
-    off = [p for p in ("ner", "kgpipe_gazetteer") if p in nlp.pipe_names]
+    # base_ner: a transformer NER folder's stock NER, whose entities the gold ones replace anyway
+    off = [p for p in ("base_ner", "ner", "kgpipe_gazetteer") if p in nlp.pipe_names]
     with nlp.select_pipes(disable=off):
         docs = list(nlp.pipe(make_doc(nlp, s) for s in sentences))
     for s, doc in zip(sentences, docs, strict=True):

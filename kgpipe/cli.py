@@ -463,7 +463,7 @@ def _show_ner_epoch(score: Any) -> None:
 def _ner_train_transformer(train: Path, output: Path, dev: Path | None, holdout: float, base: str, epochs: int,
                            patience: int, max_minutes: float, seed: int, renames: dict[str, str], base_model: str,
                            lr: float, batch_size: int, max_length: int | None, restart: bool, word_shapes: bool,
-                           constrained_decoding: bool, word_pos: bool, head_lr: float) -> None:
+                           constrained_decoding: bool, word_pos: bool, head_lr: float, word_base_ner: bool) -> None:
     from kgpipe.nlp.labelled import read_labelled
     from kgpipe.nlp.transformer_train import TransformerTrainOptions, train_transformer_ner
 
@@ -471,7 +471,8 @@ def _ner_train_transformer(train: Path, output: Path, dev: Path | None, holdout:
                                       learning_rate=lr, patience=patience, max_minutes=max_minutes, seed=seed,
                                       holdout=holdout, max_length=max_length, label_renames=renames,
                                       word_shapes=word_shapes, constrained_decoding=constrained_decoding,
-                                      word_pos=word_pos, head_learning_rate=head_lr or None)
+                                      word_pos=word_pos, head_learning_rate=head_lr or None,
+                                      word_base_ner=word_base_ner)
     try:
         report = train_transformer_ner(read_labelled(train), output, options,
                                        dev=read_labelled(dev) if dev else (), restart=restart,
@@ -521,8 +522,11 @@ def ner_train(
     word_pos: Annotated[bool, typer.Option(help="--transformer: embed each word's part of speech (from the base "
                                                 "model's tagger; PROPN against NOUN is a name cue)")] = True,
     head_lr: Annotated[float, typer.Option(min=0.0, help="--transformer: peak learning rate of the layers "
-                                                         "trained from scratch (classifier, shape and POS "
-                                                         "embeddings); 0: the same as --lr")] = 1e-3,
+                                                         "trained from scratch (classifier, shape, POS and "
+                                                         "stock-NER embeddings); 0: the same as --lr")] = 1e-3,
+    word_base_ner: Annotated[bool, typer.Option(help="--transformer: embed each word's tag from the base model's "
+                                                     "own NER (kept in the folder as base_ner; cased evidence "
+                                                     "of names' bounds and types)")] = True,
 ) -> None:
     """Update a spaCy model's NER on labelled sentences with spaCy's training API and save the model; with
     --transformer, fine-tune an encoder as the NER (a spaCy component named `ner` in the saved folder); an
@@ -533,7 +537,7 @@ def ner_train(
     if transformer:
         _ner_train_transformer(train, output, dev, holdout, base, epochs or 10, patience or 3, max_minutes, seed,
                                _renames(label, "--label"), base_model, lr, batch_size, max_length, restart,
-                               word_shapes, constrained_decoding, word_pos, head_lr)
+                               word_shapes, constrained_decoding, word_pos, head_lr, word_base_ner)
         return
     options = TrainOptions(base_model=base, epochs=epochs or 30, dropout=dropout, patience=patience or 6,
                            max_minutes=max_minutes, seed=seed, holdout=holdout,

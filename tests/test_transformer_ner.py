@@ -119,8 +119,11 @@ def test_offsets_are_exact_character_spans_of_the_gold_mentions(trained) -> None
 
 def test_the_folder_is_the_base_spacy_model_with_its_ner_replaced(trained, tiny_base) -> None:
     nlp = load_model(str(trained), cache=False)
-    assert nlp.pipe_names == ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner"]
+    # the stock NER stays, renamed, right before the transformer NER that reads its entities
+    assert nlp.pipe_names == ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "base_ner", "ner"]
     assert type(nlp.get_pipe("ner")).__name__ == "TransformerNer" and ner_labels(nlp) == ("Loc", "Org", "Peop")
+    assert type(nlp.get_pipe("base_ner")).__name__ == "EntityRecognizer" and "PERSON" in nlp.get_pipe(
+        "base_ner").labels
     doc = nlp("Ada joined Acme .")
     assert doc[1].lemma_ == "join" and doc[1].pos_ == "VERB" and doc[1].dep_     # tagger, parser kept
     config = (trained / "config.cfg").read_text(encoding="utf-8")
@@ -131,6 +134,7 @@ def test_the_folder_is_the_base_spacy_model_with_its_ner_replaced(trained, tiny_
     assert saved["labels"] == ["Loc", "Org", "Peop"] and saved["base_model"] == tiny_base.name  # a name, never a path
     assert saved["word_shapes"] is True and saved["constrained_decoding"] is True         # the new defaults
     assert saved["word_pos"] is True and saved["pos_tags"][12] == "PROPN"
+    assert saved["word_base_ner"] is True and saved["base_ner_types"][13] == "PERSON"
     for path in trained.rglob("*"):  # no absolute path (the folder moves)
         if path.is_file() and path.suffix in (".json", ".cfg", ""):
             assert str(trained.parent) not in path.read_text(encoding="utf-8", errors="replace"), path
@@ -283,13 +287,15 @@ def test_ner_train_transformer_command(tmp_path, tiny_base) -> None:
     saved = json.loads((out / "ner" / CONFIG_FILE).read_text(encoding="utf-8"))
     assert saved["word_shapes"] is False and saved["constrained_decoding"] is True
     assert saved["word_pos"] is True and saved["training"]["head_learning_rate"] == 1e-3       # the defaults
+    assert saved["word_base_ner"] is True and "[components.base_ner]" in (out / "config.cfg").read_text()
     other = tmp_path / "other"
     result = CliRunner().invoke(app, ["ner", "train", str(data), str(other), "--transformer", "--base-model",
                                       str(tiny_base), "--epochs", "1", "--holdout", "0", "--no-word-pos",
-                                      "--head-lr", "0.02"])
+                                      "--head-lr", "0.02", "--no-word-base-ner"])
     assert result.exit_code == 0, result.output
     saved = json.loads((other / "ner" / CONFIG_FILE).read_text(encoding="utf-8"))
     assert saved["word_pos"] is False and saved["training"]["head_learning_rate"] == 0.02
+    assert saved["word_base_ner"] is False and not (other / "base_ner").exists()       # no stock NER kept
     result = CliRunner().invoke(app, ["ner", "train", str(data), str(other), "--transformer", "--base-model",
                                       str(tiny_base), "--epochs", "1", "--holdout", "0", "--head-lr", "0"])
     assert result.exit_code == 0, result.output
@@ -432,14 +438,17 @@ def test_a_folder_saved_before_the_options_loads_with_both_off(tiny_base, tmp_pa
     tagger.save(tmp_path / "old")
     config = tmp_path / "old" / CONFIG_FILE
     raw = json.loads(config.read_text(encoding="utf-8"))
-    for key in ("word_shapes", "shape_dim", "constrained_decoding", "word_pos", "pos_dim", "pos_tags"):
+    for key in ("word_shapes", "shape_dim", "constrained_decoding", "word_pos", "pos_dim", "pos_tags",
+                "word_base_ner", "base_ner_dim", "base_ner_types"):
         del raw[key]
     config.write_text(json.dumps(raw), encoding="utf-8")
     loaded = TokenTagger.load(tmp_path / "old")
     assert loaded.config.word_shapes is False and loaded.config.constrained_decoding is False
     assert loaded.config.word_pos is False and loaded.pos_embedding is None
+    assert loaded.config.word_base_ner is False and loaded.base_ner_embedding is None
     assert loaded.shape_embedding is None and loaded.classifier.in_features == 32
-    assert not any(name.startswith(("shape_embedding", "pos_embedding")) for name in loaded.state_dict())
+    assert not any(name.startswith(("shape_embedding", "pos_embedding", "base_ner_embedding"))
+                   for name in loaded.state_dict())
     texts = [(TEXT, spans_of(TEXT)), (TEXT.lower(), spans_of(TEXT))]
     assert loaded.predict(texts) == tagger.predict(texts)
     with torch.no_grad():   # without shapes the case is invisible

@@ -165,7 +165,8 @@ def test_a_base_pipeline_without_a_tagger_is_refused_for_the_pos_feature(tiny_ba
 
     spacy.blank("en").to_disk(tmp_path / "blank")
     train = read_labelled(write(tmp_path / "train.jsonl", rows()))
-    settings = {"base_model": str(tiny_base), "epochs": 1, "holdout": 0.0, "spacy_base": str(tmp_path / "blank")}
+    settings = {"base_model": str(tiny_base), "epochs": 1, "holdout": 0.0, "spacy_base": str(tmp_path / "blank"),
+                "word_base_ner": False}       # a blank base has no NER either (see test_transformer_ner_base_ner)
     with pytest.raises(KgpipeError, match="sets no part of speech before its ner") as caught:
         train_transformer_ner(train, tmp_path / "out", TransformerTrainOptions(**settings))
     assert "--no-word-pos" in (caught.value.hint or "")

@@ -10,8 +10,9 @@ tokenizer; loading it needs neither the hub nor the base model.
 Recipe options, each off for a folder whose config predates it: word shapes (the capitalisation an uncased
 tokenizer throws away, embedded and joined to each word's first sub-word), word parts of speech (spaCy's
 universal tag of each word, embedded and joined the same way: PROPN against NOUN is a name cue the uncased
-encoder cannot see) and decoding that only yields valid BIO sequences (Viterbi over the words instead of a
-per-word argmax).
+encoder cannot see), the base spaCy model's own entities (its stock, case-aware NER's IOB and type of each
+word, embedded likewise: strong evidence of where a name starts and ends, whatever the label set) and decoding
+that only yields valid BIO sequences (Viterbi over the words instead of a per-word argmax).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ OUTSIDE = 0
 # model's config keeps the list it was trained with, so its ids do not move if this one ever changes.
 UNIVERSAL_POS = ("ADJ", "ADP", "ADV", "AUX", "CONJ", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON",
                  "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X", "EOL", "SPACE")
+# The entity types of spaCy's English pipelines' NER (OntoNotes 5), kept in a model's config like the POS tags.
+# A word's stock-NER id: 0 none (no annotation, padding), 1 O, then B- and I- of each type in this order, then
+# B- and I- of any type not listed ('other').
+ONTONOTES_TYPES = ("CARDINAL", "DATE", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "LOC", "MONEY", "NORP",
+                   "ORDINAL", "ORG", "PERCENT", "PERSON", "PRODUCT", "QUANTITY", "TIME", "WORK_OF_ART")
 
 
 @dataclass
@@ -66,6 +72,9 @@ class TaggerConfig:
     word_pos: bool = False           # a part-of-speech embedding joined likewise (needs token.pos_ set)
     pos_dim: int = 16
     pos_tags: list[str] = field(default_factory=lambda: list(UNIVERSAL_POS))   # id 1 + index; 0: none
+    word_base_ner: bool = False      # the base model's stock NER tag of each word, embedded likewise
+    base_ner_dim: int = 16
+    base_ner_types: list[str] = field(default_factory=lambda: list(ONTONOTES_TYPES))   # see ONTONOTES_TYPES
 
     @property
     def tags(self) -> list[str]:
@@ -89,16 +98,18 @@ class Window:
     targets: list[int] = field(default_factory=list)
     shapes: list[int] = field(default_factory=list)    # shape id of each word read (see word_shapes)
     pos: list[int] = field(default_factory=list)       # part-of-speech id of each word read (0: none)
+    base_ner: list[int] = field(default_factory=list)  # stock-NER id of each word read (0: none)
 
 
 class Batch(NamedTuple):
-    """Windows as tensors [windows, sub-words]: shape and part-of-speech ids at each word's first sub-word
-    (0 elsewhere), targets there (-100 elsewhere)."""
+    """Windows as tensors [windows, sub-words]: shape, part-of-speech and stock-NER ids at each word's first
+    sub-word (0 elsewhere), targets there (-100 elsewhere)."""
 
     input_ids: torch.Tensor
     attention: torch.Tensor
     shapes: torch.Tensor
     pos: torch.Tensor
+    base_ner: torch.Tensor
     targets: torch.Tensor
 
 
@@ -213,11 +224,11 @@ def viterbi(scores: torch.Tensor) -> list[int]:
 
 
 def windows_for(tokenizer: Any, text: str, words: Sequence[tuple[int, int]], *, max_length: int, stride: int,
-                number: int = 0, tags: Sequence[int] | None = None, pos: Sequence[int] | None = None
-                ) -> list[Window]:
+                number: int = 0, tags: Sequence[int] | None = None, pos: Sequence[int] | None = None,
+                base_ner: Sequence[int] | None = None) -> list[Window]:
     """The encoder inputs of one text and, in each, the words read from it: every word that has a first
-    sub-word goes to exactly one window (the one where that sub-word is furthest from the edges). `pos`: each
-    word's part-of-speech id (default 0)."""
+    sub-word goes to exactly one window (the one where that sub-word is furthest from the edges). `pos` and
+    `base_ner`: each word's part-of-speech and stock-NER ids (default 0)."""
     if not words or not text.strip():
         return []
     encoded = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length, stride=stride,
@@ -257,11 +268,13 @@ def windows_for(tokenizer: Any, text: str, words: Sequence[tuple[int, int]], *, 
             window.targets.append(tags[word] if tags is not None else -100)
             window.shapes.append(shapes[word])
             window.pos.append(pos[word] if pos is not None else 0)
+            window.base_ner.append(base_ner[word] if base_ner is not None else 0)
     return [w for w in windows if w.words]
 
 
 class TokenTagger(nn.Module):
-    """Encoder (+ word-shape and part-of-speech embeddings) + dropout + linear layer over the BIO tags."""
+    """Encoder (+ word-shape, part-of-speech and stock-NER embeddings) + dropout + linear layer over the BIO
+    tags."""
 
     def __init__(self, encoder: PreTrainedModel, tokenizer: Any, config: TaggerConfig) -> None:
         super().__init__()
@@ -272,24 +285,29 @@ class TokenTagger(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         # Built before the embeddings, so a model without them starts from the same weights as before.
         width = (encoder.config.hidden_size + (config.shape_dim if config.word_shapes else 0)
-                 + (config.pos_dim if config.word_pos else 0))
+                 + (config.pos_dim if config.word_pos else 0) + (config.base_ner_dim if config.word_base_ner else 0))
         self.classifier = nn.Linear(width, len(config.tags))
         self.shape_embedding = (nn.Embedding(N_SHAPES, config.shape_dim, padding_idx=0) if config.word_shapes
                                 else None)
         self.pos_embedding = (nn.Embedding(1 + len(config.pos_tags), config.pos_dim, padding_idx=0)
                               if config.word_pos else None)
         self._pos_ids = {tag: 1 + k for k, tag in enumerate(config.pos_tags)}
+        n_types = len(config.base_ner_types)
+        self.base_ner_embedding = (nn.Embedding(2 + 2 * (n_types + 1), config.base_ner_dim, padding_idx=0)
+                                   if config.word_base_ner else None)
+        self._base_ner_ids = {"O": 1, **{f"{iob}-{kind}": 2 + 2 * k + (iob == "I")
+                                         for k, kind in enumerate(config.base_ner_types) for iob in "BI"}}
 
     @classmethod
     def from_base(cls, base_model: str, labels: Sequence[str], *, max_length: int | None = None,
                   dropout: float = 0.1, word_shapes: bool = False, constrained_decoding: bool = False,
-                  word_pos: bool = False) -> TokenTagger:
+                  word_pos: bool = False, word_base_ner: bool = False) -> TokenTagger:
         encoder, tokenizer, recorded = load_base(base_model)
         limit = encoder_limit(encoder, tokenizer)
         config = TaggerConfig(recorded, list(labels), encoder_architecture(encoder),
                               max_length=min(max_length or limit, limit), dropout=dropout,
                               word_shapes=word_shapes, constrained_decoding=constrained_decoding,
-                              word_pos=word_pos)
+                              word_pos=word_pos, word_base_ner=word_base_ner)
         config.stride = min(config.stride, config.max_length // 4)
         return cls(encoder, tokenizer, config)
 
@@ -297,20 +315,34 @@ class TokenTagger(nn.Module):
         """The id of each part-of-speech tag (token.pos_); 0 for one the model does not know or an empty one."""
         return [self._pos_ids.get(tag, 0) for tag in tags]
 
+    def base_ner_ids(self, tags: Sequence[str]) -> list[int]:
+        """The id of each stock-NER tag ('B-PERSON', 'I-ORG', 'O'; '' where no NER ran): see ONTONOTES_TYPES;
+        a B- or I- tag of a type the model's list lacks gets that prefix's 'other' id."""
+        other = {"B-": 2 + 2 * len(self.config.base_ner_types), "I-": 3 + 2 * len(self.config.base_ner_types)}
+        return [self._base_ner_ids.get(tag) or other.get(tag[:2], 0) for tag in tags]
+
     def windows(self, text: str, words: Sequence[tuple[int, int]], number: int = 0,
-                tags: Sequence[int] | None = None, pos: Sequence[str] | None = None) -> list[Window]:
-        """See windows_for; `pos`: each word's token.pos_, required by a model with word_pos."""
+                tags: Sequence[int] | None = None, pos: Sequence[str] | None = None,
+                base_ner: Sequence[str] | None = None) -> list[Window]:
+        """See windows_for; `pos`: each word's token.pos_, required by a model with word_pos; `base_ner`: each
+        word's stock-NER tag (see base_ner_ids), required by a model with word_base_ner."""
         if self.config.word_pos and (pos is None or len(pos) != len(words)):
             raise ValueError(f"this model reads each word's part of speech: {len(words)} words, "
                              f"{'no' if pos is None else len(pos)} tags")
+        if self.config.word_base_ner and (base_ner is None or len(base_ner) != len(words)):
+            raise ValueError(f"this model reads each word's stock-NER tag: {len(words)} words, "
+                             f"{'no' if base_ner is None else len(base_ner)} tags")
         return windows_for(self.tokenizer, text, words, max_length=self.config.max_length,
                            stride=self.config.stride, number=number, tags=tags,
-                           pos=self.pos_ids(pos) if self.config.word_pos and pos is not None else None)
+                           pos=self.pos_ids(pos) if self.config.word_pos and pos is not None else None,
+                           base_ner=(self.base_ner_ids(base_ner) if self.config.word_base_ner and base_ner is not None
+                                     else None))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, shapes: torch.Tensor,
-                pos: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits [windows, sub-words, tags]; `shapes` and `pos` [windows, sub-words] hold the shape and
-        part-of-speech ids of the word a sub-word starts (0 elsewhere), each used only by a model with it."""
+                pos: torch.Tensor | None = None, base_ner: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [windows, sub-words, tags]; `shapes`, `pos` and `base_ner` [windows, sub-words] hold the
+        shape, part-of-speech and stock-NER ids of the word a sub-word starts (0 elsewhere), each used only by
+        a model with it."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.shape_embedding is not None:
             hidden = torch.cat([hidden, self.shape_embedding(shapes)], dim=-1)
@@ -318,6 +350,10 @@ class TokenTagger(nn.Module):
             if pos is None:
                 raise ValueError("this model reads each word's part of speech: pass the pos ids (see collate)")
             hidden = torch.cat([hidden, self.pos_embedding(pos)], dim=-1)
+        if self.base_ner_embedding is not None:
+            if base_ner is None:
+                raise ValueError("this model reads each word's stock-NER tag: pass the base_ner ids (see collate)")
+            hidden = torch.cat([hidden, self.base_ner_embedding(base_ner)], dim=-1)
         return self.classifier(self.dropout(hidden))
 
     def collate(self, windows: Sequence[Window]) -> Batch:
@@ -328,30 +364,37 @@ class TokenTagger(nn.Module):
         attention = torch.tensor([[1] * len(w.input_ids) + [0] * (width - len(w.input_ids)) for w in windows])
         shapes = torch.zeros((len(windows), width), dtype=torch.long)
         pos = torch.zeros((len(windows), width), dtype=torch.long)
+        base_ner = torch.zeros((len(windows), width), dtype=torch.long)
         targets = torch.full((len(windows), width), -100, dtype=torch.long)
         for row, window in enumerate(windows):
             shapes[row, window.positions] = torch.tensor(window.shapes, dtype=torch.long)
             pos[row, window.positions] = torch.tensor(window.pos, dtype=torch.long)
+            base_ner[row, window.positions] = torch.tensor(window.base_ner, dtype=torch.long)
             targets[row, window.positions] = torch.tensor(window.targets, dtype=torch.long)
-        return Batch(input_ids, attention, shapes, pos, targets)
+        return Batch(input_ids, attention, shapes, pos, base_ner, targets)
 
     def loss(self, windows: Sequence[Window]) -> torch.Tensor:
         batch = self.collate(windows)
-        logits = self(batch.input_ids, batch.attention, batch.shapes, batch.pos)
+        logits = self(batch.input_ids, batch.attention, batch.shapes, batch.pos, batch.base_ner)
         return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1),
                                            ignore_index=-100)
 
     @torch.no_grad()
     def predict(self, texts: Sequence[tuple[str, Sequence[tuple[int, int]]]], *, batch_size: int = 64,
-                pos: Sequence[Sequence[str]] | None = None) -> list[list[Entity]]:
+                pos: Sequence[Sequence[str]] | None = None, base_ner: Sequence[Sequence[str]] | None = None
+                ) -> list[list[Entity]]:
         """Entities (word spans) of each (text, word character spans): the windows of all texts run through the
         encoder together, `batch_size` windows per forward pass, shortest first (less padding); tags by
         per-word argmax, or by Viterbi over the words that have one (constrained_decoding). `pos`: each
-        text's words' token.pos_, required by a model with word_pos."""
+        text's words' token.pos_, required by a model with word_pos; `base_ner`: each text's words' stock-NER
+        tags, required by a model with word_base_ner."""
         if pos is not None and len(pos) != len(texts):
             raise ValueError(f"{len(texts)} texts, part-of-speech tags of {len(pos)}")
+        if base_ner is not None and len(base_ner) != len(texts):
+            raise ValueError(f"{len(texts)} texts, stock-NER tags of {len(base_ner)}")
         windows = [w for number, (text, words) in enumerate(texts)
-                   for w in self.windows(text, words, number, pos=pos[number] if pos is not None else None)]
+                   for w in self.windows(text, words, number, pos=pos[number] if pos is not None else None,
+                                         base_ner=base_ner[number] if base_ner is not None else None)]
         was_training = self.training
         self.eval()
         scores: list[list[torch.Tensor | None]] = [[None] * len(words) for _, words in texts]
@@ -359,8 +402,8 @@ class TokenTagger(nn.Module):
         for start in range(0, len(windows), batch_size):
             chosen = windows[start:start + batch_size]
             batch = self.collate(chosen)
-            log_probabilities = torch.log_softmax(self(batch.input_ids, batch.attention, batch.shapes, batch.pos),
-                                                  dim=-1)
+            log_probabilities = torch.log_softmax(
+                self(batch.input_ids, batch.attention, batch.shapes, batch.pos, batch.base_ner), dim=-1)
             for row, window in enumerate(chosen):
                 for word, position in zip(window.words, window.positions, strict=True):
                     scores[window.text][word] = log_probabilities[row, position]

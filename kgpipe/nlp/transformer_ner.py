@@ -5,7 +5,9 @@ Registered here with @Language.factory (kgpipe.nlp.models imports this module be
 declared as a `spacy_factories` entry point, so plain `spacy.load(folder)` works once kgpipe is installed.
 The component's folder holds the tagger (weights as safetensors, config and labels as JSON, the tokenizer);
 torch and transformers are imported only when a model is loaded or built. A model that reads the words' parts
-of speech must come after the components that set token.pos_ (tagger, attribute_ruler), as training puts it.
+of speech must come after the components that set token.pos_ (tagger, attribute_ruler), and one that reads the
+base model's own entities after that model's stock NER (BASE_NER), as training puts them; the entities this
+component sets replace the stock ones.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ if TYPE_CHECKING:
     from kgpipe.lm.token_tagger import TokenTagger
 
 FACTORY = "kgpipe_transformer_ner"
+BASE_NER = "base_ner"     # the base spaCy model's own NER, renamed, when the transformer NER reads its entities
+
+
+def base_ner_tags(doc: Doc) -> list[str]:
+    """Each token's entity tag as the NER before this component left it: 'B-PERSON', 'I-ORG', 'O', or ''
+    where none was set. Read in training (kgpipe.nlp.transformer_train) exactly as here at inference."""
+    return [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ in ("B", "I") else t.ent_iob_ for t in doc]
 
 
 class TransformerNer:
@@ -73,9 +82,19 @@ class TransformerNer:
                          "attribute_ruler come before `ner`) without disabling them, or retrain with "
                          "--no-word-pos")
             pos = [[t.pos_ for t in doc] for doc in docs]
+        stock = None
+        if tagger.config.word_base_ner:
+            if any(len(doc) and not doc.has_annotation("ENT_IOB") for doc in docs):
+                raise ArtifactError(
+                    f"the '{self.name}' component{f' ({self.folder})' if self.folder else ''} reads the base "
+                    f"model's own entities, but no NER before it set any (the '{BASE_NER}' component did not run)",
+                    hint=f"run the whole folder written by `kgpipe ner train --transformer` (its '{BASE_NER}' "
+                         "comes before `ner`) without disabling it, or retrain with --no-word-base-ner")
+            stock = [base_ner_tags(doc) for doc in docs]      # read before set_ents below replaces them
         found = tagger.predict([(doc.text, [(t.idx, t.idx + len(t)) for t in doc]) for doc in docs],
-                               batch_size=self.batch_size, pos=pos)
+                               batch_size=self.batch_size, pos=pos, base_ner=stock)
         for doc, entities in zip(docs, found, strict=True):
+            # "outside": every token not in one of these entities becomes O, so no stock entity is left over
             doc.set_ents([Span(doc, e.start, e.end, label=e.label) for e in entities], default="outside")
 
     # --- serialisation (spaCy calls these with the component's folder) ----------------------------------

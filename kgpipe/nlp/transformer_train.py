@@ -1,7 +1,8 @@
 """`kgpipe ner train --transformer`: fine-tune an encoder for BIO token classification over spaCy's tokens of
 labelled sentences, and save a spaCy model folder: the base spaCy model with its `ner` replaced by the
 transformer NER component (kgpipe.nlp.transformer_ner), tagger, parser and lemmatizer kept for the patterns.
-The words' parts of speech the model reads are set by the same base components in training as at inference.
+The words' parts of speech the model reads are set by the same base components in training as at inference;
+so are the base model's own entities, from its stock NER kept in the folder as `base_ner`, before `ner`.
 
 The epoch kept is the best on the validation set (given, or a held-out slice of the training file); a
 checkpoint after each epoch lets a rerun with the same data and options resume, ending with the same weights
@@ -33,7 +34,7 @@ from kgpipe.lm.finetune import (
 from kgpipe.lm.token_tagger import Entity, TokenTagger, Window, bio_tags
 from kgpipe.nlp.labelled import LabelledSentence, entity_spans, make_doc
 from kgpipe.nlp.train import EpochScore, TrainReport, split_holdout
-from kgpipe.nlp.transformer_ner import FACTORY, TransformerNer
+from kgpipe.nlp.transformer_ner import BASE_NER, FACTORY, TransformerNer, base_ner_tags
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -60,7 +61,8 @@ class TransformerTrainOptions:
     word_shapes: bool = True         # embed each word's case and shape (the packaged encoder is uncased)
     constrained_decoding: bool = True    # predict valid BIO sequences only (Viterbi), also for validation
     word_pos: bool = True            # embed each word's part of speech (token.pos_ from the base's tagger)
-    # Peak rate of the randomly initialised layers (classifier, shape and POS embeddings); None: learning_rate.
+    word_base_ner: bool = True       # embed each word's tag from the base model's own (stock, cased) NER
+    # Peak rate of the randomly initialised layers (classifier, shape, POS, stock-NER embeddings); None: the same.
     # At the encoder's 1e-4 these small layers barely move from their initialisation in a 10-epoch run.
     head_learning_rate: float | None = 1e-3
     label_renames: Mapping[str, str] = field(default_factory=dict)
@@ -71,11 +73,12 @@ class _Sentences:
     texts: list[tuple[str, list[tuple[int, int]]]]    # (text, word character spans) per sentence
     gold: list[list[Entity]]
     pos: list[list[str]] | None = None                 # token.pos_ of each word, when the model reads it
+    base_ner: list[list[str]] | None = None            # the stock NER's tag of each word (base_ner_tags), likewise
 
 
 def _before_ner(nlp: Language, docs: list[Doc]) -> list[Doc]:
     """The docs through the pipeline's components that precede `ner`, in order, as at inference (where they
-    set token.pos_ before the transformer NER reads it)."""
+    set token.pos_, and `base_ner` the stock entities, before the transformer NER reads them)."""
     for name, component in nlp.pipeline:
         if name == "ner":
             break
@@ -84,20 +87,21 @@ def _before_ner(nlp: Language, docs: list[Doc]) -> list[Doc]:
 
 
 def _sentences(nlp: Language, sentences: Sequence[LabelledSentence], renames: Mapping[str, str], *,
-               pos: bool = False) -> _Sentences:
-    """spaCy's words of each sentence and its gold entities on them; an entity that overlaps an earlier one
-    (BIO cannot hold both) or fits no tokens is left out. With `pos`, also each word's part of speech from the
-    components before `ner`; a pipeline that sets none there is an error."""
+               pos: bool = False, base_ner: bool = False) -> _Sentences:
+    """spaCy's words of each sentence and its gold entities on them (from the labelled sentence, never from
+    doc.ents, which hold the stock NER's); an entity that overlaps an earlier one (BIO cannot hold both) or fits
+    no tokens is left out. With `pos`, also each word's part of speech from the components before `ner`; a
+    pipeline that sets none there is an error. With `base_ner`, each word's stock-NER tag from them."""
     docs = [make_doc(nlp, sentence) for sentence in sentences]
-    out = _Sentences([], [], [] if pos else None)
-    if pos:
+    out = _Sentences([], [], [] if pos else None, [] if base_ner else None)
+    if pos or base_ner:
         docs = _before_ner(nlp, docs)
-        if any(len(doc) and not doc.has_annotation("POS") for doc in docs):
-            before = nlp.pipe_names[:nlp.pipe_names.index("ner")]
-            raise KgpipeError(f"the spaCy base pipeline sets no part of speech before its ner (components "
-                              f"before it: {', '.join(before) or 'none'})",
-                              hint="pass --base with a model that has a tagger (and attribute_ruler), or "
-                                   "--no-word-pos")
+    if pos and any(len(doc) and not doc.has_annotation("POS") for doc in docs):
+        before = nlp.pipe_names[:nlp.pipe_names.index("ner")]
+        raise KgpipeError(f"the spaCy base pipeline sets no part of speech before its ner (components "
+                          f"before it: {', '.join(before) or 'none'})",
+                          hint="pass --base with a model that has a tagger (and attribute_ruler), or "
+                               "--no-word-pos")
     for sentence, doc in zip(sentences, docs, strict=True):
         entities: list[Entity] = []
         taken = [False] * len(doc)
@@ -110,6 +114,8 @@ def _sentences(nlp: Language, sentences: Sequence[LabelledSentence], renames: Ma
         out.gold.append(sorted(entities))
         if out.pos is not None:
             out.pos.append([t.pos_ for t in doc])
+        if out.base_ner is not None:
+            out.base_ner.append(base_ner_tags(doc))
     return out
 
 
@@ -138,7 +144,8 @@ def _fingerprint(options: TransformerTrainOptions, train: Sequence[LabelledSente
 
 
 def _output_pipeline(spacy_base: str, tagger: TokenTagger) -> Language:
-    """The base spaCy pipeline as it is (all its components), its `ner` replaced by the transformer NER."""
+    """The base spaCy pipeline as it is (all its components), its `ner` replaced by the transformer NER; for a
+    tagger that reads the stock entities, the base's own NER is kept, renamed BASE_NER, right before it."""
     import spacy
 
     from kgpipe.nlp.models import resolve_model
@@ -148,8 +155,23 @@ def _output_pipeline(spacy_base: str, tagger: TokenTagger) -> Language:
     except (OSError, ValueError) as exc:
         raise KgpipeError(f"cannot load the spaCy model '{spacy_base}': {exc}",
                           hint="pass --base auto or a spaCy model folder") from None
-    component = (nlp.replace_pipe("ner", FACTORY) if "ner" in nlp.component_names
-                 else nlp.add_pipe(FACTORY, name="ner"))
+    if BASE_NER in nlp.component_names:        # a base saved by this trainer holds its stock NER there already
+        if not tagger.config.word_base_ner:
+            nlp.remove_pipe(BASE_NER)
+    elif tagger.config.word_base_ner:
+        if "ner" not in nlp.component_names or isinstance(nlp.get_pipe("ner"), TransformerNer):
+            raise KgpipeError(f"the spaCy model '{spacy_base}' has no NER of its own whose entities the transformer "
+                              "NER could read (components: " + (", ".join(nlp.component_names) or "none") + ")",
+                              hint="pass --base with a model that has a ner (e.g. auto), or --no-word-base-ner")
+        nlp.rename_pipe("ner", BASE_NER)
+    if BASE_NER in nlp.disabled:
+        nlp.enable_pipe(BASE_NER)
+    if "ner" in nlp.component_names:
+        component = nlp.replace_pipe("ner", FACTORY)
+    elif BASE_NER in nlp.component_names:
+        component = nlp.add_pipe(FACTORY, name="ner", after=BASE_NER)
+    else:
+        component = nlp.add_pipe(FACTORY, name="ner")
     if not isinstance(component, TransformerNer):  # add_pipe is typed as returning any component
         raise TypeError(f"{FACTORY} made a {type(component).__name__}")
     component.tagger = tagger
@@ -181,15 +203,17 @@ def train_transformer_ner(train: Sequence[LabelledSentence], output: Path,
     labels = sorted({renames.get(e.type, e.type) for s in fit for e in s.entities})
     tagger = TokenTagger.from_base(options.base_model, labels, max_length=options.max_length,
                                    dropout=options.dropout, word_shapes=options.word_shapes,
-                                   constrained_decoding=options.constrained_decoding, word_pos=options.word_pos)
+                                   constrained_decoding=options.constrained_decoding, word_pos=options.word_pos,
+                                   word_base_ner=options.word_base_ner)
     nlp = _output_pipeline(options.spacy_base, tagger)
-    data = _sentences(nlp, fit, renames, pos=options.word_pos)
-    checks = _sentences(nlp, held, renames, pos=options.word_pos) if held else None
+    data = _sentences(nlp, fit, renames, pos=options.word_pos, base_ner=options.word_base_ner)
+    checks = _sentences(nlp, held, renames, pos=options.word_pos, base_ner=options.word_base_ner) if held else None
     units: list[Window] = []
     by_sentence: dict[int, list[int]] = {}
     for number, ((text, words), gold) in enumerate(zip(data.texts, data.gold, strict=True)):
         for window in tagger.windows(text, words, number, bio_tags(len(words), gold, labels),
-                                     pos=data.pos[number] if data.pos is not None else None):
+                                     pos=data.pos[number] if data.pos is not None else None,
+                                     base_ner=data.base_ner[number] if data.base_ner is not None else None):
             by_sentence.setdefault(number, []).append(len(units))
             units.append(window)
     if not units:
@@ -222,7 +246,8 @@ def train_transformer_ner(train: Sequence[LabelledSentence], output: Path,
         score = EpochScore(epoch, run.mean_loss, round(time.monotonic() - epoch_start, 1))
         improved = True
         if checks is not None:
-            precision, recall, f1 = entity_scores(tagger.predict(checks.texts, pos=checks.pos), checks.gold)
+            precision, recall, f1 = entity_scores(tagger.predict(checks.texts, pos=checks.pos,
+                                                                 base_ner=checks.base_ner), checks.gold)
             score.dev_f, score.dev_p, score.dev_r = round(f1, 4), round(precision, 4), round(recall, 4)
             improved = score.dev_f > best_f
         report.epochs.append(score)
@@ -260,6 +285,7 @@ def _training_meta(report: TrainReport, options: TransformerTrainOptions) -> dic
             "patience": options.patience, "learning_rate": options.learning_rate,
             "batch_size": options.batch_size, "word_shapes": options.word_shapes,
             "constrained_decoding": options.constrained_decoding, "word_pos": options.word_pos,
+            "word_base_ner": options.word_base_ner,
             "head_learning_rate": options.head_learning_rate}
 
 
