@@ -18,7 +18,8 @@ model_then_patterns), mention labels reaching the model unchanged (no relation_l
 property right": a pair counts only when its relation is the gold triple's DBpedia property.
 
 Usage: python benchmarks/extract_webnlg.py [SPLIT_FOLDER] [--ner-model FOLDER] [--limit N]
-         [--relation-model FOLDER [--relation-policy model union ...] [--relation-threshold 0.5]] [--no-write]
+         [--relation-model FOLDER [FOLDER ...] [--relation-policy model union ...] [--relation-threshold 0.5]]
+         [--no-write]   (several folders: seeds of one recipe, mean and min-max)
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
@@ -78,12 +81,25 @@ class PairCounts:
     found: Counter = field(default_factory=Counter)   # gold pairs found, per measure
     reachable: int = 0   # gold pairs whose subject and object are both mentions of one sentence (recall's ceiling)
 
-    def row(self, source: str, measure: str) -> str:
+    def prf(self, measure: str) -> tuple[float, float, float]:
         p, r = (self.right[measure] / self.predicted if self.predicted else 0.0), \
             (self.found[measure] / self.gold if self.gold else 0.0)
-        f = 2 * p * r / (p + r) if p + r else 0.0
+        return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+    def row(self, source: str, measure: str) -> str:
+        p, r, f = self.prf(measure)
         return f"| (subject, object) pairs, {measure} | {source} | {self.predicted} | {self.gold} | {p:.3f} | " \
                f"{r:.3f} | **{f:.3f}** |"
+
+
+def seeds_row(source: str, measure: str, runs: list[PairCounts]) -> str:
+    """One row for the runs of several models (training seeds): each number the mean, F1 with (min-max)."""
+    if len(runs) == 1:
+        return runs[0].row(source, measure)
+    p, r, f = (np.array([run.prf(measure)[k] for run in runs]) for k in range(3))
+    predicted = sum(run.predicted for run in runs) / len(runs)
+    return (f"| (subject, object) pairs, {measure} | {source} ({len(runs)} models) | {predicted:.0f} | {runs[0].gold} "
+            f"| {p.mean():.3f} | {r.mean():.3f} | **{f.mean():.3f}** ({f.min():.3f}-{f.max():.3f}) |")
 
 
 PAIR_MEASURES = ("directed", "undirected", "directed, property right")
@@ -122,7 +138,9 @@ def main() -> None:
     parser.add_argument("--ner-model", default=None, help="a model folder from `kgpipe ner train`")
     parser.add_argument("--patterns", default=str(REPO / "pipelines" / "patterns"))
     parser.add_argument("--limit", type=int, default=None, help="only the first N texts")
-    parser.add_argument("--relation-model", default=None, help="a relation model folder from `kgpipe rel train`")
+    parser.add_argument("--relation-model", nargs="+", default=None, help=(
+        "relation model folders from `kgpipe rel train`; several (training seeds of one recipe): each number the "
+        "mean over them, F1 with (min-max), and a row per model below"))
     parser.add_argument("--relation-policy", nargs="+", default=["model", "union"],
                         choices=["model", "union", "model_then_patterns"],
                         help="the relation_policy rows to add for --relation-model (patterns: the rows above)")
@@ -156,30 +174,37 @@ def main() -> None:
     runs = [("patterns", score_pairs(records, results))]
 
     model_note = ""
+    by_policy: dict[str, list[PairCounts]] = defaultdict(list)
+    per_model: list[str] = []
     if args.relation_model:
         import torch
 
         from kgpipe.nlp.model_relations import load_model_relations
 
         torch.set_num_threads(1)
-        scorer = load_model_relations(args.relation_model, threshold=args.relation_threshold, max_pairs=64)
-        training = scorer.model.config.training
-        timings = []
-        for policy in args.relation_policy:
-            options = ExtractOptions(relation_policy=policy, relation_threshold=args.relation_threshold)
-            with_model, _ = build_extractor(nlp, options=options, patterns=library, model=scorer)
-            t1 = time.perf_counter()
-            runs.append((policy, score_pairs(records, list(with_model.extract(
-                (str(i), r["text"]) for i, r in enumerate(records))))))
-            timings.append(f"{policy} {time.perf_counter() - t1:.1f}s")
-        model_note = (f"Relation model `{args.relation_model}` (`{scorer.pattern_id}`, base "
-                      f"{scorer.model.config.base_model}, {len(scorer.model.config.relation_labels) - 1} relations; "
-                      "training: " + ", ".join(f"{k} {training[k]}" for k in
-                                               ("train_sentences", "epochs_run", "best_epoch", "stopped", "seed")
-                                               if k in training)
-                      + f"), threshold {args.relation_threshold}, one torch thread; rows 'model' use it alone, "
-                      f"'union' and 'model_then_patterns' with the patterns. Extraction with it took "
-                      f"{', '.join(timings)}.\n\n")
+        notes = []
+        for folder in args.relation_model:
+            scorer = load_model_relations(folder, threshold=args.relation_threshold, max_pairs=64)
+            training = scorer.model.config.training
+            timings = []
+            for policy in args.relation_policy:
+                options = ExtractOptions(relation_policy=policy, relation_threshold=args.relation_threshold)
+                with_model, _ = build_extractor(nlp, options=options, patterns=library, model=scorer)
+                t1 = time.perf_counter()
+                by_policy[policy].append(score_pairs(records, list(with_model.extract(
+                    (str(i), r["text"]) for i, r in enumerate(records)))))
+                timings.append(f"{policy} {time.perf_counter() - t1:.1f}s")
+                per_model.append(f"| `{folder}` | {training.get('seed', '-')} | {policy} | "
+                                 f"{by_policy[policy][-1].prf('directed')[2]:.3f} |")
+            notes.append(f"`{folder}` (`{scorer.pattern_id}`, base {scorer.model.config.base_model}, "
+                         f"{len(scorer.model.config.relation_labels) - 1} relations; training: " + ", ".join(
+                             f"{k} {training[k]}" for k in ("train_sentences", "epochs_run", "best_epoch", "stopped",
+                                                            "seed") if k in training)
+                         + f"; extraction with it took {', '.join(timings)})")
+        model_note = (("Relation model " if len(notes) == 1 else "Relation models (seeds of one recipe: each row "
+                       "the mean over them, F1 with its min-max) ") + "; ".join(notes)
+                      + f". Threshold {args.relation_threshold}, one torch thread; rows 'model' use it alone, "
+                      "'union' and 'model_then_patterns' with the patterns.\n\n")
 
     mp, mr, mf = prf(m_tp, m_pred, m_gold)
     lines = [f"Data: `{args.path.rstrip('/').rsplit('/', 2)[-1]}` split, {len(records)} texts; model "
@@ -189,6 +214,7 @@ def main() -> None:
              f"| mentions vs name references | (any) | {m_pred} | {m_gold} | {mp:.3f} | {mr:.3f} | **{mf:.3f}** |"]
     for measure in PAIR_MEASURES:
         lines += [counts.row(source, measure) for source, counts in runs]
+        lines += [seeds_row(policy, measure, counts) for policy, counts in by_policy.items()]
     gold_pairs, reachable = runs[0][1].gold, runs[0][1].reachable
     lines += ["", f"Of the {gold_pairs} gold pairs, {reachable} ({reachable / max(1, gold_pairs):.3f}) have both "
               "subject and object among the mentions of one sentence: the recall any relation source can reach "
@@ -201,13 +227,17 @@ def main() -> None:
         "Precision of pairs is a lower bound: WebNLG lists only the triples its text was written from, so a "
         "true extra fact (\"Auckland located_in New Zealand\" where the gold names \"Auckland, New Zealand\" "
         "as one entity) counts as wrong."]
+    if len(args.relation_model or []) > 1:
+        lines += ["", "Each relation model (directed pairs F1):", "", "| model | seed | policy | F1 |",
+                  "|---|---|---|---|", *per_model]
     body = "\n".join(lines)
     command = "python benchmarks/extract_webnlg.py" + (f" {args.path}" if args.path != str(DATA) else "") \
         + (f" --ner-model {args.ner_model}" if args.ner_model else "")
     if args.limit is not None:
         command += f" --limit {args.limit}"
     if args.relation_model:
-        command += f" --relation-model {args.relation_model} --relation-policy {' '.join(args.relation_policy)}"
+        command += (f" --relation-model {' '.join(args.relation_model)} --relation-policy "
+                    f"{' '.join(args.relation_policy)}")
         if args.relation_threshold != 0.5:
             command += f" --relation-threshold {args.relation_threshold}"
     write_section("extract_webnlg", "Extraction on WebNLG dev", body, command, print_only=args.no_write)

@@ -147,3 +147,20 @@ def test_extract_webnlg_scores_pairs_by_direction_and_property(converter) -> Non
     assert counts.right == {"directed": 2, "undirected": 3, "directed, property right": 1}
     assert counts.found == {"directed": 2, "undirected": 3, "directed, property right": 1}
     assert counts.reachable == 2                       # Gamma and Alpha are in different sentences
+
+
+def test_extract_webnlg_rows_of_several_models_are_means_with_their_spread() -> None:
+    from collections import Counter
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import extract_webnlg
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    runs = [extract_webnlg.PairCounts(predicted=10, gold=20, right=Counter(directed=5), found=Counter(directed=5)),
+            extract_webnlg.PairCounts(predicted=20, gold=20, right=Counter(directed=10), found=Counter(directed=10))]
+    # F1: 2 * 0.5 * 0.25 / 0.75 = 0.333 and 0.5
+    row = extract_webnlg.seeds_row("model", "directed", runs)
+    assert row == ("| (subject, object) pairs, directed | model (2 models) | 15 | 20 | 0.500 | 0.375 | "
+                   "**0.417** (0.333-0.500) |")
+    assert extract_webnlg.seeds_row("model", "directed", runs[:1]) == runs[0].row("model", "directed")
