@@ -15,7 +15,7 @@ from kgpipe.nlp.labelled import make_doc, read_labelled
 from kgpipe.nlp.models import load_model, ner_labels
 from kgpipe.nlp.transformer_ner import FACTORY, TransformerNer
 from kgpipe.nlp.transformer_train import TransformerTrainOptions, _output_pipeline, _sentences, train_transformer_ner
-from tests.tiny_encoder import make_tiny_bert
+from tests.tiny_encoder import feature_tagger, make_tiny_bert
 from tests.tiny_encoder import write_jsonl as write
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -82,18 +82,7 @@ def test_stock_tags_map_to_fixed_ids_that_reach_the_model(tiny_base) -> None:
 
 def person_tagger(base: Path) -> TokenTagger:
     """A tagger whose scores depend on the stock tag alone: B-Peop where the stock NER says B-PERSON, else O."""
-    import torch
-
-    tagger = TokenTagger.from_base(str(base), ["Peop"], word_base_ner=True).eval()
-    assert tagger.base_ner_embedding is not None
-    hidden = tagger.encoder.config.hidden_size
-    with torch.no_grad():
-        tagger.classifier.weight.zero_()
-        tagger.classifier.bias.copy_(torch.tensor([1.0, 0.0, -10.0]))      # O, B-Peop, I-Peop
-        tagger.base_ner_embedding.weight.zero_()
-        tagger.base_ner_embedding.weight[tagger.base_ner_ids(["B-PERSON"])[0], 0] = 1.0
-        tagger.classifier.weight[1, hidden] = 10.0
-    return tagger
+    return feature_tagger(base, "base_ner", "B-PERSON")
 
 
 def doc_of(words: list[str], stock: list[str] | None):

@@ -15,7 +15,7 @@ from kgpipe.lm.token_tagger import CONFIG_FILE, WEIGHTS_FILE, Entity, TokenTagge
 from kgpipe.nlp.labelled import read_labelled
 from kgpipe.nlp.transformer_ner import TransformerNer
 from kgpipe.nlp.transformer_train import TransformerTrainOptions, train_transformer_ner
-from tests.tiny_encoder import make_tiny_bert
+from tests.tiny_encoder import feature_tagger, make_tiny_bert
 from tests.tiny_encoder import write_jsonl as write
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -32,18 +32,7 @@ def tiny_base(tmp_path_factory) -> Path:
 
 def propn_tagger(base: Path) -> TokenTagger:
     """A tagger whose scores depend on the part of speech alone: B-Peop for a PROPN word, O for any other."""
-    import torch
-
-    tagger = TokenTagger.from_base(str(base), ["Peop"], word_pos=True).eval()
-    assert tagger.pos_embedding is not None
-    hidden = tagger.encoder.config.hidden_size
-    with torch.no_grad():
-        tagger.classifier.weight.zero_()
-        tagger.classifier.bias.copy_(torch.tensor([1.0, 0.0, -10.0]))      # O, B-Peop, I-Peop
-        tagger.pos_embedding.weight.zero_()
-        tagger.pos_embedding.weight[tagger.pos_ids(["PROPN"])[0], 0] = 1.0
-        tagger.classifier.weight[1, hidden] = 10.0                          # B-Peop from the PROPN dimension
-    return tagger
+    return feature_tagger(base, "pos", "PROPN")
 
 
 def doc_of(words: list[str], pos: list[str] | None):

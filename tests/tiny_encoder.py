@@ -42,3 +42,23 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     """One JSON object per line (the labelled-sentence files the trainers read)."""
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def feature_tagger(base: Path, feature: str, value: str):
+    """A tagger over the tiny encoder whose scores depend on one word feature alone (feature: 'pos' or
+    'base_ner'): B-Peop for a word whose feature is `value`, O for any other."""
+    import torch
+
+    from kgpipe.lm.token_tagger import TokenTagger
+
+    tagger = TokenTagger.from_base(str(base), ["Peop"], **{f"word_{feature}": True}).eval()
+    embedding = getattr(tagger, f"{feature}_embedding")
+    assert embedding is not None
+    hidden = tagger.encoder.config.hidden_size
+    with torch.no_grad():
+        tagger.classifier.weight.zero_()
+        tagger.classifier.bias.copy_(torch.tensor([1.0, 0.0, -10.0]))      # O, B-Peop, I-Peop
+        embedding.weight.zero_()
+        embedding.weight[getattr(tagger, f"{feature}_ids")([value])[0], 0] = 1.0
+        tagger.classifier.weight[1, hidden] = 10.0                          # B-Peop from that dimension
+    return tagger
