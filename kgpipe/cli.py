@@ -526,7 +526,7 @@ def ner_train(
                                                          "stock-NER embeddings); 0: the same as --lr")] = 1e-3,
     word_base_ner: Annotated[bool, typer.Option(help="--transformer: embed each word's tag from the base model's "
                                                      "own NER (kept in the folder as base_ner; cased evidence "
-                                                     "of names' bounds and types)")] = True,
+                                                     "of names' bounds and types)")] = False,
 ) -> None:
     """Update a spaCy model's NER on labelled sentences with spaCy's training API and save the model; with
     --transformer, fine-tune an encoder as the NER (a spaCy component named `ner` in the saved folder); an

@@ -88,7 +88,7 @@ TEXTS = [text_row(p, v, q) for p in PEOPLE[:4] for q in PLACES[:3] for v in ("jo
 def trained(tmp_path_factory, tiny_base) -> Path:
     root = tmp_path_factory.mktemp("tner")
     train = read_labelled(write(root / "train.jsonl", rows(PEOPLE[:7]) + TEXTS))
-    report = train_transformer_ner(train, root / "model", options(tiny_base))
+    report = train_transformer_ner(train, root / "model", options(tiny_base, word_base_ner=True))
     assert report.labels == ["Loc", "Org", "Peop"] and report.best_epoch == 6
     assert report.epochs[-1].loss < 0.1 * report.epochs[0].loss
     return root / "model"
@@ -287,15 +287,15 @@ def test_ner_train_transformer_command(tmp_path, tiny_base) -> None:
     saved = json.loads((out / "ner" / CONFIG_FILE).read_text(encoding="utf-8"))
     assert saved["word_shapes"] is False and saved["constrained_decoding"] is True
     assert saved["word_pos"] is True and saved["training"]["head_learning_rate"] == 1e-3       # the defaults
-    assert saved["word_base_ner"] is True and "[components.base_ner]" in (out / "config.cfg").read_text()
+    assert saved["word_base_ner"] is False and "[components.base_ner]" not in (out / "config.cfg").read_text()
     other = tmp_path / "other"
     result = CliRunner().invoke(app, ["ner", "train", str(data), str(other), "--transformer", "--base-model",
                                       str(tiny_base), "--epochs", "1", "--holdout", "0", "--no-word-pos",
-                                      "--head-lr", "0.02", "--no-word-base-ner"])
+                                      "--head-lr", "0.02", "--word-base-ner"])
     assert result.exit_code == 0, result.output
     saved = json.loads((other / "ner" / CONFIG_FILE).read_text(encoding="utf-8"))
     assert saved["word_pos"] is False and saved["training"]["head_learning_rate"] == 0.02
-    assert saved["word_base_ner"] is False and not (other / "base_ner").exists()       # no stock NER kept
+    assert saved["word_base_ner"] is True and "[components.base_ner]" in (other / "config.cfg").read_text()
     result = CliRunner().invoke(app, ["ner", "train", str(data), str(other), "--transformer", "--base-model",
                                       str(tiny_base), "--epochs", "1", "--holdout", "0", "--head-lr", "0"])
     assert result.exit_code == 0, result.output

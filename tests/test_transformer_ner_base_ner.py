@@ -48,7 +48,7 @@ def settings(base: Path, **kw) -> TransformerTrainOptions:
 def trained(tmp_path_factory, tiny_base) -> Path:
     root = tmp_path_factory.mktemp("stock")
     train = read_labelled(write(root / "train.jsonl", rows()))
-    train_transformer_ner(train, root / "model", settings(tiny_base))
+    train_transformer_ner(train, root / "model", settings(tiny_base, word_base_ner=True))
     return root / "model"
 
 
@@ -167,7 +167,7 @@ def test_a_base_without_its_own_ner_is_refused_for_the_feature(tiny_base, tmp_pa
 
     spacy.blank("en").to_disk(tmp_path / "blank")
     train = read_labelled(write(tmp_path / "train.jsonl", rows()))
-    options = settings(tiny_base, spacy_base=str(tmp_path / "blank"), word_pos=False)
+    options = settings(tiny_base, spacy_base=str(tmp_path / "blank"), word_pos=False, word_base_ner=True)
     with pytest.raises(KgpipeError, match="has no NER of its own") as caught:
         train_transformer_ner(train, tmp_path / "out", options)
     assert "--no-word-base-ner" in (caught.value.hint or "")
