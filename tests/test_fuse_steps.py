@@ -227,7 +227,7 @@ def test_lsh_pairs_merged_and_pruned_by_ranges_of_names(monkeypatch: pytest.Monk
     """The bands' pairs counted and pruned range by range of names equal the whole done at once, for ranges
     of one name, uneven ranges and a single range; on both a synthetic input with heavy repeats across bands."""
     from kgpipe.kg import chunking
-    from kgpipe.kg.blocking import BandPairs, lsh_candidates
+    from kgpipe.kg.blocking import lsh_candidates
 
     rng = np.random.default_rng(5)
     n = 60
@@ -235,8 +235,8 @@ def test_lsh_pairs_merged_and_pruned_by_ranges_of_names(monkeypatch: pytest.Monk
     for _ in range(6):
         a, b = rng.integers(0, n, 200), rng.integers(0, n, 200)
         a, b = a[a != b], b[a != b]
-        bands.append(BandPairs(np.unique(np.minimum(a, b) * n + np.maximum(a, b)), 0))
-    every = np.concatenate([band.codes for band in bands])
+        bands.append(np.unique(np.minimum(a, b) * n + np.maximum(a, b)))
+    every = np.concatenate(bands)
     codes, counts = np.unique(every, return_counts=True)
     monkeypatch.setattr(chunking, "NAME_RANGE", name_range)
     unpruned, before = lsh_candidates(bands, n, 0)
@@ -252,11 +252,11 @@ def test_lsh_pairs_merged_and_pruned_by_ranges_of_names(monkeypatch: pytest.Monk
 def test_lsh_pair_counts_hold_more_bands_than_a_byte() -> None:
     """num_perm goes up to 512, so a pair can share up to 512 bands and its count must not wrap around: names
     0-1 share 300 bands, 1-2 250 and 0-2 200; keeping one pair each, 0 and 1 keep 0-1 and 2 keeps 1-2."""
-    from kgpipe.kg.blocking import BandPairs, lsh_candidates
+    from kgpipe.kg.blocking import lsh_candidates
 
     n = 3
     shared = {0 * n + 1: 300, 1 * n + 2: 250, 0 * n + 2: 200}
-    bands = [BandPairs(np.array(sorted(code for code, count in shared.items() if i < count)), 0) for i in range(300)]
+    bands = [np.array(sorted(code for code, count in shared.items() if i < count)) for i in range(300)]
     pruned, before = lsh_candidates(bands, n, 1)
     assert before == 3 and pruned.tolist() == [0 * n + 1, 1 * n + 2]
 

@@ -27,7 +27,7 @@ from kgpipe.kg.normalize import char_ngrams, name_tokens
 from kgpipe.kg.resolution_config import BlockingConfig
 
 if TYPE_CHECKING:
-    from kgpipe.engine.base import Executor
+    from kgpipe.engine.base import Executor, Shared
 
 log = logging.getLogger(__name__)
 
@@ -158,35 +158,62 @@ def band_pairs(band: np.ndarray, ranks: np.ndarray, max_bucket: int, window: int
     return BandPairs(np.sort(codes), oversized)  # a pair once per band; sorted, so a range of names is a slice
 
 
-def lsh_candidates(bands: Sequence[BandPairs], n: int, max_candidates: int,
+def lsh_candidates(band_codes: Sequence[np.ndarray] | Shared[Sequence[np.ndarray]], n: int, max_candidates: int,
                    executor: Executor | None = None) -> tuple[np.ndarray, int]:
-    """The pairs of all bands, deduplicated and pruned to each name's best `max_candidates` (0: all); and the
-    number before pruning.
+    """The pairs of all bands (each band's sorted pair codes), deduplicated and pruned to each name's best
+    `max_candidates` (0: all); and the number before pruning.
 
     Two maps over ranges of names (kgpipe.kg.chunking.NAME_RANGE each) rather than one sort of every band's
     pairs: the pairs whose left name lies in a range, counted over the bands (a slice of each band's sorted
     codes); then, for the names of a range, the pairs they keep (each name's pairs as left and as right).
-    The working memory of a task is its range's; the result is the same for any ranges."""
+    The working memory of a task is its range's; the result is the same for any ranges.
+
+    Pass the bands as a Shared (Executor.share) and drop your own copy: on a distributed engine the driver then
+    holds neither the bands nor, while they are pruned, the counted pairs (the engine's store does); only the
+    counted pairs between the two maps."""
+    from kgpipe.engine.base import Shared
     from kgpipe.engine.local import LocalExecutor
     from kgpipe.kg import chunking
 
     executor = executor or LocalExecutor.in_process("resolve")
     ranges = [(s.start, s.stop) for s in chunking.spans(n, chunking.NAME_RANGE)]
-    band_codes = [b.codes for b in bands]
-    counted = list(executor.map_tasks(_count_range, ranges, shared=(band_codes, n), what="LSH pairs"))
+    held = band_codes if isinstance(band_codes, Shared) else executor.share(list(band_codes))
+    del band_codes
+    counted = list(executor.map_tasks(_count_range, ranges, shared=(held, n), what="LSH pairs"))
+    del held
     codes = np.concatenate([c for c, _ in counted]) if counted else np.zeros(0, dtype=np.int64)
     shared_bands = np.concatenate([w for _, w in counted]) if counted else np.zeros(0, dtype=np.uint16)
     del counted
     before = len(codes)
-    if max_candidates and len(codes):
-        right = codes % n
-        by_right = np.argsort(right, kind="stable").astype(np.int32 if len(codes) < 2**31 else np.int64)
+    if not (max_candidates and len(codes)):
+        return codes, before
+    index = executor.share(_PairIndex.of(codes, shared_bands, n))
+    del codes, shared_bands
+    kept = list(executor.map_tasks(_prune_range, ranges, shared=(index, max_candidates), what="LSH pruning"))
+    del index
+    # a pair both names keep comes from two ranges
+    return sorted_unique(np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)), before
+
+
+@dataclass(frozen=True)
+class _PairIndex:
+    """The counted LSH pairs as the pruning tasks read them: sorted codes (left * n + right), the bands each
+    pair shares, and the pairs ordered by right name (positions into codes; the pairs of right name r are
+    by_right[right_start[r]:right_start[r + 1]])."""
+
+    codes: np.ndarray
+    shared_bands: np.ndarray
+    by_right: np.ndarray
+    right_start: np.ndarray
+    n: int
+
+    @classmethod
+    def of(cls, codes: np.ndarray, shared_bands: np.ndarray, n: int) -> _PairIndex:
+        small = np.int32 if len(codes) < 2**31 and n < 2**31 else np.int64
+        right = (codes % n).astype(small)  # int32 halves what the sort reads and the index keeps
+        by_right = np.argsort(right, kind="stable").astype(small)
         right_start = np.r_[0, np.cumsum(np.bincount(right, minlength=n))]
-        del right
-        kept = executor.map_tasks(_prune_range, ranges, shared=(codes, shared_bands, by_right, right_start, n,
-                                                                max_candidates), what="LSH pruning")
-        codes = sorted_unique(np.concatenate(list(kept)))  # a pair both names keep comes from two ranges
-    return codes, before
+        return cls(codes, shared_bands, by_right, right_start, n)
 
 
 def _count_range(band_codes: Sequence[np.ndarray], n: int, names: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -200,18 +227,18 @@ def _count_range(band_codes: Sequence[np.ndarray], n: int, names: tuple[int, int
     return values[starts], np.diff(np.r_[starts, len(values)]).astype(np.uint16)  # bands <= num_perm <= 512
 
 
-def _prune_range(codes: np.ndarray, shared_bands: np.ndarray, by_right: np.ndarray, right_start: np.ndarray, n: int,
-                 k: int, names: tuple[int, int]) -> np.ndarray:
+def _prune_range(index: _PairIndex, k: int, names: tuple[int, int]) -> np.ndarray:
     """Cardinality node pruning for the names in [names[0], names[1]): each keeps its k pairs (as left or right)
     that share the most bands, ties broken by the partner's (content) order; the sorted codes of the pairs kept
     by a name of the range."""
     a, b = names
+    codes, n = index.codes, index.n
     as_left = np.arange(np.searchsorted(codes, a * n), np.searchsorted(codes, b * n))
-    as_right = by_right[right_start[a]:right_start[b]].astype(np.int64)
+    as_right = index.by_right[index.right_start[a]:index.right_start[b]].astype(np.int64)
     edge = np.concatenate([as_left, as_right])
     node = np.concatenate([codes[as_left] // n, codes[as_right] % n])
     partner = np.concatenate([codes[as_left] % n, codes[as_right] // n])
-    order = np.lexsort((partner, -shared_bands[edge].astype(np.int64), node))
+    order = np.lexsort((partner, -index.shared_bands[edge].astype(np.int64), node))
     node_sorted = node[order]
     starts = np.flatnonzero(np.r_[True, node_sorted[1:] != node_sorted[:-1]]) if len(order) else order
     rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
@@ -261,17 +288,19 @@ def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
         if progress:
             progress("minhash", span.stop, n)
     ranks = name_ranks(keys)
-    bands = []
+    band_codes, oversized = [], 0
     for band in executor.map_tasks(band_task, range(n_bands), shared=(hashes, ranks,
                                                                       (config.max_bucket, config.window)),
                                    what="LSH bands"):
-        bands.append(band)
+        band_codes.append(band.codes)
+        oversized += band.oversized
         if progress:
-            progress("lsh bands", len(bands), n_bands)
+            progress("lsh bands", len(band_codes), n_bands)
     del hashes
-    lsh_codes, lsh_before = lsh_candidates(bands, n, config.max_candidates, executor)
-    oversized = sum(b.oversized for b in bands)
-    del bands
+    # shared, then dropped here: on a distributed engine only its store holds the bands from now on
+    held = executor.share(band_codes)
+    del band_codes
+    lsh_codes, lsh_before = lsh_candidates(held, n, config.max_candidates, executor)
     acronym_codes = acronym_pairs(features, config) if config.acronym_blocks else np.zeros(0, dtype=np.int64)
     token_codes = token_pairs(features, config.token_block_max)
     lsh_or_acronym = sorted_unique(np.concatenate([lsh_codes, acronym_codes]))
