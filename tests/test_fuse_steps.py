@@ -249,6 +249,22 @@ def test_lsh_pairs_merged_and_pruned_by_ranges_of_names(monkeypatch: pytest.Monk
         assert np.array_equal(pruned, expected)
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 1000, 1 << 22])
+def test_pairs_ordered_by_right_name_as_a_stable_argsort(chunk: int) -> None:
+    """The counting sort over chunks of codes gives the stable argsort of the right names, for chunks of one
+    code, uneven chunks and a single chunk; names with no pair as right get empty runs."""
+    from kgpipe.kg.blocking import order_by_right
+
+    rng = np.random.default_rng(3)
+    n = 97
+    left, right = rng.integers(0, n, 3000), rng.integers(0, n - 10, 3000)  # the last names are never right
+    codes = np.unique(left * n + right)
+    by_right, right_start = order_by_right(codes, n, chunk)
+    assert np.array_equal(by_right, np.argsort(codes % n, kind="stable"))
+    assert np.array_equal(right_start, np.r_[0, np.cumsum(np.bincount(codes % n, minlength=n))])
+    assert right_start[-11] == right_start[-1] == len(codes)
+
+
 def test_lsh_pair_counts_hold_more_bands_than_a_byte() -> None:
     """num_perm goes up to 512, so a pair can share up to 512 bands and its count must not wrap around: names
     0-1 share 300 bands, 1-2 250 and 0-2 200; keeping one pair each, 0 and 1 keep 0-1 and 2 keeps 1-2."""

@@ -209,11 +209,31 @@ class _PairIndex:
 
     @classmethod
     def of(cls, codes: np.ndarray, shared_bands: np.ndarray, n: int) -> _PairIndex:
-        small = np.int32 if len(codes) < 2**31 and n < 2**31 else np.int64
-        right = (codes % n).astype(small)  # int32 halves what the sort reads and the index keeps
-        by_right = np.argsort(right, kind="stable").astype(small)
-        right_start = np.r_[0, np.cumsum(np.bincount(right, minlength=n))]
-        return cls(codes, shared_bands, by_right, right_start, n)
+        return cls(codes, shared_bands, *order_by_right(codes, n), n)
+
+
+def order_by_right(codes: np.ndarray, n: int, chunk: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """(by_right, right_start): the positions of `codes` (left * n + right) stably ordered by right name, and
+    where each right name's run starts (n + 1 offsets); the same as a stable argsort of codes % n. A counting
+    sort over chunks of codes: the working memory is a chunk's and the int32 result's, not the int64 argsort
+    of every pair and its right ids (26 bytes a pair where this needs 4)."""
+    small = np.int32 if len(codes) < 2**31 else np.int64
+    counts = np.zeros(n, dtype=np.int64)
+    for start in range(0, len(codes), chunk):
+        counts += np.bincount(codes[start:start + chunk] % n, minlength=n)
+    right_start = np.r_[0, np.cumsum(counts)]
+    fill = right_start[:-1].copy()  # the next free slot of each right name's run
+    by_right = np.empty(len(codes), dtype=small)
+    for start in range(0, len(codes), chunk):
+        right = codes[start:start + chunk] % n
+        order = np.argsort(right, kind="stable")
+        ranked = right[order]
+        first = np.r_[True, ranked[1:] != ranked[:-1]]
+        group_start = np.flatnonzero(first)
+        rank = np.arange(len(ranked)) - np.repeat(group_start, np.diff(np.r_[group_start, len(ranked)]))
+        by_right[fill[ranked] + rank] = start + order
+        fill[ranked[group_start]] += np.diff(np.r_[group_start, len(ranked)])  # distinct names: no np.add.at
+    return by_right, right_start
 
 
 def _count_range(band_codes: Sequence[np.ndarray], n: int, names: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -301,15 +321,20 @@ def block_names(features: NameFeatures, config: BlockingConfig, ngram: int = 3,
     held = executor.share(band_codes)
     del band_codes
     lsh_codes, lsh_before = lsh_candidates(held, n, config.max_candidates, executor)
+    del held
+    lsh = len(lsh_codes)
     acronym_codes = acronym_pairs(features, config) if config.acronym_blocks else np.zeros(0, dtype=np.int64)
-    token_codes = token_pairs(features, config.token_block_max)
-    lsh_or_acronym = sorted_unique(np.concatenate([lsh_codes, acronym_codes]))
-    all_codes = sorted_unique(np.concatenate([lsh_or_acronym, token_codes]))
-    pairs = np.stack([all_codes // n, all_codes % n], axis=1).astype(np.int64)
+    # each intermediate is dropped as soon as the next is made: at millions of names each is hundreds of MB
+    codes = sorted_unique(np.concatenate([lsh_codes, acronym_codes]), in_place=True)
+    del lsh_codes, acronym_codes
+    lsh_or_acronym = len(codes)
+    codes = sorted_unique(np.concatenate([codes, token_pairs(features, config.token_block_max)]), in_place=True)
+    pairs = np.empty((len(codes), 2), dtype=np.int64)
+    np.floor_divide(codes, n, out=pairs[:, 0])
+    np.remainder(codes, n, out=pairs[:, 1])
     stats.update(bands=n_bands, rows_per_band=rows, common_words_unshingled=len(common),
-                 lsh_pairs_before_pruning=int(lsh_before), lsh_pairs=len(lsh_codes),
-                 acronym_pairs=int(len(lsh_or_acronym) - len(lsh_codes)),
-                 token_pairs=int(len(all_codes) - len(lsh_or_acronym)),
+                 lsh_pairs_before_pruning=int(lsh_before), lsh_pairs=lsh,
+                 acronym_pairs=lsh_or_acronym - lsh, token_pairs=len(codes) - lsh_or_acronym,
                  candidate_pairs=len(pairs), oversized_buckets=oversized,
                  reduction=round(1 - len(pairs) / max(stats["all_pairs"], 1), 6))
     return BlockingResult(pairs, stats)
