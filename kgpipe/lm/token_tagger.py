@@ -12,7 +12,9 @@ tokenizer throws away, embedded and joined to each word's first sub-word), word 
 universal tag of each word, embedded and joined the same way: PROPN against NOUN is a name cue the uncased
 encoder cannot see), the base spaCy model's own entities (its stock, case-aware NER's IOB and type of each
 word, embedded likewise: strong evidence of where a name starts and ends, whatever the label set) and decoding
-that only yields valid BIO sequences (Viterbi over the words instead of a per-word argmax).
+that only yields valid BIO sequences (Viterbi over the words instead of a per-word argmax). Each word feature
+is one WordFeature (TaggerConfig.word_features): the tagger loops over those that are on; the config's flat
+fields and the embeddings' attribute names stay as every folder so far saved them.
 """
 
 from __future__ import annotations

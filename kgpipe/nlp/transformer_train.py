@@ -92,8 +92,8 @@ def _sentences(nlp: Language, sentences: Sequence[LabelledSentence], renames: Ma
     """spaCy's words of each sentence and its gold entities on them (from the labelled sentence, never from
     doc.ents, which hold the stock NER's); an entity that overlaps an earlier one (BIO cannot hold both) or fits
     no tokens is left out. `features`: word features whose values to read from the tokens as set by the
-    components before `ner`, as at inference (see TOKEN_SOURCES); a pipeline that sets one of them is an
-    error."""
+    components before `ner`, as at inference (see TOKEN_SOURCES); a pipeline that sets one of them on no
+    token is an error."""
     docs = [make_doc(nlp, sentence) for sentence in sentences]
     out = _Sentences([], [])
     if features:
