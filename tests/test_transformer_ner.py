@@ -143,20 +143,6 @@ def test_the_folder_is_the_base_spacy_model_with_its_ner_replaced(trained, tiny_
     assert not (trained / "checkpoint.pt").exists()
 
 
-def test_training_reads_the_parts_of_speech_the_saved_folder_sets_at_inference(trained, tiny_base) -> None:
-    from kgpipe.nlp.labelled import make_doc
-    from kgpipe.nlp.transformer_train import _output_pipeline, _sentences
-
-    sentences = read_labelled(write(trained.parent / "pos.jsonl", rows(PEOPLE[7:8]) + TEXTS[:3]))
-    training = _output_pipeline("auto", TokenTagger.from_base(str(tiny_base), ["Peop"], word_pos=True))
-    read = _sentences(training, sentences, {}, pos=True).pos
-    nlp = load_model(str(trained), cache=False)
-    at_inference = [[t.pos_ for t in doc] for doc in nlp.pipe(make_doc(nlp, s) for s in sentences)]
-    assert read == at_inference and len(read) == len(sentences)
-    assert read[0][:2] == ["PROPN", "PROPN"] and all(all(tags) for tags in read)
-    assert _sentences(training, sentences, {}).pos is None
-
-
 SCRIPT = """
 import json, sys
 from kgpipe.nlp.models import load_model
@@ -214,7 +200,7 @@ def test_words_are_read_once_from_overlapping_windows(tiny_base) -> None:
     tags = list(range(len(spans)))
     shapes = word_shapes(text, spans)
     assert len(set(shapes)) == 6
-    windows = windows_for(tokenizer, text, spans, max_length=16, stride=4, tags=tags)
+    windows = windows_for(tokenizer, text, spans, max_length=16, stride=4, tags=tags, features={"shape": shapes})
     assert len(windows) > 5 and all(len(w.input_ids) <= 16 for w in windows)
     read = sorted(word for w in windows for word in w.words)
     assert read == list(range(len(spans)))                        # every word exactly once
@@ -222,7 +208,7 @@ def test_words_are_read_once_from_overlapping_windows(tiny_base) -> None:
                         return_overflowing_tokens=True)
     for w in windows:
         offsets = encoded["offset_mapping"][encoded["input_ids"].index(w.input_ids)]
-        for word, pos, target, shape in zip(w.words, w.positions, w.targets, w.shapes, strict=True):
+        for word, pos, target, shape in zip(w.words, w.positions, w.targets, w.features["shape"], strict=True):
             assert offsets[pos][0] == spans[word][0] and target == word     # the word's first sub-word
             assert shape == shapes[word]
             assert 0 < pos < len(w.input_ids) - 1                           # never [CLS] / [SEP]
@@ -352,18 +338,6 @@ def test_word_shapes_of_a_crafted_text() -> None:
         7, 10, 1, 3, 1, 5, 7, 9, 4, 6, 1, 7, 5, 7, 12, 3, 2, 8, 7, 9]
 
 
-def test_collate_puts_each_word_shape_at_its_first_sub_word(tiny_base) -> None:
-    tagger = TokenTagger.from_base(str(tiny_base), ["Loc"], word_shapes=True)
-    text = "Unbelievably IBM visited (Acme) 1990"
-    windows = tagger.windows(text, spans_of(text))
-    shapes = tagger.collate(windows).shapes
-    expected = [0] * shapes.shape[1]
-    for position, shape in zip(windows[0].positions, windows[0].shapes, strict=True):
-        expected[position] = shape
-    assert shapes.tolist() == [expected] and windows[0].shapes == [10, 3, 1, 2, 5]
-    assert sum(1 for s in expected if s) == 5 < len(windows[0].input_ids)        # sub-words after the first: 0
-
-
 def test_viterbi_yields_valid_bio_and_the_argmax_when_that_is_valid() -> None:
     import torch
 
@@ -409,20 +383,20 @@ TEXT = "Ada Smith joined Acme in Paris . IBM visited Globex"
 def test_save_and_load_keep_word_shapes_decoding_and_predictions(tiny_base, tmp_path) -> None:
     import torch
 
-    tagger = TokenTagger.from_base(str(tiny_base), ["Loc", "Org", "Peop"], word_shapes=True,
+    tagger = TokenTagger.from_base(str(tiny_base), ["Loc", "Org", "Peop"], features=["shape"],
                                    constrained_decoding=True).eval()
     tagger.save(tmp_path / "model")
     saved = json.loads((tmp_path / "model" / CONFIG_FILE).read_text(encoding="utf-8"))
     assert saved["word_shapes"] is True and saved["constrained_decoding"] is True
     loaded = TokenTagger.load(tmp_path / "model")
     assert (loaded.config.word_shapes, loaded.config.constrained_decoding, loaded.config.shape_dim) == (True, True, 16)
-    assert loaded.shape_embedding is not None and tagger.shape_embedding is not None
-    assert torch.equal(loaded.shape_embedding.weight, tagger.shape_embedding.weight)
+    shapes, saved_shapes = loaded.embedding("shape"), tagger.embedding("shape")
+    assert shapes is not None and saved_shapes is not None and torch.equal(shapes.weight, saved_shapes.weight)
 
     def logits(model: TokenTagger, text: str) -> torch.Tensor:
         with torch.no_grad():
             batch = model.collate(model.windows(text, spans_of(text)))
-            return model(batch.input_ids, batch.attention, batch.shapes)
+            return model(batch.input_ids, batch.attention, batch.features)
 
     assert torch.equal(logits(loaded, TEXT), logits(tagger, TEXT))
     texts = [(TEXT, spans_of(TEXT)), (TEXT.lower(), spans_of(TEXT))]
@@ -444,9 +418,9 @@ def test_a_folder_saved_before_the_options_loads_with_both_off(tiny_base, tmp_pa
     config.write_text(json.dumps(raw), encoding="utf-8")
     loaded = TokenTagger.load(tmp_path / "old")
     assert loaded.config.word_shapes is False and loaded.config.constrained_decoding is False
-    assert loaded.config.word_pos is False and loaded.pos_embedding is None
-    assert loaded.config.word_base_ner is False and loaded.base_ner_embedding is None
-    assert loaded.shape_embedding is None and loaded.classifier.in_features == 32
+    assert loaded.config.word_pos is False and loaded.config.word_base_ner is False and loaded.features == ()
+    assert all(loaded.embedding(name) is None for name in ("shape", "pos", "base_ner"))
+    assert loaded.classifier.in_features == 32
     assert not any(name.startswith(("shape_embedding", "pos_embedding", "base_ner_embedding"))
                    for name in loaded.state_dict())
     texts = [(TEXT, spans_of(TEXT)), (TEXT.lower(), spans_of(TEXT))]

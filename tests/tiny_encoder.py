@@ -51,14 +51,14 @@ def feature_tagger(base: Path, feature: str, value: str):
 
     from kgpipe.lm.token_tagger import TokenTagger
 
-    tagger = TokenTagger.from_base(str(base), ["Peop"], **{f"word_{feature}": True}).eval()
-    embedding = getattr(tagger, f"{feature}_embedding")
+    tagger = TokenTagger.from_base(str(base), ["Peop"], features=[feature]).eval()
+    embedding = tagger.embedding(feature)
     assert embedding is not None
     hidden = tagger.encoder.config.hidden_size
     with torch.no_grad():
         tagger.classifier.weight.zero_()
         tagger.classifier.bias.copy_(torch.tensor([1.0, 0.0, -10.0]))      # O, B-Peop, I-Peop
         embedding.weight.zero_()
-        embedding.weight[getattr(tagger, f"{feature}_ids")([value])[0], 0] = 1.0
+        embedding.weight[tagger.feature(feature).ids([value])[0], 0] = 1.0
         tagger.classifier.weight[1, hidden] = 10.0                          # B-Peop from that dimension
     return tagger

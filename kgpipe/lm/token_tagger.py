@@ -12,14 +12,16 @@ tokenizer throws away, embedded and joined to each word's first sub-word), word 
 universal tag of each word, embedded and joined the same way: PROPN against NOUN is a name cue the uncased
 encoder cannot see), the base spaCy model's own entities (its stock, case-aware NER's IOB and type of each
 word, embedded likewise: strong evidence of where a name starts and ends, whatever the label set) and decoding
-that only yields valid BIO sequences (Viterbi over the words instead of a per-word argmax).
+that only yields valid BIO sequences (Viterbi over the words instead of a per-word argmax). Each word feature
+is one WordFeature (TaggerConfig.word_features): the tagger loops over those that are on; the config's flat
+fields and the embeddings' attribute names stay as every folder so far saved them.
 """
 
 from __future__ import annotations
 
 import json
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -80,6 +82,54 @@ class TaggerConfig:
     def tags(self) -> list[str]:
         return ["O", *(f"{prefix}-{label}" for label in self.labels for prefix in ("B", "I"))]
 
+    def word_features(self) -> tuple[WordFeature, ...]:
+        """Every word feature as this config sets it (on or off), in the order their embeddings join the
+        encoder state: shape, part of speech, stock NER (a saved classifier's columns depend on it)."""
+        n_types = len(self.base_ner_types)
+        return (
+            WordFeature("shape", "shape", "word_shapes", self.word_shapes, N_SHAPES, self.shape_dim, shape_ids,
+                        from_text=True),
+            WordFeature("pos", "part of speech", "word_pos", self.word_pos, 1 + len(self.pos_tags), self.pos_dim,
+                        _tag_ids(self.pos_tags)),
+            WordFeature("base_ner", "stock-NER tag", "word_base_ner", self.word_base_ner, 2 + 2 * (n_types + 1),
+                        self.base_ner_dim, _iob_ids(self.base_ner_types)),
+        )
+
+
+@dataclass(frozen=True)
+class WordFeature:
+    """One per-word input of the tagger: each word's value (a string) mapped to an id, embedded, and joined to
+    the encoder state at the word's first sub-word before the classifier. Id 0 is none: padding, sub-words
+    that start no word, a value the model does not know. Built from a TaggerConfig (word_features), whose flat
+    fields (word_pos, pos_dim, pos_tags, ...) stay its saved form, so folders saved before it load as they
+    were."""
+
+    name: str             # key in `features` mappings; its embedding is the tagger's `{name}_embedding`
+    what: str             # what a word's value is, for messages
+    flag: str             # the TaggerConfig field that turns it on
+    enabled: bool
+    size: int             # ids, 0 included
+    dim: int
+    to_ids: Callable[[Sequence[str]], list[int]]     # the values of a text's words, in order -> their ids
+    from_text: bool = False   # the values are the words' own characters, read by the tagger, never passed in
+
+    def ids(self, values: Sequence[str]) -> list[int]:
+        return self.to_ids(values)
+
+
+def _tag_ids(tags: Sequence[str]) -> Callable[[Sequence[str]], list[int]]:
+    """Ids of tags (token.pos_): 1 + index in `tags`; 0 for one not listed or an empty one."""
+    index = {tag: 1 + k for k, tag in enumerate(tags)}
+    return lambda values: [index.get(value, 0) for value in values]
+
+
+def _iob_ids(types: Sequence[str]) -> Callable[[Sequence[str]], list[int]]:
+    """Ids of stock-NER tags ('B-PERSON', 'I-ORG', 'O'; '' where no NER ran): see ONTONOTES_TYPES; a B- or I-
+    tag of a type not in `types` gets that prefix's 'other' id."""
+    index = {"O": 1, **{f"{iob}-{kind}": 2 + 2 * k + (iob == "I") for k, kind in enumerate(types) for iob in "BI"}}
+    other = {"B-": 2 + 2 * len(types), "I-": 3 + 2 * len(types)}
+    return lambda values: [index.get(value) or other.get(value[:2], 0) for value in values]
+
 
 class Entity(NamedTuple):
     start: int          # word indexes, end exclusive
@@ -96,20 +146,17 @@ class Window:
     words: list[int] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     targets: list[int] = field(default_factory=list)
-    shapes: list[int] = field(default_factory=list)    # shape id of each word read (see word_shapes)
-    pos: list[int] = field(default_factory=list)       # part-of-speech id of each word read (0: none)
-    base_ner: list[int] = field(default_factory=list)  # stock-NER id of each word read (0: none)
+    # feature name -> the id of each word read (see WordFeature), for the model's enabled word features
+    features: dict[str, list[int]] = field(default_factory=dict)
 
 
 class Batch(NamedTuple):
-    """Windows as tensors [windows, sub-words]: shape, part-of-speech and stock-NER ids at each word's first
+    """Windows as tensors [windows, sub-words]: each enabled word feature's ids (by name) at each word's first
     sub-word (0 elsewhere), targets there (-100 elsewhere)."""
 
     input_ids: torch.Tensor
     attention: torch.Tensor
-    shapes: torch.Tensor
-    pos: torch.Tensor
-    base_ner: torch.Tensor
+    features: dict[str, torch.Tensor]
     targets: torch.Tensor
 
 
@@ -140,13 +187,17 @@ def base_shape(word: str) -> int:
 
 
 def word_shapes(text: str, words: Sequence[tuple[int, int]]) -> list[int]:
-    """Shape id (1 .. N_SHAPES - 1) of each word (character span of `text`): its base shape, shifted by
-    N_BASE_SHAPES for the first word with a letter or digit of the text or after a word made only of '.!?'
-    (capitalised there by grammar, not because it is a name)."""
+    """Shape id (see shape_ids) of each word (character span of `text`)."""
+    return shape_ids([text[start:end] for start, end in words])
+
+
+def shape_ids(words: Sequence[str]) -> list[int]:
+    """Shape id (1 .. N_SHAPES - 1) of each word of a text, in order: its base shape, shifted by N_BASE_SHAPES
+    for the first word with a letter or digit of the text or after a word made only of '.!?' (capitalised
+    there by grammar, not because it is a name)."""
     shapes: list[int] = []
     initial = True
-    for start, end in words:
-        word = text[start:end]
+    for word in words:
         shape = base_shape(word)
         shapes.append(1 + shape + (N_BASE_SHAPES if initial and shape != PUNCT else 0))
         if shape != PUNCT:
@@ -224,17 +275,17 @@ def viterbi(scores: torch.Tensor) -> list[int]:
 
 
 def windows_for(tokenizer: Any, text: str, words: Sequence[tuple[int, int]], *, max_length: int, stride: int,
-                number: int = 0, tags: Sequence[int] | None = None, pos: Sequence[int] | None = None,
-                base_ner: Sequence[int] | None = None) -> list[Window]:
+                number: int = 0, tags: Sequence[int] | None = None,
+                features: Mapping[str, Sequence[int]] | None = None) -> list[Window]:
     """The encoder inputs of one text and, in each, the words read from it: every word that has a first
-    sub-word goes to exactly one window (the one where that sub-word is furthest from the edges). `pos` and
-    `base_ner`: each word's part-of-speech and stock-NER ids (default 0)."""
+    sub-word goes to exactly one window (the one where that sub-word is furthest from the edges). `features`:
+    feature name -> each word's id, carried into the windows with the words."""
     if not words or not text.strip():
         return []
+    features = features or {}
     encoded = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length, stride=stride,
                         return_overflowing_tokens=True, add_special_tokens=True)
-    windows = [Window(number, list(ids)) for ids in encoded["input_ids"]]
-    shapes = word_shapes(text, words)
+    windows = [Window(number, list(ids), features={name: [] for name in features}) for ids in encoded["input_ids"]]
     best: list[tuple[int, int, int] | None] = [None] * len(words)   # (centrality, window, position)
     ends = [end for _, end in words]
     for w, offsets in enumerate(encoded["offset_mapping"]):
@@ -266,15 +317,13 @@ def windows_for(tokenizer: Any, text: str, words: Sequence[tuple[int, int]], *, 
             window.words.append(word)
             window.positions.append(chosen[2])
             window.targets.append(tags[word] if tags is not None else -100)
-            window.shapes.append(shapes[word])
-            window.pos.append(pos[word] if pos is not None else 0)
-            window.base_ner.append(base_ner[word] if base_ner is not None else 0)
+            for name, ids in features.items():
+                window.features[name].append(ids[word])
     return [w for w in windows if w.words]
 
 
 class TokenTagger(nn.Module):
-    """Encoder (+ word-shape, part-of-speech and stock-NER embeddings) + dropout + linear layer over the BIO
-    tags."""
+    """Encoder (+ an embedding of each enabled word feature) + dropout + linear layer over the BIO tags."""
 
     def __init__(self, encoder: PreTrainedModel, tokenizer: Any, config: TaggerConfig) -> None:
         super().__init__()
@@ -283,77 +332,78 @@ class TokenTagger(nn.Module):
         self.tokenizer = tokenizer
         self.config = config
         self.dropout = nn.Dropout(config.dropout)
+        self.features = tuple(f for f in config.word_features() if f.enabled)
         # Built before the embeddings, so a model without them starts from the same weights as before.
-        width = (encoder.config.hidden_size + (config.shape_dim if config.word_shapes else 0)
-                 + (config.pos_dim if config.word_pos else 0) + (config.base_ner_dim if config.word_base_ner else 0))
-        self.classifier = nn.Linear(width, len(config.tags))
-        self.shape_embedding = (nn.Embedding(N_SHAPES, config.shape_dim, padding_idx=0) if config.word_shapes
-                                else None)
-        self.pos_embedding = (nn.Embedding(1 + len(config.pos_tags), config.pos_dim, padding_idx=0)
-                              if config.word_pos else None)
-        self._pos_ids = {tag: 1 + k for k, tag in enumerate(config.pos_tags)}
-        n_types = len(config.base_ner_types)
-        self.base_ner_embedding = (nn.Embedding(2 + 2 * (n_types + 1), config.base_ner_dim, padding_idx=0)
-                                   if config.word_base_ner else None)
-        self._base_ner_ids = {"O": 1, **{f"{iob}-{kind}": 2 + 2 * k + (iob == "I")
-                                         for k, kind in enumerate(config.base_ner_types) for iob in "BI"}}
+        self.classifier = nn.Linear(encoder.config.hidden_size + sum(f.dim for f in self.features),
+                                    len(config.tags))
+        for feature in self.features:
+            # `{name}_embedding`: the state-dict keys (shape_embedding.weight, ...) of every folder saved so far
+            self.add_module(f"{feature.name}_embedding", nn.Embedding(feature.size, feature.dim, padding_idx=0))
 
     @classmethod
     def from_base(cls, base_model: str, labels: Sequence[str], *, max_length: int | None = None,
-                  dropout: float = 0.1, word_shapes: bool = False, constrained_decoding: bool = False,
-                  word_pos: bool = False, word_base_ner: bool = False) -> TokenTagger:
+                  dropout: float = 0.1, features: Collection[str] = (),
+                  constrained_decoding: bool = False) -> TokenTagger:
+        """A new tagger over `base_model`; `features`: the names of the word features to read (see
+        TaggerConfig.word_features)."""
         encoder, tokenizer, recorded = load_base(base_model)
         limit = encoder_limit(encoder, tokenizer)
         config = TaggerConfig(recorded, list(labels), encoder_architecture(encoder),
                               max_length=min(max_length or limit, limit), dropout=dropout,
-                              word_shapes=word_shapes, constrained_decoding=constrained_decoding,
-                              word_pos=word_pos, word_base_ner=word_base_ner)
+                              constrained_decoding=constrained_decoding)
+        known = config.word_features()
+        unknown = set(features) - {f.name for f in known}
+        if unknown:
+            raise ValueError(f"unknown word features {sorted(unknown)}: known are {[f.name for f in known]}")
+        for feature in known:
+            setattr(config, feature.flag, feature.name in features)
         config.stride = min(config.stride, config.max_length // 4)
         return cls(encoder, tokenizer, config)
 
-    def pos_ids(self, tags: Sequence[str]) -> list[int]:
-        """The id of each part-of-speech tag (token.pos_); 0 for one the model does not know or an empty one."""
-        return [self._pos_ids.get(tag, 0) for tag in tags]
+    def feature(self, name: str) -> WordFeature:
+        """The word feature `name` as this model's config describes it (on or off)."""
+        for feature in self.config.word_features():
+            if feature.name == name:
+                return feature
+        raise ValueError(f"unknown word feature {name!r}")
 
-    def base_ner_ids(self, tags: Sequence[str]) -> list[int]:
-        """The id of each stock-NER tag ('B-PERSON', 'I-ORG', 'O'; '' where no NER ran): see ONTONOTES_TYPES;
-        a B- or I- tag of a type the model's list lacks gets that prefix's 'other' id."""
-        other = {"B-": 2 + 2 * len(self.config.base_ner_types), "I-": 3 + 2 * len(self.config.base_ner_types)}
-        return [self._base_ner_ids.get(tag) or other.get(tag[:2], 0) for tag in tags]
+    def embedding(self, name: str) -> nn.Embedding | None:
+        """The embedding of the word feature `name`; None where the model does not read it."""
+        module = getattr(self, f"{name}_embedding", None)
+        return module if isinstance(module, nn.Embedding) else None
 
     def windows(self, text: str, words: Sequence[tuple[int, int]], number: int = 0,
-                tags: Sequence[int] | None = None, pos: Sequence[str] | None = None,
-                base_ner: Sequence[str] | None = None) -> list[Window]:
-        """See windows_for; `pos`: each word's token.pos_, required by a model with word_pos; `base_ner`: each
-        word's stock-NER tag (see base_ner_ids), required by a model with word_base_ner."""
-        if self.config.word_pos and (pos is None or len(pos) != len(words)):
-            raise ValueError(f"this model reads each word's part of speech: {len(words)} words, "
-                             f"{'no' if pos is None else len(pos)} tags")
-        if self.config.word_base_ner and (base_ner is None or len(base_ner) != len(words)):
-            raise ValueError(f"this model reads each word's stock-NER tag: {len(words)} words, "
-                             f"{'no' if base_ner is None else len(base_ner)} tags")
+                tags: Sequence[int] | None = None, features: Mapping[str, Sequence[str]] | None = None
+                ) -> list[Window]:
+        """See windows_for; `features`: feature name -> each word's value, for every enabled feature not read
+        from the text (e.g. {"pos": each word's token.pos_, "base_ner": each word's stock-NER tag}); values
+        of a feature the model does not read are ignored."""
+        given = features or {}
+        passed = {f.name for f in self.config.word_features() if not f.from_text}
+        if set(given) - passed:
+            raise ValueError(f"unknown word features {sorted(set(given) - passed)}: pass those of {sorted(passed)}")
+        ids: dict[str, list[int]] = {}
+        for feature in self.features:
+            values = [text[start:end] for start, end in words] if feature.from_text else given.get(feature.name)
+            if values is None or len(values) != len(words):
+                raise ValueError(f"this model reads each word's {feature.what}: {len(words)} words, "
+                                 f"{'no' if values is None else len(values)} values in features[{feature.name!r}]")
+            ids[feature.name] = feature.ids(values)
         return windows_for(self.tokenizer, text, words, max_length=self.config.max_length,
-                           stride=self.config.stride, number=number, tags=tags,
-                           pos=self.pos_ids(pos) if self.config.word_pos and pos is not None else None,
-                           base_ner=(self.base_ner_ids(base_ner) if self.config.word_base_ner and base_ner is not None
-                                     else None))
+                           stride=self.config.stride, number=number, tags=tags, features=ids)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, shapes: torch.Tensor,
-                pos: torch.Tensor | None = None, base_ner: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits [windows, sub-words, tags]; `shapes`, `pos` and `base_ner` [windows, sub-words] hold the
-        shape, part-of-speech and stock-NER ids of the word a sub-word starts (0 elsewhere), each used only by
-        a model with it."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits [windows, sub-words, tags]; `features`: feature name -> [windows, sub-words] ids of the word
+        a sub-word starts (0 elsewhere), one for each enabled feature (see collate)."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.shape_embedding is not None:
-            hidden = torch.cat([hidden, self.shape_embedding(shapes)], dim=-1)
-        if self.pos_embedding is not None:
-            if pos is None:
-                raise ValueError("this model reads each word's part of speech: pass the pos ids (see collate)")
-            hidden = torch.cat([hidden, self.pos_embedding(pos)], dim=-1)
-        if self.base_ner_embedding is not None:
-            if base_ner is None:
-                raise ValueError("this model reads each word's stock-NER tag: pass the base_ner ids (see collate)")
-            hidden = torch.cat([hidden, self.base_ner_embedding(base_ner)], dim=-1)
+        for feature in self.features:
+            ids = (features or {}).get(feature.name)
+            embedding = self.embedding(feature.name)
+            if ids is None or embedding is None:
+                raise ValueError(f"this model reads each word's {feature.what}: pass features[{feature.name!r}] "
+                                 "(see collate)")
+            hidden = torch.cat([hidden, embedding(ids)], dim=-1)
         return self.classifier(self.dropout(hidden))
 
     def collate(self, windows: Sequence[Window]) -> Batch:
@@ -362,39 +412,35 @@ class TokenTagger(nn.Module):
         pad = self.tokenizer.pad_token_id or 0
         input_ids = torch.tensor([w.input_ids + [pad] * (width - len(w.input_ids)) for w in windows])
         attention = torch.tensor([[1] * len(w.input_ids) + [0] * (width - len(w.input_ids)) for w in windows])
-        shapes = torch.zeros((len(windows), width), dtype=torch.long)
-        pos = torch.zeros((len(windows), width), dtype=torch.long)
-        base_ner = torch.zeros((len(windows), width), dtype=torch.long)
+        features = {f.name: torch.zeros((len(windows), width), dtype=torch.long) for f in self.features}
         targets = torch.full((len(windows), width), -100, dtype=torch.long)
         for row, window in enumerate(windows):
-            shapes[row, window.positions] = torch.tensor(window.shapes, dtype=torch.long)
-            pos[row, window.positions] = torch.tensor(window.pos, dtype=torch.long)
-            base_ner[row, window.positions] = torch.tensor(window.base_ner, dtype=torch.long)
+            for name, ids in features.items():
+                ids[row, window.positions] = torch.tensor(window.features[name], dtype=torch.long)
             targets[row, window.positions] = torch.tensor(window.targets, dtype=torch.long)
-        return Batch(input_ids, attention, shapes, pos, base_ner, targets)
+        return Batch(input_ids, attention, features, targets)
 
     def loss(self, windows: Sequence[Window]) -> torch.Tensor:
         batch = self.collate(windows)
-        logits = self(batch.input_ids, batch.attention, batch.shapes, batch.pos, batch.base_ner)
+        logits = self(batch.input_ids, batch.attention, batch.features)
         return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1),
                                            ignore_index=-100)
 
     @torch.no_grad()
     def predict(self, texts: Sequence[tuple[str, Sequence[tuple[int, int]]]], *, batch_size: int = 64,
-                pos: Sequence[Sequence[str]] | None = None, base_ner: Sequence[Sequence[str]] | None = None
-                ) -> list[list[Entity]]:
+                features: Mapping[str, Sequence[Sequence[str]]] | None = None) -> list[list[Entity]]:
         """Entities (word spans) of each (text, word character spans): the windows of all texts run through the
         encoder together, `batch_size` windows per forward pass, shortest first (less padding); tags by
-        per-word argmax, or by Viterbi over the words that have one (constrained_decoding). `pos`: each
-        text's words' token.pos_, required by a model with word_pos; `base_ner`: each text's words' stock-NER
-        tags, required by a model with word_base_ner."""
-        if pos is not None and len(pos) != len(texts):
-            raise ValueError(f"{len(texts)} texts, part-of-speech tags of {len(pos)}")
-        if base_ner is not None and len(base_ner) != len(texts):
-            raise ValueError(f"{len(texts)} texts, stock-NER tags of {len(base_ner)}")
+        per-word argmax, or by Viterbi over the words that have one (constrained_decoding). `features`:
+        feature name -> each text's words' values (see windows), for every enabled feature not read from the
+        text."""
+        given = features or {}
+        for name, per_text in given.items():
+            if len(per_text) != len(texts):
+                raise ValueError(f"{len(texts)} texts, values of features[{name!r}] for {len(per_text)}")
         windows = [w for number, (text, words) in enumerate(texts)
-                   for w in self.windows(text, words, number, pos=pos[number] if pos is not None else None,
-                                         base_ner=base_ner[number] if base_ner is not None else None)]
+                   for w in self.windows(text, words, number,
+                                         features={name: per_text[number] for name, per_text in given.items()})]
         was_training = self.training
         self.eval()
         scores: list[list[torch.Tensor | None]] = [[None] * len(words) for _, words in texts]
@@ -403,7 +449,7 @@ class TokenTagger(nn.Module):
             chosen = windows[start:start + batch_size]
             batch = self.collate(chosen)
             log_probabilities = torch.log_softmax(
-                self(batch.input_ids, batch.attention, batch.shapes, batch.pos, batch.base_ner), dim=-1)
+                self(batch.input_ids, batch.attention, batch.features), dim=-1)
             for row, window in enumerate(chosen):
                 for word, position in zip(window.words, window.positions, strict=True):
                     scores[window.text][word] = log_probabilities[row, position]

@@ -12,7 +12,8 @@ component sets replace the stock ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,45 @@ def base_ner_tags(doc: Doc) -> list[str]:
     """Each token's entity tag as the NER before this component left it: 'B-PERSON', 'I-ORG', 'O', or ''
     where none was set. Read in training (kgpipe.nlp.transformer_train) exactly as here at inference."""
     return [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ in ("B", "I") else t.ent_iob_ for t in doc]
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """Where the words' values of a word feature the tagger does not read from the text come from: what an
+    earlier component sets on the tokens. Training (kgpipe.nlp.transformer_train) reads them the same way."""
+
+    annotation: str                       # Doc.has_annotation's name: set by an earlier component
+    read: Callable[[Doc], list[str]]      # each token's value
+    what: str                             # what the values are, for messages
+    missing: str                          # what reading it found missing, for messages
+    hint: str                             # what to do then, at inference
+    train_hint: str                       # ... and in training
+
+
+TOKEN_SOURCES: dict[str, TokenSource] = {
+    "pos": TokenSource(
+        "POS", lambda doc: [t.pos_ for t in doc], "part of speech",
+        "reads each word's part of speech, but no component before it set token.pos_",
+        "run the whole folder written by `kgpipe ner train --transformer` (its tagger and attribute_ruler come "
+        "before `ner`) without disabling them, or retrain with --no-word-pos",
+        "pass --base with a model that has a tagger (and attribute_ruler), or --no-word-pos"),
+    "base_ner": TokenSource(
+        "ENT_IOB", base_ner_tags, "entities of its own",
+        f"reads the base model's own entities, but no NER before it set any (the '{BASE_NER}' component did "
+        "not run)",
+        f"run the whole folder written by `kgpipe ner train --transformer` (its '{BASE_NER}' comes before `ner`) "
+        "without disabling it, or retrain with --no-word-base-ner",
+        "pass --base with a model that has a ner (e.g. auto), or --no-word-base-ner"),
+}
+
+
+def token_values(name: str, docs: Sequence[Doc]) -> list[list[str]] | None:
+    """Each doc's words' values of the word feature `name` (see TOKEN_SOURCES); None where a doc with words
+    lacks the annotation they come from."""
+    source = TOKEN_SOURCES[name]
+    if any(len(doc) and not doc.has_annotation(source.annotation) for doc in docs):
+        return None
+    return [source.read(doc) for doc in docs]
 
 
 class TransformerNer:
@@ -72,27 +112,18 @@ class TransformerNer:
 
     def _tag(self, docs: list[Doc]) -> None:
         tagger = self._require()
-        pos = None
-        if tagger.config.word_pos:
-            if any(len(doc) and not doc.has_annotation("POS") for doc in docs):
+        features: dict[str, list[list[str]]] = {}
+        for feature in tagger.features:
+            if feature.from_text:
+                continue
+            values = token_values(feature.name, docs)    # the stock entities: read before set_ents replaces them
+            if values is None:
                 raise ArtifactError(
-                    f"the '{self.name}' component{f' ({self.folder})' if self.folder else ''} reads each "
-                    "word's part of speech, but no component before it set token.pos_",
-                    hint="run the whole folder written by `kgpipe ner train --transformer` (its tagger and "
-                         "attribute_ruler come before `ner`) without disabling them, or retrain with "
-                         "--no-word-pos")
-            pos = [[t.pos_ for t in doc] for doc in docs]
-        stock = None
-        if tagger.config.word_base_ner:
-            if any(len(doc) and not doc.has_annotation("ENT_IOB") for doc in docs):
-                raise ArtifactError(
-                    f"the '{self.name}' component{f' ({self.folder})' if self.folder else ''} reads the base "
-                    f"model's own entities, but no NER before it set any (the '{BASE_NER}' component did not run)",
-                    hint=f"run the whole folder written by `kgpipe ner train --transformer` (its '{BASE_NER}' "
-                         "comes before `ner`) without disabling it, or retrain with --no-word-base-ner")
-            stock = [base_ner_tags(doc) for doc in docs]      # read before set_ents below replaces them
+                    f"the '{self.name}' component{f' ({self.folder})' if self.folder else ''} "
+                    f"{TOKEN_SOURCES[feature.name].missing}", hint=TOKEN_SOURCES[feature.name].hint)
+            features[feature.name] = values
         found = tagger.predict([(doc.text, [(t.idx, t.idx + len(t)) for t in doc]) for doc in docs],
-                               batch_size=self.batch_size, pos=pos, base_ner=stock)
+                               batch_size=self.batch_size, features=features)
         for doc, entities in zip(docs, found, strict=True):
             # "outside": every token not in one of these entities becomes O, so no stock entity is left over
             doc.set_ents([Span(doc, e.start, e.end, label=e.label) for e in entities], default="outside")

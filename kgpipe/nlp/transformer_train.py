@@ -31,10 +31,10 @@ from kgpipe.lm.finetune import (
     save_training,
     seed_everything,
 )
-from kgpipe.lm.token_tagger import Entity, TokenTagger, Window, bio_tags
+from kgpipe.lm.token_tagger import Entity, TaggerConfig, TokenTagger, Window, bio_tags
 from kgpipe.nlp.labelled import LabelledSentence, entity_spans, make_doc
 from kgpipe.nlp.train import EpochScore, TrainReport, split_holdout
-from kgpipe.nlp.transformer_ner import BASE_NER, FACTORY, TransformerNer, base_ner_tags
+from kgpipe.nlp.transformer_ner import BASE_NER, FACTORY, TOKEN_SOURCES, TransformerNer, token_values
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -73,8 +73,8 @@ class TransformerTrainOptions:
 class _Sentences:
     texts: list[tuple[str, list[tuple[int, int]]]]    # (text, word character spans) per sentence
     gold: list[list[Entity]]
-    pos: list[list[str]] | None = None                 # token.pos_ of each word, when the model reads it
-    base_ner: list[list[str]] | None = None            # the stock NER's tag of each word (base_ner_tags), likewise
+    # feature name -> each sentence's words' values, for the word features the model reads from the tokens
+    features: dict[str, list[list[str]]] = field(default_factory=dict)
 
 
 def _before_ner(nlp: Language, docs: list[Doc]) -> list[Doc]:
@@ -88,21 +88,24 @@ def _before_ner(nlp: Language, docs: list[Doc]) -> list[Doc]:
 
 
 def _sentences(nlp: Language, sentences: Sequence[LabelledSentence], renames: Mapping[str, str], *,
-               pos: bool = False, base_ner: bool = False) -> _Sentences:
+               features: Sequence[str] = ()) -> _Sentences:
     """spaCy's words of each sentence and its gold entities on them (from the labelled sentence, never from
     doc.ents, which hold the stock NER's); an entity that overlaps an earlier one (BIO cannot hold both) or fits
-    no tokens is left out. With `pos`, also each word's part of speech from the components before `ner`; a
-    pipeline that sets none there is an error. With `base_ner`, each word's stock-NER tag from them."""
+    no tokens is left out. `features`: word features whose values to read from the tokens as set by the
+    components before `ner`, as at inference (see TOKEN_SOURCES); a pipeline that sets one of them on no
+    token is an error."""
     docs = [make_doc(nlp, sentence) for sentence in sentences]
-    out = _Sentences([], [], [] if pos else None, [] if base_ner else None)
-    if pos or base_ner:
+    out = _Sentences([], [])
+    if features:
         docs = _before_ner(nlp, docs)
-    if pos and any(len(doc) and not doc.has_annotation("POS") for doc in docs):
-        before = nlp.pipe_names[:nlp.pipe_names.index("ner")]
-        raise KgpipeError(f"the spaCy base pipeline sets no part of speech before its ner (components "
-                          f"before it: {', '.join(before) or 'none'})",
-                          hint="pass --base with a model that has a tagger (and attribute_ruler), or "
-                               "--no-word-pos")
+    for name in features:
+        values = token_values(name, docs)
+        if values is None:
+            before = nlp.pipe_names[:nlp.pipe_names.index("ner")]
+            raise KgpipeError(f"the spaCy base pipeline sets no {TOKEN_SOURCES[name].what} before its "
+                              f"ner (components before it: {', '.join(before) or 'none'})",
+                              hint=TOKEN_SOURCES[name].train_hint)
+        out.features[name] = values
     for sentence, doc in zip(sentences, docs, strict=True):
         entities: list[Entity] = []
         taken = [False] * len(doc)
@@ -113,10 +116,6 @@ def _sentences(nlp: Language, sentences: Sequence[LabelledSentence], renames: Ma
             entities.append(Entity(span.start, span.end, renames.get(span.label_, span.label_)))
         out.texts.append((doc.text, [(t.idx, t.idx + len(t)) for t in doc]))
         out.gold.append(sorted(entities))
-        if out.pos is not None:
-            out.pos.append([t.pos_ for t in doc])
-        if out.base_ner is not None:
-            out.base_ner.append(base_ner_tags(doc))
     return out
 
 
@@ -202,19 +201,20 @@ def train_transformer_ner(train: Sequence[LabelledSentence], output: Path,
                       f"{options.seed})" if held else "none (last epoch kept)")
     renames = options.label_renames
     labels = sorted({renames.get(e.type, e.type) for s in fit for e in s.entities})
+    # the options' word_shapes, word_pos, ... are the tagger config's flags of the same names
+    features = [f.name for f in TaggerConfig("", [], {}).word_features() if getattr(options, f.flag)]
     tagger = TokenTagger.from_base(options.base_model, labels, max_length=options.max_length,
-                                   dropout=options.dropout, word_shapes=options.word_shapes,
-                                   constrained_decoding=options.constrained_decoding, word_pos=options.word_pos,
-                                   word_base_ner=options.word_base_ner)
+                                   dropout=options.dropout, features=features,
+                                   constrained_decoding=options.constrained_decoding)
     nlp = _output_pipeline(options.spacy_base, tagger)
-    data = _sentences(nlp, fit, renames, pos=options.word_pos, base_ner=options.word_base_ner)
-    checks = _sentences(nlp, held, renames, pos=options.word_pos, base_ner=options.word_base_ner) if held else None
+    from_tokens = [f.name for f in tagger.features if not f.from_text]
+    data = _sentences(nlp, fit, renames, features=from_tokens)
+    checks = _sentences(nlp, held, renames, features=from_tokens) if held else None
     units: list[Window] = []
     by_sentence: dict[int, list[int]] = {}
     for number, ((text, words), gold) in enumerate(zip(data.texts, data.gold, strict=True)):
         for window in tagger.windows(text, words, number, bio_tags(len(words), gold, labels),
-                                     pos=data.pos[number] if data.pos is not None else None,
-                                     base_ner=data.base_ner[number] if data.base_ner is not None else None):
+                                     features={name: values[number] for name, values in data.features.items()}):
             by_sentence.setdefault(number, []).append(len(units))
             units.append(window)
     if not units:
@@ -247,8 +247,8 @@ def train_transformer_ner(train: Sequence[LabelledSentence], output: Path,
         score = EpochScore(epoch, run.mean_loss, round(time.monotonic() - epoch_start, 1))
         improved = True
         if checks is not None:
-            precision, recall, f1 = entity_scores(tagger.predict(checks.texts, pos=checks.pos,
-                                                                 base_ner=checks.base_ner), checks.gold)
+            precision, recall, f1 = entity_scores(tagger.predict(checks.texts, features=checks.features),
+                                                  checks.gold)
             score.dev_f, score.dev_p, score.dev_r = round(f1, 4), round(precision, 4), round(recall, 4)
             improved = score.dev_f > best_f
         report.epochs.append(score)
