@@ -212,7 +212,7 @@ class _PairIndex:
         return cls(codes, shared_bands, *order_by_right(codes, n), n)
 
 
-def order_by_right(codes: np.ndarray, n: int, chunk: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+def order_by_right(codes: np.ndarray, n: int, chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
     """(by_right, right_start): the positions of `codes` (left * n + right) stably ordered by right name, and
     where each right name's run starts (n + 1 offsets); the same as a stable argsort of codes % n. A counting
     sort over chunks of codes: the working memory is a chunk's and the int32 result's, not the int64 argsort
