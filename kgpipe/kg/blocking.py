@@ -192,7 +192,7 @@ def lsh_candidates(band_codes: Sequence[np.ndarray] | Shared[Sequence[np.ndarray
     kept = list(executor.map_tasks(_prune_range, ranges, shared=(index, max_candidates), what="LSH pruning"))
     del index
     # a pair both names keep comes from two ranges
-    return sorted_unique(np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)), before
+    return sorted_unique(np.concatenate(kept), in_place=True) if kept else np.zeros(0, dtype=np.int64), before
 
 
 @dataclass(frozen=True)
