@@ -45,10 +45,35 @@ def default_base() -> str:
 
 
 def export(rev: str, into: Path) -> Path:
-    """The tree of `rev` as files (git archive), without touching the working tree."""
+    """The tree of `rev` as files (git archive), without touching the working tree; plus placeholders for the
+    installed package's spaCy entry points that `rev` lacks (see entry_point_placeholders)."""
     archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=REPO, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    entry_point_placeholders(into)
     return into
+
+
+def entry_point_placeholders(tree: Path) -> list[str]:
+    """spaCy loads every installed `spacy_*` entry point when it builds a pipeline, and the installed kgpipe's
+    point at this tree's modules; an older tree on PYTHONPATH may not have them (kgpipe.nlp.transformer_ner
+    came later), so spaCy fails to import them. Each missing module gets a placeholder whose factory raises if
+    called: the old tree's pipelines never use it. Returns the modules written."""
+    from importlib.metadata import distribution
+
+    written = []
+    for point in distribution("kgpipe").entry_points:
+        if not point.group.startswith("spacy_"):
+            continue
+        module, _, attribute = point.value.partition(":")
+        path = tree.joinpath(*module.split(".")).with_suffix(".py")
+        if path.exists() or not attribute:
+            continue
+        path.write_text(f'"""Placeholder for the installed entry point {point.name}: not in this revision."""\n\n\n'
+                        f"def {attribute}(*args, **kwargs):\n"
+                        f"    raise RuntimeError('{point.name} is not in this revision of kgpipe')\n",
+                        encoding="utf-8")
+        written.append(module)
+    return written
 
 
 def one_resolve(n: int) -> dict:

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from local_regression import ROW  # noqa: E402
+from local_regression import ROW, entry_point_placeholders  # noqa: E402
 
 
 def test_the_median_ratio_is_read_from_extract_speeds_table() -> None:
@@ -31,3 +33,21 @@ def test_old_and_new_trees_resolve_the_same_mentions(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "clusters identical in every run" in proc.stdout
     assert "| entity resolution CPU s (median) | 1500 |" in proc.stdout
+
+
+def test_an_older_tree_gets_placeholders_for_the_installed_spacy_entry_points(tmp_path: Path) -> None:
+    """A tree without kgpipe/nlp/transformer_ner.py (as before it existed) gets a placeholder spaCy can import;
+    a tree that has the module keeps it."""
+    import importlib.util
+
+    (tmp_path / "kgpipe" / "nlp").mkdir(parents=True)
+    assert entry_point_placeholders(tmp_path) == ["kgpipe.nlp.transformer_ner"]
+    path = tmp_path / "kgpipe" / "nlp" / "transformer_ner.py"
+    spec = importlib.util.spec_from_file_location("placeholder", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(RuntimeError, match="not in this revision"):
+        module.make_transformer_ner()
+    path.write_text("kept = True\n", encoding="utf-8")
+    assert entry_point_placeholders(tmp_path) == [] and path.read_text(encoding="utf-8") == "kept = True\n"
