@@ -110,11 +110,8 @@ class WordFeature:
     enabled: bool
     size: int             # ids, 0 included
     dim: int
-    to_ids: Callable[[Sequence[str]], list[int]]     # the values of a text's words, in order -> their ids
+    ids: Callable[[Sequence[str]], list[int]]     # the values of a text's words, in order -> their ids
     from_text: bool = False   # the values are the words' own characters, read by the tagger, never passed in
-
-    def ids(self, values: Sequence[str]) -> list[int]:
-        return self.to_ids(values)
 
 
 def _tag_ids(tags: Sequence[str]) -> Callable[[Sequence[str]], list[int]]:
