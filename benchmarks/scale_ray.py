@@ -4,7 +4,7 @@ writes the same bytes.
 
 extract: the WebNLG texts (train + dev: 20,370 documents) ingested once; then the extract stage alone, forced,
 interleaved --repeat times in each configuration, every configuration in the same session:
-  local-1 / local-2 - engine local, params n_process 1 / 2 (spaCy's own multiprocessing);
+  local-1 / local-2 - engine local, params n_process 1 / 2 (in this process / two worker processes);
   ray-1 / ray-2     - engine ray on a simulated two-node cluster (ray.cluster_utils.Cluster, 1 CPU per node,
                       started once, its start excluded), executor workers 1 / 2.
 Words/s = the documents' whitespace words / the stage's duration in the lock file (reading documents, loading the

@@ -7,6 +7,7 @@ these into exit codes.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class KgpipeError(Exception):
@@ -22,6 +23,18 @@ class KgpipeError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its attributes, not its constructor's arguments (which differ per subclass), so that
+        an error raised in a worker process reaches the driver as itself."""
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[KgpipeError], args: tuple[Any, ...], state: dict[str, Any]) -> KgpipeError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 def _where(path: str | Path | None, line: int | None = None, what: str = "line") -> str:

@@ -100,7 +100,8 @@ def test_a_document_that_kills_every_worker_is_named_and_nothing_is_committed(
     result = CliRunner().invoke(app, ["run", str(pipeline), "--force"])
     assert result.exit_code == 4, result.output
     message = " ".join(result.output.split())
-    assert "document 'killer' (documents.parquet row 3) killed its Ray worker process" in message
+    assert ("document 'killer' (documents.parquet row 3) killed its worker process, on each of 2 tries "
+            "(max_task_retries 1), and once more alone") in message
     assert "Traceback" not in result.output
     assert {p.name: p.read_bytes() for p in sorted(outputs.iterdir())} == before
     assert Workspace(load_pipeline(pipeline)).lock_path.read_bytes() == lock

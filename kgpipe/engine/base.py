@@ -39,11 +39,13 @@ class Shared(Generic[V_co]):
 
 class BatchLost(StageError):
     """The worker running batch `index` (its position in map_ordered's batches) died, and so did every retry:
-    the caller knows what the batch held and can say which item killed it."""
+    the caller knows what the batch held and can say which item killed it. `tries` says how it was tried, for
+    the caller's own message ("on each of 4 tries (max_task_retries 3)")."""
 
-    def __init__(self, stage: str, message: str, *, index: int, hint: str | None = None) -> None:
+    def __init__(self, stage: str, message: str, *, index: int, tries: str, hint: str | None = None) -> None:
         super().__init__(stage, message, hint=hint)
         self.index = index
+        self.tries = tries
 
 
 class Executor(ABC):
@@ -58,6 +60,10 @@ class Executor(ABC):
     @property
     def distributed(self) -> bool:
         return False
+
+    def parallelism(self) -> int:
+        """Workers that map_tasks and map_ordered run at once (without `processes`): 1 in this process."""
+        return 1
 
     def with_overrides(self, **overrides: Any) -> Executor:
         """The same engine for the same stage with some config keys changed (e.g. no retries)."""
@@ -91,6 +97,9 @@ class Executor(ABC):
 
     @abstractmethod
     def map_ordered(self, worker: type[Worker[B, R]], worker_args: tuple[Any, ...], batches: Iterable[B], *,
-                    what: str) -> Iterator[R]:
-        """worker(*worker_args) built once per process, called on each batch; results in the order of `batches`."""
+                    what: str, processes: int | None = None) -> Iterator[R]:
+        """worker(*worker_args) built once per process, called on each batch; results in the order of `batches`.
+        `processes`: on the local engine, that many child processes (None: this process); a distributed engine
+        sizes its pool from its config (`workers`) and ignores it. When a worker process dies and the engine's
+        retries run out, BatchLost names the batch."""
 

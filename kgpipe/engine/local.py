@@ -38,7 +38,12 @@ class LocalExecutor(Executor):
         return components_local(n, left, right)
 
     def map_ordered(self, worker: type[Worker[B, R]], worker_args: tuple[Any, ...], batches: Iterable[B], *,
-                    what: str) -> Iterator[R]:
+                    what: str, processes: int | None = None) -> Iterator[R]:
+        if processes is not None:
+            from kgpipe.engine.pool import ProcessMap
+
+            yield from ProcessMap(worker, worker_args, processes, stage=self.stage, what=what)(batches)
+            return
         built = worker(*worker_args)
         for batch in batches:
             yield built(batch)

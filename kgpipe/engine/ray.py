@@ -195,7 +195,9 @@ class RayExecutor(Executor):
             hint = ("see the worker's log under Ray's session folder (`ray logs`); earlier artifacts and the lock "
                     "file are untouched")
             if index is not None:
-                raise BatchLost(self.stage, message, index=index, hint=hint) from None
+                raise BatchLost(self.stage, message, index=index, hint=hint,
+                                tries=f"on each of {1 + self.config.max_task_retries} tries (max_task_retries "
+                                      f"{self.config.max_task_retries})") from None
             raise StageError(self.stage, message, hint=hint) from None
 
     def call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
@@ -203,12 +205,15 @@ class RayExecutor(Executor):
         remote = ray.remote(max_retries=self.config.max_task_retries, **self.options)(fn)
         return self._get(remote.remote(*args), what)
 
+    def parallelism(self) -> int:
+        """`workers`, else as many as the cluster's CPUs hold."""
+        ray = import_ray()
+        return self.config.workers or max(1, int(ray.cluster_resources().get("CPU", 1) // self.options["num_cpus"]))
+
     def _in_flight(self) -> int:
         """Tasks or batches submitted ahead of the one the driver waits for: enough to keep every worker busy,
         few enough that the driver never holds the whole input's results."""
-        ray = import_ray()
-        cpus = int(ray.cluster_resources().get("CPU", 1) // self.options["num_cpus"])
-        return 2 * max(1, self.config.workers or cpus)
+        return 2 * self.parallelism()
 
     def share(self, value: T) -> Shared[T]:
         """`value` put in the object store once: map_tasks calls that share it pass the reference."""
@@ -247,9 +252,9 @@ class RayExecutor(Executor):
         return labels_from_dataset(components_ray(edges, stats=self.components_stats, stage=self.stage), n)
 
     def map_ordered(self, worker: type[Worker[B, R]], worker_args: tuple[Any, ...], batches: Iterable[B], *,
-                    what: str) -> Iterator[R]:
+                    what: str, processes: int | None = None) -> Iterator[R]:
         ray = import_ray()
-        size = self.config.workers or max(1, int(ray.cluster_resources().get("CPU", 1) // self.options["num_cpus"]))
+        size = self.parallelism()
         actor_class = ray.remote(max_restarts=self.config.max_restarts,
                                  max_task_retries=self.config.max_task_retries, **self.options)(_Hosted)
         actors = [actor_class.remote(worker, worker_args) for _ in range(size)]

@@ -21,13 +21,20 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 # A range holds at most this many documents and (but for a single longer document) characters: some seconds of
-# spaCy per range, so that a Ray pool balances its actors and a retry redoes little. With n_process > 1 (local
-# engine) a range is parsed by that many spaCy processes started for it, so it is n_process * FORK_FACTOR times
-# larger, which keeps the processes' start-up small beside the parsing. Ranges never depend on the engine or on
-# the number of workers (and a document's rows do not depend on its range: see extract_documents).
+# spaCy per range, so that a pool (Ray actors, or the local engine's processes) balances its workers and a retry
+# redoes little. Ranges never depend on the engine or on the number of workers (and a document's rows do not
+# depend on its range: see extract_documents). With several workers a range is also at most a quarter of a
+# worker's share of the corpus, so that a small corpus keeps every worker busy.
 RANGE_DOCS = 512
 RANGE_CHARS = 200_000
-FORK_FACTOR = 8
+RANGES_PER_WORKER = 4
+
+
+def range_docs(documents: int, workers: int) -> int:
+    """Documents per range for a corpus of `documents` over `workers` workers."""
+    if workers <= 1:
+        return RANGE_DOCS
+    return max(1, min(RANGE_DOCS, -(-documents // (RANGES_PER_WORKER * workers))))
 
 # KGPIPE_EXTRACT_FAULT="DOC_ID" makes every worker process that reaches document DOC_ID exit at once, as a segfault
 # in a native library would; "DOC_ID@MARKER" only the first one (it creates the file MARKER, and exits only where
@@ -62,11 +69,11 @@ class DocumentRange:
                 "no documents")
 
 
-def document_ranges(documents: Iterable[tuple[str, str]], n_process: int = 1) -> Iterator[DocumentRange]:
-    """The documents cut into ranges (see RANGE_DOCS); always at least one, possibly empty, range, so that a
-    worker reports its facts even for an empty corpus."""
-    scale = n_process * FORK_FACTOR if n_process > 1 else 1
-    max_docs, max_chars = RANGE_DOCS * scale, RANGE_CHARS * scale
+def document_ranges(documents: Iterable[tuple[str, str]], max_docs: int | None = None) -> Iterator[DocumentRange]:
+    """The documents cut into ranges of at most `max_docs` (default RANGE_DOCS) documents and RANGE_CHARS
+    characters; always at least one, possibly empty, range, so that a worker reports its facts even for an
+    empty corpus."""
+    max_docs, max_chars = max_docs or RANGE_DOCS, RANGE_CHARS
     ids: list[str] = []
     texts: list[str] = []
     chars, first = 0, 1
@@ -117,7 +124,7 @@ class WorkerSpec:
     seed_entities: str | None = None      # seed_entities.parquet (None: no gazetteer)
     patterns: tuple[str, ...] = ()        # pattern files and folders
     relation_model: str | None = None     # a relation model folder (`kgpipe rel train`), loaded by each worker
-    one_thread: bool = False              # a Ray actor owns one CPU; the local driver keeps its threads
+    one_thread: bool = False              # a worker process owns one CPU; the local driver keeps its threads
     fault: Fault | None = None
 
 

@@ -55,12 +55,11 @@ class ExtractParams(StageParams):
     one_relation_per_pair: bool = Field(False, description="when several relations (or both directions) fire "
                                                            "on one pair of mentions, keep the most confident")
     batch_size: int = Field(64, ge=1, description="texts per nlp.pipe batch")
-    n_process: int = Field(1, ge=1, description="processes for nlp.pipe (engine local; on Ray each actor is "
-                                                "one process)")
+    n_process: int = Field(1, ge=1, description="engine local: worker processes, each extracting whole ranges "
+                                                "of documents (1: in this process); on Ray, executor.workers")
     max_chunk_chars: int = Field(100_000, ge=1, description="longer documents are split at paragraph or "
                                                             "sentence boundaries (offsets kept)")
-    max_batch_chars: int = Field(100_000, ge=1, description="characters parsed at once (with n_process 1 "
-                                 "exactly; with more, batch_size is lowered to fit the longest document); "
+    max_batch_chars: int = Field(100_000, ge=1, description="characters parsed at once (per process); "
                                  "peak memory follows this, not the document size")
     max_mention_chars: int = Field(200, ge=1, description="longer NER or gazetteer spans (a run of text "
                                    "without spaces read as one entity) are dropped and counted")
@@ -121,7 +120,7 @@ class ExtractStage(StageType):
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from kgpipe.artifacts import MENTIONS, RELATIONS
-        from kgpipe.nlp.extract_worker import Fault, document_ranges
+        from kgpipe.nlp.extract_worker import Fault, document_ranges, range_docs
         from kgpipe.nlp.patterns import load_patterns
         from kgpipe.nlp.streams import GROUP_ROWS, DocumentReader, RowGroupWriter
 
@@ -145,7 +144,8 @@ class ExtractStage(StageType):
         # (a retry needs nothing but it), workers need not decode ingest's row groups (which may hold many ranges)
         # again and again, and reading parquet here is far faster than a cluster parses (some 20 KB/s per worker).
         # The engine holds only a few ranges in flight, so the driver's memory does not grow with the corpus.
-        ranges = _Remembered(document_ranges(texts, p.n_process))
+        workers = self._processes(ctx) or ctx.executor.parallelism()
+        ranges = _Remembered(document_ranges(texts, range_docs(documents.rows, workers)))
 
         counts = dict.fromkeys(("sentences", "mentions_ner", "mentions_gazetteer", "seed_linked",
                                 "dropped_unmapped_labels", "dropped_long_mentions", "relation_pairs_scored",
@@ -210,12 +210,10 @@ class ExtractStage(StageType):
         p: ExtractParams = ctx.params
         model = ctx.input("model")
         resolved = str(model) if model is not None else str(resolve_model(p.spacy_model, root=ctx.root))
-        # on Ray the actors are the processes; a spaCy process pool inside a one-CPU actor would only compete
-        n_process = 1 if ctx.executor.distributed else p.n_process
         relation_model = ctx.input("relation_model")
         options = ExtractOptions(label_map=dict(p.label_map), relation_map=dict(p.relation_map),
                                  keep_unmapped_labels=p.keep_unmapped_labels, max_chunk_chars=p.max_chunk_chars,
-                                 batch_size=p.batch_size, n_process=n_process, min_confidence=p.min_confidence,
+                                 batch_size=p.batch_size, min_confidence=p.min_confidence,
                                  compose={(rule.first, rule.then): rule.gives for rule in p.compose},
                                  one_relation_per_pair=p.one_relation_per_pair,
                                  max_batch_chars=p.max_batch_chars, max_mention_chars=p.max_mention_chars,
@@ -231,7 +229,8 @@ class ExtractStage(StageType):
                           seed_entities=str(seeds) if seeds is not None else None,
                           patterns=tuple(str(path) for path in ctx.input("patterns") or []),
                           relation_model=str(relation_model) if relation_model is not None else None,
-                          one_thread=ctx.executor.distributed, fault=fault)
+                          one_thread=self._processes(ctx) is not None or ctx.executor.distributed,
+                          fault=fault)
 
     def _results(self, ctx: StageContext, spec: WorkerSpec, ranges: _Remembered) -> Iterator[RangeResult]:
         """Each range's result, in order, from the stage's engine. When a range's worker died and its retries
@@ -240,28 +239,32 @@ class ExtractStage(StageType):
         from kgpipe.engine import BatchLost
         from kgpipe.nlp.extract_worker import ExtractWorker
 
+        processes = self._processes(ctx)
         try:
-            yield from ctx.executor.map_ordered(ExtractWorker, (spec,), ranges, what="extract")
+            yield from ctx.executor.map_ordered(ExtractWorker, (spec,), ranges, what="extract", processes=processes)
         except BatchLost as lost:
             failed = ranges.held[lost.index]
             alone = failed.alone()
             single = ctx.executor.with_overrides(workers=1, max_restarts=0, max_task_retries=0)
             try:
-                for _ in single.map_ordered(ExtractWorker, (spec,), alone, what="extract"):
+                for _ in single.map_ordered(ExtractWorker, (spec,), alone, what="extract",
+                                            processes=None if processes is None else 1):
                     pass
             except BatchLost as again:
                 culprit = alone[again.index]
-                raise StageError(ctx.stage, f"{culprit.describe()} killed its Ray worker process, on each of "
-                                 f"{1 + ctx.executor.config.max_task_retries} tries (max_task_retries "
-                                 f"{ctx.executor.config.max_task_retries}) and once more alone",
-                                 hint="the worker's log under Ray's session folder (`ray logs`) says how it died; "
-                                 "fix or remove that document. Earlier artifacts and the lock file are "
-                                 "untouched") from None
-            raise StageError(ctx.stage, f"{failed.describe()}: the Ray worker died on each of "
-                             f"{1 + ctx.executor.config.max_task_retries} tries, but each document went through "
-                             "alone, so no document is to blame (a node lost?)",
-                             hint="check the cluster (`ray status`) and run again; earlier artifacts and the "
-                             "lock file are untouched") from None
+                raise StageError(ctx.stage, f"{culprit.describe()} killed its worker process, {lost.tries}, and "
+                                 "once more alone",
+                                 hint=f"fix or remove that document; {lost.hint or ''}") from None
+            raise StageError(ctx.stage, f"{failed.describe()}: the worker process died {lost.tries}, but each "
+                             "document went through alone, so no document is to blame (a node lost, or out of "
+                             "memory?)", hint=lost.hint) from None
+
+    @staticmethod
+    def _processes(ctx: StageContext) -> int | None:
+        """Worker processes on the local engine (n_process; None: this process). On Ray the actors are the
+        processes: a process pool inside a one-CPU actor would only compete with it."""
+        n_process: int = ctx.params.n_process
+        return None if ctx.executor.distributed or n_process == 1 else n_process
 
 
 def relation_model_problem(params: ExtractParams, folder: Path) -> tuple[str, str] | None:
