@@ -188,7 +188,7 @@ def _agree(ray_data: Any, n: int, left: np.ndarray, right: np.ndarray, **kwargs:
 
 
 def test_ray_agrees_on_a_long_chain_in_logarithmically_many_rounds(ray_data: Any) -> None:
-    n = 1024
+    n = 256
     order = np.arange(n)
     rng = np.random.default_rng(2)
     edges = rng.permutation(n - 1)  # the chain 0-1-2-...-n-1, its edges in random order

@@ -1,6 +1,8 @@
-"""extract on the Ray engine: the sample pipeline's mentions and relations are the same bytes as a local run (with
-other document ranges and a worker killed on the way), a document that kills every worker it meets is named, and
-spaCy's output does not depend on how documents are batched (what lets ranges be cut anywhere)."""
+"""extract on the Ray engine: a document that kills every worker it meets is named, a worker that cannot load its
+model is not blamed on a document, and spaCy's output does not depend on how documents are batched (what lets
+ranges be cut anywhere). That the sample pipeline's outputs are the local bytes on Ray, with other document
+ranges and a worker killed on the way, is tests/test_engine_sample.py; the helpers here serve it and the local
+worker processes' tests (tests/test_engine_pool.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,6 @@ from kgpipe.lockfile import LockFile
 from kgpipe.nlp import extract_worker
 from kgpipe.runner import Workspace, run
 from tests.conftest import REPO
-from tests.sample_pipeline import write_sample_pipeline
 from tests.test_extract import write_inputs
 
 OUTS = ("mentions.parquet", "relations.parquet")
@@ -42,35 +43,6 @@ def on_ray(pipeline: Path, address: str, **executor: object) -> None:
     cfg = yaml.safe_load(pipeline.read_text(encoding="utf-8"))
     cfg["executor"] = {"engine": "ray", "address": address, "workers": 2, **executor}
     pipeline.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def sample_local(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], dict[str, bytes],
-                                                                              dict[str, object]]:
-    """ingest + extract of the sample pipeline on the local engine, with the default document ranges (the
-    sample corpus is one range): the pipeline file, extract's lock-file out hashes and its outputs' bytes."""
-    folder = tmp_path_factory.mktemp("sample_extract")
-    pipeline = write_sample_pipeline(folder)
-    run(pipeline, until="extract")
-    return pipeline, extract_outs(pipeline), out_bytes(folder), extract_summary(pipeline)
-
-
-def test_ray_gives_the_local_bytes_with_other_ranges_and_a_worker_killed_once(
-        sample_local, ray_cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pipeline, local_outs, local_bytes, local_summary = sample_local
-    folder = pipeline.parent
-    # ranges of some 8 KB: a dozen of them over the two actors, against the local run's one
-    monkeypatch.setattr(extract_worker, "RANGE_CHARS", 8_000)
-    marker = tmp_path / "crashed"
-    doc_id = third_range_document(folder)
-    monkeypatch.setenv(extract_worker.FAULT_ENV, f"{doc_id}@{marker}")
-    on_ray(pipeline, ray_cluster.address, max_restarts=2, max_task_retries=2)
-    result = run(pipeline, only="extract", force=True)
-    assert marker.exists(), "the fault hook never fired: no worker died"
-    assert result.summaries["extract"]["mentions"] > 0 and result.summaries["extract"]["relations"] > 0
-    assert extract_outs(pipeline) == local_outs
-    assert out_bytes(folder) == local_bytes
-    assert extract_summary(pipeline) == local_summary
 
 
 def third_range_document(folder: Path) -> str:
