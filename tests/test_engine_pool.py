@@ -9,16 +9,20 @@ import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from kgpipe.cli import app
-from kgpipe.config import load_pipeline
 from kgpipe.engine import BatchLost, LocalExecutor
 from kgpipe.errors import DependencyMissingError
 from kgpipe.nlp import extract_worker
-from kgpipe.runner import Workspace, run
+from kgpipe.runner import run
 from tests.test_extract import write_inputs
-from tests.test_extract_ray import BAD_DOCS, extract_outs, extract_summary, out_bytes, third_range_document
+from tests.test_extract_ray import (
+    BAD_DOCS,
+    assert_the_killer_is_named,
+    extract_outs,
+    extract_summary,
+    out_bytes,
+    third_range_document,
+)
 
 
 class Square:
@@ -122,20 +126,8 @@ def test_n_process_2_writes_the_bytes_of_one_process_with_a_worker_killed_once(
 
 def test_a_document_that_kills_every_process_is_named_and_nothing_is_committed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pipeline = write_inputs(tmp_path, BAD_DOCS, n_process=2)
-    run(pipeline)
-    outputs = tmp_path / "artifacts" / "extract"
-    before = {p.name: p.read_bytes() for p in sorted(outputs.iterdir())}
-    lock = Workspace(load_pipeline(pipeline)).lock_path.read_bytes()
-    monkeypatch.setenv(extract_worker.FAULT_ENV, "killer")
-    result = CliRunner().invoke(app, ["run", str(pipeline), "--force"])
-    assert result.exit_code == 4, result.output
-    message = " ".join(result.output.split())
-    assert ("document 'killer' (documents.parquet row 3) killed its worker process, in the pool and again in a "
-            "fresh process, and once more alone") in message
-    assert "Traceback" not in result.output
-    assert {p.name: p.read_bytes() for p in sorted(outputs.iterdir())} == before
-    assert Workspace(load_pipeline(pipeline)).lock_path.read_bytes() == lock
+    assert_the_killer_is_named(write_inputs(tmp_path, BAD_DOCS, n_process=2), monkeypatch,
+                               "in the pool and again in a fresh process")
 
 
 def test_ranges_shrink_so_that_a_small_corpus_keeps_every_worker_busy() -> None:

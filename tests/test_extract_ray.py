@@ -7,6 +7,7 @@ worker processes' tests (tests/test_engine_pool.py)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,18 +63,27 @@ BAD_DOCS = [("a", "Alan Turing was born in London."), ("b", "Max Born lived in B
 
 def test_a_document_that_kills_every_worker_is_named_and_nothing_is_committed(
         tmp_path: Path, ray_cluster, monkeypatch: pytest.MonkeyPatch) -> None:
-    pipeline = write_inputs(tmp_path, BAD_DOCS)
-    run(pipeline)  # locally: the artifacts and lock entry that the failed run must leave alone
-    outputs = tmp_path / "artifacts" / "extract"
+    assert_the_killer_is_named(write_inputs(tmp_path, BAD_DOCS), monkeypatch, "on each of 2 tries (max_task_retries 1)",
+                               lambda p: on_ray(p, ray_cluster.address, max_restarts=1, max_task_retries=1))
+
+
+def assert_the_killer_is_named(pipeline: Path, monkeypatch: pytest.MonkeyPatch, tries: str,
+                               configure: Callable[[Path], None] = lambda p: None) -> None:
+    """Run `pipeline` (BAD_DOCS) locally, then again, `configure`d, with document 'killer' killing every worker
+    process: the run fails with exit 4 naming it and saying how it was tried, and leaves the first run's outputs
+    and lock file as they were."""
+    run(pipeline)
+    root = pipeline.parent
+    outputs = root / "artifacts" / "extract"
     before = {p.name: p.read_bytes() for p in sorted(outputs.iterdir())}
     lock = Workspace(load_pipeline(pipeline)).lock_path.read_bytes()
     monkeypatch.setenv(extract_worker.FAULT_ENV, "killer")
-    on_ray(pipeline, ray_cluster.address, max_restarts=1, max_task_retries=1)
+    configure(pipeline)
     result = CliRunner().invoke(app, ["run", str(pipeline), "--force"])
     assert result.exit_code == 4, result.output
     message = " ".join(result.output.split())
-    assert ("document 'killer' (documents.parquet row 3) killed its worker process, on each of 2 tries "
-            "(max_task_retries 1), and once more alone") in message
+    assert f"document 'killer' (documents.parquet row 3) killed its worker process, {tries}, and once more alone" \
+        in message
     assert "Traceback" not in result.output
     assert {p.name: p.read_bytes() for p in sorted(outputs.iterdir())} == before
     assert Workspace(load_pipeline(pipeline)).lock_path.read_bytes() == lock
