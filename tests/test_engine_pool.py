@@ -139,3 +139,34 @@ def test_ranges_shrink_so_that_a_small_corpus_keeps_every_worker_busy() -> None:
     ranges = list(extract_worker.document_ranges(docs, extract_worker.range_docs(len(docs), 2)))
     assert len(ranges) == 8 and [d for r in ranges for d in r.pairs] == docs
     assert [r.first_row for r in ranges] == [1 + 21 * i for i in range(8)]
+
+
+def test_a_lost_range_whose_documents_all_go_through_alone_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A range lost on a worker that another range killed (on Ray, ranges queued on one actor share its
+    deaths) is run document by document; none kills, so those rows stand and the ranges after it go on."""
+    docs = [(f"d{i}", text) for i, (_, text) in enumerate(BAD_DOCS * 3)]
+    monkeypatch.setattr(extract_worker, "RANGE_DOCS", 3)  # four ranges
+    pipeline = write_inputs(tmp_path, docs)
+    run(pipeline)
+    data, outs, summary = out_bytes(tmp_path), extract_outs(pipeline), extract_summary(pipeline)
+    original = LocalExecutor.map_ordered
+    calls = []
+
+    def losing(self, worker, worker_args, batches, *, what, processes=None):  # type: ignore[no-untyped-def]
+        calls.append(what)
+        if len(calls) > 1:
+            yield from original(self, worker, worker_args, batches, what=what, processes=processes)
+            return
+        batches = iter(batches)
+        first, _ = next(batches), next(batches)  # two ranges handed out: the first comes back, the second is lost
+        yield from original(self, worker, worker_args, [first], what=what, processes=processes)
+        raise BatchLost("extract", "lost", index=1, tries="twice")
+
+    monkeypatch.setattr(LocalExecutor, "map_ordered", losing)
+    with caplog.at_level("WARNING"):
+        run(pipeline, force=True)
+    assert len(calls) == 3  # the map, the lost range alone, the map again from the range after it
+    assert "documents.parquet rows 4-6: the worker process died twice, but each document went through alone" \
+        in caplog.text
+    assert out_bytes(tmp_path) == data and extract_outs(pipeline) == outs and extract_summary(pipeline) == summary

@@ -11,7 +11,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -169,6 +169,20 @@ class RangeResult:
     relations_model: int = 0
     unmapped_relations: frozenset[str] = field(default_factory=frozenset)
     failure: DocumentFailure | None = None
+
+    @classmethod
+    def merge(cls, results: list[RangeResult]) -> RangeResult:
+        """One result for consecutive ranges (in order, at least one): rows concatenated, counts summed, the
+        first failure kept."""
+        import pyarrow as pa
+
+        first = results[0]
+        counts = {f.name: sum(getattr(r, f.name) for r in results) for f in fields(cls)
+                  if f.type in ("int", int) and f.name != "first_row"}
+        return cls(first.first_row, pa.concat_tables([r.mentions for r in results]),
+                   pa.concat_tables([r.relations for r in results]), first.facts, **counts,
+                   unmapped_relations=frozenset().union(*(r.unmapped_relations for r in results)),
+                   failure=next((r.failure for r in results if r.failure is not None), None))
 
 
 class ExtractWorker:

@@ -17,6 +17,7 @@ from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, Stage
 from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_RELATION_MAP
 
 if TYPE_CHECKING:
+    from kgpipe.engine import BatchLost
     from kgpipe.nlp.extract_worker import DocumentRange, Fault, RangeResult, WorkerSpec
 
 
@@ -234,30 +235,43 @@ class ExtractStage(StageType):
 
     def _results(self, ctx: StageContext, spec: WorkerSpec, ranges: _Remembered) -> Iterator[RangeResult]:
         """Each range's result, in order, from the stage's engine. When a range's worker died and its retries
-        ran out, its documents are run again one at a time, on one fresh worker with no retries, to name the
-        document that kills it."""
+        ran out, its documents are run again one at a time, on one fresh worker with no retries: a document that
+        kills it is named; when none does (the worker died of another range it held, or its node was lost),
+        their results stand for the range and the engine goes on with the ranges after it."""
         from kgpipe.engine import BatchLost
         from kgpipe.nlp.extract_worker import ExtractWorker
 
         processes = self._processes(ctx)
-        try:
-            yield from ctx.executor.map_ordered(ExtractWorker, (spec,), ranges, what="extract", processes=processes)
-        except BatchLost as lost:
-            failed = ranges.held[lost.index]
-            alone = failed.alone()
-            single = ctx.executor.with_overrides(workers=1, max_restarts=0, max_task_retries=0)
+        start = 0  # the range the engine's map begins with
+        while True:
             try:
-                for _ in single.map_ordered(ExtractWorker, (spec,), alone, what="extract",
-                                            processes=None if processes is None else 1):
-                    pass
-            except BatchLost as again:
-                culprit = alone[again.index]
-                raise StageError(ctx.stage, f"{culprit.describe()} killed its worker process, {lost.tries}, and "
-                                 "once more alone",
-                                 hint=f"fix or remove that document; {lost.hint or ''}") from None
-            raise StageError(ctx.stage, f"{failed.describe()}: the worker process died {lost.tries}, but each "
-                             "document went through alone, so no document is to blame (a node lost, or out of "
-                             "memory?)", hint=lost.hint) from None
+                yield from ctx.executor.map_ordered(ExtractWorker, (spec,), ranges.from_index(start),
+                                                    what="extract", processes=processes)
+                return
+            except BatchLost as lost:  # every range before the lost one has been given back, in order
+                yield self._alone(ctx, spec, ranges.held[start + lost.index], lost, processes)
+                start += lost.index + 1
+
+    @staticmethod
+    def _alone(ctx: StageContext, spec: WorkerSpec, failed: DocumentRange, lost: BatchLost,
+               processes: int | None) -> RangeResult:
+        """The lost range `failed` run one document at a time on one fresh worker with no retries."""
+        from kgpipe.engine import BatchLost
+        from kgpipe.nlp.extract_worker import ExtractWorker, RangeResult
+
+        alone = failed.alone()
+        single = ctx.executor.with_overrides(workers=1, max_restarts=0, max_task_retries=0)
+        try:
+            results = list(single.map_ordered(ExtractWorker, (spec,), alone, what="extract",
+                                              processes=None if processes is None else 1))
+        except BatchLost as again:
+            culprit = alone[again.index]
+            raise StageError(ctx.stage, f"{culprit.describe()} killed its worker process, {lost.tries}, and once "
+                             "more alone", hint=f"fix or remove that document; {lost.hint or ''}") from None
+        ctx.log.warning("extract: %s: the worker process died %s, but each document went through alone, so none "
+                        "is to blame (another range on the same worker, or a node lost); their rows are kept",
+                        failed.describe(), lost.tries)
+        return RangeResult.merge(results)
 
     @staticmethod
     def _processes(ctx: StageContext) -> int | None:
@@ -300,9 +314,15 @@ class _Remembered:
         self.ranges = ranges
         self.held: dict[int, DocumentRange] = {}
 
-    def __iter__(self) -> Iterator[DocumentRange]:
-        for index, item in enumerate(self.ranges):
-            self.held[index] = item
+        self.pulled = 0
+
+    def from_index(self, start: int) -> Iterator[DocumentRange]:
+        """The ranges from number `start` on: those held, then the rest."""
+        for index in range(start, self.pulled):
+            yield self.held[index]
+        for item in self.ranges:
+            self.held[self.pulled] = item
+            self.pulled += 1
             yield item
 
     def forget(self, index: int) -> None:
