@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 # A range holds at most this many documents and (but for a single longer document) characters: some seconds of
 # spaCy per range, so that a pool (Ray actors, or the local engine's processes) balances its workers and a retry
-# redoes little. Ranges never depend on the engine or on the number of workers (and a document's rows do not
-# depend on its range: see extract_documents). With several workers a range is also at most a quarter of a
-# worker's share of the corpus, so that a small corpus keeps every worker busy.
+# redoes little. With several workers a range is also at most a quarter of a worker's share of the corpus, so
+# that a small corpus keeps every worker busy. Ranges may be cut anywhere: a document's rows do not depend on its
+# range (see extract_documents), so the outputs do not depend on the engine or the number of workers.
 RANGE_DOCS = 512
 RANGE_CHARS = 200_000
 RANGES_PER_WORKER = 4

@@ -313,8 +313,7 @@ class _Remembered:
     def __init__(self, ranges: Iterator[DocumentRange]) -> None:
         self.ranges = ranges
         self.held: dict[int, DocumentRange] = {}
-
-        self.pulled = 0
+        self.pulled = 0  # ranges taken from `ranges` so far
 
     def from_index(self, start: int) -> Iterator[DocumentRange]:
         """The ranges from number `start` on: those held, then the rest."""
