@@ -188,6 +188,8 @@ def main() -> None:
     parser.add_argument("--estimate", action="store_true", help="the scaling estimate (see above)")
     parser.add_argument("--docs", type=int, default=None, help="documents for --estimate (default: all)")
     args = parser.parse_args()
+    if not (Path(args.webnlg) / "train").is_dir():
+        parser.error(f"--webnlg {args.webnlg}: no train/ folder there (the WebNLG folder of ../shared/data)")
     import ray
 
     with tempfile.TemporaryDirectory(prefix="kgpipe-scale-") as tmp:
