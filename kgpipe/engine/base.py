@@ -28,6 +28,24 @@ class Worker(Protocol[B_in, R_out]):
     def __call__(self, batch: B_in) -> R_out: ...
 
 
+class Hosted:
+    """Hosts a Worker in an engine's process (a Ray actor, a local worker process): built once there, called per
+    batch. A worker that cannot be built (a model missing on the node) fails each call with its own error, rather
+    than as a dead process, which would be restarted and then read as a batch that kills its workers."""
+
+    def __init__(self, worker: type, args: tuple[Any, ...]) -> None:
+        self.error: Exception | None = None
+        try:
+            self.worker = worker(*args)
+        except Exception as exc:
+            self.error = exc
+
+    def run(self, batch: Any) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.worker(batch)
+
+
 @dataclass(frozen=True)
 class Shared(Generic[V_co]):
     """A value placed once where an engine's tasks read it (Executor.share), passed in map_tasks' `shared`: the

@@ -15,26 +15,19 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from kgpipe.engine.base import BatchLost
+from kgpipe.engine.base import BatchLost, Hosted
 
-_worker: Any = None  # the Worker of this child process, built by _build
-_error: Exception | None = None  # why it could not be built
+_hosted: Hosted | None = None  # this child process's worker, built by _build
 
 
 def _build(worker: type, args: tuple[Any, ...]) -> None:
-    """A worker that cannot be built (a model missing) fails each batch with its own error, rather than
-    breaking the pool, which would read as a batch that kills its process."""
-    global _worker, _error
-    try:
-        _worker = worker(*args)
-    except Exception as exc:
-        _error = exc
+    global _hosted
+    _hosted = Hosted(worker, args)
 
 
 def _run(batch: Any) -> Any:
-    if _error is not None:
-        raise _error
-    return _worker(batch)
+    assert _hosted is not None  # the pool's initializer built it
+    return _hosted.run(batch)
 
 
 def _context() -> Any:

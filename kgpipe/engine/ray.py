@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from kgpipe.engine.base import B, BatchLost, Executor, R, Shared, Worker
+from kgpipe.engine.base import B, BatchLost, Executor, Hosted, R, Shared, Worker
 from kgpipe.engine.config import ExecutorConfig
 from kgpipe.errors import DependencyMissingError, KgpipeError, PipelineError, StageError
 
@@ -256,7 +256,7 @@ class RayExecutor(Executor):
         ray = import_ray()
         size = self.parallelism()
         actor_class = ray.remote(max_restarts=self.config.max_restarts,
-                                 max_task_retries=self.config.max_task_retries, **self.options)(_Hosted)
+                                 max_task_retries=self.config.max_task_retries, **self.options)(Hosted)
         actors = [actor_class.remote(worker, worker_args) for _ in range(size)]
         pending: collections.deque = collections.deque()
         try:
@@ -271,21 +271,3 @@ class RayExecutor(Executor):
         finally:
             for actor in actors:
                 ray.kill(actor, no_restart=True)
-
-
-class _Hosted:
-    """Hosts a Worker in a Ray actor: built once per actor, called per batch. A worker that cannot be built (a
-    model missing on the node) fails each call with its own error, rather than as a dead actor, which would be
-    restarted and then read as a batch that kills its workers."""
-
-    def __init__(self, worker: type, args: tuple[Any, ...]) -> None:
-        self.error: Exception | None = None
-        try:
-            self.worker = worker(*args)
-        except Exception as exc:
-            self.error = exc
-
-    def run(self, batch: Any) -> Any:
-        if self.error is not None:
-            raise self.error
-        return self.worker(batch)
