@@ -55,3 +55,26 @@ def test_bad_bases_are_named(tmp_path: Path) -> None:
         resolve_decoder(str(tmp_path))
     (tmp_path / "config.json").write_text("{}")
     assert resolve_decoder(str(tmp_path)) == DecoderBase(tmp_path)
+
+
+def test_a_knowledge_decoder_over_smollm2_is_the_base_without_knowledge(smollm2, one_torch_thread) -> None:
+    import torch
+
+    from kgpipe.lm.decoder_model import DecoderInjectionConfig, KnowledgeDecoder
+    from kgpipe.lm.knowledge import KnowledgeTable
+
+    _, model, tokenizer = smollm2
+    torch.manual_seed(0)
+    decoder = KnowledgeDecoder(model, KnowledgeTable(["ex:Paris"], torch.randn(1, 16)),
+                               DecoderInjectionConfig(mode="prefix", prefix_layers=4))
+    assert decoder.resume_layer == 26
+    enc = tokenizer(["The capital of France is", "Warsaw"], padding=True, return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    theirs = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    ours = decoder.forward_from(decoder.states_below(ids, mask), mask, None)
+    assert torch.allclose(ours[mask.bool()], theirs[mask.bool()], atol=1e-4)
+    prompt = tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
+    assert "Paris" in tokenizer.decode(decoder.generate(prompt, max_new_tokens=4, knowledge=False))
+    rows = torch.zeros_like(prompt)
+    with_slot = decoder.forward_from(decoder.states_below(prompt), None, rows)
+    assert not torch.allclose(with_slot, decoder.forward_from(decoder.states_below(prompt), None, None))

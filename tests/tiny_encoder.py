@@ -62,3 +62,22 @@ def feature_tagger(base: Path, feature: str, value: str):
         embedding.weight[tagger.feature(feature).ids([value])[0], 0] = 1.0
         tagger.classifier.weight[1, hidden] = 10.0                          # B-Peop from that dimension
     return tagger
+
+
+def make_tiny_llama(folder: Path, *, seed: int = 0, layers: int = 4) -> Path:
+    """A random tiny LLaMA-architecture causal LM (32 dimensions, grouped-query attention: 4 heads, 2 key/value
+    heads) with the packaged MiniLM's fast tokenizer, written as a model folder."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from kgpipe.lm.encoder import resolve_base_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("all-MiniLM-L6-v2"))
+    torch.manual_seed(seed)
+    LlamaForCausalLM(LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,
+                                 num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                                 max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
+                                 eos_token_id=tokenizer.sep_token_id, bos_token_id=tokenizer.cls_token_id)
+                     ).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
