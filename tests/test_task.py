@@ -193,3 +193,39 @@ def test_cached_lower_states_need_an_encoder_that_can_resume(tokenizer) -> None:
     with pytest.raises(KgpipeError, match="BertModel cannot resume"):
         model.features(batch, torch.zeros(1, batch.input_ids.shape[1], 32))
     assert model.features(batch).shape == (1, 3 * 32)
+
+
+def test_a_prefix_decoder_trains_from_cached_lower_states_like_the_full_loop(tokenizer, tmp_path: Path) -> None:
+    """The decoder counterpart: a KnowledgeDecoder in prefix mode, the relation named by each example reaching
+    its relation slot; the lower layers run once and the losses are those of the uncached loop."""
+    from kgpipe.lm.decoder_model import DecoderInjectionConfig, KnowledgeDecoder
+    from kgpipe.lm.decoders import load_decoder, resolve_decoder
+    from tests.tiny_encoder import make_tiny_llama
+
+    folder = make_tiny_llama(tmp_path / "llama")
+    examples = [RelationExample("Ada met Alan in London.", (0, 3), (16, 22), "a", "ex:ada", "ex:london", "ex:r"),
+                RelationExample("Alan left Paris for good.", (0, 4), (10, 15), "b", "ex:alan", None, None)] * 6
+    rows = {"ex:ada": 0, "ex:london": 1}
+    items = encode_examples(tokenizer, examples, ["a", "b"], lambda e: rows.get(e, -1),
+                            relation_row=lambda r: 0 if r == "ex:r" else -1)
+    assert [i["relation_row"] for i in items[:2]] == [0, -1]
+    assert collate(items[1:2]).relation_rows is None and collate(items[:2]).relation_rows.tolist() == [0, -1]
+
+    def build() -> tuple[SpanPairClassifier, list[int]]:
+        base, _ = load_decoder(resolve_decoder(str(folder)))
+        calls: list[int] = []
+        base.model.layers[0].register_forward_hook(lambda *args: calls.append(1))
+        torch.manual_seed(1)
+        decoder = KnowledgeDecoder(base, KnowledgeTable(["ex:ada", "ex:london"], torch.randn(2, 8)),
+                                   DecoderInjectionConfig(mode="prefix", prefix_layers=2),
+                                   relations=KnowledgeTable(["ex:r"], torch.randn(1, 4)))
+        return SpanPairClassifier(decoder, 32, 2, knowledge=True, dropout=0.0, context="between"), calls
+
+    config = TrainConfig(epochs=3, batch_size=4, learning_rate=1e-2)
+    model, calls = build()
+    losses = train_classifier(model, items, config)
+    assert len(calls) == 1                                # the two lower layers: one batch of 12, once
+    reference, _ = build()
+    assert losses == pytest.approx(_losses_of_the_full_loop(reference, items, config), rel=1e-4)
+    assert predict(model, items) == predict(reference, items)
+    assert model.encoder.prefix.relation_in.weight.grad is not None  # the relation slot was trained

@@ -1,9 +1,11 @@
 """Relation classification over marked entity pairs: the task that trains fusion modules and measures
 what knowledge adds. One JSON line per example: {"text", "subject": [start, end], "object": [start, end],
-"label"}, optionally "subject_entity" / "object_entity" (KG ids, when already linked).
+"label"}, optionally "subject_entity" / "object_entity" (KG ids, when already linked) and "relation" (a KG
+relation id the example is about, for tasks such as triple classification where the relation is an input).
 
-The classifier is kgpipe.lm.span_pair's head configured as it always was here: the [CLS] state and the mean
-of the subject's and of the object's tokens, then a linear layer.
+The classifier is kgpipe.lm.span_pair's head: for encoders as it always was here, the [CLS] state and the mean of
+the subject's and of the object's tokens, then a linear layer; for decoders, whose first token sees nothing after
+it, the tokens between the two mentions stand for the context.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from kgpipe.errors import InputError, KgpipeError
 from kgpipe.lm.alignment import require_fast, tokens_for_span
-from kgpipe.lm.encoder import KnowledgeEnhancedEncoder
 from kgpipe.lm.span_pair import SpanPairConfig, SpanPairHead, SpanPairs
 
 
@@ -32,6 +33,7 @@ class RelationExample:
     label: str
     subject_entity: str | None = None
     object_entity: str | None = None
+    relation: str | None = None
 
 
 def read_examples(path: Path) -> list[RelationExample]:
@@ -43,7 +45,7 @@ def read_examples(path: Path) -> list[RelationExample]:
         try:
             row = json.loads(line)
             example = RelationExample(row["text"], tuple(row["subject"]), tuple(row["object"]), str(row["label"]),
-                                      row.get("subject_entity"), row.get("object_entity"))
+                                      row.get("subject_entity"), row.get("object_entity"), row.get("relation"))
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"not a task example ({type(exc).__name__}: {exc})", file=path, line=number,
                              hint='each line: {"text": ..., "subject": [start, end], "object": [start, end], '
@@ -64,12 +66,15 @@ class Batch:
     subject_mask: torch.Tensor
     object_mask: torch.Tensor
     labels: torch.Tensor
+    relation_rows: torch.Tensor | None = None   # [B], -1: none; only when some example names a relation
 
 
 def encode_examples(tokenizer: Any, examples: Sequence[RelationExample], labels: Sequence[str],
-                    entity_row: Callable[[str | None], int], *, max_length: int = 128) -> list[dict[str, Any]]:
-    """Token ids, mention masks and entity rows (-1: none) per example; examples whose spans fall past
-    max_length are truncated around the pair so both spans stay inside."""
+                    entity_row: Callable[[str | None], int], *, max_length: int = 128,
+                    relation_row: Callable[[str | None], int] | None = None) -> list[dict[str, Any]]:
+    """Token ids, mention masks and entity rows (-1: none) per example, and its relation's row where
+    relation_row is given; examples whose spans fall past max_length are truncated around the pair so both
+    spans stay inside."""
     require_fast(tokenizer)
     label_index = {label: i for i, label in enumerate(labels)}
     encoded = []
@@ -94,6 +99,8 @@ def encode_examples(tokenizer: Any, examples: Sequence[RelationExample], labels:
         encoded.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
                         "entity_rows": rows, "subject": subj, "object": obj,
                         "label": label_index.get(ex.label, -100)})
+        if relation_row is not None:
+            encoded[-1]["relation_row"] = relation_row(ex.relation)
     return encoded
 
 
@@ -109,20 +116,39 @@ def collate(items: Sequence[dict[str, Any]], pad_id: int = 0) -> Batch:
             out[row, item[key]] = 1.0
         return out
 
+    relations = [i.get("relation_row", -1) for i in items]
     return Batch(pad("input_ids", pad_id), pad("attention_mask", 0), pad("entity_rows", -1),
-                 mask("subject"), mask("object"), torch.tensor([i["label"] for i in items]))
+                 mask("subject"), mask("object"), torch.tensor([i["label"] for i in items]),
+                 torch.tensor(relations) if any(r >= 0 for r in relations) else None)
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """A knowledge model whose frozen layers below `resume_layer` do not depend on knowledge: their states are
+    computed once (`states_below`) and the model resumes from them (`forward_from`). KnowledgeEnhancedEncoder
+    (fusion) and KnowledgeDecoder (prefix) are; resume_layer None says this one cannot (align, or a trained
+    base)."""
+
+    @property
+    def resume_layer(self) -> int | None: ...
+
+    def states_below(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def forward_from(self, states: torch.Tensor, attention_mask: torch.Tensor | None,
+                     entity_rows: torch.Tensor, *args: Any) -> torch.Tensor: ...
 
 
 class SpanPairClassifier(nn.Module):
-    """[CLS; mean(subject tokens); mean(object tokens)] -> dropout -> linear (the shared span-pair head), over
-    any encoder whose forward takes (input_ids, attention_mask, entity_rows=...) or (input_ids, attention_mask)."""
+    """[context; mean(subject tokens); mean(object tokens)] -> dropout -> linear (the shared span-pair head), over
+    any encoder whose forward takes (input_ids, attention_mask, entity_rows=...) or (input_ids, attention_mask).
+    context "cls" (encoders): the first token's state; "between" (decoders): the tokens between the mentions."""
 
     def __init__(self, encoder: nn.Module, hidden_size: int, n_labels: int, *, knowledge: bool,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, context: Literal["cls", "between"] = "cls") -> None:
         super().__init__()
         self.encoder = encoder
         self.knowledge = knowledge
-        self.head = SpanPairHead(SpanPairConfig(hidden_size, n_labels, pooling="mean", context="cls",
+        self.head = SpanPairHead(SpanPairConfig(hidden_size, n_labels, pooling="mean", context=context,
                                                 dropout=dropout))
 
     @property
@@ -137,10 +163,14 @@ class SpanPairClassifier(nn.Module):
 
     def features(self, batch: Batch, states: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled features; `states` (from `lower_states`) skips the frozen layers below the knowledge."""
+        relation = [batch.relation_rows] if self.knowledge and batch.relation_rows is not None else []
         if states is not None:
-            hidden = _resumable(self.encoder).forward_from(states, batch.attention_mask, batch.entity_rows)
+            rows = batch.entity_rows if self.knowledge else torch.full_like(batch.entity_rows, -1)
+            hidden = _resumable(self.encoder).forward_from(states, batch.attention_mask, rows, *relation)
         else:
             kwargs = {"entity_rows": batch.entity_rows} if self.knowledge else {}
+            if relation:
+                kwargs["relation_rows"] = relation[0]
             hidden = self.encoder(batch.input_ids, batch.attention_mask, **kwargs).last_hidden_state
         pairs = SpanPairs(torch.arange(hidden.shape[0]), batch.subject_mask, batch.object_mask)
         return self.head.features(hidden, pairs)
@@ -149,11 +179,12 @@ class SpanPairClassifier(nn.Module):
         return self.head.classify(self.features(batch, states))
 
 
-def _resumable(encoder: nn.Module) -> KnowledgeEnhancedEncoder:
-    """The encoder as one that can resume from cached lower states (only a KnowledgeEnhancedEncoder can)."""
-    if not isinstance(encoder, KnowledgeEnhancedEncoder):
+def _resumable(encoder: nn.Module) -> Resumable:
+    """The encoder as one that can resume from cached lower states."""
+    if not isinstance(encoder, Resumable) or encoder.resume_layer is None:
         raise KgpipeError(f"cached lower states were given, but a {type(encoder).__name__} cannot resume from them",
-                          hint="pass states only for a fusion KnowledgeEnhancedEncoder with a frozen base")
+                          hint="pass states only for a fusion KnowledgeEnhancedEncoder or a prefix KnowledgeDecoder "
+                          "with a frozen base")
     return encoder
 
 
@@ -171,10 +202,10 @@ def _pad_states(states: Sequence[torch.Tensor]) -> torch.Tensor:
 def lower_states(model: SpanPairClassifier, items: Sequence[dict[str, Any]], batch_size: int = 64
                  ) -> list[torch.Tensor] | None:
     """Per example, the frozen base's hidden states below the first knowledge layer (unpadded), or None
-    when the encoder cannot resume from them (not fusion, or the base is trained). They do not depend on
-    the knowledge table, so one list serves every fusion model over the same base and layers."""
+    when the encoder cannot resume from them (not fusion or prefix, or the base is trained). They do not depend
+    on the knowledge table, so one list serves every knowledge model over the same base and layers."""
     encoder = model.encoder
-    if not isinstance(encoder, KnowledgeEnhancedEncoder) or encoder.resume_layer is None:
+    if not isinstance(encoder, Resumable) or encoder.resume_layer is None:
         return None
     model.eval()
     out: list[torch.Tensor] = [torch.empty(0)] * len(items)
@@ -187,13 +218,15 @@ def lower_states(model: SpanPairClassifier, items: Sequence[dict[str, Any]], bat
 
 
 @torch.no_grad()
-def _cached_features(model: SpanPairClassifier, items: Sequence[dict[str, Any]], batch_size: int = 64
-                     ) -> torch.Tensor:
-    """A frozen encoder gives every example the same features in every epoch: compute them once."""
+def _cached_features(model: SpanPairClassifier, items: Sequence[dict[str, Any]], batch_size: int = 64,
+                     states: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """A frozen encoder gives every example the same features in every epoch: compute them once (from the
+    cached lower states when given)."""
     model.eval()
     features: list[torch.Tensor] = [torch.empty(0)] * len(items)
     for chosen in _by_length(items, batch_size):
-        for index, row in zip(chosen, model.features(collate([items[i] for i in chosen])), strict=True):
+        padded = _pad_states([states[i] for i in chosen]) if states is not None else None
+        for index, row in zip(chosen, model.features(collate([items[i] for i in chosen]), padded), strict=True):
             features[index] = row
     return torch.stack(features)
 
@@ -220,9 +253,9 @@ def train_classifier(model: SpanPairClassifier, items: Sequence[dict[str, Any]],
     optimiser = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     losses = []
     steps = (len(items) + config.batch_size - 1) // config.batch_size
-    cached = _cached_features(model, items) if model.encoder_frozen else None
-    if cached is None and states is None:
+    if states is None and not model.encoder_frozen:
         states = lower_states(model, items)
+    cached = _cached_features(model, items, states=states) if model.encoder_frozen else None
     labels = torch.tensor([item["label"] for item in items])
     model.train()
     for epoch in range(config.epochs):
