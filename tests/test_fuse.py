@@ -306,6 +306,23 @@ def test_overlap_numbers_on_two_tiny_graphs(tmp_path: Path) -> None:
     assert pair["edges"] == {"shared": 1, "sizes": [2, 2], "jaccard": 0.3333, "overlap_coefficient": 0.5}
 
 
+def test_a_graph_from_seed_kgs_alone_fuses(tmp_path: Path) -> None:
+    """No text at all (empty mentions and relations, as the WebNLG benchmarks build their KGs): the seed
+    entities and triples come out as they went in."""
+    rel = EX + "r"
+    (tmp_path / "in").mkdir()
+    write_table([], tmp_path / "in/mentions.parquet", MENTIONS)
+    write_table([], tmp_path / "in/relations.parquet", RELATIONS)
+    write_table([{"iri": EX + n, "label": n, "aliases": [], "types": [PERSON], "sources": ["a.tsv"]}
+                 for n in ("Xavi", "Yuna", "Zora")], tmp_path / "in/seed_entities.parquet", SEED_ENTITIES)
+    write_table([{"head": EX + h, "relation": rel, "tail": EX + t, "source": "a.tsv"}
+                 for h, t in [("Xavi", "Yuna"), ("Yuna", "Zora")]], tmp_path / "in/seed_triples.parquet", SEED_TRIPLES)
+    out = fuse(tmp_path)
+    assert sorted(out["entities"]["id"]) == [EX + n for n in ("Xavi", "Yuna", "Zora")]
+    assert sorted(zip(out["triples"]["head"], out["triples"]["tail"], strict=True)) == [
+        (EX + "Xavi", EX + "Yuna"), (EX + "Yuna", EX + "Zora")]
+
+
 def test_relation_to_a_missing_mention_names_the_file_and_row(tmp_path: Path) -> None:
     write_inputs(tmp_path, DOCS)
     relations = read_table(tmp_path / "in/relations.parquet", RELATIONS)

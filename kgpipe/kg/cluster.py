@@ -170,7 +170,9 @@ def split_components(labels: np.ndarray, left: np.ndarray, right: np.ndarray, sc
     n = len(labels)
     order = np.argsort(labels, kind="stable")  # nodes of one component together, ascending within it
     sorted_labels = labels[order]
-    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]]) if n else np.zeros(0, np.int64)
+    if n == 0:  # no mentions at all (a graph built from seed KGs alone)
+        return
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
     ends = np.r_[starts[1:], n]
     edge_order = np.argsort(labels[left], kind="stable")
     edge_labels = labels[left][edge_order]
