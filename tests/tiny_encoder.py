@@ -66,7 +66,7 @@ def feature_tagger(base: Path, feature: str, value: str):
 
 def make_tiny_llama(folder: Path, *, seed: int = 0, layers: int = 4) -> Path:
     """A random tiny LLaMA-architecture causal LM (32 dimensions, grouped-query attention: 4 heads, 2 key/value
-    heads) with the packaged MiniLM's fast tokenizer, written as a model folder."""
+    heads) with the packaged MiniLM's fast tokenizer (its [SEP] as end of sequence), written as a model folder."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -79,5 +79,6 @@ def make_tiny_llama(folder: Path, *, seed: int = 0, layers: int = 4) -> Path:
                                  max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
                                  eos_token_id=tokenizer.sep_token_id, bos_token_id=tokenizer.cls_token_id)
                      ).save_pretrained(folder)
+    tokenizer.eos_token = "[SEP]"
     tokenizer.save_pretrained(folder)
     return folder
