@@ -105,3 +105,75 @@ def test_encode_text_links_and_changes_only_what_it_links(workspace: Path) -> No
     assert by_text["Ada Lovelace"].mention.entity_id is None and by_text["Ada Lovelace"].cosine_to_plain is None
     assert by_text["Marie Curie"].cosine_to_plain < 0.999
     assert enhanced.shape == plain.shape
+
+
+# --- decoder bases ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def decoder_workspace(workspace: Path) -> Path:
+    """The encoder workspace plus a tiny random LLaMA, the graph's triples and relation vectors."""
+    from kgpipe.artifacts import RELATION_EMBEDDINGS, TRIPLES
+    from tests.tiny_encoder import make_tiny_llama
+
+    make_tiny_llama(workspace / "llama")
+    born, works = "http://x.org/bornIn", "http://x.org/worksIn"
+    write_table([{"head": f"ex:e{h}", "relation": r, "tail": f"ex:e{t}", "count": 1, "sources": ["seed"],
+                  "confidence": 1.0} for h, r, t in [(0, born, 2), (1, born, 3), (5, works, 6), (8, born, 9)]],
+                workspace / "triples.parquet", TRIPLES)
+    rng = np.random.default_rng(1)
+    write_table([{"id": r, "label": r, "vector": rng.normal(size=6).astype(np.float32).tolist(), "inverse": inverse}
+                 for r, inverse in [(born, False), (works, False), (born + "_inverse", True)]],
+                workspace / "rel.parquet", RELATION_EMBEDDINGS)
+    return workspace
+
+
+def decoder_pipeline(root: Path, deps: dict[str, str], **params) -> Path:
+    stage = {"type": "inject", "deps": {"entities": "entities.parquet", "embeddings": "emb.parquet", **deps},
+             "params": {"base_model": "llama", "prefix_layers": 2, "epochs": 2, "batch_size": 2, **params}}
+    path = root / "p.yaml"
+    path.write_text(yaml.safe_dump({"root": ".", "stages": {"inject": stage}}))
+    return path
+
+
+def test_prefix_trains_for_generation_on_the_graph_triples(decoder_workspace: Path) -> None:
+    from kgpipe.lm.decoder_model import KnowledgeDecoder
+
+    root = decoder_workspace
+    result = run(decoder_pipeline(root, {"triples": "triples.parquet", "relation_embeddings": "rel.parquet"},
+                                  mode="prefix", storage="int8"))
+    metrics = json.loads(result.outputs["inject"]["metrics"].read_text())
+    assert metrics["base"] == "decoder" and metrics["objective"] == "generation"
+    assert metrics["generation_examples"] == 4 and len(metrics["train_loss"]) == 2
+    assert metrics["relations_with_vectors"] == 2   # the reciprocal row is not a relation of the graph
+    folder = result.outputs["inject"]["model"]
+    config = json.loads((folder / "kgpipe_decoder.json").read_text())
+    assert config["base"] == {"package": None, "file": "llama", "sha256": None} and config["base_model"] is None
+    assert config["embedding_artifact"] == "emb.parquet" and str(root) not in json.dumps(config)
+    decoder, _ = KnowledgeDecoder.from_pretrained(folder, base=str(root / "llama"))
+    assert decoder.knowledge.storage == "int8" and decoder.relations is not None
+    assert load_linker(folder).link("marie curie").entity_id == "ex:e0"
+    again = run(decoder_pipeline(root, {"triples": "triples.parquet", "relation_embeddings": "rel.parquet"},
+                                 mode="prefix", storage="int8"), force=True)
+    assert again.outputs["inject"]["metrics"].read_bytes() == result.outputs["inject"]["metrics"].read_bytes()
+
+
+def test_prefix_and_align_for_a_decoder_classify_or_map(decoder_workspace: Path) -> None:
+    result = run(decoder_pipeline(decoder_workspace, {"task": "task.jsonl"}, mode="prefix", objective="task"))
+    metrics = json.loads(result.outputs["inject"]["metrics"].read_text())
+    assert metrics["task_examples"] == 8 and metrics["task_mentions_linked"] == 16
+    assert json.loads((result.outputs["inject"]["model"] / "task_labels.json").read_text()) == ["bornIn", "worksIn"]
+    result = run(decoder_pipeline(decoder_workspace, {}, mode="align"))
+    metrics = json.loads(result.outputs["inject"]["metrics"].read_text())
+    assert metrics["anchors"] == 22 and metrics["mode"] == "align"
+
+
+def test_modes_that_do_not_suit_the_base_are_pipeline_errors(decoder_workspace: Path) -> None:
+    from kgpipe.errors import PipelineError
+
+    with pytest.raises(PipelineError, match=r"p.yaml:\d+: stage 'inject': params.mode: fusion is for BERT"):
+        run(decoder_pipeline(decoder_workspace, {}, mode="fusion"))
+    with pytest.raises(PipelineError, match=r"trains on deps\.triples, which is not given"):
+        run(decoder_pipeline(decoder_workspace, {}, mode="prefix"))
+    with pytest.raises(PipelineError, match=r"mode prefix is for decoders; .*tiny' is not one"):
+        run(pipeline(decoder_workspace, mode="prefix"))

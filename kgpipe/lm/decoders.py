@@ -75,6 +75,27 @@ def resolve_decoder(source: str) -> DecoderBase:
     return DecoderBase(path)
 
 
+def decoder_source(name: str, root: Path | None = None) -> str | None:
+    """`name` as a decoder base (a packaged name, a .gguf file, or a folder whose config names a causal LM), a
+    relative path taken from `root` first; None when it is not one (an encoder, or a folder without a config)."""
+    import json
+
+    if name in PACKAGED:
+        return name
+    candidates = ([root / name] if root is not None else []) + [Path(name).expanduser()]
+    if name.endswith(".gguf"):  # a missing file is still meant as a decoder: resolve_decoder names it
+        return str(next((path for path in candidates if path.is_file()), candidates[-1]))
+    for path in candidates:
+        config = path / "config.json"
+        if config.is_file():
+            try:
+                architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+            except (OSError, ValueError):
+                return None
+            return str(path) if any(str(a).endswith("ForCausalLM") for a in architectures) else None
+    return None
+
+
 def load_decoder(base: DecoderBase) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The causal LM (evaluation mode) and its fast tokenizer, offline."""
     if base.gguf_file is not None:

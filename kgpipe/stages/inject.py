@@ -13,13 +13,22 @@ from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, Stage
 
 
 class InjectParams(StageParams):
-    base_model: str = Field("all-MiniLM-L6-v2", description="a BERT-family encoder (name, or folder)")
-    mode: Literal["align", "fusion"] = "align"
+    base_model: str = Field("all-MiniLM-L6-v2", description="a BERT-family encoder (name, or folder), or a decoder: "
+                            "'smollm2', a .gguf file or a causal-LM folder")
+    mode: Literal["align", "fusion", "prefix"] = Field("align", description="align (encoders and decoders), fusion "
+                                                       "(encoders), prefix (decoders)")
     combine: Literal["add", "replace"] = Field("add", description="align: add to or replace input embeddings")
     orthogonal: bool = Field(False, description="align: orthogonal (Procrustes) map instead of least squares")
     ridge: float = Field(1e-2, ge=0)
     layers: list[int] = Field([-1], description="fusion: encoder layers that receive knowledge")
     freeze_base: bool = True
+    prefix_layers: int = Field(4, ge=1, description="prefix: the top layers that get knowledge key/value slots")
+    max_entities: int = Field(4, ge=1, description="prefix: entity slots per text (linked entities in text order)")
+    adapter_hidden: int = Field(256, ge=8, description="prefix: the adapter's hidden width")
+    lora_rank: int = Field(0, ge=0, description="prefix: LoRA rank on the top layers' q/v projections (0: none)")
+    objective: Literal["generation", "task"] = Field(
+        "generation", description="prefix: train on the graph's verbalised triples (deps.triples) for generation, "
+        "or on the task file (deps.task) for classification")
     storage: Literal["float32", "float16", "int8"] = "float32"
     max_length: int = Field(128, ge=16)
     fuzzy_cutoff: float = Field(88.0, ge=0, le=100)
@@ -33,13 +42,18 @@ class InjectParams(StageParams):
 class InjectStage(StageType):
     name = "inject"
     remote = True  # one training process; on the Ray engine a task on a node with the stage's resources
-    version = 2   # 2: the model config names its embeddings without an absolute workspace path
-    description = "map KG embeddings into a transformer's token representations (align or gated fusion)"
+    version = 3   # 3: decoder bases (prefix, align); 2: the model config names its embeddings without an absolute path
+    description = "map KG embeddings into a language model's token representations (encoders: align or gated " \
+        "fusion; decoders: knowledge prefix or align)"
     Params = InjectParams
     inputs = (
         InputSpec("entities", doc="fuse's entities.parquet (ids, labels, aliases, types)"),
         InputSpec("embeddings", doc="embed's entity_embeddings.parquet"),
-        InputSpec("task", required=False, doc="fusion: JSON lines {text, subject, object, label}"),
+        InputSpec("task", required=False, doc="fusion, prefix with objective task: JSON lines {text, subject, object, "
+                  "label}"),
+        InputSpec("triples", required=False, doc="prefix with objective generation: fuse's triples.parquet"),
+        InputSpec("relation_embeddings", required=False, doc="prefix: embed's relation_embeddings.parquet (a "
+                  "relation slot for examples that name a relation)"),
     )
     outputs = (
         OutputSpec("model", "knowledge_model", folder=True),
@@ -47,8 +61,31 @@ class InjectStage(StageType):
     )
 
     def validate(self, ctx: ValidationContext) -> None:
-        """The base model must be loadable offline: the packaged default installed, or a local folder with a
-        config.json, or a model already in the Hugging Face cache (nothing is downloaded at run time)."""
+        """The base model must be loadable offline (the packaged encoder or decoder installed, a local folder with
+        a config.json, a .gguf file, or a model already in the Hugging Face cache: nothing is downloaded at run
+        time), and the mode must suit it."""
+        from kgpipe.lm.decoders import decoder_source, resolve_decoder
+
+        p: InjectParams = ctx.params
+        decoder = decoder_source(p.base_model, ctx.root)
+        if decoder is not None:
+            if p.mode == "fusion":
+                raise ctx.error("fusion is for BERT-family encoders; a decoder takes mode prefix or align",
+                                param="mode")
+            resolve_decoder(decoder)  # DependencyMissingError / InputError name what is missing
+            needed = "triples" if p.objective == "generation" else "task"
+            if p.mode == "prefix" and ctx.input(needed) is None:
+                raise ctx.error(f"mode prefix with objective {p.objective} trains on deps.{needed}, which is not given",
+                                param="objective", hint="add `triples: artifacts/fuse/triples.parquet` (generation) "
+                                "or `task: <file.jsonl>` (task) under the stage's deps")
+            return
+        if p.mode == "prefix":
+            raise ctx.error(f"mode prefix is for decoders; '{p.base_model}' is not one", param="mode",
+                            hint="use base_model: smollm2 (or a .gguf file, or a causal-LM folder), or mode "
+                            "align/fusion")
+        self._validate_encoder(ctx)
+
+    def _validate_encoder(self, ctx: ValidationContext) -> None:
         import importlib.util
         from pathlib import Path
 
@@ -78,69 +115,174 @@ class InjectStage(StageType):
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         import torch
-        from transformers import AutoModel, AutoTokenizer
 
         from kgpipe.artifacts import ENTITIES, read_table
         from kgpipe.atomic import atomic_write_text
-        from kgpipe.errors import KgpipeError
         from kgpipe.export.embeddings import load_embeddings
-        from kgpipe.hashing import path_hash
-        from kgpipe.lm.encoder import InjectionConfig, KnowledgeEnhancedEncoder, resolve_base_model
-        from kgpipe.lm.knowledge_model import fit_align_map, knowledge_for, load_linker, save_head, save_linker_table
-        from kgpipe.lm.task import SpanPairClassifier, TrainConfig, encode_examples, read_examples, train_classifier
+        from kgpipe.lm.decoders import decoder_source
+        from kgpipe.lm.knowledge_model import knowledge_for, save_linker_table
 
         p: InjectParams = ctx.params
         torch.manual_seed(p.seed)
         entities = read_table(ctx.input("entities"), ENTITIES)
-        embeddings_path = ctx.input("embeddings")
-        knowledge, labels = knowledge_for(entities, load_embeddings(embeddings_path), p.storage)
-        # a relative folder is the pipeline root's, as every other path in a pipeline file
-        in_root = ctx.root / p.base_model
-        base_path = str(in_root) if (in_root / "config.json").is_file() else resolve_base_model(p.base_model)
-        tokenizer = AutoTokenizer.from_pretrained(base_path)
-        base = AutoModel.from_pretrained(base_path)
-        config = InjectionConfig(mode=p.mode, base_model=p.base_model, combine=p.combine, layers=list(p.layers),
-                                 freeze_base=p.freeze_base, storage=p.storage,
-                                 embedding_artifact=ctx.portable_path(embeddings_path, "model", within=True),
-                                 embedding_sha256=path_hash(embeddings_path))
+        knowledge, labels = knowledge_for(entities, load_embeddings(ctx.input("embeddings")), p.storage)
         folder = ctx.output("model")
         metrics: dict[str, Any] = {"mode": p.mode, "entities": len(entities), "entities_with_vectors": len(knowledge),
                                    "kg_dim": knowledge.dim, "knowledge_bytes": knowledge.nbytes,
                                    "storage": p.storage}
-        linear_map = None
-        if p.mode == "align":
-            fit = fit_align_map(knowledge, labels, tokenizer, base, orthogonal=p.orthogonal, ridge=p.ridge,
-                                seed=p.seed)
-            linear_map = fit.map
-            metrics.update(anchors=fit.anchors, map_train_r2=round(fit.train_r2, 4),
-                           map_heldout_cosine=round(fit.heldout_cosine, 4))
-        encoder = KnowledgeEnhancedEncoder(base, knowledge, config, linear_map)
         save_linker_table(entities, folder)
-        if p.mode == "fusion":
-            task = ctx.input("task")
-            if task is None:
-                raise KgpipeError("mode 'fusion' trains on a task file, and none is given",
-                                  hint="add `task: <file.jsonl>` under the inject stage's deps, or use mode: align")
-            examples = read_examples(task)
-            linker = load_linker(folder, fuzzy_cutoff=p.fuzzy_cutoff, nil_threshold=p.nil_threshold)
-            linked = 0
-            for ex in examples:
-                for side, attr in ((ex.subject, "subject_entity"), (ex.object, "object_entity")):
-                    if getattr(ex, attr) is None:
-                        best = linker.link(ex.text[side[0]:side[1]])
-                        setattr(ex, attr, best.entity_id if best else None)
-                    linked += getattr(ex, attr) in knowledge.index
-            task_labels = sorted({ex.label for ex in examples})
-            items = encode_examples(tokenizer, examples, task_labels,
-                                    lambda e: knowledge.index.get(e, -1) if e else -1, max_length=p.max_length)
-            model = SpanPairClassifier(encoder, base.config.hidden_size, len(task_labels), knowledge=True)
-            losses = train_classifier(model, items, TrainConfig(p.epochs, p.batch_size, p.learning_rate,
-                                                                seed=p.seed),
-                                      progress=lambda done, total: ctx.report("train fusion", done, total))
-            save_head(model.head.classifier, task_labels, folder)
-            metrics.update(task_examples=len(examples), task_mentions_linked=linked,
-                           task_labels=len(task_labels), train_loss=[round(x, 4) for x in losses])
-        encoder.save_pretrained(folder, tokenizer=tokenizer)
+        decoder = decoder_source(p.base_model, ctx.root)
+        if decoder is None:
+            metrics.update(_run_encoder(ctx, knowledge, labels))
+        else:
+            metrics["base"] = "decoder"
+            metrics.update(_run_decoder(ctx, decoder, knowledge, labels, entities))
         # metrics hold only what the data and seed decide (no timings), so a rerun writes the same bytes
         atomic_write_text(ctx.output("metrics"), json.dumps(metrics, indent=2) + "\n")
         return {k: v for k, v in metrics.items() if isinstance(v, int | float | str)}
+
+
+def _embedding_source(ctx: StageContext) -> tuple[str, str | None]:
+    """Where the KG vectors came from (a portable path) and their hash, for the saved model's config."""
+    from kgpipe.hashing import path_hash
+
+    path = ctx.input("embeddings")
+    return ctx.portable_path(path, "model", within=True), path_hash(path)
+
+
+def _align_metrics(fit: Any) -> dict[str, Any]:
+    return {"anchors": fit.anchors, "map_train_r2": round(fit.train_r2, 4),
+            "map_heldout_cosine": round(fit.heldout_cosine, 4)}
+
+
+def _run_encoder(ctx: StageContext, knowledge: Any, labels: list[str]) -> dict[str, Any]:
+    from transformers import AutoModel, AutoTokenizer
+
+    from kgpipe.lm.encoder import InjectionConfig, KnowledgeEnhancedEncoder, resolve_base_model
+    from kgpipe.lm.knowledge_model import fit_align_map
+
+    p: InjectParams = ctx.params
+    # a relative folder is the pipeline root's, as every other path in a pipeline file
+    in_root = ctx.root / p.base_model
+    base_path = str(in_root) if (in_root / "config.json").is_file() else resolve_base_model(p.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    base = AutoModel.from_pretrained(base_path)
+    config = InjectionConfig(mode=p.mode, base_model=p.base_model, combine=p.combine,  # type: ignore[arg-type]
+                             layers=list(p.layers), freeze_base=p.freeze_base, storage=p.storage)
+    config.embedding_artifact, config.embedding_sha256 = _embedding_source(ctx)
+    metrics: dict[str, Any] = {}
+    linear_map = None
+    if p.mode == "align":
+        fit = fit_align_map(knowledge, labels, tokenizer, base, orthogonal=p.orthogonal, ridge=p.ridge, seed=p.seed)
+        linear_map = fit.map
+        metrics.update(_align_metrics(fit))
+    encoder = KnowledgeEnhancedEncoder(base, knowledge, config, linear_map)
+    if p.mode == "fusion":
+        metrics.update(_train_task(ctx, encoder, tokenizer, knowledge, base.config.hidden_size, "cls"))
+    encoder.save_pretrained(ctx.output("model"), tokenizer=tokenizer)
+    return metrics
+
+
+def _run_decoder(ctx: StageContext, source: str, knowledge: Any, labels: list[str], entities: Any) -> dict[str, Any]:
+    from kgpipe.lm.decoder_model import DecoderInjectionConfig, KnowledgeDecoder
+    from kgpipe.lm.decoders import load_decoder, resolve_decoder
+    from kgpipe.lm.knowledge_model import fit_align_map
+
+    p: InjectParams = ctx.params
+    base = resolve_decoder(source)
+    lm, tokenizer = load_decoder(base)
+    config = DecoderInjectionConfig(mode=p.mode, prefix_layers=p.prefix_layers,  # type: ignore[arg-type]
+                                    max_entities=p.max_entities, adapter_hidden=p.adapter_hidden,
+                                    lora_rank=p.lora_rank, combine=p.combine)
+    config.embedding_artifact, config.embedding_sha256 = _embedding_source(ctx)
+    metrics: dict[str, Any] = {}
+    if p.mode == "align":
+        fit = fit_align_map(knowledge, labels, tokenizer, lm, orthogonal=p.orthogonal, ridge=p.ridge, seed=p.seed)
+        metrics.update(_align_metrics(fit))
+        decoder = KnowledgeDecoder(lm, knowledge, config, linear_map=fit.map)
+    else:
+        relations = _relation_table(ctx.input("relation_embeddings"), p.storage)
+        decoder = KnowledgeDecoder(lm, knowledge, config, relations=relations)
+        if relations is not None:
+            metrics["relations_with_vectors"] = len(relations)
+        if p.objective == "task":
+            metrics.update(_train_task(ctx, decoder, tokenizer, knowledge, lm.config.hidden_size, "between",
+                                       relations))
+        else:
+            metrics.update(_train_generation(ctx, decoder, tokenizer, knowledge, relations, entities))
+    decoder.save_pretrained(ctx.output("model"), base=base)
+    return metrics
+
+
+def _relation_table(path: Any, storage: str) -> Any:
+    """The relations' KG vectors (reciprocal rows left out), or None without a relation_embeddings dep."""
+    if path is None:
+        return None
+    import numpy as np
+
+    from kgpipe.artifacts import RELATION_EMBEDDINGS, read_table
+    from kgpipe.lm.knowledge import KnowledgeTable
+
+    table = read_table(path, RELATION_EMBEDDINGS)
+    table = table[~table["inverse"]]
+    return KnowledgeTable(list(table["id"]), np.stack(table["vector"].to_list()), storage)  # type: ignore[arg-type]
+
+
+def _row_of(table: Any) -> Any:
+    return lambda key: table.index.get(key, -1) if key else -1
+
+
+def _train_generation(ctx: StageContext, decoder: Any, tokenizer: Any, knowledge: Any, relations: Any,
+                      entities: Any) -> dict[str, Any]:
+    from kgpipe.artifacts import TRIPLES, read_table
+    from kgpipe.lm.generation import encode_generation, train_generation, verbalise
+    from kgpipe.lm.task import TrainConfig
+
+    p: InjectParams = ctx.params
+    triples = read_table(ctx.input("triples"), TRIPLES)
+    label_of = dict(zip(entities["id"], entities["label"], strict=True))
+    examples = verbalise(zip(triples["head"], triples["relation"], triples["tail"], strict=True), label_of)
+    items = encode_generation(tokenizer, examples, _row_of(knowledge),
+                              _row_of(relations) if relations is not None else None, max_length=p.max_length)
+    if not items:
+        from kgpipe.errors import InputError
+
+        raise InputError(f"no triple of {ctx.relpath(ctx.input('triples'))} fits in max_length {p.max_length} "
+                         "tokens with labels from the entities table", hint="raise params.max_length")
+    losses = train_generation(decoder, items, TrainConfig(p.epochs, p.batch_size, p.learning_rate, seed=p.seed),
+                              progress=lambda done, total: ctx.report("train prefix", done, total))
+    return {"objective": "generation", "generation_examples": len(items),
+            "train_loss": [round(x, 4) for x in losses]}
+
+
+def _train_task(ctx: StageContext, encoder: Any, tokenizer: Any, knowledge: Any, hidden_size: int, context: str,
+                relations: Any = None) -> dict[str, Any]:
+    """Train the knowledge modules with the span-pair head on the task file (fusion, or prefix/task)."""
+    from kgpipe.errors import KgpipeError
+    from kgpipe.lm.knowledge_model import load_linker, save_head
+    from kgpipe.lm.task import SpanPairClassifier, TrainConfig, encode_examples, read_examples, train_classifier
+
+    p: InjectParams = ctx.params
+    task = ctx.input("task")
+    if task is None:
+        raise KgpipeError(f"mode '{p.mode}' trains on a task file, and none is given",
+                          hint="add `task: <file.jsonl>` under the inject stage's deps, or use mode: align")
+    examples = read_examples(task)
+    linker = load_linker(ctx.output("model"), fuzzy_cutoff=p.fuzzy_cutoff, nil_threshold=p.nil_threshold)
+    linked = 0
+    for ex in examples:
+        for side, attr in ((ex.subject, "subject_entity"), (ex.object, "object_entity")):
+            if getattr(ex, attr) is None:
+                best = linker.link(ex.text[side[0]:side[1]])
+                setattr(ex, attr, best.entity_id if best else None)
+            linked += getattr(ex, attr) in knowledge.index
+    task_labels = sorted({ex.label for ex in examples})
+    items = encode_examples(tokenizer, examples, task_labels, _row_of(knowledge), max_length=p.max_length,
+                            relation_row=_row_of(relations) if relations is not None else None)
+    model = SpanPairClassifier(encoder, hidden_size, len(task_labels), knowledge=True,
+                               context=context)  # type: ignore[arg-type]
+    losses = train_classifier(model, items, TrainConfig(p.epochs, p.batch_size, p.learning_rate, seed=p.seed),
+                              progress=lambda done, total: ctx.report(f"train {p.mode}", done, total))
+    save_head(model.head.classifier, task_labels, ctx.output("model"))
+    return {"task_examples": len(examples), "task_mentions_linked": linked, "task_labels": len(task_labels),
+            "train_loss": [round(x, 4) for x in losses]}
