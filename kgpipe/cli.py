@@ -349,6 +349,72 @@ def encode(
 
 
 @app.command()
+def generate(
+    text: Annotated[str, typer.Argument(help="the text to continue")],
+    model: Annotated[Path | None, typer.Option(help="knowledge decoder folder (default: the inject stage's)")] = None,
+    pipeline: Annotated[Path, typer.Option(help="pipeline whose inject stage made the model")] = DEFAULT_PIPELINE,
+    base: Annotated[str | None, typer.Option(help="the decoder base, when it is not a packaged one (default: the "
+                                                  "inject stage's base_model)")] = None,
+    no_knowledge: Annotated[bool, typer.Option("--no-knowledge", help="only the base model's continuation")] = False,
+    max_new_tokens: Annotated[int, typer.Option(min=1, max=256)] = 16,
+    chat: Annotated[bool, typer.Option("--chat", help="wrap TEXT in the model's chat template")] = False,
+    spacy_model: Annotated[str, typer.Option(help="spaCy model that finds the mentions")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Continue TEXT with a knowledge decoder: the linked entities, the knowledge used, and the greedy continuation
+    with and without knowledge side by side."""
+    import json as _json
+    from dataclasses import asdict
+
+    from kgpipe.config import load_pipeline
+    from kgpipe.errors import InputError
+    from kgpipe.inspect import resolve_artifact
+    from kgpipe.lm.decoders import decoder_source
+    from kgpipe.lm.generation import continue_text
+    from kgpipe.lm.knowledge_model import spacy_mention_finder
+
+    try:
+        if not text.strip():
+            raise InputError("TEXT is empty: there is nothing to continue",
+                             hint='pass a prompt, e.g. kgpipe generate "Marie Curie was born in"')
+        folder = model
+        if folder is None or (base is None and pipeline.exists()):  # the pipeline's inject stage: model, base
+            pipe = load_pipeline(pipeline)
+            inject = pipe.stages.get("inject")
+            if inject is None and folder is None:
+                raise InputError(f"{pipeline}: the pipeline has no inject stage", hint="pass --model FOLDER")
+            if inject is not None:
+                folder = folder or resolve_artifact("inject.model", pipe)
+                base = base or decoder_source(getattr(inject.params, "base_model", ""), pipe.root)
+        result = continue_text(text, folder, spacy_mention_finder(spacy_model), base=base,
+                               knowledge=not no_knowledge, max_new_tokens=max_new_tokens, chat=chat)
+    except KgpipeError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(_json.dumps(asdict(result), ensure_ascii=False, indent=2))
+        return
+    from rich.text import Text
+
+    from kgpipe.export.safe_text import terminal_safe
+
+    def cell(value: str) -> Text:  # prompts, labels and generated text: no markup, no terminal escapes
+        return Text(terminal_safe(value))
+
+    table = Table("mention", "span", "entity", "label", "score", "how")
+    for m in result.mentions:
+        table.add_row(cell(m.text), f"{m.start}-{m.end}", cell(m.entity_id or "NIL"), cell(m.label or ""),
+                      f"{m.score:.2f}", cell(m.method))
+    console.print(table)
+    used = ", ".join(f"{u.label} ({u.entity_id})" for u in result.knowledge) or "none (no mention linked)"
+    console.print(Text("knowledge used: " + terminal_safe(used)))
+    side = Table("", "continuation")
+    side.add_row("without knowledge", cell(result.without_knowledge))
+    if result.with_knowledge is not None:
+        side.add_row("with knowledge", cell(result.with_knowledge))
+    console.print(side)
+
+
+@app.command()
 def stages() -> None:
     """List the registered stage types with their params, inputs and outputs."""
     from kgpipe.registry import get_stage_type, stage_type_names

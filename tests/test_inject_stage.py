@@ -177,3 +177,33 @@ def test_modes_that_do_not_suit_the_base_are_pipeline_errors(decoder_workspace: 
         run(decoder_pipeline(decoder_workspace, {}, mode="prefix"))
     with pytest.raises(PipelineError, match=r"mode prefix is for decoders; .*tiny' is not one"):
         run(pipeline(decoder_workspace, mode="prefix"))
+
+
+def test_kgpipe_generate_shows_linked_entities_and_both_continuations(decoder_workspace: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kgpipe.cli import app
+
+    root = decoder_workspace
+    path = decoder_pipeline(root, {"triples": "triples.parquet"}, mode="prefix")
+    run(path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["generate", "Marie Curie was born in", "--pipeline", str(path), "--json",
+                                 "--max-new-tokens", "3"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)  # stderr carries the model loader's progress bars
+    assert shown["knowledge"] == [{"entity_id": "ex:e0", "label": "Marie Curie", "mention": "Marie Curie"}]
+    assert isinstance(shown["with_knowledge"], str) and isinstance(shown["without_knowledge"], str)
+    plain = runner.invoke(app, ["generate", "Marie Curie was born in", "--pipeline", str(path), "--json",
+                                "--max-new-tokens", "3", "--no-knowledge"])
+    assert json.loads(plain.stdout)["with_knowledge"] is None
+    assert json.loads(plain.stdout)["without_knowledge"] == shown["without_knowledge"]
+    table = runner.invoke(app, ["generate", "Marie Curie was born in", "--pipeline", str(path)])
+    assert table.exit_code == 0 and "knowledge used: Marie Curie (ex:e0)" in table.output
+    assert "with knowledge" in table.output and "without knowledge" in table.output
+    # the model folder alone does not say where a local base lies
+    alone = runner.invoke(app, ["generate", "Marie Curie", "--model", str(root / "artifacts/inject/knowledge_model"),
+                                "--pipeline", str(root / "missing.yaml")])
+    assert alone.exit_code == 3 and "not a packaged model" in alone.output
+    empty = runner.invoke(app, ["generate", " ", "--pipeline", str(path)])
+    assert empty.exit_code == 3 and "TEXT is empty" in empty.output

@@ -368,9 +368,13 @@ class KnowledgeDecoder(nn.Module):
 
         folder = Path(folder)
         if not (folder / CONFIG_FILE).is_file():
-            raise InputError(f"{folder}: not a kgpipe knowledge decoder folder (no {CONFIG_FILE})")
+            encoder = (folder / "kgpipe_encoder.json").is_file()
+            raise InputError(f"{folder}: not a kgpipe knowledge decoder folder (no {CONFIG_FILE})",
+                             hint="it holds an encoder's knowledge model; a decoder's comes from an inject stage with "
+                             "base_model: smollm2 (or another decoder)" if encoder else
+                             "give the model folder an inject stage wrote for a decoder base")
         config = DecoderInjectionConfig(**json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")))
-        source = base or config.base_model
+        source = config.base_model or base  # a packaged base is found by its name; any other must be given
         if source is None:
             raise InputError(f"{folder}: its base ({config.base.get('file')}) is not a packaged model",
                              hint="pass the base model's folder or .gguf file (base=...)")

@@ -189,3 +189,61 @@ def tail_accuracy(decoder: KnowledgeDecoder, tokenizer: Any, examples: Sequence[
         normal += normalize_name(text) == normalize_name(gold)
     n = max(len(examples), 1)
     return TailAccuracy(len(examples), exact / n, normal / n, generated)
+
+
+@dataclass
+class KnowledgeUsed:
+    entity_id: str
+    label: str
+    mention: str
+
+
+@dataclass
+class Continuation:
+    """What `kgpipe generate` shows: the linked mentions, the knowledge that went into the slots, and the
+    greedy continuation with knowledge and without (the base alone)."""
+
+    prompt: str
+    mentions: list[Any]                 # knowledge_model.LinkedMention
+    knowledge: list[KnowledgeUsed]
+    with_knowledge: str | None
+    without_knowledge: str
+
+
+def continue_text(text: str, folder: Any, find_mentions: Callable[[str], list[dict[str, Any]]], *,
+                  base: str | None = None, knowledge: bool = True, max_new_tokens: int = 16,
+                  chat: bool = False) -> Continuation:
+    """Link the mentions of `text`, put the linked entities' vectors in the knowledge slots of the decoder saved
+    in `folder`, and continue the text greedily with and without them. `chat` wraps the text in the
+    tokenizer's chat template first (mention spans move with it)."""
+    from pathlib import Path
+
+    from kgpipe.lm.knowledge_model import link_text, load_linker
+
+    decoder, tokenizer = KnowledgeDecoder.from_pretrained(Path(folder), base=base)
+    linker = load_linker(Path(folder))
+    mentions = link_text(text, linker, find_mentions, lambda e: e in decoder.knowledge.index)
+    prompt, shift = text, 0
+    if chat:
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                               tokenize=False)
+        shift = prompt.index(text)
+    enc = tokenizer(prompt, return_offsets_mapping=True, return_tensors="pt")
+    rows = torch.full_like(enc["input_ids"], -1)
+    label_of = {entity: label for entity, label, _ in linker.entities}
+    used: list[KnowledgeUsed] = []
+    for m in mentions:
+        if m.entity_id is None or m.entity_id not in decoder.knowledge.index:
+            continue
+        tokens = tokens_for_span(enc["offset_mapping"][0].tolist(), m.start + shift, m.end + shift)
+        rows[0, tokens] = decoder.knowledge.index[m.entity_id]
+        if tokens and m.entity_id not in {u.entity_id for u in used}:
+            used.append(KnowledgeUsed(m.entity_id, m.label or label_of.get(m.entity_id, m.entity_id), m.text))
+
+    def run(with_knowledge: bool) -> str:
+        tokens = decoder.generate(enc["input_ids"], rows, max_new_tokens=max_new_tokens, knowledge=with_knowledge,
+                                  eos_token_id=tokenizer.eos_token_id)
+        return tokenizer.decode(tokens, skip_special_tokens=True)
+
+    return Continuation(text, mentions, used[:decoder.config.max_entities] if decoder.config.mode == "prefix" else used,
+                        run(True) if knowledge else None, run(False))
