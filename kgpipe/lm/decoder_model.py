@@ -130,7 +130,9 @@ class KnowledgePrefix(nn.Module):
         self.relation_in = nn.Linear(config.relation_dim, hidden) if config.relation_dim else None
         self.slots = nn.Embedding(config.max_entities + 1, hidden)
         self.out = nn.Linear(hidden, self.layers * 2 * kv_heads * head_dim)
-        nn.init.normal_(self.out.weight, std=0.02)
+        # zero keys and values at first: the slots then take almost no attention and add nothing, so training
+        # starts from the frozen LM's own behaviour (random slots would disturb every layer's states at once)
+        nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, entities: torch.Tensor, entity_mask: torch.Tensor, relations: torch.Tensor | None = None,

@@ -66,6 +66,17 @@ def knowledge_for(entities: Any, embeddings: Embeddings, storage: str) -> tuple[
     return KnowledgeTable(ids, embeddings.vectors[rows], storage), [label_of[e] for e in ids]  # type: ignore[arg-type]
 
 
+def relation_knowledge(path: Path, storage: str) -> KnowledgeTable:
+    """The relations' KG vectors from embed's relation_embeddings.parquet (reciprocal rows left out)."""
+    import numpy as np
+
+    from kgpipe.artifacts import RELATION_EMBEDDINGS, read_table
+
+    table = read_table(path, RELATION_EMBEDDINGS)
+    table = table[~table["inverse"]]
+    return KnowledgeTable(list(table["id"]), np.stack(table["vector"].to_list()), storage)  # type: ignore[arg-type]
+
+
 def save_linker_table(entities: Any, folder: Path) -> None:
     columns = [c for c in ("id", "label", "type", "aliases", "mention_count") if c in entities.columns]
     entities[columns].to_parquet(folder / LINKER_FILE, index=False)

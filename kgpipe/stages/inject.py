@@ -186,7 +186,7 @@ def _run_encoder(ctx: StageContext, knowledge: Any, labels: list[str]) -> dict[s
 def _run_decoder(ctx: StageContext, source: str, knowledge: Any, labels: list[str], entities: Any) -> dict[str, Any]:
     from kgpipe.lm.decoder_model import DecoderInjectionConfig, KnowledgeDecoder
     from kgpipe.lm.decoders import load_decoder, resolve_decoder
-    from kgpipe.lm.knowledge_model import fit_align_map
+    from kgpipe.lm.knowledge_model import fit_align_map, relation_knowledge
 
     p: InjectParams = ctx.params
     base = resolve_decoder(source)
@@ -201,7 +201,8 @@ def _run_decoder(ctx: StageContext, source: str, knowledge: Any, labels: list[st
         metrics.update(_align_metrics(fit))
         decoder = KnowledgeDecoder(lm, knowledge, config, linear_map=fit.map)
     else:
-        relations = _relation_table(ctx.input("relation_embeddings"), p.storage)
+        path = ctx.input("relation_embeddings")
+        relations = relation_knowledge(path, p.storage) if path is not None else None
         decoder = KnowledgeDecoder(lm, knowledge, config, relations=relations)
         if relations is not None:
             metrics["relations_with_vectors"] = len(relations)
@@ -212,20 +213,6 @@ def _run_decoder(ctx: StageContext, source: str, knowledge: Any, labels: list[st
             metrics.update(_train_generation(ctx, decoder, tokenizer, knowledge, relations, entities))
     decoder.save_pretrained(ctx.output("model"), base=base)
     return metrics
-
-
-def _relation_table(path: Any, storage: str) -> Any:
-    """The relations' KG vectors (reciprocal rows left out), or None without a relation_embeddings dep."""
-    if path is None:
-        return None
-    import numpy as np
-
-    from kgpipe.artifacts import RELATION_EMBEDDINGS, read_table
-    from kgpipe.lm.knowledge import KnowledgeTable
-
-    table = read_table(path, RELATION_EMBEDDINGS)
-    table = table[~table["inverse"]]
-    return KnowledgeTable(list(table["id"]), np.stack(table["vector"].to_list()), storage)  # type: ignore[arg-type]
 
 
 def _row_of(table: Any) -> Any:
