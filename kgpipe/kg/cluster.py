@@ -171,7 +171,7 @@ def split_components(labels: np.ndarray, left: np.ndarray, right: np.ndarray, sc
     order = np.argsort(labels, kind="stable")  # nodes of one component together, ascending within it
     sorted_labels = labels[order]
     starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]]) if n else np.zeros(0, np.int64)
-    ends = np.r_[starts[1:], n]
+    ends = np.r_[starts[1:], n] if n else np.zeros(0, np.int64)  # no nodes: no components (not one empty one)
     edge_order = np.argsort(labels[left], kind="stable")
     edge_labels = labels[left][edge_order]
     for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
