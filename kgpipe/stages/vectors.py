@@ -34,6 +34,7 @@ class VectorsParams(StageParams):
 
 class VectorsStage(StageType):
     name = "vectors"
+    remote = True  # one encoder process; on the Ray engine a task on a node with the stage's resources
     version = 1
     description = "a vector for every entity: embed's rows, and a text-predicted (inductive) one for the rest"
     Params = VectorsParams
