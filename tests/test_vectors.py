@@ -202,3 +202,17 @@ def test_a_table_of_another_model_is_refused(made: dict) -> None:
     other = Embeddings(table.ids, table.labels, vectors, None, dict(table.metadata), table.inductive)
     with pytest.raises(ArtifactError, match="not this model's vectors"):
         LinkPredictor.load(made["model"], vectors=other)
+
+
+def test_a_mention_s_context_is_its_sentence() -> None:
+    from kgpipe.embed.inductive import entity_texts, sentence_around
+
+    text = 'Intro here. Marie Curie (born in Warsaw) won prizes! "Then?" Pierre Curie did too.'
+    start = text.index("Warsaw")
+    assert sentence_around(text, start, start + 6) == "Marie Curie (born in Warsaw) won prizes!"
+    assert sentence_around(text, 0, 5) == "Intro here."
+    start = text.index("Pierre")
+    assert sentence_around(text, start, start + 6) == "Pierre Curie did too."
+    texts = entity_texts([("e", "Marie Curie", ["Curie", "Marie Curie", ""])],
+                         [("e", "d", 12, 23), ("e", "d", 33, 39), ("e", "d", 0, 5)], {"d": text}, max_contexts=1)
+    assert texts[0].names == ("Marie Curie", "Curie") and texts[0].contexts == ("Intro here.",)
