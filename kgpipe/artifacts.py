@@ -140,6 +140,13 @@ RELATION_EMBEDDINGS = TableSchema("relation_embeddings", (
     ("inverse", "bool", False),         # the reciprocal relation's row (models trained with inverse triples)
 ))
 
+# --- vectors -> inject, export: embed's rows as they are, then a predicted row per entity embed has none ----
+
+ENTITY_VECTORS = TableSchema("entity_vectors", (
+    *EMBEDDINGS.columns,
+    ("inductive", "bool", False),       # True: predicted from the entity's text; False: embed's row, unchanged
+))
+
 
 def to_arrow(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, schema: TableSchema) -> pa.Table:
     import pandas as pd

@@ -288,7 +288,7 @@ def export(
                       help="format (repeatable): npy, safetensors, "
                       "parquet, word2vec, projector, torch, int8, turtle, ntriples, graphml, neo4j")],
     out: Annotated[Path, typer.Option(help="folder to write into")] = Path("export"),
-    pipeline: Annotated[Path, typer.Option(help="pipeline whose embed and fuse outputs are exported")]
+    pipeline: Annotated[Path, typer.Option(help="pipeline whose vectors (or embed) and fuse outputs are exported")]
     = DEFAULT_PIPELINE,
 ) -> None:
     """Export the pipeline's embeddings and fused graph in the formats downstream tools read."""
@@ -298,7 +298,10 @@ def export(
     try:
         pipe = load_pipeline(pipeline)
         formats = ExportParams(formats=format).formats
-        counts = export_all(formats, out, embeddings=_stage_output(pipe, "embed", "entity_embeddings"),
+        # the vectors stage's table where the pipeline has one: every entity, the inductive flag carried
+        entity_vectors = (_stage_output(pipe, "vectors", "entity_vectors")
+                          or _stage_output(pipe, "embed", "entity_embeddings"))
+        counts = export_all(formats, out, embeddings=entity_vectors,
                             relation_embeddings=_stage_output(pipe, "embed", "relation_embeddings"),
                             entities=_stage_output(pipe, "fuse", "entities"),
                             triples=_stage_output(pipe, "fuse", "triples"),

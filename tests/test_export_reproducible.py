@@ -15,7 +15,7 @@ import kgpipe
 from kgpipe.config import load_pipeline
 from tests.sample_pipeline import TEST_EMBED_PARAMS, write_sample_pipeline
 
-COMPARED = ("ingest", "extract", "fuse", "embed", "inject", "export")
+COMPARED = ("ingest", "extract", "fuse", "embed", "vectors", "inject", "export")
 
 
 def _digests(path: Path) -> dict[str, str]:
@@ -69,4 +69,4 @@ def test_the_model_config_names_its_embeddings_without_a_workspace_path(sample_p
     config = json.loads((model / "kgpipe_encoder.json").read_text(encoding="utf-8"))
     where = config["embedding_artifact"]
     assert not Path(where).is_absolute() and (model / where).resolve() == kgpipe.artifact_path(
-        sample_pipeline, "embed.entity_embeddings").resolve()
+        sample_pipeline, "vectors.entity_vectors").resolve()

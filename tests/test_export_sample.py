@@ -1,5 +1,6 @@
 """The export stage's files for the sample pipeline, read back with their users' libraries: the vectors and ids
-are the embed stage's, the graphs hold exactly the fused entities and triples."""
+are the vectors stage's (embed's rows first, unchanged, then the inductive ones, flagged), the graphs hold
+exactly the fused entities and triples."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def exported(sample_pipeline: Path) -> dict:
     return {"folder": kgpipe.artifact_path(sample_pipeline, "export.export"),
             "entities": kgpipe.load_artifact(sample_pipeline, "fuse.entities"),
             "triples": kgpipe.load_artifact(sample_pipeline, "fuse.triples"),
-            "embeddings": kgpipe.load_embeddings(kgpipe.artifact_path(sample_pipeline, "embed.entity_embeddings")),
+            "embeddings": kgpipe.load_embeddings(kgpipe.artifact_path(sample_pipeline, "vectors.entity_vectors")),
+            "trained": kgpipe.load_embeddings(kgpipe.artifact_path(sample_pipeline, "embed.entity_embeddings")),
             "relations": kgpipe.load_embeddings(kgpipe.artifact_path(sample_pipeline,
                                                                      "embed.relation_embeddings"))}
 
@@ -48,12 +50,27 @@ def test_embedding_files_hold_the_embed_stage_vectors(exported: dict, kind: str)
     assert again.ids == source.ids and np.array_equal(again.vectors, source.vectors)
 
 
+def test_every_entity_exported_with_its_inductive_flag(exported: dict) -> None:
+    emb, trained, folder = exported["embeddings"], exported["trained"], exported["folder"] / "entities"
+    n = len(trained)
+    assert sorted(emb.ids) == sorted(exported["entities"]["id"]), "a vector for every fused entity"
+    assert emb.ids[:n] == trained.ids and np.array_equal(emb.vectors[:n], trained.vectors)
+    assert emb.inductive == [False] * n + [True] * (len(emb) - n) and len(emb) > n
+    table = pd.read_parquet(folder / "embeddings.parquet")
+    assert list(table["inductive"]) == emb.inductive
+    for name in ("ids.json", "vocab.json"):
+        assert json.loads((folder / name).read_text())["inductive"] == emb.inductive
+    assert kgpipe.load_embeddings(folder / "embeddings.safetensors").inductive == emb.inductive
+    assert "inductive" not in json.loads((exported["folder"] / "relations" / "ids.json").read_text())
+
+
 def test_projector_metadata_carries_label_and_type(exported: dict) -> None:
     folder = exported["folder"] / "entities"
     meta = pd.read_csv(folder / "metadata.tsv", sep="\t", keep_default_na=False, quoting=3)
     vectors = np.loadtxt(folder / "vectors.tsv", delimiter="\t", dtype=np.float32, ndmin=2)
     emb = exported["embeddings"]
-    assert list(meta.columns) == ["label", "type", "id"] and list(meta["id"]) == emb.ids
+    assert list(meta.columns) == ["label", "type", "id", "inductive"] and list(meta["id"]) == emb.ids
+    assert list(meta["inductive"]) == emb.inductive
     assert np.allclose(vectors, emb.vectors, rtol=1e-6)
     type_of = exported["entities"].set_index("id")["type"].fillna("")
     assert list(meta["type"]) == [type_of[i] for i in emb.ids] and (meta["type"] != "").mean() > 0.9

@@ -497,3 +497,9 @@ def test_candidate_names_are_kept_only_when_asked() -> None:
     expected = block_names(features, config.blocking, config.ngram).pairs
     assert kept.candidate_names is not None and len(kept.candidate_names)
     assert np.array_equal(kept.candidate_names, expected)
+
+
+def test_split_components_of_no_nodes_is_empty() -> None:
+    """A KG-only fuse (no text mentions) can hand the guard an empty group: no component, no error."""
+    empty = np.zeros(0, np.int64)
+    assert list(split_components(empty, empty, empty, np.zeros(0), empty)) == []

@@ -39,7 +39,7 @@ def test_dag_status_duration_and_sizes(sample_pipeline: Path, page: str) -> None
     pipe = load_pipeline(sample_pipeline)
     lock = LockFile.read(Workspace(pipe).lock_path).stages
     assert '<img alt="pipeline DAG" src="data:image/png;base64,' in page
-    for name in ("ingest", "extract", "fuse", "embed", "inject", "export"):
+    for name in ("ingest", "extract", "fuse", "embed", "vectors", "inject", "export"):
         entry = lock[name]
         # up to date, or stale if a stage's defaults change while the tests run (the words: test_report.py)
         row = re.search(rf"<tr><td>{name}</td><td>{name}</td><td>(?:up to date|stale)</td><td>[^<]*</td>"

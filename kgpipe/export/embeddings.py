@@ -24,12 +24,17 @@ class Embeddings:
     vectors: np.ndarray                      # (n, dim) float32
     types: list[str | None] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # the vectors stage's flag per row: True where the vector is predicted from text, not trained (None: none
+    # given, as for embed's own tables)
+    inductive: list[bool] | None = None
 
     def __post_init__(self) -> None:
         self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
         if self.vectors.ndim != 2 or len(self.ids) != self.vectors.shape[0] or len(self.labels) != len(self.ids):
             raise ArtifactError(f"{len(self.ids)} ids, {len(self.labels)} labels but vectors of shape "
                                 f"{self.vectors.shape}")
+        if self.inductive is not None and len(self.inductive) != len(self.ids):
+            raise ArtifactError(f"{len(self.ids)} ids but {len(self.inductive)} inductive flags")
         self._row = {entity: i for i, entity in enumerate(self.ids)}
         if len(self._row) != len(self.ids):
             twice = sorted({entity for entity in self.ids if self.ids.count(entity) > 1})[:5]
@@ -84,7 +89,7 @@ class Embeddings:
         if hasattr(types, "get") and not isinstance(types, str):
             types = [types.get(entity) for entity in self.ids]
         clean = [t if isinstance(t, str) and t else None for t in types]
-        return Embeddings(self.ids, self.labels, self.vectors, clean, dict(self.metadata))
+        return Embeddings(self.ids, self.labels, self.vectors, clean, dict(self.metadata), self.inductive)
 
     def pca(self, n_components: int = 2) -> np.ndarray:
         """The vectors projected on their first principal components, (n, n_components), for plots."""
@@ -115,7 +120,9 @@ def _from_parquet(path: Path) -> Embeddings:
         ids = [f"{entity}{INVERSE_SUFFIX}" if flag else entity for entity, flag in zip(ids, inverse, strict=True)]
         types = types or ["inverse relation" if flag else "relation" for flag in inverse]
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if not k.startswith(b"pandas")}
-    return Embeddings(ids, labels, vectors, types, meta)
+    inductive = ([bool(flag) for flag in table.column("inductive").to_pylist()]
+                 if "inductive" in table.column_names else None)
+    return Embeddings(ids, labels, vectors, types, meta, inductive)
 
 
 def _from_safetensors(path: Path) -> Embeddings:
@@ -131,7 +138,9 @@ def _from_safetensors(path: Path) -> Embeddings:
     if not ids:
         raise ArtifactError(f"{path}: safetensors file carries no 'ids' metadata",
                             hint="export it with kgpipe (ids and labels travel in the metadata)")
-    return Embeddings(ids, labels, vectors, None, {k: v for k, v in meta.items() if k not in ("ids", "labels")})
+    inductive = json.loads(meta["inductive"]) if "inductive" in meta else None
+    return Embeddings(ids, labels, vectors, None,
+                      {k: v for k, v in meta.items() if k not in ("ids", "labels", "inductive")}, inductive)
 
 
 def load_embeddings(path: str | Path) -> Embeddings:

@@ -41,8 +41,12 @@ def _safe_metadata(emb: Embeddings) -> dict[str, str]:
 
 
 def _id_map(emb: Embeddings) -> dict:
-    return {"ids": _safe(emb.ids), "labels": _safe(emb.labels), "types": _safe(emb.types), "dim": emb.dim,
-            "metadata": {utf8_safe(k): v for k, v in sorted(emb.metadata.items())}}
+    mapping: dict[str, object] = {"ids": _safe(emb.ids), "labels": _safe(emb.labels), "types": _safe(emb.types),
+                                  "dim": emb.dim,
+                                  "metadata": {utf8_safe(k): v for k, v in sorted(emb.metadata.items())}}
+    if emb.inductive is not None:  # only the vectors stage's tables have the flag; embed's files stay as they were
+        mapping["inductive"] = list(emb.inductive)
+    return mapping
 
 
 def _json(data: object) -> str:
@@ -60,6 +64,8 @@ def to_npy(emb: Embeddings, folder: Path) -> list[Path]:
 
 def _safetensors_metadata(emb: Embeddings) -> dict[str, str]:
     meta = {"ids": _json(_safe(emb.ids)), "labels": _json(_safe(emb.labels))}
+    if emb.inductive is not None:
+        meta["inductive"] = _json(list(emb.inductive))
     meta.update(_safe_metadata(emb))
     return meta
 
@@ -83,6 +89,8 @@ def to_parquet(emb: Embeddings, folder: Path) -> list[Path]:
                "vector": pa.FixedSizeListArray.from_arrays(pa.array(emb.vectors.ravel()), emb.dim)}
     if emb.types is not None:
         columns["type"] = _safe(emb.types)
+    if emb.inductive is not None:
+        columns["inductive"] = pa.array(emb.inductive, type=pa.bool_())
     table = pa.table(columns).replace_schema_metadata(_safe_metadata(emb))
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
@@ -107,12 +115,15 @@ def _tsv_cell(value: object) -> str:
 
 @exporter("projector")
 def to_projector(emb: Embeddings, folder: Path) -> list[Path]:
-    """TensorBoard Embedding Projector: vectors.tsv (no header) and metadata.tsv (label, type, id)."""
+    """TensorBoard Embedding Projector: vectors.tsv (no header) and metadata.tsv (label, type, id, and
+    inductive where the vectors stage flagged rows, so the projector can colour predicted vectors)."""
     vectors, metadata = folder / "vectors.tsv", folder / "metadata.tsv"
     atomic_write_text(vectors, "\n".join("\t".join(f"{x:.9g}" for x in row) for row in emb.vectors) + "\n")
     types = emb.types or [None] * len(emb)
     rows = ["label\ttype\tid"] + [f"{_tsv_cell(label)}\t{_tsv_cell(kind)}\t{_tsv_cell(entity)}"
                                    for entity, label, kind in zip(emb.ids, emb.labels, types, strict=True)]
+    if emb.inductive is not None:
+        rows = [f"{row}\t{flag}" for row, flag in zip(rows, ["inductive", *emb.inductive], strict=True)]
     atomic_write_text(metadata, "\n".join(rows) + "\n")
     return [vectors, metadata]
 

@@ -8,6 +8,7 @@ BUILTIN_STAGES: dict[str, str] = {
     "extract": "kgpipe.stages.extract:ExtractStage",
     "fuse": "kgpipe.stages.fuse:FuseStage",
     "embed": "kgpipe.stages.embed:EmbedStage",
+    "vectors": "kgpipe.stages.vectors:VectorsStage",
     "inject": "kgpipe.stages.inject:InjectStage",
     "export": "kgpipe.stages.export:ExportStage",
 }
