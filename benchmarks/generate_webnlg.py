@@ -85,7 +85,7 @@ def run(args) -> None:
     entities_path, embeddings_path, ran = build_kg(Path(args.work) / "kg", kg_triples, args)
     kg_s = time.perf_counter() - t0
     entities = pd.read_parquet(entities_path)
-    knowledge, _ = knowledge_for(entities, load_embeddings(embeddings_path), "float32")
+    knowledge = knowledge_for(entities, load_embeddings(embeddings_path), "float32").table
     relations = relation_knowledge(Path(embeddings_path).with_name("relation_embeddings.parquet"), "float32")
     label_of = dict(zip(entities["id"], entities["label"], strict=True))
 

@@ -152,7 +152,8 @@ def run(args) -> None:
     entities_path, embeddings_path, ran = build_kg(Path(args.work) / "kg", train_triples - dev_triples, args)
     kg_s = time.perf_counter() - t0
     entities = pd.read_parquet(entities_path)
-    knowledge, entity_labels = knowledge_for(entities, load_embeddings(embeddings_path), "float32")
+    found = knowledge_for(entities, load_embeddings(embeddings_path), "float32")
+    knowledge, entity_labels = found.table, found.labels
     linker = EntityLinker(entities.to_dict("records"), normalize=normalize_name)
     train_linked = [replace(ex) for ex in train_examples]
     eval_linked = [replace(ex) for ex in eval_examples]
@@ -200,7 +201,7 @@ def run(args) -> None:
         plain = prefix_decoder(seed).requires_grad_(False)  # no knowledge: the frozen LM, from the same states
         evaluate("decoder plain", classifier(plain, seed, False), dec_train, dec_eval, seed, states)
         evaluate("decoder prefix", classifier(prefix_decoder(seed), seed, True), dec_train, dec_eval, seed, states)
-    align_fit = fit_align_map(knowledge, entity_labels, lm_tokenizer, lm)
+    align_fit = fit_align_map(knowledge, entity_labels, lm_tokenizer, lm, anchors=found.trained)
     align = KnowledgeDecoder(lm, knowledge, DecoderInjectionConfig(mode="align"), linear_map=align_fit.map)
     remembered = memo(align)
     for seed in seeds:

@@ -223,7 +223,8 @@ def run_benchmark(args) -> None:
 
     def prepared(kg_name: str, storage: str):
         entities, embeddings = kgs[kg_name][:2]
-        knowledge, entity_labels = knowledge_for(entities, embeddings, storage)
+        found = knowledge_for(entities, embeddings, storage)
+        knowledge, entity_labels = found.table, found.labels
         linker = EntityLinker(entities.to_dict("records"), normalize=normalize_name)
         train = [replace(ex) for ex in train_examples]
         dev = [replace(ex) for ex in dev_examples]

@@ -141,7 +141,7 @@ def run(args) -> None:
     graph = sorted(iri(t) for t in set(named) - set(held_named))
     entities = pd.read_parquet(entities_path)
     label_of = dict(zip(entities["id"], entities["label"], strict=True))
-    knowledge, _ = knowledge_for(entities, load_embeddings(embeddings_path), "float32")
+    knowledge = knowledge_for(entities, load_embeddings(embeddings_path), "float32").table
     relations = relation_knowledge(Path(embeddings_path).with_name("relation_embeddings.parquet"), "float32")
     usable = lambda t: all(x in knowledge.index for x in (t[0], t[2])) and t[1] in relations.index  # noqa: E731
     train_pairs = negatives([t for t in rng.sample(graph, min(len(graph), args.train * 2)) if usable(t)],

@@ -73,6 +73,18 @@ def test_align_writes_a_loadable_knowledge_model(workspace: Path) -> None:
         assert encoder(enc["input_ids"], enc["attention_mask"], entity_rows=rows).last_hidden_state.shape == (1, 5, 32)
 
 
+def test_align_anchors_only_on_trained_vectors(workspace: Path) -> None:
+    """The vectors stage's table: rows predicted from text (inductive) get knowledge but are no anchors of the map."""
+    from kgpipe.artifacts import ENTITY_VECTORS, read_table
+
+    table = read_table(workspace / "emb.parquet", EMBEDDINGS)
+    table["inductive"] = [i >= 15 for i in range(len(table))]
+    write_table(table, workspace / "emb.parquet", ENTITY_VECTORS)
+    metrics = json.loads(run(pipeline(workspace)).outputs["inject"]["metrics"].read_text())
+    assert metrics["entities_with_vectors"] == 22 and metrics["inductive_vectors"] == 7
+    assert metrics["anchors"] == 15
+
+
 def test_fusion_trains_on_the_task_file(workspace: Path) -> None:
     result = run(pipeline(workspace, mode="fusion", epochs=2, batch_size=4))
     metrics = json.loads(result.outputs["inject"]["metrics"].read_text())

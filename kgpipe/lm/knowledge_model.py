@@ -35,15 +35,19 @@ class AlignFit:
 
 
 def fit_align_map(knowledge: KnowledgeTable, labels: Sequence[str], tokenizer: Any, base: Any, *,
-                  orthogonal: bool = False, ridge: float = 1e-2, seed: int = 0) -> AlignFit:
-    """E-BERT: map each entity's KG vector onto the mean input embedding of its label's sub-words."""
-    if len(labels) < 2:
-        raise KgpipeError(f"the align map needs at least 2 anchor entities with embeddings, got {len(labels)}",
+                  orthogonal: bool = False, ridge: float = 1e-2, seed: int = 0,
+                  anchors: Sequence[int] | None = None) -> AlignFit:
+    """E-BERT: map each entity's KG vector onto the mean input embedding of its label's sub-words, fitted on the
+    `anchors` rows (default: all; rows whose vectors were themselves predicted from text are no anchors)."""
+    rows = torch.tensor(list(anchors) if anchors is not None else range(len(labels)), dtype=torch.long)
+    if len(rows) < 2:
+        raise KgpipeError(f"the align map needs at least 2 anchor entities with embeddings, got {len(rows)}",
                           hint="check that entities.parquet and the embeddings share entity ids")
-    kg = knowledge.dense()
-    target = label_embeddings(list(labels), tokenizer, base.get_input_embeddings().weight.detach())
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    held = order[: max(1, len(labels) // 10)] if len(labels) >= 20 else order[:0]
+    kg = knowledge.dense()[rows]
+    target = label_embeddings([labels[i] for i in rows.tolist()], tokenizer,
+                              base.get_input_embeddings().weight.detach())
+    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
+    held = order[: max(1, len(rows) // 10)] if len(rows) >= 20 else order[:0]
     train = order[len(held):]
     linear = fit_linear_map(kg[train], target[train], orthogonal=orthogonal, ridge=ridge)
     predicted = linear(kg[train])
@@ -52,18 +56,31 @@ def fit_align_map(knowledge: KnowledgeTable, labels: Sequence[str], tokenizer: A
     cosine = (torch.nn.functional.cosine_similarity(linear(kg[held]), target[held]).mean().item()
               if len(held) else float("nan"))
     full = fit_linear_map(kg, target, orthogonal=orthogonal, ridge=ridge)  # the shipped map uses every anchor
-    return AlignFit(len(labels), float(1 - residual / spread), float(cosine), full)
+    return AlignFit(len(rows), float(1 - residual / spread), float(cosine), full)
 
 
-def knowledge_for(entities: Any, embeddings: Embeddings, storage: str) -> tuple[KnowledgeTable, list[str]]:
-    """The entities that have a vector, in embedding order, and their labels (from entities.parquet)."""
+@dataclass
+class EntityKnowledge:
+    """The entities that have a vector, in embedding order: their table, labels, and the rows whose vectors a KG
+    model trained (`trained`; the vectors stage's inductive rows are predicted from text and left out)."""
+
+    table: KnowledgeTable
+    labels: list[str]
+    trained: list[int]
+
+
+def knowledge_for(entities: Any, embeddings: Embeddings, storage: str) -> EntityKnowledge:
+    """The entities of entities.parquet that have a vector, with their labels and which rows are trained."""
     label_of = dict(zip(entities["id"], entities["label"], strict=True))
     rows = [i for i, entity in enumerate(embeddings.ids) if entity in label_of]
     if not rows:
         raise KgpipeError("no entity of entities.parquet has an embedding",
                           hint="the embeddings must come from the same fused graph (embed stage on fuse's triples)")
     ids = [embeddings.ids[i] for i in rows]
-    return KnowledgeTable(ids, embeddings.vectors[rows], storage), [label_of[e] for e in ids]  # type: ignore[arg-type]
+    flags = embeddings.inductive
+    trained = [n for n, i in enumerate(rows) if flags is None or not flags[i]]
+    return EntityKnowledge(KnowledgeTable(ids, embeddings.vectors[rows], storage),  # type: ignore[arg-type]
+                           [label_of[e] for e in ids], trained)
 
 
 def relation_knowledge(path: Path, storage: str) -> KnowledgeTable:

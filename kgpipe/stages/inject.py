@@ -125,18 +125,21 @@ class InjectStage(StageType):
         p: InjectParams = ctx.params
         torch.manual_seed(p.seed)
         entities = read_table(ctx.input("entities"), ENTITIES)
-        knowledge, labels = knowledge_for(entities, load_embeddings(ctx.input("embeddings")), p.storage)
+        found = knowledge_for(entities, load_embeddings(ctx.input("embeddings")), p.storage)
+        knowledge = found.table
         folder = ctx.output("model")
         metrics: dict[str, Any] = {"mode": p.mode, "entities": len(entities), "entities_with_vectors": len(knowledge),
                                    "kg_dim": knowledge.dim, "knowledge_bytes": knowledge.nbytes,
                                    "storage": p.storage}
+        if len(found.trained) < len(knowledge):  # the vectors stage's table: some rows predicted from text
+            metrics["inductive_vectors"] = len(knowledge) - len(found.trained)
         save_linker_table(entities, folder)
         decoder = decoder_source(p.base_model, ctx.root)
         if decoder is None:
-            metrics.update(_run_encoder(ctx, knowledge, labels))
+            metrics.update(_run_encoder(ctx, found))
         else:
             metrics["base"] = "decoder"
-            metrics.update(_run_decoder(ctx, decoder, knowledge, labels, entities))
+            metrics.update(_run_decoder(ctx, decoder, found, entities))
         # metrics hold only what the data and seed decide (no timings), so a rerun writes the same bytes
         atomic_write_text(ctx.output("metrics"), json.dumps(metrics, indent=2) + "\n")
         return {k: v for k, v in metrics.items() if isinstance(v, int | float | str)}
@@ -155,13 +158,14 @@ def _align_metrics(fit: Any) -> dict[str, Any]:
             "map_heldout_cosine": round(fit.heldout_cosine, 4)}
 
 
-def _run_encoder(ctx: StageContext, knowledge: Any, labels: list[str]) -> dict[str, Any]:
+def _run_encoder(ctx: StageContext, found: Any) -> dict[str, Any]:
     from transformers import AutoModel, AutoTokenizer
 
     from kgpipe.lm.encoder import InjectionConfig, KnowledgeEnhancedEncoder, resolve_base_model
     from kgpipe.lm.knowledge_model import fit_align_map
 
     p: InjectParams = ctx.params
+    knowledge = found.table
     # a relative folder is the pipeline root's, as every other path in a pipeline file
     in_root = ctx.root / p.base_model
     base_path = str(in_root) if (in_root / "config.json").is_file() else resolve_base_model(p.base_model)
@@ -173,7 +177,8 @@ def _run_encoder(ctx: StageContext, knowledge: Any, labels: list[str]) -> dict[s
     metrics: dict[str, Any] = {}
     linear_map = None
     if p.mode == "align":
-        fit = fit_align_map(knowledge, labels, tokenizer, base, orthogonal=p.orthogonal, ridge=p.ridge, seed=p.seed)
+        fit = fit_align_map(knowledge, found.labels, tokenizer, base, orthogonal=p.orthogonal, ridge=p.ridge,
+                            seed=p.seed, anchors=found.trained)
         linear_map = fit.map
         metrics.update(_align_metrics(fit))
     encoder = KnowledgeEnhancedEncoder(base, knowledge, config, linear_map)
@@ -183,12 +188,13 @@ def _run_encoder(ctx: StageContext, knowledge: Any, labels: list[str]) -> dict[s
     return metrics
 
 
-def _run_decoder(ctx: StageContext, source: str, knowledge: Any, labels: list[str], entities: Any) -> dict[str, Any]:
+def _run_decoder(ctx: StageContext, source: str, found: Any, entities: Any) -> dict[str, Any]:
     from kgpipe.lm.decoder_model import DecoderInjectionConfig, KnowledgeDecoder
     from kgpipe.lm.decoders import load_decoder, resolve_decoder
     from kgpipe.lm.knowledge_model import fit_align_map, relation_knowledge
 
     p: InjectParams = ctx.params
+    knowledge = found.table
     base = resolve_decoder(source)
     lm, tokenizer = load_decoder(base)
     config = DecoderInjectionConfig(mode=p.mode, prefix_layers=p.prefix_layers,  # type: ignore[arg-type]
@@ -197,7 +203,8 @@ def _run_decoder(ctx: StageContext, source: str, knowledge: Any, labels: list[st
     config.embedding_artifact, config.embedding_sha256 = _embedding_source(ctx)
     metrics: dict[str, Any] = {}
     if p.mode == "align":
-        fit = fit_align_map(knowledge, labels, tokenizer, lm, orthogonal=p.orthogonal, ridge=p.ridge, seed=p.seed)
+        fit = fit_align_map(knowledge, found.labels, tokenizer, lm, orthogonal=p.orthogonal, ridge=p.ridge,
+                            seed=p.seed, anchors=found.trained)
         metrics.update(_align_metrics(fit))
         decoder = KnowledgeDecoder(lm, knowledge, config, linear_map=fit.map)
     else:
