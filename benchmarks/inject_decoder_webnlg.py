@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--relations", type=int, default=20, help="the most frequent relations kept")
     parser.add_argument("--per-relation", type=int, default=25, help="examples per relation, train and eval each")
     parser.add_argument("--max-length", type=int, default=48)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--prefix-layers", type=int, default=4)
