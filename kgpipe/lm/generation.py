@@ -17,7 +17,7 @@ from torch import nn
 
 from kgpipe.lm.alignment import require_fast, tokens_for_span
 from kgpipe.lm.decoder_model import KnowledgeDecoder
-from kgpipe.lm.task import TrainConfig
+from kgpipe.lm.task import TrainConfig, states_below_items
 
 ARROW = " ->"
 
@@ -82,34 +82,24 @@ def encode_generation(tokenizer: Any, examples: Sequence[VerbalisedTriple], enti
     return items
 
 
-def _padded(items: Sequence[dict[str, Any]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _mask_and_rows(items: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention mask and entity rows of a batch, padded to its longest item."""
     width = max(len(i["input_ids"]) for i in items)
-
-    def pad(key: str, value: int) -> torch.Tensor:
-        return torch.tensor([i[key] + [value] * (width - len(i[key])) for i in items])
-
-    return pad("input_ids", pad_id), pad("attention_mask", 0), pad("entity_rows", -1)
+    mask = torch.tensor([i["attention_mask"] + [0] * (width - len(i["attention_mask"])) for i in items])
+    rows = torch.tensor([i["entity_rows"] + [-1] * (width - len(i["entity_rows"])) for i in items])
+    return mask, rows
 
 
-@torch.no_grad()
 def generation_states(decoder: KnowledgeDecoder, items: Sequence[dict[str, Any]], batch_size: int = 32
                       ) -> list[torch.Tensor]:
     """The frozen layers' states below the knowledge, per item (unpadded): computed once for all epochs."""
-    out: list[torch.Tensor] = [torch.empty(0)] * len(items)
-    order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
-    for start in range(0, len(order), batch_size):
-        chosen = order[start:start + batch_size]
-        ids, mask, _ = _padded([items[i] for i in chosen], 0)
-        states = decoder.states_below(ids, mask)
-        for row, index in enumerate(chosen):
-            out[index] = states[row, :len(items[index]["input_ids"])].clone()
-    return out
+    return states_below_items(decoder, items, batch_size)
 
 
 def generation_loss(decoder: KnowledgeDecoder, items: Sequence[dict[str, Any]], states: Sequence[torch.Tensor],
                     relation_rows: torch.Tensor | None) -> torch.Tensor:
     """Mean next-token cross-entropy over the target tokens of a batch, from cached lower states."""
-    _, mask, entity_rows = _padded(items, 0)
+    mask, entity_rows = _mask_and_rows(items)
     hidden = decoder.forward_from(nn.utils.rnn.pad_sequence(list(states), batch_first=True), mask, entity_rows,
                                   relation_rows)
     rows = torch.tensor([b for b, item in enumerate(items) for _ in item["predict_from"]])

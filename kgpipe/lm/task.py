@@ -208,10 +208,20 @@ def lower_states(model: SpanPairClassifier, items: Sequence[dict[str, Any]], bat
     if not isinstance(encoder, Resumable) or encoder.resume_layer is None:
         return None
     model.eval()
+    return states_below_items(encoder, items, batch_size)
+
+
+@torch.no_grad()
+def states_below_items(encoder: Resumable, items: Sequence[dict[str, Any]], batch_size: int = 64
+                       ) -> list[torch.Tensor]:
+    """`states_below` of each item (its input_ids and attention_mask), unpadded, batched by length."""
     out: list[torch.Tensor] = [torch.empty(0)] * len(items)
     for chosen in _by_length(items, batch_size):
-        batch = collate([items[i] for i in chosen])
-        states = encoder.states_below(batch.input_ids, batch.attention_mask)
+        width = max(len(items[i]["input_ids"]) for i in chosen)
+        ids = torch.tensor([items[i]["input_ids"] + [0] * (width - len(items[i]["input_ids"])) for i in chosen])
+        mask = torch.tensor([items[i]["attention_mask"] + [0] * (width - len(items[i]["attention_mask"]))
+                             for i in chosen])
+        states = encoder.states_below(ids, mask)
         for row, index in enumerate(chosen):
             out[index] = states[row, :len(items[index]["input_ids"])].clone()
     return out
