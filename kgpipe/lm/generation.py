@@ -17,7 +17,7 @@ from torch import nn
 
 from kgpipe.lm.alignment import require_fast, tokens_for_span
 from kgpipe.lm.decoder_model import KnowledgeDecoder
-from kgpipe.lm.task import TrainConfig, states_below_items
+from kgpipe.lm.task import TrainConfig, optimise, states_below_items
 
 ARROW = " ->"
 
@@ -115,30 +115,17 @@ def train_generation(decoder: KnowledgeDecoder, items: Sequence[dict[str, Any]],
     examples in every batch, so that generation from free text, where no relation is named, works too. Returns
     the mean loss per epoch."""
     torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
+    dropout_rng = random.Random(config.seed + 1)
     states = list(states) if states is not None else generation_states(decoder, items)
-    params = [p for p in decoder.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    order = list(range(len(items)))
-    steps = (len(items) + config.batch_size - 1) // config.batch_size
-    losses = []
+
+    def batch_loss(chosen: list[int]) -> torch.Tensor:
+        relations = torch.tensor([items[i]["relation_row"] if dropout_rng.random() >= relation_dropout else -1
+                                  for i in chosen])
+        return generation_loss(decoder, [items[i] for i in chosen], [states[i] for i in chosen],
+                               relations if bool((relations >= 0).any()) else None)
+
     decoder.train()
-    for epoch in range(config.epochs):
-        rng.shuffle(order)
-        total = 0.0
-        for step in range(steps):
-            chosen = order[step * config.batch_size:(step + 1) * config.batch_size]
-            relations = torch.tensor([items[i]["relation_row"] if rng.random() >= relation_dropout else -1
-                                      for i in chosen])
-            loss = generation_loss(decoder, [items[i] for i in chosen], [states[i] for i in chosen],
-                                   relations if bool((relations >= 0).any()) else None)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += loss.item()
-            if progress is not None:
-                progress(epoch * steps + step + 1, config.epochs * steps)
-        losses.append(total / max(steps, 1))
+    losses = optimise(decoder, len(items), config, batch_loss, progress)
     decoder.eval()
     return losses
 

@@ -257,28 +257,40 @@ def train_classifier(model: SpanPairClassifier, items: Sequence[dict[str, Any]],
     example; a frozen base under fusion runs once below the knowledge layers (`states`, computed here
     when not given)."""
     torch.manual_seed(config.seed)
-    order = list(range(len(items)))
-    rng = random.Random(config.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    losses = []
-    steps = (len(items) + config.batch_size - 1) // config.batch_size
     if states is None and not model.encoder_frozen:
         states = lower_states(model, items)
     cached = _cached_features(model, items, states=states) if model.encoder_frozen else None
     labels = torch.tensor([item["label"] for item in items])
+
+    def batch_loss(chosen: list[int]) -> torch.Tensor:
+        if cached is not None:  # the same computation as model(batch), minus the repeated encoder passes
+            logits = model.head.classify(cached[chosen])
+        else:
+            logits = model(collate([items[i] for i in chosen]),
+                           _pad_states([states[i] for i in chosen]) if states is not None else None)
+        return nn.functional.cross_entropy(logits, labels[chosen], ignore_index=-100)
+
     model.train()
+    losses = optimise(model, len(items), config, batch_loss, progress)
+    model.eval()
+    return losses
+
+
+def optimise(model: nn.Module, n_items: int, config: TrainConfig, batch_loss: Callable[[list[int]], torch.Tensor],
+             progress: Callable[[int, int], None] | None = None) -> list[float]:
+    """AdamW over the model's trainable parameters for config.epochs; each epoch visits the items in a new
+    seeded order, one step per batch of item indices. Returns the mean loss per epoch."""
+    rng = random.Random(config.seed)
+    order = list(range(n_items))
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    steps = (n_items + config.batch_size - 1) // config.batch_size
+    losses = []
     for epoch in range(config.epochs):
         rng.shuffle(order)
         total = 0.0
         for step in range(steps):
-            chosen = order[step * config.batch_size:(step + 1) * config.batch_size]
-            if cached is not None:  # the same computation as model(batch), minus the repeated encoder passes
-                logits = model.head.classify(cached[chosen])
-            else:
-                logits = model(collate([items[i] for i in chosen]),
-                               _pad_states([states[i] for i in chosen]) if states is not None else None)
-            loss = nn.functional.cross_entropy(logits, labels[chosen], ignore_index=-100)
+            loss = batch_loss(order[step * config.batch_size:(step + 1) * config.batch_size])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -286,7 +298,6 @@ def train_classifier(model: SpanPairClassifier, items: Sequence[dict[str, Any]],
             if progress is not None:
                 progress(epoch * steps + step + 1, config.epochs * steps)
         losses.append(total / max(steps, 1))
-    model.eval()
     return losses
 
 
