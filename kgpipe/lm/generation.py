@@ -25,10 +25,9 @@ ARROW = " ->"
 def relation_words(relation: str) -> str:
     """A relation IRI as words: 'http://x.org/awardReceived' -> 'award received', '.../birth_place' -> 'birth
     place'."""
-    from kgpipe.kg.seed import local_name_label
+    from kgpipe.embed.data import relation_label
 
-    name = local_name_label(relation)
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).lower()
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", relation_label(relation)).lower()
 
 
 @dataclass(frozen=True)
@@ -90,12 +89,6 @@ def _mask_and_rows(items: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, torch
     return mask, rows
 
 
-def generation_states(decoder: KnowledgeDecoder, items: Sequence[dict[str, Any]], batch_size: int = 32
-                      ) -> list[torch.Tensor]:
-    """The frozen layers' states below the knowledge, per item (unpadded): computed once for all epochs."""
-    return states_below_items(decoder, items, batch_size)
-
-
 def generation_loss(decoder: KnowledgeDecoder, items: Sequence[dict[str, Any]], states: Sequence[torch.Tensor],
                     relation_rows: torch.Tensor | None) -> torch.Tensor:
     """Mean next-token cross-entropy over the target tokens of a batch, from cached lower states."""
@@ -116,7 +109,7 @@ def train_generation(decoder: KnowledgeDecoder, items: Sequence[dict[str, Any]],
     the mean loss per epoch."""
     torch.manual_seed(config.seed)
     dropout_rng = random.Random(config.seed + 1)
-    states = list(states) if states is not None else generation_states(decoder, items)
+    states = list(states) if states is not None else states_below_items(decoder, items, batch_size=32)
 
     def batch_loss(chosen: list[int]) -> torch.Tensor:
         relations = torch.tensor([items[i]["relation_row"] if dropout_rng.random() >= relation_dropout else -1

