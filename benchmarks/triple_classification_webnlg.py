@@ -53,13 +53,14 @@ def withhold(triples: list[tuple[str, str, str]], n: int, rng: random.Random) ->
     return out
 
 
-def negatives(positives, graph, rng: random.Random):
-    """One corrupted tail per positive: a tail of the same relation elsewhere in `graph`, not a known triple;
-    positives without such a tail are dropped (with their negative)."""
+def negatives(positives, graph, rng: random.Random, known=None):
+    """One corrupted tail per positive: a tail of the same relation elsewhere in `graph`, not a known triple
+    (`known`: every true triple, the graph's by default); positives without such a tail are dropped (with their
+    negative)."""
     tails = defaultdict(set)
     for _, p, o in graph:
         tails[p].add(o)
-    known = set(graph)
+    known = set(graph) if known is None else set(known)
     pairs = []
     for s, p, o in positives:
         options = sorted(t for t in tails[p] if t != o and t != s and (s, p, t) not in known)
@@ -96,6 +97,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--kge-model", default="ComplEx")
     parser.add_argument("--kge-epochs", type=int, default=100)
+    parser.add_argument("--kg-without-train", action="store_true",
+                        help="the training triples leave the KG too (cross-fitted): the KG knows them no better "
+                             "than the evaluated ones, and (a)'s thresholds are chosen on triples it did not see")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--work", default="/tmp/kgpipe-triple-classification")
     parser.add_argument("--no-write", action="store_true")
@@ -129,24 +133,30 @@ def run(args) -> None:
         raise SystemExit(f"{data}: expected a train/ folder of WebNLG XML")
     named = sorted({t for e in read_webnlg(data / "train") for t in e.triples})
     rng = random.Random(args.seed)
-    held_named = withhold(named, args.withheld, rng)
+    out_named = withhold(named, args.withheld + (args.train if args.kg_without_train else 0), rng)
+    held_named, train_named = out_named[:args.withheld], out_named[args.withheld:]
     t0 = time.perf_counter()
-    entities_path, embeddings_path, ran = build_kg(Path(args.work) / "kg", set(named) - set(held_named), args)
+    kg_dir = Path(args.work) / ("kg-crossfit" if args.kg_without_train else "kg")
+    entities_path, embeddings_path, ran = build_kg(kg_dir, set(named) - set(out_named), args)
     kg_s = time.perf_counter() - t0
 
     def iri(triple):  # the IRIs kgpipe's ingest mints for the names (relations too)
         return tuple(entity_iri(x) for x in triple)
 
     held = [iri(t) for t in held_named]
-    graph = sorted(iri(t) for t in set(named) - set(held_named))
+    graph = sorted(iri(t) for t in set(named) - set(out_named))
+    every = [iri(t) for t in named]
     entities = pd.read_parquet(entities_path)
     label_of = dict(zip(entities["id"], entities["label"], strict=True))
     knowledge = knowledge_for(entities, load_embeddings(embeddings_path), "float32").table
     relations = relation_knowledge(Path(embeddings_path).with_name("relation_embeddings.parquet"), "float32")
     usable = lambda t: all(x in knowledge.index for x in (t[0], t[2])) and t[1] in relations.index  # noqa: E731
-    train_pairs = negatives([t for t in rng.sample(graph, min(len(graph), args.train * 2)) if usable(t)],
-                            graph, rng)[:args.train]
-    eval_pairs = negatives([t for t in held if usable(t)], graph, rng)
+    if args.kg_without_train:
+        train_pairs = negatives([iri(t) for t in train_named if usable(iri(t))], graph, rng, every)
+    else:
+        train_pairs = negatives([t for t in rng.sample(graph, min(len(graph), args.train * 2)) if usable(t)],
+                                graph, rng, every)[:args.train]
+    eval_pairs = negatives([t for t in held if usable(t)], graph, rng, every)
     train = [(t, label) for pair in train_pairs for t, label in zip(pair, (1, 0), strict=True)]
     evaluation = [(t, label) for pair in eval_pairs for t, label in zip(pair, (1, 0), strict=True)]
 
@@ -207,10 +217,12 @@ def run(args) -> None:
         return f"{statistics.mean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
 
     tokens = sum(len(i["input_ids"]) for items in encoded for i in items)
-    body = [f"KG: {len(graph)} WebNLG train triples ({len(held)} withheld, both ends kept), {len(entities)} entities, "
+    origin = (f"{len(train_pairs)} withheld triples" if args.kg_without_train else f"{len(train_pairs)} KG triples")
+    body = [f"KG: {len(graph)} WebNLG train triples ({len(out_named)} withheld, both ends kept), {len(entities)} "
+            f"entities, "
             f"{args.kge_model} at most {args.kge_epochs} epochs, built in {kg_s:.0f}s "
             f"({'stages run: ' + ', '.join(ran) if ran else 'reused'}). Examples: {len(encoded[0])} training "
-            f"({len(train_pairs)} KG triples and a negative each), {len(encoded[1])} evaluation ({len(eval_pairs)} "
+            f"({origin} and a negative each), {len(encoded[1])} evaluation ({len(eval_pairs)} "
             f"withheld triples and a negative each); negatives replace the tail by another tail of the same relation. "
             f"LM: SmolLM2-135M frozen, prefix in the top {args.prefix_layers} layers, {args.epochs} epochs, batch "
             f"{args.batch_size}, lr {args.lr}; lower layers once ({tokens} tokens in {below_s:.0f}s).", "",
@@ -221,10 +233,13 @@ def run(args) -> None:
                     f"{statistics.mean(r['train_s'] for r in runs):.0f} |")
     body += ["", f"Whole benchmark: {time.perf_counter() - t_start:.0f}s; load average at the end "
                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, torch threads {torch.get_num_threads()}."]
-    write_section("triple_classification_webnlg",
-                  "Triple classification on WebNLG: KG score, LM, LM + knowledge prefix", "\n".join(body),
+    key, title = "triple_classification_webnlg", "Triple classification on WebNLG: KG score, LM, LM + knowledge prefix"
+    if args.kg_without_train:
+        key, title = key + "_crossfit", title + " (training triples not in the KG)"
+    write_section(key, title, "\n".join(body),
                   f"python benchmarks/triple_classification_webnlg.py {args.data} --withheld "
-                  f"{args.withheld} --train {args.train} --epochs {args.epochs} --seeds {args.seeds}",
+                  f"{args.withheld} --train {args.train} --epochs {args.epochs} --seeds {args.seeds}"
+                  f"{' --kg-without-train' if args.kg_without_train else ''}",
                   print_only=args.no_write)
 
 
