@@ -53,17 +53,19 @@ def withhold(triples: list[tuple[str, str, str]], n: int, rng: random.Random) ->
     return out
 
 
-def negatives(positives, graph, rng: random.Random, known=None):
+def negatives(positives, graph, rng: random.Random, known=None, weighted: bool = False):
     """One corrupted tail per positive: a tail of the same relation elsewhere in `graph`, not a known triple
     (`known`: every true triple, the graph's by default); positives without such a tail are dropped (with their
-    negative)."""
-    tails = defaultdict(set)
-    for _, p, o in graph:
-        tails[p].add(o)
+    negative). `weighted`: a tail is drawn as often as it is a tail of the relation (a random triple's tail), so
+    that a frequent tail is no sign of a positive; otherwise every distinct tail is equally likely."""
+    tails = defaultdict(list)
+    for _, p, o in sorted(graph):
+        tails[p].append(o)
     known = set(graph) if known is None else set(known)
     pairs = []
     for s, p, o in positives:
-        options = sorted(t for t in tails[p] if t != o and t != s and (s, p, t) not in known)
+        pool = tails[p] if weighted else sorted(set(tails[p]))
+        options = [t for t in pool if t != o and t != s and (s, p, t) not in known]
         if options:
             pairs.append(((s, p, o), (s, p, rng.choice(options))))
     return pairs
@@ -100,6 +102,9 @@ def main() -> None:
     parser.add_argument("--kg-without-train", action="store_true",
                         help="the training triples leave the KG too (cross-fitted): the KG knows them no better "
                              "than the evaluated ones, and (a)'s thresholds are chosen on triples it did not see")
+    parser.add_argument("--weighted-negatives", action="store_true",
+                        help="draw a negative tail as often as it is a tail of the relation (not each distinct tail "
+                             "alike), so that a popular tail does not mark a positive")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--work", default="/tmp/kgpipe-triple-classification")
     parser.add_argument("--no-write", action="store_true")
@@ -152,11 +157,12 @@ def run(args) -> None:
     relations = relation_knowledge(Path(embeddings_path).with_name("relation_embeddings.parquet"), "float32")
     usable = lambda t: all(x in knowledge.index for x in (t[0], t[2])) and t[1] in relations.index  # noqa: E731
     if args.kg_without_train:
-        train_pairs = negatives([iri(t) for t in train_named if usable(iri(t))], graph, rng, every)
+        train_pairs = negatives([iri(t) for t in train_named if usable(iri(t))], graph, rng, every,
+                                args.weighted_negatives)
     else:
         train_pairs = negatives([t for t in rng.sample(graph, min(len(graph), args.train * 2)) if usable(t)],
-                                graph, rng, every)[:args.train]
-    eval_pairs = negatives([t for t in held if usable(t)], graph, rng, every)
+                                graph, rng, every, args.weighted_negatives)[:args.train]
+    eval_pairs = negatives([t for t in held if usable(t)], graph, rng, every, args.weighted_negatives)
     train = [(t, label) for pair in train_pairs for t, label in zip(pair, (1, 0), strict=True)]
     evaluation = [(t, label) for pair in eval_pairs for t, label in zip(pair, (1, 0), strict=True)]
 
