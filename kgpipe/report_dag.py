@@ -78,7 +78,8 @@ def dag_layout(pipeline: Pipeline) -> DagLayout:
             boxes[name] = Box(cx - BOX_WIDTH / 2, cy - BOX_HEIGHT / 2, cx + BOX_WIDTH / 2, cy + BOX_HEIGHT / 2)
     ordered = sorted(graph.edges, key=lambda e: (layers[e[0]], layers[e[1]], e))
     skipping = [(s, t) for s, t in ordered if layers[t] - layers[s] > 1]
-    edges, used = [], []   # used: the lanes taken so far, as (y, x from, x to)
+    edges: list[EdgePath] = []
+    used: list[tuple[float, float, float]] = []   # the lanes taken so far: (y, x from, x to)
     gap = COLUMN_STEP - BOX_WIDTH
     for source, target in ordered:
         start, end = boxes[source].right, boxes[target].left
