@@ -25,7 +25,7 @@ from kgpipe.dag import StageStatus, build_graph, topological_order
 from kgpipe.hashing import iter_files
 from kgpipe.lockfile import LockEntry, LockFile
 from kgpipe.runner import Workspace, status
-from kgpipe.summary import Curve, StageSummary, SummaryTable, short
+from kgpipe.summary import Curve, StageSummary, SummaryTable, short, try_summarise
 
 # Columns of output tables worth a bar chart of value counts, wherever they appear.
 COUNTED_COLUMNS = ("label", "kg_type", "relation", "source", "type")
@@ -210,15 +210,6 @@ def render_summary(summary: StageSummary, anchor: str | None = None) -> str:
     return "".join(parts) + "</div>"
 
 
-def _summarise(stage: Stage, entry: LockEntry | None) -> StageSummary | str | None:
-    """The stage type's summary, or the error that stopped it (as text): a half-written or older artifact must
-    not cost the whole report."""
-    try:
-        return stage.type.summarise(stage, entry)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-
-
 # --- the page --------------------------------------------------------------------------------------------
 
 
@@ -372,7 +363,7 @@ def build_report(pipeline: str | Path | Pipeline, out: Path | None = None) -> Pa
                                if not isinstance(v, dict | list))])
     taken = {"overview", "contents", "legend"}
     ids = _anchor_ids(order, taken)
-    summaries = {name: _summarise(pipe.stages[name], lock.get(name)) for name in order}
+    summaries = {name: try_summarise(pipe.stages[name], lock.get(name)) for name in order}
     anchored = {name: (summary, _unique(summary.anchor, name, taken)) for name, summary in summaries.items()
                 if isinstance(summary, StageSummary)}
     body = [

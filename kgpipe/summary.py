@@ -7,7 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kgpipe.config import Stage
+    from kgpipe.lockfile import LockEntry
 
 Cell = str | int | float | None
 
@@ -101,3 +105,12 @@ def json_output(outs: dict[str, Path], name: str) -> dict[str, Any] | None:
 
     path = outs.get(name)
     return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.exists() else None
+
+
+def try_summarise(stage: Stage, entry: LockEntry | None) -> StageSummary | str | None:
+    """The stage type's summary (None: it gives none), or the error that stopped it as text: a half-written or
+    older artifact must not cost a whole report or page."""
+    try:
+        return stage.type.summarise(stage, entry)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"

@@ -144,3 +144,29 @@ def test_report_renders_in_headless_chromium(reported: Path, tmp_path: Path) -> 
     assert white < 0.97 * image.size[0] * image.size[1]
     # the DAG picture's status colours are on the screen: green for up to date, orange for stale
     assert any(rgb == (76, 175, 80) for _, rgb in colours) and any(rgb == (255, 152, 0) for _, rgb in colours)
+
+
+def test_a_summary_renders_every_field_escaped(tmp_path: Path) -> None:
+    from kgpipe.report import render_summary
+    from kgpipe.summary import Curve, Series, StageSummary, SummaryImage, SummaryTable
+
+    png = tmp_path / "plot.png"
+    Image.new("RGB", (4, 3), (1, 2, 3)).save(png)
+    summary = StageSummary(
+        "Words <b>", "word-counts", counts={"words": 12, "training_triples": 3},
+        metrics={f"m{i}": i / 3 for i in range(COLLAPSE_ROWS + 1)},
+        tables=[SummaryTable("by <i>label</i>", ("label", "share"), [("<script>x</script>", 0.123456)], digits=2)],
+        notes=["a note & more"], warnings=["careful <now>"], images=[SummaryImage("the plot", png)],
+        curves=[Curve("loss curve", "epoch", [Series("loss", [1.0, 2.0], [0.5, 0.25]),
+                                               Series("mrr", [2.0], [0.1], secondary=True)])])
+    html_ = render_summary(summary)
+    assert html_.startswith('<div class="summary" id="word-counts"><h3>Words &lt;b&gt;</h3>')
+    assert "<p>a note &amp; more</p>" in html_ and '<p class="counts">12 words, 3 training triples</p>' in html_
+    assert "<h4>by &lt;i&gt;label&lt;/i&gt;</h4>" in html_
+    assert "<td>&lt;script&gt;x&lt;/script&gt;</td><td>0.12</td>" in html_
+    assert "<script>" not in html_ and "<p class='warning'>careful &lt;now&gt;</p>" in html_
+    metrics = re.search(r'<details><summary>13 metrics[^<]*</summary><table class="kv">(.*?)</table></details>', html_)
+    assert metrics and "<td>m1</td><td>0.3333</td>" in metrics[1]
+    assert '<img alt="the plot" src="data:image/png;base64,' in html_ and '<img alt="loss curve"' in html_
+    assert summary.as_json()["tables"][0] == {"title": "by <i>label</i>", "columns": ["label", "share"],
+                                              "rows": [["<script>x</script>", 0.123456]], "digits": 2}
