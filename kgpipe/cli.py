@@ -262,14 +262,6 @@ def report(
     console.print(f"report written to {path}", highlight=False)
 
 
-def _stage_output(pipe: Any, stage_type: str, out: str) -> Path | None:
-    """The named output of the pipeline's (first) stage of a type, if it exists on disk."""
-    for stage in pipe.stages.values():
-        if stage.type.name == stage_type and out in stage.outs and stage.outs[out].exists():
-            return stage.outs[out]
-    return None
-
-
 def _known_formats(formats: list[str]) -> list[str]:
     """--format values checked before anything is read: an unknown one is a usage error (exit 2)."""
     from kgpipe.stages.export import EMBEDDING_FORMAT_NAMES, GRAPH_FORMAT_NAMES
@@ -293,19 +285,20 @@ def export(
 ) -> None:
     """Export the pipeline's embeddings and fused graph in the formats downstream tools read."""
     from kgpipe.config import load_pipeline
+    from kgpipe.roles import Role, existing_output
     from kgpipe.stages.export import ExportParams, export_all
 
     try:
         pipe = load_pipeline(pipeline)
         formats = ExportParams(formats=format).formats
         # the vectors stage's table where the pipeline has one: every entity, the inductive flag carried
-        entity_vectors = (_stage_output(pipe, "vectors", "entity_vectors")
-                          or _stage_output(pipe, "embed", "entity_embeddings"))
+        entity_vectors = (existing_output(pipe, Role.ENTITY_VECTORS)
+                          or existing_output(pipe, Role.ENTITY_EMBEDDINGS))
         counts = export_all(formats, out, embeddings=entity_vectors,
-                            relation_embeddings=_stage_output(pipe, "embed", "relation_embeddings"),
-                            entities=_stage_output(pipe, "fuse", "entities"),
-                            triples=_stage_output(pipe, "fuse", "triples"),
-                            graph=_stage_output(pipe, "fuse", "graph_ttl"))
+                            relation_embeddings=existing_output(pipe, Role.RELATION_EMBEDDINGS),
+                            entities=existing_output(pipe, Role.ENTITIES),
+                            triples=existing_output(pipe, Role.TRIPLES),
+                            graph=existing_output(pipe, Role.GRAPH_TTL))
     except KgpipeError as exc:
         _fail(exc)
     console.print(f"wrote {counts['files']} file(s) in {counts['formats']} format(s) to {out}", highlight=False)
@@ -321,14 +314,14 @@ def encode(
     """Link the entities in TEXT and show how their token vectors differ from the plain model's."""
     from kgpipe.config import load_pipeline
     from kgpipe.errors import InputError
-    from kgpipe.inspect import resolve_artifact
     from kgpipe.lm.knowledge_model import encode_text, spacy_mention_finder
+    from kgpipe.roles import Role, find_output
 
     try:
         if not text.strip():
             raise InputError("TEXT is empty: there is nothing to link or encode",
                              hint='pass a sentence, e.g. kgpipe encode "Marie Curie was born in Warsaw."')
-        folder = model or resolve_artifact("inject.model", load_pipeline(pipeline))
+        folder = model or find_output(load_pipeline(pipeline), Role.KNOWLEDGE_MODEL)
         mentions, _, _ = encode_text(text, folder, spacy_mention_finder(spacy_model))
     except KgpipeError as exc:
         _fail(exc)
@@ -371,10 +364,10 @@ def generate(
 
     from kgpipe.config import load_pipeline
     from kgpipe.errors import InputError
-    from kgpipe.inspect import resolve_artifact
     from kgpipe.lm.decoders import decoder_source
     from kgpipe.lm.generation import continue_text
     from kgpipe.lm.knowledge_model import spacy_mention_finder
+    from kgpipe.roles import Role, find_output, output_of
 
     try:
         if not text.strip():
@@ -383,11 +376,13 @@ def generate(
         folder = model
         if folder is None or (base is None and pipeline.exists()):  # the pipeline's inject stage: model, base
             pipe = load_pipeline(pipeline)
-            inject = pipe.stages.get("inject")
-            if inject is None and folder is None:
-                raise InputError(f"{pipeline}: the pipeline has no inject stage", hint="pass --model FOLDER")
-            if inject is not None:
-                folder = folder or resolve_artifact("inject.model", pipe)
+            made = output_of(pipe, Role.KNOWLEDGE_MODEL)
+            if made is None and folder is None:
+                raise InputError(f"{pipeline}: no stage of the pipeline makes a knowledge model (an inject stage)",
+                                 hint="pass --model FOLDER")
+            if made is not None:
+                inject = made[0]
+                folder = folder or find_output(pipe, Role.KNOWLEDGE_MODEL)
                 base = base or decoder_source(getattr(inject.params, "base_model", ""), pipe.root)
         result = continue_text(text, folder, spacy_mention_finder(spacy_model), base=base,
                                knowledge=not no_knowledge, max_new_tokens=max_new_tokens, chat=chat)

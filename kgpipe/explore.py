@@ -1,8 +1,9 @@
 """Looking at a pipeline's results from Python and notebooks: artifact paths, the trained link-prediction model,
 a triple's provenance back to its sentences, the fusion report and training history as tables, ego networks.
 
-Everything takes a pipeline (file, path or loaded Pipeline) and finds the stage it needs by its type, so it
-works for any pipeline with an ingest/extract/fuse/embed chain, not only pipelines/default.yaml.
+Everything takes a pipeline (file, path or loaded Pipeline) and finds the artifacts it needs by their role
+(kgpipe.roles: what an output holds, whichever stage made it), so it works for any pipeline whose stages produce
+them, not only pipelines/default.yaml.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kgpipe.config import Pipeline, Stage, as_pipeline
+from kgpipe.config import Pipeline, as_pipeline
 from kgpipe.errors import ArtifactError, InputError
+from kgpipe.roles import Role, existing_output, find_output, output_of, stage_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,16 +30,6 @@ def artifact_path(pipeline: str | Path | Pipeline, name: str) -> Path:
     return resolve_artifact(name, as_pipeline(pipeline))
 
 
-def stage_of_type(pipeline: str | Path | Pipeline, type_name: str) -> Stage:
-    """The pipeline's (first, in file order) stage of a stage type, e.g. 'fuse'."""
-    pipe = as_pipeline(pipeline)
-    for stage in pipe.stages.values():
-        if stage.type.name == type_name:
-            return stage
-    raise InputError(f"pipeline {pipe.path} has no stage of type '{type_name}'",
-                     hint=f"add a '{type_name}' stage, or pass the artifact's path directly")
-
-
 def _existing(pipe: Pipeline, path: Path, what: str) -> Path:
     if not path.exists():
         raise ArtifactError(f"{pipe.rel(path)} ({what}) does not exist yet",
@@ -48,13 +40,13 @@ def _existing(pipe: Pipeline, path: Path, what: str) -> Path:
 def load_model(source: str | Path | Pipeline, device: str = "cpu") -> LinkPredictor:
     """The embed stage's saved model for link prediction: predict_tails(head, relation, k) and
     predict_heads(relation, tail, k), entities and relations by id or label. `source`: the model folder, or
-    a pipeline (its embed stage's `model` output)."""
+    a pipeline (the output of role 'model': the embed stage's)."""
     from kgpipe.embed.predict import LinkPredictor
 
     folder = Path(source) if not isinstance(source, Pipeline) else None
     if folder is None or not folder.is_dir():
         pipe = as_pipeline(source)
-        folder = _existing(pipe, stage_of_type(pipe, "embed").outs["model"], "embed.model")
+        folder = find_output(pipe, Role.MODEL)
     return LinkPredictor.load(folder, device=device)
 
 
@@ -139,9 +131,9 @@ def provenance(pipeline: str | Path | Pipeline, triple: Any, relation: str | Non
     from kgpipe.artifacts import ENTITIES, MENTION_ENTITIES, MENTIONS, RELATIONS, TRIPLES, read_table
 
     pipe = as_pipeline(pipeline)
-    fuse = stage_of_type(pipe, "fuse")
-    entities = read_table(_existing(pipe, fuse.outs["entities"], "fuse.entities"), ENTITIES)
-    triples = read_table(_existing(pipe, fuse.outs["triples"], "fuse.triples"), TRIPLES)
+    fuse = stage_for(pipe, Role.TRIPLES)   # its deps lead back to the mentions and relations
+    entities = read_table(find_output(pipe, Role.ENTITIES), ENTITIES)
+    triples = read_table(find_output(pipe, Role.TRIPLES), TRIPLES)
     head_name, relation_name, tail_name = _triple_parts(triple, relation, tail)
     head_id, tail_id = _resolve_entity(head_name, entities), _resolve_entity(tail_name, entities)
     relation_iri = _resolve_relation(relation_name, triples["relation"].unique().tolist())
@@ -158,17 +150,17 @@ def provenance(pipeline: str | Path | Pipeline, triple: Any, relation: str | Non
     doc_ids: set[str] = set()
     mentions_path = fuse.deps.get("mentions", (None,))[0]
     relations_path = fuse.deps.get("relations", (None,))[0]
-    if "mention_entities" in fuse.outs and mentions_path is not None and relations_path is not None:
-        links = read_table(_existing(pipe, fuse.outs["mention_entities"], "fuse.mention_entities"),
-                           MENTION_ENTITIES)
+    if output_of(pipe, Role.MENTION_ENTITIES) is not None and mentions_path is not None \
+            and relations_path is not None:
+        links = read_table(find_output(pipe, Role.MENTION_ENTITIES), MENTION_ENTITIES)
         entity_of = dict(zip(links["mention_id"], links["entity_id"], strict=True))
         mentions = read_table(_existing(pipe, mentions_path, "fuse's mentions dep"), MENTIONS).set_index(
             "mention_id")
         relations = read_table(_existing(pipe, relations_path, "fuse's relations dep"), RELATIONS)
         doc_ids = set(relations["doc_id"])
-        report_path = fuse.outs.get("report")
+        report_path = existing_output(pipe, Role.FUSION_REPORT)
         aligned: dict[str, str] = {}
-        if report_path is not None and report_path.exists():
+        if report_path is not None:
             import json
 
             report = json.loads(report_path.read_text(encoding="utf-8"))
@@ -204,7 +196,7 @@ def _documents(pipe: Pipeline, mentions_path: Path, doc_ids: set[str]) -> dict[s
     paths = list(producer.deps.get("documents", ())) if producer is not None else []
     if not paths:
         try:
-            paths = [stage_of_type(pipe, "ingest").outs["documents"]]
+            paths = [find_output(pipe, Role.DOCUMENTS, exists=False)]
         except InputError:
             return {}
     docs = read_table(_existing(pipe, paths[0], "documents"), DOCUMENTS)
@@ -226,7 +218,7 @@ class FusionSummary:
     report: dict[str, Any]
 
 
-def _report(source: Any, type_name: str, out: str) -> dict[str, Any]:
+def _report(source: Any, role: Role) -> dict[str, Any]:
     import json
 
     if isinstance(source, Mapping):
@@ -234,7 +226,7 @@ def _report(source: Any, type_name: str, out: str) -> dict[str, Any]:
     path = Path(source) if not isinstance(source, Pipeline) else None
     if path is None or path.suffix != ".json":
         pipe = as_pipeline(source)
-        path = _existing(pipe, stage_of_type(pipe, type_name).outs[out], f"{type_name}.{out}")
+        path = find_output(pipe, role)
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -242,7 +234,7 @@ def fusion_summary(source: Any) -> FusionSummary:
     """`source`: a pipeline, a fusion_report.json path, or the report already loaded (a dict)."""
     import pandas as pd
 
-    report = _report(source, "fuse", "report")
+    report = _report(source, Role.FUSION_REPORT)
     merges = [{"label": m.get("label"), "id": m["id"], "mentions": m["mentions"], "names": len(m["names"]),
                "surface forms": ", ".join(f"{n['text']} ({n['count']})" for n in m["names"])}
               for m in report.get("merges", {}).get("largest", [])]
@@ -267,7 +259,7 @@ def training_history(source: Any) -> pd.DataFrame:
     `source`: a pipeline, the embed stage's metrics.json path, or its content."""
     import pandas as pd
 
-    training = _report(source, "embed", "metrics").get("training", {})
+    training = _report(source, Role.EMBED_METRICS).get("training", {})
     losses = training.get("losses", [])
     metric = (training.get("early_stopping") or {}).get("metric", "mrr")
     frame = pd.DataFrame({"epoch": range(1, len(losses) + 1), "loss": losses})

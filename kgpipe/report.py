@@ -1,10 +1,11 @@
 """The run report: one self-contained HTML file (images inlined) describing a pipeline's last run.
 
-The DAG with each stage's status and duration, input and output sizes, a summary per stage type (extraction
-counts, fusion report, embedding metrics and loss curve, injection metrics), and what each stage produced: counts
-of table columns such as label and relation, JSON reports and metrics as tables, PNG outputs inline. Durations and
-a stage's `timings` (seconds, peak memory) come from its lock entry, never from its artifacts, which hold only
-what the same inputs always give.
+A table of contents; the DAG with each stage's status and duration (and a legend), input and output sizes; per
+stage, the summary its type gives (StageType.summarise: extraction counts, fusion report, embedding metrics and
+loss curve, injection metrics), its params, and what it produced: counts of table columns such as label and
+relation, JSON reports and metrics as tables (long ones collapsed), PNG outputs inline. Durations and a stage's
+`timings` (seconds, peak memory) come from its lock entry, never from its artifacts, which hold only what the
+same inputs always give.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import html
 import io
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +25,12 @@ from kgpipe.dag import StageStatus, build_graph, topological_order
 from kgpipe.hashing import iter_files
 from kgpipe.lockfile import LockEntry, LockFile
 from kgpipe.runner import Workspace, status
+from kgpipe.summary import Curve, StageSummary, SummaryTable, short, try_summarise
 
 # Columns of output tables worth a bar chart of value counts, wherever they appear.
 COUNTED_COLUMNS = ("label", "kg_type", "relation", "source", "type")
 STATUS_COLOURS = {"up to date": "#4caf50", "stale": "#ff9800", "never run": "#9e9e9e"}
+COLLAPSE_ROWS = 12  # key/value tables longer than this are folded into a <details> element
 
 Renderer = Callable[[Path], str]
 _RENDERERS: dict[str, Renderer] = {}
@@ -72,10 +76,20 @@ def _human(n: float) -> str:
     return str(n)
 
 
-def _table(rows: list[list[Any]], header: list[str]) -> str:
+def _table(rows: list[list[Any]] | list[tuple[Any, ...]], header: list[str] | tuple[str, ...],
+           css_class: str = "") -> str:
     head = "".join(f"<th>{_esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    attr = f' class="{css_class}"' if css_class else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _kv_table(rows: list[list[Any]], header: list[str], what: str = "values") -> str:
+    """A key/value dump (params, metrics, a JSON file's values): folded into <details> when it is long."""
+    table = _table(rows, header, "kv")
+    if len(rows) <= COLLAPSE_ROWS:
+        return table
+    return f"<details><summary>{len(rows)} {_esc(what)} (click to show)</summary>{table}</details>"
 
 
 def _bar_chart(counts: dict[str, int], title: str) -> str:
@@ -86,16 +100,10 @@ def _bar_chart(counts: dict[str, int], title: str) -> str:
 
     items = sorted(counts.items(), key=lambda kv: -kv[1])[:20]
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(items) + 0.8))
-    ax.barh([_short(k) for k, _ in items][::-1], [v for _, v in items][::-1], color="#3f72af")
+    ax.barh([short(k) for k, _ in items][::-1], [v for _, v in items][::-1], color="#3f72af")
     ax.set_title(title, fontsize=10)
     ax.tick_params(labelsize=8)
     return _png_tag(_figure_png(fig), title)
-
-
-def _short(value: Any) -> str:
-    """IRIs by their local name, for chart labels."""
-    text = str(value)
-    return text.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1] if "://" in text else text
 
 
 # --- renderers per output kind --------------------------------------------------------------------------
@@ -143,7 +151,7 @@ def _render_json(path: Path) -> str:
     rows = _flatten(json.loads(path.read_text(encoding="utf-8")))
     shown = rows[:60]
     more = f"<p>... {len(rows) - 60} more values in {_esc(path.name)}</p>" if len(rows) > 60 else ""
-    return _table(shown, ["key", "value"]) + more
+    return _kv_table(shown, ["key", "value"], f"values of {path.name}") + more
 
 
 @renders(".png")
@@ -151,139 +159,55 @@ def _render_png(path: Path) -> str:
     return _png_tag(path.read_bytes(), path.name)
 
 
-# --- summaries per stage type: what a reader looks for first in each stage's results ----------------------
-
-Summary = Callable[[Stage, "LockEntry | None"], str]
-_SUMMARIES: dict[str, Summary] = {}
-
-
-def summarises(stage_type: str) -> Callable[[Summary], Summary]:
-    """Register the summary section shown first for stages of a type (called with the stage and its lock entry,
-    whose summary holds what varies run to run)."""
-    def register(func: Summary) -> Summary:
-        _SUMMARIES[stage_type] = func
-        return func
-    return register
-
-
-def _counts_table(values: Any, title: str, column: str) -> str:
-    """Value counts as a table (the outputs' bar charts below show the same counts)."""
-    rows = [[_short(k), int(v)] for k, v in values.value_counts().items()]
-    return f"<h4>{_esc(title)}</h4>" + _table(rows, [column, "count"])
-
-
-def _json_out(stage: Stage, name: str) -> dict[str, Any] | None:
-    path = stage.outs.get(name)
-    return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.exists() else None
-
-
-@summarises("extract")
-def _extraction_summary(stage: Stage, entry: LockEntry | None) -> str:
-    from kgpipe.artifacts import read_table
-
-    parts = ['<div class="summary" id="extraction-counts"><h3>Extraction counts</h3>']
-    mentions, relations = stage.outs.get("mentions"), stage.outs.get("relations")
-    if mentions is not None and mentions.exists():
-        table = read_table(mentions)
-        parts.append(f"<p>{len(table)} mentions in {table['doc_id'].nunique()} documents</p>")
-        parts.append(_counts_table(table["label"], "mentions by label", "label"))
-        if "source" in table:
-            parts.append(_counts_table(table["source"], "mentions by how they were found", "found by"))
-    if relations is not None and relations.exists():
-        table = read_table(relations)
-        parts.append(f"<p>{len(table)} relations</p>")
-        parts.append(_counts_table(table["relation"], "relations by relation", "relation"))
-    return "".join(parts) + "</div>"
-
-
-@summarises("fuse")
-def _fusion_summary(stage: Stage, entry: LockEntry | None) -> str:
-    from kgpipe.explore import fusion_summary
-
-    report = _json_out(stage, "report")
-    if report is None:
-        return ""
-    summary = fusion_summary(report)
-    entities = report.get("entities", {})
-    overlap = summary.overlap
-    overlap_rows = [[r.graph_a, r.graph_b, r.nodes_shared, r.nodes_jaccard, r.nodes_overlap_coefficient,
-                     r.edges_shared, r.edges_jaccard, r.edges_overlap_coefficient] for r in overlap.itertuples()]
-    merge_rows = summary.largest_merges[["label", "mentions", "names", "surface forms"]].values.tolist()
-    parts = ['<div class="summary" id="fusion-report"><h3>Fusion report</h3>',
-             _table([[k, v] for k, v in entities.items()], ["entities", "count"]),
-             "<h4>Overlap similarity between source graphs</h4>",
-             _table(overlap_rows, ["graph", "graph", "shared nodes", "node Jaccard", "node overlap coefficient",
-                                   "shared edges", "edge Jaccard", "edge overlap coefficient"]),
-             "<h4>Largest merges</h4>",
-             _table(merge_rows, ["entity", "mentions", "names", "surface forms (mentions)"])]
-    if len(summary.conflicts):
-        parts += ["<h4>Conflicting values of functional relations</h4>",
-                  _table(summary.conflicts.values.tolist(), ["entity", "relation", "values"])]
-    return "".join(parts) + "</div>"
-
-
-def _metric_rows(metrics: dict[str, Any]) -> list[list[Any]]:
-    names = [k for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
-    sides = [side for side in ("head", "tail") if isinstance(metrics.get(side), dict)]
-    return [[name, _fmt(metrics[name]), *(_fmt(metrics[side].get(name)) for side in sides)] for name in names]
+# --- a stage type's summary (kgpipe.summary.StageSummary) as HTML ----------------------------------------
 
 
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-@summarises("embed")
-def _embedding_summary(stage: Stage, entry: LockEntry | None) -> str:
-    from kgpipe.explore import training_history
+def _cell(value: Any, digits: int | None) -> Any:
+    return f"{value:.{digits}f}" if digits is not None and isinstance(value, float) else value
 
-    metrics = _json_out(stage, "metrics")
-    if metrics is None:
-        return ""
-    test = metrics.get("test", {})
-    sides = [side for side in ("head", "tail") if isinstance(test.get(side), dict)]
-    training = metrics.get("training", {})
-    # timings vary run to run, so they are in the lock entry's summary, not in metrics.json
-    seconds = _timings(entry).get("training_seconds", "?")
-    config = metrics.get("config", {})
-    parts = ['<div class="summary" id="embedding-metrics"><h3>Embedding metrics</h3>',
-             f"<p>{_esc(config.get('model', ''))}, {_esc(config.get('model_kwargs', {}).get('embedding_dim', ''))} "
-             f"dimensions; {_esc(metrics.get('data', {}).get('entities', '?'))} entities, "
-             f"{_esc(metrics.get('data', {}).get('training_triples', '?'))} training triples; "
-             f"{_esc(training.get('epochs', '?'))} epochs in {_esc(_fmt(seconds))} s"
-             f"{' (stopped early)' if training.get('stopped_early') else ''}</p>",
-             _table(_metric_rows(test), ["test metric", "both sides", *sides])]
-    history = training_history(metrics)
-    plot = stage.outs.get("loss_plot")
-    if plot is not None and plot.exists():   # the stage's own plot of the same curve
-        parts.append(_png_tag(plot.read_bytes(), "embedding loss curve"))
-    elif len(history):
-        import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+def _summary_table(table: SummaryTable) -> str:
+    rows = [[_cell(c, table.digits) for c in row] for row in table.rows]
+    return (f"<h4>{_esc(table.title)}</h4>" if table.title else "") + _table(rows, table.columns)
 
-        fig, ax = plt.subplots(figsize=(6, 2.8))
-        ax.plot(history["epoch"], history["loss"], color="#3f72af")
-        ax.set(xlabel="epoch", ylabel="training loss", title="loss curve")
-        metric = history.columns[-1]
-        validated = history.dropna(subset=[metric])
-        if len(validated):
-            twin = ax.twinx()
-            twin.plot(validated["epoch"], validated[metric], color="#ff9800", marker="o")
-            twin.set_ylabel(metric.replace("_", " "))
-        parts.append(_png_tag(_figure_png(fig), "embedding loss curve"))
-    parts += [f"<p class='warning'>{_esc(w)}</p>" for w in metrics.get("warnings", [])]
+
+def _curve_png(curve: Curve) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    ax.set(xlabel=curve.x_label, title=curve.title)
+    twin = None
+    for series in curve.series:
+        if series.secondary:
+            twin = twin or ax.twinx()
+            twin.plot(series.x, series.y, color="#ff9800", marker="o")
+            twin.set_ylabel(series.name)
+        else:
+            ax.plot(series.x, series.y, color="#3f72af")
+            ax.set_ylabel(series.name)
+    return _figure_png(fig)
+
+
+def render_summary(summary: StageSummary, anchor: str | None = None) -> str:
+    """A stage summary as an HTML block (the report's; the web app's run page may show the same)."""
+    counts = ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in summary.counts.items())
+    parts = [f'<div class="summary" id="{_esc(anchor or summary.anchor)}"><h3>{_esc(summary.title)}</h3>',
+             *(f"<p>{_esc(note)}</p>" for note in summary.notes),
+             f'<p class="counts">{_esc(counts)}</p>' if counts else "",
+             _kv_table([[k, _fmt(v)] for k, v in summary.metrics.items()], ["metric", "value"], "metrics")
+             if summary.metrics else "",
+             *(_summary_table(table) for table in summary.tables),
+             *(_png_tag(image.path.read_bytes(), image.alt) for image in summary.images if image.path.exists()),
+             *(_png_tag(_curve_png(curve), curve.title) for curve in summary.curves),
+             *(f"<p class='warning'>{_esc(w)}</p>" for w in summary.warnings)]
     return "".join(parts) + "</div>"
-
-
-@summarises("inject")
-def _injection_summary(stage: Stage, entry: LockEntry | None) -> str:
-    metrics = _json_out(stage, "metrics")
-    if metrics is None:
-        return ""
-    rows = [[k, _fmt(v)] for k, v in metrics.items() if not isinstance(v, dict | list)]
-    return ('<div class="summary" id="injection-metrics"><h3>Injection metrics</h3>'
-            + _table(rows, ["metric", "value"]) + "</div>")
 
 
 # --- the page --------------------------------------------------------------------------------------------
@@ -300,7 +224,12 @@ def _timings_table(entry: LockEntry | None) -> str:
     if not rows:
         return ""
     return ('<div class="timings"><h4>Timings of this run (from the lock file)</h4>'
-            + _table(rows, ["step", "value"]) + "</div>")
+            + _kv_table(rows, ["step", "value"], "timings") + "</div>")
+
+
+def _params_table(stage: Stage) -> str:
+    rows = _flatten(stage.params_dict())
+    return f"<h3>params</h3>{_kv_table(rows, ['param', 'value'], 'params')}" if rows else ""
 
 
 def _status_word(st: StageStatus) -> str:
@@ -310,49 +239,77 @@ def _status_word(st: StageStatus) -> str:
 
 
 def _dag_png(pipeline: Pipeline, statuses: dict[str, StageStatus], lock: dict[str, LockEntry]) -> bytes:
-    import matplotlib
+    from kgpipe.report_dag import dag_figure, dag_layout
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import networkx as nx
-
-    graph = build_graph(pipeline)
-    for layer, names in enumerate(nx.topological_generations(graph)):
-        for name in names:
-            graph.nodes[name]["layer"] = layer
-    pos = nx.multipartite_layout(graph, subset_key="layer") if graph.number_of_nodes() > 1 else {
-        n: (0.0, 0.0) for n in graph}
-    fig, ax = plt.subplots(figsize=(max(4, 2.2 * (1 + max(graph.nodes[n]["layer"] for n in graph))), 3))
-    colours = [STATUS_COLOURS[_status_word(statuses[n])] for n in graph]
-    labels = {n: f"{n}\n{lock[n].duration_s:.2f}s" if n in lock else n for n in graph}
-    nx.draw_networkx(graph, pos, ax=ax, node_color=colours, labels=labels, node_size=2600, font_size=8,
-                     arrowsize=15, node_shape="s")
-    ax.set_axis_off()
-    ax.margins(0.25)
-    return _figure_png(fig)
+    colours = {n: STATUS_COLOURS[_status_word(st)] for n, st in statuses.items()}
+    labels = {n: f"{n}\n{lock[n].duration_s:.2f}s" if n in lock else n for n in pipeline.stages}
+    return _figure_png(dag_figure(dag_layout(pipeline), colours, labels))
 
 
-def _stage_section(pipeline: Pipeline, stage: Stage, entry: LockEntry | None = None) -> str:
-    parts = [f'<section><h2>{_esc(stage.name)} <small>({_esc(stage.type.name)} '
+def _legend() -> str:
+    swatches = "".join(f'<li><span class="swatch" style="background:{colour}"></span>{_esc(word)}</li>'
+                       for word, colour in STATUS_COLOURS.items())
+    return ('<div class="legend" id="legend"><b>Legend</b><ul>' + swatches
+            + "<li>&rarr; solid arrow: the stage on the right reads an output of the stage on the left</li>"
+            "<li>&#8674; dashed arrow above the boxes: the same, for a stage further right (it skips the columns "
+            "between)</li><li>box: stage name and how long its last run took</li></ul></div>")
+
+
+def _anchor_ids(names: list[str], taken: set[str]) -> dict[str, str]:
+    """A unique, valid element id per name: 'stage-<name>' with characters outside [A-Za-z0-9_-] replaced."""
+    ids = {}
+    for name in names:
+        base = "stage-" + re.sub(r"[^A-Za-z0-9_-]", "-", name)
+        anchor, n = base, 1
+        while anchor in taken:
+            n += 1
+            anchor = f"{base}-{n}"
+        taken.add(anchor)
+        ids[name] = anchor
+    return ids
+
+
+def _unique(anchor: str, name: str, taken: set[str]) -> str:
+    found = anchor if anchor not in taken else f"{anchor}-{re.sub(r'[^A-Za-z0-9_-]', '-', name)}"
+    while found in taken:
+        found += "-x"
+    taken.add(found)
+    return found
+
+
+def _contents(order: list[str], pipe: Pipeline, ids: dict[str, str],
+              summaries: dict[str, tuple[StageSummary, str]]) -> str:
+    items = []
+    for name in order:
+        sub = ""
+        if name in summaries:
+            summary, anchor = summaries[name]
+            sub = f'<ul><li><a href="#{anchor}">{_esc(summary.title)}</a></li></ul>'
+        items.append(f'<li><a href="#{ids[name]}">{_esc(name)}</a> <small>({_esc(pipe.stages[name].type.name)})'
+                     f"</small>{sub}</li>")
+    return ('<nav id="contents"><h2>Contents</h2><ul><li><a href="#overview">Pipeline overview</a> '
+            '<small>(DAG, legend, status of every stage)</small></li>' + "".join(items) + "</ul></nav>")
+
+
+def _stage_section(pipeline: Pipeline, stage: Stage, entry: LockEntry | None, anchor: str,
+                   summary: StageSummary | str | None, summary_anchor: str | None) -> str:
+    parts = [f'<section id="{anchor}"><h2>{_esc(stage.name)} <small>({_esc(stage.type.name)} '
              f'v{stage.type.version})</small></h2>']
-    summary = _SUMMARIES.get(stage.type.name)
-    shown = ""
-    if summary is not None:
-        try:
-            shown = summary(stage, entry)
-        except Exception as exc:  # a half-written or older artifact must not cost the whole report
-            shown = (f"<p class='warning'>no summary for {_esc(stage.name)}: {_esc(type(exc).__name__)}: "
-                     f"{_esc(exc)}</p>")
-        parts.append(shown)
+    shown: set[Path] = set()
+    if isinstance(summary, str):
+        parts.append(f"<p class='warning'>no summary for {_esc(stage.name)}: {_esc(summary)}</p>")
+    elif summary is not None:
+        parts.append(render_summary(summary, summary_anchor))
+        shown = {image.path for image in summary.images}
     parts.append(_timings_table(entry))
+    parts.append(_params_table(stage))
     for name, path in stage.outs.items():
         if not path.exists():
             parts.append(f"<p><b>{_esc(name)}</b>: not produced yet</p>")
             continue
         renderer = _RENDERERS.get(path.suffix.lower())
-        body = renderer(path) if renderer else f"<p>{_human(_size(path))}</p>"
-        if path.suffix.lower() == ".png" and body.split('src="', 1)[-1].split('"', 1)[0] in shown:
-            body = "<p>shown in the summary above</p>"
+        body = "<p>shown in the summary above</p>" if path in shown else (
+            renderer(path) if renderer else f"<p>{_human(_size(path))}</p>")
         if path.is_dir():
             body += "".join(f"<h4>{_esc(f.name)}</h4>{_RENDERERS[f.suffix.lower()](f)}"
                             for f in sorted(path.iterdir()) if f.suffix.lower() in (".png", ".json"))
@@ -367,6 +324,10 @@ text-align:left;vertical-align:top}th{background:#eef}h2{border-bottom:2px solid
 small{color:#666;font-weight:normal}img{max-width:100%;display:block;margin:.5em 0}
 .status{display:inline-block;padding:1px 6px;border-radius:3px;color:#fff}
 .summary{background:#f7f9fc;border-left:4px solid #3f72af;padding:.2em 1em;margin:1em 0}.warning{color:#b35900}
+nav#contents ul{margin:.2em 0}nav#contents li{margin:.1em 0}details summary{cursor:pointer;color:#3f72af}
+.legend{font-size:13px}.legend ul{list-style:none;padding-left:0;margin:.2em 0}
+.legend li{display:inline-block;margin-right:1.5em}.swatch{display:inline-block;width:1em;height:1em;margin-right:.4em;
+vertical-align:middle;border:1px solid #555}
 """
 
 # Lets a browser test (and a reader) see at a glance that every inlined image decoded.
@@ -400,13 +361,22 @@ def build_report(pipeline: str | Path | Pipeline, out: Path | None = None) -> Pa
                      _human(sum(_size(p) for p in stage.out_paths())),
                      ", ".join(f"{k}={v}" for k, v in (entry.summary if entry else {}).items()
                                if not isinstance(v, dict | list))])
+    taken = {"overview", "contents", "legend"}
+    ids = _anchor_ids(order, taken)
+    summaries = {name: try_summarise(pipe.stages[name], lock.get(name)) for name in order}
+    anchored = {name: (summary, _unique(summary.anchor, name, taken)) for name, summary in summaries.items()
+                if isinstance(summary, StageSummary)}
     body = [
         f"<h1>kgpipe run report: {_esc(pipe.name)}</h1>",
         f"<p>pipeline <code>{_esc(pipe.path)}</code>; last run {_esc(last or 'never')}; report written "
         f"{datetime.now(UTC).isoformat(timespec='seconds')}</p>",
-        _png_tag(_dag_png(pipe, statuses, lock), "pipeline DAG"),
+        _contents(order, pipe, ids, anchored),
+        '<div id="overview"><h2>Pipeline overview</h2>',
+        _png_tag(_dag_png(pipe, statuses, lock), "pipeline DAG"), _legend(),
         _table(rows, ["stage", "type", "status", "why", "started", "duration", "inputs", "outputs", "counts"]),
-        *(_stage_section(pipe, pipe.stages[name], lock.get(name)) for name in order),
+        "</div>",
+        *(_stage_section(pipe, pipe.stages[name], lock.get(name), ids[name], summaries[name],
+                         anchored[name][1] if name in anchored else None) for name in order),
     ]
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>kgpipe report {_esc(pipe.name)}</title>"
             f"<style>{CSS}</style><script>{CHECK_SCRIPT}</script></head><body>{''.join(body)}</body></html>")

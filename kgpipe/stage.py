@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,6 +20,11 @@ from kgpipe.engine.base import Executor
 from kgpipe.engine.config import ExecutorConfig
 from kgpipe.engine.local import LocalExecutor
 from kgpipe.errors import PipelineError
+
+if TYPE_CHECKING:
+    from kgpipe.config import Stage
+    from kgpipe.lockfile import LockEntry
+    from kgpipe.summary import StageSummary
 
 T = TypeVar("T")
 ProgressCallback = Callable[[str, str, int, int | None], None]
@@ -43,12 +48,14 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """A named output; by default written to <artifacts>/<stage name>/<filename>."""
+    """A named output; by default written to <artifacts>/<stage name>/<filename>. `role` says what it holds
+    (a kgpipe.roles.Role), so that readers find it by role whatever the stage is called."""
 
     name: str
     filename: str
     doc: str = ""
     folder: bool = False
+    role: str | None = None
 
 
 class StageType:
@@ -73,6 +80,14 @@ class StageType:
         must resolve (models, losses), devices, installed packages and models. Raise `ctx.error(...)` (a
         PipelineError at the param's line) or a DependencyMissingError; never read the inputs' contents
         (they may not exist yet). Cheap checks only: this runs on every `kgpipe run`, `--dry-run` included."""
+
+    @classmethod
+    def summarise(cls, stage: Stage, entry: LockEntry | None) -> StageSummary | None:
+        """What a reader looks for first in this stage's results (kgpipe.summary.StageSummary), read from its
+        outputs (`stage.outs`) and its lock entry (`entry.summary`: what varies run to run, such as timings);
+        None when the type has nothing to add to the listing of its outputs. Called by the report and the web
+        app on finished runs only; may raise on half-written artifacts (the caller shows the error)."""
+        return None
 
     @classmethod
     def input_spec(cls, name: str) -> InputSpec | None:

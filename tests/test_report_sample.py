@@ -53,7 +53,7 @@ def test_extraction_counts_by_label_and_relation(sample_pipeline: Path, page: st
     body = section(page, "extraction-counts")
     mentions = kgpipe.load_artifact(sample_pipeline, "extract.mentions")
     relations = kgpipe.load_artifact(sample_pipeline, "extract.relations")
-    assert f"{len(mentions)} mentions in {mentions['doc_id'].nunique()} documents" in body
+    assert f"{len(mentions)} mentions, {mentions['doc_id'].nunique()} documents, {len(relations)} relations" in body
     for label, count in mentions["label"].value_counts().items():
         assert cells(label, count) in body
     for relation, count in relations["relation"].value_counts().items():
@@ -76,7 +76,7 @@ def test_fusion_report_with_overlap_similarity_and_largest_merges(sample_pipelin
 def test_fusion_timings_come_from_the_lock_entry(sample_pipeline: Path, page: str) -> None:
     pipe = load_pipeline(sample_pipeline)
     timings = LockFile.read(Workspace(pipe).lock_path).stages["fuse"].summary["timings"]
-    fuse = page.split("<section><h2>fuse ", 1)[1].split("</section>", 1)[0]
+    fuse = page.split('<section id="stage-fuse"><h2>fuse ', 1)[1].split("</section>", 1)[0]
     table = re.search(r'<div class="timings"><h4>Timings of this run \(from the lock file\)</h4>(.*?)</div>', fuse,
                       re.S)
     assert table, "the fuse section shows no timings"
@@ -93,7 +93,8 @@ def test_embedding_metrics_and_loss_curve(sample_pipeline: Path, page: str) -> N
     # the training time is in the lock entry's summary (metrics.json has the same bytes every run)
     seconds = LockFile.read(Workspace(load_pipeline(sample_pipeline)).lock_path).stages["embed"].summary[
         "timings"]["training_seconds"]
-    assert f"{metrics['training']['epochs']} epochs in {seconds:.4f} s" in body and seconds > 0
+    assert f"{metrics['training']['epochs']} epochs" in body and seconds > 0
+    assert cells("training_seconds", f"{seconds:.4f}") in body and cells("model", metrics["config"]["model"]) in body
     for name in ("mrr", "hits_at_1", "hits_at_10"):
         assert cells(name, f"{test[name]:.4f}", f"{test['head'][name]:.4f}", f"{test['tail'][name]:.4f}") in body
     assert '<img alt="embedding loss curve" src="data:image/png;base64,' in body
@@ -109,6 +110,40 @@ def test_injection_metrics(sample_pipeline: Path, page: str) -> None:
     for name in ("mode", "entities_with_vectors", "map_train_r2", "map_heldout_cosine"):
         value = metrics[name]
         assert cells(name, f"{value:.4f}" if isinstance(value, float) else value) in body
+
+
+def test_contents_link_to_each_stage_and_its_summary(page: str) -> None:
+    contents = re.search(r'<nav id="contents">(.*?)</nav>', page, re.S)
+    assert contents
+    ids = set(re.findall(r' id="([^"]+)"', page))
+    links = re.findall(r'href="#([^"]+)"', contents[1])
+    assert set(links) <= ids
+    for anchor in ("stage-extract", "extraction-counts", "stage-fuse", "fusion-report", "embedding-metrics",
+                   "injection-metrics", "stage-export"):
+        assert anchor in links, f"the contents do not link to {anchor}"
+    params = re.search(r'<section id="stage-embed">.*?<h3>params</h3>(<details><summary>\d+ params[^<]*</summary>'
+                       r'<table class="kv">.*?</table></details>)', page, re.S)
+    assert params and "<td>model</td>" in params[1], "embed's long params dump is collapsed"
+
+
+def test_summaries_are_typed_values_that_serialise_to_json(sample_pipeline: Path) -> None:
+    from kgpipe.summary import StageSummary
+
+    pipe = load_pipeline(sample_pipeline)
+    lock = LockFile.read(Workspace(pipe).lock_path).stages
+    summaries = {name: stage.type.summarise(stage, lock.get(name)) for name, stage in pipe.stages.items()}
+    assert {name for name, s in summaries.items() if s is not None} == {"extract", "fuse", "embed", "inject"}
+    extract = summaries["extract"]
+    assert isinstance(extract, StageSummary)
+    mentions = kgpipe.load_artifact(sample_pipeline, "extract.mentions")
+    assert extract.counts["mentions"] == len(mentions)
+    assert [t.title for t in extract.tables] == ["mentions by label", "mentions by how they were found",
+                                                "relations by relation"]
+    embed = summaries["embed"]
+    assert embed is not None and embed.images[0].path == kgpipe.artifact_path(sample_pipeline, "embed.loss_plot")
+    for summary in summaries.values():
+        if summary is not None:
+            assert json.loads(json.dumps(summary.as_json()))["anchor"] == summary.anchor
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium: apt-get install -y chromium")

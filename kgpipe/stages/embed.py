@@ -13,11 +13,16 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType, ValidationContext
+
+if TYPE_CHECKING:
+    from kgpipe.config import Stage
+    from kgpipe.lockfile import LockEntry
+    from kgpipe.summary import StageSummary
 
 Kwargs = dict[str, Any]
 
@@ -110,14 +115,15 @@ class EmbedStage(StageType):
                   "from the test ranking (e.g. the test split while deps.testing is the validation split)"),
     )
     outputs = (
-        OutputSpec("entity_embeddings", "entity_embeddings.parquet", doc="id, label, vector"),
-        OutputSpec("relation_embeddings", "relation_embeddings.parquet", doc="id, label, vector, inverse"),
+        OutputSpec("entity_embeddings", "entity_embeddings.parquet", role="entity_embeddings", doc="id, label, vector"),
+        OutputSpec("relation_embeddings", "relation_embeddings.parquet", role="relation_embeddings",
+                   doc="id, label, vector, inverse"),
         OutputSpec("embeddings", "embeddings.safetensors", doc="both matrices, id maps and layouts as metadata"),
-        OutputSpec("model", "model", folder=True, doc="model.safetensors, training_triples.safetensors, "
-                   "model.json (no pickle)"),
-        OutputSpec("metrics", "metrics.json", doc="test metrics, config, seed, versions, losses (timings are "
-                   "in the lock entry's summary)"),
-        OutputSpec("loss_plot", "training_loss.png"),
+        OutputSpec("model", "model", folder=True, role="model", doc="model.safetensors, "
+                   "training_triples.safetensors, model.json (no pickle)"),
+        OutputSpec("metrics", "metrics.json", role="embed_metrics", doc="test metrics, config, seed, versions, "
+                   "losses (timings are in the lock entry's summary)"),
+        OutputSpec("loss_plot", "training_loss.png", role="loss_plot"),
     )
 
     def validate(self, ctx: ValidationContext) -> None:
@@ -149,6 +155,12 @@ class EmbedStage(StageType):
             raise DependencyMissingError(f"{where}stage '{ctx.stage}': {exc.message}", hint=exc.hint) from None
         if key not in passed:
             passed.add(key)
+
+    @classmethod
+    def summarise(cls, stage: Stage, entry: LockEntry | None) -> StageSummary | None:
+        from kgpipe.stages.embed_summary import summarise
+
+        return summarise(stage, entry)
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from kgpipe.embed.runtime import use_workspace_pystow

@@ -17,8 +17,11 @@ from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, Stage
 from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_RELATION_MAP
 
 if TYPE_CHECKING:
+    from kgpipe.config import Stage
     from kgpipe.engine import BatchLost
+    from kgpipe.lockfile import LockEntry
     from kgpipe.nlp.extract_worker import DocumentRange, Fault, RangeResult, WorkerSpec
+    from kgpipe.summary import StageSummary
 
 
 class ComposeRule(BaseModel):
@@ -93,8 +96,8 @@ class ExtractStage(StageType):
                                                         "mention pairs beside the patterns (relation_policy)"),
     )
     outputs = (
-        OutputSpec("mentions", "mentions.parquet"),
-        OutputSpec("relations", "relations.parquet"),
+        OutputSpec("mentions", "mentions.parquet", role="mentions"),
+        OutputSpec("relations", "relations.parquet", role="relations"),
     )
 
     def validate(self, ctx: ValidationContext) -> None:
@@ -118,6 +121,12 @@ class ExtractStage(StageType):
                 message, hint = problem
                 raise PipelineError(f"stage '{ctx.stage}': deps.relation_model: {message}", file=ctx.pipeline_file,
                                     line=ctx.line_of("stages", ctx.stage, "deps", "relation_model"), hint=hint)
+
+    @classmethod
+    def summarise(cls, stage: Stage, entry: LockEntry | None) -> StageSummary | None:
+        from kgpipe.stages.extract_summary import summarise
+
+        return summarise(stage)
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from kgpipe.artifacts import MENTIONS, RELATIONS

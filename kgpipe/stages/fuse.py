@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kgpipe.kg.fusion import FusionConfig
 from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType
+
+if TYPE_CHECKING:
+    from kgpipe.config import Stage
+    from kgpipe.lockfile import LockEntry
+    from kgpipe.summary import StageSummary
 
 
 class FuseParams(FusionConfig, StageParams):
@@ -32,14 +37,20 @@ class FuseStage(StageType):
         InputSpec("seed_triples", required=False, doc="seed_triples.parquet from ingest"),
     )
     outputs = (
-        OutputSpec("entities", "entities.parquet"),
-        OutputSpec("triples", "triples.parquet"),
-        OutputSpec("graph_ttl", "graph.ttl"),
-        OutputSpec("graph_graphml", "graph.graphml"),
-        OutputSpec("report", "fusion_report.json"),
-        OutputSpec("mention_entities", "mention_entities.parquet",
+        OutputSpec("entities", "entities.parquet", role="entities"),
+        OutputSpec("triples", "triples.parquet", role="triples"),
+        OutputSpec("graph_ttl", "graph.ttl", role="graph_ttl"),
+        OutputSpec("graph_graphml", "graph.graphml", role="graph_graphml"),
+        OutputSpec("report", "fusion_report.json", role="fusion_report"),
+        OutputSpec("mention_entities", "mention_entities.parquet", role="mention_entities",
                    doc="mention_id -> entity_id: a text triple's way back to its sentences"),
     )
+
+    @classmethod
+    def summarise(cls, stage: Stage, entry: LockEntry | None) -> StageSummary | None:
+        from kgpipe.stages.fuse_summary import summarise
+
+        return summarise(stage)
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         import pandas as pd

@@ -47,9 +47,9 @@ class IngestStage(StageType):
         InputSpec("seeds", required=False, many=True, doc="seed KG files (Turtle, N-Triples, RDF/XML, JSON-LD, TSV)"),
     )
     outputs = (
-        OutputSpec("documents", "documents.parquet"),
-        OutputSpec("seed_entities", "seed_entities.parquet"),
-        OutputSpec("seed_triples", "seed_triples.parquet"),
+        OutputSpec("documents", "documents.parquet", role="documents"),
+        OutputSpec("seed_entities", "seed_entities.parquet", role="seed_entities"),
+        OutputSpec("seed_triples", "seed_triples.parquet", role="seed_triples"),
         OutputSpec("seed_attributes", "seed_attributes.parquet"),
         OutputSpec("report", "ingest_report.json"),
     )

@@ -5,11 +5,16 @@ KnowledgeEnhancedEncoder with the E-BERT align map, or gated fusion trained on a
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType, ValidationContext
+
+if TYPE_CHECKING:
+    from kgpipe.config import Stage
+    from kgpipe.lockfile import LockEntry
+    from kgpipe.summary import StageSummary
 
 
 class InjectParams(StageParams):
@@ -56,8 +61,8 @@ class InjectStage(StageType):
                   "relation slot for examples that name a relation)"),
     )
     outputs = (
-        OutputSpec("model", "knowledge_model", folder=True),
-        OutputSpec("metrics", "inject_metrics.json"),
+        OutputSpec("model", "knowledge_model", folder=True, role="knowledge_model"),
+        OutputSpec("metrics", "inject_metrics.json", role="inject_metrics"),
     )
 
     def validate(self, ctx: ValidationContext) -> None:
@@ -109,6 +114,12 @@ class InjectStage(StageType):
             "the Hugging Face cache, and kgpipe downloads nothing at run time",
             hint=f"point base_model at a local model folder, or use the packaged default {DEFAULT_BASE_MODEL} "
             f"({ctx.pipeline_file.name}, line {ctx.line_of('stages', ctx.stage, 'params', 'base_model')})")
+
+    @classmethod
+    def summarise(cls, stage: Stage, entry: LockEntry | None) -> StageSummary | None:
+        from kgpipe.stages.inject_summary import summarise
+
+        return summarise(stage)
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         import torch

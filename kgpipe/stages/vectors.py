@@ -47,8 +47,8 @@ class VectorsStage(StageType):
         InputSpec("documents", required=False, doc="ingest's documents.parquet"),
     )
     outputs = (
-        OutputSpec("entity_vectors", "entity_vectors.parquet", doc="id, label, vector, inductive; embed's rows "
-                   "first, in its order"),
+        OutputSpec("entity_vectors", "entity_vectors.parquet", role="entity_vectors", doc="id, label, vector, "
+                   "inductive; embed's rows first, in its order"),
         OutputSpec("metrics", "vectors_metrics.json", doc="anchors, held-out fit, counts (no timings)"),
     )
 
