@@ -24,6 +24,8 @@ from kgpipe.lockfile import LockFile
 if TYPE_CHECKING:
     import pandas as pd
 
+    from kgpipe.dag import StageStatus
+    from kgpipe.embed.model_io import ModelInfo
     from kgpipe.embed.predict import LinkPredictor
     from kgpipe.evidence import EvidenceIndex
     from kgpipe.export.embeddings import Embeddings
@@ -225,6 +227,22 @@ class Snapshot:
         return self.cached("embedding_ids", lambda: frozenset(table.ids) if table is not None else frozenset())
 
     @property
+    def model_info(self) -> ModelInfo | None:
+        """The saved model's config and id maps (read without loading the model)."""
+        if not self.has("model"):
+            return None
+        from kgpipe.embed.model_io import read_info
+
+        assert self.paths.model is not None
+        folder = self.paths.model
+        return self.cached("model_info", lambda: read_info(folder))
+
+    @property
+    def model_entities(self) -> frozenset[str]:
+        info = self.model_info
+        return self.cached("model_entities", lambda: frozenset(info.entity_ids) if info else frozenset())
+
+    @property
     def predictor(self) -> LinkPredictor | None:
         """The embed stage's saved model (loaded on the first prediction asked for)."""
         if not self.has("model"):
@@ -249,7 +267,7 @@ class SnapshotStore:
         self._lock = threading.Lock()
         self._current: Snapshot | None = None
         self._lock_sig: tuple[int, int, int] | None = None
-        self._stale: tuple[str, float, list[str]] | None = None
+        self._statuses: tuple[str, float, list[StageStatus]] | None = None
         missing = [p for p in (self.paths.entities, self.paths.triples) if not p.exists()]
         if missing:
             raise ArtifactError(f"{self.pipe.rel(missing[0])} does not exist yet: the explorer shows the last run's "
@@ -266,13 +284,14 @@ class SnapshotStore:
                 self._current, self._lock_sig = snap, sig
             return snap
 
-    def stale_stages(self) -> list[str]:
-        """The stages `kgpipe status` calls stale (re-checked at most every STALE_CHECK_SECONDS; the
-        workspace's hash cache is read, never written)."""
+    def stage_statuses(self) -> list[StageStatus]:
+        """Each stage's status as `kgpipe status` decides it (re-checked at most every STALE_CHECK_SECONDS;
+        the workspace's hash cache is read, never written)."""
         snap = self.current()
         now = time.monotonic()
-        if self._stale is not None and self._stale[0] == snap.id and now - self._stale[1] < STALE_CHECK_SECONDS:
-            return self._stale[2]
+        cached = self._statuses
+        if cached is not None and cached[0] == snap.id and now - cached[1] < STALE_CHECK_SECONDS:
+            return cached[2]
         from kgpipe.dag import build_graph, plan, select_stages
         from kgpipe.hashing import HashCache
         from kgpipe.runner import Workspace
@@ -280,9 +299,11 @@ class SnapshotStore:
         graph = build_graph(self.pipe)
         statuses = plan(self.pipe, graph, select_stages(self.pipe, graph), LockFile.read(self.lock_path).stages,
                         HashCache(Workspace(self.pipe).hash_cache_path))
-        stale = [s.name for s in statuses if s.stale]
-        self._stale = (snap.id, now, stale)
-        return stale
+        self._statuses = (snap.id, now, statuses)
+        return statuses
+
+    def stale_stages(self) -> list[str]:
+        return [s.name for s in self.stage_statuses() if s.stale]
 
 
 def corrections_path(pipe: Pipeline) -> Path:

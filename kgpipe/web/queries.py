@@ -80,10 +80,10 @@ def triples(snap: Snapshot, entity_id: str, direction: str = "out", page: int = 
 def model_relations(snap: Snapshot, entity_id: str) -> m.Relations:
     """The relations the saved model can predict for (the entity's own relations first)."""
     entity(snap, entity_id)
-    predictor = snap.predictor
-    if predictor is None:
+    info = snap.model_info
+    if info is None:
         return m.Relations(relations=[])
-    known = list(predictor.info.relation_ids)
+    known = list(info.relation_ids)
     own = {str(r) for r in snap.triples["relation"].iloc[list(snap.triple_rows("out").get(entity_id, ()))]}
     return m.Relations(relations=sorted(known, key=lambda r: (r not in own, _local_name(r))))
 
@@ -92,11 +92,12 @@ def predictions(snap: Snapshot, entity_id: str, relation: str, k: int = 10) -> m
     """The model's k best tails of (entity, relation, ?); known: the triple is in the fused graph or was a
     training triple."""
     entity(snap, entity_id)
-    predictor = snap.predictor
-    if predictor is None:
+    if snap.model_info is None:
         raise NotFound("no saved link-prediction model", hint="add an embed stage and run the pipeline")
-    if entity_id not in predictor.info.entity_to_id:
+    if entity_id not in snap.model_entities:
         return m.Predictions(relation=relation, items=[])
+    predictor = snap.predictor
+    assert predictor is not None
     frame = predictor.predict_tails(entity_id, relation, k=max(1, min(k, 100)))
     keys = snap.triple_keys
     rel = predictor.relation_id(relation)
