@@ -332,3 +332,24 @@ def test_explorer_without_artifacts_says_to_run_the_pipeline(tmp_path: Path) -> 
     with pytest.raises(ArtifactError, match="does not exist yet") as missing:
         create_app(pipeline)
     assert "kgpipe run" in (missing.value.hint or "")
+
+
+def test_explore_command_serves_the_app_and_warns_off_loopback(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from kgpipe.cli import app
+    from tests.web_synthetic import write_pipeline
+
+    pipeline = write_pipeline(tmp_path, embed=False)
+    missing = CliRunner().invoke(app, ["explore", str(pipeline)])
+    assert missing.exit_code == ArtifactError.exit_code and "kgpipe run" in missing.output
+    write_synthetic(tmp_path, 20, 40)
+    served: list[tuple[str, int]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda web_app, host, port, **_: served.append((host, port)))
+    local = CliRunner().invoke(app, ["explore", str(pipeline), "--port", "8799"])
+    assert local.exit_code == 0 and "http://127.0.0.1:8799/" in local.output and "warning" not in local.output
+    wide = CliRunner().invoke(app, ["explore", str(pipeline), "--host", "0.0.0.0"])
+    assert wide.exit_code == 0 and "corrections" in wide.output and "disabled" in wide.output
+    assert served == [("127.0.0.1", 8799), ("0.0.0.0", 8765)]
