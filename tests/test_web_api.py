@@ -246,8 +246,13 @@ def test_corrections_are_refused_without_token_with_foreign_origin_or_host(sampl
     assert sample.post("/api/corrections", json=body, headers=other_port).status_code == 403
     rebound = sample.post("/api/corrections", json=body, headers={TOKEN_HEADER: token, **own,
                                                                   "Host": "attacker.example:8765"})
-    assert rebound.status_code == 403 and "Host" in rebound.json()["detail"]
+    assert rebound.status_code == 400 and "127.0.0.1 or localhost only" in rebound.text
+    other = sample.post("/api/corrections", json=body, headers={TOKEN_HEADER: token, **own, "Host": "127.0.0.1:9999"})
+    assert other.status_code == 403 and "Host" in other.json()["detail"]
     assert not corrections_path(sample.app.state.store.pipe).exists()
+    # DNS rebinding: another site's name resolved to 127.0.0.1 reads nothing either
+    assert sample.get("/api/status", headers={"Host": "attacker.example:8765"}).status_code == 400
+    assert sample.get("/api/status", headers={"Host": "localhost:8765"}).status_code == 200
 
 
 def test_corrections_are_disabled_off_loopback(sample_pipeline: Path) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Query, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from kgpipe.config import Pipeline
@@ -86,6 +86,14 @@ def create_app(pipeline: str | Path | Pipeline, *, host: str = "127.0.0.1", port
 
     app = FastAPI(title="kgpipe explore", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.store, app.state.guard = store, guard
+
+    @app.middleware("http")
+    async def loopback_hosts_only(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                                  ) -> Response:
+        if guard.foreign_host(request.headers):
+            return PlainTextResponse("refused: this app answers requests to 127.0.0.1 or localhost only",
+                                     status_code=400)
+        return await call_next(request)
 
     def ctx() -> pages.PageContext:
         return pages.PageContext(guard.token, store.current().id, store.stale_stages(), guard.enabled,

@@ -60,6 +60,12 @@ class WriteGuard:
         return parsed.hostname is not None and is_loopback(parsed.hostname) and (
             self.port is None or port == self.port)
 
+    def foreign_host(self, headers: Any) -> bool:
+        """A request to a loopback-bound app whose Host is not a loopback name: a page of another site that got
+        its name resolved to 127.0.0.1 (DNS rebinding) must not read the graph either."""
+        host = urlsplit(f"//{headers.get('host', '')}").hostname
+        return self.enabled and (host is None or not is_loopback(host))
+
     def refusal(self, headers: Any) -> str | None:
         """Why a write request is refused (None: allowed). `headers`: the request's headers (a mapping)."""
         if not self.enabled:
