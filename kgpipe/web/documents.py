@@ -65,8 +65,10 @@ def list_documents(snap: Snapshot, *, label: str = "", relation: str = "", patte
     chosen = docs[docs["doc_id"].isin(keep)]
     page = max(1, page)
     window = chosen.iloc[(page - 1) * DOCS_PAGE_SIZE: page * DOCS_PAGE_SIZE]
-    n_mentions = Counter(mentions["doc_id"]) if mentions is not None else Counter()
-    n_relations = Counter(relations["doc_id"]) if relations is not None else Counter()
+    n_mentions: Counter[str] = snap.cached("mentions_per_doc", lambda: Counter(
+        mentions["doc_id"]) if mentions is not None else Counter())
+    n_relations: Counter[str] = snap.cached("relations_per_doc", lambda: Counter(
+        relations["doc_id"]) if relations is not None else Counter())
     return DocumentList(len(chosen), page, [DocumentRow(str(d), str(s), n_mentions[d], n_relations[d])
                                             for d, s in zip(window["doc_id"], window["source"], strict=True)])
 
