@@ -358,3 +358,17 @@ def test_explore_command_serves_the_app_and_warns_off_loopback(tmp_path: Path,
     wide = CliRunner().invoke(app, ["explore", str(pipeline), "--host", "0.0.0.0"])
     assert wide.exit_code == 0 and "corrections" in wide.output and "disabled" in wide.output
     assert served == [("127.0.0.1", 8799), ("0.0.0.0", 8765)]
+
+
+def test_a_snapshot_refuses_tables_replaced_after_it_was_made(synthetic) -> None:
+    from kgpipe.web.data import SnapshotChanged, SnapshotStore
+
+    pipeline, _ = synthetic
+    store = SnapshotStore(pipeline)
+    snap = store.current()
+    assert len(snap.triples) > 0 and store.current() is snap          # one snapshot while nothing changes
+    write_synthetic(pipeline.parent, 50, 100, extra=RANKED, seed=3, lock=False)
+    with pytest.raises(SnapshotChanged, match="reload"):
+        _ = snap.entities                                               # not read before the run replaced it
+    fresh = store.current()
+    assert fresh is not snap and fresh.id == snap.id and len(fresh.entities) == 50 + 1 + len(RANKED)
