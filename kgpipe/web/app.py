@@ -79,6 +79,7 @@ def create_app(pipeline: str | Path | Pipeline, *, host: str = "127.0.0.1", port
     guard = WriteGuard(host, port)
     corrections = corrections_path(store.pipe)
     vendor_missing = _vendor_missing()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         threading.Thread(target=_warm, args=(store,), name="kgpipe-explore-warm", daemon=True).start()
