@@ -11,7 +11,6 @@ same inputs always give.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import re
@@ -23,6 +22,7 @@ from typing import Any
 from kgpipe.config import Pipeline, Stage, as_pipeline
 from kgpipe.dag import StageStatus, build_graph, topological_order
 from kgpipe.hashing import iter_files
+from kgpipe.html import esc as _esc
 from kgpipe.lockfile import LockEntry, LockFile
 from kgpipe.runner import Workspace, status
 from kgpipe.summary import Curve, StageSummary, SummaryTable, short, try_summarise
@@ -43,10 +43,6 @@ def renders(*suffixes: str) -> Callable[[Renderer], Renderer]:
             _RENDERERS[suffix] = func
         return func
     return register
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value))
 
 
 def _png_tag(png: bytes, alt: str) -> str:
@@ -244,6 +240,11 @@ def _dag_png(pipeline: Pipeline, statuses: dict[str, StageStatus], lock: dict[st
     colours = {n: STATUS_COLOURS[_status_word(st)] for n, st in statuses.items()}
     labels = {n: f"{n}\n{lock[n].duration_s:.2f}s" if n in lock else n for n in pipeline.stages}
     return _figure_png(dag_figure(dag_layout(pipeline), colours, labels))
+
+
+def dag_image(pipeline: Pipeline, statuses: dict[str, StageStatus], lock: dict[str, LockEntry]) -> str:
+    """The DAG coloured by status, with durations, as an inline <img> tag (the report's and the explorer's)."""
+    return _png_tag(_dag_png(pipeline, statuses, lock), "pipeline DAG")
 
 
 def _legend() -> str:

@@ -103,6 +103,7 @@ class Embeddings:
 
 
 def _from_parquet(path: Path) -> Embeddings:
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
@@ -111,7 +112,12 @@ def _from_parquet(path: Path) -> Embeddings:
         raise ArtifactError(f"{path}: not an embeddings table (missing {', '.join(sorted(missing))})")
     ids = table.column("id").to_pylist()
     labels = table.column("label").to_pylist() if "label" in table.column_names else list(ids)
-    vectors = np.asarray(table.column("vector").to_pylist(), dtype=np.float32).reshape(len(ids), -1)
+    # one flat buffer, not a Python list per row (100k x 64 floats: milliseconds instead of seconds)
+    column = table.column("vector").combine_chunks()
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    if len(lengths) and (lengths.min() != lengths.max() or column.null_count):
+        raise ArtifactError(f"{path}: vectors of different lengths ({lengths.min()} to {lengths.max()}) or missing")
+    vectors = np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(ids), -1)
     types = table.column("type").to_pylist() if "type" in table.column_names else None
     if "inverse" in table.column_names:
         # embed's relation table: a reciprocal relation shares its relation's IRI; a suffix (PyKEEN's naming)
