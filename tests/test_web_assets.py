@@ -15,7 +15,7 @@ from kgpipe.errors import DependencyMissingError
 from kgpipe.web import vendor
 from tests.conftest import REPO
 
-OWN_ASSETS: list[str] = []
+OWN_ASSETS = ["app.css", "favicon.svg", "graph.js", "map.js", "predict.js", "query.js", "review.js", "status.js"]
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,15 @@ def vendored() -> Path:
     absent = vendor.missing()
     assert not absent, vendor.missing_message(absent)  # `make setup` vendors before the tests run
     return vendor.VENDOR
+
+
+def test_own_scripts_never_parse_html() -> None:
+    """Labels come from untrusted text: the scripts build elements and set textContent, never HTML strings."""
+    for asset in OWN_ASSETS:
+        if asset.endswith(".js"):
+            code = (vendor.STATIC / asset).read_text(encoding="utf-8")
+            for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+                assert sink not in code, f"{asset} uses {sink}"
 
 
 def test_vendored_files_are_the_ones_the_manifest_records(vendored: Path) -> None:
