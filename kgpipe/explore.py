@@ -113,16 +113,6 @@ def _resolve_relation(name: str, relations: list[str]) -> str:
                      "relations", hint="one of: " + ", ".join(sorted({_local_name(r) for r in relations})))
 
 
-def _text_relation_iri(row: Any, aligned: Mapping[str, str]) -> str:
-    """The fused relation a text relation row became (extract's relation_iri, else the default map, then the
-    fuse stage's alignment to seed relations), as fuse computes it."""
-    from kgpipe.vocab import DEFAULT_RELATION_MAP, KGPIPE_RELATION
-
-    iri = row.relation_iri if isinstance(row.relation_iri, str) and row.relation_iri else \
-        DEFAULT_RELATION_MAP.get(row.relation, KGPIPE_RELATION + row.relation)
-    return aligned.get(iri, iri)
-
-
 def provenance(pipeline: str | Path | Pipeline, triple: Any, relation: str | None = None,
                tail: str | None = None) -> pd.DataFrame:
     """Where a fused triple comes from: one row per sentence that states it (kind 'text': the document, the
@@ -136,7 +126,7 @@ def provenance(pipeline: str | Path | Pipeline, triple: Any, relation: str | Non
     """
     import pandas as pd
 
-    from kgpipe.artifacts import ENTITIES, MENTION_ENTITIES, MENTIONS, RELATIONS, TRIPLES, read_table
+    from kgpipe.artifacts import DOCUMENTS, ENTITIES, MENTION_ENTITIES, MENTIONS, RELATIONS, TRIPLES, read_table
 
     pipe = as_pipeline(pipeline)
     fuse = stage_of_type(pipe, "fuse")
@@ -159,34 +149,21 @@ def provenance(pipeline: str | Path | Pipeline, triple: Any, relation: str | Non
     mentions_path = fuse.deps.get("mentions", (None,))[0]
     relations_path = fuse.deps.get("relations", (None,))[0]
     if "mention_entities" in fuse.outs and mentions_path is not None and relations_path is not None:
-        links = read_table(_existing(pipe, fuse.outs["mention_entities"], "fuse.mention_entities"),
-                           MENTION_ENTITIES)
-        entity_of = dict(zip(links["mention_id"], links["entity_id"], strict=True))
-        mentions = read_table(_existing(pipe, mentions_path, "fuse's mentions dep"), MENTIONS).set_index(
-            "mention_id")
-        relations = read_table(_existing(pipe, relations_path, "fuse's relations dep"), RELATIONS)
-        doc_ids = set(relations["doc_id"])
-        report_path = fuse.outs.get("report")
-        aligned: dict[str, str] = {}
-        if report_path is not None and report_path.exists():
-            import json
+        from kgpipe.evidence import EvidenceIndex, aligned_relations
 
-            report = json.loads(report_path.read_text(encoding="utf-8"))
-            aligned = report.get("linking", {}).get("relations_aligned", {}) or {}
-        candidates = relations[relations["doc_id"].isin(sources)
-                               & (relations["subject_id"].map(entity_of) == head_id)
-                               & (relations["object_id"].map(entity_of) == tail_id)]
-        matched = [row for row in candidates.itertuples(index=False)
-                   if _text_relation_iri(row, aligned) == relation_iri]
-        documents = _documents(pipe, mentions_path, {row.doc_id for row in matched})
-        for row in matched:
-            doc = documents.get(row.doc_id)
-            rows.append({
-                "kind": "text", "source": row.doc_id, "document": doc["source"] if doc is not None else None,
-                "sentence": doc["text"][row.sentence_start:row.sentence_end] if doc is not None else None,
-                "subject": mentions.at[row.subject_id, "text"], "object": mentions.at[row.object_id, "text"],
-                "relation": row.relation, "pattern_id": row.pattern_id, "confidence": float(row.confidence),
-                "relation_id": row.relation_id, "subject_id": row.subject_id, "object_id": row.object_id})
+        relations = read_table(_existing(pipe, relations_path, "fuse's relations dep"), RELATIONS)
+        relations = relations[relations["doc_id"].isin(sources)]
+        doc_ids = set(relations["doc_id"])
+        documents_path = documents_of(pipe, mentions_path)
+        index = EvidenceIndex(
+            relations, read_table(_existing(pipe, mentions_path, "fuse's mentions dep"), MENTIONS),
+            read_table(_existing(pipe, fuse.outs["mention_entities"], "fuse.mention_entities"), MENTION_ENTITIES),
+            aligned_relations(fuse.outs.get("report")),
+            read_table(_existing(pipe, documents_path, "documents"), DOCUMENTS) if documents_path else None)
+        rows += [{"kind": "text", "source": e.doc_id, "document": e.document, "sentence": e.sentence,
+                  "subject": e.subject, "object": e.object, "relation": e.relation, "pattern_id": e.pattern_id,
+                  "confidence": e.confidence, "relation_id": e.relation_id, "subject_id": e.subject_id,
+                  "object_id": e.object_id} for e in index.for_triple(head_id, relation_iri, tail_id, sources)]
     text_sources = {r["source"] for r in rows} | doc_ids
     # fuse records a text triple's doc_id and a seed triple's seed file among its sources
     rows += [{"kind": "seed", "source": source, "document": source} for source in sources
@@ -194,22 +171,17 @@ def provenance(pipeline: str | Path | Pipeline, triple: Any, relation: str | Non
     return pd.DataFrame(rows, columns=list(PROVENANCE_COLUMNS))
 
 
-def _documents(pipe: Pipeline, mentions_path: Path, doc_ids: set[str]) -> dict[str, dict[str, Any]]:
-    """doc_id -> {source, text} from the documents table the mentions were extracted from."""
-    from kgpipe.artifacts import DOCUMENTS, read_table
-
-    if not doc_ids:
-        return {}
+def documents_of(pipe: Pipeline, mentions_path: Path) -> Path | None:
+    """The documents table the mentions were extracted from: the extract stage's `documents` dep, else the
+    ingest stage's output (None if the pipeline has neither)."""
     producer = next((s for s in pipe.stages.values() if mentions_path in s.outs.values()), None)
     paths = list(producer.deps.get("documents", ())) if producer is not None else []
     if not paths:
         try:
             paths = [stage_of_type(pipe, "ingest").outs["documents"]]
         except InputError:
-            return {}
-    docs = read_table(_existing(pipe, paths[0], "documents"), DOCUMENTS)
-    docs = docs[docs["doc_id"].isin(doc_ids)]
-    return {row.doc_id: {"source": row.source, "text": row.text} for row in docs.itertuples(index=False)}
+            return None
+    return paths[0]
 
 
 # --- the fusion report, training history and ego networks as tables and graphs ----------------------------

@@ -10,7 +10,6 @@ what the same inputs always give.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 from kgpipe.config import Pipeline, Stage, as_pipeline
 from kgpipe.dag import StageStatus, build_graph, topological_order
 from kgpipe.hashing import iter_files
+from kgpipe.html import esc as _esc
 from kgpipe.lockfile import LockEntry, LockFile
 from kgpipe.runner import Workspace, status
 
@@ -39,10 +39,6 @@ def renders(*suffixes: str) -> Callable[[Renderer], Renderer]:
             _RENDERERS[suffix] = func
         return func
     return register
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value))
 
 
 def _png_tag(png: bytes, alt: str) -> str:
