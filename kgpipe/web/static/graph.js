@@ -9,7 +9,7 @@
   if (!root || !root.dataset.entityId) return;
 
   const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
-    "#9c755f", "#bab0ac"];
+    "#9c755f", "#17becf", "#a0cbe8", "#ffbe7d", "#8cd17d", "#ff9d9a", "#86bcb6", "#f1ce63", "#d4a6c8", "#d37295"];
   const UNTYPED = "#8c959f";
   const colours = new Map(); // type -> colour, in order of first appearance
 
@@ -17,6 +17,12 @@
     if (!type) return UNTYPED;
     if (!colours.has(type)) colours.set(type, PALETTE[colours.size % PALETTE.length]);
     return colours.get(type);
+  }
+
+  // "http://schema.org/Person" -> "Person"
+  function localName(iri) {
+    const name = String(iri).split(/[/#]/).pop();
+    return name || String(iri);
   }
 
   function entityUrl(id) {
@@ -81,7 +87,7 @@
     container: canvas,
     elements: [],
     minZoom: 0.1,
-    maxZoom: 4,
+    maxZoom: 3,
     style: [
       {selector: "node", style: {
         "background-color": "data(colour)", "label": "data(short)", "font-size": 11, "color": "#1f2328",
@@ -105,31 +111,48 @@
       const item = element("li");
       const swatch = element("span", "kg-swatch");
       swatch.style.backgroundColor = colour;
-      item.append(swatch, element("span", "", type || "untyped"));
+      item.title = type || "no type";
+      item.append(swatch, element("span", "", type ? localName(type) : "untyped"));
       return item;
     });
     legend.replaceChildren(...items);
   }
 
-  function layout() {
+  // The first neighbourhood in a ring around the entity; after an expansion, a force-directed layout that starts
+  // from the drawn positions, so that the new nodes settle next to the node they came from.
+  function layout(first) {
     root.dataset.state = "layout";
-    const maxDepth = cy.nodes().max((n) => n.data("depth")).value;
-    const run = cy.layout({
-      name: "concentric", animate: false, fit: true, padding: 30, minNodeSpacing: 18, avoidOverlap: true,
-      concentric: (n) => maxDepth - n.data("depth") + 1, levelWidth: () => 1,
+    const run = cy.layout(first
+      ? {name: "concentric", animate: false, fit: true, padding: 30, minNodeSpacing: 40, avoidOverlap: true,
+        concentric: (n) => (n.data("depth") === 0 ? 2 : 1), levelWidth: () => 1}
+      : {name: "cose", animate: false, fit: true, padding: 30, randomize: false, nodeRepulsion: () => 400000,
+        idealEdgeLength: () => 90, numIter: 1500});
+    run.one("layoutstop", () => {
+      if (cy.zoom() > 1.5) { // a few nodes: no giant circles
+        cy.zoom(1.5);
+        cy.center();
+      }
+      root.dataset.state = "ready";
     });
-    run.one("layoutstop", () => { root.dataset.state = "ready"; });
     run.run();
   }
 
-  // Adds what the graph lacks; a node already drawn keeps its depth (the shortest way to it).
+  // Adds what the graph lacks (new nodes start around the node expanded); a node already drawn keeps its depth.
   function merge(graph, depth) {
+    const first = cy.nodes().empty();
     const fresh = elementsOf(graph, depth).filter((el) => cy.getElementById(el.data.id).empty());
-    cy.add(fresh.filter((el) => el.group === "nodes"));
+    const from = cy.getElementById(graph.center);
+    const origin = from.empty() ? {x: 0, y: 0} : from.position();
+    const nodes = fresh.filter((el) => el.group === "nodes");
+    nodes.forEach((el, i) => {
+      const angle = (2 * Math.PI * i) / nodes.length;
+      el.position = {x: origin.x + 60 * Math.cos(angle), y: origin.y + 60 * Math.sin(angle)};
+    });
+    cy.add(nodes);
     cy.add(fresh.filter((el) => el.group === "edges" && !cy.getElementById(el.data.source).empty() &&
       !cy.getElementById(el.data.target).empty()));
     drawLegend();
-    layout();
+    layout(first);
     return fresh.length;
   }
 
@@ -153,6 +176,11 @@
     else window.location.assign(entityUrl(event.target.id()));
   });
   cy.on("cxttap", "node", (event) => expand(event.target));
+  // Cytoscape caches where its canvas sits on the page; content loading above it (the stale banner, predictions)
+  // moves it, so the cache is refreshed before each press is mapped to a node.
+  for (const type of ["mousedown", "touchstart"]) {
+    canvas.addEventListener(type, () => cy.resize(), {capture: true, passive: true});
+  }
   fit.addEventListener("click", () => cy.fit(undefined, 30));
 
   fetchGraph(root.dataset.entityId).then((graph) => {

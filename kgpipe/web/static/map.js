@@ -26,6 +26,15 @@
     return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   }
 
+  // "http://schema.org/Person" -> "Person"
+  function localName(iri) {
+    const name = String(iri).split(/[/#]/).pop();
+    return name || String(iri);
+  }
+
+  const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#17becf", "#a0cbe8", "#ffbe7d", "#8cd17d", "#ff9d9a", "#86bcb6", "#f1ce63", "#d4a6c8", "#d37295"];
+
   function hasWebGL() {
     try {
       return Boolean(document.createElement("canvas").getContext("webgl"));
@@ -37,7 +46,7 @@
   function traces(points, kind) {
     const byType = new Map();
     for (const p of points) {
-      const type = p.type || "untyped";
+      const type = p.type || "";
       if (!byType.has(type)) byType.set(type, {x: [], y: [], text: [], customdata: []});
       const t = byType.get(type);
       t.x.push(p.x);
@@ -45,8 +54,11 @@
       t.text.push(plain(p.label || p.id));
       t.customdata.push(p.id);
     }
-    return Array.from(byType.keys()).sort().map((type) => Object.assign(byType.get(type), {
-      type: kind, mode: "markers", name: plain(type), marker: {size: 7, opacity: 0.8},
+    const types = Array.from(byType.keys()).filter(Boolean).sort();
+    if (byType.has("")) types.push(""); // untyped last, in grey
+    return types.map((type, i) => Object.assign(byType.get(type), {
+      type: kind, mode: "markers", name: type ? plain(localName(type)) : "untyped",
+      marker: {size: 7, opacity: 0.8, color: type ? PALETTE[i % PALETTE.length] : "#8c959f"},
       hovertemplate: "%{text}<extra>%{fullData.name}</extra>",
     }));
   }
