@@ -8,6 +8,7 @@ Skipped, saying why, where Chromium is absent or does not start.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
@@ -237,14 +238,66 @@ def test_pages_load_without_console_errors(tab: Tab, path: str) -> None:
     tab.assert_clean()
 
 
-def test_a_document_page_marks_a_relation_wrong(tab: Tab) -> None:
+def test_link_predictions_load_when_a_relation_is_chosen(tab: Tab) -> None:
     page = tab.page
-    page.goto("/documents")
-    page.locator("main a[href^='/document/']").first.click()
-    page.wait_for_url("**/document/**")
-    button = page.locator("button.mark-wrong:not([disabled])").first
-    button.click()
-    page.wait_for_selector("button.mark-wrong.done")
-    assert "saved" in page.locator(".review-message").first.inner_text()
-    tab.shot("document")
+    page.goto("/search?q=einstein")
+    page.locator("#search-results a").first.click()
+    assert page.get_attribute("#predictions", "data-state") is None, "nothing is predicted before a choice"
+    relation = page.locator("#predict-relation option:not([value=''])").first.get_attribute("value")
+    page.select_option("#predict-relation", relation)
+    page.wait_for_selector("#predictions[data-state=ready]")
+    items = page.locator("#predictions li")
+    assert items.count() >= 1
+    assert set(page.locator("#predictions li .tag").all_inner_texts()) <= {"known", "new"}
+    assert items.first.locator("a").get_attribute("href").startswith("/entity/")
+    tab.shot("predictions")
     tab.assert_clean()
+
+
+def test_a_new_snapshot_reloads_the_page_and_the_banner_follows_the_status(tab: Tab) -> None:
+    page = tab.page
+    page.clock.install()  # status.js polls on a timer: the test moves the clock instead of waiting
+    page.goto("/query")
+    snapshot = page.get_attribute("meta[name=kg-snapshot]", "content")
+    assert page.locator("#stale-banner:visible").count() == 0, "the sample run is up to date"
+    answers = [{"snapshot": "a-later-run", "stale": False, "stale_stages": []}]
+
+    def status(route: Any) -> None:
+        """The next poll sees a run committed; after the reload the page is that run's, reported stale."""
+        route.fulfill(json=answers.pop(0) if answers else
+                      {"snapshot": snapshot, "stale": True, "stale_stages": ["embed"]})
+
+    page.route("**/api/status", status)
+    with page.expect_event("load"):
+        page.clock.run_for(6000)
+    page.wait_for_selector("#stale-banner:visible")
+    assert "embed" in page.inner_text("#stale-banner")
+    tab.shot("stale")
+    tab.assert_clean()
+
+
+def test_a_document_page_marks_a_relation_wrong(tab: Tab, sample_pipeline: Path) -> None:
+    from kgpipe.config import as_pipeline
+    from kgpipe.web.data import corrections_path
+
+    corrections = corrections_path(as_pipeline(sample_pipeline))
+    before = corrections.read_bytes() if corrections.exists() else None
+    page = tab.page
+    try:
+        page.goto("/documents")
+        page.locator("main a[href^='/document/']").first.click()
+        page.wait_for_url("**/document/**")
+        button = page.locator("button.mark-wrong:not([disabled])").first
+        relation_id = button.get_attribute("data-relation-id")
+        button.click()
+        page.wait_for_selector("button.mark-wrong.done")
+        assert "saved" in page.locator(".review-message").first.inner_text()
+        rows = [json.loads(line) for line in corrections.read_text(encoding="utf-8").splitlines()]
+        assert rows[-1]["relation_id"] == relation_id and rows[-1]["verdict"] == "wrong"
+        tab.shot("document")
+        tab.assert_clean()
+    finally:  # the sample run is shared by the session's tests: leave its workspace as it was
+        if before is None:
+            corrections.unlink(missing_ok=True)
+        else:
+            corrections.write_bytes(before)
