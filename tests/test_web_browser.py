@@ -8,6 +8,7 @@ Skipped, saying why, where Chromium is absent or does not start.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import shutil
 import socket
@@ -61,7 +62,9 @@ def browser() -> Iterator[Any]:
         try:
             chromium = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         except playwright.Error as error:
-            pytest.skip(f"{CHROMIUM} did not start under Playwright: {error.message.splitlines()[0]}")
+            version = importlib.metadata.version("playwright")
+            pytest.skip(f"{CHROMIUM} did not start under Playwright {version} (pinned in constraints.txt for "
+                        f"Debian's Chromium): {error.message.splitlines()[0]}")
         yield chromium
         chromium.close()
 
