@@ -233,6 +233,23 @@ def test_the_embedding_map_draws_its_points_and_a_click_opens_one(tab: Tab) -> N
     tab.assert_clean()
 
 
+def test_without_webgl_the_map_is_drawn_as_svg(tab: Tab) -> None:
+    page = tab.page
+    page.add_init_script("""{
+        const getContext = HTMLCanvasElement.prototype.getContext;
+        HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
+            return /webgl/i.test(kind) ? null : getContext.call(this, kind, ...rest);
+        };
+    }""")
+    page.goto("/map")
+    page.wait_for_selector("#kg-map[data-state=ready]")
+    assert page.get_attribute("#kg-map", "data-renderer") == "scatter"
+    assert page.locator("#kg-map .scatterlayer path.point").count() == int(page.get_attribute("#kg-map",
+                                                                                            "data-points") or 0)
+    tab.shot("map-svg")
+    tab.assert_clean()
+
+
 @pytest.mark.parametrize("path", ["/", "/search?q=berlin", "/run", "/documents", "/patterns", "/query", "/map"])
 def test_pages_load_without_console_errors(tab: Tab, path: str) -> None:
     tab.page.goto(path, wait_until="networkidle")
