@@ -262,6 +262,38 @@ def report(
     console.print(f"report written to {path}", highlight=False)
 
 
+@app.command()
+def explore(
+    pipeline: PipelineArg = DEFAULT_PIPELINE,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to serve on")] = 8765,
+    host: Annotated[str, typer.Option(help="address to bind; anything but a loopback address (127.0.0.1, ::1, "
+                                           "localhost) disables the review's corrections")] = "127.0.0.1",
+) -> None:
+    """Serve a local, read-only web app over the last run's artifacts: search, entity pages with evidence,
+    the neighbourhood graph, documents and pattern review, the embedding map, SPARQL, the run."""
+    from kgpipe.errors import DependencyMissingError
+
+    try:
+        try:
+            import uvicorn
+
+            from kgpipe.web.app import create_app
+            from kgpipe.web.corrections import is_loopback
+        except ImportError as exc:
+            raise DependencyMissingError(f"kgpipe explore needs the web extra ({exc.name} is not installed)",
+                                         hint="pip install 'kgpipe[web]' (or make setup)") from None
+        web_app = create_app(pipeline, host=host, port=port)
+    except KgpipeError as exc:
+        _fail(exc)
+    if not is_loopback(host):
+        err_console.print(f"[yellow]warning:[/] bound to {_plain(host)}, not a loopback address: anyone who can "
+                          "reach it reads the graph, and corrections (marking relations wrong) are disabled",
+                          highlight=False)
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"kgpipe explore: http://{_plain(shown)}:{port}/  (Ctrl+C stops it)", highlight=False)
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
+
+
 def _stage_output(pipe: Any, stage_type: str, out: str) -> Path | None:
     """The named output of the pipeline's (first) stage of a type, if it exists on disk."""
     for stage in pipe.stages.values():

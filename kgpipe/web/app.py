@@ -7,7 +7,11 @@ relation marked wrong, see corrections.py). No API docs page: FastAPI's would lo
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +54,15 @@ def _plotly_js() -> Path | None:
     return path if path.is_file() else None
 
 
+def _warm(store: SnapshotStore) -> None:
+    """Build the search index and the triple groups in the background when the server starts, so that the
+    first search and entity page do not pay for them (errors surface on the requests that need them)."""
+    with contextlib.suppress(Exception):
+        snap = store.current()
+        _ = snap.search
+        _ = snap.triple_rows("out"), snap.triple_rows("in")
+
+
 def _status_of(exc: Exception) -> int:
     if isinstance(exc, NotFound):
         return 404
@@ -66,7 +79,12 @@ def create_app(pipeline: str | Path | Pipeline, *, host: str = "127.0.0.1", port
     guard = WriteGuard(host, port)
     corrections = corrections_path(store.pipe)
     vendor_missing = _vendor_missing()
-    app = FastAPI(title="kgpipe explore", docs_url=None, redoc_url=None)
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=_warm, args=(store,), name="kgpipe-explore-warm", daemon=True).start()
+        yield
+
+    app = FastAPI(title="kgpipe explore", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.store, app.state.guard = store, guard
 
     def ctx() -> pages.PageContext:

@@ -105,7 +105,8 @@ class Snapshot:
         self.pipe, self.paths, self.id = pipe, paths, id
         self.signatures = {name: _signature(path) for name, path in paths.existing().items()}
         self._cache: dict[str, Any] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
 
     def changed(self) -> bool:
         """Whether any artifact file differs from when this snapshot was made."""
@@ -113,8 +114,13 @@ class Snapshot:
             set(self.paths.existing()) != set(self.signatures)
 
     def cached(self, key: str, build: Callable[[], T]) -> T:
-        """build() once per snapshot (tables, indexes, projections); refused if the files moved meanwhile."""
+        """build() once per snapshot (tables, indexes, projections); refused if the files moved meanwhile.
+        One lock per key: loading the model does not hold up a search."""
+        if key in self._cache:
+            return self._cache[key]
         with self._lock:
+            key_lock = self._locks.setdefault(key, threading.Lock())
+        with key_lock:
             if key not in self._cache:
                 value = build()
                 if self.changed():

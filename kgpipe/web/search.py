@@ -21,6 +21,8 @@ MIN_FUZZY = 3           # nor are shorter ones matched fuzzily (every short word
 
 def normalise(text: str) -> str:
     """Case-folded, accents removed, whitespace collapsed: 'Émile  Zola' -> 'emile zola'."""
+    if text.isascii():
+        return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(plain.casefold().split())
@@ -65,12 +67,26 @@ class SearchIndex:
         self._prefix_keys = [w for w, _ in self._prefixes]
         self._names = self.labels + self.alias_names           # the fuzzy tier's candidates
         self._name_rows = list(range(len(self.labels))) + self.alias_rows
+        self._by_type: dict[str, tuple[list[str], list[int]]] = {}
 
     def _type_ok(self, row: int, wanted: str | None) -> bool:
         if wanted is None:
             return True
         kind = self.types[row]
         return kind is not None and (kind == wanted or _local_name(kind).casefold() == wanted.casefold())
+
+    def _candidates(self, type: str | None) -> tuple[list[str], list[int]]:
+        """The fuzzy tier's candidates (labels and aliases, with their rows) of one type, kept per type asked."""
+        if type is None:
+            return self._names, self._name_rows
+        found = self._by_type.get(type)
+        if found is None:
+            keep = [i for i, row in enumerate(self._name_rows) if self._type_ok(row, type)]
+            found = ([self._names[i] for i in keep], [self._name_rows[i] for i in keep])
+            if len(self._by_type) > 64:   # types come from requests: keep the cache bounded
+                self._by_type.clear()
+            self._by_type[type] = found
+        return found
 
     def search(self, query: str, *, type: str | None = None, limit: int = 20) -> list[Hit]:
         """The best `limit` entities for a query, ranked exact label > alias > prefix > fuzzy, then by score
@@ -97,10 +113,7 @@ class SearchIndex:
                 add(row, "prefix", 100.0)
         if len(best) < limit and len(q) >= MIN_FUZZY:
             # candidates: labels and aliases of the wanted type; rapidfuzz scores them in C++ with a cutoff
-            names, rows = self._names, self._name_rows
-            if type is not None:
-                keep = [i for i, row in enumerate(rows) if self._type_ok(row, type)]
-                names, rows = [names[i] for i in keep], [rows[i] for i in keep]
+            names, rows = self._candidates(type)
             found = process.extract(q, names, scorer=fuzz.WRatio, processor=None, score_cutoff=FUZZY_CUTOFF,
                                     limit=limit + len(best) + 10)
             for _, score, index in found:
