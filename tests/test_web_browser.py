@@ -250,6 +250,21 @@ def test_without_webgl_the_map_is_drawn_as_svg(tab: Tab) -> None:
     tab.assert_clean()
 
 
+@pytest.mark.parametrize(("script", "view"), [("cytoscape.min.js", "#kg-graph"), ("plotly.min.js", "#kg-map")])
+def test_a_missing_library_is_named_with_the_command_that_fetches_it(tab: Tab, base_url: str, script: str,
+                                                                     view: str) -> None:
+    page = tab.page
+    page.route(f"**/static/vendor/{script}", lambda route: route.fulfill(status=404, body="not found"))
+    if view == "#kg-graph":
+        hit = page.request.get(f"{base_url}/api/search?q=einstein").json()["results"][0]
+        page.goto(f"/entity/{quote(hit['id'], safe='')}")
+    else:
+        page.goto("/map")
+    message = page.locator(f"{view} .kg-error")
+    assert script in message.inner_text() and "python -m kgpipe.web.vendor" in message.inner_text()
+    assert all("404" in problem for problem in tab.problems), tab.problems  # the library's, and nothing else
+
+
 @pytest.mark.parametrize("path", ["/", "/search?q=berlin", "/run", "/documents", "/patterns", "/query", "/map"])
 def test_pages_load_without_console_errors(tab: Tab, path: str) -> None:
     tab.page.goto(path, wait_until="networkidle")
