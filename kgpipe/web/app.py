@@ -33,16 +33,12 @@ from kgpipe.web.run import report_sections, run_overview
 from kgpipe.web.sparql import QueryRefused, run_query
 
 STATIC = Path(__file__).resolve().parent / "static"
-VENDOR_FILES = ("cytoscape.min.js", "plotly.min.js")
-
-
 def _vendor_missing() -> str | None:
-    missing = [name for name in VENDOR_FILES if not (STATIC / "vendor" / name).is_file()
-               and not (name == "plotly.min.js" and _plotly_js() is not None)]
-    if not missing:
-        return None
-    return (f"JavaScript not installed: {', '.join(missing)} missing from {STATIC / 'vendor'} (the graph and the "
-            "map need it); run `make setup` or `python -m kgpipe.web.vendor` in a kgpipe checkout")
+    """The page message when vendored JavaScript is absent (plotly's copy may come from the installed package)."""
+    from kgpipe.web.vendor import missing, missing_message
+
+    names = [name for name in missing() if not (name == "plotly.min.js" and _plotly_js() is not None)]
+    return missing_message(names) if names else None
 
 
 def _plotly_js() -> Path | None:
