@@ -79,7 +79,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"pipeline {self.pipeline}"]
+        lines = [f"pipeline {self.pipeline}"] + [f"  note: {note}" for note in self.notes]
         if self.would_run:
             lines += [f"  would run {s}: {'; '.join(r)}" for s, r in self.would_run.items()]
         lines += [f"  ran {s} ({self.durations[s]:.2f}s) {self.summaries.get(s) or ''}" for s in self.ran]
