@@ -240,7 +240,7 @@ def runs(pipeline: PipelineArg = DEFAULT_PIPELINE, json_: JsonFlag = False) -> N
     for record in records:
         status = record.status + (f" ({record.failed_stage})" if record.failed_stage else "")
         style = {"success": None, "failed": "red"}.get(record.status, "yellow")
-        named = _cell([record.id, *(f"  -S {item}" for item in _override_items(record.overrides))])
+        named = _cell([record.id, *(f"  {item}" for item in _override_items(record.overrides))])
         table.add_row(named, record.started_at[:16].replace("T", " "), _cell(status),
                       str(len(record.with_status(RAN))), str(len(record.with_status(UP_TO_DATE))),
                       f"{record.duration_s:.1f}s", style=style)
@@ -288,7 +288,9 @@ def diff(
     for which, record in (("A", old), ("B", new)):
         extra = "".join(f", -S {item}" for item in _override_items(record.overrides))
         console.print(_cell(f"{which}: {record.id} ({record.status}{extra})"), highlight=False)
-    table = Table("stage", "what", "key", "A", "B", "change", box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False)
+    for column in ("stage", "what", "key", "A", "B", "change"):
+        table.add_column(column, overflow="fold")
     for stage in result.stages:
         if not stage.changed:
             table.add_row(stage.stage, _cell("no change"), "", "", "", "", style="dim")

@@ -175,7 +175,8 @@ class History:
         for leftover in self.folder.glob(f"*{TMP_MARKER}*"):
             remove_path(leftover)
         path = self.folder / f"{record.id}.json"
-        atomic_write_text(path, json.dumps(record.as_json(), indent=1, sort_keys=True, default=str) + "\n")
+        # stages in the pipeline's order, not sorted: `kgpipe diff` lists them so
+        atomic_write_text(path, json.dumps(record.as_json(), indent=1, default=str) + "\n")
         for old in self.paths()[:-self.keep]:
             remove_path(old)
         return path
@@ -223,10 +224,13 @@ class RunRecorder:
         self.started = datetime.now(UTC)
         self.t0 = time.perf_counter()
         self.durations: dict[str, float] = {}
+        self.current: str | None = None  # the stage the run is at (checking or running it)
         self.failed_stage: str | None = None
 
     def record(self, selected: list[str], ran: list[str], skipped: list[str], lock: dict[str, LockEntry],
                error: BaseException | None) -> RunRecord:
+        if error is not None and self.failed_stage is None and self.current not in (*ran, *skipped):
+            self.failed_stage = self.current  # failed before it started (a dep that cannot be read)
         stages = {}
         for name, stage in self.pipeline.stages.items():
             status = (RAN if name in ran else UP_TO_DATE if name in skipped else FAILED

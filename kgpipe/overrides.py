@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from kgpipe.config import Pipeline, Stage
 from kgpipe.errors import PipelineError
 
 Overrides = Sequence["ParamOverride"] | Mapping[str, Any]
+ErrorAt = Callable[[str, str | None], PipelineError]  # (message, hint) -> the error at the stage's params
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def type_name(annotation: Any) -> str:
 
 
 def _set(model: type[BaseModel] | None, data: dict[str, Any], override: ParamOverride, depth: int,
-         error: Any) -> str:
+         error: ErrorAt) -> str:
     """Set override.value at override.path[depth:] in data (the params as written, nested dicts); returns the
     expected type of the leaf. `model` is the params model at this level (None: a free-form mapping)."""
     key, last = override.path[depth], depth == len(override.path) - 1

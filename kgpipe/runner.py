@@ -392,6 +392,7 @@ def _run_selected(pipe: Pipeline, graph: Any, selected: list[str], executors: di
         check_outs_replaceable(pipe, selected, lock)
         _note_returned_params(pipe, overrides, result, emit)
         for name in selected:
+            recorder.current = name
             stage = pipe.stages[name]
             # Re-checked just before running: a stage whose upstream re-ran but produced identical
             # outputs stays up to date (DVC semantics), one whose deps changed runs.
@@ -436,7 +437,7 @@ def _note_returned_params(pipe: Pipeline, overrides: dict[str, Any], result: Run
     for stage, given in returned_overrides(History.of(pipe).last(), overrides).items():
         if stage in pipe.stages:
             note = f"{stage}: params back to the pipeline file's (last run had -S {', -S '.join(given)})"
-            log.info(note)
+            log.info("%s", note)
             result.notes.append(note)
             emit(RunEvent("note", stage, (note,)))
 

@@ -231,7 +231,7 @@ def test_runs_lists_every_run_as_a_table_and_as_json(tmp_path: Path) -> None:
     lines = [line for line in table.output.splitlines() if line[:8].isdigit()]
     assert [line.split()[0] for line in lines] == ids
     assert lines[0].split()[3:7] == ["success", "2", "0", "0.0s"]  # ran 2, 0 up to date (80 columns: all fit)
-    assert table.output.splitlines()[3].strip() == "-S a.block.threshold=0.8"  # under its run's id
+    assert table.output.splitlines()[3].strip() == "a.block.threshold=0.8"  # under its run's id
     assert "failed (b)" in lines[2]
     listed = json.loads(invoke("runs", pipeline, "--json").output)
     assert [r["id"] for r in listed] == ids and listed[2]["status"] == "failed"
