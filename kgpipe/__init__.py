@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 def run(pipeline: Any = "pipelines/default.yaml", **kwargs: Any) -> RunResult:
-    """Run a pipeline's stale stages; see kgpipe.runner.run for the keyword arguments."""
+    """Run a pipeline's stale stages; see kgpipe.runner.run for the keyword arguments, e.g.
+    overrides={"fuse.resolution.threshold": 0.6} (params for this run only, as `kgpipe run -S`)."""
     from kgpipe.runner import run as _run
 
     return _run(pipeline, **kwargs)

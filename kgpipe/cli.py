@@ -51,6 +51,8 @@ class ProgressReporter:
                                         f"{_summary_text(event.summary)}", highlight=False)
         elif event.kind == "fail":
             self.progress.console.print(f"[red]✗ {event.stage} failed[/]")
+        elif event.kind == "note":
+            self.progress.console.print(f"[yellow]![/] {_plain('; '.join(event.reasons))}", highlight=False)
 
 
 def _summary_text(summary: dict[str, Any]) -> str:
@@ -115,17 +117,22 @@ def run(
                                                     "(never changes what a stage writes)")] = None,
     address: Annotated[str | None, typer.Option(help="with --engine ray: auto (this node's cluster), local "
                                                      "(start Ray here) or the head's host:port")] = None,
+    set_: Annotated[list[str], typer.Option("--set", "-S", help="STAGE.PARAM=VALUE (YAML value): override a param "
+                                            "for this run only, e.g. -S fuse.resolution.threshold=0.6 "
+                                            "(repeatable)")] = [],  # noqa: B006
 ) -> None:
-    """Run the stale stages of PIPELINE, in dependency order."""
+    """Run the stale stages of PIPELINE, in dependency order; each run is recorded (kgpipe runs, kgpipe diff)."""
+    from kgpipe.overrides import parse_override
     from kgpipe.runner import run as run_pipeline
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=True)
     try:
+        overrides = [parse_override(text) for text in set_]
         with progress:
             result = run_pipeline(pipeline, until=until, only=only, force=force, dry_run=dry_run,
                                   wait=wait, on_event=ProgressReporter(progress), engine=engine,
-                                  address=address)
+                                  address=address, overrides=overrides)
     except KgpipeError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -144,6 +151,8 @@ def run(
         for name, path in outs.items():
             table.add_row(stage, name, _rel(path, result.root))
     console.print(table, soft_wrap=True)
+    if result.run_id:
+        console.print(f"[dim]recorded as run {result.run_id} (kgpipe runs, kgpipe diff)[/]", highlight=False)
 
 
 def _rel(path: Path, base: Path | None = None) -> str:
@@ -169,6 +178,136 @@ def status(pipeline: PipelineArg = DEFAULT_PIPELINE) -> None:
             summary = _summary_text(st.summary)
             console.print(f"[green]up to date[/]  {st.name}" + (f"  ({summary})" if summary else ""),
                           highlight=False)
+
+
+# --- run history: kgpipe runs, kgpipe diff ----------------------------------------------------------------------
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def _cell(value: Any) -> Any:
+    """A table cell from recorded data: no markup, control characters escaped; a list: one line per item."""
+    import json
+
+    from rich.text import Text
+
+    from kgpipe.export.safe_text import terminal_safe
+
+    lines = value if isinstance(value, list) else [value]
+    return Text("\n".join(terminal_safe(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str))
+                          for v in lines))
+
+
+def _override_items(overrides: dict[str, Any]) -> list[str]:
+    import json
+
+    return [f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in overrides.items()]
+
+
+def _history(pipeline: Path) -> Any:
+    from kgpipe.config import load_pipeline
+    from kgpipe.history import History
+
+    history = History.of(load_pipeline(pipeline))
+    records, damaged = history.read()
+    for line in damaged:
+        err_console.print(f"[yellow]warning:[/] {_plain(line)} (skipped)", highlight=False, soft_wrap=True)
+    return history, records
+
+
+@app.command()
+def runs(pipeline: PipelineArg = DEFAULT_PIPELINE, json_: JsonFlag = False) -> None:
+    """The recorded runs of PIPELINE, oldest first: id, start, outcome, stages run and up to date, -S overrides."""
+    import json
+
+    from kgpipe.history import RAN, UP_TO_DATE
+
+    try:
+        history, records = _history(pipeline)
+    except KgpipeError as exc:
+        _fail(exc)
+    if json_:
+        print(json.dumps([record.as_json() for record in records], indent=1, default=str))
+        return
+    if not records:
+        console.print(f"no runs recorded in {history.folder} yet", highlight=False)
+        return
+    # the -S overrides go under the run's id, one a line: the table fits 80 columns
+    table = Table(box=None, pad_edge=False)
+    table.add_column("run id (-S overrides)", overflow="fold")
+    for column in ("started (UTC)", "status", "ran", "skipped", "took"):
+        table.add_column(column, no_wrap=True)
+    for record in records:
+        status = record.status + (f" ({record.failed_stage})" if record.failed_stage else "")
+        style = {"success": None, "failed": "red"}.get(record.status, "yellow")
+        named = _cell([record.id, *(f"  {item}" for item in _override_items(record.overrides))])
+        table.add_row(named, record.started_at[:16].replace("T", " "), _cell(status),
+                      str(len(record.with_status(RAN))), str(len(record.with_status(UP_TO_DATE))),
+                      f"{record.duration_s:.1f}s", style=style)
+    console.print(table, soft_wrap=True)
+
+
+def _value(value: Any) -> str:
+    import json
+
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if value == "":
+        return '""'
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def diff(
+    run_a: Annotated[str | None, typer.Argument(help="the older run: id, unique id prefix, or -2 (-1: newest); "
+                                                     "default: the one before the newest")] = None,
+    run_b: Annotated[str | None, typer.Argument(help="the newer run (default: the newest)")] = None,
+    pipeline: Annotated[Path, typer.Option(help="pipeline whose runs are compared")] = DEFAULT_PIPELINE,
+    json_: JsonFlag = False,
+) -> None:
+    """What changed between two recorded runs, per stage: params, counts and metrics (with deltas), and which
+    outputs' hashes changed (the last two runs by default)."""
+    import json
+
+    from kgpipe.history import resolve_run
+    from kgpipe.run_diff import diff_runs
+
+    try:
+        history, records = _history(pipeline)
+        if run_a is None and len(records) < 2:
+            raise KgpipeError(f"kgpipe diff compares two runs; {len(records)} recorded in {history.folder}",
+                              hint="run the pipeline again (e.g. with -S STAGE.PARAM=VALUE) and retry")
+        old = resolve_run(records, run_a or "-2", history.folder)
+        new = resolve_run(records, run_b or "-1", history.folder)
+    except KgpipeError as exc:
+        _fail(exc)
+    result = diff_runs(old, new)
+    if json_:
+        print(json.dumps(result.as_json(), indent=1, ensure_ascii=False, default=str))
+        return
+    for which, record in (("A", old), ("B", new)):
+        extra = "".join(f", -S {item}" for item in _override_items(record.overrides))
+        console.print(_cell(f"{which}: {record.id} ({record.status}{extra})"), highlight=False)
+    table = Table(box=None, pad_edge=False)
+    for column in ("stage", "what", "key", "A", "B", "change"):
+        table.add_column(column, overflow="fold")
+    for stage in result.stages:
+        if not stage.changed:
+            table.add_row(stage.stage, _cell("no change"), "", "", "", "", style="dim")
+            continue
+        for what, changes in (("param", stage.params), ("count", stage.counts), ("metric", stage.metrics)):
+            for change in changes:
+                delta = f"{change.delta:+.6g}" if change.delta is not None else ""
+                table.add_row(stage.stage, what, _cell(change.key), _cell(_value(change.old)),
+                              _cell(_value(change.new)), delta)
+        for out in stage.outs:
+            if out.changed:
+                table.add_row(stage.stage, "out", _cell(out.path), (out.old or "-")[:12], (out.new or "-")[:12],
+                              "changed")
+        same = sum(not out.changed for out in stage.outs)
+        if same:
+            table.add_row(stage.stage, "out", _cell(f"{same} unchanged"), "", "", "", style="dim")
+    console.print(table, soft_wrap=True)
 
 
 @app.command()

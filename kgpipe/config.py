@@ -19,6 +19,7 @@ from kgpipe.registry import get_stage_type
 from kgpipe.stage import StageParams, StageType
 
 Loc = tuple[Any, ...]
+KEEP_RUNS = 20  # run records kept in the workspace unless the pipeline file sets keep_runs
 
 
 class StageConfig(BaseModel):
@@ -45,6 +46,7 @@ class PipelineConfig(BaseModel):
     workspace: str | None = None  # lock file, run lock, scratch; default .kgpipe/<pipeline file stem>
     allow_outside: list[str] = Field(default_factory=list)  # folders outside root that outs may be written to
     executor: dict[str, Any] = Field(default_factory=dict)  # kgpipe.engine.ExecutorConfig: local or ray
+    keep_runs: int = Field(KEEP_RUNS, ge=0)  # records in <workspace>/runs (kgpipe runs, kgpipe diff); 0: none
     stages: dict[str, StageConfig]
 
 
@@ -81,6 +83,7 @@ class Pipeline:
     workspace: Path
     allow_outside: tuple[Path, ...] = ()
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    keep_runs: int = KEEP_RUNS
 
     def shared(self, path: Path) -> bool:
         """Whether a path lies under the project root or an allow_outside folder: what every node of a cluster
@@ -420,7 +423,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
     workspace = confine.path((root / cfg.workspace).resolve() if cfg.workspace else root / ".kgpipe" / file.stem,
                              ("workspace",), "workspace")
     return Pipeline(path=file.resolve(), root=root, artifacts=artifacts, stages=stages, lines=lines,
-                    workspace=workspace, allow_outside=allowed, executor=executor)
+                    workspace=workspace, allow_outside=allowed, executor=executor, keep_runs=cfg.keep_runs)
 
 
 def as_pipeline(pipeline: str | Path | Pipeline) -> Pipeline:

@@ -134,22 +134,22 @@ class StageStatus:
         return bool(self.reasons)
 
 
-_UNSET = "<unset>"
+UNSET = "<unset>"
 
 
-def _changed_leaves(old: object, new: object, path: str = "") -> list[tuple[str, object, object]]:
+def changed_leaves(old: object, new: object, path: str = "") -> list[tuple[str, object, object]]:
     """(dotted key, old, new) for every value that differs, descending into nested mappings so a change
     deep inside a params block names that key, not the whole block."""
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
         for key in sorted(set(old) | set(new), key=str):
-            out += _changed_leaves(old.get(key, _UNSET), new.get(key, _UNSET), f"{path}.{key}" if path else str(key))
+            out += changed_leaves(old.get(key, UNSET), new.get(key, UNSET), f"{path}.{key}" if path else str(key))
         return out
     return [] if old == new else [(path, old, new)]
 
 
 def _params_diff(old: dict, new: dict) -> str:
-    changes = _changed_leaves(old, new)
+    changes = changed_leaves(old, new)
     parts = [f"{key}: {before!r} -> {after!r}" for key, before, after in changes[:3]]
     more = f"; +{len(changes) - 3} more" if len(changes) > 3 else ""
     return "params changed (" + "; ".join(parts) + more + ")"

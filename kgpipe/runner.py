@@ -37,7 +37,9 @@ from kgpipe.dag import StageStatus, build_graph, plan, select_stages, stage_stat
 from kgpipe.engine import Executor, ExecutorConfig, executor_class
 from kgpipe.errors import KgpipeError, LockedError, PipelineError, StageError, WorkspaceError
 from kgpipe.hashing import HashCache
+from kgpipe.history import History, RunRecorder, returned_overrides
 from kgpipe.lockfile import LockEntry, LockFile
+from kgpipe.overrides import Overrides, apply_overrides, recorded_values
 from kgpipe.stage import StageContext, ValidationContext
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunEvent:
-    """What the runner tells its caller: kind is plan, skip, start, progress, done or fail."""
+    """What the runner tells its caller: kind is plan, skip, start, progress, done, fail or note (a line for the
+    user, in reasons: a param back to the pipeline file's value after a run with -S)."""
 
     kind: str
     stage: str
@@ -72,9 +75,11 @@ class RunResult:
     outputs: dict[str, dict[str, Path]] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_id: str | None = None  # the run's record in the history (None: a dry run, or history off)
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"pipeline {self.pipeline}"]
+        lines = [f"pipeline {self.pipeline}"] + [f"  note: {note}" for note in self.notes]
         if self.would_run:
             lines += [f"  would run {s}: {'; '.join(r)}" for s, r in self.would_run.items()]
         lines += [f"  ran {s} ({self.durations[s]:.2f}s) {self.summaries.get(s) or ''}" for s in self.ran]
@@ -326,15 +331,19 @@ def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: W
 
 def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str | None = None,
         force: bool = False, dry_run: bool = False, wait: float = 0.0,
-        on_event: EventCallback | None = None, engine: str | None = None, address: str | None = None) -> RunResult:
+        on_event: EventCallback | None = None, engine: str | None = None, address: str | None = None,
+        overrides: Overrides | None = None) -> RunResult:
     """Run the stale stages of a pipeline (and what their changed outputs feed), in topological order.
 
     until: run only this stage and its ancestors; only: this one stage; force: run the selected stages
     even if up to date; dry_run: report what would run, touch nothing; wait: seconds to wait for
     another run holding the workspace; engine, address: override every stage's executor (`local` or `ray`;
-    the Ray cluster's address), which never changes what a stage writes.
+    the Ray cluster's address), which never changes what a stage writes; overrides: params for this run only,
+    {'fuse.resolution.threshold': 0.6} (kgpipe.overrides; the pipeline file is not edited).
+
+    Every run but a dry run is recorded in the workspace's run history (kgpipe.history), a failed one too.
     """
-    pipe = as_pipeline(pipeline)
+    pipe = apply_overrides(as_pipeline(pipeline), overrides)
     graph = build_graph(pipe)
     selected = select_stages(pipe, graph, until=until, only=only)
     try:
@@ -343,8 +352,9 @@ def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str 
         raise PipelineError(f"--engine/--address: {exc.errors()[0]['msg']}", hint="--engine takes local or ray"
                             ) from None
     try:
+        options = {"until": until, "only": only, "force": force, "engine": engine}
         return _run_selected(pipe, graph, selected, executors, force=force, dry_run=dry_run, wait=wait,
-                             on_event=on_event)
+                             on_event=on_event, overrides=recorded_values(pipe, overrides), options=options)
     finally:
         from kgpipe.engine.ray import RaySession
 
@@ -352,7 +362,8 @@ def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str 
 
 
 def _run_selected(pipe: Pipeline, graph: Any, selected: list[str], executors: dict[str, ExecutorConfig], *,
-                  force: bool, dry_run: bool, wait: float, on_event: EventCallback | None) -> RunResult:
+                  force: bool, dry_run: bool, wait: float, on_event: EventCallback | None,
+                  overrides: dict[str, Any], options: dict[str, Any]) -> RunResult:
     validate_stages(pipe, selected, executors)
     emit = on_event or (lambda event: None)
     workspace = Workspace(pipe)
@@ -372,11 +383,16 @@ def _run_selected(pipe: Pipeline, graph: Any, selected: list[str], executors: di
         return result
 
     run_locks = workspace.acquire(wait, pipe.artifacts)
+    recorder = RunRecorder(pipe, overrides, options)
+    lock = LockFile(workspace.lock_path)
+    error: BaseException | None = None
     try:
         workspace.remove_leftovers(pipe)
         lock = LockFile.read(workspace.lock_path)
         check_outs_replaceable(pipe, selected, lock)
+        _note_returned_params(pipe, overrides, result, emit)
         for name in selected:
+            recorder.current = name
             stage = pipe.stages[name]
             # Re-checked just before running: a stage whose upstream re-ran but produced identical
             # outputs stays up to date (DVC semantics), one whose deps changed runs.
@@ -387,11 +403,13 @@ def _run_selected(pipe: Pipeline, graph: Any, selected: list[str], executors: di
                 continue
             emit(RunEvent("start", name, tuple(status.reasons or ["forced"])))
             log.info("running stage %s: %s", name, "; ".join(status.reasons or ["forced"]))
+            t0 = time.perf_counter()
             try:
                 config = executors[name]
                 entry = _execute(pipe, stage, status, workspace, hasher, emit,
                                  executor_class(config.engine)(config, name))
             except BaseException as exc:
+                recorder.failed_stage, recorder.durations[name] = name, time.perf_counter() - t0
                 emit(RunEvent("fail", name, (str(exc),)))
                 raise
             lock.stages[name] = entry
@@ -399,12 +417,29 @@ def _run_selected(pipe: Pipeline, graph: Any, selected: list[str], executors: di
             result.ran.append(name)
             result.durations[name] = entry.duration_s
             result.summaries[name] = entry.summary
+            recorder.durations[name] = entry.duration_s
             emit(RunEvent("done", name, duration_s=entry.duration_s, summary=entry.summary))
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
         hasher.save()
+        # the lock file is written: an error recording the run is only logged (RunRecorder.write)
+        result.run_id = recorder.write(selected, result.ran, result.skipped, lock.stages, error)
         remove_path(workspace.dir / "run.owner")
         run_locks.release()
     return result
+
+
+def _note_returned_params(pipe: Pipeline, overrides: dict[str, Any], result: RunResult,
+                          emit: EventCallback) -> None:
+    """Say which stages' params are back to the pipeline file's after a last run with -S (they rerun)."""
+    for stage, given in returned_overrides(History.of(pipe).last(), overrides).items():
+        if stage in pipe.stages:
+            note = f"{stage}: params back to the pipeline file's (last run had -S {', -S '.join(given)})"
+            log.info("%s", note)
+            result.notes.append(note)
+            emit(RunEvent("note", stage, (note,)))
 
 
 def status(pipeline: str | Path | Pipeline) -> list[StageStatus]:
