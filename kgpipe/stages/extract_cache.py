@@ -31,6 +31,8 @@ from kgpipe.nlp.extract_worker import DocumentCounts, WorkerFacts
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from kgpipe.config import Pipeline
+
 log = logging.getLogger(__name__)
 
 CACHE_FILE = Path("cache") / "extract.sqlite"   # under the pipeline's workspace
@@ -286,13 +288,21 @@ def decode(doc_id: str, mentions: Any, relations: Any, counts: Any) -> CachedDoc
 
 
 @contextlib.contextmanager
-def _existing(path: Path) -> Iterator[sqlite3.Connection | None]:
-    """The cache file, or None when there is none; a file that is not a cache is a WorkspaceError."""
+def _existing(path: Path, *, write: bool = False) -> Iterator[sqlite3.Connection | None]:
+    """The cache file (read-only unless `write`), or None when there is none; a file that is not a cache of this
+    format is a WorkspaceError."""
     if not path.exists():
         yield None
         return
     try:
-        db = _connect(path)
+        if write:
+            db = _connect(path)
+        else:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != FORMAT:
+                db.close()
+                raise sqlite3.DatabaseError(f"cache format {version}, this kgpipe reads format {FORMAT}")
     except sqlite3.DatabaseError as exc:
         raise WorkspaceError(f"{path}: not a readable extract cache ({exc})",
                              hint="remove it with `kgpipe cache clear` (the next run extracts every document)"
@@ -301,6 +311,21 @@ def _existing(path: Path) -> Iterator[sqlite3.Connection | None]:
         yield db
     finally:
         db.close()
+
+
+@contextlib.contextmanager
+def workspace_held(pipeline: Pipeline) -> Iterator[None]:
+    """The pipeline's run lock held, so that no run reads or writes the cache meanwhile (`kgpipe cache prune`,
+    `clear`); LockedError when a run holds it."""
+    from kgpipe.runner import Workspace
+
+    workspace = Workspace(pipeline)
+    locks = workspace.acquire(0.0)
+    try:
+        yield
+    finally:
+        remove_path(workspace.dir / "run.owner")
+        locks.release()
 
 
 def usage(path: Path) -> list[FingerprintUsage]:
@@ -318,7 +343,7 @@ def usage(path: Path) -> list[FingerprintUsage]:
 
 def prune(path: Path, max_bytes: int) -> Pruned:
     """Drop the entries least recently used until the cache holds at most max_bytes."""
-    with _existing(path) as db:
+    with _existing(path, write=True) as db:
         return Pruned(0, 0) if db is None else _evict(db, max_bytes)
 
 
