@@ -144,14 +144,14 @@ def test_seed_entities_are_part_of_the_fingerprint(tmp_path: Path) -> None:
 def test_a_broken_entry_is_dropped_with_a_warning_and_extracted_again(tmp_path: Path, damage: str,
                                                                       caplog: pytest.LogCaptureFixture) -> None:
     extract(tmp_path, DOCS)
-    expected = outputs(tmp_path)
     with sqlite3.connect(cache_file(tmp_path)) as db:
         assert db.execute(damage).rowcount == 1
+    edited = [*DOCS[:4], ("d5", "Niels Bohr was born in Copenhagen."), DOCS[5]]  # and one for the engine
     with caplog.at_level(logging.WARNING, logger="kgpipe"):
-        assert computed(extract(tmp_path, DOCS)) == (1, 5)
+        assert computed(extract(tmp_path, edited)) == (2, 4)
     assert "broken cache entry dropped and extracted again (document 'd2'" in caplog.text
-    assert outputs(tmp_path) == expected
-    assert computed(extract(tmp_path, DOCS)) == (0, 6)  # stored again
+    assert outputs(tmp_path) == full_run(tmp_path / "full", edited)
+    assert computed(extract(tmp_path, edited)) == (0, 6)  # stored again
 
 
 def test_a_cache_file_that_is_not_a_cache_is_started_afresh(tmp_path: Path, caplog: pytest.LogCaptureFixture

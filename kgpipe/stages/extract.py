@@ -161,7 +161,10 @@ class ExtractStage(StageType):
         if not p.cache:
             return self._extract(ctx, spec, documents, None)
         with self._open_cache(ctx, spec) as cache:
-            summary = self._extract(ctx, spec, documents, cache)
+            try:
+                summary = self._extract(ctx, spec, documents, cache)
+            except _BrokenEntryMet:  # once more, every entry read and checked before the engine gets its share
+                summary = self._extract(ctx, spec, documents, cache, check=True)
             evicted = cache.evict(p.cache_max_size)
         if evicted.current:
             ctx.log.warning("extract: the cache's size limit (cache_max_size %s) holds only part of this corpus's "
@@ -184,24 +187,35 @@ class ExtractStage(StageType):
                             logger=ctx.log)
 
     def _extract(self, ctx: StageContext, spec: WorkerSpec, documents: DocumentReader,
-                 cache: ExtractCache | None) -> dict[str, Any]:
+                 cache: ExtractCache | None, *, check: bool = False) -> dict[str, Any]:
         """Both outputs, in document order: the cache's rows for the documents it holds (none without a cache),
-        the engine's for the others, which are stored in the cache as they come."""
+        the engine's for the others, which are stored in the cache as they come. An entry found broken when its
+        rows are due raises _BrokenEntryMet (it is dropped meanwhile); `check`: every entry is read and checked
+        first (slower), so that none is found broken later."""
         from kgpipe.artifacts import MENTIONS, RELATIONS
         from kgpipe.nlp.extract_worker import COUNTS, numbered_ranges, range_docs
         from kgpipe.nlp.streams import GROUP_ROWS, RowGroupWriter, conform
 
         p: ExtractParams = ctx.params
-        # First pass: which documents the cache holds (each entry read and checked, so that a broken one is
-        # known before the engine is given the documents to extract). Only a flag per document is kept.
+        # First pass: which documents the cache holds. Only a flag per document is kept.
         cached = bytearray(documents.rows)
         if cache is not None:
+            keys: list[tuple[int, str, str]] = []
             for row, (doc_id, text) in enumerate(documents):
-                cached[row] = cache.get(doc_id, _sha256(text)) is not None
+                if check:
+                    cached[row] = cache.get(doc_id, _sha256(text)) is not None
+                    continue
+                keys.append((row, doc_id, _sha256(text)))
+                if len(keys) == LOOKUP_KEYS or row == documents.rows - 1:
+                    held_keys = cache.holds([(doc_id, sha) for _, doc_id, sha in keys])
+                    for at, doc_id, sha in keys:
+                        cached[at] = (doc_id, sha) in held_keys
+                    keys = []
             if cache.broken:
                 doc_id, problem = cache.broken[0]
                 ctx.log.warning("extract: %d broken cache entr%s dropped and extracted again (document '%s': %s)",
                                 len(cache.broken), "y" if len(cache.broken) == 1 else "ies", doc_id, problem)
+                cache.broken.clear()
         computed = documents.rows - sum(cached)
         facts = cache.facts() if cache is not None else None
 
@@ -244,6 +258,8 @@ class ExtractStage(StageType):
                 while held and (until is None or held[0][0] < until):
                     row, doc_id, sha = held.popleft()
                     entry = cache.get(doc_id, sha)
+                    if entry is None and not check:
+                        raise _BrokenEntryMet(doc_id)
                     if entry is None:
                         raise StageError(ctx.stage, f"document '{doc_id}' (documents.parquet row {row}): its "
                                          "cache entry went missing or broke during the run",
@@ -394,6 +410,13 @@ class ExtractStage(StageType):
         processes: a process pool inside a one-CPU actor would only compete with it."""
         n_process: int = ctx.params.n_process
         return None if ctx.executor.distributed or n_process == 1 else n_process
+
+
+LOOKUP_KEYS = 400  # documents looked up in the cache at once
+
+
+class _BrokenEntryMet(Exception):
+    """A cache entry was found broken when its rows were due (after the engine had its share)."""
 
 
 def _sha256(text: str) -> str:

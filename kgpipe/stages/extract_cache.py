@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 CACHE_FILE = Path("cache") / "extract.sqlite"   # under the pipeline's workspace
 FORMAT = 1                                      # PRAGMA user_version; another one: the file is started afresh
 DEFAULT_MAX_BYTES = 2_000_000_000
+USED_BATCH = 4096                               # entries read before their `used` marks are written
+LOOKUP_KEYS = 400                               # keys looked up in one query
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fingerprints (
@@ -174,6 +176,17 @@ class ExtractCache:
 
     # --- entries ----------------------------------------------------------------------------------------
 
+    def holds(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (doc_id, sha256) keys have an entry (not read: see get)."""
+        found: set[tuple[str, str]] = set()
+        for at in range(0, len(keys), LOOKUP_KEYS):
+            chunk = keys[at:at + LOOKUP_KEYS]
+            values = ", ".join(["(?, ?)"] * len(chunk))
+            found.update(self.db.execute(
+                f"SELECT doc_id, sha256 FROM entries WHERE fingerprint = ? AND (doc_id, sha256) IN (VALUES {values})",
+                (self.fingerprint, *(part for key in chunk for part in key))))
+        return found
+
     def get(self, doc_id: str, sha256: str) -> CachedDocument | None:
         """The document's cached rows; None when there are none, or when the entry is broken (then it is
         removed and listed in `broken`)."""
@@ -189,6 +202,8 @@ class ExtractCache:
                             (self.fingerprint, doc_id, sha256))
             return None
         self._used.append((self.stamp, self.fingerprint, doc_id, sha256))
+        if len(self._used) >= USED_BATCH:
+            self._mark_used()
         return cached
 
     def put(self, doc_id: str, sha256: str, mentions: pa.Table, relations: pa.Table, counts: DocumentCounts) -> None:
@@ -199,11 +214,14 @@ class ExtractCache:
                         (self.fingerprint, doc_id, sha256, *blobs, text, sum(map(len, blobs)) + len(text),
                          self.stamp))
 
+    def _mark_used(self) -> None:
+        self.db.executemany("UPDATE entries SET used = ? WHERE fingerprint = ? AND doc_id = ? AND sha256 = ?",
+                            self._used)
+        self._used = []
+
     def commit(self) -> None:
         if self._used:
-            self.db.executemany("UPDATE entries SET used = ? WHERE fingerprint = ? AND doc_id = ? AND sha256 = ?",
-                                self._used)
-            self._used = []
+            self._mark_used()
         self.db.commit()
 
     def evict(self, max_bytes: int) -> Pruned:
@@ -262,8 +280,6 @@ _COUNT_FIELDS = {f.name for f in fields(DocumentCounts)}
 
 def decode(doc_id: str, mentions: Any, relations: Any, counts: Any) -> CachedDocument:
     """An entry's columns as a document's rows and counts; BrokenEntry when they are not what put() wrote."""
-    import pyarrow.compute as pc
-
     try:
         raw = json.loads(counts)
     except (TypeError, ValueError) as exc:
@@ -279,7 +295,7 @@ def decode(doc_id: str, mentions: Any, relations: Any, counts: Any) -> CachedDoc
                                  strict=True):
         if table.num_rows != rows:
             raise BrokenEntry(f"{name}: {table.num_rows} rows, the counts say {rows}")
-        if rows and not pc.all(pc.equal(table.column("doc_id"), doc_id)).as_py():
+        if rows and set(table.column("doc_id").to_pylist()) != {doc_id}:
             raise BrokenEntry(f"{name}: rows of another document")
     return CachedDocument(*tables, document)
 
