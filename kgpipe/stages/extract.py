@@ -180,7 +180,7 @@ class ExtractStage(StageType):
         from kgpipe.stages.extract_cache import ExtractCache, cache_path
         from kgpipe.stages.extract_fingerprint import extractor_fingerprint
 
-        deps = {spec.name: ctx.input(spec.name) for spec in self.inputs if spec.name != "documents"}
+        deps = {item.name: ctx.input(item.name) for item in self.inputs if item.name != "documents"}
         fingerprint = extractor_fingerprint(stage_version=self.version, params=ctx.params.model_dump(mode="json"),
                                             deps=deps, model=spec.model, relation_model=spec.relation_model is not None)
         return ExtractCache(cache_path(ctx.workspace), fingerprint.digest, stage=ctx.stage, parts=fingerprint.parts,
@@ -221,6 +221,11 @@ class ExtractStage(StageType):
 
         # Second pass: the documents to extract go to the engine in ranges, as in a full run; the cached ones met
         # on the way wait in `held` (their keys) until the rows before them are written.
+        # The driver reads the documents and hands each worker its texts: a range is then a self-contained task
+        # (a retry needs nothing but it), workers need not decode ingest's row groups (which may hold many ranges)
+        # again and again, and reading parquet here is far faster than a cluster parses (some 20 KB/s per worker).
+        # The engine holds only a few ranges in flight, so the driver's memory grows with the corpus only by a
+        # byte per document (`cached`) and the keys of the cached documents read ahead of the engine's results.
         reader = enumerate(documents, 1)
         held: deque[tuple[int, str, str]] = deque()  # (row, doc_id, sha256) of cached documents read ahead
 
