@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ class TableSchema:
     name: str
     columns: tuple[tuple[str, str, bool], ...]
 
-    @property
+    @cached_property  # built once: the extract cache and the row writers ask for it per document
     def arrow(self) -> pa.Schema:
         import pyarrow as pa
 

@@ -849,6 +849,79 @@ def rel_train(
                   + (f"; held-out F1 {best.f1:.3f}" if best and best.f1 is not None else ""), highlight=False)
 
 
+# --- kgpipe cache: the extract stage's per-document cache ------------------------------------------------
+
+CACHE_ACTIONS = ("show", "prune", "clear")
+
+
+@app.command()
+def cache(
+    action: Annotated[str, typer.Argument(help="show, prune or clear (a pipeline file here: show it)")] = "show",
+    pipeline: Annotated[Path | None, typer.Argument(help=f"pipeline YAML file [default: {DEFAULT_PIPELINE}]",
+                                                    show_default=False)] = None,
+    max_size: Annotated[str | None, typer.Option("--max-size", help="prune: keep at most this much (e.g. 500MB, "
+                                                 "1GB); default: the extract stages' cache_max_size")] = None,
+) -> None:
+    """The extract stage's per-document cache in PIPELINE's workspace: entries and size per extractor
+    fingerprint; `prune` removes the entries least recently used beyond a size, `clear` removes them all."""
+    from pydantic import ByteSize, TypeAdapter, ValidationError
+
+    from kgpipe.config import load_pipeline
+    from kgpipe.stages.extract import ExtractParams
+    from kgpipe.stages.extract_cache import DEFAULT_MAX_BYTES, cache_path, clear, prune, workspace_held
+
+    if action not in CACHE_ACTIONS:
+        if pipeline is not None:
+            err_console.print(f"[bold red]error:[/] unknown action '{_plain(action)}' (show, prune or clear)")
+            raise typer.Exit(2)
+        action, pipeline = "show", Path(action)
+    limit: int | None = None
+    if max_size is not None:
+        try:
+            limit = int(TypeAdapter(ByteSize).validate_python(max_size))
+        except ValidationError:
+            err_console.print(f"[bold red]error:[/] --max-size: '{_plain(max_size)}' is not a size (e.g. 500MB, 1GB)")
+            raise typer.Exit(2) from None
+    try:
+        pipe = load_pipeline(pipeline or DEFAULT_PIPELINE)
+        path = cache_path(pipe.workspace)
+        limits = [int(stage.params.cache_max_size) for stage in pipe.stages.values()
+                  if isinstance(stage.params, ExtractParams)]
+        if action == "show":
+            _show_cache(path, min(limits, default=DEFAULT_MAX_BYTES))
+            return
+        with workspace_held(pipe):
+            done = clear(path) if action == "clear" else prune(path, limit or min(limits, default=DEFAULT_MAX_BYTES))
+    except KgpipeError as exc:
+        _fail(exc)
+    verb = "cleared" if action == "clear" else "pruned"
+    console.print(f"{verb} {_rel(path)}: {done.entries} entries removed ({_size(done.bytes)})", highlight=False)
+
+
+def _show_cache(path: Path, limit: int) -> None:
+    from datetime import datetime
+
+    from kgpipe.stages.extract_cache import usage
+
+    listed = usage(path)
+    if not listed:
+        console.print(f"no extract cache entries in {_rel(path)}", highlight=False)
+        return
+    console.print(f"extract cache {_rel(path)}: {sum(u.entries for u in listed)} entries, "
+                  f"{_size(sum(u.bytes for u in listed))} (limit {_size(limit)})", highlight=False)
+    table = Table("fingerprint", "stage", "entries", "size", "last used", box=None, pad_edge=False)
+    for u in listed:
+        used = datetime.fromtimestamp(u.last_used).isoformat(sep=" ", timespec="seconds") if u.last_used else "-"
+        table.add_row(u.fingerprint[:16], _plain(u.stage), str(u.entries), _size(u.bytes), used)
+    console.print(table, soft_wrap=True)
+
+
+def _size(n: int) -> str:
+    from pydantic import ByteSize
+
+    return ByteSize(n).human_readable(decimal=True)
+
+
 def main() -> None:
     try:
         app()

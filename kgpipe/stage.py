@@ -165,6 +165,12 @@ class StageContext:
         base = self.destination(out).resolve()
         return Path(os.path.relpath(Path(path).resolve(), base if within else base.parent)).as_posix()
 
+    @property
+    def workspace(self) -> Path:
+        """The pipeline's workspace (lock file, caches), the folder holding the scratch folders
+        (<workspace>/scratch/<stage>-<fingerprint>); a stage keeps what must outlive its run here."""
+        return self.scratch_dir.parent.parent
+
     def scratch(self) -> Path:
         """A folder for checkpoints and caches, kept across failed attempts, removed on success."""
         self.scratch_dir.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,18 @@ def extract_summary(pipeline: Path) -> dict[str, object]:
     return {k: v for k, v in summary.items() if k != "timings"}
 
 
+def forget_cached(pipeline: Path, where: str = "1", *args: object) -> int:
+    """Drop the extract cache's entries `where` (an SQL condition on doc_id, ...; all by default), so that their
+    documents go to the engine again; how many were dropped."""
+    import sqlite3
+    from contextlib import closing
+
+    from kgpipe.stages.extract_cache import cache_path
+
+    with closing(sqlite3.connect(cache_path(load_pipeline(pipeline).workspace))) as db, db:
+        return int(db.execute(f"DELETE FROM entries WHERE {where}", args).rowcount)
+
+
 def out_bytes(folder: Path) -> dict[str, bytes]:
     return {name: (folder / "artifacts" / "extract" / name).read_bytes() for name in OUTS}
 
@@ -77,6 +89,7 @@ def assert_the_killer_is_named(pipeline: Path, monkeypatch: pytest.MonkeyPatch, 
     outputs = root / "artifacts" / "extract"
     before = {p.name: p.read_bytes() for p in sorted(outputs.iterdir())}
     lock = Workspace(load_pipeline(pipeline)).lock_path.read_bytes()
+    forget_cached(pipeline)  # every document goes to the engine again
     monkeypatch.setenv(extract_worker.FAULT_ENV, "killer")
     configure(pipeline)
     result = CliRunner().invoke(app, ["run", str(pipeline), "--force"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,15 +44,21 @@ FAULT_ENV = "KGPIPE_EXTRACT_FAULT"
 
 @dataclass(frozen=True)
 class DocumentRange:
-    """Consecutive documents of documents.parquet; `first_row` is the 1-based row of the first."""
+    """Documents of documents.parquet in file order; `first_row` is the 1-based row of the first. They are
+    consecutive rows unless `rows` lists each one's row (the documents an incremental run extracts)."""
 
     first_row: int
     doc_ids: tuple[str, ...] = ()
     texts: tuple[str, ...] = ()
+    rows: tuple[int, ...] = ()
 
     @property
     def last_row(self) -> int:
-        return self.first_row + len(self.doc_ids) - 1
+        return self.rows[-1] if self.rows else self.first_row + len(self.doc_ids) - 1
+
+    def row(self, index: int) -> int:
+        """The row of document number `index` of the range."""
+        return self.rows[index] if self.rows else self.first_row + index
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -61,31 +67,50 @@ class DocumentRange:
 
     def alone(self) -> list[DocumentRange]:
         """One range per document."""
-        return [DocumentRange(self.first_row + i, (d,), (t,)) for i, (d, t) in enumerate(self.pairs)]
+        return [DocumentRange(self.row(i), (d,), (t,)) for i, (d, t) in enumerate(self.pairs)]
 
     def describe(self) -> str:
-        return (f"documents.parquet rows {self.first_row}-{self.last_row}" if len(self.doc_ids) > 1 else
-                f"document '{self.doc_ids[0]}' (documents.parquet row {self.first_row})" if self.doc_ids else
+        if len(self.doc_ids) > 1:
+            rows = f"documents.parquet rows {self.first_row}-{self.last_row}"
+            return f"{len(self.doc_ids)} documents of {rows}" if self.rows else rows
+        return (f"document '{self.doc_ids[0]}' (documents.parquet row {self.first_row})" if self.doc_ids else
                 "no documents")
 
 
 def document_ranges(documents: Iterable[tuple[str, str]], max_docs: int | None = None) -> Iterator[DocumentRange]:
-    """The documents cut into ranges of at most `max_docs` (default RANGE_DOCS) documents and RANGE_CHARS
-    characters; always at least one, possibly empty, range, so that a worker reports its facts even for an
-    empty corpus."""
+    """The documents (rows 1, 2, 3, ... of documents.parquet) cut into ranges of at most `max_docs` (default
+    RANGE_DOCS) documents and RANGE_CHARS characters; always at least one, possibly empty, range, so that a worker
+    reports its facts even for an empty corpus."""
+    return numbered_ranges(((row, doc_id, text) for row, (doc_id, text) in enumerate(documents, 1)), max_docs)
+
+
+def numbered_ranges(documents: Iterable[tuple[int, str, str]], max_docs: int | None = None
+                    ) -> Iterator[DocumentRange]:
+    """As document_ranges, for (row, doc_id, text) of documents in file order but not necessarily every one
+    (those an incremental run extracts)."""
     max_docs, max_chars = max_docs or RANGE_DOCS, RANGE_CHARS
     ids: list[str] = []
     texts: list[str] = []
-    chars, first = 0, 1
-    for row, (doc_id, text) in enumerate(documents, 1):
+    rows: list[int] = []
+    chars, yielded = 0, False
+    for row, doc_id, text in documents:
         if ids and (len(ids) >= max_docs or chars + len(text) > max_chars):
-            yield DocumentRange(first, tuple(ids), tuple(texts))
-            ids, texts, chars, first = [], [], 0, row
+            yield _range(ids, texts, rows)
+            ids, texts, rows, chars, yielded = [], [], [], 0, True
         ids.append(doc_id)
         texts.append(text)
+        rows.append(row)
         chars += len(text)
-    if ids or first == 1:
-        yield DocumentRange(first, tuple(ids), tuple(texts))
+    if ids or not yielded:
+        yield _range(ids, texts, rows)
+
+
+def _range(ids: list[str], texts: list[str], rows: list[int]) -> DocumentRange:
+    """A range of these documents; `rows` kept only where they are not consecutive."""
+    if not rows:
+        return DocumentRange(1)
+    consecutive = rows[-1] - rows[0] == len(rows) - 1
+    return DocumentRange(rows[0], tuple(ids), tuple(texts), () if consecutive else tuple(rows))
 
 
 @dataclass(frozen=True)
@@ -147,9 +172,52 @@ class WorkerFacts:
     relation_model: str | None = None     # its pattern_id, "model:<folder name>"
 
 
+# What RangeResult and DocumentCounts count, beside documents and rows.
+COUNTS = ("sentences", "mentions_ner", "mentions_gazetteer", "seed_linked", "dropped_unmapped_labels",
+          "dropped_long_mentions", "relation_pairs_scored", "relation_pairs_dropped", "relation_pairs_skipped",
+          "relation_unknown_labels", "relations_model")
+
+
+@dataclass(frozen=True)
+class DocumentCounts:
+    """One document's share of a RangeResult: how many of the range's mention and relation rows are its own
+    (a document's rows follow one another, in document order) and its counts (COUNTS), which add up to the
+    range's. What the extraction cache keeps beside a document's rows."""
+
+    doc_id: str
+    mentions: int = 0
+    relations: int = 0
+    sentences: int = 0
+    mentions_ner: int = 0
+    mentions_gazetteer: int = 0
+    seed_linked: int = 0
+    dropped_unmapped_labels: int = 0
+    dropped_long_mentions: int = 0
+    relation_pairs_scored: int = 0
+    relation_pairs_dropped: int = 0
+    relation_pairs_skipped: int = 0
+    relation_unknown_labels: int = 0
+    relations_model: int = 0
+    unmapped_relations: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(cls, result: DocumentResult) -> DocumentCounts:
+        mentions, relations = result.mentions, result.relations
+        gazetteer = sum(m["source"] != "ner" for m in mentions)
+        return cls(result.doc_id, mentions=len(mentions), relations=len(relations), sentences=result.sentences,
+                   mentions_ner=len(mentions) - gazetteer, mentions_gazetteer=gazetteer,
+                   seed_linked=sum(m["seed_iri"] is not None for m in mentions),
+                   dropped_unmapped_labels=result.dropped_mentions, dropped_long_mentions=result.long_mentions,
+                   relation_pairs_scored=result.pairs_scored, relation_pairs_dropped=result.pairs_dropped,
+                   relation_pairs_skipped=result.pairs_skipped, relation_unknown_labels=result.unknown_labels,
+                   relations_model=sum(r["pattern_id"].startswith("model:") for r in relations),
+                   unmapped_relations=frozenset(r["relation"] for r in relations if r["relation_iri"] is None))
+
+
 @dataclass
 class RangeResult:
-    """A range's rows as tables in the artifact schemas (document order) and its counts."""
+    """A range's rows as tables in the artifact schemas (document order), its counts and each document's
+    share of them (`per_document`)."""
 
     first_row: int
     mentions: pa.Table
@@ -169,6 +237,16 @@ class RangeResult:
     relations_model: int = 0
     unmapped_relations: frozenset[str] = field(default_factory=frozenset)
     failure: DocumentFailure | None = None
+    per_document: tuple[DocumentCounts, ...] = ()
+
+    @classmethod
+    def of_documents(cls, first_row: int, mentions: pa.Table, relations: pa.Table, facts: WorkerFacts,
+                     documents: Sequence[DocumentCounts], failure: DocumentFailure | None = None) -> RangeResult:
+        """A range's result from its documents' counts (their sums)."""
+        return cls(first_row, mentions, relations, facts, documents=len(documents),
+                   **{name: sum(getattr(d, name) for d in documents) for name in COUNTS},
+                   unmapped_relations=frozenset().union(*(d.unmapped_relations for d in documents)),
+                   failure=failure, per_document=tuple(documents))
 
     @classmethod
     def merge(cls, results: list[RangeResult]) -> RangeResult:
@@ -182,7 +260,8 @@ class RangeResult:
         return cls(first.first_row, pa.concat_tables([r.mentions for r in results]),
                    pa.concat_tables([r.relations for r in results]), first.facts, **counts,
                    unmapped_relations=frozenset().union(*(r.unmapped_relations for r in results)),
-                   failure=next((r.failure for r in results if r.failure is not None), None))
+                   failure=next((r.failure for r in results if r.failure is not None), None),
+                   per_document=tuple(d for r in results for d in r.per_document))
 
 
 class ExtractWorker:
@@ -244,20 +323,7 @@ class ExtractWorker:
                 failure: DocumentFailure | None = None) -> RangeResult:
         from kgpipe.artifacts import MENTIONS, RELATIONS, to_arrow
 
-        mentions = [m for r in results for m in r.mentions]
-        relations = [r for d in results for r in d.relations]
-        gazetteer = sum(m["source"] != "ner" for m in mentions)
-        return RangeResult(
-            first_row, to_arrow(mentions, MENTIONS), to_arrow(relations, RELATIONS), self.facts,
-            documents=len(results), sentences=sum(r.sentences for r in results),
-            mentions_ner=len(mentions) - gazetteer, mentions_gazetteer=gazetteer,
-            seed_linked=sum(m["seed_iri"] is not None for m in mentions),
-            dropped_unmapped_labels=sum(r.dropped_mentions for r in results),
-            dropped_long_mentions=sum(r.long_mentions for r in results),
-            relation_pairs_scored=sum(r.pairs_scored for r in results),
-            relation_pairs_dropped=sum(r.pairs_dropped for r in results),
-            relation_pairs_skipped=sum(r.pairs_skipped for r in results),
-            relation_unknown_labels=sum(r.unknown_labels for r in results),
-            relations_model=sum(r["pattern_id"].startswith("model:") for r in relations),
-            unmapped_relations=frozenset(r["relation"] for r in relations if r["relation_iri"] is None),
-            failure=failure)
+        mentions = to_arrow([m for r in results for m in r.mentions], MENTIONS)
+        relations = to_arrow([r for d in results for r in d.relations], RELATIONS)
+        return RangeResult.of_documents(first_row, mentions, relations, self.facts,
+                                        [DocumentCounts.of(r) for r in results], failure)

@@ -70,6 +70,13 @@ class DocumentReader:
         return longest
 
 
+def conform(table: Any, schema: TableSchema) -> Any:
+    """A pyarrow table with the artifact's columns and types (Ray may hand over large_string)."""
+    if table.schema != schema.arrow:
+        table = table.select(schema.column_names).cast(schema.arrow)
+    return table
+
+
 class RowGroupWriter:
     """Rows appended to a parquet file (atomically written: it appears whole on a clean exit, not at all
     after an error) in row groups of exactly `group_rows` rows (the last one shorter), whatever pieces the
@@ -101,8 +108,7 @@ class RowGroupWriter:
         """Append a pyarrow table; it is cast to the artifact's schema (Ray may hand over large_string)."""
         if table.num_rows == 0:
             return
-        if table.schema != self.schema.arrow:
-            table = table.select(self.schema.column_names).cast(self.schema.arrow)
+        table = conform(table, self.schema)
         self._pending.append(table)
         self._held += table.num_rows
         while self._held >= self.group_rows:

@@ -6,21 +6,27 @@ The NLP lives in kgpipe.nlp; this module reads the inputs, builds the extractor 
 
 from __future__ import annotations
 
+import hashlib
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ByteSize, ConfigDict, Field
 
 from kgpipe.errors import PipelineError, StageError
 from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType, ValidationContext
 from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_RELATION_MAP
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from kgpipe.config import Stage
     from kgpipe.engine import BatchLost
     from kgpipe.lockfile import LockEntry
-    from kgpipe.nlp.extract_worker import DocumentRange, Fault, RangeResult, WorkerSpec
+    from kgpipe.nlp.extract_worker import DocumentCounts, DocumentRange, Fault, RangeResult, WorkerSpec
+    from kgpipe.nlp.streams import DocumentReader
+    from kgpipe.stages.extract_cache import ExtractCache
     from kgpipe.summary import StageSummary
 
 
@@ -77,6 +83,11 @@ class ExtractParams(StageParams):
     relation_label_map: dict[str, str] = Field(default_factory=dict, description="mention label -> the relation "
                                                "model's NER label (else the label itself, else by KG type)")
 
+    cache: bool = Field(True, description="keep each document's rows (in the workspace) and extract only new and "
+                                          "changed documents; the outputs are the same bytes either way")
+    cache_max_size: ByteSize = Field(ByteSize(2_000_000_000), description="the cache's size limit (e.g. 500MB, "
+                                     "2GB); the entries least recently used go first")
+
     def policy(self, has_model: bool) -> str:
         return self.relation_policy or ("union" if has_model else "patterns")
 
@@ -129,10 +140,9 @@ class ExtractStage(StageType):
         return summarise(stage)
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
-        from kgpipe.artifacts import MENTIONS, RELATIONS
-        from kgpipe.nlp.extract_worker import Fault, document_ranges, range_docs
+        from kgpipe.nlp.extract_worker import Fault
         from kgpipe.nlp.patterns import load_patterns
-        from kgpipe.nlp.streams import GROUP_ROWS, DocumentReader, RowGroupWriter
+        from kgpipe.nlp.streams import DocumentReader
 
         p: ExtractParams = ctx.params
         documents = DocumentReader(ctx.input("documents"))
@@ -148,38 +158,153 @@ class ExtractStage(StageType):
                 raise StageError(ctx.stage, f"deps.relation_model ({ctx.relpath(folder)}): {problem[0]}",
                                  hint=problem[1])
         spec = self.worker_spec(ctx, Fault.from_env())
-        texts = ctx.track(documents, description="extract", total=documents.rows,
-                          every=max(1, documents.rows // 100))
+        if not p.cache:
+            return self._extract(ctx, spec, documents, None)
+        with self._open_cache(ctx, spec) as cache:
+            try:
+                summary = self._extract(ctx, spec, documents, cache)
+            except _BrokenEntryMet:  # once more, every entry read and checked before the engine gets its share
+                summary = self._extract(ctx, spec, documents, cache, check=True)
+            evicted = cache.evict(p.cache_max_size)
+        if evicted.current:
+            ctx.log.warning("extract: the cache's size limit (cache_max_size %s) holds only part of this corpus's "
+                            "rows: %d document(s) will be extracted again next time", p.cache_max_size.human_readable(),
+                            evicted.current)
+        elif evicted.entries:
+            ctx.log.info("extract: %d cache entries least recently used removed (%d bytes)", evicted.entries,
+                         evicted.bytes)
+        return summary
+
+    def _open_cache(self, ctx: StageContext, spec: WorkerSpec) -> ExtractCache:
+        """The cache's entries under this extractor's fingerprint."""
+        from kgpipe.stages.extract_cache import ExtractCache, cache_path
+        from kgpipe.stages.extract_fingerprint import extractor_fingerprint
+
+        deps = {item.name: ctx.input(item.name) for item in self.inputs if item.name != "documents"}
+        fingerprint = extractor_fingerprint(stage_version=self.version, params=ctx.params.model_dump(mode="json"),
+                                            deps=deps, model=spec.model, relation_model=spec.relation_model is not None)
+        return ExtractCache(cache_path(ctx.workspace), fingerprint.digest, stage=ctx.stage, parts=fingerprint.parts,
+                            logger=ctx.log)
+
+    def _extract(self, ctx: StageContext, spec: WorkerSpec, documents: DocumentReader,
+                 cache: ExtractCache | None, *, check: bool = False) -> dict[str, Any]:
+        """Both outputs, in document order: the cache's rows for the documents it holds (none without a cache),
+        the engine's for the others, which are stored in the cache as they come. An entry found broken when its
+        rows are due raises _BrokenEntryMet (it is dropped meanwhile); `check`: every entry is read and checked
+        first (slower), so that none is found broken later."""
+        from kgpipe.artifacts import MENTIONS, RELATIONS
+        from kgpipe.nlp.extract_worker import COUNTS, numbered_ranges, range_docs
+        from kgpipe.nlp.streams import GROUP_ROWS, RowGroupWriter, conform
+
+        p: ExtractParams = ctx.params
+        # First pass: which documents the cache holds. Only a flag per document is kept.
+        cached = bytearray(documents.rows)
+        if cache is not None:
+            keys: list[tuple[int, str, str]] = []
+            for row, (doc_id, text) in enumerate(documents):
+                if check:
+                    cached[row] = cache.get(doc_id, _sha256(text)) is not None
+                    continue
+                keys.append((row, doc_id, _sha256(text)))
+                if len(keys) == LOOKUP_KEYS or row == documents.rows - 1:
+                    held_keys = cache.holds([(doc_id, sha) for _, doc_id, sha in keys])
+                    for at, doc_id, sha in keys:
+                        cached[at] = (doc_id, sha) in held_keys
+                    keys = []
+            if cache.broken:
+                doc_id, problem = cache.broken[0]
+                ctx.log.warning("extract: %d broken cache entr%s dropped and extracted again (document '%s': %s)",
+                                len(cache.broken), "y" if len(cache.broken) == 1 else "ies", doc_id, problem)
+                cache.broken.clear()
+        computed = documents.rows - sum(cached)
+        facts = cache.facts() if cache is not None else None
+
+        # Second pass: the documents to extract go to the engine in ranges, as in a full run; the cached ones met
+        # on the way wait in `held` (their keys) until the rows before them are written.
         # The driver reads the documents and hands each worker its texts: a range is then a self-contained task
         # (a retry needs nothing but it), workers need not decode ingest's row groups (which may hold many ranges)
         # again and again, and reading parquet here is far faster than a cluster parses (some 20 KB/s per worker).
-        # The engine holds only a few ranges in flight, so the driver's memory does not grow with the corpus.
-        workers = self._processes(ctx) or ctx.executor.parallelism()
-        ranges = _Remembered(document_ranges(texts, range_docs(documents.rows, workers)))
+        # The engine holds only a few ranges in flight, so the driver's memory grows with the corpus only by a
+        # byte per document (`cached`) and the keys of the cached documents read ahead of the engine's results.
+        reader = enumerate(documents, 1)
+        held: deque[tuple[int, str, str]] = deque()  # (row, doc_id, sha256) of cached documents read ahead
 
-        counts = dict.fromkeys(("sentences", "mentions_ner", "mentions_gazetteer", "seed_linked",
-                                "dropped_unmapped_labels", "dropped_long_mentions", "relation_pairs_scored",
-                                "relation_pairs_dropped", "relation_pairs_skipped", "relation_unknown_labels",
-                                "relations_model"), 0)
+        def to_extract() -> Iterator[tuple[int, str, str]]:
+            left = computed
+            for row, (doc_id, text) in reader if left else ():
+                if cached[row - 1]:
+                    held.append((row, doc_id, _sha256(text)))
+                    continue
+                yield row, doc_id, text
+                left -= 1
+                if not left:  # the rest are cached: read after the engine is done
+                    return
+
+        texts = ctx.track(to_extract(), description="extract", total=computed, every=max(1, computed // 100))
+        workers = self._processes(ctx) or ctx.executor.parallelism()
+        ranges = _Remembered(numbered_ranges(texts, range_docs(computed, workers)))
+        results = self._results(ctx, spec, ranges) if computed or facts is None else iter(())
+
+        counts = dict.fromkeys(COUNTS, 0)
         unmapped: set[str] = set()
-        first: RangeResult | None = None
         with RowGroupWriter(ctx.output("mentions"), MENTIONS, group_rows=GROUP_ROWS) as mentions, \
                 RowGroupWriter(ctx.output("relations"), RELATIONS, group_rows=GROUP_ROWS) as relations:
-            for index, result in enumerate(self._results(ctx, spec, ranges)):
-                ranges.forget(index)
+
+            def write(document: DocumentCounts, mention_rows: pa.Table, relation_rows: pa.Table) -> None:
+                mentions.write(mention_rows)
+                relations.write(relation_rows)
+                for key in COUNTS:
+                    counts[key] += getattr(document, key)
+                unmapped.update(document.unmapped_relations)
+
+            def write_cached(until: int | None = None) -> None:
+                """The held documents before row `until` (all: None)."""
+                assert cache is not None
+                while held and (until is None or held[0][0] < until):
+                    row, doc_id, sha = held.popleft()
+                    entry = cache.get(doc_id, sha)
+                    if entry is None and not check:
+                        raise _BrokenEntryMet(doc_id)
+                    if entry is None:
+                        raise StageError(ctx.stage, f"document '{doc_id}' (documents.parquet row {row}): its "
+                                         "cache entry went missing or broke during the run",
+                                         hint=f"run again; if it persists, `kgpipe cache clear` ({cache.path})")
+                    write(entry.counts, entry.mentions, entry.relations)
+
+            for index, result in enumerate(results):
                 if result.failure is not None:
                     failed = result.failure
                     raise StageError(ctx.stage, f"document '{failed.doc_id}' (documents.parquet row {failed.row})"
                                      f": extraction failed: {failed.error}",
                                      hint="fix or remove that document in the corpus, or report the error with "
                                      "the document's text")
-                first = first or result
-                mentions.write(result.mentions)
-                relations.write(result.relations)
-                for key in counts:
-                    counts[key] += getattr(result, key)
-                unmapped |= result.unmapped_relations
-        assert first is not None  # document_ranges yields at least one range
+                facts = facts or result.facts
+                batch = ranges.held[index]
+                assert len(result.per_document) == len(batch.doc_ids), "a worker lost documents of its range"
+                result_mentions, result_relations = conform(result.mentions, MENTIONS), \
+                    conform(result.relations, RELATIONS)
+                at_mention = at_relation = 0
+                for i, document in enumerate(result.per_document):
+                    if cache is not None:
+                        write_cached(batch.row(i))
+                    rows = (result_mentions.slice(at_mention, document.mentions),
+                            result_relations.slice(at_relation, document.relations))
+                    at_mention += document.mentions
+                    at_relation += document.relations
+                    write(document, *rows)
+                    if cache is not None:
+                        cache.put(document.doc_id, _sha256(batch.texts[i]), *rows, document)
+                ranges.forget(index)
+                if cache is not None:
+                    cache.commit()
+            if cache is not None:
+                write_cached()
+                for row, (doc_id, text) in reader:  # after the last document extracted: all cached
+                    held.append((row, doc_id, _sha256(text)))
+                    write_cached()
+                if facts is not None:
+                    cache.set_facts(facts)
+        assert facts is not None  # a worker reported them, or the cache had them
 
         if unmapped:
             ctx.log.warning("extract: relation(s) %s have no IRI in relation_map; relation_iri is null",
@@ -188,8 +313,8 @@ class ExtractStage(StageType):
             ctx.log.warning("extract: %d entity span(s) longer than max_mention_chars (%d) dropped",
                             counts["dropped_long_mentions"], p.max_mention_chars)
         model_summary: dict[str, Any] = {}
-        if first.facts.relation_model is not None:
-            model_summary = {"relation_model": first.facts.relation_model,
+        if facts.relation_model is not None:
+            model_summary = {"relation_model": facts.relation_model,
                              "relation_policy": p.policy(True),
                              **{key: counts[key] for key in ("relations_model", "relation_pairs_scored",
                                                              "relation_pairs_dropped", "relation_pairs_skipped",
@@ -202,12 +327,14 @@ class ExtractStage(StageType):
                                 "no NER label of the model; see relation_label_map)",
                                 counts["relation_unknown_labels"])
         return {
-            "documents": documents.rows, "sentences": counts["sentences"], "mentions": mentions.rows,
-            "mentions_ner": counts["mentions_ner"], "mentions_gazetteer": counts["mentions_gazetteer"],
-            "seed_linked": counts["seed_linked"], "dropped_unmapped_labels": counts["dropped_unmapped_labels"],
+            "documents": documents.rows, "documents_computed": computed,
+            "documents_reused": documents.rows - computed, "sentences": counts["sentences"],
+            "mentions": mentions.rows, "mentions_ner": counts["mentions_ner"],
+            "mentions_gazetteer": counts["mentions_gazetteer"], "seed_linked": counts["seed_linked"],
+            "dropped_unmapped_labels": counts["dropped_unmapped_labels"],
             "dropped_long_mentions": counts["dropped_long_mentions"], "relations": relations.rows,
-            "patterns": first.facts.patterns, "gazetteer_names": first.facts.gazetteer_names,
-            "model": first.facts.model, **model_summary,
+            "patterns": facts.patterns, "gazetteer_names": facts.gazetteer_names, "model": facts.model,
+            **model_summary,
         }
 
     def worker_spec(self, ctx: StageContext, fault: Fault | None = None) -> WorkerSpec:
@@ -288,6 +415,18 @@ class ExtractStage(StageType):
         processes: a process pool inside a one-CPU actor would only compete with it."""
         n_process: int = ctx.params.n_process
         return None if ctx.executor.distributed or n_process == 1 else n_process
+
+
+LOOKUP_KEYS = 400  # documents looked up in the cache at once
+
+
+class _BrokenEntryMet(Exception):
+    """A cache entry was found broken when its rows were due (after the engine had its share)."""
+
+
+def _sha256(text: str) -> str:
+    """A document's key in the cache, beside its doc_id: the hash of its text."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def relation_model_problem(params: ExtractParams, folder: Path) -> tuple[str, str] | None:

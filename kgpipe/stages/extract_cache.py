@@ -1,0 +1,374 @@
+"""The extract stage's per-document cache: each document's mention and relation rows, keyed by (doc_id, sha256 of
+its text) under an extractor fingerprint (kgpipe.stages.extract_fingerprint), so that a run over a changed corpus
+extracts only its new and changed documents.
+
+One SQLite file in the pipeline's workspace (`cache/extract.sqlite`): a table of fingerprints (what each stands
+for, the facts a worker reports about the extractor) and a table of entries, one per document and fingerprint,
+holding its rows as Arrow IPC streams in the artifact schemas (MENTIONS, RELATIONS) and its counts as JSON.
+Writes are SQLite transactions (a killed run leaves the last committed state); the pipeline's run lock keeps
+two runs (or a run and `kgpipe cache prune`) from writing at once. The file is bounded: entries least recently
+used go first once it holds more than a size limit. An entry that does not read back as what was written (a
+damaged file, another schema) is dropped with a warning and its document extracted again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kgpipe.artifacts import MENTIONS, RELATIONS, TableSchema
+from kgpipe.atomic import remove_path
+from kgpipe.errors import WorkspaceError
+from kgpipe.nlp.extract_worker import DocumentCounts, WorkerFacts
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from kgpipe.config import Pipeline
+
+log = logging.getLogger(__name__)
+
+CACHE_FILE = Path("cache") / "extract.sqlite"   # under the pipeline's workspace
+FORMAT = 1                                      # PRAGMA user_version; another one: the file is started afresh
+DEFAULT_MAX_BYTES = 2_000_000_000
+USED_BATCH = 4096                               # entries read before their `used` marks are written
+LOOKUP_KEYS = 400                               # keys looked up in one query
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fingerprints (
+    fingerprint TEXT PRIMARY KEY,
+    stage TEXT NOT NULL,            -- the stage that last used it
+    parts TEXT NOT NULL,            -- JSON: what the fingerprint is the hash of
+    facts TEXT,                     -- JSON: WorkerFacts, once a worker reported them
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    fingerprint TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,           -- of the document's text (UTF-8)
+    mentions BLOB NOT NULL,         -- Arrow IPC stream, MENTIONS schema
+    relations BLOB NOT NULL,        -- Arrow IPC stream, RELATIONS schema
+    counts TEXT NOT NULL,           -- JSON: DocumentCounts
+    bytes INTEGER NOT NULL,
+    used INTEGER NOT NULL,          -- time.time_ns() of the run that last read or wrote it
+    PRIMARY KEY (fingerprint, doc_id, sha256)
+);
+CREATE INDEX IF NOT EXISTS entries_by_use ON entries (used);
+"""
+
+
+def cache_path(workspace: Path) -> Path:
+    return workspace / CACHE_FILE
+
+
+@dataclass(frozen=True)
+class CachedDocument:
+    """A document's rows (artifact schemas, in the order a full run writes them) and counts."""
+
+    mentions: pa.Table
+    relations: pa.Table
+    counts: DocumentCounts
+
+
+@dataclass(frozen=True)
+class FingerprintUsage:
+    """What `kgpipe cache` lists for one fingerprint."""
+
+    fingerprint: str
+    stage: str
+    entries: int
+    bytes: int
+    last_used: float | None   # seconds since the epoch; None: no entries
+
+
+@dataclass(frozen=True)
+class Pruned:
+    entries: int
+    bytes: int
+    current: int = 0   # of them, entries the run that evicted them had used
+
+
+class BrokenEntry(Exception):
+    """An entry that does not read back as a document's rows."""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """The cache file, created with its tables; sqlite3.DatabaseError when it is not a cache of this format."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=30.0)
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, FORMAT):
+            raise sqlite3.DatabaseError(f"cache format {version}, this kgpipe writes format {FORMAT}")
+        if version == 0:
+            connection.execute("PRAGMA auto_vacuum = INCREMENTAL")  # a new file: freed pages can be given back
+        connection.executescript(_SCHEMA)
+        connection.execute(f"PRAGMA user_version = {FORMAT}")
+        connection.commit()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def open_or_reset(path: Path, logger: logging.Logger = log) -> sqlite3.Connection:
+    """The cache file; one that cannot be read as a cache (damaged, another format) is removed with a warning
+    and started afresh (it only costs extracting again)."""
+    try:
+        return _connect(path)
+    except sqlite3.DatabaseError as exc:
+        logger.warning("extract cache %s is unreadable (%s): starting an empty one, so every document is "
+                       "extracted again", path, exc)
+    for leftover in (path, path.with_name(path.name + "-journal"), path.with_name(path.name + "-wal")):
+        remove_path(leftover)
+    return _connect(path)
+
+
+class ExtractCache:
+    """The entries of one fingerprint, opened by the extract stage for one run. Reads and writes mark entries as
+    used by this run; `commit` makes the writes (and those marks) durable."""
+
+    def __init__(self, path: Path, fingerprint: str, *, stage: str, parts: dict[str, Any],
+                 logger: logging.Logger = log) -> None:
+        self.path = path
+        self.fingerprint = fingerprint
+        self.log = logger
+        self.stamp = time.time_ns()
+        self._used: list[tuple[int, str, str, str]] = []
+        self.broken: list[tuple[str, str]] = []   # (doc_id, what is wrong) of the broken entries get() dropped
+        self.db = open_or_reset(path, logger)
+        self.db.execute("INSERT INTO fingerprints (fingerprint, stage, parts, created) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (fingerprint) DO UPDATE SET stage = excluded.stage",
+                        (fingerprint, stage, json.dumps(parts, sort_keys=True), time.time()))
+        self.db.commit()
+
+    def close(self) -> None:
+        self.commit()
+        self.db.close()
+
+    def __enter__(self) -> ExtractCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- facts ------------------------------------------------------------------------------------------
+
+    def facts(self) -> WorkerFacts | None:
+        row = self.db.execute("SELECT facts FROM fingerprints WHERE fingerprint = ?", (self.fingerprint,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        try:
+            return WorkerFacts(**json.loads(row[0]))
+        except (ValueError, TypeError):
+            return None
+
+    def set_facts(self, facts: WorkerFacts) -> None:
+        self.db.execute("UPDATE fingerprints SET facts = ? WHERE fingerprint = ?",
+                        (json.dumps(asdict(facts)), self.fingerprint))
+
+    # --- entries ----------------------------------------------------------------------------------------
+
+    def holds(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (doc_id, sha256) keys have an entry (not read: see get)."""
+        found: set[tuple[str, str]] = set()
+        for at in range(0, len(keys), LOOKUP_KEYS):
+            chunk = keys[at:at + LOOKUP_KEYS]
+            values = ", ".join(["(?, ?)"] * len(chunk))
+            found.update(self.db.execute(
+                f"SELECT doc_id, sha256 FROM entries WHERE fingerprint = ? AND (doc_id, sha256) IN (VALUES {values})",
+                (self.fingerprint, *(part for key in chunk for part in key))))
+        return found
+
+    def get(self, doc_id: str, sha256: str) -> CachedDocument | None:
+        """The document's cached rows; None when there are none, or when the entry is broken (then it is
+        removed and listed in `broken`)."""
+        row = self.db.execute("SELECT mentions, relations, counts FROM entries WHERE fingerprint = ? AND "
+                              "doc_id = ? AND sha256 = ?", (self.fingerprint, doc_id, sha256)).fetchone()
+        if row is None:
+            return None
+        try:
+            cached = decode(doc_id, *row)
+        except BrokenEntry as exc:
+            self.broken.append((doc_id, str(exc)))
+            self.db.execute("DELETE FROM entries WHERE fingerprint = ? AND doc_id = ? AND sha256 = ?",
+                            (self.fingerprint, doc_id, sha256))
+            return None
+        self._used.append((self.stamp, self.fingerprint, doc_id, sha256))
+        if len(self._used) >= USED_BATCH:
+            self._mark_used()
+        return cached
+
+    def put(self, doc_id: str, sha256: str, mentions: pa.Table, relations: pa.Table, counts: DocumentCounts) -> None:
+        """Store a document's rows (tables in the artifact schemas), replacing an entry of the same key."""
+        blobs = _ipc(mentions), _ipc(relations)
+        text = json.dumps({**asdict(counts), "unmapped_relations": sorted(counts.unmapped_relations)})
+        self.db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (self.fingerprint, doc_id, sha256, *blobs, text, sum(map(len, blobs)) + len(text),
+                         self.stamp))
+
+    def _mark_used(self) -> None:
+        self.db.executemany("UPDATE entries SET used = ? WHERE fingerprint = ? AND doc_id = ? AND sha256 = ?",
+                            self._used)
+        self._used = []
+
+    def commit(self) -> None:
+        if self._used:
+            self._mark_used()
+        self.db.commit()
+
+    def evict(self, max_bytes: int) -> Pruned:
+        """Drop the entries least recently used (of any fingerprint) until the file holds at most max_bytes;
+        `Pruned.current`: how many of them this run used."""
+        self.commit()
+        return _evict(self.db, max_bytes, self.stamp)
+
+
+def _evict(db: sqlite3.Connection, max_bytes: int, stamp: int | None = None) -> Pruned:
+    total = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM entries").fetchone()[0]
+    doomed: list[tuple[int]] = []
+    freed = current = 0
+    if total > max_bytes:
+        oldest = db.execute("SELECT rowid, bytes, used FROM entries ORDER BY used, rowid")
+        for rowid, size, used in oldest:
+            if total - freed <= max_bytes:
+                break
+            doomed.append((rowid,))
+            freed += size
+            current += used == stamp
+        oldest.close()
+        db.executemany("DELETE FROM entries WHERE rowid = ?", doomed)
+        db.execute("DELETE FROM fingerprints WHERE fingerprint NOT IN (SELECT DISTINCT fingerprint FROM entries)")
+        db.commit()
+        db.execute("PRAGMA incremental_vacuum")
+    return Pruned(len(doomed), freed, current)
+
+
+def _ipc(table: pa.Table) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _table(blob: Any, schema: TableSchema) -> pa.Table:
+    import pyarrow as pa
+
+    if not isinstance(blob, bytes):
+        raise BrokenEntry(f"{schema.name}: not a blob")
+    try:
+        table = pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
+    except Exception as exc:  # pyarrow raises several unrelated types for damaged data
+        raise BrokenEntry(f"{schema.name}: not an Arrow stream ({exc})") from exc
+    if not table.schema.equals(schema.arrow):
+        raise BrokenEntry(f"{schema.name}: columns {table.schema.names} of types other than the '{schema.name}' "
+                          "table's")
+    return table
+
+
+_COUNT_FIELDS = {f.name for f in fields(DocumentCounts)}
+
+
+def decode(doc_id: str, mentions: Any, relations: Any, counts: Any) -> CachedDocument:
+    """An entry's columns as a document's rows and counts; BrokenEntry when they are not what put() wrote."""
+    try:
+        raw = json.loads(counts)
+    except (TypeError, ValueError) as exc:
+        raise BrokenEntry(f"counts: not JSON ({exc})") from exc
+    if not isinstance(raw, dict) or set(raw) != _COUNT_FIELDS or raw["doc_id"] != doc_id \
+            or not isinstance(raw["unmapped_relations"], list) \
+            or not all(isinstance(v, int) and not isinstance(v, bool) for k, v in raw.items()
+                       if k not in ("doc_id", "unmapped_relations")):
+        raise BrokenEntry("counts: not the counts of this document")
+    document = DocumentCounts(**{**raw, "unmapped_relations": frozenset(raw["unmapped_relations"])})
+    tables = _table(mentions, MENTIONS), _table(relations, RELATIONS)
+    for table, rows, name in zip(tables, (document.mentions, document.relations), ("mentions", "relations"),
+                                 strict=True):
+        if table.num_rows != rows:
+            raise BrokenEntry(f"{name}: {table.num_rows} rows, the counts say {rows}")
+        if rows and set(table.column("doc_id").to_pylist()) != {doc_id}:
+            raise BrokenEntry(f"{name}: rows of another document")
+    return CachedDocument(*tables, document)
+
+
+# --- kgpipe cache: list, prune, clear ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _existing(path: Path, *, write: bool = False) -> Iterator[sqlite3.Connection | None]:
+    """The cache file (read-only unless `write`), or None when there is none; a file that is not a cache of this
+    format is a WorkspaceError."""
+    if not path.exists():
+        yield None
+        return
+    try:
+        if write:
+            db = _connect(path)
+        else:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != FORMAT:
+                db.close()
+                raise sqlite3.DatabaseError(f"cache format {version}, this kgpipe reads format {FORMAT}")
+    except sqlite3.DatabaseError as exc:
+        raise WorkspaceError(f"{path}: not a readable extract cache ({exc})",
+                             hint="remove it with `kgpipe cache clear` (the next run extracts every document)"
+                             ) from None
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@contextlib.contextmanager
+def workspace_held(pipeline: Pipeline) -> Iterator[None]:
+    """The pipeline's run lock held, so that no run reads or writes the cache meanwhile (`kgpipe cache prune`,
+    `clear`); LockedError when a run holds it."""
+    from kgpipe.runner import Workspace
+
+    workspace = Workspace(pipeline)
+    locks = workspace.acquire(0.0)
+    try:
+        yield
+    finally:
+        remove_path(workspace.dir / "run.owner")
+        locks.release()
+
+
+def usage(path: Path) -> list[FingerprintUsage]:
+    """Entries and bytes per fingerprint, the most recently used first."""
+    with _existing(path) as db:
+        if db is None:
+            return []
+        rows = db.execute(
+            "SELECT f.fingerprint, f.stage, COUNT(e.doc_id), COALESCE(SUM(e.bytes), 0), MAX(e.used) "
+            "FROM fingerprints f LEFT JOIN entries e ON e.fingerprint = f.fingerprint "
+            "GROUP BY f.fingerprint ORDER BY MAX(e.used) DESC, f.created DESC").fetchall()
+    return [FingerprintUsage(fp, stage, n, size, used / 1e9 if used is not None else None)
+            for fp, stage, n, size, used in rows]
+
+
+def prune(path: Path, max_bytes: int) -> Pruned:
+    """Drop the entries least recently used until the cache holds at most max_bytes."""
+    with _existing(path, write=True) as db:
+        return Pruned(0, 0) if db is None else _evict(db, max_bytes)
+
+
+def clear(path: Path) -> Pruned:
+    """Remove the cache file (readable or not); what it held."""
+    try:
+        held = usage(path)
+    except WorkspaceError:
+        held = []
+    for leftover in (path, path.with_name(path.name + "-journal"), path.with_name(path.name + "-wal")):
+        remove_path(leftover)
+    return Pruned(sum(u.entries for u in held), sum(u.bytes for u in held))
