@@ -292,7 +292,7 @@ def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: W
         root=pipeline.root, scratch_dir=scratch, destinations=dict(stage.outs),
         log=logging.getLogger(f"kgpipe.stages.{stage.name}"),
         on_progress=lambda s, d, c, t: emit(RunEvent("progress", s, description=d, completed=c, total=t)),
-        executor=executor,
+        executor=executor, workspace_dir=workspace.dir,
     )
     started_at, t0 = _now(), time.perf_counter()
     try:

@@ -136,6 +136,7 @@ class StageContext:
     on_progress: ProgressCallback | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kgpipe.stage"))
     executor: Executor = field(default_factory=LocalExecutor.in_process)
+    workspace_dir: Path | None = None  # the pipeline's workspace; the runner sets it
 
     def input(self, name: str) -> Any:
         return self.inputs.get(name)
@@ -167,9 +168,9 @@ class StageContext:
 
     @property
     def workspace(self) -> Path:
-        """The pipeline's workspace (lock file, caches), the folder holding the scratch folders
-        (<workspace>/scratch/<stage>-<fingerprint>); a stage keeps what must outlive its run here."""
-        return self.scratch_dir.parent.parent
+        """The pipeline's workspace (lock file, caches): a stage keeps what must outlive its run here. A context
+        made outside the runner without one uses the folder above the scratch folders (<workspace>/scratch/...)."""
+        return self.workspace_dir if self.workspace_dir is not None else self.scratch_dir.parent.parent
 
     def scratch(self) -> Path:
         """A folder for checkpoints and caches, kept across failed attempts, removed on success."""
