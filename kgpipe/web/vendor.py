@@ -3,7 +3,8 @@
 Nothing is copied into the repository and nothing is fetched from a CDN: Cytoscape.js comes from the npm registry
 through the committed lock file in web/ (`npm ci`), plotly.min.js from the installed `plotly` pip package. Each copy
 is checked against the sha256 recorded here, so a changed pin shows up as a failed check, not as a different page.
-The Makefile's set-up runs `python -m kgpipe.web.vendor`; a wheel built afterwards carries the files (package-data).
+The Makefile's set-up runs `python -m kgpipe.web.vendor`, and building the package (setup.py's build_py) vendors
+what is missing, so a wheel carries the files (package-data).
 """
 
 from __future__ import annotations
@@ -123,6 +124,30 @@ def vendor(folder: Path = VENDOR) -> list[Path]:
             atomic_write_bytes(target, data)
         written.append(target)
     return written
+
+
+def vendor_for_build(folder: Path = VENDOR) -> list[str]:
+    """The build step's vendoring (setup.py): each MANIFEST file that is not in `folder` yet is copied where its
+    source can be had; one that cannot (no npm, no plotly in the build environment) is named and skipped, so
+    that building never fails for it (the explorer then says what to run; it serves plotly from the installed
+    package). Returns what was done, one line per file."""
+    lines = []
+    for item in MANIFEST:
+        target = folder / item.name
+        if target.is_file() and _sha256(target.read_bytes()) == item.sha256:
+            continue
+        try:
+            source = _npm_source(item) if item.registry == "npm" else _pip_source(item)
+            if item.registry == "npm" and (not source.is_file() or _sha256(source.read_bytes()) != item.sha256):
+                npm_ci()
+            data = _checked(item, source)
+        except (DependencyMissingError, OSError) as error:
+            lines.append(f"kgpipe: {item.name} not vendored ({error}); the explorer asks for `{FETCH_COMMAND}`")
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, data)
+        lines.append(f"kgpipe: vendored {target}")
+    return lines
 
 
 def main() -> None:
