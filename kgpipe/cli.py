@@ -318,7 +318,7 @@ def diff(
 def _print_delta(stage: str, run_id: str, delta: Any) -> None:
     """What a run changed in a stage's outputs (kgpipe.delta.StageDelta): counts, then examples per kind."""
     console.print()
-    console.print(_cell(f"{stage}: changes in its outputs, {delta.describe(run_id)}"), highlight=False)
+    console.print(_cell(f"{stage}: changes in its outputs, {delta.describe(run_id)}"), highlight=False, soft_wrap=True)
     if not delta.compared:
         return
     counts = Table(box=None, pad_edge=False)
