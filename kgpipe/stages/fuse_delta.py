@@ -9,8 +9,8 @@ of an added document is in no earlier entity and moves nothing. One mention movi
 is both a merge (B gathers mentions of A and B) and a split (A's mentions are now in A and B): the moved
 mentions show which it was. An entity whose id changed with its label (a minted id) is removed and added, its
 mentions moved. Only the columns compared are read; the comparison is pyarrow's hashed joins and set lookups
-(a million mentions, 500,000 triples: about 3 s on one laptop core), and labels are looked up for the
-examples only.
+(synthetic tables of a million mentions and 500,000 triples: about 3 s on a 2-core machine), and labels are
+looked up for the examples only.
 """
 
 from __future__ import annotations
