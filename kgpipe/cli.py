@@ -265,8 +265,10 @@ def diff(
     pipeline: Annotated[Path, typer.Option(help="pipeline whose runs are compared")] = DEFAULT_PIPELINE,
     json_: JsonFlag = False,
 ) -> None:
-    """What changed between two recorded runs, per stage: params, counts and metrics (with deltas), and which
-    outputs' hashes changed (the last two runs by default)."""
+    """What changed between two recorded runs, per stage: params, counts and metrics (with deltas), which
+    outputs' hashes changed, and what each run in between changed in the outputs of a stage that compares them
+    (fuse: entities added, removed, merged, split, relabelled; triples added, removed); the last two runs by
+    default."""
     import json
 
     from kgpipe.history import resolve_run
@@ -281,7 +283,7 @@ def diff(
         new = resolve_run(records, run_b or "-1", history.folder)
     except KgpipeError as exc:
         _fail(exc)
-    result = diff_runs(old, new)
+    result = diff_runs(old, new, records)
     if json_:
         print(json.dumps(result.as_json(), indent=1, ensure_ascii=False, default=str))
         return
@@ -308,6 +310,32 @@ def diff(
         if same:
             table.add_row(stage.stage, "out", _cell(f"{same} unchanged"), "", "", "", style="dim")
     console.print(table, soft_wrap=True)
+    for stage in result.stages:
+        for step in stage.deltas:
+            _print_delta(stage.stage, step.run, step.delta)
+
+
+def _print_delta(stage: str, run_id: str, delta: Any) -> None:
+    """What a run changed in a stage's outputs (kgpipe.delta.StageDelta): counts, then examples per kind."""
+    console.print()
+    console.print(_cell(f"{stage}: changes in its outputs, {delta.describe(run_id)}"), highlight=False, soft_wrap=True)
+    if not delta.compared:
+        return
+    counts = Table(box=None, pad_edge=False)
+    counts.add_column("change")
+    counts.add_column("count", justify="right")
+    for part in delta.parts:
+        counts.add_row(_cell(part.kind), str(part.count), style=None if part.count else "dim")
+    console.print(counts, soft_wrap=True)
+    for part in delta.parts:
+        if part.examples:
+            examples = Table(title=f"{part.kind} ({len(part.examples)} of {part.count})", title_justify="left",
+                             box=None, pad_edge=False)
+            for column in part.columns:
+                examples.add_column(column, overflow="fold")
+            for row in part.examples:
+                examples.add_row(*(_cell(value) for value in row))
+            console.print(examples, soft_wrap=True)
 
 
 @app.command()

@@ -3,8 +3,11 @@
 
 A record holds, per stage, what the run did with it (ran, up to date, failed, not run), its params as resolved
 for the run (-S overrides applied), its lock entry after the run (deps and outs hashes, the summary the stage
-returned), the counts and metrics of that summary, and the run's timings. Run ids sort by time: the UTC start
-to the millisecond, then a short hash of the run's params (equal hashes: the same params in every stage).
+returned), the counts and metrics of that summary, the run's timings, and for a stage that ran and whose type
+compares its outputs (StageType.delta), what it changed in them against the outputs it replaced
+(kgpipe.delta.StageDelta: counts and a few examples, so a record stays small whatever the corpus). Run ids
+sort by time: the UTC start to the millisecond, then a short hash of the run's params (equal hashes: the same
+params in every stage).
 Records are written atomically and never fail a run (an error writing one is logged).
 """
 
@@ -14,7 +17,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from typing import Any
 from kgpipe import __version__
 from kgpipe.atomic import TMP_MARKER, atomic_write_text, remove_path
 from kgpipe.config import KEEP_RUNS, Pipeline
+from kgpipe.delta import StageDelta
 from kgpipe.errors import KgpipeError
 from kgpipe.hashing import hash_params
 from kgpipe.lockfile import LockEntry
@@ -64,7 +68,8 @@ def split_summary(summary: dict[str, Any]) -> tuple[dict[str, int], dict[str, fl
 @dataclass
 class StageRecord:
     """One stage in one run: what the run did with it, its params, its lock entry after the run (None: never
-    run successfully), the counts and metrics of that entry's summary, and (when it ran or failed) its timings."""
+    run successfully), the counts and metrics of that entry's summary, (when it ran or failed) its timings,
+    and (when it ran) what it changed in its outputs (None: the type does not compare them)."""
 
     status: str
     params: dict[str, Any]
@@ -72,16 +77,17 @@ class StageRecord:
     counts: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float | str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    delta: StageDelta | None = None
 
     @classmethod
-    def of(cls, status: str, params: dict[str, Any], entry: LockEntry | None, duration_s: float | None
-           ) -> StageRecord:
+    def of(cls, status: str, params: dict[str, Any], entry: LockEntry | None, duration_s: float | None,
+           delta: StageDelta | None = None) -> StageRecord:
         counts, metrics, timings = split_summary(entry.summary) if entry is not None else ({}, {}, {})
         if status != RAN:  # the entry's timings are an earlier run's
             timings = {}
         if duration_s is not None:
             timings = {"duration_s": round(duration_s, 4), **timings}
-        return cls(status, params, entry, counts, metrics, timings)
+        return cls(status, params, entry, counts, metrics, timings, delta if status == RAN else None)
 
     @property
     def outs(self) -> dict[str, str]:
@@ -119,9 +125,33 @@ class RunRecord:
             raise ValueError(f"not a run record of format {HISTORY_FORMAT}")
         stages = {}
         for name, stage in dict(data["stages"]).items():
-            lock = stage.get("lock")
-            stages[name] = StageRecord(**{**stage, "lock": LockEntry(**lock) if lock is not None else None})
+            lock, delta = stage.get("lock"), stage.get("delta")
+            stages[name] = StageRecord(**{**stage, "lock": LockEntry(**lock) if lock is not None else None,
+                                          "delta": StageDelta.from_json(delta) if delta is not None else None})
         return cls(**{**data, "stages": stages})
+
+
+def _with_base_run(delta: StageDelta, stage: str, earlier: list[RunRecord]) -> StageDelta:
+    """The delta naming the newest recorded run whose outputs of the stage are the ones compared against."""
+    if not delta.compared:
+        return delta
+    for record in reversed(earlier):
+        former = record.stages.get(stage)
+        if former is not None and former.outs == delta.base_outs:
+            return replace(delta, base_run=record.id)
+    return delta
+
+
+def delta_behind(records: list[RunRecord], stage: str, entry: LockEntry | None) -> tuple[str, StageDelta] | None:
+    """The run that wrote a stage's current outputs (those `entry`, its lock entry, lists) and what it changed
+    in them, from the newest record where the stage ran with those outputs; None when none says."""
+    if entry is None:
+        return None
+    for record in reversed(records):
+        found = record.stages.get(stage)
+        if found is not None and found.status == RAN and found.outs == entry.outs:
+            return (record.id, found.delta) if found.delta is not None else None
+    return None
 
 
 def new_run_id(started: datetime, params_hash: str) -> str:
@@ -224,6 +254,7 @@ class RunRecorder:
         self.started = datetime.now(UTC)
         self.t0 = time.perf_counter()
         self.durations: dict[str, float] = {}
+        self.deltas: dict[str, StageDelta] = {}  # what a stage that ran changed in its outputs
         self.current: str | None = None  # the stage the run is at (checking or running it)
         self.failed_stage: str | None = None
 
@@ -232,10 +263,13 @@ class RunRecorder:
         if error is not None and self.failed_stage is None and self.current not in (*ran, *skipped):
             self.failed_stage = self.current  # failed before it started (a dep that cannot be read)
         stages = {}
+        earlier = self.history.records() if self.deltas else []
         for name, stage in self.pipeline.stages.items():
             status = (RAN if name in ran else UP_TO_DATE if name in skipped else FAILED
                       if name == self.failed_stage else NOT_RUN if name in selected else NOT_SELECTED)
-            stages[name] = StageRecord.of(status, stage.params_dict(), lock.get(name), self.durations.get(name))
+            delta = self.deltas.get(name)
+            stages[name] = StageRecord.of(status, stage.params_dict(), lock.get(name), self.durations.get(name),
+                                          _with_base_run(delta, name, earlier) if delta is not None else None)
         params_hash = hash_params({name: entry.params for name, entry in stages.items()})
         run_id = new_run_id(self.started, params_hash)
         while (self.history.folder / f"{run_id}.json").exists():  # two runs in one millisecond

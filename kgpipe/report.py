@@ -2,10 +2,11 @@
 
 A table of contents; the DAG with each stage's status and duration (and a legend), input and output sizes; per
 stage, the summary its type gives (StageType.summarise: extraction counts, fusion report, embedding metrics and
-loss curve, injection metrics), its params, and what it produced: counts of table columns such as label and
-relation, JSON reports and metrics as tables (long ones collapsed), PNG outputs inline. Durations and a stage's
-`timings` (seconds, peak memory) come from its lock entry, never from its artifacts, which hold only what the
-same inputs always give.
+loss curve, injection metrics), what the run that wrote its outputs changed in them (the run history's delta,
+kgpipe.delta: fuse's entities added, merged, split...), its params, and what it produced: counts of table
+columns such as label and relation, JSON reports and metrics as tables (long ones collapsed), PNG outputs
+inline. Durations and a stage's `timings` (seconds, peak memory) come from its lock entry, never from its
+artifacts, which hold only what the same inputs always give.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from kgpipe.config import Pipeline, Stage, as_pipeline
 from kgpipe.dag import StageStatus, build_graph, topological_order
 from kgpipe.hashing import iter_files
+from kgpipe.history import History, delta_behind
 from kgpipe.html import esc as _esc
 from kgpipe.lockfile import LockEntry, LockFile
 from kgpipe.runner import Workspace, status
@@ -279,13 +281,13 @@ def _unique(anchor: str, name: str, taken: set[str]) -> str:
 
 
 def _contents(order: list[str], pipe: Pipeline, ids: dict[str, str],
-              summaries: dict[str, tuple[StageSummary, str]]) -> str:
+              summaries: dict[str, list[tuple[StageSummary, str]]]) -> str:
     items = []
     for name in order:
         sub = ""
-        if name in summaries:
-            summary, anchor = summaries[name]
-            sub = f'<ul><li><a href="#{anchor}">{_esc(summary.title)}</a></li></ul>'
+        if summaries.get(name):
+            sub = "<ul>" + "".join(f'<li><a href="#{anchor}">{_esc(summary.title)}</a></li>'
+                                   for summary, anchor in summaries[name]) + "</ul>"
         items.append(f'<li><a href="#{ids[name]}">{_esc(name)}</a> <small>({_esc(pipe.stages[name].type.name)})'
                      f"</small>{sub}</li>")
     return ('<nav id="contents"><h2>Contents</h2><ul><li><a href="#overview">Pipeline overview</a> '
@@ -293,7 +295,8 @@ def _contents(order: list[str], pipe: Pipeline, ids: dict[str, str],
 
 
 def _stage_section(pipeline: Pipeline, stage: Stage, entry: LockEntry | None, anchor: str,
-                   summary: StageSummary | str | None, summary_anchor: str | None) -> str:
+                   summary: StageSummary | str | None, summary_anchor: str | None,
+                   changes: tuple[StageSummary, str] | None) -> str:
     parts = [f'<section id="{anchor}"><h2>{_esc(stage.name)} <small>({_esc(stage.type.name)} '
              f'v{stage.type.version})</small></h2>']
     shown: set[Path] = set()
@@ -302,6 +305,8 @@ def _stage_section(pipeline: Pipeline, stage: Stage, entry: LockEntry | None, an
     elif summary is not None:
         parts.append(render_summary(summary, summary_anchor))
         shown = {image.path for image in summary.images}
+    if changes is not None:
+        parts.append(render_summary(*changes))
     parts.append(_timings_table(entry))
     parts.append(_params_table(stage))
     for name, path in stage.outs.items():
@@ -367,17 +372,26 @@ def build_report(pipeline: str | Path | Pipeline, out: Path | None = None) -> Pa
     summaries = {name: try_summarise(pipe.stages[name], lock.get(name)) for name in order}
     anchored = {name: (summary, _unique(summary.anchor, name, taken)) for name, summary in summaries.items()
                 if isinstance(summary, StageSummary)}
+    records = History.of(pipe).records()
+    changes = {}
+    for name in order:
+        behind = delta_behind(records, name, lock.get(name))
+        if behind is not None:
+            delta_summary = behind[1].summary(behind[0])
+            changes[name] = (delta_summary, _unique(delta_summary.anchor, name, taken))
+    listed = {name: [found for found in (anchored.get(name), changes.get(name)) if found is not None]
+              for name in order}
     body = [
         f"<h1>kgpipe run report: {_esc(pipe.name)}</h1>",
         f"<p>pipeline <code>{_esc(pipe.path)}</code>; last run {_esc(last or 'never')}; report written "
         f"{datetime.now(UTC).isoformat(timespec='seconds')}</p>",
-        _contents(order, pipe, ids, anchored),
+        _contents(order, pipe, ids, listed),
         '<div id="overview"><h2>Pipeline overview</h2>',
         _png_tag(_dag_png(pipe, statuses, lock), "pipeline DAG"), _legend(),
         _table(rows, ["stage", "type", "status", "why", "started", "duration", "inputs", "outputs", "counts"]),
         "</div>",
         *(_stage_section(pipe, pipe.stages[name], lock.get(name), ids[name], summaries[name],
-                         anchored[name][1] if name in anchored else None) for name in order),
+                         anchored[name][1] if name in anchored else None, changes.get(name)) for name in order),
     ]
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>kgpipe report {_esc(pipe.name)}</title>"
             f"<style>{CSS}</style><script>{CHECK_SCRIPT}</script></head><body>{''.join(body)}</body></html>")

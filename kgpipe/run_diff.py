@@ -1,13 +1,17 @@
 """What changed between two recorded runs, per stage: params (old -> new), counts and metrics (with the delta of
-numbers), and which outputs' hashes changed; modelled on DVC's `params diff` and `metrics diff`."""
+numbers), which outputs' hashes changed, and what the runs up to the newer one changed in the outputs of a stage
+that compares them (kgpipe.delta: each run's own, in order); modelled on DVC's `params diff` and `metrics
+diff`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kgpipe.dag import UNSET, changed_leaves
-from kgpipe.history import RunRecord, StageRecord
+from kgpipe.delta import StageDelta
+from kgpipe.history import RAN, RunRecord, StageRecord
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,17 @@ class OutChange:
         return self.old != self.new
 
 
+@dataclass(frozen=True)
+class RunDelta:
+    """What run `run` changed in a stage's outputs (against the outputs it replaced)."""
+
+    run: str
+    delta: StageDelta
+
+    def as_json(self) -> dict[str, Any]:
+        return {"run": self.run, **self.delta.as_json()}
+
+
 @dataclass
 class StageDiff:
     stage: str
@@ -49,17 +64,19 @@ class StageDiff:
     counts: list[ValueChange] = field(default_factory=list)
     metrics: list[ValueChange] = field(default_factory=list)
     outs: list[OutChange] = field(default_factory=list)
+    deltas: list[RunDelta] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.params or self.counts or self.metrics or any(o.changed for o in self.outs))
+        return bool(self.params or self.counts or self.metrics or self.deltas or any(o.changed for o in self.outs))
 
     def as_json(self) -> dict[str, Any]:
         return {"status": {"old": self.old_status, "new": self.new_status},
                 "params": {c.key: c.as_json() for c in self.params},
                 "counts": {c.key: c.as_json() for c in self.counts},
                 "metrics": {c.key: c.as_json() for c in self.metrics},
-                "outs": {o.path: {"old": o.old, "new": o.new, "changed": o.changed} for o in self.outs}}
+                "outs": {o.path: {"old": o.old, "new": o.new, "changed": o.changed} for o in self.outs},
+                "deltas": [d.as_json() for d in self.deltas]}
 
 
 @dataclass
@@ -84,17 +101,28 @@ def _flat_changes(old: dict[str, Any], new: dict[str, Any]) -> list[ValueChange]
             for key in sorted(set(old) | set(new)) if old.get(key, UNSET) != new.get(key, UNSET)]
 
 
-def diff_stage(name: str, old: StageRecord | None, new: StageRecord | None) -> StageDiff:
+def diff_stage(name: str, old: StageRecord | None, new: StageRecord | None, steps: Sequence[RunRecord] = ()
+               ) -> StageDiff:
+    """`steps`: the runs after the older one up to the newer one, oldest first, whose deltas of this stage's
+    outputs are shown (those that compared and changed something, or could not compare)."""
     empty = StageRecord("", {})
     a, b = old or empty, new or empty
     outs = [OutChange(path, a.outs.get(path), b.outs.get(path)) for path in sorted(set(a.outs) | set(b.outs))]
+    deltas = []
+    for record in steps:
+        stage = record.stages.get(name)
+        if stage is not None and stage.status == RAN and stage.delta is not None and (
+                stage.delta.changed or not stage.delta.compared):
+            deltas.append(RunDelta(record.id, stage.delta))
     return StageDiff(name, old.status if old else None, new.status if new else None,
                      params=_changes(a.params, b.params) if old and new else [],
                      counts=_flat_changes(a.counts, b.counts), metrics=_flat_changes(a.metrics, b.metrics),
-                     outs=outs)
+                     outs=outs, deltas=deltas)
 
 
-def diff_runs(old: RunRecord, new: RunRecord) -> RunDiff:
-    """Every stage of either run (the newer run's order first)."""
+def diff_runs(old: RunRecord, new: RunRecord, records: Sequence[RunRecord] = ()) -> RunDiff:
+    """Every stage of either run (the newer run's order first). `records`: the history (oldest first), for the
+    deltas of the runs after `old` up to `new`; without it, `new`'s own (when it is the newer)."""
+    steps = [r for r in records if old.id < r.id <= new.id] if records else [new] if old.id < new.id else []
     names = list(dict.fromkeys([*new.stages, *old.stages]))
-    return RunDiff(old, new, [diff_stage(n, old.stages.get(n), new.stages.get(n)) for n in names])
+    return RunDiff(old, new, [diff_stage(n, old.stages.get(n), new.stages.get(n), steps) for n in names])

@@ -6,6 +6,7 @@ scratch folder stays for a resumed attempt and is removed when the stage succeed
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from kgpipe.atomic import (
 )
 from kgpipe.config import Pipeline, Stage, as_pipeline
 from kgpipe.dag import StageStatus, build_graph, plan, select_stages, stage_status
+from kgpipe.delta import StageDelta
 from kgpipe.engine import Executor, ExecutorConfig, executor_class
 from kgpipe.errors import KgpipeError, LockedError, PipelineError, StageError, WorkspaceError
 from kgpipe.hashing import HashCache
@@ -265,8 +267,6 @@ def _run_remote(stage_type: type, ctx: StageContext) -> dict[str, Any] | None:
 
 def _run_stage(stage: Stage, ctx: StageContext) -> dict[str, Any] | None:
     if ctx.executor.distributed and stage.type.remote:
-        import dataclasses
-
         # progress callbacks stay on the driver; paths, params and the logger's name travel
         remote_ctx = dataclasses.replace(ctx, on_progress=None)
         return ctx.executor.call(_run_remote, stage.type, remote_ctx, what=f"stage '{stage.name}' on the cluster")
@@ -279,8 +279,30 @@ def _is_folder_out(stage: Stage, name: str) -> bool:
     return spec is not None and spec.folder
 
 
-def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: Workspace,
-             hasher: HashCache, emit: EventCallback, executor: Executor) -> LockEntry:
+def _stage_delta(pipeline: Pipeline, stage: Stage, previous: LockEntry | None, new: dict[str, Path],
+                 hasher: HashCache) -> StageDelta | None:
+    """What the stage's new outputs (not yet committed) change against the ones they will replace
+    (StageType.delta; kgpipe.delta says why here), with the replaced outputs' hashes; an error comparing is
+    logged and recorded as a note, never fails the run."""
+    old = {name: path for name, path in stage.outs.items() if previous is not None and path.exists()}
+    t0 = time.perf_counter()
+    try:
+        delta = stage.type.delta(old, new)
+    except Exception as exc:
+        log.warning("stage %s: could not compare its outputs with the previous ones: %s: %s", stage.name,
+                    type(exc).__name__, exc)
+        return StageDelta.not_compared(f"could not compare with the previous outputs: {type(exc).__name__}: {exc}")
+    if delta is None:
+        return None
+    base = {pipeline.rel(path): hasher.path_hash(path) or "" for path in old.values()} if delta.compared else {}
+    return dataclasses.replace(delta, base_outs=base, seconds=round(time.perf_counter() - t0, 4))
+
+
+def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: Workspace, hasher: HashCache,
+             emit: EventCallback, executor: Executor, previous: LockEntry | None, compare: bool
+             ) -> tuple[LockEntry, StageDelta | None]:
+    """Run a stage and commit its outputs; `compare`: also say what they change against `previous`'s (the
+    stage's lock entry before the run), for the run history."""
     missing = [p for p in stage.dep_paths() if not p.exists()]
     if missing:
         raise StageError(stage.name, f"dep missing: {pipeline.rel(missing[0])}",
@@ -302,6 +324,8 @@ def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: W
             raise StageError(stage.name, f"did not write its output(s): {', '.join(unwritten)}",
                              hint=f"a bug in stage type '{stage.type.name}'")
         json.dumps(summary)  # the summary goes into the lock file
+        # the old outputs are still there to compare with
+        delta = _stage_delta(pipeline, stage, previous, temps, hasher) if compare else None
     except BaseException as exc:
         for tmp in temps.values():
             remove_path(tmp)
@@ -326,7 +350,7 @@ def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: W
         deps=status.dep_hashes,
         outs={pipeline.rel(p): hasher.path_hash(p) or "" for p in stage.out_paths()},
         started_at=started_at, duration_s=round(duration, 4), kgpipe_version=__version__, summary=summary,
-    )
+    ), delta
 
 
 def run(pipeline: str | Path | Pipeline, *, until: str | None = None, only: str | None = None,
@@ -406,8 +430,9 @@ def _run_selected(pipe: Pipeline, graph: Any, selected: list[str], executors: di
             t0 = time.perf_counter()
             try:
                 config = executors[name]
-                entry = _execute(pipe, stage, status, workspace, hasher, emit,
-                                 executor_class(config.engine)(config, name))
+                entry, delta = _execute(pipe, stage, status, workspace, hasher, emit,
+                                        executor_class(config.engine)(config, name), lock.stages.get(name),
+                                        compare=recorder.history.keep > 0)
             except BaseException as exc:
                 recorder.failed_stage, recorder.durations[name] = name, time.perf_counter() - t0
                 emit(RunEvent("fail", name, (str(exc),)))
@@ -418,6 +443,8 @@ def _run_selected(pipe: Pipeline, graph: Any, selected: list[str], executors: di
             result.durations[name] = entry.duration_s
             result.summaries[name] = entry.summary
             recorder.durations[name] = entry.duration_s
+            if delta is not None:
+                recorder.deltas[name] = delta
             emit(RunEvent("done", name, duration_s=entry.duration_s, summary=entry.summary))
     except BaseException as exc:
         error = exc

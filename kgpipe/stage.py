@@ -23,6 +23,7 @@ from kgpipe.errors import PipelineError
 
 if TYPE_CHECKING:
     from kgpipe.config import Stage
+    from kgpipe.delta import StageDelta
     from kgpipe.lockfile import LockEntry
     from kgpipe.summary import StageSummary
 
@@ -87,6 +88,15 @@ class StageType:
         outputs (`stage.outs`) and its lock entry (`entry.summary`: what varies run to run, such as timings);
         None when the type has nothing to add to the listing of its outputs. Called by the report and the web
         app on finished runs only; may raise on half-written artifacts (the caller shows the error)."""
+        return None
+
+    @classmethod
+    def delta(cls, old: dict[str, Path], new: dict[str, Path]) -> StageDelta | None:
+        """What a run changed in the outputs (kgpipe.delta.StageDelta: counts and examples per kind of change),
+        for the run history, `kgpipe diff` and the report; None (the default): the type does not compare its
+        outputs. `old`: the outputs the run replaces, by output name (those that exist; empty on the stage's
+        first run); `new`: the ones it wrote, not yet committed. Called by the runner just before the commit,
+        on the driver; it must only read (an error is recorded as a note, never fails the run)."""
         return None
 
     @classmethod

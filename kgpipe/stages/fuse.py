@@ -1,6 +1,7 @@
 """The fuse stage: extracted mentions and relations plus the seed KG in; canonical entities, merged triples,
 graph.ttl, graph.graphml and fusion_report.json out (the same bytes for the same inputs: timings and memory
-go into the returned summary, which the runner keeps in the lock entry).
+go into the returned summary, which the runner keeps in the lock entry; what changed against the previous
+run's outputs goes into the run history, kgpipe.stages.fuse_delta).
 
 Thin glue around kgpipe.kg.fusion.fuse_graph (resolution, seed linking, merge); see its modules for how.
 """
@@ -15,7 +16,10 @@ from kgpipe.kg.fusion import FusionConfig
 from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from kgpipe.config import Stage
+    from kgpipe.delta import StageDelta
     from kgpipe.lockfile import LockEntry
     from kgpipe.summary import StageSummary
 
@@ -51,6 +55,12 @@ class FuseStage(StageType):
         from kgpipe.stages.fuse_summary import summarise
 
         return summarise(stage)
+
+    @classmethod
+    def delta(cls, old: dict[str, Path], new: dict[str, Path]) -> StageDelta | None:
+        from kgpipe.stages.fuse_delta import fuse_delta
+
+        return fuse_delta(old, new)
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         import pandas as pd
