@@ -201,6 +201,22 @@ def test_the_report_shows_the_changes_since_the_previous_run(two_runs: Path) -> 
     assert "<td>http://ex.org/England</td><td>England (country)</td><td>England</td>" in changes
 
 
+def test_the_explorers_run_page_shows_the_changes_since_the_previous_run(two_runs: Path) -> None:
+    pytest.importorskip("fastapi", reason="the explorer needs the web extra: pip install 'kgpipe[web]'")
+    from fastapi.testclient import TestClient
+
+    from kgpipe.web.app import create_app
+
+    client = TestClient(create_app(two_runs / "pipeline.yaml", host="127.0.0.1", port=8765),
+                        base_url="http://127.0.0.1:8765")
+    page = client.get("/run")
+    assert page.status_code == 200
+    one, two = records(two_runs)
+    assert "Changes since the previous run" in page.text
+    assert f"run {two.id} against the outputs of run {one.id}" in page.text
+    assert "<td>entities relabelled</td><td>1</td>" in page.text
+
+
 # --- a stage type whose comparison fails ----------------------------------------------------------------------
 
 

@@ -48,8 +48,10 @@ def run_overview(store: SnapshotStore) -> m.Run:
 
 
 def report_sections(store: SnapshotStore) -> tuple[str, dict[str, str]]:
-    """The run report's DAG picture (an <img> tag) and each stage's own summary (StageType.summarise) as the
-    report renders it."""
+    """The run report's DAG picture (an <img> tag) and, per stage, its own summary (StageType.summarise) and what
+    the run that wrote its outputs changed in them (StageType.delta, from the run history), as the report renders
+    them."""
+    from kgpipe.history import History, delta_behind
     from kgpipe.html import esc
     from kgpipe.report import dag_image, render_summary
     from kgpipe.summary import try_summarise
@@ -57,11 +59,18 @@ def report_sections(store: SnapshotStore) -> tuple[str, dict[str, str]]:
     pipe = store.pipe
     statuses = {s.name: s for s in store.stage_statuses()}
     lock = LockFile.read(store.lock_path).stages
+    records = History.of(pipe).records()
     summaries = {}
     for name, stage in pipe.stages.items():
+        parts = []
         summary = try_summarise(stage, lock.get(name))
         if isinstance(summary, str):
-            summaries[name] = f"<p class='warning'>no summary: {esc(summary)}</p>"
+            parts.append(f"<p class='warning'>no summary: {esc(summary)}</p>")
         elif summary is not None:
-            summaries[name] = render_summary(summary)
+            parts.append(render_summary(summary))
+        behind = delta_behind(records, name, lock.get(name))  # what the run that wrote these outputs changed
+        if behind is not None:
+            parts.append(render_summary(behind[1].summary(behind[0])))
+        if parts:
+            summaries[name] = "".join(parts)
     return dag_image(pipe, statuses, lock), summaries
