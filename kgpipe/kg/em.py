@@ -119,19 +119,28 @@ def probability(weight: np.ndarray) -> np.ndarray:
 
 def fit_em(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.ndarray], *, prior: float = 0.1,
            m: Sequence[np.ndarray] | None = None, fix_u: bool = True, max_iterations: int = 100,
-           tolerance: float = 1e-5, floor: float = 1e-6) -> EmFit:
+           tolerance: float = 1e-5, floor: float = 1e-6, held_out: Sequence[int] = ()) -> EmFit:
     """m (and the prior; u too unless fix_u) by EM over the rows of `levels` (candidate pairs), starting from
     `u` (counted on random pairs), `m` (default initial_m) and `prior`. Stops when no probability moves more than
-    `tolerance` or after max_iterations."""
+    `tolerance` or after max_iterations.
+
+    held_out: comparisons the candidate pairs were chosen on (blocking on names makes every candidate look alike
+    by name, matching or not): they take no part in deciding which pairs match, and their m is what the others
+    say of the pairs they find matching (as Splink does not train a blocking rule's own comparisons)."""
     patterns, counts = np.unique(levels, axis=0, return_counts=True) if len(levels) else (levels, np.zeros(0))
     counts = counts.astype(np.float64)
+    deciding = patterns.copy()
+    deciding[:, list(held_out)] = -1
+    # a pair every deciding comparison is silent on says nothing of the prior: it would only slow EM down
+    informative = (deciding >= 0).any(axis=1)
+    patterns, deciding, counts = patterns[informative], deciding[informative], counts[informative]
     m_now = [np.asarray(p, dtype=np.float64) for p in (m if m is not None else initial_m(sizes))]
     u_now = [np.asarray(p, dtype=np.float64) for p in u]
     if not len(patterns):
         return EmFit(m_now, u_now, prior, 0, True)
     iterations, converged = 0, False
     for iterations in range(1, max_iterations + 1):  # noqa: B007 (the count is returned)
-        weight = match_weight(patterns, m_now, u_now, prior)
+        weight = match_weight(deciding, m_now, u_now, prior)
         match = probability(weight) * counts          # expected matching pairs per pattern
         new_prior = float(np.clip(match.sum() / counts.sum(), floor, 1 - floor))
         new_m = level_shares(patterns, sizes, floor, match)

@@ -128,7 +128,8 @@ def learn_weights(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, nod
     random_left, random_right = em.random_pairs(node_of, settings.u_pairs, settings.seed, side)
     u = em.level_shares(scorer.levels(random_left, random_right), sizes, settings.floor)
     fit = em.fit_em(candidate_levels, sizes, u, fix_u=settings.fix_u, max_iterations=settings.max_iterations,
-                    tolerance=settings.tolerance, floor=settings.floor)
+                    tolerance=settings.tolerance, floor=settings.floor,
+                    held_out=[k for k, c in enumerate(scorer.comparisons) if c.name in settings.held_out])
     return weights_of(scorer.comparisons, fit, len(sample), len(random_left))
 
 

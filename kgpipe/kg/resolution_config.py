@@ -108,6 +108,9 @@ class EmConfig(_Frozen):
     fix_u: bool = Field(True, description=(
         "keep u from random pairs while EM fits m and the prior (as Splink does); off: EM fits u on the candidate "
         "pairs too"))
+    held_out: list[str] = Field(default_factory=lambda: ["name"], description=(
+        "comparisons blocking chose the candidate pairs on: EM decides which candidates match by the other "
+        "comparisons, and learns these ones' m from the pairs it finds matching"))
     max_iterations: int = Field(100, ge=1)
     tolerance: float = Field(1e-5, gt=0, description="EM stops when no probability moves more than this")
     floor: float = Field(1e-6, gt=0, lt=0.01, description="smallest m or u: a level never seen is rare, not impossible")
