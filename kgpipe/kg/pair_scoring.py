@@ -9,12 +9,24 @@ the other pairs in its chunk.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import numpy as np
 
 from kgpipe.kg.codes import find_sorted
 from kgpipe.kg.nodes import Nodes
 from kgpipe.kg.similarity import NameFeatures, NodeTable, ResolutionConfig
+
+
+class _Scored(Protocol):
+    @property
+    def score(self) -> np.ndarray: ...
+
+
+class PairTable(Protocol):
+    """What scores node pairs: a NodeTable (fixed weights) or a LearnedTable (learned match probabilities)."""
+
+    def score(self, left: np.ndarray, right: np.ndarray) -> _Scored: ...
 
 
 def node_table(nodes: Nodes, features: NameFeatures, config: ResolutionConfig,
@@ -24,12 +36,12 @@ def node_table(nodes: Nodes, features: NameFeatures, config: ResolutionConfig,
                      config, type_parents)
 
 
-def score_pairs(table: NodeTable, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def score_pairs(table: PairTable, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Combined score of each node pair (left[i], right[i])."""
     return table.score(left, right).score
 
 
-def score_pair_chunk(table: NodeTable, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def score_pair_chunk(table: PairTable, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """score_pairs as an engine task: the table shared (sent to workers once), a chunk of (left, right) the item."""
     left, right = pairs
     return score_pairs(table, left, right)
@@ -53,7 +65,7 @@ class KnownScores:
     """The guard's scorer: pairs blocking already proposed keep the score they got (looked up by pair code);
     only the others are scored with the table. A small class rather than a closure, so it pickles."""
 
-    def __init__(self, table: NodeTable, left: np.ndarray, right: np.ndarray, scores: np.ndarray, n: int) -> None:
+    def __init__(self, table: PairTable, left: np.ndarray, right: np.ndarray, scores: np.ndarray, n: int) -> None:
         codes = pair_codes(left, right, n)
         self.table = table
         self.n = n

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kgpipe.kg.institution import DEFAULT_HEADS, DEFAULT_UNIT_WORDS
+from kgpipe.kg.learned_weights import LearnedWeights
 from kgpipe.kg.normalize import (
     DEFAULT_ABBREVIATIONS,
     DEFAULT_CORPORATE_SUFFIXES,
@@ -60,7 +61,12 @@ class AttributeRule(_Frozen):
     """How one record attribute counts: its weight against the name, and how two values compare."""
 
     weight: float = Field(gt=0)
-    kind: Literal["exact", "numeric", "tokens"] = "exact"
+    kind: Literal["exact", "numeric", "tokens", "phone", "postcode", "address", "price", "code"] = Field(
+        "exact", description=(
+            "exact: equal after case folding; numeric: 1/(1 + |a - b| / scale); tokens, address: word Jaccard; "
+            "phone: the last 7 digits equal; postcode: equal letters and digits; price: 1 - relative difference; "
+            "code: an identifier column (a model number): equal letters and digits, and with learn=em its codes "
+            "join those found in the names (kgpipe.kg.identifiers)"))
     scale: float = Field(1.0, gt=0, description="numeric: similarity 1/(1 + |a - b| / scale)")
 
 
@@ -83,6 +89,31 @@ class BlockingConfig(_Frozen):
         "names sharing a word (or a typo of it) that at most this many names have are paired (0: off); "
         "catches a short name inside a long one ('Harvard', 'Harvard University') and a typo in a short "
         "name, which shingle Jaccard can miss"))
+    seed: int = 1
+
+
+class EmConfig(_Frozen):
+    """How match weights are learned when `learn` is em (kgpipe.kg.em): comparison levels, sampling and the fit."""
+
+    threshold: float = Field(0.5, gt=0, lt=1, description="match probability at which two nodes are one entity")
+    name_bands: list[float] = Field(default_factory=lambda: [0.9, 0.75, 0.55], description=(
+        "the name score's bands below an exact match, highest first: one name comparison, since the name "
+        "signals are strongly correlated and Fellegi-Sunter takes comparisons as independent"))
+    tf_adjust: bool = Field(True, description=(
+        "an exact name match on a value takes that value's frequency as its u: 'John Smith' says less than "
+        "'Xavier Quonset'"))
+    u_pairs: int = Field(200_000, ge=100, description="random pairs the u probabilities are counted on")
+    m_pairs: int = Field(200_000, ge=100, description=(
+        "candidate pairs EM runs on at most (a hash-sampled subset beyond that)"))
+    fix_u: bool = Field(True, description=(
+        "keep u from random pairs while EM fits m and the prior (as Splink does); off: EM fits u on the candidate "
+        "pairs too"))
+    held_out: list[str] = Field(default_factory=lambda: ["name"], description=(
+        "comparisons blocking chose the candidate pairs on: EM decides which candidates match by the other "
+        "comparisons, and learns these ones' m from the pairs it finds matching"))
+    max_iterations: int = Field(100, ge=1)
+    tolerance: float = Field(1e-5, gt=0, description="EM stops when no probability moves more than this")
+    floor: float = Field(1e-6, gt=0, lt=0.01, description="smallest m or u: a level never seen is rare, not impossible")
     seed: int = 1
 
 
@@ -136,6 +167,12 @@ class ResolutionConfig(_Frozen):
         "guard's pairs per name stay below this, whatever the corpus size)"))
     blocking: BlockingConfig = BlockingConfig()
     normalize: NormalizeConfig = NormalizeConfig()
+    learn: Literal["fixed", "em"] = Field("fixed", description=(
+        "fixed: the weights and threshold above; em: match weights learned from the data (Fellegi-Sunter by "
+        "expectation-maximisation, settings in `em`), their probability the score"))
+    em: EmConfig = EmConfig()
+    weights_from: LearnedWeights | str | None = Field(None, description=(
+        "with learn=em: weights learned before (or the path of their JSON file), used instead of learning again"))
     workers: int = Field(1, description="rapidfuzz worker threads (-1: all cores)")
 
     @field_validator("fuzz_scorer")

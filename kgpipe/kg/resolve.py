@@ -26,12 +26,14 @@ import numpy as np
 
 from kgpipe.kg.blocking import block_names
 from kgpipe.kg.cluster import cluster_nodes, one_to_one
-from kgpipe.kg.nodes import RecordColumns, build_nodes, name_keys, node_pairs, source_sides
-from kgpipe.kg.pair_scoring import KnownScores, chunk_pairs, node_table, score_pair_chunk
+from kgpipe.kg.nodes import Nodes, RecordColumns, build_nodes, name_keys, node_pairs, source_sides
+from kgpipe.kg.pair_scoring import KnownScores, PairTable, chunk_pairs, node_table, score_pair_chunk
 from kgpipe.kg.similarity import NodeTable, ResolutionConfig, featurize_names
 
 if TYPE_CHECKING:
     from kgpipe.engine.base import Executor
+    from kgpipe.kg.learned_scoring import LearnedTable
+    from kgpipe.kg.learned_weights import LearnedWeights
     from kgpipe.kg.normalize import NormalizeOptions
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class Resolution:
     stats: dict[str, Any]
     name_of_node: np.ndarray | None = None       # unique-name index per node
     candidate_names: np.ndarray | None = None    # (m, 2) name pairs proposed by blocking (keep_candidates)
+    learned: LearnedWeights | None = None        # the match weights scored with (learn=em)
 
     @property
     def clusters(self) -> list[list[str]]:
@@ -137,33 +140,53 @@ def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig 
     if side is not None:
         cross = side[left] != side[right]
         left, right = left[cross], right[cross]
-    scores = _score_in_chunks(table, left, right, progress, executor)
+    pair_table: PairTable = table
+    threshold, group_threshold, learned, learn_stats = config.threshold, config.cluster_threshold, None, {}
+    if config.learn == "em":
+        pair_table, learned = _learned_scorer(table, nodes, left, right, side)
+        threshold, group_threshold = config.em.threshold, None
+        learn_stats = {"em_iterations": learned.iterations, "em_converged": learned.converged,
+                       "em_prior": round(learned.prior, 6), "em_pairs": learned.pairs}
+        steps.done("learning")
+    scores = _score_in_chunks(pair_table, left, right, progress, executor)
     steps.done("scoring")
     cluster_stats: dict[str, Any] = {}
     if side is not None:
-        node_labels = one_to_one(len(nodes), left, right, scores, config.threshold, side)
+        node_labels = one_to_one(len(nodes), left, right, scores, threshold, side)
     else:
         # the table goes where the guard's tasks read it; the driver then drops its own copy
-        scorer = executor.share(KnownScores(table, left, right, scores, len(nodes)))
-        del table, features
+        scorer = executor.share(KnownScores(pair_table, left, right, scores, len(nodes)))
+        del table, features, pair_table
         node_labels, cstats = cluster_nodes(
-            len(nodes), left, right, scores, config.threshold, anchors=nodes.anchor_ids(),
+            len(nodes), left, right, scores, threshold, anchors=nodes.anchor_ids(),
             guard=config.guard == "average", scorer=scorer,
-            max_exact=config.max_exact_component, group_threshold=config.cluster_threshold, executor=executor)
+            max_exact=config.max_exact_component, group_threshold=group_threshold, executor=executor)
         cluster_stats = {k: v for k, v in vars(cstats).items() if k != "extra"}
     steps.done("clustering")
     labels = record_labels(node_labels, nodes.node_of)
-    accepted = scores >= config.threshold
+    accepted = scores >= threshold
     stats = {
         "records": len(records), "nodes": len(nodes), "names": len(nodes.names),
         **{f"blocking_{k}": v for k, v in blocking_stats.items()},
         "scored_pairs": len(scores), "accepted_pairs": int(accepted.sum()),
-        "clusters": int(labels.max(initial=-1)) + 1, **cluster_stats,
+        "clusters": int(labels.max(initial=-1)) + 1, **cluster_stats, **learn_stats,
         "seconds": {k: round(v, 3) for k, v in steps.seconds.items()},
         "peak_mb_after": steps.peaks,
     }
     return Resolution(records.ids, labels, nodes.node_of, list(nodes.keys),
-                      (left[accepted], right[accepted], scores[accepted]), stats, nodes.name_of_node, candidate_names)
+                      (left[accepted], right[accepted], scores[accepted]), stats, nodes.name_of_node, candidate_names,
+                      learned)
+
+
+def _learned_scorer(table: NodeTable, nodes: Nodes, left: np.ndarray, right: np.ndarray, side: np.ndarray | None
+                    ) -> tuple[LearnedTable, LearnedWeights]:
+    """learn=em: the learned scorer over the nodes, with the weights the config gives or learned on the candidate
+    pairs (left, right)."""
+    from kgpipe.kg.learned_scoring import given_weights, learn_weights, learned_table
+
+    scorer = learned_table(table, nodes)
+    weights = given_weights(table.config) or learn_weights(scorer, left, right, nodes.node_of, side)
+    return scorer.with_weights(weights), weights
 
 
 def _check_sources(records: RecordColumns, one_to_one_sources: tuple[str, str] | None) -> None:
@@ -200,7 +223,7 @@ def _name_keys_chunk(options: NormalizeOptions, texts: list[str]) -> list[str]:
     return name_keys(texts, options)
 
 
-def _score_in_chunks(table: NodeTable, left: np.ndarray, right: np.ndarray, progress: Progress | None,
+def _score_in_chunks(table: PairTable, left: np.ndarray, right: np.ndarray, progress: Progress | None,
                      executor: Executor) -> np.ndarray:
     """Scores of every pair: score_pairs over chunks of pairs on the executor, the table sent once."""
     out = np.empty(len(left), dtype=np.float64)

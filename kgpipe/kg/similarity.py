@@ -11,7 +11,8 @@ matrices (kgpipe.kg.features); a batch of pairs is scored with row-wise sparse p
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from kgpipe.kg.features import (  # noqa: F401  (featurize_names, typo_word_pair
     featurize_names,
     typo_word_pairs,
 )
+from kgpipe.kg.identifiers import phone_key
 from kgpipe.kg.name_columns import PHRASE_KINDS
 from kgpipe.kg.normalize import fold_text, name_tokens, normalize_name
 from kgpipe.kg.resolution_config import (  # noqa: F401  (re-exported: the settings live beside the scorer)
@@ -33,6 +35,22 @@ from kgpipe.kg.resolution_config import (  # noqa: F401  (re-exported: the setti
     ResolutionConfig,
     SignalWeights,
 )
+
+
+def _alphanumeric(value: str) -> str | None:
+    """Letters and digits only, upper case (a postcode, a model number); None when nothing is left."""
+    key = "".join(ch for ch in fold_text(value) if ch.isalnum()).upper()
+    return key or None
+
+
+_KEYED: dict[str, Callable[[str], str | None]] = {"phone": phone_key, "postcode": _alphanumeric,
+                                                   "code": _alphanumeric}
+
+
+def _price(value: Any) -> float:
+    """A price as a float ('$1,299.00' reads 1299); NaN when it holds no number."""
+    found = re.search(r"\d+(?:\.\d+)?", str(value).replace(",", ""))
+    return float(found.group()) if found else math.nan
 
 
 def _number(value: Any) -> float:
@@ -203,8 +221,15 @@ class NodeTable:
     def _attribute_column(self, name: str, rule: AttributeRule, attributes: Sequence[Mapping[str, Any]]):
         values = [attrs.get(name) for attrs in attributes]
         present = np.array([v is not None and v == v and str(v).strip() != "" for v in values], dtype=bool)
-        if rule.kind == "numeric":
-            column = np.array([_number(v) if ok else np.nan for v, ok in zip(values, present, strict=True)])
+        if rule.kind in _KEYED:  # phone, postcode, code: equal keys (None: no usable value)
+            keys = [_KEYED[rule.kind](str(v)) if ok else None for v, ok in zip(values, present, strict=True)]
+            key_ids: dict[str, int] = {}
+            column = np.array([-1 if k is None else key_ids.setdefault(k, len(key_ids)) for k in keys],
+                              dtype=np.int64)
+            return column >= 0, column
+        if rule.kind in ("numeric", "price"):
+            read = _price if rule.kind == "price" else _number
+            column = np.array([read(v) if ok else np.nan for v, ok in zip(values, present, strict=True)])
             return present & ~np.isnan(column), column
         if rule.kind == "exact":
             ids: dict[str, int] = {}
@@ -231,7 +256,11 @@ class NodeTable:
         sim = np.full(len(left), np.nan)
         if rule.kind == "numeric":
             sim[both] = 1.0 / (1.0 + np.abs(values[left[both]] - values[right[both]]) / rule.scale)
-        elif rule.kind == "exact":
+        elif rule.kind == "price":
+            a, b = values[left[both]], values[right[both]]
+            top = np.maximum(np.abs(a), np.abs(b))
+            sim[both] = 1.0 - np.minimum(np.divide(np.abs(a - b), top, out=np.zeros_like(a), where=top > 0), 1.0)
+        elif rule.kind == "exact" or rule.kind in _KEYED:
             sim[both] = (values[left[both]] == values[right[both]]).astype(np.float64)
         else:
             matrix, sizes = values
@@ -241,8 +270,9 @@ class NodeTable:
             sim[both] = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         return sim
 
-    def name_scores(self, left_names: np.ndarray, right_names: np.ndarray):
-        """Token, n-gram, fuzz and acronym signals of name pairs, and their combination."""
+    def name_scores(self, left_names: np.ndarray, right_names: np.ndarray, *, separate: bool = False):
+        """Token, n-gram, fuzz and acronym signals of name pairs, and their combination. separate: leave
+        acronym agreement and numbers out of the combination (learned weights compare them on their own)."""
         from rapidfuzz import fuzz, process
 
         f, cfg = self.features, self.config
@@ -275,8 +305,9 @@ class NodeTable:
         acronym = ((f.as_acronym[left_names] >= 0) & (f.as_acronym[left_names] == f.initials[right_names])) | (
             (f.as_acronym[right_names] >= 0) & (f.as_acronym[right_names] == f.initials[left_names]))
         # an acronym against its expansion shares no letters worth counting: agreement stands for the name
-        name = np.where(acronym, np.maximum(name, 1.0), name)
-        if f.numbers is not None and f.numbers.nnz and cfg.number_mismatch < 1:
+        if not separate:
+            name = np.where(acronym, np.maximum(name, 1.0), name)
+        if not separate and f.numbers is not None and f.numbers.nnz and cfg.number_mismatch < 1:
             count = np.diff(f.numbers.indptr)
             both = (count[left_names] > 0) & (count[right_names] > 0)
             if both.any():

@@ -1,0 +1,186 @@
+"""Comparison levels of node pairs, what learned match weights (kgpipe.kg.em) are fitted on and applied to.
+
+Each comparison puts a pair in one of a few levels, strongest agreement first; MISSING (-1) where it cannot
+say (a value absent on either side), which counts nothing. The comparisons:
+  name         the name score (token, n-gram and fuzz signals combined, as kgpipe.kg.similarity computes them)
+               cut into bands, one comparison since those signals are strongly correlated; its exact level
+               (the same normalised name) is term-frequency adjusted
+  acronym      an acronym against the initials of the other name: agree or differ
+  identifiers  codes in the names and in `code` attributes (kgpipe.kg.identifiers): a shared code, or
+               different codes of one shape
+  numbers      the plain numbers of the names: the same, some shared, none shared
+  <attribute>  each attribute rule but `code` ones, in bands of its kind's similarity
+  context      overlap of the nodes' contexts, where both have one
+Levels are computed for whole arrays of pairs, as the fixed scorer's signals are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kgpipe.kg.features import _csr
+from kgpipe.kg.identifiers import Identifiers, code_shape, find_identifiers, value_identifiers
+from kgpipe.kg.resolution_config import AttributeRule, ResolutionConfig
+from kgpipe.kg.similarity import NodeTable, institutions_differ, rowwise_dot
+
+MISSING = -1
+
+# similarity bands of attribute kinds, highest first (the level below the last band is 'else')
+_BANDS: dict[str, tuple[float, ...]] = {
+    "exact": (1.0,), "phone": (1.0,), "postcode": (1.0,), "code": (1.0,),
+    "tokens": (1.0, 0.6, 0.3), "address": (1.0, 0.6, 0.3),
+    "numeric": (1.0, 0.5),                # 1/(1 + d / scale): equal, within scale
+    "price": (0.99, 0.9, 0.7),            # 1 - relative difference: within 1%, 10%, 30%
+}
+_CONTEXT_BANDS = (0.5, 1e-9)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison: its name and level labels (strongest agreement first; MISSING is not listed), and
+    whether its first level is term-frequency adjusted."""
+
+    name: str
+    levels: tuple[str, ...]
+    tf: bool = False
+
+
+def _band_labels(bands: Sequence[float], first: str = "exact") -> tuple[str, ...]:
+    labels = [first if b >= 1.0 else f">={b:g}" for b in bands]
+    return (*labels, "else")
+
+
+def comparisons_for(config: ResolutionConfig, has_context: bool) -> list[Comparison]:
+    """The comparisons `config` gives (the same order every time: weights are matched to them by position)."""
+    out = [Comparison("name", ("exact", *(f">={b:g}" for b in config.em.name_bands), "else"),
+                      tf=config.em.tf_adjust)]
+    if config.acronyms:
+        out.append(Comparison("acronym", ("agree", "differ")))
+    out.append(Comparison("identifiers", ("agree", "differ")))
+    out.append(Comparison("numbers", ("same", "share", "differ")))
+    for attr, rule in config.attributes.items():
+        if rule.kind != "code":
+            out.append(Comparison(f"attribute:{attr}", _band_labels(_BANDS[rule.kind])))
+    if has_context and config.weights.context > 0:
+        out.append(Comparison("context", (">=0.5", ">0", "none")))
+    return out
+
+
+def _bands(values: np.ndarray, cuts: Sequence[float]) -> np.ndarray:
+    """Level per value: the first cut it reaches (cuts descending), len(cuts) below the last; NaN: MISSING."""
+    out = np.full(len(values), len(cuts), dtype=np.int8)
+    for level in range(len(cuts) - 1, -1, -1):
+        out[values >= cuts[level] - 1e-12] = level
+    out[np.isnan(values)] = MISSING
+    return out
+
+
+@dataclass
+class IdentifierColumns:
+    """Per node: its identifier codes, their shapes and its plain numbers, as sparse rows (nodes x vocabulary)."""
+
+    codes: Any
+    shapes: Any
+    numbers: Any
+    number_count: np.ndarray
+
+    @classmethod
+    def of(cls, found: Sequence[Identifiers]) -> IdentifierColumns:
+        def matrix(sets: Sequence[Sequence[str]]):
+            vocab: dict[str, int] = {}
+            rows = [i for i, items in enumerate(sets) for _ in items]
+            cols = [vocab.setdefault(item, len(vocab)) for items in sets for item in items]
+            out = _csr(rows, cols, None, (len(sets), max(len(vocab), 1)))
+            out.data[:] = 1.0
+            return out
+
+        codes = [sorted(f.codes) for f in found]
+        numbers = matrix([sorted(f.numbers) for f in found])
+        return cls(matrix(codes), matrix([sorted({code_shape(c) for c in cs}) for cs in codes]), numbers,
+                   np.diff(numbers.indptr))
+
+    def identifier_levels(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """agree (0): a code shared; differ (1): no code shared but a shape; MISSING otherwise."""
+        out = np.full(len(left), MISSING, dtype=np.int8)
+        out[rowwise_dot(self.shapes, self.shapes, left, right) > 0] = 1
+        out[rowwise_dot(self.codes, self.codes, left, right) > 0] = 0
+        return out
+
+    def number_levels(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """same (0), share (1), differ (2) where both names have numbers; MISSING otherwise."""
+        out = np.full(len(left), MISSING, dtype=np.int8)
+        cl, cr = self.number_count[left], self.number_count[right]
+        both = np.flatnonzero((cl > 0) & (cr > 0))
+        shared = rowwise_dot(self.numbers, self.numbers, left[both], right[both])
+        out[both] = np.where(shared == 0, 2, np.where((shared == cl[both]) & (shared == cr[both]), 0, 1))
+        return out
+
+
+def node_identifiers(spellings: Sequence[str], name_of: np.ndarray, attributes: Sequence[Mapping[str, Any]],
+                     rules: Mapping[str, AttributeRule]) -> IdentifierColumns:
+    """The identifiers of each node: those of its name's original spelling (each read once), with the codes
+    of its `code` attributes."""
+    by_name = [find_identifiers(text) for text in spellings]
+    code_attrs = [attr for attr, rule in rules.items() if rule.kind == "code"]
+    found = []
+    for node, name in enumerate(name_of.tolist()):
+        ids = by_name[name]
+        for attr in code_attrs:
+            value = attributes[node].get(attr)
+            if value is not None and value == value and str(value).strip():
+                ids = ids | value_identifiers(str(value))
+        found.append(ids)
+    return IdentifierColumns.of(found)
+
+
+def pair_levels(table: NodeTable, identifiers: IdentifierColumns, comparisons: Sequence[Comparison],
+                left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """(pairs x comparisons) int8 levels of node pairs (left[i], right[i])."""
+    cfg, w = table.config, table.config.weights
+    ln, rn = table.name_of[left], table.name_of[right]
+    token, char, ratio, acronym, _ = table.name_scores(ln, rn, separate=True)
+    total = w.token + w.char + w.fuzz
+    name = (w.token * token + w.char * char + w.fuzz * ratio) / total if total else np.zeros(len(left))
+    f = table.features
+    if f.head is not None and cfg.institution_mismatch < 1:
+        name = np.where(institutions_differ(f, ln, rn), name * cfg.institution_mismatch, name)
+    out = np.empty((len(left), len(comparisons)), dtype=np.int8)
+    for k, comparison in enumerate(comparisons):
+        kind = comparison.name
+        if kind == "name":
+            level = _bands(name, [2.0, *cfg.em.name_bands])  # 2.0: no score reaches 'exact', set below
+            level[ln == rn] = 0
+            empty = np.array([not key for key in f.keys], dtype=bool)
+            level[empty[ln] | empty[rn]] = MISSING  # a record without a name (only attributes) says nothing here
+        elif kind == "acronym":
+            said = ((f.as_acronym[ln] >= 0) & (f.initials[rn] >= 0)) | ((f.as_acronym[rn] >= 0) & (f.initials[ln] >= 0))
+            level = np.where(acronym, 0, np.where(said, 1, MISSING)).astype(np.int8)
+        elif kind == "identifiers":
+            level = identifiers.identifier_levels(left, right)
+        elif kind == "numbers":
+            level = identifiers.number_levels(left, right)
+        elif kind == "context":
+            level = _bands(_context_overlap(table, left, right), _CONTEXT_BANDS)
+        else:
+            attr = kind.split(":", 1)[1]
+            rule = cfg.attributes[attr]
+            sim = table._attribute_similarity(rule, table.attribute_columns[attr], left, right)
+            level = _bands(sim, _BANDS[rule.kind])
+        out[:, k] = level
+    return out
+
+
+def _context_overlap(table: NodeTable, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Jaccard of the nodes' contexts; NaN where either has none."""
+    out = np.full(len(left), np.nan)
+    if table.context is None:
+        return out
+    both = np.flatnonzero((table.context_size[left] > 0) & (table.context_size[right] > 0))
+    lb, rb = left[both], right[both]
+    inter = rowwise_dot(table.context, table.context, lb, rb)
+    out[both] = inter / (table.context_size[lb] + table.context_size[rb] - inter)
+    return out

@@ -1,0 +1,154 @@
+"""Fellegi-Sunter match weights learned without labels: u probabilities (how often each comparison level occurs
+among pairs that do not match) counted on random pairs, m probabilities (among pairs that match) and the prior
+(lambda, the share of candidate pairs that match) fitted by expectation-maximisation over candidate pairs.
+
+A pair's match weight is log2(lambda / (1 - lambda)) plus log2(m / u) of each comparison's level (a missing
+value counts 0), its match probability 2^w / (1 + 2^w). Level arrays are (pairs x comparisons) int8, -1 for
+missing (kgpipe.kg.comparisons). EM runs on the distinct level patterns with their counts, so a million pairs
+cost what a few hundred patterns do. Everything is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def mix64(values: np.ndarray, seed: int) -> np.ndarray:
+    """A 64-bit hash of each int64 value (splitmix64's finaliser), seeded: the same value, the same hash."""
+    with np.errstate(over="ignore"):
+        z = values.astype(np.uint64) + np.uint64(seed % 2**63) * _GOLDEN + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def hash_sample(codes: np.ndarray, keep: int, seed: int) -> np.ndarray:
+    """Positions of about `keep` of the codes (all when there are no more), chosen by their hash: a code is kept
+    or not whatever else is in the array, so a sample drawn from a grown set keeps the pairs it had."""
+    if len(codes) <= keep:
+        return np.arange(len(codes))
+    return np.flatnonzero(mix64(codes, seed) < np.uint64(int(keep / len(codes) * 2.0**64)))
+
+
+def random_pairs(node_of: np.ndarray, count: int, seed: int, side: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """`count` pairs of nodes of random records (two different records; records of different sides when a side
+    is given per node), so that a name many records share is drawn as often as they say it."""
+    rng = np.random.default_rng(seed)
+    node_of = np.sort(node_of)  # records in node order: the same draw whatever order the records came in
+    n = len(node_of)
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if side is None:
+        a = rng.integers(0, n, count)
+        b = (a + rng.integers(1, n, count)) % n   # never the same record
+        return node_of[a], node_of[b]
+    record_side = side[node_of]
+    first, second = np.flatnonzero(record_side == 0), np.flatnonzero(record_side == 1)
+    if not len(first) or not len(second):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return node_of[first[rng.integers(0, len(first), count)]], node_of[second[rng.integers(0, len(second), count)]]
+
+
+def level_shares(levels: np.ndarray, sizes: Sequence[int], floor: float, weights: np.ndarray | None = None
+                 ) -> list[np.ndarray]:
+    """Per comparison, the share of each level among the rows where it is not missing (weighted rows), each
+    share at least `floor` (a level never seen is rare, not impossible)."""
+    out = []
+    for k, size in enumerate(sizes):
+        col = levels[:, k].astype(np.int64)
+        seen = col >= 0
+        counts = np.bincount(col[seen], weights=None if weights is None else weights[seen], minlength=size)[:size]
+        out.append(_normalised(counts, floor))
+    return out
+
+
+def _normalised(counts: np.ndarray, floor: float) -> np.ndarray:
+    total = counts.sum()
+    shares = counts / total if total > 0 else np.full(len(counts), 1.0 / len(counts))
+    shares = np.maximum(shares, floor)
+    return shares / shares.sum()
+
+
+@dataclass
+class EmFit:
+    m: list[np.ndarray]
+    u: list[np.ndarray]
+    prior: float
+    iterations: int
+    converged: bool
+
+
+def initial_m(sizes: Sequence[int]) -> list[np.ndarray]:
+    """Where EM starts: matching pairs mostly at the strongest level of each comparison, a quarter as often
+    at each level below."""
+    return [_normalised(0.25 ** np.arange(size, dtype=np.float64), 0.0) for size in sizes]
+
+
+def _log_ratio_tables(probs: Sequence[np.ndarray]) -> np.ndarray:
+    """(comparisons x (max levels + 1)) log2 tables, the last column 0 for MISSING (-1 indexes it)."""
+    width = max(len(p) for p in probs) + 1
+    table = np.zeros((len(probs), width))
+    for k, p in enumerate(probs):
+        table[k, :len(p)] = np.log2(p)
+    return table
+
+
+def level_sums(levels: np.ndarray, probs: Sequence[np.ndarray]) -> np.ndarray:
+    """sum over comparisons of log2(probs[k][level]) per row, missing levels counting 0."""
+    table = _log_ratio_tables(probs)
+    cols = np.where(levels >= 0, levels, table.shape[1] - 1).astype(np.int64)
+    return table[np.arange(levels.shape[1])[None, :], cols].sum(axis=1)
+
+
+def match_weight(levels: np.ndarray, m: Sequence[np.ndarray], u: Sequence[np.ndarray], prior: float) -> np.ndarray:
+    """log2 Bayes factor of each row plus the prior's log2 odds."""
+    ratio = [mk / uk for mk, uk in zip(m, u, strict=True)]
+    return np.log2(prior / (1 - prior)) + level_sums(levels, ratio)
+
+
+def probability(weight: np.ndarray) -> np.ndarray:
+    """2^w / (1 + 2^w), without overflow."""
+    return 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
+
+
+def fit_em(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.ndarray], *, prior: float = 0.1,
+           m: Sequence[np.ndarray] | None = None, fix_u: bool = True, max_iterations: int = 100,
+           tolerance: float = 1e-5, floor: float = 1e-6, held_out: Sequence[int] = ()) -> EmFit:
+    """m (and the prior; u too unless fix_u) by EM over the rows of `levels` (candidate pairs), starting from
+    `u` (counted on random pairs), `m` (default initial_m) and `prior`. Stops when no probability moves more than
+    `tolerance` or after max_iterations.
+
+    held_out: comparisons the candidate pairs were chosen on (blocking on names makes every candidate look alike
+    by name, matching or not): they take no part in deciding which pairs match, and their m is what the others
+    say of the pairs they find matching (as Splink does not train a blocking rule's own comparisons)."""
+    patterns, counts = np.unique(levels, axis=0, return_counts=True) if len(levels) else (levels, np.zeros(0))
+    counts = counts.astype(np.float64)
+    deciding = patterns.copy()
+    deciding[:, list(held_out)] = -1
+    # a pair every deciding comparison is silent on says nothing of the prior: it would only slow EM down
+    informative = (deciding >= 0).any(axis=1)
+    patterns, deciding, counts = patterns[informative], deciding[informative], counts[informative]
+    m_now = [np.asarray(p, dtype=np.float64) for p in (m if m is not None else initial_m(sizes))]
+    u_now = [np.asarray(p, dtype=np.float64) for p in u]
+    if not len(patterns):
+        return EmFit(m_now, u_now, prior, 0, True)
+    iterations, converged = 0, False
+    for iterations in range(1, max_iterations + 1):  # noqa: B007 (the count is returned)
+        weight = match_weight(deciding, m_now, u_now, prior)
+        match = probability(weight) * counts          # expected matching pairs per pattern
+        new_prior = float(np.clip(match.sum() / counts.sum(), floor, 1 - floor))
+        new_m = level_shares(patterns, sizes, floor, match)
+        new_u = u_now if fix_u else level_shares(patterns, sizes, floor, counts - match)
+        moved = max(abs(new_prior - prior), *(float(np.abs(a - b).max()) for a, b in zip(new_m, m_now, strict=True)),
+                    *(float(np.abs(a - b).max()) for a, b in zip(new_u, u_now, strict=True)))
+        m_now, u_now, prior = new_m, new_u, new_prior
+        if moved < tolerance:
+            converged = True
+            break
+    return EmFit(m_now, u_now, prior, iterations, converged)

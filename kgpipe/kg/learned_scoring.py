@@ -1,0 +1,142 @@
+"""Resolution step for `learn: em`: the node table's pairs put into comparison levels (kgpipe.kg.comparisons),
+match weights learned on them (kgpipe.kg.em) or reused, and each pair's match probability as its score, which
+the clustering guard and the one-to-one matcher read as they read the fixed score.
+
+The exact name level is term-frequency adjusted: its u for a pair of names v is v's share of the records (a
+name many records carry agrees by chance more often than the average exact match does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from kgpipe.errors import InputError
+from kgpipe.kg import em
+from kgpipe.kg.comparisons import Comparison, IdentifierColumns, comparisons_for, node_identifiers, pair_levels
+from kgpipe.kg.learned_weights import ComparisonWeights, LearnedWeights
+from kgpipe.kg.nodes import Nodes
+from kgpipe.kg.pair_scoring import pair_codes
+from kgpipe.kg.resolution_config import ResolutionConfig
+from kgpipe.kg.similarity import NodeTable
+
+
+@dataclass
+class LearnedScores:
+    """Levels, match weights (log2, the prior included) and probabilities of a batch of pairs; `score` is the
+    probability, with the type rule applied as the fixed scorer applies it."""
+
+    levels: np.ndarray
+    weight: np.ndarray
+    score: np.ndarray
+
+
+@dataclass
+class LearnedTable:
+    """The node table with what learned scoring adds: identifiers per node, each name's share of the records (for
+    the term-frequency adjustment), the comparisons, and the weights once learned or given."""
+
+    table: NodeTable
+    identifiers: IdentifierColumns
+    name_share: np.ndarray
+    comparisons: list[Comparison]
+    weights: LearnedWeights | None = None
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def config(self) -> ResolutionConfig:
+        return self.table.config
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(c.levels) for c in self.comparisons]
+
+    def levels(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+        return pair_levels(self.table, self.identifiers, self.comparisons, left, right)
+
+    def with_weights(self, weights: LearnedWeights) -> LearnedTable:
+        if weights.signature() != [(c.name, c.levels) for c in self.comparisons]:
+            raise InputError(
+                "learned weights do not fit these resolution settings: they compare "
+                f"{[c.name for c in weights.comparisons]}, the settings {[c.name for c in self.comparisons]} "
+                "(or their levels differ)",
+                hint="learn them again (leave weights_from out, or ask the fuse stage to relearn), or use the "
+                     "attributes and name bands they were learned with")
+        return replace(self, weights=weights)
+
+    def tf_correction(self, left: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """What the term-frequency adjustment adds to each pair's weight: log2(u / share of the name) where the
+        name comparison is exact, 0 elsewhere."""
+        out = np.zeros(len(left))
+        weights = self.weights
+        if weights is None:
+            return out
+        floor = self.config.em.floor
+        for k, comparison in enumerate(self.comparisons):
+            if comparison.tf and comparison.name in weights.tf_adjusted:
+                exact = levels[:, k] == 0
+                share = np.maximum(self.name_share[self.table.name_of[left[exact]]], floor)
+                out[exact] = np.log2(weights.comparisons[k].u[0]) - np.log2(share)
+        return out
+
+    def score(self, left: np.ndarray, right: np.ndarray) -> LearnedScores:
+        if self.weights is None:
+            raise ValueError("learned scoring without weights: learn them (learn_weights) or give them")
+        left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+        levels = self.levels(left, right)
+        w = self.weights
+        weight = em.match_weight(levels, [np.array(c.m) for c in w.comparisons], [np.array(c.u) for c in w.comparisons],
+                                 w.prior) + self.tf_correction(left, levels)
+        probability = em.probability(weight)
+        table = self.table
+        none = len(table.type_compat) - 1
+        tl = np.where(table.type_id[left] >= 0, table.type_id[left], none)
+        tr = np.where(table.type_id[right] >= 0, table.type_id[right], none)
+        probability = np.where(table.type_compat[tl, tr], probability, probability * self.config.type_mismatch)
+        return LearnedScores(levels, weight, probability)
+
+
+def learned_table(table: NodeTable, nodes: Nodes) -> LearnedTable:
+    """The learned scorer's view of resolution nodes (weights still to be learned or given)."""
+    config = table.config
+    name_records = np.bincount(nodes.name_of_node[nodes.node_of], minlength=len(nodes.names))
+    identifiers = node_identifiers(nodes.spellings, nodes.name_of_node, nodes.attributes, config.attributes)
+    return LearnedTable(table, identifiers, name_records / max(len(nodes.node_of), 1),
+                        comparisons_for(config, table.context is not None))
+
+
+def given_weights(config: ResolutionConfig) -> LearnedWeights | None:
+    """The weights `weights_from` names (read from their file where it is a path), or None."""
+    given = config.weights_from
+    return LearnedWeights.load(Path(given)) if isinstance(given, str) else given
+
+
+def learn_weights(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, node_of: np.ndarray,
+                  side: np.ndarray | None = None) -> LearnedWeights:
+    """u from random pairs of records (of different sides where `side` is given), m and the prior by EM over the
+    candidate pairs (left, right), a hash-sampled subset of em.m_pairs where there are more."""
+    settings = scorer.config.em
+    sizes = scorer.sizes
+    sample = em.hash_sample(pair_codes(left, right, len(scorer)), settings.m_pairs, settings.seed)
+    candidate_levels = scorer.levels(left[sample], right[sample])
+    random_left, random_right = em.random_pairs(node_of, settings.u_pairs, settings.seed, side)
+    u = em.level_shares(scorer.levels(random_left, random_right), sizes, settings.floor)
+    fit = em.fit_em(candidate_levels, sizes, u, fix_u=settings.fix_u, max_iterations=settings.max_iterations,
+                    tolerance=settings.tolerance, floor=settings.floor,
+                    held_out=[k for k, c in enumerate(scorer.comparisons) if c.name in settings.held_out])
+    return weights_of(scorer.comparisons, fit, len(sample), len(random_left))
+
+
+def weights_of(comparisons: Sequence[Comparison], fit: em.EmFit, pairs: int, random_pairs: int) -> LearnedWeights:
+    found = [ComparisonWeights(name=c.name, levels=list(c.levels), m=[float(x) for x in m], u=[float(x) for x in u])
+             for c, m, u in zip(comparisons, fit.m, fit.u, strict=True)]
+    return LearnedWeights(
+        comparisons=found,
+        prior=fit.prior, iterations=fit.iterations, converged=fit.converged, pairs=pairs, random_pairs=random_pairs,
+        tf_adjusted=[c.name for c in comparisons if c.tf])

@@ -1,0 +1,228 @@
+"""Learned match weights (resolution.learn: em): identifiers in names, comparison levels, EM on a known model,
+determinism, the term-frequency adjustment, explain() and the weights' JSON."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kgpipe.errors import InputError
+from kgpipe.kg import em
+from kgpipe.kg.comparisons import MISSING, IdentifierColumns
+from kgpipe.kg.explain import explain
+from kgpipe.kg.identifiers import find_identifiers, isbn13, phone_key, value_identifiers
+from kgpipe.kg.learned_weights import ComparisonWeights, LearnedWeights
+from kgpipe.kg.resolve import Record, resolve
+from kgpipe.kg.similarity import AttributeRule, ResolutionConfig
+
+NAME_LEVELS = ["exact", ">=0.9", ">=0.75", ">=0.55", "else"]
+
+
+def handmade_weights(prior: float = 0.01) -> LearnedWeights:
+    return LearnedWeights(prior=prior, comparisons=[
+        ComparisonWeights(name="name", levels=NAME_LEVELS, m=[0.6, 0.2, 0.1, 0.05, 0.05],
+                          u=[0.001, 0.004, 0.02, 0.1, 0.875]),
+        ComparisonWeights(name="acronym", levels=["agree", "differ"], m=[0.9, 0.1], u=[0.01, 0.99]),
+        ComparisonWeights(name="identifiers", levels=["agree", "differ"], m=[0.95, 0.05], u=[0.001, 0.999]),
+        ComparisonWeights(name="numbers", levels=["same", "share", "differ"], m=[0.8, 0.1, 0.1], u=[0.1, 0.1, 0.8])],
+        tf_adjusted=["name"])
+
+
+# --- identifiers ------------------------------------------------------------------------------------------
+
+
+def test_model_numbers_are_codes_and_plain_numbers_are_not() -> None:
+    found = find_identifiers("Sony Turntable - PSLX350H, 2 speakers, 16GB")
+    assert found.codes == {"PSLX350H", "16GB"}
+    assert found.numbers == {"2"}
+    assert find_identifiers("CTA MR-ENEL9 charger").codes == {"MRENEL9", "ENEL9"}  # joined and its parts
+    assert find_identifiers("Apollo 11 and Apollo 8").codes == frozenset()
+    assert find_identifiers("Apollo 11 and Apollo 8").numbers == {"11", "8"}
+    assert find_identifiers("A1 B2C").codes == frozenset()  # shorter than 4 characters
+    assert value_identifiers("HP CD994FN").codes == {"HPCD994FN", "CD994FN"}
+
+
+def test_isbns_need_a_valid_checksum() -> None:
+    assert isbn13("0-306-40615-2") == "9780306406157"       # ISBN-10, read as its ISBN-13
+    assert isbn13("978-0-306-40615-7") == "9780306406157"
+    assert isbn13("0-306-40615-3") is None                  # checksum wrong
+    assert isbn13("978-0-306-40615-8") is None
+    assert find_identifiers("ISBN 0-306-40615-2").codes == {"isbn:9780306406157"}
+    assert find_identifiers("ISBN 978-0-306-40615-7").codes == find_identifiers("ISBN 0-306-40615-2").codes
+    assert not any(c.startswith("isbn:") for c in find_identifiers("ISBN 0-306-40615-3").codes)
+
+
+def test_phones_compare_their_last_seven_digits() -> None:
+    assert phone_key("404/231-1368") == phone_key("(404) 231-1368") == phone_key("+1 404 231 1368") == "2311368"
+    assert phone_key("231-13") is None
+    assert find_identifiers("la grotta 404/231-1368").codes == {"tel:2311368"}
+    assert find_identifiers("la grotta 404/231-1368").numbers == frozenset()  # a phone's digits are not numbers
+
+
+def test_equal_codes_agree_and_different_codes_of_one_shape_differ() -> None:
+    texts = ["Sony Turntable PSLX350H", "Sony PSLX350H turntable", "Sony Turntable PSLX250H", "Sony Turntable 16GB",
+             "Sony Turntable"]
+    columns = IdentifierColumns.of([find_identifiers(t) for t in texts])
+    left, right = np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4])
+    assert columns.identifier_levels(left, right).tolist() == [0, 1, MISSING, MISSING]
+    numbers = IdentifierColumns.of([find_identifiers(t) for t in ("iPad 2", "iPad 2", "iPad 3", "iPad 2 3", "iPad")])
+    assert numbers.number_levels(np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4])).tolist() == [0, 2, 1, MISSING]
+
+
+def test_different_model_numbers_keep_products_apart_under_learned_weights() -> None:
+    same = explain(Record("a", "Sony Turntable PSLX350H"), Record("b", "Sony PSLX350H Turntable"), handmade_weights())
+    other = explain(Record("a", "Sony Turntable PSLX350H"), Record("b", "Sony Turntable PSLX250H"), handmade_weights())
+    assert {t.comparison: t.level for t in same.terms}["identifiers"] == "agree"
+    assert {t.comparison: t.level for t in other.terms}["identifiers"] == "differ"
+    assert same.probability > 0.5 > other.probability
+
+
+# --- EM -----------------------------------------------------------------------------------------------------
+
+
+def synthetic(rng: np.random.Generator, count: int, m: list[np.ndarray], u: list[np.ndarray], prior: float
+              ) -> np.ndarray:
+    """Levels of `count` pairs drawn from a two-class model (independent comparisons given the class)."""
+    match = rng.random(count) < prior
+    out = np.empty((count, len(m)), dtype=np.int8)
+    for k, (mk, uk) in enumerate(zip(m, u, strict=True)):
+        out[:, k] = np.where(match, rng.choice(len(mk), count, p=mk), rng.choice(len(uk), count, p=uk))
+    return out
+
+
+def test_em_recovers_known_m_and_prior() -> None:
+    rng = np.random.default_rng(7)
+    m = [np.array([0.7, 0.2, 0.1]), np.array([0.9, 0.1]), np.array([0.6, 0.3, 0.1])]
+    u = [np.array([0.02, 0.08, 0.9]), np.array([0.1, 0.9]), np.array([0.05, 0.15, 0.8])]
+    candidates = synthetic(rng, 40_000, m, u, 0.25)
+    randoms = synthetic(rng, 40_000, m, u, 0.0)          # random pairs: practically never a match
+    u_counted = em.level_shares(randoms, [3, 2, 3], 1e-6)
+    fit = em.fit_em(candidates, [3, 2, 3], u_counted, tolerance=1e-7, max_iterations=500)
+    assert fit.converged
+    assert abs(fit.prior - 0.25) < 0.02
+    for learned, true in zip(fit.m, m, strict=True):
+        assert np.abs(learned - true).max() < 0.03
+    free = em.fit_em(candidates, [3, 2, 3], u_counted, fix_u=False, tolerance=1e-7, max_iterations=500)
+    for learned, true in zip(free.u, u, strict=True):
+        assert np.abs(learned - true).max() < 0.03
+
+
+def test_missing_levels_count_nothing() -> None:
+    m, u = [np.array([0.8, 0.2]), np.array([0.5, 0.5])], [np.array([0.1, 0.9]), np.array([0.25, 0.75])]
+    levels = np.array([[0, MISSING], [MISSING, MISSING]], dtype=np.int8)
+    weight = em.match_weight(levels, m, u, 0.5)
+    assert weight[0] == pytest.approx(np.log2(8.0))
+    assert weight[1] == pytest.approx(0.0)
+    assert em.probability(np.array([0.0, 3.0])) == pytest.approx([0.5, 8 / 9])
+
+
+def test_hash_sample_keeps_a_pair_whatever_else_is_there() -> None:
+    codes = np.arange(0, 100_000, 3, dtype=np.int64)
+    kept = set(codes[em.hash_sample(codes, 5_000, seed=4)].tolist())
+    grown = np.concatenate([codes, np.arange(1, 100_000, 3, dtype=np.int64)])
+    kept_grown = set(grown[em.hash_sample(grown, 10_000, seed=4)].tolist())
+    assert 4_000 < len(kept) < 6_000
+    assert kept <= kept_grown  # the same share of a larger set: every pair kept before is kept again
+    assert set(codes[em.hash_sample(codes, 5_000, seed=5)].tolist()) != kept
+
+
+# --- resolve with learn=em ---------------------------------------------------------------------------------
+
+
+def product_records() -> list[Record]:
+    rng = np.random.default_rng(3)
+    brands = ["Sony", "Canon", "Nikon", "Kodak", "Epson", "Lexmark", "Philips", "Garmin"]
+    things = ["Turntable", "Camera Battery", "Ink Cartridge", "Projector Lamp", "Remote", "GPS", "Charger", "Lens"]
+    out = []
+    for i in range(300):
+        brand, thing = brands[i % len(brands)], things[(i // len(brands)) % len(things)]
+        code = f"{brand[:2].upper()}{100 + i}{'ABCDEFGH'[i % 8]}"
+        price = float(rng.integers(10, 500))
+        out.append(Record(f"a:{i}", f"{brand} {thing} {code}", "a", attributes={"brand": brand, "price": price}))
+        if i % 3:  # two thirds have a counterpart, worded differently
+            out.append(Record(f"b:{i}", f"{code} {thing} by {brand}", "b",
+                              attributes={"brand": brand.upper(), "price": round(price * 1.05, 2)}))
+    return out
+
+
+CONFIG = ResolutionConfig(learn="em", attributes={"brand": AttributeRule(weight=0.25, kind="exact"),
+                                                  "price": AttributeRule(weight=0.25, kind="price")})
+
+
+def test_resolve_learns_weights_deterministically_and_links_the_products() -> None:
+    records = product_records()
+    first = resolve(records, CONFIG, one_to_one_sources=("a", "b"))
+    again = resolve(list(reversed(records)), CONFIG, one_to_one_sources=("a", "b"))
+    assert first.learned is not None and first.learned == again.learned
+    assert sorted(map(sorted, first.clusters)) == sorted(map(sorted, again.clusters))
+    of = first.cluster_of()
+    linked = sum(of[f"a:{i}"] == of[f"b:{i}"] for i in range(300) if i % 3)
+    wrong = sum(len(c) > 1 and len({x.split(":")[1] for x in c}) > 1 for c in first.clusters)
+    assert linked >= 190 and wrong <= 5
+    weights = first.learned.comparison("identifiers")
+    assert weights.weight(0) > 3 > 0 > weights.weight(1)  # a shared code for, a different one against
+    assert first.stats["em_iterations"] == first.learned.iterations
+
+
+def test_weights_are_reused_and_must_fit_the_settings(tmp_path) -> None:
+    records = product_records()
+    first = resolve(records, CONFIG, one_to_one_sources=("a", "b"))
+    assert first.learned is not None
+    path = tmp_path / "weights.json"
+    first.learned.save(path)
+    reused = resolve(records, CONFIG.model_copy(update={"weights_from": str(path)}), one_to_one_sources=("a", "b"))
+    assert reused.learned == first.learned
+    assert sorted(map(sorted, reused.clusters)) == sorted(map(sorted, first.clusters))
+    with pytest.raises(InputError, match="do not fit"):
+        resolve(records, ResolutionConfig(learn="em", weights_from=first.learned), one_to_one_sources=("a", "b"))
+
+
+def test_learned_weights_round_trip_through_json(tmp_path) -> None:
+    weights = handmade_weights()
+    assert LearnedWeights.from_json(weights.to_json()) == weights
+    weights.save(tmp_path / "w.json")
+    assert LearnedWeights.load(tmp_path / "w.json") == weights
+    (tmp_path / "bad.json").write_text('{"comparisons": []}')
+    with pytest.raises(InputError, match=r"bad\.json"):
+        LearnedWeights.load(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="one value per level"):
+        ComparisonWeights(name="x", levels=["a", "b"], m=[1.0], u=[0.5, 0.5])
+
+
+def test_fixed_stays_the_default() -> None:
+    assert ResolutionConfig().learn == "fixed"
+    records = [Record("1", "MIT"), Record("2", "Massachusetts Institute of Technology"), Record("3", "Harvard")]
+    result = resolve(records)
+    assert result.learned is None and "em_iterations" not in result.stats
+
+
+# --- term frequencies and explain ---------------------------------------------------------------------------
+
+
+def test_an_exact_match_on_a_frequent_name_weighs_less() -> None:
+    corpus = [Record(f"s{i}", "John Smith", attributes={"city": f"town {i}"}) for i in range(30)]
+    corpus += [Record(f"o{i}", f"Person Number {i}") for i in range(30)]
+    corpus += [Record("q1", "Xavier Quonset", attributes={"city": "a"}),
+               Record("q2", "Xavier Quonset", attributes={"city": "b"})]
+    config = ResolutionConfig(learn="em", attributes={"city": AttributeRule(weight=0.25, kind="exact")})
+    weights = handmade_weights()
+    weights = weights.model_copy(update={"comparisons": [*weights.comparisons, ComparisonWeights(
+        name="attribute:city", levels=["exact", "else"], m=[0.9, 0.1], u=[0.05, 0.95])]})
+    common = explain(corpus[0], corpus[1], weights, config, corpus)
+    rare = explain(corpus[-2], corpus[-1], weights, config, corpus)
+    name_weight = {id(e): {t.comparison: t for t in e.terms}["name"] for e in (common, rare)}
+    assert name_weight[id(common)].level == name_weight[id(rare)].level == "exact"
+    assert name_weight[id(common)].tf_adjusted and name_weight[id(rare)].tf_adjusted
+    assert name_weight[id(common)].u == pytest.approx(30 / 62)
+    assert name_weight[id(common)].weight < name_weight[id(rare)].weight
+    assert common.probability < rare.probability
+
+
+def test_explain_terms_add_up_to_the_total() -> None:
+    why = explain(Record("a", "Sony Turntable PSLX350H 2"), Record("b", "Sony PSLX350H Turntable 2"),
+                  handmade_weights())
+    assert why.prior_weight + sum(t.weight for t in why.terms) == pytest.approx(why.total)
+    assert why.probability == pytest.approx(2 ** why.total / (1 + 2 ** why.total))
+    text = why.text()
+    assert "identifiers" in text and "agree" in text and f"{why.total:.2f}" in text
+    assert why.to_dict()["terms"][0]["comparison"] == "name"
