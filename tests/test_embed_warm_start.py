@@ -24,6 +24,7 @@ from kgpipe.embed.data import build_graph
 from kgpipe.embed.defaults import training_config
 from kgpipe.embed.model_io import build_model, save_model
 from kgpipe.embed.split import hash_position, hash_split
+from kgpipe.embed.train import train_and_evaluate
 from kgpipe.embed.warm_start import copy_vectors, plan_warm_start
 from kgpipe.errors import PipelineError
 from kgpipe.hashing import path_hash
@@ -117,15 +118,38 @@ def saved_previous(folder: Path, triples: list[Triple], config: Any) -> Any:
     return graph, model
 
 
+def grown_graph(triples: list[Triple], config: Any) -> Any:
+    """The graph plus one new entity with two triples, one of them of a new relation."""
+    new_triples = [*triples, ("http://ex.org/newcomer", "http://ex.org/rel/knows", triples[0][0]),
+                   ("http://ex.org/newcomer", "http://ex.org/rel/admires", triples[1][0])]
+    return build_graph({"training": new_triples}, origin={"training": "t"}, split="hash", seed=1,
+                       inverse_triples=config.inverse_triples)
+
+
+def assert_rows(warm: Any, old_model: Any, fresh: Any, graph: Any, old_graph: Any) -> None:
+    """Persisting entities and relations have the old model's rows, new ones the fresh model's."""
+    for kind, new_ids, old_ids in (("entity", graph.entity_ids, old_graph.entity_ids),
+                                   ("relation", graph.relation_ids, old_graph.relation_ids)):
+        new_rows = getattr(warm, f"{kind}_representations")[0]._embeddings.weight.detach().cpu()
+        old_rows = getattr(old_model, f"{kind}_representations")[0]._embeddings.weight.detach().cpu()
+        fresh_rows = getattr(fresh, f"{kind}_representations")[0]._embeddings.weight.detach().cpu()
+        per_id = new_rows.shape[0] // len(new_ids)
+        for row, name in enumerate(new_ids):
+            block = slice(row * per_id, (row + 1) * per_id)
+            if name in old_ids:
+                old = old_ids.index(name)
+                assert torch.equal(new_rows[block], old_rows[old * per_id:(old + 1) * per_id])
+                assert not torch.equal(new_rows[block], fresh_rows[block])
+            else:  # as the model's own initialiser drew it for a from-scratch run at this seed
+                assert torch.equal(new_rows[block], fresh_rows[block])
+
+
 @pytest.mark.parametrize("model", ["TransE", "ComplEx"])  # ComplEx: complex dtype, reciprocal relation rows
 def test_warm_start_copies_persisting_rows_and_new_rows_are_freshly_initialised(tmp_path: Path, model: str) -> None:
     config, _ = training_config(model, {"embedding_dim": 8, "seed": 7})
     triples, _ = toy_graph()
     old_graph, old_model = saved_previous(tmp_path / "model", triples, config)
-    new_triples = [*triples, ("http://ex.org/newcomer", "http://ex.org/rel/knows", triples[0][0]),
-                   ("http://ex.org/newcomer", "http://ex.org/rel/admires", triples[1][0])]
-    graph = build_graph({"training": new_triples}, origin={"training": "t"}, split="hash", seed=1,
-                        inverse_triples=config.inverse_triples)
+    graph = grown_graph(triples, config)
     plan = plan_warm_start(tmp_path / "model", config)
     assert plan.previous is not None and plan.reason is None
     assert plan.previous.sha256 == path_hash(tmp_path / "model")
@@ -137,20 +161,26 @@ def test_warm_start_copies_persisting_rows_and_new_rows_are_freshly_initialised(
     assert counts.entities_new == 1 and counts.relations_new == 1
     assert counts.entities_copied == len(old_graph.entity_ids)
     assert counts.relations_copied == len(old_graph.relation_ids)
-    for kind, new_ids, old_ids in (("entity", graph.entity_ids, old_graph.entity_ids),
-                                   ("relation", graph.relation_ids, old_graph.relation_ids)):
-        new_rows = getattr(warm, f"{kind}_representations")[0]._embeddings.weight.detach()
-        old_rows = getattr(old_model, f"{kind}_representations")[0]._embeddings.weight.detach()
-        fresh_rows = getattr(fresh, f"{kind}_representations")[0]._embeddings.weight.detach()
-        per_id = new_rows.shape[0] // len(new_ids)
-        for row, name in enumerate(new_ids):
-            block = slice(row * per_id, (row + 1) * per_id)
-            if name in old_ids:
-                old = old_ids.index(name)
-                assert torch.equal(new_rows[block], old_rows[old * per_id:(old + 1) * per_id])
-            else:  # as the model's own initialiser drew it for a from-scratch run at this seed
-                assert torch.equal(new_rows[block], fresh_rows[block])
-                assert not torch.equal(new_rows[block], torch.zeros_like(new_rows[block]))
+    assert_rows(warm, old_model, fresh, graph, old_graph)
+
+
+def test_training_starts_from_the_copied_rows(tmp_path: Path) -> None:
+    """PyKEEN's training loop resets every weight when training starts: with a learning rate of 0 the trained
+    model holds the rows training started from, which must be the previous model's (persisting ids) and a
+    from-scratch run's (new ids)."""
+    config, _ = training_config("TransE", {"embedding_dim": 8, "seed": 3, "optimizer": "sgd",
+                                           "optimizer_kwargs": {"lr": 0.0}, "epochs": 1, "batch_size": 64,
+                                           "early_stopping": False, "device": "cpu"})
+    triples, _ = toy_graph()
+    old_graph, old_model = saved_previous(tmp_path / "model", triples, config)
+    graph = grown_graph(triples, config)
+    plan = plan_warm_start(tmp_path / "model", config)
+    assert plan.previous is not None
+    warm = train_and_evaluate(graph, config, workdir=tmp_path / "warm", warm_start=plan.previous)
+    scratch = train_and_evaluate(graph, config, workdir=tmp_path / "scratch")
+    assert warm.outcome.warm_start == {"entities_copied": len(old_graph.entity_ids), "entities_new": 1,
+                                       "relations_copied": len(old_graph.relation_ids), "relations_new": 1}
+    assert_rows(warm.model, old_model, scratch.model, graph, old_graph)
 
 
 def test_a_previous_model_that_does_not_fit_is_not_used_and_says_why(tmp_path: Path) -> None:

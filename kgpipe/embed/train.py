@@ -39,7 +39,7 @@ from kgpipe.embed.stopping import BestWeightsStopper
 from kgpipe.errors import ArtifactError, KgpipeError
 
 if TYPE_CHECKING:
-    from kgpipe.embed.warm_start import PreviousModel, WarmStartCounts
+    from kgpipe.embed.warm_start import PreviousModel
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,6 @@ class _Parts:
     loop: Any
     evaluator: Any
     stopper: BestWeightsStopper | None
-    warm_start: WarmStartCounts | None = None
 
 
 def summarize_metrics(results: Any) -> dict[str, Any]:
@@ -163,8 +162,8 @@ def _identity(graph: GraphData, config: TrainingConfig) -> dict[str, Any]:
 def _build(graph: GraphData, config: TrainingConfig, device: str, stopping: Any,
            warm_start: PreviousModel | None = None) -> _Parts:
     """Seed, then model, optimizer, training loop and evaluator, in pipeline()'s order (each consumes random
-    numbers: the same order gives pipeline()'s results). A warm start overwrites the persisting rows of the
-    freshly initialised model (drawing no random numbers)."""
+    numbers: the same order gives pipeline()'s results). A model a warm start cannot copy into is refused here,
+    before any epoch; the copy itself comes after PyKEEN's reset of the weights (_callbacks)."""
     from pykeen.evaluation import evaluator_resolver
     from pykeen.training import SLCWATrainingLoop
     from pykeen.utils import set_random_seed
@@ -173,11 +172,10 @@ def _build(graph: GraphData, config: TrainingConfig, device: str, stopping: Any,
 
     set_random_seed(config.seed)
     model = build_model(config.as_dict(), graph.training, random_seed=config.seed).to(device)
-    counts = None
     if warm_start is not None:
-        from kgpipe.embed.warm_start import copy_vectors
+        from kgpipe.embed.warm_start import check_copyable
 
-        counts = copy_vectors(model, warm_start, graph)
+        check_copyable(model)
     optimizer = resolver("optimizer").make(config.optimizer, dict(config.optimizer_kwargs),
                                            params=model.get_grad_params())
     loop_cls = resolver("training_loop").lookup(config.training_loop)
@@ -197,7 +195,7 @@ def _build(graph: GraphData, config: TrainingConfig, device: str, stopping: Any,
         stopper = BestWeightsStopper(stopping, model=model, evaluator=evaluator, training=graph.training,
                                      validation=graph.validation,
                                      evaluation_batch_size=config.evaluation_batch_size)
-    return _Parts(model=model, loop=loop, evaluator=evaluator, stopper=stopper, warm_start=counts)
+    return _Parts(model=model, loop=loop, evaluator=evaluator, stopper=stopper)
 
 
 def _restore(parts: _Parts, checkpoint: Checkpoint) -> None:
@@ -248,12 +246,28 @@ def _resume(folder: Path, identity: dict[str, Any], build: Callable[[], _Parts])
 
 
 def _callbacks(parts: _Parts, folder: Path, identity: dict[str, Any], config: TrainingConfig,
-               on_epoch: EpochCallback | None, checkpoint_minutes: int, seconds_before: float) -> Any:
+               on_epoch: EpochCallback | None, checkpoint_minutes: int, seconds_before: float,
+               warm_start: tuple[PreviousModel, GraphData] | None = None) -> Any:
     """PyKEEN training callbacks, in order: progress, early stopping, checkpoint (last, so that it saves the
-    state every other callback left)."""
+    state every other callback left), and the warm start's copy (a run that resumes a checkpoint has none)."""
     from pykeen.training.callbacks import TrainingCallback
 
     started = time.perf_counter()
+
+    class WarmStart(TrainingCallback):
+        """The previous model's rows, copied before the first batch: after PyKEEN's training loop has reset
+        every weight (as the initialiser draws them for a from-scratch run) and built its optimizer."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.pending = warm_start is not None
+
+        def pre_batch(self, **kwargs: Any) -> None:
+            if self.pending and warm_start is not None:
+                from kgpipe.embed.warm_start import copy_vectors
+
+                copy_vectors(self.model, *warm_start)
+                self.pending = False
 
     class Progress(TrainingCallback):
         def __init__(self) -> None:
@@ -291,7 +305,7 @@ def _callbacks(parts: _Parts, folder: Path, identity: dict[str, Any], config: Tr
                 best=None if stopper is None else stopper.best_weights), identity)
             self.last = time.monotonic()
 
-    return Progress(), Stopping(), Checkpointing()
+    return Progress(), Stopping(), Checkpointing(), WarmStart()
 
 
 def _train(graph: GraphData, config: TrainingConfig, identity: dict[str, Any], folder: Path,
@@ -324,7 +338,8 @@ def _train(graph: GraphData, config: TrainingConfig, identity: dict[str, Any], f
             folder, identity, lambda: _build(graph, config, device, stopping, warm_start))
         seconds_before = checkpoint.training_seconds if checkpoint else 0.0
         progress, *others = _callbacks(parts, folder, identity, config, on_epoch, checkpoint_minutes,
-                                       seconds_before)
+                                       seconds_before, None if checkpoint or warm_start is None
+                                       else (warm_start, graph))
         finished = checkpoint is not None and (checkpoint.epoch >= config.epochs
                                                or (checkpoint.stopper is not None and checkpoint.stopper.stopped))
         started = time.perf_counter()
@@ -376,9 +391,15 @@ def _train(graph: GraphData, config: TrainingConfig, identity: dict[str, Any], f
         resumed_from_epoch=checkpoint.epoch if checkpoint else None,
         early_stopping=None if stopping is None else asdict(stopping), notes=notes,
         checkpoint_discarded=discarded, identity=identity,
-        warm_start=None if parts.warm_start is None else parts.warm_start.as_dict())
+        warm_start=None if warm_start is None else _warm_counts(warm_start, graph))
     log.info("trained %s for %d epochs in %.1fs", config.model, outcome.epochs_trained, outcome.training_seconds)
     return parts.model, outcome
+
+
+def _warm_counts(warm_start: PreviousModel, graph: GraphData) -> dict[str, int]:
+    from kgpipe.embed.warm_start import row_counts
+
+    return row_counts(warm_start, graph).as_dict()
 
 
 def _evaluate(parts: _Parts, graph: GraphData, batch_size: int | None) -> Any:

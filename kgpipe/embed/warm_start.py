@@ -1,8 +1,9 @@
 """Warm start: a model for a changed graph that starts from the previous model's vectors.
 
 Entities and relations that persist (same id) start from the previous run's rows; new ones keep the rows the
-model's own initialiser drew (the model is built, seeded, exactly as from scratch, then the persisting rows are
-overwritten). Learned parameters of the interaction function (ConvE's convolution, ...) are copied whole.
+model's own initialiser drew: the model is built, seeded and reset by PyKEEN's training loop exactly as from
+scratch, then (kgpipe.embed.train, just before the first batch) the persisting rows are overwritten. Learned
+parameters of the interaction function (ConvE's convolution, ...) are copied whole.
 Only a previous model of the same PyKEEN model with the same model_kwargs and inverse_triples qualifies;
 anything else trains from scratch, and says why. The previous model is an input: its content hash (as the
 lock file records the model out) goes into the lock entry as `warm_started_from`.
@@ -129,37 +130,52 @@ class WarmStartCounts:
                 "relations_copied": self.relations_copied, "relations_new": self.relations_new}
 
 
-def copy_vectors(model: Any, previous: PreviousModel, graph: GraphData) -> WarmStartCounts:
-    """Overwrite the rows of persisting entities and relations (and the shared interaction parameters) in a
-    freshly built model with the previous model's; the other rows stay as the initialiser drew them."""
-    import torch
+def check_copyable(model: Any) -> None:
+    """Refuse (ConfigError, naming the model) a model with a representation that is not a plain Embedding."""
     from pykeen.nn.representation import Embedding
 
-    ids = {"entity": (graph.entity_ids, list(previous.info.entity_ids)),
-           "relation": (graph.relation_ids, list(previous.info.relation_ids))}
     if getattr(model, "entity_representations", None) is None:
         raise ConfigError("warm_start", f"{type(model).__name__} has no entity representations to copy into",
                           hint="set warm_start: false for this model")
-    copied = {}
+    for kind, attribute in REPRESENTATIONS.items():
+        for index, representation in enumerate(getattr(model, attribute)):
+            if type(representation) is not Embedding:
+                raise ConfigError("warm_start", f"{type(model).__name__}'s {kind} representation {index} is a "
+                                  f"{type(representation).__name__}; warm start copies only plain Embedding rows",
+                                  hint="set warm_start: false for this model")
+
+
+def _ids(previous: PreviousModel, graph: GraphData) -> dict[str, tuple[list[str], list[str]]]:
+    return {"entity": (graph.entity_ids, list(previous.info.entity_ids)),
+            "relation": (graph.relation_ids, list(previous.info.relation_ids))}
+
+
+def row_counts(previous: PreviousModel, graph: GraphData) -> WarmStartCounts:
+    """How many entities and relations of graph persist from the previous model, and how many are new."""
+    copied = {kind: len(_row_pairs(new, old)) for kind, (new, old) in _ids(previous, graph).items()}
+    return WarmStartCounts(entities_copied=copied["entity"], entities_new=len(graph.entity_ids) - copied["entity"],
+                           relations_copied=copied["relation"],
+                           relations_new=len(graph.relation_ids) - copied["relation"])
+
+
+def copy_vectors(model: Any, previous: PreviousModel, graph: GraphData) -> WarmStartCounts:
+    """Overwrite the rows of persisting entities and relations (and the shared interaction parameters) in a
+    model for graph with the previous model's; the other rows stay as the initialiser drew them."""
+    import torch
+
+    check_copyable(model)
     with torch.no_grad():
-        for kind, attribute in REPRESENTATIONS.items():
-            new_ids, old_ids = ids[kind]
+        for kind, (new_ids, old_ids) in _ids(previous, graph).items():
+            attribute = REPRESENTATIONS[kind]
             pairs = _row_pairs(new_ids, old_ids)
-            copied[kind] = len(pairs)
             for index, representation in enumerate(getattr(model, attribute)):
-                if type(representation) is not Embedding:
-                    raise ConfigError("warm_start", f"{type(model).__name__}'s {kind} representation {index} is a "
-                                      f"{type(representation).__name__}; warm start copies only plain Embedding "
-                                      "rows", hint="set warm_start: false for this model")
                 key = f"{attribute}.{index}.{ROWS}"
                 _copy_rows(representation._embeddings.weight, previous, key, pairs, len(new_ids), len(old_ids))
         shared = {key: _previous_tensor(previous, key, tensor, rows=False)
                   for key, tensor in model.state_dict().items() if key.startswith(SHARED_PREFIX)}
         if shared:
             model.load_state_dict(shared, strict=False)
-    counts = WarmStartCounts(entities_copied=copied["entity"], entities_new=len(graph.entity_ids) - copied["entity"],
-                             relations_copied=copied["relation"],
-                             relations_new=len(graph.relation_ids) - copied["relation"])
+    counts = row_counts(previous, graph)
     log.info("warm start from %s: %d of %d entities and %d of %d relations start from its vectors",
              previous.folder, counts.entities_copied, len(graph.entity_ids), counts.relations_copied,
              len(graph.relation_ids))
