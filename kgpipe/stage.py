@@ -158,6 +158,16 @@ class StageContext:
         """Where output `name` will be once the stage succeeds (for messages and reports)."""
         return self.destinations.get(name, self.outputs[name])
 
+    def previous_output(self, name: str) -> Path | None:
+        """Output `name` as the stage's last successful run left it, or None if there is none: the runner commits
+        outputs only after run() returns, so the previous ones stay in place, readable, until then. For a stage
+        that continues from its own last result (the embed stage's warm start); what it reads there is an input,
+        and the stage records its hash."""
+        previous = self.destinations.get(name)
+        if previous is None or previous == self.outputs[name] or not (previous.exists() or previous.is_symlink()):
+            return None
+        return previous
+
     def relpath(self, path: Path) -> str:
         """A path as users wrote it: relative to the pipeline root where possible."""
         try:

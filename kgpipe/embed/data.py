@@ -1,8 +1,9 @@
 """The graph an embedding is trained on: triples from a table, a TSV file, a folder of split files or a
 PyKEEN built-in dataset, one TriplesFactory per split, and the labels every id maps back to.
 
-Splits the user did not give are carved from the training triples with PyKEEN's splitter, which keeps
-every entity and relation in training.
+Splits the user did not give are carved from the training triples, keeping every entity and relation in
+training: by PyKEEN's seeded random splitter (split: pykeen), or by a hash of each triple (split: hash,
+kgpipe.embed.split), which keeps a triple's split when triples are added.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kgpipe.errors import InputError
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 Triple = tuple[str, str, str]
 TRIPLE_COLUMNS = ("head", "relation", "tail")
 TABLE_SUFFIXES = (".parquet", ".pq")
+SplitMethod = Literal["pykeen", "hash"]
 SPLIT_FILE_STEMS = {"training": ("train", "training"), "validation": ("valid", "validation", "dev"),
                     "testing": ("test", "testing")}
 
@@ -39,6 +41,7 @@ class GraphData:
     warnings: tuple[str, ...] = ()
     dropped: Mapping[str, int] = field(default_factory=dict)  # evaluation triples with unknown ids
     known: Any | None = None              # further true triples, only filtered from the test ranking
+    hash_split: Mapping[str, int] | None = None  # split: hash carved splits: what the coverage rule moved
 
     @property
     def entity_ids(self) -> list[str]:
@@ -61,6 +64,7 @@ class GraphData:
             "known_triples_filtered": 0 if self.known is None else self.known.num_triples,
             "splits": dict(self.origin),
             "dropped_evaluation_triples": dict(self.dropped),
+            **({} if self.hash_split is None else {"hash_split": dict(self.hash_split)}),
         }
 
 
@@ -165,12 +169,16 @@ def load_graph(
     test_fraction: float = 0.1,
     seed: int = 42,
     inverse_triples: bool = False,
+    split: SplitMethod = "pykeen",
+    keep_in_training: Collection[Triple] = (),
     shown: Callable[[Path], str] = str,
 ) -> GraphData:
     """Read the graph, build the split factories and check the graph is big enough to train on.
 
     known: true triples that are neither trained on nor evaluated (e.g. the test split while the testing split
-    is valid), filtered from the test ranking as the filtered protocol filters every known triple."""
+    is valid), filtered from the test ranking as the filtered protocol filters every known triple.
+    split: how missing splits are carved (see build_graph); keep_in_training: with split hash, triples that
+    stay in training (those a warm start's previous model trained on)."""
     if dataset is not None:
         if known is not None:
             raise InputError("deps.known goes with deps.triples, not params.dataset",
@@ -179,7 +187,8 @@ def load_graph(
             raise InputError("give either deps.triples or params.dataset, not both",
                              hint="params.dataset names a PyKEEN dataset; deps.triples a file or folder")
         return _dataset_graph(dataset, inverse_triples=inverse_triples, entities=entities,
-                              validation_fraction=validation_fraction, seed=seed, shown=shown)
+                              validation_fraction=validation_fraction, seed=seed, split=split,
+                              keep_in_training=keep_in_training, shown=shown)
     if triples is None:
         raise InputError("no triples: give deps.triples (a table, TSV file or folder of split files) "
                          "or params.dataset (a PyKEEN dataset name)")
@@ -191,20 +200,23 @@ def load_graph(
                              file=shown(triples))
     else:
         given["training"] = triples
-    for split, path in (("validation", validation), ("testing", testing), ("known", known)):
+    for name, path in (("validation", validation), ("testing", testing), ("known", known)):
         if path is not None:
-            given[split] = path
+            given[name] = path
     raw = {split: read_triples(path, shown(path)) for split, path in given.items()}
     labels = read_entity_labels(entities, shown(entities)) if entities is not None else {}
     return build_graph(raw, origin={s: shown(p) for s, p in given.items()}, entity_labels=labels,
                        validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed,
-                       inverse_triples=inverse_triples)
+                       inverse_triples=inverse_triples, split=split, keep_in_training=keep_in_training)
 
 
 def build_graph(raw: Mapping[str, Sequence[Triple]], *, origin: Mapping[str, str],
                 entity_labels: Mapping[str, str] | None = None, validation_fraction: float = 0.1,
-                test_fraction: float = 0.1, seed: int = 42, inverse_triples: bool = False) -> GraphData:
-    """Factories for labelled triples per split; missing validation/testing splits are carved from training."""
+                test_fraction: float = 0.1, seed: int = 42, inverse_triples: bool = False,
+                split: SplitMethod = "pykeen", keep_in_training: Collection[Triple] = ()) -> GraphData:
+    """Factories for labelled triples per split; missing validation/testing splits are carved from training,
+    by PyKEEN's seeded random splitter (split pykeen) or by each triple's hash (split hash: a triple keeps its
+    split when triples are added; keep_in_training: triples that stay in training whatever their hash)."""
     import numpy as np
     from pykeen.triples import TriplesFactory
 
@@ -222,6 +234,12 @@ def build_graph(raw: Mapping[str, Sequence[Triple]], *, origin: Mapping[str, str
     _check_split_sizes(len(training), carve, where)
     warnings += _single_triple_relations([t for split, part in raw.items() if split != "known" for t in part])
 
+    hash_moves = None
+    if carve and split == "hash":
+        training, raw, hash_moves = _carve_by_hash(training, raw, carve, seed, keep_in_training, where)
+        origin = {**origin, **{name: f"{fraction:g} of training by triple hash (seed {seed})"
+                               for name, fraction in carve}}
+        carve = []
     factory = TriplesFactory.from_labeled_triples(np.asarray(training, dtype=str),
                                                   create_inverse_triples=inverse_triples)
     parts: dict[str, Any] = {}
@@ -237,15 +255,15 @@ def build_graph(raw: Mapping[str, Sequence[Triple]], *, origin: Mapping[str, str
         parts = {split: piece for (split, _), piece in zip(carve, pieces[1:], strict=True)}
         origin = {**origin, **{split: f"{fraction:g} of training (seed {seed})" for split, fraction in carve}}
     dropped: dict[str, int] = {}
-    for split in ("validation", "testing", "known"):
-        if split in raw:
-            parts[split], dropped[split] = _evaluation_factory(raw[split], factory)
-            if dropped[split]:
-                warnings.append(f"{dropped[split]} {split} triple(s) dropped: their entity or relation "
+    for name in ("validation", "testing", "known"):
+        if name in raw:
+            parts[name], dropped[name] = _evaluation_factory(raw[name], factory)
+            if dropped[name]:
+                warnings.append(f"{dropped[name]} {name} triple(s) dropped: their entity or relation "
                                 "does not occur in training")
-            if parts[split].num_triples == 0:
-                raise InputError(f"no {split} triple shares its entities and relations with training",
-                                 file=origin.get(split), hint="check that the split files belong together")
+            if parts[name].num_triples == 0:
+                raise InputError(f"no {name} triple shares its entities and relations with training",
+                                 file=origin.get(name), hint="check that the split files belong together")
     if "testing" not in parts:
         raise InputError("no testing triples: give deps.testing or a test_fraction above 0", file=where)
     labels = {entity: (entity_labels or {}).get(entity, entity) for entity in factory.entity_to_id}
@@ -262,7 +280,28 @@ def build_graph(raw: Mapping[str, Sequence[Triple]], *, origin: Mapping[str, str
     return GraphData(training=factory, validation=parts.get("validation"), testing=parts["testing"],
                      entity_labels=labels,
                      relation_labels={r: relation_label(r) for r in factory.relation_to_id},
-                     origin=dict(origin), warnings=tuple(warnings), dropped=dropped, known=parts.get("known"))
+                     origin=dict(origin), warnings=tuple(warnings), dropped=dropped, known=parts.get("known"),
+                     hash_split=hash_moves)
+
+
+def _carve_by_hash(training: list[Triple], raw: Mapping[str, Sequence[Triple]], carve: Sequence[tuple[str, float]],
+                   seed: int, keep: Collection[Triple], where: str | None
+                   ) -> tuple[list[Triple], dict[str, Sequence[Triple]], dict[str, int]]:
+    """Training and the carved splits by triple hash (kgpipe.embed.split); an empty carved split is an error."""
+    from kgpipe.embed.split import hash_split
+
+    found = hash_split(training, carve, seed=seed, keep=frozenset(keep))
+    for name, fraction in carve:
+        if not found.carved[name]:
+            raise InputError(f"the hash split put no triple into {name} ({len(training)} triples, "
+                             f"{name} fraction {fraction:g}, {found.moved_to_training} moved to training to keep "
+                             "their entities and relations there)", file=where,
+                             hint="give more triples, raise the fraction, or give validation/testing files")
+    moves = {"moved_to_training": found.moved_to_training, "kept_in_training": found.kept_in_training}
+    if found.moved_to_training:
+        log.info("hash split: %d carved triple(s) moved to training so that their entities and relations occur "
+                 "there", found.moved_to_training)
+    return found.training, {**raw, **found.carved}, moves
 
 
 def dataset_class(name: str) -> Any:
@@ -280,7 +319,8 @@ def dataset_class(name: str) -> Any:
 
 
 def _dataset_graph(name: str, *, inverse_triples: bool, entities: Path | None, validation_fraction: float,
-                   seed: int, shown: Callable[[Path], str]) -> GraphData:
+                   seed: int, split: SplitMethod, keep_in_training: Collection[Triple],
+                   shown: Callable[[Path], str]) -> GraphData:
     dataset_cls = dataset_class(name)
     try:
         dataset = dataset_cls(create_inverse_triples=inverse_triples)
@@ -296,7 +336,7 @@ def _dataset_graph(name: str, *, inverse_triples: bool, entities: Path | None, v
         # carve a validation split from its training triples, as for any other graph
         graph = build_graph(raw, origin={s: f"pykeen:{dataset_cls.__name__}" for s in raw},
                             validation_fraction=validation_fraction, test_fraction=0.0, seed=seed,
-                            inverse_triples=inverse_triples)
+                            inverse_triples=inverse_triples, split=split, keep_in_training=keep_in_training)
         return graph
     labels = read_entity_labels(entities, shown(entities)) if entities is not None else {}
     training = dataset.training

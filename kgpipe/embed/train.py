@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kgpipe.atomic import atomic_write_text
 from kgpipe.embed.checkpoint import (
@@ -37,6 +37,9 @@ from kgpipe.embed.data import GraphData
 from kgpipe.embed.runtime import resolve_device
 from kgpipe.embed.stopping import BestWeightsStopper
 from kgpipe.errors import ArtifactError, KgpipeError
+
+if TYPE_CHECKING:
+    from kgpipe.embed.warm_start import PreviousModel
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)          # about the data and config: the same every run
     checkpoint_discarded: str | None = None                 # why a damaged checkpoint was not used
     identity: dict[str, Any] | None = None                  # the config and data it was trained on
+    warm_start: dict[str, int] | None = None                # rows copied from the previous model, rows drawn new
 
     @property
     def epochs_trained(self) -> int:
@@ -107,17 +111,22 @@ def summarize_metrics(results: Any) -> dict[str, Any]:
 
 
 def train_and_evaluate(graph: GraphData, config: TrainingConfig, *, workdir: Path,
-                       on_epoch: EpochCallback | None = None, checkpoint_minutes: int = 1) -> Trained:
+                       on_epoch: EpochCallback | None = None, checkpoint_minutes: int = 1,
+                       warm_start: PreviousModel | None = None) -> Trained:
     """Train config's model on graph.training, early-stopping on graph.validation, and evaluate on testing.
 
     workdir keeps checkpoints: calling again with the same graph and config after an interruption continues
-    from the last checkpoint and ends with the same model as an uninterrupted run.
+    from the last checkpoint and ends with the same model as an uninterrupted run. warm_start: a previous model
+    whose vectors the persisting entities and relations start from (kgpipe.embed.warm_start; checked to fit
+    config by the caller).
     """
     from kgpipe.embed.model_io import load_model
 
     workdir.mkdir(parents=True, exist_ok=True)
     trained = workdir / TRAINED
     identity = _identity(graph, config)
+    if warm_start is not None:  # an input like the triples: a checkpoint of another start is not this run's
+        identity["warm_started_from"] = warm_start.sha256
     if (trained / OUTCOME).exists():
         try:
             outcome = Outcome(**json.loads((trained / OUTCOME).read_text(encoding="utf-8")))
@@ -130,7 +139,8 @@ def train_and_evaluate(graph: GraphData, config: TrainingConfig, *, workdir: Pat
             log.warning("the trained model in %s is damaged or not this run's (%s); training again", trained, exc)
             shutil.rmtree(trained, ignore_errors=True)
 
-    model, outcome = _train(graph, config, identity, workdir / CHECKPOINTS, on_epoch, checkpoint_minutes)
+    model, outcome = _train(graph, config, identity, workdir / CHECKPOINTS, on_epoch, checkpoint_minutes,
+                            warm_start)
     _save(trained, model, graph, config, outcome)
     return Trained(model=model, outcome=outcome, folder=trained)
 
@@ -149,9 +159,11 @@ def _identity(graph: GraphData, config: TrainingConfig) -> dict[str, Any]:
             "validation_sha256": digest(graph.validation)}
 
 
-def _build(graph: GraphData, config: TrainingConfig, device: str, stopping: Any) -> _Parts:
+def _build(graph: GraphData, config: TrainingConfig, device: str, stopping: Any,
+           warm_start: PreviousModel | None = None) -> _Parts:
     """Seed, then model, optimizer, training loop and evaluator, in pipeline()'s order (each consumes random
-    numbers: the same order gives pipeline()'s results)."""
+    numbers: the same order gives pipeline()'s results). A model a warm start cannot copy into is refused here,
+    before any epoch; the copy itself comes after PyKEEN's reset of the weights (_callbacks)."""
     from pykeen.evaluation import evaluator_resolver
     from pykeen.training import SLCWATrainingLoop
     from pykeen.utils import set_random_seed
@@ -160,6 +172,10 @@ def _build(graph: GraphData, config: TrainingConfig, device: str, stopping: Any)
 
     set_random_seed(config.seed)
     model = build_model(config.as_dict(), graph.training, random_seed=config.seed).to(device)
+    if warm_start is not None:
+        from kgpipe.embed.warm_start import check_copyable
+
+        check_copyable(model)
     optimizer = resolver("optimizer").make(config.optimizer, dict(config.optimizer_kwargs),
                                            params=model.get_grad_params())
     loop_cls = resolver("training_loop").lookup(config.training_loop)
@@ -230,12 +246,28 @@ def _resume(folder: Path, identity: dict[str, Any], build: Callable[[], _Parts])
 
 
 def _callbacks(parts: _Parts, folder: Path, identity: dict[str, Any], config: TrainingConfig,
-               on_epoch: EpochCallback | None, checkpoint_minutes: int, seconds_before: float) -> Any:
+               on_epoch: EpochCallback | None, checkpoint_minutes: int, seconds_before: float,
+               warm_start: tuple[PreviousModel, GraphData] | None = None) -> Any:
     """PyKEEN training callbacks, in order: progress, early stopping, checkpoint (last, so that it saves the
-    state every other callback left)."""
+    state every other callback left), and the warm start's copy (a run that resumes a checkpoint has none)."""
     from pykeen.training.callbacks import TrainingCallback
 
     started = time.perf_counter()
+
+    class WarmStart(TrainingCallback):
+        """The previous model's rows, copied before the first batch: after PyKEEN's training loop has reset
+        every weight (as the initialiser draws them for a from-scratch run) and built its optimizer."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.pending = warm_start is not None
+
+        def pre_batch(self, **kwargs: Any) -> None:
+            if self.pending and warm_start is not None:
+                from kgpipe.embed.warm_start import copy_vectors
+
+                copy_vectors(self.model, *warm_start)
+                self.pending = False
 
     class Progress(TrainingCallback):
         def __init__(self) -> None:
@@ -273,11 +305,12 @@ def _callbacks(parts: _Parts, folder: Path, identity: dict[str, Any], config: Tr
                 best=None if stopper is None else stopper.best_weights), identity)
             self.last = time.monotonic()
 
-    return Progress(), Stopping(), Checkpointing()
+    return Progress(), Stopping(), Checkpointing(), WarmStart()
 
 
 def _train(graph: GraphData, config: TrainingConfig, identity: dict[str, Any], folder: Path,
-           on_epoch: EpochCallback | None, checkpoint_minutes: int) -> tuple[Any, Outcome]:
+           on_epoch: EpochCallback | None, checkpoint_minutes: int,
+           warm_start: PreviousModel | None = None) -> tuple[Any, Outcome]:
     from pykeen.training.training_loop import NonFiniteLossError
     from torch_max_mem.api import is_oom_error
 
@@ -301,10 +334,12 @@ def _train(graph: GraphData, config: TrainingConfig, identity: dict[str, Any], f
     gc.freeze()
     progress = None
     try:
-        parts, checkpoint, discarded = _resume(folder, identity, lambda: _build(graph, config, device, stopping))
+        parts, checkpoint, discarded = _resume(
+            folder, identity, lambda: _build(graph, config, device, stopping, warm_start))
         seconds_before = checkpoint.training_seconds if checkpoint else 0.0
         progress, *others = _callbacks(parts, folder, identity, config, on_epoch, checkpoint_minutes,
-                                       seconds_before)
+                                       seconds_before, None if checkpoint or warm_start is None
+                                       else (warm_start, graph))
         finished = checkpoint is not None and (checkpoint.epoch >= config.epochs
                                                or (checkpoint.stopper is not None and checkpoint.stopper.stopped))
         started = time.perf_counter()
@@ -355,9 +390,16 @@ def _train(graph: GraphData, config: TrainingConfig, identity: dict[str, Any], f
         training_seconds=training_seconds, evaluation_seconds=evaluation_seconds, device=device,
         resumed_from_epoch=checkpoint.epoch if checkpoint else None,
         early_stopping=None if stopping is None else asdict(stopping), notes=notes,
-        checkpoint_discarded=discarded, identity=identity)
+        checkpoint_discarded=discarded, identity=identity,
+        warm_start=None if warm_start is None else _warm_counts(warm_start, graph))
     log.info("trained %s for %d epochs in %.1fs", config.model, outcome.epochs_trained, outcome.training_seconds)
     return parts.model, outcome
+
+
+def _warm_counts(warm_start: PreviousModel, graph: GraphData) -> dict[str, int]:
+    from kgpipe.embed.warm_start import row_counts
+
+    return row_counts(warm_start, graph).as_dict()
 
 
 def _evaluate(parts: _Parts, graph: GraphData, batch_size: int | None) -> Any:

@@ -68,6 +68,14 @@ class EmbedParams(StageParams):
         description="false (off), true (per-model defaults) or {metric, frequency, patience, relative_delta}")
     evaluation_batch_size: int | None = Field(None, ge=1)
     checkpoint_minutes: int = Field(1, ge=0, description="minutes between checkpoints (0: every epoch)")
+    split: Literal["pykeen", "hash"] | None = Field(
+        None, description="how missing validation/testing splits are carved: pykeen (PyKEEN's seeded random "
+        "splitter) or hash (each triple's split from a hash of the triple and the seed: a triple keeps its split "
+        "when triples are added); default: hash with warm_start, else pykeen")
+    warm_start: bool = Field(False, description="start persisting entities and relations from the vectors of the "
+                             "stage's previous model (same model and model_kwargs), new ones as usual")
+    warm_epochs: int | None = Field(None, ge=1, description="the most epochs of a warm-started run (default: a "
+                                    "quarter of epochs, at least one early-stopping interval)")
 
     @field_validator("early_stopping", mode="before")
     @classmethod
@@ -81,6 +89,23 @@ class EmbedParams(StageParams):
         if self.validation_fraction + self.test_fraction >= 1:
             raise ValueError("validation_fraction + test_fraction must leave triples for training (sum < 1)")
         return self
+
+    @model_validator(mode="after")
+    def _warm_start_settings(self) -> EmbedParams:
+        if self.warm_epochs is not None and not self.warm_start:
+            raise ValueError("warm_epochs applies only with warm_start: true")
+        if self.warm_start and self.split == "pykeen":
+            raise ValueError("warm_start with split: pykeen would test on triples the previous model trained on "
+                             "(PyKEEN's splitter reshuffles when triples change); use split: hash, the default "
+                             "with warm_start")
+        return self
+
+    @property
+    def split_method(self) -> Literal["pykeen", "hash"]:
+        """split as set, else hash with warm_start (a stable split), else PyKEEN's splitter (as before)."""
+        if self.split is not None:
+            return self.split
+        return "hash" if self.warm_start else "pykeen"
 
     def overrides(self) -> dict[str, Any]:
         """The training settings this pipeline sets (unset ones come from kgpipe's defaults for the model)."""
@@ -177,18 +202,30 @@ class EmbedStage(StageType):
         p: EmbedParams = ctx.params
         config, defaults_note = training_config(p.model, p.overrides(), defaults=p.defaults)
         validate(config)
+        previous, not_warm = None, None
+        if p.warm_start:
+            from kgpipe.embed.warm_start import plan_warm_start, warm_config
+
+            plan = plan_warm_start(ctx.previous_output("model"), config)
+            previous, not_warm = plan.previous, plan.reason
+            if previous is None:
+                ctx.log.info("warm start: training from scratch: %s", not_warm)
+            else:
+                config = warm_config(config, p.warm_epochs)
         graph = load_graph(triples=ctx.input("triples"), entities=ctx.input("entities"),
                            validation=ctx.input("validation"), testing=ctx.input("testing"),
                            known=ctx.input("known"), dataset=p.dataset,
                            validation_fraction=p.validation_fraction, test_fraction=p.test_fraction,
-                           seed=config.seed, inverse_triples=config.inverse_triples, shown=ctx.relpath)
+                           seed=config.seed, inverse_triples=config.inverse_triples, split=p.split_method,
+                           keep_in_training=previous.training_triples if previous is not None else (),
+                           shown=ctx.relpath)
         # error messages name files as the user sees them; the artifacts name them portably (no absolute path)
         graph = replace(graph, origin={split: ctx.portable_path(where, "metrics") if Path(where).is_absolute()
                                        else where for split, where in graph.origin.items()})
 
         trained = train_and_evaluate(
             graph, config, workdir=ctx.scratch(), checkpoint_minutes=p.checkpoint_minutes,
-            on_epoch=lambda epoch, total, loss: ctx.report("train epochs", epoch, total))
+            on_epoch=lambda epoch, total, loss: ctx.report("train epochs", epoch, total), warm_start=previous)
         outcome = trained.outcome
         for name in sorted(path.name for path in trained.folder.iterdir() if path.name != "outcome.json"):
             shutil.copyfile(trained.folder / name, ctx.output("model") / name)
@@ -216,6 +253,9 @@ class EmbedStage(StageType):
                            "other_representations": exported["other_representations"]},
             "warnings": [*graph.warnings, *outcome.notes],
         }
+        if p.warm_start:  # the previous model is an input: its hash, as the lock file records the model out
+            metrics["warm_start"] = ({"from": None, "reason": not_warm} if previous is None
+                                     else {"from": previous.sha256, **(outcome.warm_start or {})})
         ctx.output("metrics").write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n",
                                          encoding="utf-8")
         # what varies run to run lives here (the lock entry), so that the artifacts do not
@@ -229,4 +269,9 @@ class EmbedStage(StageType):
             summary["resumed_from_epoch"] = outcome.resumed_from_epoch
         if outcome.checkpoint_discarded:
             summary["checkpoint_discarded"] = outcome.checkpoint_discarded
+        if previous is not None:
+            summary["warm_started_from"] = previous.sha256
+            summary["warm_start"] = outcome.warm_start or {}
+        elif p.warm_start:
+            summary["warm_start_skipped"] = not_warm
         return summary
