@@ -11,7 +11,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -172,7 +172,7 @@ class WorkerFacts:
     relation_model: str | None = None     # its pattern_id, "model:<folder name>"
 
 
-# What RangeResult and DocumentCounts count, beside documents and rows.
+# What DocumentCounts counts, beside the document's rows (the extract stage sums them).
 COUNTS = ("sentences", "mentions_ner", "mentions_gazetteer", "seed_linked", "dropped_unmapped_labels",
           "dropped_long_mentions", "relation_pairs_scored", "relation_pairs_dropped", "relation_pairs_skipped",
           "relation_unknown_labels", "relations_model")
@@ -216,50 +216,34 @@ class DocumentCounts:
 
 @dataclass
 class RangeResult:
-    """A range's rows as tables in the artifact schemas (document order), its counts and each document's
-    share of them (`per_document`)."""
+    """A range's rows as tables in the artifact schemas (document order), each document's share of them and its
+    counts (`per_document`, in document order), and the first document that failed, if one did."""
 
     first_row: int
     mentions: pa.Table
     relations: pa.Table
     facts: WorkerFacts
-    documents: int = 0
-    sentences: int = 0
-    mentions_ner: int = 0
-    mentions_gazetteer: int = 0
-    seed_linked: int = 0
-    dropped_unmapped_labels: int = 0
-    dropped_long_mentions: int = 0
-    relation_pairs_scored: int = 0
-    relation_pairs_dropped: int = 0
-    relation_pairs_skipped: int = 0
-    relation_unknown_labels: int = 0
-    relations_model: int = 0
-    unmapped_relations: frozenset[str] = field(default_factory=frozenset)
     failure: DocumentFailure | None = None
     per_document: tuple[DocumentCounts, ...] = ()
+
+    @property
+    def documents(self) -> int:
+        return len(self.per_document)
 
     @classmethod
     def of_documents(cls, first_row: int, mentions: pa.Table, relations: pa.Table, facts: WorkerFacts,
                      documents: Sequence[DocumentCounts], failure: DocumentFailure | None = None) -> RangeResult:
-        """A range's result from its documents' counts (their sums)."""
-        return cls(first_row, mentions, relations, facts, documents=len(documents),
-                   **{name: sum(getattr(d, name) for d in documents) for name in COUNTS},
-                   unmapped_relations=frozenset().union(*(d.unmapped_relations for d in documents)),
-                   failure=failure, per_document=tuple(documents))
+        return cls(first_row, mentions, relations, facts, failure=failure, per_document=tuple(documents))
 
     @classmethod
     def merge(cls, results: list[RangeResult]) -> RangeResult:
-        """One result for consecutive ranges (in order, at least one): rows concatenated, counts summed, the
+        """One result for consecutive ranges (in order, at least one): rows and documents concatenated, the
         first failure kept."""
         import pyarrow as pa
 
         first = results[0]
-        counts = {f.name: sum(getattr(r, f.name) for r in results) for f in fields(cls)
-                  if f.type in ("int", int) and f.name != "first_row"}
         return cls(first.first_row, pa.concat_tables([r.mentions for r in results]),
-                   pa.concat_tables([r.relations for r in results]), first.facts, **counts,
-                   unmapped_relations=frozenset().union(*(r.unmapped_relations for r in results)),
+                   pa.concat_tables([r.relations for r in results]), first.facts,
                    failure=next((r.failure for r in results if r.failure is not None), None),
                    per_document=tuple(d for r in results for d in r.per_document))
 
