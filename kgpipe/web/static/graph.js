@@ -158,6 +158,7 @@
 
   async function expand(node) {
     if (node.data("expanded")) return;
+    root.dataset.state = "loading"; // "ready" again once the new nodes are merged and laid out
     node.data("expanded", true);
     try {
       merge(await fetchGraph(node.id()), node.data("depth"));
