@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from kgpipe.config import Stage
     from kgpipe.engine import BatchLost
     from kgpipe.lockfile import LockEntry
-    from kgpipe.nlp.extract_worker import DocumentCounts, DocumentRange, Fault, RangeResult, WorkerSpec
+    from kgpipe.nlp.extract_worker import DocumentCounts, DocumentRange, Fault, RangeResult, WorkerFacts, WorkerSpec
     from kgpipe.nlp.streams import DocumentReader
     from kgpipe.stages.extract_cache import ExtractCache
     from kgpipe.summary import StageSummary
@@ -196,26 +196,7 @@ class ExtractStage(StageType):
         from kgpipe.nlp.extract_worker import COUNTS, numbered_ranges, range_docs
         from kgpipe.nlp.streams import GROUP_ROWS, RowGroupWriter, conform
 
-        p: ExtractParams = ctx.params
-        # First pass: which documents the cache holds. Only a flag per document is kept.
-        cached = bytearray(documents.rows)
-        if cache is not None:
-            keys: list[tuple[int, str, str]] = []
-            for row, (doc_id, text) in enumerate(documents):
-                if check:
-                    cached[row] = cache.get(doc_id, _sha256(text)) is not None
-                    continue
-                keys.append((row, doc_id, _sha256(text)))
-                if len(keys) == LOOKUP_KEYS or row == documents.rows - 1:
-                    held_keys = cache.holds([(doc_id, sha) for _, doc_id, sha in keys])
-                    for at, doc_id, sha in keys:
-                        cached[at] = (doc_id, sha) in held_keys
-                    keys = []
-            if cache.broken:
-                doc_id, problem = cache.broken[0]
-                ctx.log.warning("extract: %d broken cache entr%s dropped and extracted again (document '%s': %s)",
-                                len(cache.broken), "y" if len(cache.broken) == 1 else "ies", doc_id, problem)
-                cache.broken.clear()
+        cached = _cached_flags(ctx, documents, cache, check)  # first pass: a flag per document
         computed = documents.rows - sum(cached)
         facts = cache.facts() if cache is not None else None
 
@@ -305,37 +286,9 @@ class ExtractStage(StageType):
                 if facts is not None:
                     cache.set_facts(facts)
         assert facts is not None  # a worker reported them, or the cache had them
-
-        if unmapped:
-            ctx.log.warning("extract: relation(s) %s have no IRI in relation_map; relation_iri is null",
-                            ", ".join(sorted(unmapped)))
-        if counts["dropped_long_mentions"]:
-            ctx.log.warning("extract: %d entity span(s) longer than max_mention_chars (%d) dropped",
-                            counts["dropped_long_mentions"], p.max_mention_chars)
-        model_summary: dict[str, Any] = {}
-        if facts.relation_model is not None:
-            model_summary = {"relation_model": facts.relation_model,
-                             "relation_policy": p.policy(True),
-                             **{key: counts[key] for key in ("relations_model", "relation_pairs_scored",
-                                                             "relation_pairs_dropped", "relation_pairs_skipped",
-                                                             "relation_unknown_labels")}}
-            if counts["relation_pairs_dropped"]:
-                ctx.log.warning("extract: %d mention pair(s) beyond max_pairs_per_sentence (%d) not scored by the "
-                                "relation model", counts["relation_pairs_dropped"], p.max_pairs_per_sentence)
-            if counts["relation_unknown_labels"]:
-                ctx.log.warning("extract: %d mention(s) went to the relation model as <unknown> (their label has "
-                                "no NER label of the model; see relation_label_map)",
-                                counts["relation_unknown_labels"])
-        return {
+        return _summary(ctx, counts, unmapped, facts, {
             "documents": documents.rows, "documents_computed": computed,
-            "documents_reused": documents.rows - computed, "sentences": counts["sentences"],
-            "mentions": mentions.rows, "mentions_ner": counts["mentions_ner"],
-            "mentions_gazetteer": counts["mentions_gazetteer"], "seed_linked": counts["seed_linked"],
-            "dropped_unmapped_labels": counts["dropped_unmapped_labels"],
-            "dropped_long_mentions": counts["dropped_long_mentions"], "relations": relations.rows,
-            "patterns": facts.patterns, "gazetteer_names": facts.gazetteer_names, "model": facts.model,
-            **model_summary,
-        }
+            "documents_reused": documents.rows - computed, "mentions": mentions.rows, "relations": relations.rows})
 
     def worker_spec(self, ctx: StageContext, fault: Fault | None = None) -> WorkerSpec:
         """What each worker is built from: the model as resolved here (so that every node loads the same one),
@@ -427,6 +380,69 @@ class _BrokenEntryMet(Exception):
 def _sha256(text: str) -> str:
     """A document's key in the cache, beside its doc_id: the hash of its text."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _cached_flags(ctx: StageContext, documents: DocumentReader, cache: ExtractCache | None,
+                  check: bool) -> bytearray:
+    """Per document row, whether the cache holds its entry (looked up LOOKUP_KEYS keys at a time; `check`: each
+    entry read and checked). Broken entries met are dropped, with one warning."""
+    cached = bytearray(documents.rows)
+    if cache is None:
+        return cached
+    keys: list[tuple[int, str, str]] = []
+    for row, (doc_id, text) in enumerate(documents):
+        if check:
+            cached[row] = cache.get(doc_id, _sha256(text)) is not None
+            continue
+        keys.append((row, doc_id, _sha256(text)))
+        if len(keys) == LOOKUP_KEYS or row == documents.rows - 1:
+            held_keys = cache.holds([(doc_id, sha) for _, doc_id, sha in keys])
+            for at, doc_id, sha in keys:
+                cached[at] = (doc_id, sha) in held_keys
+            keys = []
+    if cache.broken:
+        doc_id, problem = cache.broken[0]
+        ctx.log.warning("extract: %d broken cache entr%s dropped and extracted again (document '%s': %s)",
+                        len(cache.broken), "y" if len(cache.broken) == 1 else "ies", doc_id, problem)
+        cache.broken.clear()
+    return cached
+
+
+def _summary(ctx: StageContext, counts: dict[str, int], unmapped: set[str], facts: WorkerFacts,
+             rows: dict[str, int]) -> dict[str, Any]:
+    """The stage's summary (the lock entry's) from the summed document counts, with a warning for what was
+    dropped or left unmapped. `rows`: documents, documents_computed, documents_reused, mentions, relations."""
+    p: ExtractParams = ctx.params
+    if unmapped:
+        ctx.log.warning("extract: relation(s) %s have no IRI in relation_map; relation_iri is null",
+                        ", ".join(sorted(unmapped)))
+    if counts["dropped_long_mentions"]:
+        ctx.log.warning("extract: %d entity span(s) longer than max_mention_chars (%d) dropped",
+                        counts["dropped_long_mentions"], p.max_mention_chars)
+    model_summary: dict[str, Any] = {}
+    if facts.relation_model is not None:
+        model_summary = {"relation_model": facts.relation_model,
+                         "relation_policy": p.policy(True),
+                         **{key: counts[key] for key in ("relations_model", "relation_pairs_scored",
+                                                         "relation_pairs_dropped", "relation_pairs_skipped",
+                                                         "relation_unknown_labels")}}
+        if counts["relation_pairs_dropped"]:
+            ctx.log.warning("extract: %d mention pair(s) beyond max_pairs_per_sentence (%d) not scored by the "
+                            "relation model", counts["relation_pairs_dropped"], p.max_pairs_per_sentence)
+        if counts["relation_unknown_labels"]:
+            ctx.log.warning("extract: %d mention(s) went to the relation model as <unknown> (their label has "
+                            "no NER label of the model; see relation_label_map)",
+                            counts["relation_unknown_labels"])
+    return {
+        "documents": rows["documents"], "documents_computed": rows["documents_computed"],
+        "documents_reused": rows["documents_reused"], "sentences": counts["sentences"],
+        "mentions": rows["mentions"], "mentions_ner": counts["mentions_ner"],
+        "mentions_gazetteer": counts["mentions_gazetteer"], "seed_linked": counts["seed_linked"],
+        "dropped_unmapped_labels": counts["dropped_unmapped_labels"],
+        "dropped_long_mentions": counts["dropped_long_mentions"], "relations": rows["relations"],
+        "patterns": facts.patterns, "gazetteer_names": facts.gazetteer_names, "model": facts.model,
+        **model_summary,
+    }
 
 
 def relation_model_problem(params: ExtractParams, folder: Path) -> tuple[str, str] | None:
