@@ -29,6 +29,7 @@ class Role(StrEnum):
     GRAPH_TTL = "graph_ttl"
     GRAPH_GRAPHML = "graph_graphml"
     FUSION_REPORT = "fusion_report"
+    LEARNED_WEIGHTS = "learned_weights"  # the fuse stage's match weights (resolution.learn: em)
     ENTITY_EMBEDDINGS = "entity_embeddings"
     RELATION_EMBEDDINGS = "relation_embeddings"
     MODEL = "model"  # the link-prediction model (kgpipe.load_model)

@@ -4,6 +4,14 @@ Steps: mentions get document context and, where their name is a seed label or al
 (kgpipe.kg.link); `resolve` clusters them; clusters link to seed entities (anchor, else similarity) or get a
 minted id; relations and seed triples are rewritten onto the entity ids and merged (kgpipe.kg.merge); the
 report counts what happened and how much the source graphs overlap.
+
+With `resolution.learn: em` mention pairs are scored by learned match weights (kgpipe.kg.learned_scoring), the
+same machinery as the records API; of the graph's own signals, context (the names a mention's document says) is
+a comparison with levels of its own (overlap >= 0.5, > 0, none; missing where a side has no context), learned
+like the others, rather than the fixed scorer's boost, because its evidence both for and against a match is
+what EM measures; type stays a rule (an incompatible pair's probability times `type_mismatch`, 0 by default),
+as do anchors (seed entities: the guard never joins two, always joins one). `stored`: the weights a previous
+run kept (kgpipe.kg.stored_weights), reused unless relearn is asked or they do not fit the settings.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from kgpipe.kg.resolution_config import ResolutionConfig
 
 if TYPE_CHECKING:
     from kgpipe.engine.base import Executor
+    from kgpipe.kg.learned_weights import LearnedWeights
+    from kgpipe.kg.stored_weights import StoredWeights, WeightsUse
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int | None], None]
@@ -64,18 +74,21 @@ class FusionResult:
     # seconds and peak memory per resolution step: they change from run to run, so they stay out of the
     # report file (same inputs, same bytes) and go into the stage's summary in the lock file
     timings: dict[str, Any] = field(default_factory=dict)
+    learned: LearnedWeights | None = None   # the match weights scored with (learn=em)
+    weights_use: WeightsUse | None = None   # how they came: learned, reused from the previous run or given
 
 
 def fuse_graph(mentions, relations, seed_entities=None, seed_triples=None,
                config: FusionConfig | None = None, progress: Progress | None = None,
-               executor: Executor | None = None) -> FusionResult:
+               executor: Executor | None = None, stored: StoredWeights | None = None) -> FusionResult:
     """Fuse extracted mentions/relations (pandas DataFrames with the MENTIONS and RELATIONS columns) with seed
     entities and triples (SEED_ENTITIES, SEED_TRIPLES) into entities, triples and a report. executor: the engine
     that runs the mapped steps of seed anchoring and resolution (default: this process); every engine gives the
-    same result."""
+    same result. stored: with learn=em, the weights a previous run stored (reused where they fit; see the module)."""
     from kgpipe.kg import fusion_steps as step
     from kgpipe.kg.link import SeedIndex, link_seed_graphs
     from kgpipe.kg.resolve import resolve
+    from kgpipe.kg.stored_weights import choose_weights
     from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_TYPE_PARENTS
 
     config = config or FusionConfig()
@@ -93,7 +106,8 @@ def fuse_graph(mentions, relations, seed_entities=None, seed_triples=None,
     seed_entity_of = {iri: seed_canonical.get(iri, iri) for iri in (index.entities if index else {})}
     anchors = step.anchor_mentions(found, index, seed_canonical, compat, progress, executor)
     records = step.mention_records(found, anchors.anchors, step.document_keys(found, config.context))
-    resolution = resolve(records, config.resolution, type_parents=parents, progress=progress, executor=executor)
+    settings, weights_use = choose_weights(config.resolution, stored, any(r.context for r in records))
+    resolution = resolve(records, settings, type_parents=parents, progress=progress, executor=executor)
     clusters = step.clusters_of(resolution.labels)
     links = step.link_clusters(clusters, records, index, seed_canonical, config, parents)
     entities = step.build_entities(clusters, records, links, index, seed_canonical, options, parents)
@@ -106,4 +120,4 @@ def fuse_graph(mentions, relations, seed_entities=None, seed_triples=None,
                                 index, seed_canonical, seed_entity_of, config, RUN_DEPENDENT_STATS)
     timings = {k: resolution.stats[k] for k in RUN_DEPENDENT_STATS if k in resolution.stats}
     return FusionResult(rows, merged.triples, entities.same_as, entities.types, entities.mention_entity, report,
-                        timings)
+                        timings, resolution.learned, weights_use)

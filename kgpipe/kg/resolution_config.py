@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kgpipe.kg.institution import DEFAULT_HEADS, DEFAULT_UNIT_WORDS
 from kgpipe.kg.learned_weights import LearnedWeights
@@ -173,7 +173,19 @@ class ResolutionConfig(_Frozen):
     em: EmConfig = EmConfig()
     weights_from: LearnedWeights | str | None = Field(None, description=(
         "with learn=em: weights learned before (or the path of their JSON file), used instead of learning again"))
+    relearn: bool = Field(False, description=(
+        "the fuse stage with learn=em: learn the weights again instead of reusing the ones its last run stored "
+        "(learned_weights.json, which keeps entity ids stable across incremental runs); resolve() itself learns on "
+        "every call unless weights_from is given"))
     workers: int = Field(1, description="rapidfuzz worker threads (-1: all cores)")
+
+    @model_validator(mode="after")
+    def _relearn_with_em(self) -> ResolutionConfig:
+        if self.relearn and self.learn != "em":
+            raise ValueError("relearn applies only with learn: em (fixed weights are not learned)")
+        if self.relearn and self.weights_from is not None:
+            raise ValueError("relearn and weights_from contradict each other: leave one out")
+        return self
 
     @field_validator("fuzz_scorer")
     @classmethod

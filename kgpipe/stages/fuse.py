@@ -4,6 +4,16 @@ go into the returned summary, which the runner keeps in the lock entry; what cha
 run's outputs goes into the run history, kgpipe.stages.fuse_delta).
 
 Thin glue around kgpipe.kg.fusion.fuse_graph (resolution, seed linking, merge); see its modules for how.
+
+Learned weights (`resolution.learn: em`): the first run learns the match weights and writes them to
+learned_weights.json; later runs read that file as the previous run left it (StageContext.previous_output) and
+reuse the weights, so that a grown corpus does not move the scores of pairs it already had, nor the entity ids
+they decide. This makes fuse's outputs depend on a previous output, not only on its deps and params: two
+workspaces with the same inputs can differ if one learned on a smaller corpus first. The summary and the lock
+entry say which happened (`learned_weights: learned | reused | given`, with the reused file's SHA-256 as
+`learned_weights_from`); `resolution.relearn: true`, or deleting the file, learns them again from the current
+corpus (kgpipe.kg.stored_weights). With learn fixed (the default) the file holds a note and no weights, and
+every other output is what it was before this file existed.
 """
 
 from __future__ import annotations
@@ -30,8 +40,9 @@ class FuseParams(FusionConfig, StageParams):
 
 class FuseStage(StageType):
     name = "fuse"
-    version = 5  # 3: unsaid name parts weigh less, LSH candidates capped per name; 4: institution phrases;
-    # 5: timings in the summary, not the report; ids and text in graph files through export.safe_text
+    version = 6  # 3: unsaid name parts weigh less, LSH candidates capped per name; 4: institution phrases;
+    # 5: timings in the summary, not the report; ids and text in graph files through export.safe_text;
+    # 6: learned_weights.json (learn: em)
     description = "resolve mentions into canonical entities, link them to the seed KG, merge the graphs"
     Params = FuseParams
     inputs = (
@@ -48,13 +59,16 @@ class FuseStage(StageType):
         OutputSpec("report", "fusion_report.json", role="fusion_report"),
         OutputSpec("mention_entities", "mention_entities.parquet", role="mention_entities",
                    doc="mention_id -> entity_id: a text triple's way back to its sentences"),
+        OutputSpec("learned_weights", "learned_weights.json", role="learned_weights",
+                   doc="learn: em: the match weights (m, u per comparison level, the prior), reused by later runs "
+                       "until resolution.relearn; learn: fixed: a note, no weights"),
     )
 
     @classmethod
     def summarise(cls, stage: Stage, entry: LockEntry | None) -> StageSummary | None:
         from kgpipe.stages.fuse_summary import summarise
 
-        return summarise(stage)
+        return summarise(stage, entry)
 
     @classmethod
     def delta(cls, old: dict[str, Path], new: dict[str, Path]) -> StageDelta | None:
@@ -79,6 +93,7 @@ class FuseStage(StageType):
         from kgpipe.atomic import atomic_write_text
         from kgpipe.kg.fusion import fuse_graph
         from kgpipe.kg.graph_files import write_graphml, write_turtle
+        from kgpipe.kg.stored_weights import read_stored, stored_text
 
         p: FuseParams = ctx.params
         mentions = read_table(ctx.input("mentions"), MENTIONS)
@@ -87,8 +102,11 @@ class FuseStage(StageType):
         seed_triples = read_table(ctx.input("seed_triples"), SEED_TRIPLES) if ctx.input("seed_triples") else None
         _check_references(ctx, mentions, relations)
 
+        stored = read_stored(ctx.previous_output("learned_weights")) if p.resolution.learn == "em" else None
         result = fuse_graph(mentions, relations, seed_entities, seed_triples, p,
-                            progress=lambda what, done, total: ctx.report(what, done, total), executor=ctx.executor)
+                            progress=lambda what, done, total: ctx.report(what, done, total), executor=ctx.executor,
+                            stored=stored)
+        atomic_write_text(ctx.output("learned_weights"), stored_text(result.learned))
         n_entities = write_table(result.entities, ctx.output("entities"), ENTITIES)
         n_triples = write_table(result.triples, ctx.output("triples"), TRIPLES)
         write_table([{"mention_id": m, "entity_id": e} for m, e in sorted(result.mention_entity.items())],
@@ -105,14 +123,22 @@ class FuseStage(StageType):
         components = getattr(ctx.executor, "components_stats", None)  # the Ray engine's distributed components
         if components is not None:
             timings["components_ray"] = dataclasses.asdict(components)
-        return {"entities": n_entities, "triples": n_triples, "rdf_statements": statements,
-                "mentions": report["inputs"]["mentions"], "clusters": report["merges"]["clusters"],
-                "linked_clusters": report["linking"]["clusters"].get("exact", 0)
-                + report["linking"]["clusters"].get("similarity", 0),
-                "minted": report["entities"]["minted"], "conflicts": len(report["conflicts"]),
-                # seconds and peak MB per resolution step: in the lock entry, not the report file, so equal
-                # inputs give equal artifacts (kgpipe report and kgpipe.explore.stage_timings read them)
-                "timings": timings}
+        # seconds and peak MB per resolution step: in the lock entry, not the report file, so equal inputs give
+        # equal artifacts (kgpipe report and kgpipe.explore.stage_timings read them)
+        linked = report["linking"]["clusters"]
+        summary: dict[str, Any] = {
+            "entities": n_entities, "triples": n_triples, "rdf_statements": statements,
+            "mentions": report["inputs"]["mentions"], "clusters": report["merges"]["clusters"],
+            "linked_clusters": linked.get("exact", 0) + linked.get("similarity", 0),
+            "minted": report["entities"]["minted"], "conflicts": len(report["conflicts"]), "timings": timings}
+        use = result.weights_use
+        if use is not None:  # learn: em
+            summary["learned_weights"] = use.how
+            if use.reused_sha256 is not None:  # the previous output read back: its hash, as an input's
+                summary["learned_weights_from"] = use.reused_sha256
+            if use.note is not None:
+                summary["learned_weights_note"] = use.note
+        return summary
 
 
 def _json_default(value: Any) -> Any:

@@ -1,5 +1,6 @@
 """The fuse stage's summary, from its fusion report: entity counts, the overlap between source graphs, the
-largest merges and the conflicting values of functional relations."""
+largest merges and the conflicting values of functional relations; with learned weights (resolution.learn: em)
+their prior and m/u per comparison level, and whether this run learned or reused them (its lock entry)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from kgpipe.summary import StageSummary, SummaryTable, json_output
 
 if TYPE_CHECKING:
     from kgpipe.config import Stage
+    from kgpipe.kg.learned_weights import LearnedWeights
+    from kgpipe.lockfile import LockEntry
 
 OVERLAP_COLUMNS = ("graph", "graph", "shared nodes", "node Jaccard", "node overlap coefficient", "shared edges",
                    "edge Jaccard", "edge overlap coefficient")
 
 
-def summarise(stage: Stage) -> StageSummary | None:
+def summarise(stage: Stage, entry: LockEntry | None = None) -> StageSummary | None:
     from kgpipe.explore import fusion_summary
 
     report = json_output(stage.outs, "report")
@@ -41,4 +44,35 @@ def summarise(stage: Stage) -> StageSummary | None:
         summary.tables.append(SummaryTable("Conflicting values of functional relations",
                                            ("entity", "relation", "values"),
                                            [tuple(map(str, row)) for row in tables.conflicts.values.tolist()]))
+    _learned(summary, stage, entry)
     return summary
+
+
+def _learned(summary: StageSummary, stage: Stage, entry: LockEntry | None) -> None:
+    """The learned weights' prior and table, and how this run came by them; nothing with learn fixed."""
+    from kgpipe.kg.stored_weights import read_stored
+
+    path = stage.outs.get("learned_weights")
+    if path is None or not path.exists():
+        return
+    weights = read_stored(path).weights
+    if weights is None:
+        return
+    how = entry.summary.get("learned_weights") if entry is not None else None
+    if isinstance(how, str):
+        summary.metrics["learned_weights"] = how
+    note = entry.summary.get("learned_weights_note") if entry is not None else None
+    if isinstance(note, str):
+        summary.notes.append(f"learned weights: {note}")
+    summary.metrics.update(prior=weights.prior, prior_weight=weights.prior_weight, em_iterations=weights.iterations,
+                           em_converged="yes" if weights.converged else "no")
+    summary.tables.append(weights_table(weights))
+
+
+def weights_table(weights: LearnedWeights) -> SummaryTable:
+    """m, u and log2(m/u) of every comparison level (missing levels count 0 and are not listed)."""
+    rows = [(c.name, level, c.m[k], c.u[k], c.weight(k)) for c in weights.comparisons
+            for k, level in enumerate(c.levels)]
+    title = "Learned match weights (prior " + f"{weights.prior:.4g}, " + (
+        "name exact level term-frequency adjusted)" if "name" in weights.tf_adjusted else "no tf adjustment)")
+    return SummaryTable(title, ("comparison", "level", "m", "u", "log2(m/u)"), rows, digits=4)
