@@ -415,6 +415,23 @@ def _print_data(text: str, *, keep_newlines: bool = False) -> None:
 
 
 @app.command()
+def explain(
+    head: Annotated[str, typer.Argument(help="a mention text or entity label of the last fuse run")],
+    tail: Annotated[str, typer.Argument(help="another one")],
+    pipeline: Annotated[Path, typer.Option(help="pipeline whose fuse run to explain")] = DEFAULT_PIPELINE,
+) -> None:
+    """Why the last fuse run scored two names as it did: the learned weights' waterfall (prior, each comparison's
+    log2(m/u), the match probability). Needs resolution.learn: em."""
+    from kgpipe.fuse_explain import explain_pair
+
+    try:
+        found = explain_pair(pipeline, head, tail)
+    except KgpipeError as exc:
+        _fail(exc)
+    _print_data(found.text(), keep_newlines=True)
+
+
+@app.command()
 def report(
     pipeline: PipelineArg = DEFAULT_PIPELINE,
     out: Annotated[Path | None, typer.Option(help="HTML file to write (default <artifacts>/reports/...)")] = None,
