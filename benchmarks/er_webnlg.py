@@ -6,9 +6,10 @@ demonstratives are a job for coreference, not name matching) in every verbalisat
 context: the other mentions of the same text, as the fuse stage uses the other mentions of a document. Gold
 cluster: the DBpedia entity. Reports cluster purity, B-cubed and pairwise P/R/F1 for kgpipe resolve (defaults)
 and for two references: exact normalised-name match (what a string-equality merge gives) and rapidfuzz
-token_set_ratio >= 90 with connected components.
+token_set_ratio >= 90 with connected components. `--learn em`: kgpipe with match weights learned on the
+mentions (Fellegi-Sunter by EM, as `resolution.learn: em` in the fuse stage), written to a section of its own.
 
-Usage: python benchmarks/er_webnlg.py [PATH (a WebNLG split folder, default dev)] [--no-write]
+Usage: python benchmarks/er_webnlg.py [PATH (a WebNLG split folder, default dev)] [--learn fixed|em] [--no-write]
 """
 
 from __future__ import annotations
@@ -73,16 +74,19 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT)
+    parser.add_argument("--learn", choices=["fixed", "em"], default="fixed",
+                        help="fixed: the default weights; em: weights learned from the mentions")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     records, gold = load(args.path)
-    config = ResolutionConfig()
+    config = ResolutionConfig(learn=args.learn)
     t0 = time.perf_counter()
     result = resolve(records, config)
     seconds = time.perf_counter() - t0
     rows = []
     for label, labels, secs in [
-        ("kgpipe resolve (defaults, context = other mentions of the text)", result.labels, round(seconds, 1)),
+        (f"kgpipe resolve ({'defaults' if args.learn == 'fixed' else 'learn em'}, context = other mentions of "
+         "the text)", result.labels, round(seconds, 1)),
         ("exact normalised name", [normalize_name(r.name) for r in records], ""),
         ("rapidfuzz token_set_ratio >= 90, connected components", fuzzy_components(records), ""),
     ]:
@@ -91,8 +95,14 @@ def main() -> None:
     body = (f"{len(records)} mentions ({', '.join(KINDS)}) of {len(set(gold))} entities in "
             f"{args.path.name}. Other engineers share the 2 cores; times are indicative.\n\n"
             + table(["method", "purity", "B-cubed P", "B-cubed R", "B-cubed F1", "pairwise F1", "seconds"], rows))
-    write_section("er_webnlg", "Entity resolution: WebNLG mentions", body,
-                  f"python benchmarks/er_webnlg.py {args.path}", print_only=args.no_write)
+    if result.learned is not None:
+        body += (f"\n\nLearned: prior {result.learned.prior:.4g}, {result.learned.iterations} EM iterations "
+                 f"({'converged' if result.learned.converged else 'not converged'}) on {result.learned.pairs} "
+                 f"candidate pairs.")
+    suffix = "" if args.learn == "fixed" else "_em"
+    write_section(f"er_webnlg{suffix}", "Entity resolution: WebNLG mentions" + (", learned weights" if suffix else ""),
+                  body, f"python benchmarks/er_webnlg.py {args.path}" + (" --learn em" if suffix else ""),
+                  print_only=args.no_write)
 
 
 if __name__ == "__main__":
