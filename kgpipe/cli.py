@@ -428,7 +428,11 @@ def explain(
         found = explain_pair(pipeline, head, tail)
     except KgpipeError as exc:
         _fail(exc)
-    _print_data(found.text(), keep_newlines=True)
+    from kgpipe.export.safe_text import terminal_safe
+
+    # names come from data (escaped, no markup); long lines are not wrapped, so the table stays one per line
+    console.print(terminal_safe(found.text(), keep_newlines=True), markup=False, highlight=False, emoji=False,
+                  soft_wrap=True)
 
 
 @app.command()

@@ -74,12 +74,13 @@ def explain_pair(pipeline: str | Path | Pipeline, head: str, tail: str) -> Fused
 
     pipe = as_pipeline(pipeline)
     stage = stage_for(pipe, ROLE)
-    params = stage.params
+    params = _last_params(pipe, stage)
     resolution = getattr(params, "resolution", None)
     if resolution is None or resolution.learn != "em":
         raise PipelineError(f"stage '{stage.name}': explain needs resolution.learn: em (it explains learned "
-                            "match weights; this stage uses the fixed ones)", file=pipe.path, line=stage.line,
-                            hint=f"set learn: em under stages.{stage.name}.params.resolution and run the pipeline")
+                            "match weights; the last run used the fixed ones)", file=pipe.path, line=stage.line,
+                            hint=f"set learn: em under stages.{stage.name}.params.resolution (or run with "
+                                 f"-S {stage.name}.resolution.learn=em) and run the pipeline")
     path = stage.outs["learned_weights"]
     if not path.exists():
         raise ArtifactError(f"{pipe.rel(path)} does not exist yet: stage '{stage.name}' has not run with learn: em",
@@ -98,6 +99,22 @@ def explain_pair(pipeline: str | Path | Pipeline, head: str, tail: str) -> Fused
     b, tail_side = names.find(tail)
     why = explain(a, b, stored.weights, resolution, corpus=records)
     return FusedPairExplanation(head_side, tail_side, why, stage.name, _type_factor(a, b, params))
+
+
+def _last_params(pipe: Pipeline, stage: Stage):
+    """The params the stage's last run used (its lock entry: -S overrides included), else the pipeline file's."""
+    from pydantic import ValidationError
+
+    from kgpipe.lockfile import LockFile
+    from kgpipe.runner import Workspace
+
+    entry = LockFile.read(Workspace(pipe).lock_path).stages.get(stage.name)
+    if entry is None or entry.type != stage.type.name:
+        return stage.params
+    try:
+        return stage.type.Params.model_validate(entry.params)
+    except ValidationError:  # recorded by an older kgpipe: the file's params are the best guess
+        return stage.params
 
 
 def _type_factor(a: Record, b: Record, params) -> float:

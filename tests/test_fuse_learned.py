@@ -18,7 +18,7 @@ from kgpipe.hashing import sha256_bytes
 from kgpipe.kg.learned_weights import LearnedWeights
 from kgpipe.kg.stored_weights import FIXED_TEXT
 from kgpipe.lockfile import LockFile
-from kgpipe.runner import Workspace
+from kgpipe.runner import Workspace, run
 from kgpipe.stages.fuse_summary import summarise
 from tests.test_fuse import DOCS, NEW_DOC, fuse, write_inputs
 
@@ -86,7 +86,7 @@ def test_later_runs_reuse_the_weights_until_relearn_or_the_file_is_deleted(tmp_p
     assert again != first  # learned on the grown corpus: what the reuse kept from moving
 
     weights_file(tmp_path).unlink()
-    fuse(tmp_path, force=True, **EM)
+    fuse(tmp_path, **EM)  # a missing out makes the stage stale: no --force needed
     summary = entry(tmp_path).summary
     assert summary["learned_weights"] == "learned" and "deleted" in summary["learned_weights_note"]
     assert weights_file(tmp_path).read_bytes() == again  # learned on the same corpus: the same bytes
@@ -151,3 +151,10 @@ def test_explain_errors(learned: Path, tmp_path: Path) -> None:
     fuse(tmp_path)
     fixed = explain(tmp_path, "MIT", "M.I.T.")
     assert fixed.exit_code == 2 and "explain needs resolution.learn: em" in fixed.output
+    # the last run's params count (its lock entry), not the file's: a run with -S ...learn=em can be explained
+    run(tmp_path / "pipeline.yaml", overrides={"fuse.resolution.learn": "em"})
+    overridden = explain(tmp_path, "MIT", "M.I.T.")
+    assert overridden.exit_code == 0 and "match weight" in overridden.output
+    (tmp_path / "artifacts/fuse/learned_weights.json").unlink()
+    gone = explain(tmp_path, "MIT", "M.I.T.")
+    assert gone.exit_code == 6 and "learned_weights.json does not exist yet" in gone.output
