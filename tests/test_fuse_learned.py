@@ -61,7 +61,7 @@ def test_the_stage_summary_shows_m_and_u_per_level_and_the_prior(learned: Path) 
     assert table.columns == ("comparison", "level", "m", "u", "log2(m/u)")
     assert len(table.rows) == sum(len(c.levels) for c in weights.comparisons)
     name = weights.comparison("name")
-    assert table.rows[0] == ("name", "exact", name.m[0], name.u[0], name.weight(0))
+    assert table.rows[0] == ("name", "exact", f"{name.m[0]:.4g}", f"{name.u[0]:.4g}", round(name.weight(0), 3))
     assert shown.metrics["prior"] == weights.prior and shown.metrics["learned_weights"] == "learned"
 
 
@@ -75,6 +75,8 @@ def test_later_runs_reuse_the_weights_until_relearn_or_the_file_is_deleted(tmp_p
     summary = entry(tmp_path).summary
     assert summary["learned_weights"] == "reused" and summary["learned_weights_from"] == sha256_bytes(first)
     assert "learned_weights_note" not in summary
+    shown = summarise(load_pipeline(tmp_path / "pipeline.yaml").stages["fuse"], entry(tmp_path))
+    assert shown is not None and shown.metrics["learned_weights"] == "reused"
     # the reused weights are the ones scored with: the report's EM statistics are the first run's
     assert grown["report"]["resolution"]["em_pairs"] == LearnedWeights.from_json(first).pairs
 

@@ -70,9 +70,10 @@ def _learned(summary: StageSummary, stage: Stage, entry: LockEntry | None) -> No
 
 
 def weights_table(weights: LearnedWeights) -> SummaryTable:
-    """m, u and log2(m/u) of every comparison level (missing levels count 0 and are not listed)."""
-    rows = [(c.name, level, c.m[k], c.u[k], c.weight(k)) for c in weights.comparisons
+    """m, u (4 significant digits: a u of 1e-5 is no 0.0000) and log2(m/u) of every comparison level (missing
+    levels count 0 and are not listed)."""
+    rows = [(c.name, level, f"{c.m[k]:.4g}", f"{c.u[k]:.4g}", round(c.weight(k), 3)) for c in weights.comparisons
             for k, level in enumerate(c.levels)]
     title = "Learned match weights (prior " + f"{weights.prior:.4g}, " + (
         "name exact level term-frequency adjusted)" if "name" in weights.tf_adjusted else "no tf adjustment)")
-    return SummaryTable(title, ("comparison", "level", "m", "u", "log2(m/u)"), rows, digits=4)
+    return SummaryTable(title, ("comparison", "level", "m", "u", "log2(m/u)"), rows)
