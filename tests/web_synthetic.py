@@ -23,6 +23,7 @@ from kgpipe.artifacts import (
     TRIPLES,
     write_table,
 )
+from kgpipe.kg.stored_weights import FIXED_TEXT
 
 NS = "http://example.org/e/"
 REL = "http://example.org/r/"
@@ -98,6 +99,7 @@ def write_synthetic(folder: Path, n_entities: int, n_triples: int, *, hub_degree
     fuse["graph_ttl"].write_text(f"<{ids[0]}> <{REL}r0> <{ids[-1]}> .\n", encoding="utf-8")
     fuse["graph_graphml"].write_text("", encoding="utf-8")
     fuse["report"].write_text("{}\n", encoding="utf-8")
+    fuse["learned_weights"].write_text(FIXED_TEXT, encoding="utf-8")
     embed = pipe.stages["embed"].outs if "embed" in pipe.stages else {}
     if embedding_dim is not None:
         vectors = rng.standard_normal((len(ids), embedding_dim)).astype(np.float32)
