@@ -226,3 +226,38 @@ def test_explain_terms_add_up_to_the_total() -> None:
     text = why.text()
     assert "identifiers" in text and "agree" in text and f"{why.total:.2f}" in text
     assert why.to_dict()["terms"][0]["comparison"] == "name"
+
+
+def test_u_from_the_candidates_undoes_the_bias_blocking_puts_in_u() -> None:
+    """Blocking on names keeps pairs whose brand agrees far more often than random pairs' do, matching or not:
+    with u counted on random pairs EM takes those agreements for matches and inflates the prior; with u fitted on
+    the candidates (started from their level shares) and the prior bounded by one-to-one linkage it recovers the
+    candidates' m, u and prior."""
+    rng = np.random.default_rng(11)
+    sizes = [3, 2, 3]
+    m = [np.array([0.75, 0.2, 0.05]), np.array([0.9, 0.1]), np.array([0.7, 0.2, 0.1])]
+    u_candidates = [np.array([0.05, 0.25, 0.7]), np.array([0.4, 0.6]), np.array([0.03, 0.17, 0.8])]
+    u_random = [np.array([0.001, 0.01, 0.989]), np.array([0.02, 0.98]), np.array([0.01, 0.09, 0.9])]
+    candidates = synthetic(rng, 60_000, m, u_candidates, 0.03)
+    old = em.fit_em(candidates, sizes, em.level_shares(synthetic(rng, 60_000, m, u_random, 0.0), sizes, 1e-6),
+                    max_iterations=500)
+    assert old.prior > 0.1  # the old estimator: brand agreement read as matches
+    # one-to-one linkage: 1,500 nodes on the smaller side, so at most 1,500 / 60,000 pairs match
+    fit = em.fit_em(candidates, sizes, em.level_shares(candidates, sizes, 1e-6), prior=0.0125, fix_u=False,
+                    max_iterations=2000, tolerance=1e-7, max_prior=0.05)
+    assert fit.converged
+    assert abs(fit.prior - 0.03) < 0.005
+    for learned, true in zip(fit.m, m, strict=True):
+        assert np.abs(learned - true).max() < 0.07
+    for learned, true in zip(fit.u, u_candidates, strict=True):
+        assert np.abs(learned - true).max() < 0.02
+
+
+def test_the_prior_stays_under_the_one_to_one_bound() -> None:
+    side = np.array([0, 0, 1, 1, 1, 1])
+    left, right = np.array([0, 0, 1, 1]), np.array([2, 3, 4, 5])
+    assert em.linkage_prior_bound(left, right, side) == pytest.approx(2 / 4)
+    rng = np.random.default_rng(2)
+    m, u = [np.array([0.9, 0.1]), np.array([0.8, 0.2])], [np.array([0.1, 0.9]), np.array([0.2, 0.8])]
+    fit = em.fit_em(synthetic(rng, 5_000, m, u, 0.5), [2, 2], u, prior=0.01, max_prior=0.2)
+    assert fit.prior <= 0.2 + 1e-12

@@ -75,6 +75,15 @@ def _normalised(counts: np.ndarray, floor: float) -> np.ndarray:
     return shares / shares.sum()
 
 
+def linkage_prior_bound(left: np.ndarray, right: np.ndarray, side: np.ndarray) -> float:
+    """The largest share of the candidate pairs (left, right) that can match in one-to-one linkage: each node
+    matches at most one node of the other side, so no more pairs match than the smaller side has nodes among
+    the candidates."""
+    nodes = np.unique(np.concatenate([left, right]))
+    per_side = np.bincount(side[nodes], minlength=2)
+    return float(min(1.0, per_side.min() / max(len(left), 1)))
+
+
 @dataclass
 class EmFit:
     m: list[np.ndarray]
@@ -119,7 +128,8 @@ def probability(weight: np.ndarray) -> np.ndarray:
 
 def fit_em(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.ndarray], *, prior: float = 0.1,
            m: Sequence[np.ndarray] | None = None, fix_u: bool = True, max_iterations: int = 100,
-           tolerance: float = 1e-5, floor: float = 1e-6, held_out: Sequence[int] = ()) -> EmFit:
+           tolerance: float = 1e-5, floor: float = 1e-6, held_out: Sequence[int] = (),
+           max_prior: float = 1.0) -> EmFit:
     """m (and the prior; u too unless fix_u) by EM over the rows of `levels` (candidate pairs), starting from
     `u` (counted on random pairs), `m` (default initial_m) and `prior`. Stops when no probability moves more than
     `tolerance` or after max_iterations.
@@ -142,7 +152,7 @@ def fit_em(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.ndarray], *,
     for iterations in range(1, max_iterations + 1):  # noqa: B007 (the count is returned)
         weight = match_weight(deciding, m_now, u_now, prior)
         match = probability(weight) * counts          # expected matching pairs per pattern
-        new_prior = float(np.clip(match.sum() / counts.sum(), floor, 1 - floor))
+        new_prior = float(np.clip(match.sum() / counts.sum(), floor, min(max_prior, 1 - floor)))
         new_m = level_shares(patterns, sizes, floor, match)
         new_u = u_now if fix_u else level_shares(patterns, sizes, floor, counts - match)
         moved = max(abs(new_prior - prior), *(float(np.abs(a - b).max()) for a, b in zip(new_m, m_now, strict=True)),

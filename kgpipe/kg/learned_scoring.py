@@ -82,7 +82,8 @@ class LearnedTable:
             if comparison.tf and comparison.name in weights.tf_adjusted:
                 exact = levels[:, k] == 0
                 share = np.maximum(self.name_share[self.table.name_of[left[exact]]], floor)
-                out[exact] = np.log2(weights.comparisons[k].u[0]) - np.log2(share)
+                u = weights.tf_u.get(comparison.name, weights.comparisons[k].u[0])
+                out[exact] = np.log2(u) - np.log2(share)
         return out
 
     def score(self, left: np.ndarray, right: np.ndarray) -> LearnedScores:
@@ -119,24 +120,33 @@ def given_weights(config: ResolutionConfig) -> LearnedWeights | None:
 
 def learn_weights(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, node_of: np.ndarray,
                   side: np.ndarray | None = None) -> LearnedWeights:
-    """u from random pairs of records (of different sides where `side` is given), m and the prior by EM over the
-    candidate pairs (left, right), a hash-sampled subset of em.m_pairs where there are more."""
+    """m, u and the prior by EM over the candidate pairs (left, right), a hash-sampled subset of em.m_pairs where
+    there are more: u starts from the candidates' level shares (u_from candidates) or random pairs' (u_from
+    random); the prior is bounded in one-to-one linkage (`side` given). Random pairs of records also give the
+    exact name level's u that the term-frequency adjustment scales."""
     settings = scorer.config.em
     sizes = scorer.sizes
     sample = em.hash_sample(pair_codes(left, right, len(scorer)), settings.m_pairs, settings.seed)
     candidate_levels = scorer.levels(left[sample], right[sample])
     random_left, random_right = em.random_pairs(node_of, settings.u_pairs, settings.seed, side)
-    u = em.level_shares(scorer.levels(random_left, random_right), sizes, settings.floor)
-    fit = em.fit_em(candidate_levels, sizes, u, fix_u=settings.fix_u, max_iterations=settings.max_iterations,
-                    tolerance=settings.tolerance, floor=settings.floor,
-                    held_out=[k for k, c in enumerate(scorer.comparisons) if c.name in settings.held_out])
-    return weights_of(scorer.comparisons, fit, len(sample), len(random_left))
+    random_u = em.level_shares(scorer.levels(random_left, random_right), sizes, settings.floor)
+    start_u = random_u if settings.u_from == "random" else em.level_shares(candidate_levels, sizes, settings.floor)
+    max_prior = 1.0
+    if side is not None and settings.bound_prior and len(sample):
+        max_prior = em.linkage_prior_bound(left[sample], right[sample], side)
+    fit = em.fit_em(candidate_levels, sizes, start_u, prior=min(0.1, max_prior / 2), fix_u=settings.fix_u,
+                    max_iterations=settings.max_iterations, tolerance=settings.tolerance, floor=settings.floor,
+                    held_out=[k for k, c in enumerate(scorer.comparisons) if c.name in settings.held_out],
+                    max_prior=max_prior)
+    tf_u = {c.name: float(random_u[k][0]) for k, c in enumerate(scorer.comparisons) if c.tf}
+    return weights_of(scorer.comparisons, fit, len(sample), len(random_left), tf_u)
 
 
-def weights_of(comparisons: Sequence[Comparison], fit: em.EmFit, pairs: int, random_pairs: int) -> LearnedWeights:
+def weights_of(comparisons: Sequence[Comparison], fit: em.EmFit, pairs: int, random_pairs: int,
+               tf_u: dict[str, float] | None = None) -> LearnedWeights:
     found = [ComparisonWeights(name=c.name, levels=list(c.levels), m=[float(x) for x in m], u=[float(x) for x in u])
              for c, m, u in zip(comparisons, fit.m, fit.u, strict=True)]
     return LearnedWeights(
         comparisons=found,
         prior=fit.prior, iterations=fit.iterations, converged=fit.converged, pairs=pairs, random_pairs=random_pairs,
-        tf_adjusted=[c.name for c in comparisons if c.tf])
+        tf_adjusted=[c.name for c in comparisons if c.tf], tf_u=tf_u or {})

@@ -62,6 +62,9 @@ class LearnedWeights(_Frozen):
     random_pairs: int = Field(0, ge=0, description="random pairs the u probabilities were counted on")
     tf_adjusted: list[str] = Field(default_factory=list, description=(
         "comparisons whose exact level takes the matched value's frequency as its u (term-frequency adjustment)"))
+    tf_u: dict[str, float] = Field(default_factory=dict, description=(
+        "per term-frequency adjusted comparison, its exact level's u among random pairs: a value's share of the "
+        "records is scaled by u / tf_u (u fitted on candidate pairs); absent: u itself"))
 
     @property
     def prior_weight(self) -> float:

@@ -105,13 +105,22 @@ class EmConfig(_Frozen):
     u_pairs: int = Field(200_000, ge=100, description="random pairs the u probabilities are counted on")
     m_pairs: int = Field(200_000, ge=100, description=(
         "candidate pairs EM runs on at most (a hash-sampled subset beyond that)"))
-    fix_u: bool = Field(True, description=(
-        "keep u from random pairs while EM fits m and the prior (as Splink does); off: EM fits u on the candidate "
-        "pairs too"))
-    held_out: list[str] = Field(default_factory=lambda: ["name"], description=(
-        "comparisons blocking chose the candidate pairs on: EM decides which candidates match by the other "
-        "comparisons, and learns these ones' m from the pairs it finds matching"))
-    max_iterations: int = Field(100, ge=1)
+    u_from: Literal["candidates", "random"] = Field("candidates", description=(
+        "candidates: u is what the candidate pairs that do not match look like (counted on the candidate pairs, "
+        "refined by EM unless fix_u): blocking chose them because their names agree, and whatever goes with a "
+        "name (a brand, a product line's numbers) agrees among them far more often than among random pairs, so "
+        "u from random pairs makes every candidate look like a match; random: u from random pairs, as Splink "
+        "does, with the comparisons in held_out kept out of deciding which candidates match"))
+    fix_u: bool = Field(False, description=(
+        "keep u where it started (the candidate pairs' level shares, or random pairs' with u_from random) while "
+        "EM fits m and the prior; off: EM refines u on the candidates' non-matching share"))
+    held_out: list[str] = Field(default_factory=list, description=(
+        "comparisons that take no part in deciding which candidates match (their m is learned from the pairs "
+        "the others find matching): with u_from random, the ones blocking chose pairs on ('name')"))
+    bound_prior: bool = Field(True, description=(
+        "in one-to-one linkage at most one pair per node of the smaller side matches: the prior among the "
+        "candidates stays at or below (nodes of the smaller side with a candidate) / candidates"))
+    max_iterations: int = Field(500, ge=1)
     tolerance: float = Field(1e-5, gt=0, description="EM stops when no probability moves more than this")
     floor: float = Field(1e-6, gt=0, lt=0.01, description="smallest m or u: a level never seen is rare, not impossible")
     seed: int = 1
