@@ -133,6 +133,13 @@ class StageStatus:
     def stale(self) -> bool:
         return bool(self.reasons)
 
+    @property
+    def word(self) -> str:
+        """'up to date', 'never run' or 'stale' (the report's and the explorer's status)."""
+        if not self.stale:
+            return "up to date"
+        return "never run" if self.reasons == ["never run"] else "stale"
+
 
 UNSET = "<unset>"
 

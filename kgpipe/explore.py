@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from kgpipe.config import Pipeline, as_pipeline
 from kgpipe.errors import ArtifactError, InputError
+from kgpipe.kg.iri import local_name
 from kgpipe.roles import Role, existing_output, find_output, output_of, stage_for
 
 if TYPE_CHECKING:
@@ -72,10 +73,6 @@ def _triple_parts(triple: Any, relation: str | None, tail: str | None) -> tuple[
     return str(head), str(rel), str(obj)
 
 
-def _local_name(iri: str) -> str:
-    return iri.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
-
-
 def _resolve_entity(name: str, entities: pd.DataFrame) -> str:
     """An entity id from its id, label or alias (a name several entities share must be given as an id)."""
     if (entities["id"] == name).any():
@@ -98,11 +95,11 @@ def _resolve_entity(name: str, entities: pd.DataFrame) -> str:
 def _resolve_relation(name: str, relations: list[str]) -> str:
     if name in relations:
         return name
-    hits = sorted({r for r in relations if _local_name(r) == name or _local_name(r).casefold() == name.casefold()})
+    hits = sorted({r for r in relations if local_name(r) == name or local_name(r).casefold() == name.casefold()})
     if len(hits) == 1:
         return hits[0]
     raise InputError(f"no relation '{name}' in the fused graph" if not hits else f"'{name}' names {len(hits)} "
-                     "relations", hint="one of: " + ", ".join(sorted({_local_name(r) for r in relations})))
+                     "relations", hint="one of: " + ", ".join(sorted({local_name(r) for r in relations})))
 
 
 def provenance(pipeline: str | Path | Pipeline, triple: Any, relation: str | None = None,
@@ -133,7 +130,7 @@ def provenance(pipeline: str | Path | Pipeline, triple: Any, relation: str | Non
         known = triples[triples["head"] == head_id]
         raise InputError(f"no triple ({head_id}, {relation_iri}, {tail_id}) in the fused graph",
                          hint=f"{head_id} has {len(known)} triple(s); relations: "
-                              + (", ".join(sorted({_local_name(r) for r in known["relation"]})) or "none"))
+                              + (", ".join(sorted({local_name(r) for r in known["relation"]})) or "none"))
     sources = list(found["sources"].iloc[0])
 
     rows: list[dict[str, Any]] = []
@@ -215,7 +212,7 @@ def fusion_summary(source: Any) -> FusionSummary:
                 **{f"{part}_{key}": o[part][key] for part in ("nodes", "edges")
                    for key in ("shared", "jaccard", "overlap_coefficient")}}
                for o in report.get("overlap", [])]
-    conflicts = [{"head": c.get("label") or c["head"], "relation": _local_name(c["relation"]),
+    conflicts = [{"head": c.get("label") or c["head"], "relation": local_name(c["relation"]),
                   "values": "; ".join(f"{v.get('label') or v['tail']} ({v['count']}x, {', '.join(v['sources'])})"
                                       for v in c["values"])}
                  for c in report.get("conflicts", [])]

@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from kgpipe.kg.explain import PairExplanation
     from kgpipe.kg.resolve import Record
 
-ROLE = "learned_weights"
-
 
 @dataclass(frozen=True)
 class Side:
@@ -70,10 +68,10 @@ def explain_pair(pipeline: str | Path | Pipeline, head: str, tail: str) -> Fused
     from kgpipe.config import as_pipeline
     from kgpipe.kg.explain import explain
     from kgpipe.kg.stored_weights import read_stored
-    from kgpipe.roles import stage_for
+    from kgpipe.roles import Role, stage_for
 
     pipe = as_pipeline(pipeline)
-    stage = stage_for(pipe, ROLE)
+    stage = stage_for(pipe, Role.LEARNED_WEIGHTS)
     params = _last_params(pipe, stage)
     resolution = getattr(params, "resolution", None)
     if resolution is None or resolution.learn != "em":

@@ -230,16 +230,10 @@ def _params_table(stage: Stage) -> str:
     return f"<h3>params</h3>{_kv_table(rows, ['param', 'value'], 'params')}" if rows else ""
 
 
-def _status_word(st: StageStatus) -> str:
-    if not st.stale:
-        return "up to date"
-    return "never run" if st.reasons == ["never run"] else "stale"
-
-
 def _dag_png(pipeline: Pipeline, statuses: dict[str, StageStatus], lock: dict[str, LockEntry]) -> bytes:
     from kgpipe.report_dag import dag_figure, dag_layout
 
-    colours = {n: STATUS_COLOURS[_status_word(st)] for n, st in statuses.items()}
+    colours = {n: STATUS_COLOURS[st.word] for n, st in statuses.items()}
     labels = {n: f"{n}\n{lock[n].duration_s:.2f}s" if n in lock else n for n in pipeline.stages}
     return _figure_png(dag_figure(dag_layout(pipeline), colours, labels))
 
@@ -360,7 +354,7 @@ def build_report(pipeline: str | Path | Pipeline, out: Path | None = None) -> Pa
     rows = []
     for name in order:
         stage, st, entry = pipe.stages[name], statuses[name], lock.get(name)
-        word = _status_word(st)
+        word = st.word
         rows.append([name, stage.type.name, word, "; ".join(st.reasons), entry.started_at if entry else "",
                      f"{entry.duration_s:.2f}s" if entry else "",
                      _human(sum(_size(p) for p in stage.dep_paths())),

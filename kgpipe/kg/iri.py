@@ -21,6 +21,11 @@ _FORBIDDEN = frozenset(' <>"{}|\\^`')
 _BAD_CHARACTER = re.compile(r'[ <>"{}|\\^`\x00-\x1f\x7f-\x9f\ud800-\udfff]')  # the above, controls, surrogates
 
 
+def local_name(iri: str) -> str:
+    """The last segment of an IRI, after its last '/' or '#' ('http://schema.org/Person' -> 'Person')."""
+    return iri.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+
+
 def seed_base(source: str) -> str:
     """The base IRI of a seed file named by its path relative to the pipeline root (never an absolute path,
     which would make IRIs depend on the machine)."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from kgpipe.html import esc
+from kgpipe.kg.iri import local_name
 from kgpipe.web import models as m
 from kgpipe.web.documents import DocumentList, DocumentView, PatternRow
 
@@ -29,10 +30,6 @@ class PageContext:
 
 def entity_href(entity_id: str) -> str:
     return "/entity/" + quote(entity_id, safe="")
-
-
-def local_name(iri: str) -> str:
-    return iri.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
 
 
 def _link(entity_id: str, label: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from kgpipe.errors import InputError
 from kgpipe.evidence import TextEvidence
+from kgpipe.kg.iri import local_name
 from kgpipe.web import models as m
 from kgpipe.web.data import Snapshot
 
@@ -18,9 +19,6 @@ class NotFound(InputError):
 def _list(value: Any) -> list[str]:
     return [str(v) for v in value] if value is not None else []
 
-
-def _local_name(iri: str) -> str:
-    return iri.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
 
 
 def search(snap: Snapshot, q: str, type: str | None = None, limit: int = 20) -> m.SearchResults:
@@ -85,7 +83,7 @@ def model_relations(snap: Snapshot, entity_id: str) -> m.Relations:
         return m.Relations(relations=[])
     known = list(info.relation_ids)
     own = {str(r) for r in snap.triples["relation"].iloc[list(snap.triple_rows("out").get(entity_id, ()))]}
-    return m.Relations(relations=sorted(known, key=lambda r: (r not in own, _local_name(r))))
+    return m.Relations(relations=sorted(known, key=lambda r: (r not in own, local_name(r))))
 
 
 def predictions(snap: Snapshot, entity_id: str, relation: str, k: int = 10) -> m.Predictions:
@@ -133,5 +131,5 @@ def graph(snap: Snapshot, entity_id: str, limit: int = 60) -> m.Graph:
             if len(nodes) > max(1, limit):
                 continue
             nodes[other] = m.GraphNode(id=other, label=snap.label(other), type=snap.entity_type(other))
-        edges.append(m.GraphEdge(source=head, target=tail, relation=_local_name(str(t["relation"]))))
+        edges.append(m.GraphEdge(source=head, target=tail, relation=local_name(str(t["relation"]))))
     return m.Graph(center=entity_id, nodes=list(nodes.values()), edges=edges)

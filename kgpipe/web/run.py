@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kgpipe.dag import StageStatus, build_graph, topological_order
+from kgpipe.dag import build_graph, topological_order
 from kgpipe.lockfile import LockFile
 from kgpipe.web import models as m
 from kgpipe.web.data import SnapshotStore
@@ -17,12 +17,6 @@ Scalar = float | int | str | bool | None
 
 def _scalars(data: dict[str, Any]) -> dict[str, Scalar]:
     return {str(k): v for k, v in data.items() if isinstance(v, float | int | str | bool) or v is None}
-
-
-def _status_word(status: StageStatus | None) -> str:
-    if status is None or not status.stale:
-        return "up to date"
-    return "never run" if status.reasons == ["never run"] else "stale"
 
 
 def run_overview(store: SnapshotStore) -> m.Run:
@@ -41,7 +35,8 @@ def run_overview(store: SnapshotStore) -> m.Run:
         if timings is not None and name in timings.index:
             row = timings.loc[name].drop(labels=["type", "started_at", "duration_s"], errors="ignore")
             metrics = {k: (None if v != v else v) for k, v in _scalars(row.to_dict()).items()}  # NaN: not measured
-        stages.append(m.RunStage(name=name, type=pipe.stages[name].type.name, status=_status_word(statuses.get(name)),
+        status = statuses[name].word if name in statuses else "up to date"
+        stages.append(m.RunStage(name=name, type=pipe.stages[name].type.name, status=status,
                                  duration_s=entry.duration_s if entry else None,
                                  counts=_scalars(entry.summary) if entry else {}, metrics=metrics))
     return m.Run(stages=stages, edges=[(a, b) for a, b in graph.edges])

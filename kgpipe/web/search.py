@@ -10,6 +10,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kgpipe.kg.iri import local_name
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -33,10 +35,6 @@ class Hit:
     row: int            # position in the entities table
     match: str          # one of TIERS
     score: float        # 100 for exact, alias and prefix; rapidfuzz's score for fuzzy
-
-
-def _local_name(iri: str) -> str:
-    return iri.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
 
 
 class SearchIndex:
@@ -73,7 +71,7 @@ class SearchIndex:
         if wanted is None:
             return True
         kind = self.types[row]
-        return kind is not None and (kind == wanted or _local_name(kind).casefold() == wanted.casefold())
+        return kind is not None and (kind == wanted or local_name(kind).casefold() == wanted.casefold())
 
     def _candidates(self, type: str | None) -> tuple[list[str], list[int]]:
         """The fuzzy tier's candidates (labels and aliases, with their rows) of one type, kept per type asked."""
