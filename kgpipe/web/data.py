@@ -8,8 +8,6 @@ SnapshotChanged (the page reloads) rather than mixing tables of two runs.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kgpipe.config import Pipeline, as_pipeline
 from kgpipe.errors import ArtifactError
+from kgpipe.hashing import hash_params
 from kgpipe.lockfile import LockFile
 from kgpipe.roles import Role, existing_output, find_output, output_of, stage_for
 
@@ -96,8 +95,7 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
 
 def snapshot_id(lock: LockFile) -> str:
     """A hash of every stage's output hashes in the lock file: changes exactly when a run commits outputs."""
-    outs = {name: entry.outs for name, entry in sorted(lock.stages.items())}
-    return hashlib.sha256(json.dumps(outs, sort_keys=True).encode()).hexdigest()[:16]
+    return hash_params({name: entry.outs for name, entry in lock.stages.items()})[:16]
 
 
 class Snapshot:
