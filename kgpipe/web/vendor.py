@@ -9,7 +9,6 @@ what is missing, so a wheel carries the files (package-data).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from kgpipe.atomic import atomic_write_bytes
 from kgpipe.errors import DependencyMissingError
+from kgpipe.hashing import sha256_bytes
 
 STATIC = Path(__file__).resolve().parent / "static"
 VENDOR = STATIC / "vendor"
@@ -58,10 +58,6 @@ def missing_message(names: list[str]) -> str:
             f"run `{FETCH_COMMAND}` (or `make setup`) in a kgpipe source checkout")
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _npm_source(item: Vendored) -> Path:
     return NPM_FOLDER / "node_modules" / item.package / item.path
 
@@ -93,10 +89,10 @@ def npm_ci(folder: Path = NPM_FOLDER) -> None:
 
 def _checked(item: Vendored, source: Path) -> bytes:
     data = source.read_bytes()
-    if _sha256(data) != item.sha256:
+    if sha256_bytes(data) != item.sha256:
         installed = importlib.metadata.version(item.package) if item.registry == "pip" else "see web/package-lock.json"
         raise DependencyMissingError(
-            f"{source}: sha256 {_sha256(data)} is not the one kgpipe.web.vendor.MANIFEST records for "
+            f"{source}: sha256 {sha256_bytes(data)} is not the one kgpipe.web.vendor.MANIFEST records for "
             f"{item.package} {item.version} (installed: {installed})",
             hint=f"install the pinned version (pip install -c constraints.txt {item.package}=={item.version}, or "
                  "npm ci in web/), or update MANIFEST together with the pin")
@@ -110,7 +106,7 @@ def vendor(folder: Path = VENDOR) -> list[Path]:
     for item in MANIFEST:
         if item.registry == "npm":
             source = _npm_source(item)
-            if not source.is_file() or _sha256(source.read_bytes()) != item.sha256:
+            if not source.is_file() or sha256_bytes(source.read_bytes()) != item.sha256:
                 npm_ci()
         else:
             source = _pip_source(item)
@@ -120,7 +116,7 @@ def vendor(folder: Path = VENDOR) -> list[Path]:
         data = _checked(item, source)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / item.name
-        if not target.is_file() or _sha256(target.read_bytes()) != item.sha256:
+        if not target.is_file() or sha256_bytes(target.read_bytes()) != item.sha256:
             atomic_write_bytes(target, data)
         written.append(target)
     return written
@@ -134,11 +130,11 @@ def vendor_for_build(folder: Path = VENDOR) -> list[str]:
     lines = []
     for item in MANIFEST:
         target = folder / item.name
-        if target.is_file() and _sha256(target.read_bytes()) == item.sha256:
+        if target.is_file() and sha256_bytes(target.read_bytes()) == item.sha256:
             continue
         try:
             source = _npm_source(item) if item.registry == "npm" else _pip_source(item)
-            if item.registry == "npm" and (not source.is_file() or _sha256(source.read_bytes()) != item.sha256):
+            if item.registry == "npm" and (not source.is_file() or sha256_bytes(source.read_bytes()) != item.sha256):
                 npm_ci()
             data = _checked(item, source)
         except (DependencyMissingError, OSError) as error:
