@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kgpipe.kg.iri import local_name
+
 if TYPE_CHECKING:
     from kgpipe.config import Stage
     from kgpipe.lockfile import LockEntry
@@ -91,7 +93,7 @@ def counts_table(values: Any, title: str, column: str) -> SummaryTable:
 def short(value: Any) -> str:
     """IRIs by their local name, for chart labels and counts."""
     text = str(value)
-    return text.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1] if "://" in text else text
+    return local_name(text) if "://" in text else text
 
 
 def scalar(value: Any) -> float | str:
