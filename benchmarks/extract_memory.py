@@ -85,10 +85,10 @@ def child(mode: str, work: Path) -> None:
         from dataclasses import replace
 
         from kgpipe.artifacts import DOCUMENTS, write_table
+        from kgpipe.corpus import document_row
 
         # a warm-up run on a one-sentence document: the gazetteer and patterns are built, as bare's are
-        write_table([{"doc_id": "w", "source": "bench", "source_line": None, "text": "Ada was born in London.",
-                      "sha256": "0" * 64, "n_chars": 23}], work / "warm.parquet", DOCUMENTS)
+        write_table([document_row("w", "Ada was born in London.", "bench")], work / "warm.parquet", DOCUMENTS)
         ExtractStage().run(replace(ctx, inputs={**ctx.inputs, "documents": work / "warm.parquet"}))
         base = rss_mb("VmRSS")
         t0 = time.perf_counter()
@@ -138,6 +138,7 @@ def main() -> None:
         return
 
     from kgpipe.artifacts import DOCUMENTS, SEED_ENTITIES, write_table
+    from kgpipe.corpus import document_row
     from kgpipe.kg.seed import SeedOptions, merge_seeds, read_seed
 
     seeds = [REPO / "sample_kg" / "seed_kg.ttl", REPO / "sample_kg" / "extra_seed.tsv"]
@@ -148,8 +149,7 @@ def main() -> None:
         for mb in args.mb:
             work = Path(tempfile.mkdtemp(prefix=f"kgpipe_extract_memory_{kind}_{mb:g}_"))
             text = make_text(kind, int(mb * 1_000_000))
-            write_table([{"doc_id": "one_line", "source": "bench", "source_line": None, "text": text,
-                          "sha256": "0" * 64, "n_chars": len(text)}], work / "documents.parquet", DOCUMENTS)
+            write_table([document_row("one_line", text, "bench")], work / "documents.parquet", DOCUMENTS)
             write_table(entities, work / "seed_entities.parquet", SEED_ENTITIES)
             del text
             stage = measure("stage", work, args.timeout)

@@ -60,6 +60,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from kgpipe.artifacts import DOCUMENTS, SEED_ENTITIES, write_table
+    from kgpipe.corpus import document_row
     from kgpipe.kg.seed import SeedOptions, merge_seeds, read_seed
     from kgpipe.nlp.models import load_model
     from kgpipe.nlp.patterns import load_patterns
@@ -73,8 +74,7 @@ def main() -> None:
     entities, _, _ = merge_seeds(read_seed(Path(s), Path(s).name, "auto", seed_options) for s in args.seeds)
 
     work = Path(tempfile.mkdtemp(prefix="kgpipe_extract_speed_"))
-    rows = [{"doc_id": f"d{i}", "source": "bench", "source_line": None, "text": t, "sha256": f"{i:064x}",
-             "n_chars": len(t)} for i, t in enumerate(texts)]
+    rows = [document_row(f"d{i}", t, "bench") for i, t in enumerate(texts)]
     write_table(rows, work / "documents.parquet", DOCUMENTS)
     write_table(entities, work / "seed_entities.parquet", SEED_ENTITIES)
 

@@ -37,13 +37,13 @@ def text_tables(entries, work: Path) -> int:
     """documents / mentions / mention_entities from the WebNLG texts: every located reference is a mention of
     its entity; returns the mention count."""
     from kgpipe.artifacts import DOCUMENTS, MENTION_ENTITIES, MENTIONS, write_table
+    from kgpipe.corpus import document_row
 
     docs, mentions, links = [], [], []
     for entry in entries:
         for text in entry.texts:
             doc = f"{entry.eid}/{text.lid}"
-            docs.append({"doc_id": doc, "source": "webnlg", "source_line": None, "text": text.text,
-                         "sha256": "0" * 64, "n_chars": len(text.text)})
+            docs.append(document_row(doc, text.text, "webnlg"))
             for k, ref in enumerate(text.references):
                 if ref.start is None or ref.end is None or ref.start == ref.end:
                     continue

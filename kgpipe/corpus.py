@@ -19,6 +19,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kgpipe.errors import InputError
 from kgpipe.kg.iri import text_problem
@@ -40,7 +41,18 @@ class Document:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        return text_sha256(self.text)
+
+
+def text_sha256(text: str) -> str:
+    """A document's content hash: the sha256 of its text in UTF-8 (the extract stage's cache keys on it)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def document_row(doc_id: str, text: str, source: str, source_line: int | None = None) -> dict[str, Any]:
+    """A row of the documents table (kgpipe.artifacts.DOCUMENTS), its sha256 and n_chars those of `text`."""
+    return {"doc_id": doc_id, "source": source, "source_line": source_line, "text": text,
+            "sha256": text_sha256(text), "n_chars": len(text)}
 
 
 @dataclass(frozen=True)

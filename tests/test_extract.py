@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from kgpipe.artifacts import DOCUMENTS, MENTIONS, RELATIONS, SEED_ENTITIES, read_table, write_table
+from kgpipe.corpus import document_row
 from kgpipe.errors import DependencyMissingError, InputError
 from kgpipe.nlp.extractor import Extractor, mention_id, relation_id
 from kgpipe.runner import RunResult, run
@@ -47,8 +48,7 @@ def write_inputs(root: Path, documents: list[tuple[str, str]], seeds: list[dict[
                  patterns: Path | None = REPO / "pipelines" / "patterns", model: Path | None = None,
                  **params: Any) -> Path:
     """documents.parquet (and seed_entities.parquet, pattern files) plus a one-stage extract pipeline."""
-    rows = [{"doc_id": d, "source": "test", "source_line": None, "text": t, "sha256": f"{i:064x}",
-             "n_chars": len(t)} for i, (d, t) in enumerate(documents)]
+    rows = [document_row(d, t, "test") for d, t in documents]
     write_table(rows, root / "in" / "documents.parquet", DOCUMENTS)
     deps: dict[str, Any] = {"documents": "in/documents.parquet"}
     if seeds is not None:

@@ -136,20 +136,31 @@ def test_seed_entities_are_part_of_the_fingerprint(tmp_path: Path) -> None:
 # --- broken entries --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("damage", [
-    "UPDATE entries SET mentions = x'00ff00ff' WHERE doc_id = 'd2'",
-    "UPDATE entries SET counts = '{\"doc_id\": \"d2\"}' WHERE doc_id = 'd2'",
-    "UPDATE entries SET relations = mentions WHERE doc_id = 'd2'",          # another table's schema
+def entry_of(doc_id: str) -> str:
+    return f"(SELECT id FROM entries WHERE doc_id = '{doc_id}')"
+
+
+D1_MENTIONS = f"(SELECT mentions FROM contents WHERE entry = {entry_of('d1')})"
+D1_MENTION_COUNT = f"(SELECT json_extract(counts, '$.mentions') FROM contents WHERE entry = {entry_of('d1')})"
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    ("mentions = x'00ff00ff'", "mentions: not a record batch"),
+    ("counts = '{\"doc_id\": \"d2\"}'", "counts: not the counts of this document"),
+    ("relations = mentions", "relations: not a record batch"),           # another table's schema
+    # d1's mention rows, with counts that agree
+    (f"mentions = {D1_MENTIONS}, counts = json_set(counts, '$.mentions', {D1_MENTION_COUNT})",
+     "rows of another document"),
 ])
-def test_a_broken_entry_is_dropped_with_a_warning_and_extracted_again(tmp_path: Path, damage: str,
+def test_a_broken_entry_is_dropped_with_a_warning_and_extracted_again(tmp_path: Path, damage: str, problem: str,
                                                                       caplog: pytest.LogCaptureFixture) -> None:
     extract(tmp_path, DOCS)
     with sqlite3.connect(cache_file(tmp_path)) as db:
-        assert db.execute(damage).rowcount == 1
+        assert db.execute(f"UPDATE contents SET {damage} WHERE entry = {entry_of('d2')}").rowcount == 1
     edited = [*DOCS[:4], ("d5", "Niels Bohr was born in Copenhagen."), DOCS[5]]  # and one for the engine
     with caplog.at_level(logging.WARNING, logger="kgpipe"):
         assert computed(extract(tmp_path, edited)) == (2, 4)
-    assert "broken cache entry dropped and extracted again (document 'd2'" in caplog.text
+    assert f"broken cache entry dropped and extracted again (document 'd2': {problem}" in caplog.text
     assert outputs(tmp_path) == full_run(tmp_path / "full", edited)
     assert computed(extract(tmp_path, edited)) == (0, 6)  # stored again
 

@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from kgpipe.artifacts import DOCUMENTS, MENTIONS, RELATIONS, SEED_ENTITIES, read_table, write_table
+from kgpipe.corpus import document_row
 from kgpipe.errors import PipelineError
 from kgpipe.lm.relation_train import train_relation_model
 from kgpipe.nlp.labelled import read_labelled
@@ -67,8 +68,7 @@ def seeds() -> list[dict[str, Any]]:
 def pipeline(root: Path, relation_model: Path | None, documents: list[tuple[str, str]] = DOCUMENTS_,
              patterns: bool = True, **params: Any) -> Path:
     (root / "in").mkdir(parents=True, exist_ok=True)
-    rows = [{"doc_id": d, "source": "test", "source_line": None, "text": t, "sha256": f"{i:064x}",
-             "n_chars": len(t)} for i, (d, t) in enumerate(documents)]
+    rows = [document_row(d, t, "test") for d, t in documents]
     write_table(rows, root / "in" / "documents.parquet", DOCUMENTS)
     write_table(seeds(), root / "in" / "seed_entities.parquet", SEED_ENTITIES)
     deps: dict[str, Any] = {"documents": "in/documents.parquet", "seed_entities": "in/seed_entities.parquet"}

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from kgpipe.artifacts import DOCUMENTS, EMBEDDINGS, ENTITIES, MENTION_ENTITIES, MENTIONS, write_table
+from kgpipe.corpus import document_row
 from kgpipe.errors import ArtifactError, InputError, PipelineError
 from kgpipe.export.embeddings import Embeddings, load_embeddings
 from kgpipe.runner import run
@@ -51,8 +52,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
     docs, mentions, links = [], [], []
     for i, (entity, sentence) in enumerate(sentences.items()):
         text = f"A heading. {sentence} Another sentence follows here."
-        docs.append({"doc_id": f"d{i}", "source": "corpus.txt", "source_line": None, "text": text,
-                     "sha256": "0" * 64, "n_chars": len(text)})
+        docs.append(document_row(f"d{i}", text, "corpus.txt"))
         start = text.index(sentence)
         mentions.append({"mention_id": f"m{i}", "doc_id": f"d{i}", "sentence": 1, "start_char": start,
                          "end_char": start + 5, "text": text[start:start + 5], "label": "X", "kg_type": None,

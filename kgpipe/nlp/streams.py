@@ -15,6 +15,7 @@ from kgpipe.atomic import atomic_path
 from kgpipe.errors import ArtifactError
 
 READ_ROWS = 8             # documents decoded at once (each may be megabytes)
+READ_KEYS = 65_536        # (doc_id, sha256) pairs decoded at once
 READ_BUFFER = 1 << 20     # bytes read at a time within a column chunk, rather than the whole chunk
 GROUP_ROWS = 20_000       # rows per parquet row group written
 
@@ -40,24 +41,49 @@ class DocumentReader:
                                 hint="re-run the stage that produces it (kgpipe run --force)")
         self.rows = self._file.metadata.num_rows
 
-    def _batches(self, columns: list[str]) -> Iterator[Any]:
+    def _batches(self, columns: list[str], rows: int = READ_ROWS) -> Iterator[Any]:
         try:
-            yield from self._file.iter_batches(batch_size=READ_ROWS, columns=columns)
+            yield from self._file.iter_batches(batch_size=rows, columns=columns)
         except OSError as exc:  # a damaged page is found only when it is read
             raise ArtifactError(f"{self.path}: not a readable parquet file ({exc})",
                                 hint="re-run the stage that produces it (kgpipe run --force)") from exc
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        row = 0
+        for _, doc_id, text in self.select():
+            yield doc_id, text
+
+    def select(self, skip: bytes | bytearray | None = None, total: int | None = None) -> Iterator[tuple[int, str, str]]:
+        """(row, doc_id, text) of the documents in file order, rows counted from 1; `skip`: a byte per row, the
+        rows whose byte is not 0 are passed over without making their text a Python str; `total`: stop after this
+        many rows are given (the rest of the file is not read)."""
+        row = given = 0
+        if total == 0:
+            return
         for batch in self._batches(["doc_id", "text"]):
             ids, texts = batch.column(0), batch.column(1)
             for i in range(batch.num_rows):  # one document's Python str at a time
                 row += 1
+                if skip is not None and skip[row - 1]:
+                    continue
                 doc_id, text = ids[i].as_py(), texts[i].as_py()
                 if not isinstance(doc_id, str) or not isinstance(text, str):
                     raise ArtifactError(f"{self.path}: row {row} has no doc_id or no text",
                                         hint="re-run ingest (kgpipe run --force)")
-                yield doc_id, text
+                yield row, doc_id, text
+                given += 1
+                if given == total:
+                    return
+
+    def keys(self) -> Iterator[tuple[str, str]]:
+        """(doc_id, sha256 of the text) of the documents in file order, without reading the texts."""
+        row = 0
+        for batch in self._batches(["doc_id", "sha256"], READ_KEYS):
+            for doc_id, sha in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+                row += 1
+                if not isinstance(doc_id, str) or not isinstance(sha, str):
+                    raise ArtifactError(f"{self.path}: row {row} has no doc_id or no sha256",
+                                        hint="re-run ingest (kgpipe run --force)")
+                yield doc_id, sha
 
     def longest(self) -> int:
         """The longest text in characters (one pass over the text column, in pyarrow)."""

@@ -6,7 +6,7 @@ The NLP lives in kgpipe.nlp; this module reads the inputs, builds the extractor 
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field
 
+from kgpipe.corpus import text_sha256
 from kgpipe.errors import PipelineError, StageError
 from kgpipe.stage import InputSpec, OutputSpec, StageContext, StageParams, StageType, ValidationContext
 from kgpipe.vocab import DEFAULT_LABEL_MAP, DEFAULT_RELATION_MAP
@@ -195,6 +196,7 @@ class ExtractStage(StageType):
         from kgpipe.artifacts import MENTIONS, RELATIONS
         from kgpipe.nlp.extract_worker import COUNTS, numbered_ranges, range_docs
         from kgpipe.nlp.streams import GROUP_ROWS, RowGroupWriter, conform
+        from kgpipe.stages.extract_cache import READ_BATCH
 
         cached = _cached_flags(ctx, documents, cache, check)  # first pass: a flag per document
         computed = documents.rows - sum(cached)
@@ -207,19 +209,22 @@ class ExtractStage(StageType):
         # again and again, and reading parquet here is far faster than a cluster parses (some 20 KB/s per worker).
         # The engine holds only a few ranges in flight, so the driver's memory grows with the corpus only by a
         # byte per document (`cached`) and the keys of the cached documents read ahead of the engine's results.
-        reader = enumerate(documents, 1)
+        # Texts are made Python strs only for the documents to extract; the others are read by key (doc_id and
+        # ingest's sha256 of the text, checked against the text of each document extracted).
+        keys = enumerate(documents.keys(), 1)
         held: deque[tuple[int, str, str]] = deque()  # (row, doc_id, sha256) of cached documents read ahead
 
         def to_extract() -> Iterator[tuple[int, str, str]]:
-            left = computed
-            for row, (doc_id, text) in reader if left else ():
-                if cached[row - 1]:
-                    held.append((row, doc_id, _sha256(text)))
-                    continue
+            for row, doc_id, text in documents.select(skip=cached, total=computed):
+                for at, key in keys:
+                    if at == row:
+                        break
+                    held.append((at, *key))   # a cached document's: `select` skipped it
+                if key != (doc_id, text_sha256(text)):
+                    raise StageError(ctx.stage, f"{ctx.relpath(documents.path)} row {row} (document '{doc_id}'): "
+                                     "its sha256 column is not the sha256 of its text",
+                                     hint="re-run ingest (kgpipe run --force --until ingest)")
                 yield row, doc_id, text
-                left -= 1
-                if not left:  # the rest are cached: read after the engine is done
-                    return
 
         texts = ctx.track(to_extract(), description="extract", total=computed, every=max(1, computed // 100))
         workers = self._processes(ctx) or ctx.executor.parallelism()
@@ -231,26 +236,35 @@ class ExtractStage(StageType):
         with RowGroupWriter(ctx.output("mentions"), MENTIONS, group_rows=GROUP_ROWS) as mentions, \
                 RowGroupWriter(ctx.output("relations"), RELATIONS, group_rows=GROUP_ROWS) as relations:
 
-            def write(document: DocumentCounts, mention_rows: pa.Table, relation_rows: pa.Table) -> None:
+            def write(documents: list[DocumentCounts], mention_rows: pa.Table, relation_rows: pa.Table) -> None:
                 mentions.write(mention_rows)
                 relations.write(relation_rows)
-                for key in COUNTS:
-                    counts[key] += getattr(document, key)
-                unmapped.update(document.unmapped_relations)
+                for document in documents:
+                    for key in COUNTS:
+                        counts[key] += getattr(document, key)
+                    unmapped.update(document.unmapped_relations)
 
             def write_cached(until: int | None = None) -> None:
-                """The held documents before row `until` (all: None)."""
+                """The held documents before row `until` (all: None), read from the cache READ_BATCH at a time."""
+                import pyarrow as pa
+
                 assert cache is not None
                 while held and (until is None or held[0][0] < until):
-                    row, doc_id, sha = held.popleft()
-                    entry = cache.get(doc_id, sha)
-                    if entry is None and not check:
-                        raise _BrokenEntryMet(doc_id)
-                    if entry is None:
-                        raise StageError(ctx.stage, f"document '{doc_id}' (documents.parquet row {row}): its "
-                                         "cache entry went missing or broke during the run",
-                                         hint=f"run again; if it persists, `kgpipe cache clear` ({cache.path})")
-                    write(entry.counts, entry.mentions, entry.relations)
+                    chunk: list[tuple[int, str, str]] = []
+                    while held and len(chunk) < READ_BATCH and (until is None or held[0][0] < until):
+                        chunk.append(held.popleft())
+                    entries = cache.read([(doc_id, sha) for _, doc_id, sha in chunk])
+                    for (row, doc_id, _), entry in zip(chunk, entries, strict=True):
+                        if entry is None and not check:
+                            raise _BrokenEntryMet(doc_id)
+                        if entry is None:
+                            raise StageError(ctx.stage, f"document '{doc_id}' (documents.parquet row {row}): its "
+                                             "cache entry went missing or broke during the run",
+                                             hint=f"run again; if it persists, `kgpipe cache clear` ({cache.path})")
+                    found = [entry for entry in entries if entry is not None]
+                    write([entry.counts for entry in found],
+                          pa.Table.from_batches([entry.mentions for entry in found], MENTIONS.arrow),
+                          pa.Table.from_batches([entry.relations for entry in found], RELATIONS.arrow))
 
             for index, result in enumerate(results):
                 if result.failure is not None:
@@ -272,17 +286,19 @@ class ExtractStage(StageType):
                             result_relations.slice(at_relation, document.relations))
                     at_mention += document.mentions
                     at_relation += document.relations
-                    write(document, *rows)
+                    write([document], *rows)
                     if cache is not None:
-                        cache.put(document.doc_id, _sha256(batch.texts[i]), *rows, document)
+                        cache.put(document.doc_id, text_sha256(batch.texts[i]), *rows, document)
                 ranges.forget(index)
                 if cache is not None:
                     cache.commit()
             if cache is not None:
                 write_cached()
-                for row, (doc_id, text) in reader:  # after the last document extracted: all cached
-                    held.append((row, doc_id, _sha256(text)))
-                    write_cached()
+                for row, key in keys:  # after the last document extracted: all cached
+                    held.append((row, *key))
+                    if len(held) == READ_BATCH:
+                        write_cached()
+                write_cached()
                 if facts is not None:
                     cache.set_facts(facts)
         assert facts is not None  # a worker reported them, or the cache had them
@@ -370,36 +386,29 @@ class ExtractStage(StageType):
         return None if ctx.executor.distributed or n_process == 1 else n_process
 
 
-LOOKUP_KEYS = 400  # documents looked up in the cache at once
-
-
 class _BrokenEntryMet(Exception):
     """A cache entry was found broken when its rows were due (after the engine had its share)."""
 
 
-def _sha256(text: str) -> str:
-    """A document's key in the cache, beside its doc_id: the hash of its text."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def _cached_flags(ctx: StageContext, documents: DocumentReader, cache: ExtractCache | None,
                   check: bool) -> bytearray:
-    """Per document row, whether the cache holds its entry (looked up LOOKUP_KEYS keys at a time; `check`: each
+    """Per document row, whether the cache holds its entry (looked up READ_BATCH keys at a time; `check`: each
     entry read and checked). Broken entries met are dropped, with one warning."""
+    from kgpipe.stages.extract_cache import READ_BATCH
+
     cached = bytearray(documents.rows)
     if cache is None:
         return cached
-    keys: list[tuple[int, str, str]] = []
-    for row, (doc_id, text) in enumerate(documents):
+    keys = documents.keys()
+    at = 0
+    while chunk := list(itertools.islice(keys, READ_BATCH)):
         if check:
-            cached[row] = cache.get(doc_id, _sha256(text)) is not None
-            continue
-        keys.append((row, doc_id, _sha256(text)))
-        if len(keys) == LOOKUP_KEYS or row == documents.rows - 1:
-            held_keys = cache.holds([(doc_id, sha) for _, doc_id, sha in keys])
-            for at, doc_id, sha in keys:
-                cached[at] = (doc_id, sha) in held_keys
-            keys = []
+            found = [entry is not None for entry in cache.read(chunk)]
+        else:
+            hits = cache.holds(chunk)
+            found = [key in hits for key in chunk]
+        cached[at:at + len(chunk)] = bytes(found)
+        at += len(chunk)
     if cache.broken:
         doc_id, problem = cache.broken[0]
         ctx.log.warning("extract: %d broken cache entr%s dropped and extracted again (document '%s': %s)",

@@ -3,8 +3,10 @@ its text) under an extractor fingerprint (kgpipe.stages.extract_fingerprint), so
 extracts only its new and changed documents.
 
 One SQLite file in the pipeline's workspace (`cache/extract.sqlite`): a table of fingerprints (what each stands
-for, the facts a worker reports about the extractor) and a table of entries, one per document and fingerprint,
-holding its rows as Arrow IPC streams in the artifact schemas (MENTIONS, RELATIONS) and its counts as JSON.
+for, the facts a worker reports about the extractor), a table of entries, one per document and fingerprint (its
+key, size and last use: small rows, so that marking them used rewrites no blobs), and beside each entry its
+contents: its rows as Arrow IPC record batch messages in the artifact schemas (MENTIONS, RELATIONS; the schemas are
+part of the fingerprint, so a message is always read with the schema it was written in) and its counts as JSON.
 Writes are SQLite transactions (a killed run leaves the last committed state); the pipeline's run lock keeps
 two runs (or a run and `kgpipe cache prune`) from writing at once. The file is bounded: entries least recently
 used go first once it holds more than a size limit. An entry that does not read back as what was written (a
@@ -16,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import operator
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,10 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CACHE_FILE = Path("cache") / "extract.sqlite"   # under the pipeline's workspace
-FORMAT = 1                                      # PRAGMA user_version; another one: the file is started afresh
+FORMAT = 2                                      # PRAGMA user_version; another one: the file is started afresh
 DEFAULT_MAX_BYTES = 2_000_000_000
-USED_BATCH = 4096                               # entries read before their `used` marks are written
-LOOKUP_KEYS = 400                               # keys looked up in one query
+READ_BATCH = 400                                # entries read (and written to the outputs) at once
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fingerprints (
@@ -50,17 +52,21 @@ CREATE TABLE IF NOT EXISTS fingerprints (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
     fingerprint TEXT NOT NULL,
     doc_id TEXT NOT NULL,
     sha256 TEXT NOT NULL,           -- of the document's text (UTF-8)
-    mentions BLOB NOT NULL,         -- Arrow IPC stream, MENTIONS schema
-    relations BLOB NOT NULL,        -- Arrow IPC stream, RELATIONS schema
-    counts TEXT NOT NULL,           -- JSON: DocumentCounts
-    bytes INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,         -- of its contents
     used INTEGER NOT NULL,          -- time.time_ns() of the run that last read or wrote it
-    PRIMARY KEY (fingerprint, doc_id, sha256)
+    UNIQUE (fingerprint, doc_id, sha256)
 );
 CREATE INDEX IF NOT EXISTS entries_by_use ON entries (used);
+CREATE TABLE IF NOT EXISTS contents (
+    entry INTEGER PRIMARY KEY,      -- entries.id
+    mentions BLOB NOT NULL,         -- Arrow IPC record batch message, MENTIONS schema
+    relations BLOB NOT NULL,        -- Arrow IPC record batch message, RELATIONS schema
+    counts TEXT NOT NULL            -- JSON: DocumentCounts
+);
 """
 
 
@@ -72,8 +78,8 @@ def cache_path(workspace: Path) -> Path:
 class CachedDocument:
     """A document's rows (artifact schemas, in the order a full run writes them) and counts."""
 
-    mentions: pa.Table
-    relations: pa.Table
+    mentions: pa.RecordBatch
+    relations: pa.RecordBatch
     counts: DocumentCounts
 
 
@@ -141,7 +147,6 @@ class ExtractCache:
         self.fingerprint = fingerprint
         self.log = logger
         self.stamp = time.time_ns()
-        self._used: list[tuple[int, str, str, str]] = []
         self.broken: list[tuple[str, str]] = []   # (doc_id, what is wrong) of the broken entries get() dropped
         self.db = open_or_reset(path, logger)
         self.db.execute("INSERT INTO fingerprints (fingerprint, stage, parts, created) VALUES (?, ?, ?, ?) "
@@ -177,51 +182,63 @@ class ExtractCache:
     # --- entries ----------------------------------------------------------------------------------------
 
     def holds(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of these (doc_id, sha256) keys have an entry (not read: see get)."""
-        found: set[tuple[str, str]] = set()
-        for at in range(0, len(keys), LOOKUP_KEYS):
-            chunk = keys[at:at + LOOKUP_KEYS]
-            values = ", ".join(["(?, ?)"] * len(chunk))
-            found.update(self.db.execute(
-                f"SELECT doc_id, sha256 FROM entries WHERE fingerprint = ? AND (doc_id, sha256) IN (VALUES {values})",
-                (self.fingerprint, *(part for key in chunk for part in key))))
-        return found
+        """Which of these (doc_id, sha256) keys have an entry (not read: see read)."""
+        return {key for key in keys if self._entry(key) is not None}
+
+    def _entry(self, key: tuple[str, str]) -> int | None:
+        row = self.db.execute("SELECT id FROM entries WHERE fingerprint = ? AND doc_id = ? AND sha256 = ?",
+                              (self.fingerprint, *key)).fetchone()
+        return None if row is None else int(row[0])
 
     def get(self, doc_id: str, sha256: str) -> CachedDocument | None:
         """The document's cached rows; None when there are none, or when the entry is broken (then it is
         removed and listed in `broken`)."""
-        row = self.db.execute("SELECT mentions, relations, counts FROM entries WHERE fingerprint = ? AND "
-                              "doc_id = ? AND sha256 = ?", (self.fingerprint, doc_id, sha256)).fetchone()
-        if row is None:
-            return None
-        try:
-            cached = decode(doc_id, *row)
-        except BrokenEntry as exc:
-            self.broken.append((doc_id, str(exc)))
-            self.db.execute("DELETE FROM entries WHERE fingerprint = ? AND doc_id = ? AND sha256 = ?",
-                            (self.fingerprint, doc_id, sha256))
-            return None
-        self._used.append((self.stamp, self.fingerprint, doc_id, sha256))
-        if len(self._used) >= USED_BATCH:
-            self._mark_used()
-        return cached
+        return self.read([(doc_id, sha256)])[0]
+
+    def read(self, keys: Sequence[tuple[str, str]]) -> list[CachedDocument | None]:
+        """The cached rows of these (doc_id, sha256) keys, in their order: None for a key without an entry, or
+        whose entry is broken (it is removed and listed in `broken`). The entries read are marked as used by
+        this run."""
+        found: list[CachedDocument | None] = []
+        ids: list[int | None] = []
+        problems: dict[int, str] = {}
+        for i, key in enumerate(keys):
+            row = self.db.execute("SELECT e.id, c.mentions, c.relations, c.counts FROM entries e JOIN contents c "
+                                  "ON c.entry = e.id WHERE e.fingerprint = ? AND e.doc_id = ? AND e.sha256 = ?",
+                                  (self.fingerprint, *key)).fetchone()
+            ids.append(None if row is None else row[0])
+            try:
+                found.append(None if row is None else decode(key[0], *row[1:]))
+            except BrokenEntry as exc:
+                found.append(None)
+                problems[i] = str(exc)
+        problems.update(dict.fromkeys(_foreign(found), "rows of another document"))
+        for i, problem in problems.items():
+            self.broken.append((keys[i][0], problem))
+            found[i] = None
+        self._delete([(ids[i],) for i in problems])
+        self.db.executemany("UPDATE entries SET used = ? WHERE id = ?",
+                            [(self.stamp, entry) for i, entry in enumerate(ids) if entry is not None
+                             and i not in problems])
+        return found
 
     def put(self, doc_id: str, sha256: str, mentions: pa.Table, relations: pa.Table, counts: DocumentCounts) -> None:
         """Store a document's rows (tables in the artifact schemas), replacing an entry of the same key."""
-        blobs = _ipc(mentions), _ipc(relations)
+        blobs = _message(mentions), _message(relations)
         text = json.dumps({**asdict(counts), "unmapped_relations": sorted(counts.unmapped_relations)})
-        self.db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (self.fingerprint, doc_id, sha256, *blobs, text, sum(map(len, blobs)) + len(text),
-                         self.stamp))
+        old = self._entry((doc_id, sha256))
+        if old is not None:
+            self._delete([(old,)])
+        entry = self.db.execute("INSERT INTO entries (fingerprint, doc_id, sha256, bytes, used) VALUES "
+                                "(?, ?, ?, ?, ?)", (self.fingerprint, doc_id, sha256,
+                                                    sum(map(len, blobs)) + len(text), self.stamp)).lastrowid
+        # OR REPLACE: contents left behind by an entry removed from outside (ids are reused) give way
+        self.db.execute("INSERT OR REPLACE INTO contents VALUES (?, ?, ?, ?)", (entry, *blobs, text))
 
-    def _mark_used(self) -> None:
-        self.db.executemany("UPDATE entries SET used = ? WHERE fingerprint = ? AND doc_id = ? AND sha256 = ?",
-                            self._used)
-        self._used = []
+    def _delete(self, ids: list[tuple[int | None]]) -> None:
+        _delete(self.db, ids)
 
     def commit(self) -> None:
-        if self._used:
-            self._mark_used()
         self.db.commit()
 
     def evict(self, max_bytes: int) -> Pruned:
@@ -233,10 +250,10 @@ class ExtractCache:
 
 def _evict(db: sqlite3.Connection, max_bytes: int, stamp: int | None = None) -> Pruned:
     total = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM entries").fetchone()[0]
-    doomed: list[tuple[int]] = []
+    doomed: list[tuple[int | None]] = []
     freed = current = 0
     if total > max_bytes:
-        oldest = db.execute("SELECT rowid, bytes, used FROM entries ORDER BY used, rowid")
+        oldest = db.execute("SELECT id, bytes, used FROM entries ORDER BY used, id")
         for rowid, size, used in oldest:
             if total - freed <= max_bytes:
                 break
@@ -244,60 +261,86 @@ def _evict(db: sqlite3.Connection, max_bytes: int, stamp: int | None = None) -> 
             freed += size
             current += used == stamp
         oldest.close()
-        db.executemany("DELETE FROM entries WHERE rowid = ?", doomed)
+        _delete(db, doomed)
         db.execute("DELETE FROM fingerprints WHERE fingerprint NOT IN (SELECT DISTINCT fingerprint FROM entries)")
+        db.execute("DELETE FROM contents WHERE entry NOT IN (SELECT id FROM entries)")  # left by hand-made deletes
         db.commit()
         db.execute("PRAGMA incremental_vacuum")
     return Pruned(len(doomed), freed, current)
 
 
-def _ipc(table: pa.Table) -> bytes:
+def _delete(db: sqlite3.Connection, ids: list[tuple[int | None]]) -> None:
+    """Remove these entries and their contents."""
+    db.executemany("DELETE FROM contents WHERE entry = ?", ids)
+    db.executemany("DELETE FROM entries WHERE id = ?", ids)
+
+
+def _message(table: pa.Table) -> bytes:
+    """A table's rows as one Arrow IPC record batch message (no schema: the reader knows it)."""
     import pyarrow as pa
 
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
+    batches = table.combine_chunks().to_batches()
+    batch = batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
+    return bytes(batch.serialize().to_pybytes())
 
 
-def _table(blob: Any, schema: TableSchema) -> pa.Table:
+def _batch(blob: Any, schema: TableSchema) -> pa.RecordBatch:
     import pyarrow as pa
 
     if not isinstance(blob, bytes):
         raise BrokenEntry(f"{schema.name}: not a blob")
     try:
-        table = pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
+        batch = pa.ipc.read_record_batch(pa.py_buffer(blob), schema.arrow)
+        batch.validate(full=True)
     except Exception as exc:  # pyarrow raises several unrelated types for damaged data
-        raise BrokenEntry(f"{schema.name}: not an Arrow stream ({exc})") from exc
-    if not table.schema.equals(schema.arrow):
-        raise BrokenEntry(f"{schema.name}: columns {table.schema.names} of types other than the '{schema.name}' "
-                          "table's")
-    return table
+        raise BrokenEntry(f"{schema.name}: not a record batch of the '{schema.name}' table ({exc})") from exc
+    return batch
 
 
 _COUNT_FIELDS = {f.name for f in fields(DocumentCounts)}
+_numbers = operator.itemgetter(*sorted(_COUNT_FIELDS - {"doc_id", "unmapped_relations"}))
 
 
 def decode(doc_id: str, mentions: Any, relations: Any, counts: Any) -> CachedDocument:
-    """An entry's columns as a document's rows and counts; BrokenEntry when they are not what put() wrote."""
+    """An entry's columns as a document's rows and counts; BrokenEntry when they are not what put() wrote (but
+    for rows of another document: see _foreign, which checks many entries at once)."""
     try:
         raw = json.loads(counts)
     except (TypeError, ValueError) as exc:
         raise BrokenEntry(f"counts: not JSON ({exc})") from exc
-    if not isinstance(raw, dict) or set(raw) != _COUNT_FIELDS or raw["doc_id"] != doc_id \
-            or not isinstance(raw["unmapped_relations"], list) \
-            or not all(isinstance(v, int) and not isinstance(v, bool) for k, v in raw.items()
-                       if k not in ("doc_id", "unmapped_relations")):
+    if not isinstance(raw, dict) or raw.keys() != _COUNT_FIELDS or raw["doc_id"] != doc_id \
+            or not isinstance(raw["unmapped_relations"], list) or set(map(type, _numbers(raw))) - {int}:
         raise BrokenEntry("counts: not the counts of this document")
     document = DocumentCounts(**{**raw, "unmapped_relations": frozenset(raw["unmapped_relations"])})
-    tables = _table(mentions, MENTIONS), _table(relations, RELATIONS)
-    for table, rows, name in zip(tables, (document.mentions, document.relations), ("mentions", "relations"),
+    batches = _batch(mentions, MENTIONS), _batch(relations, RELATIONS)
+    for batch, rows, name in zip(batches, (document.mentions, document.relations), ("mentions", "relations"),
                                  strict=True):
-        if table.num_rows != rows:
-            raise BrokenEntry(f"{name}: {table.num_rows} rows, the counts say {rows}")
-        if rows and set(table.column("doc_id").to_pylist()) != {doc_id}:
-            raise BrokenEntry(f"{name}: rows of another document")
-    return CachedDocument(*tables, document)
+        if batch.num_rows != rows:
+            raise BrokenEntry(f"{name}: {batch.num_rows} rows, the counts say {rows}")
+    return CachedDocument(*batches, document)
+
+
+def _foreign(entries: list[CachedDocument | None]) -> set[int]:
+    """The positions of the entries holding a row whose doc_id is not their document's (a few vectorised
+    comparisons for all entries, rather than some per entry)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    present = [(i, entry) for i, entry in enumerate(entries) if entry is not None]
+    ids = pa.array([entry.counts.doc_id for _, entry in present], pa.string())
+    foreign: set[int] = set()
+    for name in ("mentions", "relations"):
+        batches = [getattr(entry, name) for _, entry in present]
+        lengths = np.fromiter((batch.num_rows for batch in batches), np.int64, len(batches))
+        if not lengths.sum():
+            continue
+        column = pa.chunked_array([batch.column("doc_id") for batch in batches], pa.string())
+        wrong = pc.invert(pc.equal(column, ids.take(np.repeat(np.arange(len(batches)), lengths))))
+        if pc.any(wrong).as_py():
+            rows = np.flatnonzero(wrong.to_numpy(zero_copy_only=False))
+            foreign.update(present[k][0] for k in np.searchsorted(np.cumsum(lengths), rows, side="right"))
+    return foreign
 
 
 # --- kgpipe cache: list, prune, clear ----------------------------------------------------------------------

@@ -4,7 +4,8 @@ the extract stage caches them (kgpipe.stages.extract_cache).
 It is the hash of the stage type's version, its params (but those that only say how the work is spread), the
 content hash of every dep but the documents (model folders, pattern files, seed entities, a relation model), and
 the versions of the libraries that compute the rows: kgpipe, spaCy and thinc, the spaCy model package (a model
-given by name), and torch and transformers where a transformer model is in play.
+given by name), and torch and transformers where a transformer model is in play; and the schemas of the rows'
+tables, which the cache's entries are read with.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from kgpipe import __version__
-from kgpipe.hashing import HashCache, hash_params
+from kgpipe.artifacts import MENTIONS, RELATIONS
+from kgpipe.hashing import HashCache, hash_params, sha256_bytes
 
 # Params that change how the work is spread, never a document's rows (see extract_documents), nor the cache's own.
 EXECUTION_PARAMS = frozenset({"n_process", "cache", "cache_max_size"})
@@ -51,6 +53,7 @@ def extractor_fingerprint(*, stage_version: int, params: dict[str, Any], deps: d
         "spacy_model": {"folder": hasher.path_hash(folder)} if folder is not None
         else {"package": model, "version": _version(model)},
         "versions": {name: __version__ if name == "kgpipe" else _version(name) for name in libraries},
+        "tables": {table.name: sha256_bytes(str(table.arrow).encode()) for table in (MENTIONS, RELATIONS)},
     }
     return Fingerprint(hash_params(parts), parts)
 

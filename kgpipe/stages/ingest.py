@@ -131,7 +131,7 @@ class _Corpus:
 
 def _read_documents(ctx: StageContext, p: IngestParams) -> _Corpus:
     """Documents of the corpus (deduplicated by content) and what was skipped, in the order of the files."""
-    from kgpipe.corpus import CorpusListing, CorpusOptions, Document, list_corpus, read_corpus
+    from kgpipe.corpus import CorpusListing, CorpusOptions, Document, document_row, list_corpus, read_corpus
     from kgpipe.errors import InputError
 
     corpus = ctx.input("corpus")
@@ -156,7 +156,8 @@ def _read_documents(ctx: StageContext, p: IngestParams) -> _Corpus:
         if not isinstance(record, Document):
             skip(source, record.line, record.reason, "fix the record, or set strict: false to skip bad records")
             continue
-        sha = record.sha256
+        row = document_row(record.doc_id, record.text, source, record.source_line)
+        sha = row["sha256"]
         if sha in by_sha:
             result.duplicates.append({"doc_id": record.doc_id, "source": source, "duplicate_of": by_sha[sha]})
             continue
@@ -167,8 +168,7 @@ def _read_documents(ctx: StageContext, p: IngestParams) -> _Corpus:
             continue
         by_sha[sha] = record.doc_id
         by_id[record.doc_id] = source
-        result.documents.append({"doc_id": record.doc_id, "source": source, "source_line": record.source_line,
-                                 "text": record.text, "sha256": sha, "n_chars": len(record.text)})
+        result.documents.append(row)
     if not result.documents:
         first = (f" First problem: {result.skipped[0]['source']}: {result.skipped[0]['reason']}."
                  if result.skipped else "")
