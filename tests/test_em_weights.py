@@ -23,7 +23,8 @@ def handmade_weights(prior: float = 0.01) -> LearnedWeights:
         ComparisonWeights(name="name", levels=NAME_LEVELS, m=[0.6, 0.2, 0.1, 0.05, 0.05],
                           u=[0.001, 0.004, 0.02, 0.1, 0.875]),
         ComparisonWeights(name="acronym", levels=["agree", "differ"], m=[0.9, 0.1], u=[0.01, 0.99]),
-        ComparisonWeights(name="identifiers", levels=["agree", "differ"], m=[0.95, 0.05], u=[0.001, 0.999]),
+        ComparisonWeights(name="identifiers", levels=["agree", "agree+differ", "common", "differ"],
+                          m=[0.9, 0.03, 0.03, 0.04], u=[0.001, 0.002, 0.05, 0.947]),
         ComparisonWeights(name="numbers", levels=["same", "share", "differ"], m=[0.8, 0.1, 0.1], u=[0.1, 0.1, 0.8])],
         tf_adjusted=["name"])
 
@@ -64,7 +65,18 @@ def test_equal_codes_agree_and_different_codes_of_one_shape_differ() -> None:
              "Sony Turntable"]
     columns = IdentifierColumns.of([find_identifiers(t) for t in texts])
     left, right = np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4])
-    assert columns.identifier_levels(left, right).tolist() == [0, 1, MISSING, MISSING]
+    assert columns.identifier_levels(left, right).tolist() == [0, 3, MISSING, MISSING]
+
+
+def test_codes_many_records_carry_are_specifications_not_identifiers() -> None:
+    """'1080p' on seven TVs says they are TVs; a model number on one or two says which. Sharing only the common
+    code is 'common'; sharing it while the model numbers differ is 'differ'; a shared model number with another
+    code of one shape on each side is 'agree+differ'."""
+    texts = [f"Acme LCD HDTV 1080p LC{n}VX" for n in range(20, 27)] + [
+        "Acme LCD HDTV 1080p", "Acme LC20VX 1080p LCD", "Acme LC20VX 16GB", "Acme LC20VX 32GB"]
+    columns = IdentifierColumns.of([find_identifiers(t) for t in texts], rare=5)
+    left, right = np.array([0, 0, 7, 9]), np.array([8, 1, 8, 10])
+    assert columns.identifier_levels(left, right).tolist() == [0, 3, 2, 1]
     numbers = IdentifierColumns.of([find_identifiers(t) for t in ("iPad 2", "iPad 2", "iPad 3", "iPad 2 3", "iPad")])
     assert numbers.number_levels(np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4])).tolist() == [0, 2, 1, MISSING]
 
@@ -160,7 +172,7 @@ def test_resolve_learns_weights_deterministically_and_links_the_products() -> No
     wrong = sum(len(c) > 1 and len({x.split(":")[1] for x in c}) > 1 for c in first.clusters)
     assert linked >= 190 and wrong <= 5
     weights = first.learned.comparison("identifiers")
-    assert weights.weight(0) > 3 > 0 > weights.weight(1)  # a shared code for, a different one against
+    assert weights.weight(0) > 3 > 0 > weights.weight(3)  # a shared code for, a different one against
     assert first.stats["em_iterations"] == first.learned.iterations
 
 
