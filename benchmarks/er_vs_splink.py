@@ -13,10 +13,11 @@ Methods, each in this one run:
                 adjustment, Jaro-Winkler >= 0.95, word Jaccard >= 0.6 / 0.4 / 0.2; words of authors and street
                 by Jaccard; year, modelno, brand, phone exact; price by percentage difference), trained without
                 labels as its documentation shows: probability_two_random_records_match from deterministic rules
-                (exact name, exact phone / modelno) at recall 0.7, u by random sampling (seeded), m by EM in two
-                sessions (blocked on the name, which trains the other comparisons, then on an attribute, which
-                trains the name; for names alone, their first and last words are two more comparisons and the
-                sessions block on each); predictions blocked on any shared word that at most
+                (exact name, exact phone / modelno; for names alone also the same set of words) at recall 0.7, u
+                by random sampling (seeded), m by EM in two sessions (blocked on the name, which trains the other
+                comparisons, then on an attribute, which trains the name; for names alone, their first and last
+                words and the count of shared rare words are three more comparisons and the sessions block on the
+                first and on the last word); predictions blocked on any shared word that at most
                 `--rare` records have, or an exact phone / modelno / year-and-first-word; threshold 0.5;
                 one-to-one by cluster_using_single_best_links for linkage, connected components for
                 deduplication.
