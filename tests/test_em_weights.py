@@ -23,7 +23,8 @@ def handmade_weights(prior: float = 0.01) -> LearnedWeights:
         ComparisonWeights(name="name", levels=NAME_LEVELS, m=[0.6, 0.2, 0.1, 0.05, 0.05],
                           u=[0.001, 0.004, 0.02, 0.1, 0.875]),
         ComparisonWeights(name="acronym", levels=["agree", "differ"], m=[0.9, 0.1], u=[0.01, 0.99]),
-        ComparisonWeights(name="identifiers", levels=["agree", "differ"], m=[0.95, 0.05], u=[0.001, 0.999]),
+        ComparisonWeights(name="identifiers", levels=["agree", "agree+differ", "common", "differ"],
+                          m=[0.9, 0.03, 0.03, 0.04], u=[0.001, 0.002, 0.05, 0.947]),
         ComparisonWeights(name="numbers", levels=["same", "share", "differ"], m=[0.8, 0.1, 0.1], u=[0.1, 0.1, 0.8])],
         tf_adjusted=["name"])
 
@@ -64,7 +65,18 @@ def test_equal_codes_agree_and_different_codes_of_one_shape_differ() -> None:
              "Sony Turntable"]
     columns = IdentifierColumns.of([find_identifiers(t) for t in texts])
     left, right = np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4])
-    assert columns.identifier_levels(left, right).tolist() == [0, 1, MISSING, MISSING]
+    assert columns.identifier_levels(left, right).tolist() == [0, 3, MISSING, MISSING]
+
+
+def test_codes_many_records_carry_are_specifications_not_identifiers() -> None:
+    """'1080p' on seven TVs says they are TVs; a model number on one or two says which. Sharing only the common
+    code is 'common'; sharing it while the model numbers differ is 'differ'; a shared model number with another
+    code of one shape on each side is 'agree+differ'."""
+    texts = [f"Acme LCD HDTV 1080p LC{n}VX" for n in range(20, 27)] + [
+        "Acme LCD HDTV 1080p", "Acme LC20VX 1080p LCD", "Acme LC20VX 16GB", "Acme LC20VX 32GB"]
+    columns = IdentifierColumns.of([find_identifiers(t) for t in texts], rare=5)
+    left, right = np.array([0, 0, 7, 9]), np.array([8, 1, 8, 10])
+    assert columns.identifier_levels(left, right).tolist() == [0, 3, 2, 1]
     numbers = IdentifierColumns.of([find_identifiers(t) for t in ("iPad 2", "iPad 2", "iPad 3", "iPad 2 3", "iPad")])
     assert numbers.number_levels(np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4])).tolist() == [0, 2, 1, MISSING]
 
@@ -160,7 +172,7 @@ def test_resolve_learns_weights_deterministically_and_links_the_products() -> No
     wrong = sum(len(c) > 1 and len({x.split(":")[1] for x in c}) > 1 for c in first.clusters)
     assert linked >= 190 and wrong <= 5
     weights = first.learned.comparison("identifiers")
-    assert weights.weight(0) > 3 > 0 > weights.weight(1)  # a shared code for, a different one against
+    assert weights.weight(0) > 3 > 0 > weights.weight(3)  # a shared code for, a different one against
     assert first.stats["em_iterations"] == first.learned.iterations
 
 
@@ -261,3 +273,85 @@ def test_the_prior_stays_under_the_one_to_one_bound() -> None:
     m, u = [np.array([0.9, 0.1]), np.array([0.8, 0.2])], [np.array([0.1, 0.9]), np.array([0.2, 0.8])]
     fit = em.fit_em(synthetic(rng, 5_000, m, u, 0.5), [2, 2], u, prior=0.01, max_prior=0.2)
     assert fit.prior <= 0.2 + 1e-12
+
+
+# --- deterministic-rule prior and rule sessions ------------------------------------------------------------
+
+
+def three_class(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs of products blocked on names: 3% matches, 25% the same product line (names and brands
+    alike, model numbers different), the rest unrelated. Comparisons: name (exact, close, else), identifiers
+    (agree, differ), brand (same, else). Returns the levels and which pairs match."""
+    kinds = rng.choice(3, count, p=[0.03, 0.25, 0.72])
+    params = [  # per kind: name, identifiers, brand level probabilities
+        ([0.5, 0.4, 0.1], [0.95, 0.05], [0.9, 0.1]),
+        ([0.01, 0.6, 0.39], [0.01, 0.99], [0.95, 0.05]),
+        ([0.001, 0.05, 0.949], [0.001, 0.999], [0.2, 0.8])]
+    out = np.empty((count, 3), dtype=np.int8)
+    for kind, probs in enumerate(params):
+        rows = kinds == kind
+        for k, p in enumerate(probs):
+            out[rows, k] = rng.choice(len(p), rows.sum(), p=p)
+    return out, kinds == 0
+
+
+def test_rule_prior_counts_the_pairs_a_rule_accepts_at_its_recall() -> None:
+    levels = np.array([[0, 1], [1, 0], [0, 0], [1, 1], [2, 1], [2, 1], [1, -1], [2, 1]], dtype=np.int8)
+    prior, sure = em.rule_prior(levels, [0, 1], recall=0.75, floor=1e-6)
+    assert sure.tolist() == [True, True, True, False, False, False, False, False]
+    assert prior == pytest.approx(3 / 0.75 / 8)
+
+
+def test_rule_sessions_find_what_matches_look_like_where_one_em_finds_the_product_line() -> None:
+    """One EM over all candidates takes the product line (a quarter of the pairs, names and brands alike) for
+    the matching class, so different model numbers look common among matches; sessions over the pairs an
+    exact name or a shared identifier accepts learn that matches share their model number."""
+    rng = np.random.default_rng(5)
+    levels, match = three_class(rng, 60_000)
+    sizes, decisive = [3, 2, 2], [0, 1]
+    shares = em.level_shares(levels, sizes, 1e-6)
+    prior, _ = em.rule_prior(levels, decisive, 0.7, 1e-6)
+    sessions = em.fit_rule_sessions(levels, sizes, shares, decisive, prior)
+    one = em.fit_em(levels, sizes, shares, prior=0.05, fix_u=False, max_iterations=500)
+    assert sessions.m[1][1] < 0.25 < 0.5 < one.m[1][1]  # different model numbers: rare among matches, or not
+    assert one.prior > 0.1 > sessions.prior
+
+    def f1(fit: em.EmFit) -> float:
+        predicted = em.match_weight(levels, fit.m, fit.u, fit.prior) > 0
+        tp = (predicted & match).sum()
+        return 2 * tp / (predicted.sum() + match.sum())
+
+    assert f1(sessions) > 0.85 > 0.5 > f1(one)
+
+
+def test_u_leaves_the_matches_out_and_m_is_monotone() -> None:
+    """Among candidates an exact name is mostly matches: u counted on all of them makes it say little; u of
+    the pairs that do not match does not. m is pooled where a closer band would say less than a looser one."""
+    rng = np.random.default_rng(9)
+    levels, match = three_class(rng, 40_000)
+    sizes = [3, 2, 2]
+    shares = em.level_shares(levels, sizes, 1e-6)
+    true_m, true_u = em.level_shares(levels[match], sizes, 1e-6), em.level_shares(levels[~match], sizes, 1e-6)
+    u = em.non_match_u(levels, sizes, true_m, shares, float(match.mean()))
+    assert shares[0][0] > 1.5 * true_u[0][0]
+    assert abs(u[0][0] - true_u[0][0]) < 0.3 * true_u[0][0]
+    m = em.monotone_m(np.array([0.5, 0.1, 0.3, 0.1]), np.array([0.01, 0.02, 0.03, 0.94]))
+    ratio = m / np.array([0.01, 0.02, 0.03, 0.94])
+    assert (np.diff(ratio) <= 1e-12).all() and m.sum() == pytest.approx(1.0)
+    assert ratio[1] == pytest.approx(ratio[2]) == pytest.approx(0.4 / 0.05)
+
+
+def test_records_without_a_name_are_not_paired_by_their_empty_name() -> None:
+    """Address rows (a street, no name) share the empty name: under learn=em they are no candidates of each
+    other, where a shared street would otherwise link them."""
+    attrs = {"phone": AttributeRule(weight=0.5, kind="phone"), "street": AttributeRule(weight=0.25, kind="address")}
+    records = []
+    for i in range(40):
+        records.append(Record(f"a:{i}", f"Cafe Number {i}", "a", attributes={"phone": f"212-555-{1000 + i}"}))
+        records.append(Record(f"b:{i}", f"Cafe Number {i}", "b", attributes={"phone": f"212/555-{1000 + i}"}))
+        records.append(Record(f"a:s{i}", "", "a", attributes={"street": f"{i} Main St."}))
+        records.append(Record(f"b:s{i}", "", "b", attributes={"street": f"{i} Main St."}))
+    result = resolve(records, ResolutionConfig(learn="em", attributes=attrs), one_to_one_sources=("a", "b"))
+    of = result.cluster_of()
+    assert all(of[f"a:{i}"] == of[f"b:{i}"] for i in range(40))
+    assert all(of[f"a:s{i}"] != of[f"b:s{i}"] for i in range(40))

@@ -41,12 +41,14 @@ _CONTEXT_BANDS = (0.5, 1e-9)
 
 @dataclass(frozen=True)
 class Comparison:
-    """One comparison: its name and level labels (strongest agreement first; MISSING is not listed), and
-    whether its first level is term-frequency adjusted."""
+    """One comparison: its name and level labels (strongest agreement first; MISSING is not listed), whether its
+    first level is term-frequency adjusted, and whether that level nearly decides a match on its own (an exact
+    name, a shared identifier, the same phone number): the deterministic rule the prior is estimated with."""
 
     name: str
     levels: tuple[str, ...]
     tf: bool = False
+    decisive: bool = False
 
 
 def _band_labels(bands: Sequence[float], first: str = "exact") -> tuple[str, ...]:
@@ -57,14 +59,14 @@ def _band_labels(bands: Sequence[float], first: str = "exact") -> tuple[str, ...
 def comparisons_for(config: ResolutionConfig, has_context: bool) -> list[Comparison]:
     """The comparisons `config` gives (the same order every time: weights are matched to them by position)."""
     out = [Comparison("name", ("exact", *(f">={b:g}" for b in config.em.name_bands), "else"),
-                      tf=config.em.tf_adjust)]
+                      tf=config.em.tf_adjust, decisive=True)]
     if config.acronyms:
         out.append(Comparison("acronym", ("agree", "differ")))
-    out.append(Comparison("identifiers", ("agree", "differ")))
+    out.append(Comparison("identifiers", ("agree", "agree+differ", "common", "differ"), decisive=True))
     out.append(Comparison("numbers", ("same", "share", "differ")))
     for attr, rule in config.attributes.items():
         if rule.kind != "code":
-            out.append(Comparison(f"attribute:{attr}", _band_labels(_BANDS[rule.kind])))
+            out.append(Comparison(f"attribute:{attr}", _band_labels(_BANDS[rule.kind]), decisive=rule.kind == "phone"))
     if has_context and config.weights.context > 0:
         out.append(Comparison("context", (">=0.5", ">0", "none")))
     return out
@@ -81,33 +83,59 @@ def _bands(values: np.ndarray, cuts: Sequence[float]) -> np.ndarray:
 
 @dataclass
 class IdentifierColumns:
-    """Per node: its identifier codes, their shapes and its plain numbers, as sparse rows (nodes x vocabulary)."""
+    """Per node: its identifier codes and its plain numbers as sparse rows (nodes x vocabulary), each code's shape
+    (codes x shapes) and how many nodes carry each code. A code at most `rare` nodes carry identifies (a model
+    number, a phone); one many carry ('16GB', '1080p', 'DDR3') is a specification many things share."""
 
     codes: Any
-    shapes: Any
+    shape_of_code: Any
     numbers: Any
     number_count: np.ndarray
+    code_nodes: np.ndarray
+    rare: int = 5
 
     @classmethod
-    def of(cls, found: Sequence[Identifiers]) -> IdentifierColumns:
-        def matrix(sets: Sequence[Sequence[str]]):
-            vocab: dict[str, int] = {}
+    def of(cls, found: Sequence[Identifiers], rare: int = 5) -> IdentifierColumns:
+        def matrix(sets: Sequence[Sequence[str]], vocab: dict[str, int] | None = None, width: int | None = None):
+            vocab = {} if vocab is None else vocab
             rows = [i for i, items in enumerate(sets) for _ in items]
             cols = [vocab.setdefault(item, len(vocab)) for items in sets for item in items]
-            out = _csr(rows, cols, None, (len(sets), max(len(vocab), 1)))
+            out = _csr(rows, cols, None, (len(sets), width or max(len(vocab), 1)))
             out.data[:] = 1.0
-            return out
+            return out, vocab
 
-        codes = [sorted(f.codes) for f in found]
-        numbers = matrix([sorted(f.numbers) for f in found])
-        return cls(matrix(codes), matrix([sorted({code_shape(c) for c in cs}) for cs in codes]), numbers,
-                   np.diff(numbers.indptr))
+        codes, code_vocab = matrix([sorted(f.codes) for f in found])
+        code_list = sorted(code_vocab, key=code_vocab.__getitem__)
+        shapes, _ = matrix([[code_shape(c)] for c in code_list], width=None)
+        numbers, _ = matrix([sorted(f.numbers) for f in found])
+        code_nodes = np.asarray(codes.sum(axis=0)).ravel().astype(np.int64)
+        return cls(codes, shapes, numbers, np.diff(numbers.indptr), code_nodes, rare)
 
     def identifier_levels(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """agree (0): a code shared; differ (1): no code shared but a shape; MISSING otherwise."""
+        """agree (0): a rare code shared and no two different codes of one shape; agree+differ (1): a rare code
+        shared, and different codes of one shape too; common (2): only common codes shared; differ (3):
+        different codes of one shape (a code on each side that the other lacks), no rare code shared; MISSING
+        where the codes say nothing."""
         out = np.full(len(left), MISSING, dtype=np.int8)
-        out[rowwise_dot(self.shapes, self.shapes, left, right) > 0] = 1
-        out[rowwise_dot(self.codes, self.codes, left, right) > 0] = 0
+        if not len(left) or not self.codes.nnz:
+            return out
+        for start in range(0, len(left), 200_000):
+            sl = slice(start, start + 200_000)
+            out[sl] = self._levels(left[sl], right[sl])
+        return out
+
+    def _levels(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        a, b = self.codes[left], self.codes[right]
+        shared = a.multiply(b).tocsr()
+        rare_shared = np.asarray(shared.multiply((self.code_nodes <= self.rare)[None, :]).sum(axis=1)).ravel() > 0
+        any_shared = _row_any(shared)
+        # per shape: codes on each side that the other lacks; a shape with such codes on both sides differs
+        only_a, only_b = (a - shared) @ self.shape_of_code, (b - shared) @ self.shape_of_code
+        differ = _row_any(only_a.multiply(only_b))
+        out = np.full(len(left), MISSING, dtype=np.int8)
+        out[any_shared] = 2
+        out[differ] = 3
+        out[rare_shared] = np.where(differ[rare_shared], 1, 0)
         return out
 
     def number_levels(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -120,8 +148,12 @@ class IdentifierColumns:
         return out
 
 
+def _row_any(matrix: Any) -> np.ndarray:
+    return np.asarray((matrix > 0).sum(axis=1)).ravel() > 0
+
+
 def node_identifiers(spellings: Sequence[str], name_of: np.ndarray, attributes: Sequence[Mapping[str, Any]],
-                     rules: Mapping[str, AttributeRule]) -> IdentifierColumns:
+                     rules: Mapping[str, AttributeRule], rare: int = 5) -> IdentifierColumns:
     """The identifiers of each node: those of its name's original spelling (each read once), with the codes
     of its `code` attributes."""
     by_name = [find_identifiers(text) for text in spellings]
@@ -134,7 +166,7 @@ def node_identifiers(spellings: Sequence[str], name_of: np.ndarray, attributes: 
             if value is not None and value == value and str(value).strip():
                 ids = ids | value_identifiers(str(value))
         found.append(ids)
-    return IdentifierColumns.of(found)
+    return IdentifierColumns.of(found, rare)
 
 
 def pair_levels(table: NodeTable, identifiers: IdentifierColumns, comparisons: Sequence[Comparison],

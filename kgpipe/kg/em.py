@@ -75,6 +75,17 @@ def _normalised(counts: np.ndarray, floor: float) -> np.ndarray:
     return shares / shares.sum()
 
 
+def rule_prior(levels: np.ndarray, decisive: Sequence[int], recall: float, floor: float) -> tuple[float, np.ndarray]:
+    """The share of the pairs that match as a deterministic rule estimates it (Splink's
+    estimate_probability_two_random_records_match): the pairs at level 0 of any decisive comparison (an exact
+    name, a shared identifier, the same phone) are taken as matches found with the given recall. Returns the
+    prior and which pairs the rule accepts."""
+    sure = np.zeros(len(levels), dtype=bool)
+    for k in decisive:
+        sure |= levels[:, k] == 0
+    return float(np.clip(sure.sum() / recall / max(len(levels), 1), floor, 1 - floor)), sure
+
+
 def linkage_prior_bound(left: np.ndarray, right: np.ndarray, side: np.ndarray) -> float:
     """The largest share of the candidate pairs (left, right) that can match in one-to-one linkage: each node
     matches at most one node of the other side, so no more pairs match than the smaller side has nodes among
@@ -129,14 +140,16 @@ def probability(weight: np.ndarray) -> np.ndarray:
 def fit_em(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.ndarray], *, prior: float = 0.1,
            m: Sequence[np.ndarray] | None = None, fix_u: bool = True, max_iterations: int = 100,
            tolerance: float = 1e-5, floor: float = 1e-6, held_out: Sequence[int] = (),
-           max_prior: float = 1.0) -> EmFit:
+           max_prior: float = 1.0, fix_prior: bool = False, keep_m: Sequence[int] = ()) -> EmFit:
     """m (and the prior; u too unless fix_u) by EM over the rows of `levels` (candidate pairs), starting from
     `u` (counted on random pairs), `m` (default initial_m) and `prior`. Stops when no probability moves more than
     `tolerance` or after max_iterations.
 
     held_out: comparisons the candidate pairs were chosen on (blocking on names makes every candidate look alike
     by name, matching or not): they take no part in deciding which pairs match, and their m is what the others
-    say of the pairs they find matching (as Splink does not train a blocking rule's own comparisons)."""
+    say of the pairs they find matching (as Splink does not train a blocking rule's own comparisons).
+    fix_prior: keep the prior where it started (estimated by deterministic rules) while m (and u) are fitted;
+    keep_m: comparisons whose m stays as given (found otherwise) while the others' are fitted."""
     patterns, counts = np.unique(levels, axis=0, return_counts=True) if len(levels) else (levels, np.zeros(0))
     counts = counts.astype(np.float64)
     deciding = patterns.copy()
@@ -152,8 +165,10 @@ def fit_em(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.ndarray], *,
     for iterations in range(1, max_iterations + 1):  # noqa: B007 (the count is returned)
         weight = match_weight(deciding, m_now, u_now, prior)
         match = probability(weight) * counts          # expected matching pairs per pattern
-        new_prior = float(np.clip(match.sum() / counts.sum(), floor, min(max_prior, 1 - floor)))
+        new_prior = prior if fix_prior else float(np.clip(match.sum() / counts.sum(), floor, min(max_prior, 1 - floor)))
         new_m = level_shares(patterns, sizes, floor, match)
+        for k in keep_m:
+            new_m[k] = m_now[k]
         new_u = u_now if fix_u else level_shares(patterns, sizes, floor, counts - match)
         moved = max(abs(new_prior - prior), *(float(np.abs(a - b).max()) for a, b in zip(new_m, m_now, strict=True)),
                     *(float(np.abs(a - b).max()) for a, b in zip(new_u, u_now, strict=True)))
@@ -162,3 +177,85 @@ def fit_em(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.ndarray], *,
             converged = True
             break
     return EmFit(m_now, u_now, prior, iterations, converged)
+
+
+def fit_rule_sessions(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.ndarray], decisive: Sequence[int],
+                      prior: float, *, min_pairs: int = 20, min_matches: float = 30,
+                      max_iterations: int = 500, tolerance: float = 1e-5,
+                      floor: float = 1e-6, held_out: Sequence[int] = ()) -> EmFit:
+    """m by EM sessions over the pairs each deterministic rule accepts, as Splink trains on pairs blocked by a
+    rule: the pairs at level 0 of decisive comparison k (an exact name, a shared identifier, the same phone) are
+    mostly matches, so EM among them (k itself held out, as it chose them) finds what matching pairs look like
+    on every other comparison. Over all candidate pairs EM finds a larger class instead (the same product line,
+    the same kind of restaurant: names, brands and prices alike, model numbers different).
+
+    A comparison's m is the mean of the sessions that trained it, weighted by the matches each found with the
+    comparison said, each with one pseudo-count spread as u is (a session of a few dozen pairs neither makes a
+    level impossible nor, where it never saw a level, makes that level evidence); comparisons that sessions
+    trained on fewer than `min_matches` matches (names alone: no second rule; a handful of shared codes: too
+    few for shares to mean much) get theirs from EM over all the pairs, the prior and the others' m held. m is
+    then made monotone (monotone_m). `u`: the level shares of all the pairs; `prior`: the share of
+    them that match (rule_prior). The returned u is that of the pairs that do not match (non_match_u)."""
+    trained: list[list[tuple[np.ndarray, float]]] = [[] for _ in sizes]
+    iterations, converged = 0, True
+    for k in decisive:
+        rows = levels[levels[:, k] == 0]
+        if len(rows) < min_pairs:
+            continue
+        session = fit_em(rows, sizes, u, prior=0.5, m=level_shares(rows, sizes, 0.01), fix_u=True,
+                         max_iterations=max_iterations, tolerance=tolerance, floor=floor,
+                         held_out=sorted({k, *held_out}))
+        iterations, converged = iterations + session.iterations, converged and session.converged
+        matches = session.prior * len(rows)
+        for j in range(len(sizes)):
+            seen = float((rows[:, j] >= 0).mean()) * matches
+            if j != k and j not in held_out and seen > 0:
+                trained[j].append(((session.m[j] * seen + u[j]) / (seen + 1), seen))
+    support = [sum(seen for _, seen in t) for t in trained]
+    m: list[np.ndarray | None] = [np.sum([mk * seen for mk, seen in t], axis=0) / sup if sup >= min_matches
+                                  else None for t, sup in zip(trained, support, strict=True)]
+    # EM over all the pairs for what the sessions did not train (names alone: no second rule), the others' m held
+    rest = fit_em(levels, sizes, u, prior=prior, m=[initial_m([s])[0] if mk is None else mk
+                                                    for mk, s in zip(m, sizes, strict=True)],
+                  fix_u=True, max_iterations=max_iterations, tolerance=tolerance, floor=floor,
+                  held_out=held_out, fix_prior=True, keep_m=[j for j, mk in enumerate(m) if mk is not None])
+    iterations, converged = iterations + rest.iterations, converged and rest.converged
+    m = [rest.m[j] if mk is None else mk for j, mk in enumerate(m)]
+    found = [np.asarray(mk) for mk in m if mk is not None]
+    u_found = non_match_u(levels, sizes, found, u, prior, max_iterations=max_iterations, tolerance=tolerance,
+                          floor=floor)
+    return EmFit([monotone_m(mk, uk) for mk, uk in zip(found, u_found, strict=True)], u_found, prior, iterations,
+                 converged)
+
+
+def monotone_m(m: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """m adjusted so that log2(m / u) does not rise from one level to the next (levels ordered strongest
+    agreement first: a closer name is never less evidence of a match). Adjacent levels that break the order
+    are pooled, each taking the pool's ratio sum(m) / sum(u) (pool-adjacent-violators), which keeps m's sum."""
+    blocks: list[list[float]] = []  # [sum m, sum u, levels]
+    for mk, uk in zip(m.tolist(), u.tolist(), strict=True):
+        blocks.append([mk, uk, 1])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] < blocks[-1][0] / blocks[-1][1]:
+            last = blocks.pop()
+            blocks[-1] = [blocks[-1][0] + last[0], blocks[-1][1] + last[1], blocks[-1][2] + last[2]]
+    ratio = np.repeat([b[0] / b[1] for b in blocks], [int(b[2]) for b in blocks])
+    return ratio * u
+
+
+def non_match_u(levels: np.ndarray, sizes: Sequence[int], m: Sequence[np.ndarray], u: Sequence[np.ndarray],
+                prior: float, *, max_iterations: int = 100, tolerance: float = 1e-5, floor: float = 1e-6
+                ) -> list[np.ndarray]:
+    """u of the pairs that do not match, with m and the prior known: each pair counts as much as it is not a
+    match (1 - its match probability), starting from `u` (all the pairs' level shares), until u settles. Among
+    candidate pairs the matches are no small part of an exact name's or a shared phone's share: counting them
+    in u would make those say little."""
+    patterns, counts = np.unique(levels, axis=0, return_counts=True) if len(levels) else (levels, np.zeros(0))
+    u_now = [np.asarray(p, dtype=np.float64) for p in u]
+    for _ in range(max_iterations):
+        rest = counts * (1 - probability(match_weight(patterns, m, u_now, prior)))
+        new_u = level_shares(patterns, sizes, floor, rest)
+        moved = max(float(np.abs(a - b).max()) for a, b in zip(new_u, u_now, strict=True))
+        u_now = new_u
+        if moved < tolerance:
+            break
+    return u_now

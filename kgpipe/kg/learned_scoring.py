@@ -107,7 +107,8 @@ def learned_table(table: NodeTable, nodes: Nodes) -> LearnedTable:
     """The learned scorer's view of resolution nodes (weights still to be learned or given)."""
     config = table.config
     name_records = np.bincount(nodes.name_of_node[nodes.node_of], minlength=len(nodes.names))
-    identifiers = node_identifiers(nodes.spellings, nodes.name_of_node, nodes.attributes, config.attributes)
+    identifiers = node_identifiers(nodes.spellings, nodes.name_of_node, nodes.attributes, config.attributes,
+                                   config.em.rare_code)
     return LearnedTable(table, identifiers, name_records / max(len(nodes.node_of), 1),
                         comparisons_for(config, table.context is not None))
 
@@ -134,10 +135,19 @@ def learn_weights(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, nod
     max_prior = 1.0
     if side is not None and settings.bound_prior and len(sample):
         max_prior = em.linkage_prior_bound(left[sample], right[sample], side)
-    fit = em.fit_em(candidate_levels, sizes, start_u, prior=min(0.1, max_prior / 2), fix_u=settings.fix_u,
-                    max_iterations=settings.max_iterations, tolerance=settings.tolerance, floor=settings.floor,
-                    held_out=[k for k, c in enumerate(scorer.comparisons) if c.name in settings.held_out],
-                    max_prior=max_prior)
+    held_out = [k for k, c in enumerate(scorer.comparisons) if c.name in settings.held_out]
+    decisive = [k for k, c in enumerate(scorer.comparisons) if c.decisive]
+    prior, sure = em.rule_prior(candidate_levels, decisive, settings.rule_recall, settings.floor)
+    # names alone, each distinct name one node: no pair has an exact name, and the rule has nothing to say
+    if settings.fit == "rules" and sure.sum() >= settings.min_rule_pairs:
+        fit = em.fit_rule_sessions(candidate_levels, sizes, start_u, decisive, min(prior, max_prior),
+                                   max_iterations=settings.max_iterations, tolerance=settings.tolerance,
+                                   floor=settings.floor, held_out=held_out, min_pairs=settings.min_rule_pairs,
+                                   min_matches=settings.min_matches)
+    else:
+        fit = em.fit_em(candidate_levels, sizes, start_u, prior=min(0.1, max_prior / 2), fix_u=settings.fix_u,
+                        max_iterations=settings.max_iterations, tolerance=settings.tolerance, floor=settings.floor,
+                        held_out=held_out, max_prior=max_prior)
     tf_u = {c.name: float(random_u[k][0]) for k, c in enumerate(scorer.comparisons) if c.tf}
     return weights_of(scorer.comparisons, fit, len(sample), len(random_left), tf_u)
 

@@ -120,6 +120,23 @@ class EmConfig(_Frozen):
     bound_prior: bool = Field(True, description=(
         "in one-to-one linkage at most one pair per node of the smaller side matches: the prior among the "
         "candidates stays at or below (nodes of the smaller side with a candidate) / candidates"))
+    rare_code: int = Field(5, ge=1, description=(
+        "a code (model number, phone) at most this many nodes carry identifies a thing: sharing it is the "
+        "identifier comparison's 'agree'; codes more nodes carry ('16GB', '1080p', 'DDR3') are specifications "
+        "many things share, and sharing only those is its weaker 'common' level"))
+    fit: Literal["rules", "em"] = Field("rules", description=(
+        "rules: the share of candidate pairs that match is estimated by a deterministic rule (pairs with an exact "
+        "name, a shared identifier or the same phone, taken as rule_recall of the matches), as Splink's "
+        "estimate_probability_two_random_records_match does, and m by EM sessions over the pairs each such rule "
+        "accepts (the rule's own comparison held out), as Splink trains on pairs blocked by a rule; em: m and "
+        "the prior by one EM over all candidate pairs (bounded in one-to-one linkage)"))
+    min_rule_pairs: int = Field(20, ge=1, description=(
+        "with fit rules: a rule session needs this many pairs; where the rules accept fewer in all (names alone, "
+        "each distinct name one node: no pair has an exact name), the prior and m are fitted as with fit em"))
+    min_matches: float = Field(30, ge=0, description=(
+        "with fit rules: a comparison whose m the rule sessions found on fewer matches than this (too few for "
+        "shares to mean much) gets its m from EM over all candidate pairs instead, the others' m held"))
+    rule_recall: float = Field(0.7, gt=0, le=1, description="the share of the matches the deterministic rule finds")
     max_iterations: int = Field(500, ge=1)
     tolerance: float = Field(1e-5, gt=0, description="EM stops when no probability moves more than this")
     floor: float = Field(1e-6, gt=0, lt=0.01, description="smallest m or u: a level never seen is rare, not impossible")

@@ -143,6 +143,7 @@ def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig 
     pair_table: PairTable = table
     threshold, group_threshold, learned, learn_stats = config.threshold, config.cluster_threshold, None, {}
     if config.learn == "em":
+        left, right = named_pairs(nodes, left, right)
         pair_table, learned = _learned_scorer(table, nodes, left, right, side)
         threshold, group_threshold = config.em.threshold, None
         learn_stats = {"em_iterations": learned.iterations, "em_converged": learned.converged,
@@ -187,6 +188,15 @@ def _learned_scorer(table: NodeTable, nodes: Nodes, left: np.ndarray, right: np.
     scorer = learned_table(table, nodes)
     weights = given_weights(table.config) or learn_weights(scorer, left, right, nodes.node_of, side)
     return scorer.with_weights(weights), weights
+
+
+def named_pairs(nodes: Nodes, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs whose nodes both have a name. Blocking pairs records by their names; records without one (only
+    attributes) share the empty name, which pairs each of them with all the others: that is no blocking, and
+    learned weights would take whatever attribute they happen to share for a match."""
+    named = np.array([bool(key) for key in nodes.names], dtype=bool)[nodes.name_of_node]
+    keep = named[left] & named[right]
+    return (left, right) if keep.all() else (left[keep], right[keep])
 
 
 def _check_sources(records: RecordColumns, one_to_one_sources: tuple[str, str] | None) -> None:
