@@ -392,21 +392,17 @@ class _BrokenEntryMet(Exception):
 
 def _cached_flags(ctx: StageContext, documents: DocumentReader, cache: ExtractCache | None,
                   check: bool) -> bytearray:
-    """Per document row, whether the cache holds its entry (looked up READ_BATCH keys at a time; `check`: each
-    entry read and checked). Broken entries met are dropped, with one warning."""
-    from kgpipe.stages.extract_cache import READ_BATCH
+    """Per document row, whether the cache holds its entry (looked up LOOKUP_BATCH keys at a time; `check`: each
+    entry read and checked, READ_BATCH at a time). Broken entries met are dropped, with one warning."""
+    from kgpipe.stages.extract_cache import LOOKUP_BATCH, READ_BATCH
 
     cached = bytearray(documents.rows)
     if cache is None:
         return cached
     keys = documents.keys()
     at = 0
-    while chunk := list(itertools.islice(keys, READ_BATCH)):
-        if check:
-            found = [entry is not None for entry in cache.read(chunk)]
-        else:
-            hits = cache.holds(chunk)
-            found = [key in hits for key in chunk]
+    while chunk := list(itertools.islice(keys, READ_BATCH if check else LOOKUP_BATCH)):
+        found = [entry is not None for entry in cache.read(chunk)] if check else cache.holds(chunk)
         cached[at:at + len(chunk)] = bytes(found)
         at += len(chunk)
     if cache.broken:

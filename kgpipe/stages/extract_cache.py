@@ -42,6 +42,7 @@ CACHE_FILE = Path("cache") / "extract.sqlite"   # under the pipeline's workspace
 FORMAT = 2                                      # PRAGMA user_version; another one: the file is started afresh
 DEFAULT_MAX_BYTES = 2_000_000_000
 READ_BATCH = 400                                # entries read (and written to the outputs) at once
+LOOKUP_BATCH = 10_000                           # keys looked up (not read) at once
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fingerprints (
@@ -68,6 +69,9 @@ CREATE TABLE IF NOT EXISTS contents (
     counts TEXT NOT NULL            -- JSON: DocumentCounts
 );
 """
+
+
+_WANTED_ENTRY = "e.fingerprint = ? AND e.doc_id = w.doc_id AND e.sha256 = w.sha256"
 
 
 def cache_path(workspace: Path) -> Path:
@@ -181,9 +185,24 @@ class ExtractCache:
 
     # --- entries ----------------------------------------------------------------------------------------
 
-    def holds(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of these (doc_id, sha256) keys have an entry (not read: see read)."""
-        return {key for key in keys if self._entry(key) is not None}
+    def holds(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
+        """Whether each of these (doc_id, sha256) keys has an entry (not read: see read)."""
+        found = [False] * len(keys)
+        for position, in self._wanted(keys, "w.position FROM wanted w CROSS JOIN entries e ON "
+                                            f"{_WANTED_ENTRY}"):
+            found[position] = True
+        return found
+
+    def _wanted(self, keys: Sequence[tuple[str, str]], select: str) -> sqlite3.Cursor:
+        """SELECT `select` (over the temporary table `wanted` of the keys and their positions). CROSS JOIN keeps
+        `wanted` the outer loop: the planner knows nothing of a temporary table's size and would otherwise scan
+        it for every entry of the fingerprint."""
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (position INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, "
+                        "sha256 TEXT NOT NULL)")
+        self.db.execute("DELETE FROM wanted")
+        self.db.executemany("INSERT INTO wanted VALUES (?, ?, ?)",
+                            ((i, doc_id, sha) for i, (doc_id, sha) in enumerate(keys)))
+        return self.db.execute(f"SELECT {select}", (self.fingerprint,))
 
     def _entry(self, key: tuple[str, str]) -> int | None:
         row = self.db.execute("SELECT id FROM entries WHERE fingerprint = ? AND doc_id = ? AND sha256 = ?",
@@ -199,18 +218,16 @@ class ExtractCache:
         """The cached rows of these (doc_id, sha256) keys, in their order: None for a key without an entry, or
         whose entry is broken (it is removed and listed in `broken`). The entries read are marked as used by
         this run."""
-        found: list[CachedDocument | None] = []
-        ids: list[int | None] = []
+        found: list[CachedDocument | None] = [None] * len(keys)
+        ids: list[int | None] = [None] * len(keys)
         problems: dict[int, str] = {}
-        for i, key in enumerate(keys):
-            row = self.db.execute("SELECT e.id, c.mentions, c.relations, c.counts FROM entries e JOIN contents c "
-                                  "ON c.entry = e.id WHERE e.fingerprint = ? AND e.doc_id = ? AND e.sha256 = ?",
-                                  (self.fingerprint, *key)).fetchone()
-            ids.append(None if row is None else row[0])
+        for i, entry, *contents in self._wanted(keys, "w.position, e.id, c.mentions, c.relations, c.counts FROM "
+                                                      f"wanted w CROSS JOIN entries e ON {_WANTED_ENTRY} CROSS JOIN "
+                                                      "contents c ON c.entry = e.id"):
+            ids[i] = entry
             try:
-                found.append(None if row is None else decode(key[0], *row[1:]))
+                found[i] = decode(keys[i][0], *contents)
             except BrokenEntry as exc:
-                found.append(None)
                 problems[i] = str(exc)
         problems.update(dict.fromkeys(_foreign(found), "rows of another document"))
         for i, problem in problems.items():
