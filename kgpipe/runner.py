@@ -315,6 +315,7 @@ def _execute(pipeline: Pipeline, stage: Stage, status: StageStatus, workspace: W
         log=logging.getLogger(f"kgpipe.stages.{stage.name}"),
         on_progress=lambda s, d, c, t: emit(RunEvent("progress", s, description=d, completed=c, total=t)),
         executor=executor, workspace_dir=workspace.dir,
+        input_hashes={path: status.dep_hashes.get(pipeline.rel(path)) for path in stage.dep_paths()},
     )
     started_at, t0 = _now(), time.perf_counter()
     try:

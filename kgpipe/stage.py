@@ -147,12 +147,22 @@ class StageContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kgpipe.stage"))
     executor: Executor = field(default_factory=LocalExecutor.in_process)
     workspace_dir: Path | None = None  # the pipeline's workspace; the runner sets it
+    input_hashes: dict[Path, str | None] = field(default_factory=dict)  # dep path -> content hash (the runner's)
 
     def input(self, name: str) -> Any:
         return self.inputs.get(name)
 
     def output(self, name: str) -> Path:
         return self.outputs[name]
+
+    def input_hash(self, path: Path) -> str | None:
+        """A dep's content hash as the runner computed it for the lock entry (the same function as
+        kgpipe.hashing's path_hash), or computed now for a path the runner did not hash."""
+        if path in self.input_hashes:
+            return self.input_hashes[path]
+        from kgpipe.hashing import path_hash
+
+        return path_hash(path)
 
     def destination(self, name: str) -> Path:
         """Where output `name` will be once the stage succeeds (for messages and reports)."""

@@ -337,3 +337,29 @@ def test_a_folder_output_is_an_empty_folder_and_a_file_output_a_free_name(tmp_pa
     assert status(pipeline)[0].summary == {"folder_is_dir": True, "folder_entries": 0, "file_exists": False}
     assert (tmp_path / "artifacts/p/probe/copy.txt").read_text() == "x"
     assert (tmp_path / "artifacts/p/probe.txt").read_text() == "ok"
+
+
+def test_a_stage_is_given_the_dep_hashes_its_lock_entry_records(chain_pipeline: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """StageContext.input_hash answers with the runner's hashes (a stage that keys a cache on its deps, as
+    extract does, need not read them again), and computes one for a path the runner did not hash."""
+    from kgpipe.config import load_pipeline
+    from kgpipe.lockfile import LockFile
+    from kgpipe.runner import Workspace
+
+    seen: dict[str, dict[Path, str | None]] = {}
+    concat = toy_stages.ToyConcat.run
+
+    def run_concat(self: toy_stages.ToyConcat, ctx: StageContext) -> None:
+        seen[ctx.stage] = dict(ctx.input_hashes)
+        assert [ctx.input_hash(p) for p in ctx.input("parts")] == list(ctx.input_hashes.values())
+        other = chain_pipeline.parent / "in" / "d.txt"
+        assert other not in ctx.input_hashes and ctx.input_hash(other) is not None
+        concat(self, ctx)
+
+    monkeypatch.setattr(toy_stages.ToyConcat, "run", run_concat)
+    run(chain_pipeline)
+    pipe = load_pipeline(chain_pipeline)
+    entry = LockFile.read(Workspace(pipe).lock_path).stages["c"]
+    assert {pipe.rel(path): digest for path, digest in seen["c"].items()} == entry.deps
+    assert len(entry.deps) == 2 and all(entry.deps.values())

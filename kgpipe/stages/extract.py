@@ -183,7 +183,8 @@ class ExtractStage(StageType):
 
         deps = {item.name: ctx.input(item.name) for item in self.inputs if item.name != "documents"}
         fingerprint = extractor_fingerprint(stage_version=self.version, params=ctx.params.model_dump(mode="json"),
-                                            deps=deps, model=spec.model, relation_model=spec.relation_model is not None)
+                                            deps=deps, model=spec.model, relation_model=spec.relation_model is not None,
+                                            dep_hash=ctx.input_hash)
         return ExtractCache(cache_path(ctx.workspace), fingerprint.digest, stage=ctx.stage, parts=fingerprint.parts,
                             logger=ctx.log)
 

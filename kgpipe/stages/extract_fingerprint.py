@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,15 +33,19 @@ class Fingerprint:
 
 
 def extractor_fingerprint(*, stage_version: int, params: dict[str, Any], deps: dict[str, Path | list[Path] | None],
-                          model: str, relation_model: bool) -> Fingerprint:
+                          model: str, relation_model: bool,
+                          dep_hash: Callable[[Path], str | None] | None = None) -> Fingerprint:
     """`params`: the stage's params as JSON values; `deps`: its inputs but the documents; `model`: the spaCy model
-    as the stage resolved it (a package name or a folder); `relation_model`: whether a relation model is used."""
+    as the stage resolved it (a package name or a folder); `relation_model`: whether a relation model is used;
+    `dep_hash`: a dep's content hash (StageContext.input_hash: the runner's, not computed again), by default
+    computed here."""
     hasher = HashCache()
+    hash_of = dep_hash or hasher.path_hash
 
     def content(value: Path | list[Path] | None) -> str | list[str | None] | None:
         if isinstance(value, list):
-            return [hasher.path_hash(path) for path in value]
-        return hasher.path_hash(value) if value is not None else None
+            return [hash_of(path) for path in value]
+        return hash_of(value) if value is not None else None
 
     folder = Path(model) if Path(model).is_absolute() else None
     libraries = ["kgpipe", "spacy", "thinc"]
