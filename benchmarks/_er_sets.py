@@ -24,7 +24,7 @@ class ErSet:
     """One development set. `frame`: one row per record (unique_id, source_dataset, name and attribute
     columns as strings, '' where missing); `gold`: matching record-id pairs (unordered, the transitive closure
     for deduplication); `sources`: the two sources of one-to-one linkage, None for deduplication; `keep`: the
-    records a second score is restricted to (the affiliation strings outside the gold audit), or None."""
+    records a second score is restricted to (those outside the set's gold audit), or None."""
 
     name: str
     records: list
@@ -81,7 +81,12 @@ def affiliations(path: Path) -> ErSet:
 
 
 def _pipe_set(name: str, path: Path, files: tuple[str, str], sources: tuple[str, str], name_column: str,
-              columns: dict[str, str], attributes: dict, clean: Callable[[str], str] = lambda c: c) -> ErSet:
+              columns: dict[str, str], attributes: dict, clean: Callable[[str], str] = lambda c: c,
+              audit: str | None = None) -> ErSet:
+    """A `|`-separated two-source set; `audit`: the key of its gold audit (benchmarks/make_er_audits.py), whose
+    records a second score leaves out where the audit was made from these very files."""
+    from make_er_audits import audited_records
+
     from kgpipe.kg.resolve import Record
 
     recs = []
@@ -93,7 +98,9 @@ def _pipe_set(name: str, path: Path, files: tuple[str, str], sources: tuple[str,
             recs.append(Record(f"{source}:{row['id']}", row[name_column], source=source, attributes=attrs))
     gold_frame = read_csv_any(path / "gt.csv", sep="|", dtype=str)
     gold = {pair(f"{sources[0]}:{a}", f"{sources[1]}:{b}") for a, b in gold_frame.itertuples(index=False, name=None)}
-    return ErSet(name, recs, attributes, sources, _frame(recs, list(columns)), gold)
+    listed = None if audit is None else audited_records(audit, path)
+    keep = None if listed is None else np.array([r.id not in listed for r in recs], dtype=bool)
+    return ErSet(name, recs, attributes, sources, _frame(recs, list(columns)), gold, keep)
 
 
 def walmart_amazon(path: Path) -> ErSet:
@@ -103,7 +110,7 @@ def walmart_amazon(path: Path) -> ErSet:
                      {"modelno": "modelno", "brand": "brand", "price": "price"},
                      {"modelno": AttributeRule(weight=0.5, kind="code"),
                       "brand": AttributeRule(weight=0.25, kind="exact"),
-                      "price": AttributeRule(weight=0.25, kind="price")})
+                      "price": AttributeRule(weight=0.25, kind="price")}, audit="walmart_amazon")
 
 
 def restaurants(path: Path) -> ErSet:
@@ -113,7 +120,7 @@ def restaurants(path: Path) -> ErSet:
                      {"phone": "phone_number", "street": "street"},
                      {"phone": AttributeRule(weight=0.5, kind="phone"),
                       "street": AttributeRule(weight=0.25, kind="address")},
-                     clean=lambda c: c.rsplit("#", 1)[-1])
+                     clean=lambda c: c.rsplit("#", 1)[-1], audit="restaurants")
 
 
 LOADERS: dict[str, tuple[Callable[[Path], ErSet], str]] = {

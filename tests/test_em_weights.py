@@ -12,6 +12,7 @@ from kgpipe.kg.comparisons import MISSING, IdentifierColumns
 from kgpipe.kg.explain import explain
 from kgpipe.kg.identifiers import find_identifiers, isbn13, phone_key, value_identifiers
 from kgpipe.kg.learned_weights import ComparisonWeights, LearnedWeights
+from kgpipe.kg.resolution_config import EmConfig
 from kgpipe.kg.resolve import Record, resolve
 from kgpipe.kg.similarity import AttributeRule, ResolutionConfig
 
@@ -355,3 +356,66 @@ def test_records_without_a_name_are_not_paired_by_their_empty_name() -> None:
     of = result.cluster_of()
     assert all(of[f"a:{i}"] == of[f"b:{i}"] for i in range(40))
     assert all(of[f"a:s{i}"] != of[f"b:s{i}"] for i in range(40))
+
+
+def names_and_context(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of distinct names (no exact level, as when each distinct name is one node) with a context
+    comparison: a sixth match. Matches: name mostly in the first band, context mostly shared; non-matches the
+    other way round."""
+    match = rng.random(n) < 1 / 6
+    name = np.where(match, rng.choice([1, 2, 3, 4], n, p=[0.4, 0.3, 0.2, 0.1]),
+                    rng.choice([1, 2, 3, 4], n, p=[0.02, 0.1, 0.3, 0.58]))
+    context = np.where(match, rng.choice([0, 1, 2], n, p=[0.3, 0.6, 0.1]),
+                       rng.choice([0, 1, 2], n, p=[0.03, 0.17, 0.8]))
+    return np.stack([name, context], axis=1).astype(np.int8), match
+
+
+def test_a_near_exact_name_is_the_rule_where_no_name_is_exact() -> None:
+    """No pair has an exact name: the rule accepts the first band instead (rule_levels), its sessions train
+    the context, and the prior is fitted (fit_prior), not held at the rule's guess."""
+    rng = np.random.default_rng(3)
+    levels, match = names_and_context(rng, 30_000)
+    sizes = [5, 3]
+    shares = em.level_shares(levels, sizes, 1e-6)
+    assert not em.rule_prior(levels, [0], 0.7, 1e-6)[1].any()
+    guess, sure = em.rule_prior(levels, [0], 0.7, 1e-6, rule_levels=[1])
+    assert sure.tolist() == (levels[:, 0] == 1).tolist()
+    fit = em.fit_rule_sessions(levels, sizes, shares, [0], guess, rule_levels=[1], fit_prior=True)
+    held = em.fit_rule_sessions(levels, sizes, shares, [0], guess, rule_levels=[1])
+    assert fit.trained == held.trained == (1,)
+    assert held.prior == pytest.approx(guess) and abs(fit.prior - guess) > 0.01
+    true_m = em.level_shares(levels[match], sizes, 1e-6)
+    assert np.abs(fit.m[1] - true_m[1]).max() < 0.08   # the context's m, from the near-exact names' pairs
+
+
+def test_one_comparison_em_stays_where_it_starts_and_starts_from_given_responsibilities() -> None:
+    """Names alone: one comparison says anything, and a mixture of one comparison is not identified, so EM
+    ends near its start. responsibility_start makes the start another scorer's view of the pairs."""
+    rng = np.random.default_rng(4)
+    levels, match = names_and_context(rng, 20_000)
+    levels = levels[:, :1]
+    sizes = [5]
+    said = np.where(match, 0.9, 0.1)
+    m, u, prior = em.responsibility_start(levels, sizes, said, 1e-6)
+    assert prior == pytest.approx(said.mean())
+    assert m[0] == pytest.approx(em.level_shares(levels, sizes, 1e-6, said)[0])
+    assert u[0] == pytest.approx(em.level_shares(levels, sizes, 1e-6, 1 - said)[0])
+    started = em.fit_em(levels, sizes, u, prior=prior, m=m, max_iterations=500)
+    default = em.fit_em(levels, sizes, em.level_shares(levels, sizes, 1e-6), prior=0.1, max_iterations=500)
+    assert abs(started.prior - default.prior) > 0.05   # the same data, two fits: where each started
+    assert abs(started.prior - prior) < abs(default.prior - prior)
+
+
+def test_names_alone_learn_from_the_hand_set_scores_deterministically() -> None:
+    names = ["Univ. of Maryland", "University of Maryland", "University of Maryland, College Park",
+             "Univ Maryland College Park", "Stanford University", "Stanford Univ.", "Stanford University, CA",
+             "IBM Almaden Research Center", "IBM Almaden Research Ctr.", "Almaden Research Center, IBM"]
+    records = [Record(str(i), name) for i, name in enumerate(names)]
+    first = resolve(records, ResolutionConfig(learn="em"))
+    again = resolve(list(reversed(records)), ResolutionConfig(learn="em"))
+    assert first.learned == again.learned
+    levels = resolve(records, ResolutionConfig(learn="em", em=EmConfig(start="levels")))
+    assert levels.learned is not None and first.learned is not None
+    assert levels.learned.prior != first.learned.prior      # the start is the hand-set scorer's view
+    same = first.cluster_of()
+    assert same["0"] == same["1"] and same["4"] == same["5"] and same["0"] != same["4"]

@@ -75,14 +75,16 @@ def _normalised(counts: np.ndarray, floor: float) -> np.ndarray:
     return shares / shares.sum()
 
 
-def rule_prior(levels: np.ndarray, decisive: Sequence[int], recall: float, floor: float) -> tuple[float, np.ndarray]:
+def rule_prior(levels: np.ndarray, decisive: Sequence[int], recall: float, floor: float,
+               rule_levels: Sequence[int] | None = None) -> tuple[float, np.ndarray]:
     """The share of the pairs that match as a deterministic rule estimates it (Splink's
     estimate_probability_two_random_records_match): the pairs at level 0 of any decisive comparison (an exact
-    name, a shared identifier, the same phone) are taken as matches found with the given recall. Returns the
-    prior and which pairs the rule accepts."""
+    name, a shared identifier, the same phone; at or above level rule_levels[i] of decisive[i] where given) are
+    taken as matches found with the given recall. Returns the prior and which pairs the rule accepts."""
     sure = np.zeros(len(levels), dtype=bool)
-    for k in decisive:
-        sure |= levels[:, k] == 0
+    for i, k in enumerate(decisive):
+        top = 0 if rule_levels is None else rule_levels[i]
+        sure |= (levels[:, k] >= 0) & (levels[:, k] <= top)
     return float(np.clip(sure.sum() / recall / max(len(levels), 1), floor, 1 - floor)), sure
 
 
@@ -102,12 +104,25 @@ class EmFit:
     prior: float
     iterations: int
     converged: bool
+    trained: tuple[int, ...] = ()   # comparisons whose m rule sessions found (fit_rule_sessions)
 
 
 def initial_m(sizes: Sequence[int]) -> list[np.ndarray]:
     """Where EM starts: matching pairs mostly at the strongest level of each comparison, a quarter as often
     at each level below."""
     return [_normalised(0.25 ** np.arange(size, dtype=np.float64), 0.0) for size in sizes]
+
+
+def responsibility_start(levels: np.ndarray, sizes: Sequence[int], match: np.ndarray, floor: float,
+                         max_prior: float = 1.0) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    """m, u and the prior of one M-step with each pair counting `match` (a probability in [0, 1]) as a match
+    and the rest as a non-match: where EM starts from another scorer's view of the pairs (the hand-set weights)
+    instead of initial_m. Names alone give one comparison that says anything, and a mixture of one comparison is
+    not identified: EM drifts from wherever it starts along a ridge of equal likelihood, so where it starts is
+    what it finds."""
+    match = np.clip(np.asarray(match, dtype=np.float64), 0.0, 1.0)
+    prior = float(np.clip(match.mean(), floor, min(max_prior, 1 - floor))) if len(match) else 0.1
+    return level_shares(levels, sizes, floor, match), level_shares(levels, sizes, floor, 1 - match), prior
 
 
 def _log_ratio_tables(probs: Sequence[np.ndarray]) -> np.ndarray:
@@ -182,7 +197,8 @@ def fit_em(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.ndarray], *,
 def fit_rule_sessions(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.ndarray], decisive: Sequence[int],
                       prior: float, *, min_pairs: int = 20, min_matches: float = 30,
                       max_iterations: int = 500, tolerance: float = 1e-5,
-                      floor: float = 1e-6, held_out: Sequence[int] = ()) -> EmFit:
+                      floor: float = 1e-6, held_out: Sequence[int] = (), rule_levels: Sequence[int] | None = None,
+                      fit_prior: bool = False) -> EmFit:
     """m by EM sessions over the pairs each deterministic rule accepts, as Splink trains on pairs blocked by a
     rule: the pairs at level 0 of decisive comparison k (an exact name, a shared identifier, the same phone) are
     mostly matches, so EM among them (k itself held out, as it chose them) finds what matching pairs look like
@@ -195,11 +211,15 @@ def fit_rule_sessions(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.n
     trained on fewer than `min_matches` matches (names alone: no second rule; a handful of shared codes: too
     few for shares to mean much) get theirs from EM over all the pairs, the prior and the others' m held. m is
     then made monotone (monotone_m). `u`: the level shares of all the pairs; `prior`: the share of
-    them that match (rule_prior). The returned u is that of the pairs that do not match (non_match_u)."""
+    them that match (rule_prior), held unless fit_prior (then EM over all the pairs fits it, starting there:
+    a near-exact name's recall is no known share of the matches). rule_levels: per decisive comparison, the
+    weakest level its rule accepts (default 0, the strongest). The returned u is that of the pairs that do
+    not match (non_match_u); the returned `trained`, the comparisons the sessions found m for."""
     trained: list[list[tuple[np.ndarray, float]]] = [[] for _ in sizes]
     iterations, converged = 0, True
-    for k in decisive:
-        rows = levels[levels[:, k] == 0]
+    for i, k in enumerate(decisive):
+        top = 0 if rule_levels is None else rule_levels[i]
+        rows = levels[(levels[:, k] >= 0) & (levels[:, k] <= top)]
         if len(rows) < min_pairs:
             continue
         session = fit_em(rows, sizes, u, prior=0.5, m=level_shares(rows, sizes, 0.01), fix_u=True,
@@ -218,14 +238,16 @@ def fit_rule_sessions(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.n
     rest = fit_em(levels, sizes, u, prior=prior, m=[initial_m([s])[0] if mk is None else mk
                                                     for mk, s in zip(m, sizes, strict=True)],
                   fix_u=True, max_iterations=max_iterations, tolerance=tolerance, floor=floor,
-                  held_out=held_out, fix_prior=True, keep_m=[j for j, mk in enumerate(m) if mk is not None])
+                  held_out=held_out, fix_prior=not fit_prior, keep_m=[j for j, mk in enumerate(m) if mk is not None])
     iterations, converged = iterations + rest.iterations, converged and rest.converged
+    found_by_sessions = tuple(j for j, mk in enumerate(m) if mk is not None)
     m = [rest.m[j] if mk is None else mk for j, mk in enumerate(m)]
+    prior = rest.prior
     found = [np.asarray(mk) for mk in m if mk is not None]
     u_found = non_match_u(levels, sizes, found, u, prior, max_iterations=max_iterations, tolerance=tolerance,
                           floor=floor)
     return EmFit([monotone_m(mk, uk) for mk, uk in zip(found, u_found, strict=True)], u_found, prior, iterations,
-                 converged)
+                 converged, found_by_sessions)
 
 
 def monotone_m(m: np.ndarray, u: np.ndarray) -> np.ndarray:

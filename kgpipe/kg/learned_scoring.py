@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -138,14 +139,29 @@ def learn_weights(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, nod
     held_out = [k for k, c in enumerate(scorer.comparisons) if c.name in settings.held_out]
     decisive = [k for k, c in enumerate(scorer.comparisons) if c.decisive]
     prior, sure = em.rule_prior(candidate_levels, decisive, settings.rule_recall, settings.floor)
-    # names alone, each distinct name one node: no pair has an exact name, and the rule has nothing to say
+    sessions = partial(em.fit_rule_sessions, min_pairs=settings.min_rule_pairs, min_matches=settings.min_matches,
+                       max_iterations=settings.max_iterations, tolerance=settings.tolerance, floor=settings.floor,
+                       held_out=held_out)
+    fit: em.EmFit | None = None
     if settings.fit == "rules" and sure.sum() >= settings.min_rule_pairs:
-        fit = em.fit_rule_sessions(candidate_levels, sizes, start_u, decisive, min(prior, max_prior),
-                                   max_iterations=settings.max_iterations, tolerance=settings.tolerance,
-                                   floor=settings.floor, held_out=held_out, min_pairs=settings.min_rule_pairs,
-                                   min_matches=settings.min_matches)
-    else:
-        fit = em.fit_em(candidate_levels, sizes, start_u, prior=min(0.1, max_prior / 2), fix_u=settings.fix_u,
+        fit = sessions(candidate_levels, sizes, start_u, decisive, min(prior, max_prior))
+    elif settings.fit == "rules" and "name" in (names := [c.name for c in scorer.comparisons]):
+        # names alone, each distinct name one node: no pair has an exact name. A near-exact name (the first
+        # band) is the rule instead: its sessions train what else is compared (context, numbers), and the prior
+        # is fitted, since a near-exact name's recall is no known share; used where they trained something
+        name, near = names.index("name"), [1]
+        prior, sure = em.rule_prior(candidate_levels, [name], settings.rule_recall, settings.floor, near)
+        if sure.sum() >= settings.min_rule_pairs:
+            found = sessions(candidate_levels, sizes, start_u, [name], min(prior, max_prior), rule_levels=near,
+                             fit_prior=True)
+            fit = found if found.trained else None
+    if fit is None:  # one EM over all the pairs, from the hand-set scorer's view of them (EmConfig.start)
+        start_m, prior = None, min(0.1, max_prior / 2)
+        if settings.start == "fixed" and len(sample):
+            fixed = scorer.table.score(left[sample], right[sample]).score
+            start_m, fixed_u, prior = em.responsibility_start(candidate_levels, sizes, fixed, settings.floor, max_prior)
+            start_u = fixed_u if settings.u_from == "candidates" else start_u
+        fit = em.fit_em(candidate_levels, sizes, start_u, prior=prior, m=start_m, fix_u=settings.fix_u,
                         max_iterations=settings.max_iterations, tolerance=settings.tolerance, floor=settings.floor,
                         held_out=held_out, max_prior=max_prior)
     tf_u = {c.name: float(random_u[k][0]) for k, c in enumerate(scorer.comparisons) if c.tf}

@@ -136,6 +136,12 @@ class EmConfig(_Frozen):
     min_matches: float = Field(30, ge=0, description=(
         "with fit rules: a comparison whose m the rule sessions found on fewer matches than this (too few for "
         "shares to mean much) gets its m from EM over all candidate pairs instead, the others' m held"))
+    start: Literal["fixed", "levels"] = Field("fixed", description=(
+        "where one EM over all candidate pairs starts (fit em, or fit rules where no rule accepts enough pairs: "
+        "names alone): fixed, each pair counted a match as much as the hand-set scorer's score says (one M-step "
+        "on those shares gives the first m, u and prior); levels: matches mostly at each comparison's strongest "
+        "level (em.initial_m), prior 0.1. With one comparison that says anything (names alone) EM cannot tell "
+        "the prior from m and stays near where it starts"))
     rule_recall: float = Field(0.7, gt=0, le=1, description="the share of the matches the deterministic rule finds")
     max_iterations: int = Field(500, ge=1)
     tolerance: float = Field(1e-5, gt=0, description="EM stops when no probability moves more than this")
