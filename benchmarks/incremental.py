@@ -270,19 +270,32 @@ def embed_pipeline(work: Path, name: str, graph: Path, seed: int, warm: bool) ->
 
 
 @dataclass
-class GraphSize:
-    triples: int
-    entities: int            # entities in a triple (those the embedding has a vector for)
-    entity_ids: frozenset[str]
+class Graph:
+    """A fused graph's triples as the embed stage reads them."""
 
+    triples: list[Triple]
 
-def graph_size(folder: Path) -> GraphSize:
-    import pyarrow.parquet as pq
+    @classmethod
+    def read(cls, folder: Path) -> Graph:
+        from kgpipe.embed.data import read_triples
 
-    table = pq.read_table(folder / "triples.parquet", columns=["head", "relation", "tail"])
-    triples = set(zip(*(table.column(c).to_pylist() for c in ("head", "relation", "tail")), strict=True))
-    entities = frozenset(e for h, _, t in triples for e in (h, t))
-    return GraphSize(len(triples), len(entities), entities)
+        path = folder / "triples.parquet"
+        return cls(sorted(set(read_triples(path, str(path)))))
+
+    @property
+    def entities(self) -> frozenset[str]:
+        """The entities in a triple (those the embedding has a vector for)."""
+        return frozenset(e for h, _, t in self.triples for e in (h, t))
+
+    def test_triples(self, training: frozenset[Triple], seed: int) -> frozenset[Triple]:
+        """The test triples of an embed run whose model trained on `training`: the hash split (the stage's
+        fractions, pipelines/default.yaml leaves them at their defaults) with that run's training triples kept
+        in training reproduces the run's split."""
+        from kgpipe.embed.split import hash_split
+        from kgpipe.stages.embed import EmbedParams
+
+        fractions = [("validation", EmbedParams().validation_fraction), ("testing", EmbedParams().test_fraction)]
+        return frozenset(hash_split(self.triples, fractions, seed=seed, keep=training).carved["testing"])
 
 
 @dataclass
@@ -339,6 +352,18 @@ def spread(values: list[float], digits: int) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
+@dataclass
+class EmbedSeed:
+    """One seed's two timed runs on the `add` graph, and the test triples each tested on."""
+
+    seed: int
+    scratch: EmbedRun
+    warm: EmbedRun
+    common_tests: int       # test triples of both runs
+    only_warm: int
+    only_scratch: int
+
+
 def run_embed(args: argparse.Namespace, work: Path, steps: list[Step], corpora: dict[str, Corpus]) -> str:
     """Per seed: `warm` trains on the `full` step's graph (from scratch: the previous model), then on the `add`
     step's graph warm-started from it; `scratch` trains on the `add` step's graph from scratch. Only the two
@@ -348,20 +373,15 @@ def run_embed(args: argparse.Namespace, work: Path, steps: list[Step], corpora: 
     if not warm_start_available():
         return "embed warm start: not available in this kgpipe yet (the embed stage has no `warm_start` param); " \
                "skipped.\n"
-    seeds = [int(s) for s in args.seeds.split(",")]
     graph = work / "graph"
     corpus_file, fuse_pipeline = work / "corpus.jsonl", work / "incremental.yaml"
     for step in ("full", "add"):   # each step's fused graph, as the incremental pipeline wrote it
         corpora[step].write(corpus_file)
         result = kgpipe.run(fuse_pipeline)
         shutil.copytree(result.outputs["fuse"]["triples"].parent, graph / step, dirs_exist_ok=True)
-    sizes = {step: graph_size(graph / step) for step in ("full", "add")}
-    new_entities = len(sizes["add"].entity_ids - sizes["full"].entity_ids)
-    add = next(s for s in steps if s.name == "add").runs
-    rows: list[str] = []
-    runs: dict[str, list[EmbedRun]] = {"scratch": [], "warm": []}
-    same_test: list[bool] = []
-    for seed in seeds:
+    graphs = {step: Graph.read(graph / step) for step in ("full", "add")}
+    results = []
+    for seed in (int(s) for s in args.seeds.split(",")):
         names = {"warm": f"embed-warm-{seed}", "scratch": f"embed-scratch-{seed}"}
         paths = {kind: embed_pipeline(work, name, graph / "current", seed, warm=kind == "warm")
                  for kind, name in names.items()}
@@ -371,65 +391,81 @@ def run_embed(args: argparse.Namespace, work: Path, steps: list[Step], corpora: 
             raise SystemExit(f"seed {seed}: the first warm run started from an earlier model")
         previous_model = lock_hash(work, names["warm"], "model")
         shutil.copytree(graph / "add", graph / "current", dirs_exist_ok=True)
-        done: dict[str, EmbedRun] = {}
-        for kind in ("warm", "scratch") if seed % 2 == 0 else ("scratch", "warm"):
-            done[kind] = run_embed_pipeline(paths[kind])
-            runs[kind].append(done[kind])
-        warm, scratch = done["warm"], done["scratch"]
-        started_from = warm.summary.get("warm_started_from")
+        done = {kind: run_embed_pipeline(paths[kind])
+                for kind in (("warm", "scratch") if seed % 2 == 0 else ("scratch", "warm"))}
+        started_from = done["warm"].summary.get("warm_started_from")
         if started_from != previous_model:
             raise SystemExit(f"seed {seed}: the warm run started from {started_from}, not from the model trained "
                              f"on the `full` graph ({previous_model})")
         print(f"embed seed {seed}: warm_started_from {started_from} (the full-graph model's hash in its lock "
-              f"entry); {warm.summary['warm_start']}", flush=True)
-        same_test.append(warm.training == scratch.training)  # the same training triples: the same test triples
-        whole_full, whole_warm = add["full"].wall_s + scratch.seconds, add["incremental"].wall_s + warm.seconds
-        rows.append(f"| {seed} | {scratch.summary['epochs']} | {scratch.seconds:.1f} | {warm.summary['epochs']} "
-                    f"| {warm.seconds:.1f} | {whole_full:.1f} | {whole_warm:.1f} | {whole_warm / whole_full:.2f} "
-                    f"| {scratch.mrr:.4f} | {warm.mrr:.4f} | {warm.mrr - scratch.mrr:+.4f} |")
+              f"entry); {done['warm'].summary['warm_start']}", flush=True)
+        warm_tests, scratch_tests = (graphs["add"].test_triples(done[kind].training, seed)
+                                     for kind in ("warm", "scratch"))
+        common = len(warm_tests & scratch_tests)
+        results.append(EmbedSeed(seed, done["scratch"], done["warm"], common, len(warm_tests) - common,
+                                 len(scratch_tests) - common))
+    add = next(s for s in steps if s.name == "add").runs
+    return embed_report(results, graphs, (add["full"].wall_s, add["incremental"].wall_s),
+                        {kind: run_config(work, f"embed-{kind}-{results[0].seed}") for kind in ("scratch", "warm")})
 
+
+def embed_report(results: list[EmbedSeed], graphs: dict[str, Graph], pipeline_s: tuple[float, float],
+                 configs: dict[str, dict]) -> str:
+    """The embed table and verdicts; pipeline_s: the `add` step's full and incremental run seconds."""
     def column(kind: str, key: str) -> list[float]:
-        return [float(r.summary[key]) if key != "seconds" else r.seconds for r in runs[kind]]
+        runs = [getattr(r, kind) for r in results]
+        return [r.seconds if key == "seconds" else float(r.summary[key]) for r in runs]
 
-    full_s = [add["full"].wall_s + s for s in column("scratch", "seconds")]
-    warm_s = [add["incremental"].wall_s + s for s in column("warm", "seconds")]
-    ratio = statistics.mean(warm_s) / statistics.mean(full_s)
+    full_s = [pipeline_s[0] + s for s in column("scratch", "seconds")]
+    warm_s = [pipeline_s[1] + s for s in column("warm", "seconds")]
     scratch_mrr, warm_mrr = column("scratch", "mrr"), column("warm", "mrr")
-    low, high = min(scratch_mrr), max(scratch_mrr)
     diffs = [w - s for w, s in zip(warm_mrr, scratch_mrr, strict=True)]
-    counts = runs["warm"][0].summary["warm_start"]
-    rows.append(f"| mean ± sd | {spread(column('scratch', 'epochs'), 1)} | {spread(column('scratch', 'seconds'), 1)} "
-                f"| {spread(column('warm', 'epochs'), 1)} | {spread(column('warm', 'seconds'), 1)} "
+    rows = []
+    for r, whole_full, whole_warm, diff in zip(results, full_s, warm_s, diffs, strict=True):
+        tests = f"{r.common_tests}" + (f" + {r.only_warm} / {r.only_scratch}" if r.only_warm or r.only_scratch else "")
+        rows.append(f"| {r.seed} | {tests} | {r.scratch.summary['epochs']} | {r.scratch.seconds:.1f} "
+                    f"| {r.warm.summary['epochs']} | {r.warm.seconds:.1f} | {whole_full:.1f} | {whole_warm:.1f} "
+                    f"| {whole_warm / whole_full:.2f} | {r.scratch.mrr:.4f} | {r.warm.mrr:.4f} | {diff:+.4f} |")
+    ratio = statistics.mean(warm_s) / statistics.mean(full_s)
+    rows.append(f"| mean ± sd | | {spread(column('scratch', 'epochs'), 1)} | {spread(column('scratch', 'seconds'), 1)}"
+                f" | {spread(column('warm', 'epochs'), 1)} | {spread(column('warm', 'seconds'), 1)} "
                 f"| {spread(full_s, 1)} | {spread(warm_s, 1)} | {ratio:.2f} | {spread(scratch_mrr, 4)} "
                 f"| {spread(warm_mrr, 4)} | {spread(diffs, 4)} |")
-    mrr_met = statistics.mean(warm_mrr) >= low
-    scratch_config, warm_config = (run_config(work, f"embed-{kind}-{seeds[0]}") for kind in ("scratch", "warm"))
-    differ = ", ".join(str(s) for s, same in zip(seeds, same_test, strict=True) if not same)
+    low, high = min(scratch_mrr), max(scratch_mrr)
+    scratch_embed = statistics.mean(column("scratch", "seconds"))
+    embed_ratio = statistics.mean(column("warm", "seconds")) / scratch_embed
+    incremental_scratch = (pipeline_s[1] + scratch_embed) / statistics.mean(full_s)
+    full, grown = graphs["full"], graphs["add"]
+    new = len(grown.entities - full.entities)
+    counts = results[0].warm.summary["warm_start"]
     return (
-        "Embed warm start on the `add` step. Graphs (fused by the incremental pipeline): `full` "
-        f"{sizes['full'].triples:,} triples, {sizes['full'].entities:,} entities in them; `add` "
-        f"{sizes['add'].triples:,} triples, {sizes['add'].entities:,} entities, {new_entities:,} of them new "
-        f"({new_entities / sizes['add'].entities:.1%}). Embed params: pipelines/default.yaml's (model ComplEx, "
-        f"embedding_dim 64) with kgpipe's ComplEx defaults: {describe(scratch_config)}; at most "
-        f"{scratch_config['epochs']} epochs from scratch, {warm_config['epochs']} warm (warm_epochs default: a "
-        "quarter); "
-        "device cpu; split: hash (validation and test 0.1 each, the seed is the split's too). Per seed: `scratch` "
-        "trains on the `add` graph from scratch; `warm` trained on the `full` graph first (not timed), then on the "
-        f"`add` graph from that model (warm_started_from checked against its lock entry; {counts['entities_copied']:,}"
-        f" entities and {counts['relations_copied']} relations copied, {counts['entities_new']:,} entities new). "
-        "Embed s = wall seconds of the embed pipeline's kgpipe.run (load, train, evaluate, export); pipeline = the "
-        "`add` step's run (full: extract cache off; warm: incremental) + embed. MRR: test, filtered, realistic, both "
-        "sides; scratch and warm test on the same triples: "
-        f"{'yes' if not differ else f'NO (seeds {differ})'}"
-        ".\n\n"
-        "| seed | scratch epochs | embed scratch s | warm epochs | embed warm s | pipeline full s | pipeline warm s "
-        "| warm / full | MRR scratch | MRR warm | warm - scratch |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
-        + "\n".join(rows) + "\n\n"
+        f"Embed warm start on the `add` step. Graphs (fused by the incremental pipeline): `full` "
+        f"{len(full.triples):,} triples, {len(full.entities):,} entities in them; `add` {len(grown.triples):,} "
+        f"triples, {len(grown.entities):,} entities, {new:,} of them new ({new / len(grown.entities):.1%}). "
+        "Embed params: pipelines/default.yaml's (model ComplEx, embedding_dim 64) over kgpipe's ComplEx defaults: "
+        f"{describe(configs['scratch'])}; at most {configs['scratch']['epochs']} epochs from scratch, "
+        f"{configs['warm']['epochs']} warm (warm_epochs unset: a quarter); device cpu; split: hash (validation "
+        "and test 0.1 each; the seed is the split's too). Per seed: `scratch` trains on the `add` graph from "
+        "scratch; `warm` trained on the `full` graph first (not timed), then on the `add` graph from that model "
+        "(its warm_started_from checked against the `full` model's hash in the lock file; "
+        f"{counts['entities_copied']:,} entities and {counts['relations_copied']} relations copied, "
+        f"{counts['entities_new']:,} entities new). "
+        "Embed s: wall seconds of the embed pipeline's kgpipe.run (read, train, evaluate, export); pipeline: the "
+        "`add` step's run (full: extract cache off; warm: incremental) + embed. MRR: test, filtered, realistic, "
+        "both sides. Test triples: those both runs test on (+ only warm's / only scratch's: a triple the `full` "
+        "model trained on stays in warm's training, where scratch's hash split may test it).\n\n"
+        "| seed | test triples | scratch epochs | embed scratch s | warm epochs | embed warm s | pipeline full s "
+        "| pipeline warm s | warm / full | MRR scratch | MRR warm | warm - scratch |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"- whole pipeline warm / full: {ratio:.2f} (ratio of means; target <= 0.25): "
-        f"{'met' if ratio <= 0.25 else 'NOT met'}\n"
-        f"- MRR warm mean {statistics.mean(warm_mrr):.4f}, scratch {statistics.mean(scratch_mrr):.4f} (seed-to-seed "
-        f"range {low:.4f}-{high:.4f}, spread {high - low:.4f}); target: warm within (or above) the scratch range: "
-        f"{'met' if mrr_met else 'NOT met'}\n")
+        f"{'met' if ratio <= 0.25 else 'NOT met'}. Embed alone warm / scratch: {embed_ratio:.2f}; embed from "
+        f"scratch is {scratch_embed / statistics.mean(full_s):.0%} of the full run, and the incremental pipeline "
+        f"with embed from scratch would take {incremental_scratch:.2f} of it\n"
+        f"- MRR warm {statistics.mean(warm_mrr):.4f}, scratch {statistics.mean(scratch_mrr):.4f} (seed-to-seed "
+        f"range {low:.4f}-{high:.4f}, spread {high - low:.4f}); target, warm within (or above) the scratch range: "
+        f"{'met' if statistics.mean(warm_mrr) >= low else 'NOT met'}. At equal seeds (the same test triples, but "
+        f"those counted apart above) warm - scratch {spread(diffs, 4)}, warm higher at "
+        f"{sum(d > 0 for d in diffs)} of {len(diffs)} seeds\n")
 
 
 # --- report -----------------------------------------------------------------------------------------------
