@@ -17,9 +17,12 @@ extract (mentions.parquet, relations.parquet) and fuse. The spaCy model is loade
 stage keeps it per process), so no stage duration holds its load; its load time (spacy.load of the packaged model,
 timed in this process) is reported apart, as what each fresh `kgpipe run` process adds.
 
---embed: the embed stage's warm start (`warm_start: true`), if this kgpipe's embed params have it: for each of
---seeds, embed trained from scratch on the graph of the `add` step, and warm-started from the graph of the
-`full` step; whole-pipeline time = the step's ingest/extract/fuse time plus embed's. Without it, a line says so.
+--embed: the embed stage's warm start (`warm_start: true`), if this kgpipe's embed params have it, on the fused
+graphs of the `full` and `add` steps, with pipelines/default.yaml's embed params and split: hash for both variants
+(so that they test on the same triples). For each of --seeds: `warm` trains on the `full` graph (not timed: the
+previous run), then on the `add` graph warm-started from it (its warm_started_from is checked against that model's
+hash in the lock file); `scratch` trains on the `add` graph from scratch. Whole-pipeline time = the `add` step's
+run (full pipeline / incremental one) plus embed's (from scratch / warm). Without it, a line says so.
 
 Usage: python benchmarks/incremental.py [--docs 20000] [--fraction 0.01] [--webnlg ../shared/data/webnlg]
        [--work DIR] [--embed] [--seeds 0,1,2] [--no-write]
