@@ -17,9 +17,12 @@ extract (mentions.parquet, relations.parquet) and fuse. The spaCy model is loade
 stage keeps it per process), so no stage duration holds its load; its load time (spacy.load of the packaged model,
 timed in this process) is reported apart, as what each fresh `kgpipe run` process adds.
 
---embed: the embed stage's warm start (`warm_start: true`), if this kgpipe's embed params have it: for each of
---seeds, embed trained from scratch on the graph of the `add` step, and warm-started from the graph of the
-`full` step; whole-pipeline time = the step's ingest/extract/fuse time plus embed's. Without it, a line says so.
+--embed: the embed stage's warm start (`warm_start: true`), if this kgpipe's embed params have it, on the fused
+graphs of the `full` and `add` steps, with pipelines/default.yaml's embed params and split: hash for both variants
+(so that they test on the same triples). For each of --seeds: `warm` trains on the `full` graph (not timed: the
+previous run), then on the `add` graph warm-started from it (its warm_started_from is checked against that model's
+hash in the lock file); `scratch` trains on the `add` graph from scratch. Whole-pipeline time = the `add` step's
+run (full pipeline / incremental one) plus embed's (from scratch / warm). Without it, a line says so.
 
 Usage: python benchmarks/incremental.py [--docs 20000] [--fraction 0.01] [--webnlg ../shared/data/webnlg]
        [--work DIR] [--embed] [--seeds 0,1,2] [--no-write]
@@ -240,6 +243,9 @@ def run_sequence(args: argparse.Namespace, work: Path, loads: list[float]) -> tu
 # --- embed warm start (--embed) ---------------------------------------------------------------------------
 
 
+Triple = tuple[str, str, str]
+
+
 def warm_start_available() -> bool:
     from kgpipe.registry import get_stage_type
 
@@ -248,61 +254,221 @@ def warm_start_available() -> bool:
 
 
 def embed_pipeline(work: Path, name: str, graph: Path, seed: int, warm: bool) -> Path:
-    """The embed stage alone over a fused graph's triples and entities (a folder the caller fills per step)."""
+    """The embed stage alone over a fused graph's triples and entities (a folder the caller fills per step),
+    with pipelines/default.yaml's embed params; both variants split by triple hash, so that they test on the
+    same triples (a from-scratch run would otherwise use PyKEEN's splitter). Any earlier run's folders are
+    removed: the first run of a warm pipeline must train from scratch."""
     import yaml
 
     default = yaml.safe_load((REPO / "pipelines/default.yaml").read_text())["stages"]["embed"]
-    params = {**default["params"], "seed": seed, "device": "cpu", "warm_start": warm}
+    params = {**default["params"], "seed": seed, "device": "cpu", "warm_start": warm, "split": "hash"}
     cfg = {"version": 1, "root": str(work), "artifacts": f"{name}/artifacts", "workspace": f"{name}/workspace",
            "stages": {"embed": {"type": "embed", "params": params,
                                 "deps": {"triples": str(graph / "triples.parquet"),
                                          "entities": str(graph / "entities.parquet")}}}}
+    shutil.rmtree(work / name, ignore_errors=True)
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
 
+@dataclass
+class Graph:
+    """A fused graph's triples as the embed stage reads them."""
+
+    triples: list[Triple]
+
+    @classmethod
+    def read(cls, folder: Path) -> Graph:
+        from kgpipe.embed.data import read_triples
+
+        path = folder / "triples.parquet"
+        return cls(sorted(set(read_triples(path, str(path)))))
+
+    @property
+    def entities(self) -> frozenset[str]:
+        """The entities in a triple (those the embedding has a vector for)."""
+        return frozenset(e for h, _, t in self.triples for e in (h, t))
+
+    def test_triples(self, training: frozenset[Triple], seed: int) -> frozenset[Triple]:
+        """The test triples of an embed run whose model trained on `training`: the hash split (the stage's
+        fractions, pipelines/default.yaml leaves them at their defaults) with that run's training triples kept
+        in training reproduces the run's split."""
+        from kgpipe.embed.split import hash_split
+        from kgpipe.stages.embed import EmbedParams
+
+        fractions = [("validation", EmbedParams().validation_fraction), ("testing", EmbedParams().test_fraction)]
+        return frozenset(hash_split(self.triples, fractions, seed=seed, keep=training).carved["testing"])
+
+
+@dataclass
+class EmbedRun:
+    """One embed run: wall seconds of kgpipe.run, its lock summary and the model's training triples."""
+
+    seconds: float
+    summary: dict
+    training: frozenset[Triple]
+
+    @property
+    def mrr(self) -> float:
+        return float(self.summary["mrr"])
+
+
+def run_embed_pipeline(path: Path) -> EmbedRun:
+    import kgpipe
+    from kgpipe.embed.warm_start import read_previous
+
+    start = time.perf_counter()
+    result = kgpipe.run(path)
+    seconds = time.perf_counter() - start
+    if "embed" not in result.ran:
+        raise SystemExit(f"{path}: the embed stage did not run")
+    model = read_previous(result.outputs["embed"]["model"])
+    return EmbedRun(seconds, dict(result.summaries["embed"]), model.training_triples)
+
+
+def lock_hash(work: Path, name: str, out: str) -> str:
+    """The hash the lock file of embed pipeline `name` records for the embed stage's output `out`."""
+    from kgpipe.lockfile import LockFile
+
+    outs = LockFile.read(work / name / "workspace" / "lock.json").stages["embed"].outs
+    return next(digest for path, digest in outs.items() if path.endswith(f"/embed/{out}"))
+
+
+def run_config(work: Path, name: str) -> dict:
+    """The training settings embed pipeline `name` used (its metrics.json's config)."""
+    return dict(json.loads((work / name / "artifacts/embed/metrics.json").read_text())["config"])
+
+
+def describe(config: dict) -> str:
+    stopping = config["early_stopping"]
+    return (f"{config['model']} dim {config['model_kwargs']['embedding_dim']}, {config['training_loop']} "
+            f"{config['loss']} loss, {config['optimizer']} lr {config['optimizer_kwargs'].get('lr')}, batch "
+            f"{config['batch_size']}, inverse triples {config['inverse_triples']}, regularizer "
+            f"{config['regularizer']} {config['regularizer_kwargs']}, "
+            + (f"early stopping on validation {stopping['metric']} every {stopping['frequency']} epochs "
+               f"(patience {stopping['patience']})" if stopping else "no early stopping"))
+
+
+def spread(values: list[float], digits: int) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+
+
+@dataclass
+class EmbedSeed:
+    """One seed's two timed runs on the `add` graph, and the test triples each tested on."""
+
+    seed: int
+    scratch: EmbedRun
+    warm: EmbedRun
+    common_tests: int       # test triples of both runs
+    only_warm: int
+    only_scratch: int
+
+
 def run_embed(args: argparse.Namespace, work: Path, steps: list[Step], corpora: dict[str, Corpus]) -> str:
-    """Per seed: embed from scratch on the `add` step's graph, and warm-started from the `full` step's model."""
+    """Per seed: `warm` trains on the `full` step's graph (from scratch: the previous model), then on the `add`
+    step's graph warm-started from it; `scratch` trains on the `add` step's graph from scratch. Only the two
+    runs on the `add` graph are timed, in alternating order from seed to seed."""
     import kgpipe
 
     if not warm_start_available():
         return "embed warm start: not available in this kgpipe yet (the embed stage has no `warm_start` param); " \
                "skipped.\n"
-    seeds = [int(s) for s in args.seeds.split(",")]
     graph = work / "graph"
     corpus_file, fuse_pipeline = work / "corpus.jsonl", work / "incremental.yaml"
-    by_step = {s.name: s for s in steps}
-    rows: list[str] = []
-    mrr: dict[str, list[float]] = {"scratch": [], "warm": []}
     for step in ("full", "add"):   # each step's fused graph, as the incremental pipeline wrote it
         corpora[step].write(corpus_file)
         result = kgpipe.run(fuse_pipeline)
         shutil.copytree(result.outputs["fuse"]["triples"].parent, graph / step, dirs_exist_ok=True)
-    for seed in seeds:
-        warm = embed_pipeline(work, f"embed-warm-{seed}", graph / "current", seed, warm=True)
-        scratch = embed_pipeline(work, f"embed-scratch-{seed}", graph / "current", seed, warm=False)
+    graphs = {step: Graph.read(graph / step) for step in ("full", "add")}
+    results = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        names = {"warm": f"embed-warm-{seed}", "scratch": f"embed-scratch-{seed}"}
+        paths = {kind: embed_pipeline(work, name, graph / "current", seed, warm=kind == "warm")
+                 for kind, name in names.items()}
         shutil.copytree(graph / "full", graph / "current", dirs_exist_ok=True)
-        kgpipe.run(warm)                   # the previous run's model
+        previous = run_embed_pipeline(paths["warm"])   # the previous run's model, not timed
+        if "warm_started_from" in previous.summary:
+            raise SystemExit(f"seed {seed}: the first warm run started from an earlier model")
+        previous_model = lock_hash(work, names["warm"], "model")
         shutil.copytree(graph / "add", graph / "current", dirs_exist_ok=True)
-        times = {}
-        for kind, path in (("warm", warm), ("scratch", scratch)):
-            start = time.perf_counter()
-            result = kgpipe.run(path)
-            times[kind] = time.perf_counter() - start
-            mrr[kind].append(result.summaries["embed"]["mrr"])
-        add = by_step["add"].runs
-        whole_warm, whole_full = add["incremental"].wall_s + times["warm"], add["full"].wall_s + times["scratch"]
-        rows.append(f"| {seed} | {times['scratch']:.1f} | {times['warm']:.1f} | {whole_full:.1f} | {whole_warm:.1f} "
-                    f"| {whole_warm / whole_full:.2f} | {mrr['scratch'][-1]:.4f} | {mrr['warm'][-1]:.4f} |")
-    spread = max(mrr["scratch"]) - min(mrr["scratch"])
-    return ("embed warm start on the `add` step (whole pipeline = the step's run + embed):\n\n"
-            "| seed | embed scratch s | embed warm s | pipeline full s | pipeline warm s | warm / full | MRR scratch "
-            "| MRR warm |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-            f"- MRR scratch {statistics.mean(mrr['scratch']):.4f} (spread {spread:.4f}), warm "
-            f"{statistics.mean(mrr['warm']):.4f}: warm within the scratch spread: "
-            f"{'yes' if abs(statistics.mean(mrr['warm']) - statistics.mean(mrr['scratch'])) <= spread else 'NO'}\n"
-            "- target: warm / full <= 0.25; MRR within the seed-to-seed spread of from-scratch\n")
+        done = {kind: run_embed_pipeline(paths[kind])
+                for kind in (("warm", "scratch") if seed % 2 == 0 else ("scratch", "warm"))}
+        started_from = done["warm"].summary.get("warm_started_from")
+        if started_from != previous_model:
+            raise SystemExit(f"seed {seed}: the warm run started from {started_from}, not from the model trained "
+                             f"on the `full` graph ({previous_model})")
+        print(f"embed seed {seed}: warm_started_from {started_from} (the full-graph model's hash in its lock "
+              f"entry); {done['warm'].summary['warm_start']}", flush=True)
+        warm_tests, scratch_tests = (graphs["add"].test_triples(done[kind].training, seed)
+                                     for kind in ("warm", "scratch"))
+        common = len(warm_tests & scratch_tests)
+        results.append(EmbedSeed(seed, done["scratch"], done["warm"], common, len(warm_tests) - common,
+                                 len(scratch_tests) - common))
+    add = next(s for s in steps if s.name == "add").runs
+    return embed_report(results, graphs, (add["full"].wall_s, add["incremental"].wall_s),
+                        {kind: run_config(work, f"embed-{kind}-{results[0].seed}") for kind in ("scratch", "warm")})
+
+
+def embed_report(results: list[EmbedSeed], graphs: dict[str, Graph], pipeline_s: tuple[float, float],
+                 configs: dict[str, dict]) -> str:
+    """The embed table and verdicts; pipeline_s: the `add` step's full and incremental run seconds."""
+    def column(kind: str, key: str) -> list[float]:
+        runs = [getattr(r, kind) for r in results]
+        return [r.seconds if key == "seconds" else float(r.summary[key]) for r in runs]
+
+    full_s = [pipeline_s[0] + s for s in column("scratch", "seconds")]
+    warm_s = [pipeline_s[1] + s for s in column("warm", "seconds")]
+    scratch_mrr, warm_mrr = column("scratch", "mrr"), column("warm", "mrr")
+    diffs = [w - s for w, s in zip(warm_mrr, scratch_mrr, strict=True)]
+    rows = []
+    for r, whole_full, whole_warm, diff in zip(results, full_s, warm_s, diffs, strict=True):
+        tests = f"{r.common_tests}" + (f" + {r.only_warm} / {r.only_scratch}" if r.only_warm or r.only_scratch else "")
+        rows.append(f"| {r.seed} | {tests} | {r.scratch.summary['epochs']} | {r.scratch.seconds:.1f} "
+                    f"| {r.warm.summary['epochs']} | {r.warm.seconds:.1f} | {whole_full:.1f} | {whole_warm:.1f} "
+                    f"| {whole_warm / whole_full:.2f} | {r.scratch.mrr:.4f} | {r.warm.mrr:.4f} | {diff:+.4f} |")
+    ratio = statistics.mean(warm_s) / statistics.mean(full_s)
+    rows.append(f"| mean ± sd | | {spread(column('scratch', 'epochs'), 1)} | {spread(column('scratch', 'seconds'), 1)}"
+                f" | {spread(column('warm', 'epochs'), 1)} | {spread(column('warm', 'seconds'), 1)} "
+                f"| {spread(full_s, 1)} | {spread(warm_s, 1)} | {ratio:.2f} | {spread(scratch_mrr, 4)} "
+                f"| {spread(warm_mrr, 4)} | {spread(diffs, 4)} |")
+    low, high = min(scratch_mrr), max(scratch_mrr)
+    scratch_embed = statistics.mean(column("scratch", "seconds"))
+    embed_ratio = statistics.mean(column("warm", "seconds")) / scratch_embed
+    incremental_scratch = (pipeline_s[1] + scratch_embed) / statistics.mean(full_s)
+    full, grown = graphs["full"], graphs["add"]
+    new = len(grown.entities - full.entities)
+    counts = results[0].warm.summary["warm_start"]
+    return (
+        f"Embed warm start on the `add` step. Graphs (fused by the incremental pipeline): `full` "
+        f"{len(full.triples):,} triples, {len(full.entities):,} entities in them; `add` {len(grown.triples):,} "
+        f"triples, {len(grown.entities):,} entities, {new:,} of them new ({new / len(grown.entities):.1%}). "
+        "Embed params: pipelines/default.yaml's (model ComplEx, embedding_dim 64) over kgpipe's ComplEx defaults: "
+        f"{describe(configs['scratch'])}; at most {configs['scratch']['epochs']} epochs from scratch, "
+        f"{configs['warm']['epochs']} warm (warm_epochs unset: a quarter); device cpu; split: hash (validation "
+        "and test 0.1 each; the seed is the split's too). Per seed: `scratch` trains on the `add` graph from "
+        "scratch; `warm` trained on the `full` graph first (not timed), then on the `add` graph from that model "
+        "(its warm_started_from checked against the `full` model's hash in the lock file; "
+        f"{counts['entities_copied']:,} entities and {counts['relations_copied']} relations copied, "
+        f"{counts['entities_new']:,} entities new). "
+        "Embed s: wall seconds of the embed pipeline's kgpipe.run (read, train, evaluate, export); pipeline: the "
+        "`add` step's run (full: extract cache off; warm: incremental) + embed. MRR: test, filtered, realistic, "
+        "both sides. Test triples: those both runs test on (+ only warm's / only scratch's: a triple the `full` "
+        "model trained on stays in warm's training, where scratch's hash split may test it).\n\n"
+        "| seed | test triples | scratch epochs | embed scratch s | warm epochs | embed warm s | pipeline full s "
+        "| pipeline warm s | warm / full | MRR scratch | MRR warm | warm - scratch |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        f"- whole pipeline warm / full: {ratio:.2f} (ratio of means; target <= 0.25): "
+        f"{'met' if ratio <= 0.25 else 'NOT met'}. Embed alone warm / scratch: {embed_ratio:.2f}; embed from "
+        f"scratch is {scratch_embed / statistics.mean(full_s):.0%} of the full run, and the incremental pipeline "
+        f"with embed from scratch would take {incremental_scratch:.2f} of it\n"
+        f"- MRR warm {statistics.mean(warm_mrr):.4f}, scratch {statistics.mean(scratch_mrr):.4f} (seed-to-seed "
+        f"range {low:.4f}-{high:.4f}, spread {high - low:.4f}); target, warm within (or above) the scratch range: "
+        f"{'met' if statistics.mean(warm_mrr) >= low else 'NOT met'}. At equal seeds (the same test triples, but "
+        f"those counted apart above) warm - scratch {spread(diffs, 4)}, warm higher at "
+        f"{sum(d > 0 for d in diffs)} of {len(diffs)} seeds\n")
 
 
 # --- report -----------------------------------------------------------------------------------------------
