@@ -284,3 +284,21 @@ def test_warm_start_settings_are_checked_when_the_pipeline_loads(tmp_path: Path)
         run(write_pipeline(tmp_path, **WARM, split="pykeen"))
     with pytest.raises(PipelineError, match="warm_epochs applies only with warm_start"):
         run(write_pipeline(tmp_path, **FAST, warm_epochs=2))
+
+
+def test_a_warm_run_evaluates_often_enough_for_early_stopping_to_act_within_its_epochs() -> None:
+    from dataclasses import replace
+
+    from kgpipe.embed.config import EarlyStopping
+    from kgpipe.embed.warm_start import warm_config
+
+    base = replace(training_config("ComplEx", {})[0], epochs=60, early_stopping=EarlyStopping(frequency=5, patience=3))
+    warm = warm_config(base, None)
+    assert warm.epochs == 15 and warm.early_stopping is not None
+    # 15 epochs, patience 3: evaluations every 3 epochs (5 of them) let patience run out; every 5 (3) could not
+    assert warm.early_stopping.frequency == 3 and warm.early_stopping.patience == 3
+    assert warm.epochs // warm.early_stopping.frequency > warm.early_stopping.patience
+    assert warm_config(base, 4).early_stopping.frequency == 1          # never less than every epoch
+    rare = replace(base, early_stopping=EarlyStopping(frequency=2, patience=1))
+    assert warm_config(rare, 30).early_stopping.frequency == 2         # never less often than configured
+    assert warm_config(replace(base, early_stopping=None), None).early_stopping is None

@@ -109,11 +109,16 @@ def plan_warm_start(folder: Path | None, config: TrainingConfig) -> WarmStartPla
 
 def warm_config(config: TrainingConfig, warm_epochs: int | None) -> TrainingConfig:
     """The config of a warm-started run: warm_epochs epochs (default: a quarter of the epochs, at least one
-    early-stopping interval), early stopping as configured."""
+    early-stopping interval), and early stopping evaluating often enough that its patience can run out within
+    them (every warm_epochs / (patience + 2) epochs at most: with the defaults' every 5 epochs, patience 3, a
+    15-epoch warm run could never stop early)."""
+    stopping = config.early_stopping
     if warm_epochs is None:
-        frequency = config.early_stopping.frequency if config.early_stopping is not None else 1
-        warm_epochs = min(config.epochs, max(frequency, -(-config.epochs // 4)))
-    return replace(config, epochs=warm_epochs)
+        warm_epochs = min(config.epochs, max(stopping.frequency if stopping is not None else 1,
+                                             -(-config.epochs // 4)))
+    if stopping is not None:
+        stopping = replace(stopping, frequency=max(1, min(stopping.frequency, warm_epochs // (stopping.patience + 2))))
+    return replace(config, epochs=warm_epochs, early_stopping=stopping)
 
 
 @dataclass(frozen=True)
