@@ -30,7 +30,7 @@ MERGES = 50
 TEXTS_PER_MERGE = 20
 WORD_TEXTS = 25
 APART_PAIRS = 5000
-MAX_MENTIONS = 200_000   # above this the summary shows no examples (building the scorer costs a resolution run)
+MAX_MENTIONS = 200_000   # above this the summary shows no examples (the scorer's build grows with the run)
 
 
 @dataclass(frozen=True)
