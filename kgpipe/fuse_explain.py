@@ -15,14 +15,16 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kgpipe.errors import ArtifactError, InputError, PipelineError
 
 if TYPE_CHECKING:
     from kgpipe.config import Pipeline, Stage
-    from kgpipe.kg.explain import PairExplanation
+    from kgpipe.kg.explain import Explainer, PairExplanation
+    from kgpipe.kg.learned_weights import LearnedWeights
     from kgpipe.kg.resolve import Record
+    from kgpipe.lockfile import LockEntry
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class FusedPairExplanation:
     stage: str
     type_factor: float   # the probability's factor for incompatible types (1 where they are compatible)
 
+    @property
+    def together(self) -> bool:
+        """Whether the run put the two names in one entity (some mention of each in the same entity)."""
+        return bool(set(self.head.entities) & set(self.tail.entities))
+
     def text(self) -> str:
         lines = [f"stage '{self.stage}', learned weights"]
         for what, side in (("head", self.head), ("tail", self.tail)):
@@ -52,8 +59,7 @@ class FusedPairExplanation:
             entities = ", ".join(side.entities) or "none"
             lines.append(f"{what}: '{side.asked}'{read}, type {side.type or 'none'}: {side.mentions} mention(s); "
                          f"{'entities' if len(side.entities) > 1 else 'entity'} {entities}")
-        same = set(self.head.entities) & set(self.tail.entities)
-        lines.append("the run put them in one entity" if same else "the run kept them apart")
+        lines.append("the run put them in one entity" if self.together else "the run kept them apart")
         out = "\n".join(lines) + "\n\n" + self.explanation.text()
         if self.type_factor != 1.0:
             out += f"\n(types incompatible: the probability is the weight's times type_mismatch, {self.type_factor:g})"
@@ -64,15 +70,28 @@ def explain_pair(pipeline: str | Path | Pipeline, head: str, tail: str) -> Fused
     """The explanation of two names under the weights the pipeline's last fuse run stored. PipelineError when
     the stage does not learn its weights (learn fixed); ArtifactError when the run's files are missing;
     InputError when a name is neither a mention nor an entity of the run."""
-    from kgpipe.artifacts import ENTITIES, MENTION_ENTITIES, MENTIONS, read_table
+    return load_run(pipeline).explain(head, tail)
+
+
+def load_run(pipeline: str | Path | Pipeline) -> FusedRun:
+    """The pipeline's last fuse run, ready to explain pairs (errors as explain_pair's)."""
     from kgpipe.config import as_pipeline
-    from kgpipe.kg.explain import explain
-    from kgpipe.kg.stored_weights import read_stored
-    from kgpipe.roles import Role, stage_for
 
     pipe = as_pipeline(pipeline)
+    stage, params, weights = learned_weights(pipe)
+    return FusedRun.of_stage(stage, params, weights, pipe)
+
+
+def learned_weights(pipe: Pipeline) -> tuple[Stage, Any, LearnedWeights]:
+    """The fuse stage, the params of its last run and the weights it stored, or the error that says why there
+    are none (PipelineError: learn fixed; ArtifactError: not run with learn em). Reads no table."""
+    from kgpipe.kg.stored_weights import read_stored
+    from kgpipe.lockfile import LockFile
+    from kgpipe.roles import Role, stage_for
+    from kgpipe.runner import Workspace
+
     stage = stage_for(pipe, Role.LEARNED_WEIGHTS)
-    params = _last_params(pipe, stage)
+    params = last_params(stage, LockFile.read(Workspace(pipe).lock_path).stages.get(stage.name))
     resolution = getattr(params, "resolution", None)
     if resolution is None or resolution.learn != "em":
         raise PipelineError(f"stage '{stage.name}': explain needs resolution.learn: em (it explains learned "
@@ -87,26 +106,47 @@ def explain_pair(pipeline: str | Path | Pipeline, head: str, tail: str) -> Fused
     if stored.weights is None:
         raise ArtifactError(f"explain needs resolution.learn: em: {pipe.rel(path)} holds no weights ({stored.note})",
                             hint=f"run the pipeline again (kgpipe run {pipe.path}): the fuse stage then learns them")
-    mentions = read_table(_dep(pipe, stage, "mentions"), MENTIONS)
-    records = _records(mentions, params)
-    entity_of = dict(read_table(_out(pipe, stage, "mention_entities"), MENTION_ENTITIES)
-                     .itertuples(index=False, name=None))
-    entities = read_table(_out(pipe, stage, "entities"), ENTITIES)
-    names = _NameIndex(records, entities, entity_of, resolution.normalize.options())
-    a, head_side = names.find(head)
-    b, tail_side = names.find(tail)
-    why = explain(a, b, stored.weights, resolution, corpus=records)
-    return FusedPairExplanation(head_side, tail_side, why, stage.name, _type_factor(a, b, params))
+    return stage, params, stored.weights
 
 
-def _last_params(pipe: Pipeline, stage: Stage):
+class FusedRun:
+    """A fuse run's mention records (the stage's own: name, type, document context, no anchors), its names and
+    entities, and one Explainer over all the records, so that every pair is scored as the stage scored it and
+    many pairs cost one build."""
+
+    def __init__(self, stage: str, records: Sequence[Record], names: _NameIndex, explainer: Explainer,
+                 params) -> None:
+        self.stage, self.records, self.names, self.explainer, self.params = stage, records, names, explainer, params
+        self.position = {record.id: i for i, record in enumerate(records)}
+
+    @classmethod
+    def of_stage(cls, stage: Stage, params, weights: LearnedWeights, pipe: Pipeline | None = None) -> FusedRun:
+        """The run whose outputs the stage's paths hold, under `params` (its last run's) and `weights` (the
+        stored ones). pipe: only for the messages of missing files."""
+        from kgpipe.artifacts import ENTITIES, MENTION_ENTITIES, MENTIONS, read_table
+        from kgpipe.kg.explain import Explainer
+
+        mentions = read_table(_dep(pipe, stage, "mentions"), MENTIONS)
+        records = _records(mentions, params)
+        entity_of = dict(read_table(_out(pipe, stage, "mention_entities"), MENTION_ENTITIES)
+                         .itertuples(index=False, name=None))
+        entities = read_table(_out(pipe, stage, "entities"), ENTITIES)
+        names = _NameIndex(records, entities, entity_of, params.resolution.normalize.options())
+        return cls(stage.name, records, names, Explainer(records, weights, params.resolution), params)
+
+    def explain(self, head: str, tail: str) -> FusedPairExplanation:
+        """Two names (mention texts, normalised names or entity labels) explained; InputError for a name the
+        run does not know."""
+        a, head_side = self.names.find(head)
+        b, tail_side = self.names.find(tail)
+        why = self.explainer.explain(self.position[a.id], self.position[b.id])
+        return FusedPairExplanation(head_side, tail_side, why, self.stage, _type_factor(a, b, self.params))
+
+
+def last_params(stage: Stage, entry: LockEntry | None):
     """The params the stage's last run used (its lock entry: -S overrides included), else the pipeline file's."""
     from pydantic import ValidationError
 
-    from kgpipe.lockfile import LockFile
-    from kgpipe.runner import Workspace
-
-    entry = LockFile.read(Workspace(pipe).lock_path).stages.get(stage.name)
     if entry is None or entry.type != stage.type.name:
         return stage.params
     try:
@@ -123,20 +163,23 @@ def _type_factor(a: Record, b: Record, params) -> float:
     return 1.0 if compatible(a.type, b.type, parents) else float(params.resolution.type_mismatch)
 
 
-def _dep(pipe: Pipeline, stage: Stage, name: str) -> Path:
+def _run_hint(pipe: Pipeline | None) -> str:
+    return f"run the pipeline first: kgpipe run {pipe.path}" if pipe is not None else "run the pipeline first"
+
+
+def _dep(pipe: Pipeline | None, stage: Stage, name: str) -> Path:
     paths = stage.deps.get(name) or ()
     if not paths or not paths[0].exists():
-        where = pipe.rel(paths[0]) if paths else f"deps.{name}"
-        raise ArtifactError(f"stage '{stage.name}': its {name} input {where} does not exist",
-                            hint=f"run the pipeline first: kgpipe run {pipe.path}")
+        where = (pipe.rel(paths[0]) if pipe is not None else str(paths[0])) if paths else f"deps.{name}"
+        raise ArtifactError(f"stage '{stage.name}': its {name} input {where} does not exist", hint=_run_hint(pipe))
     return paths[0]
 
 
-def _out(pipe: Pipeline, stage: Stage, name: str) -> Path:
+def _out(pipe: Pipeline | None, stage: Stage, name: str) -> Path:
     path = stage.outs[name]
     if not path.exists():
-        raise ArtifactError(f"{pipe.rel(path)} ({stage.name}.{name}) does not exist yet",
-                            hint=f"run the pipeline first: kgpipe run {pipe.path}")
+        where = pipe.rel(path) if pipe is not None else str(path)
+        raise ArtifactError(f"{where} ({stage.name}.{name}) does not exist yet", hint=_run_hint(pipe))
     return path
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from kgpipe.config import Pipeline, Stage, as_pipeline
 from kgpipe.dag import StageStatus, build_graph, topological_order
+from kgpipe.explain_chart import chart_html
 from kgpipe.hashing import iter_files
 from kgpipe.history import History, delta_behind
 from kgpipe.html import esc as _esc
@@ -204,6 +205,7 @@ def render_summary(summary: StageSummary, anchor: str | None = None) -> str:
              *(_summary_table(table) for table in summary.tables),
              *(_png_tag(image.path.read_bytes(), image.alt) for image in summary.images if image.path.exists()),
              *(_png_tag(_curve_png(curve), curve.title) for curve in summary.curves),
+             *(chart_html(chart) for chart in summary.explanations),
              *(f"<p class='warning'>{_esc(w)}</p>" for w in summary.warnings)]
     return "".join(parts) + "</div>"
 
@@ -328,6 +330,8 @@ nav#contents ul{margin:.2em 0}nav#contents li{margin:.1em 0}details summary{curs
 .legend{font-size:13px}.legend ul{list-style:none;padding-left:0;margin:.2em 0}
 .legend li{display:inline-block;margin-right:1.5em}.swatch{display:inline-block;width:1em;height:1em;margin-right:.4em;
 vertical-align:middle;border:1px solid #555}
+figure.waterfall{margin:1em 0}figure.waterfall figcaption{font-weight:bold;margin-bottom:.3em}
+figure.waterfall svg{max-width:100%;height:auto}
 """
 
 # Lets a browser test (and a reader) see at a glance that every inlined image decoded.

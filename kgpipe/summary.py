@@ -1,6 +1,7 @@
 """What a stage type says about its results, in a form no renderer owns: headline counts, metrics, titled tables,
-images (artifact files) and curves (data to plot), notes and warnings. StageType.summarise() returns one; the
-static report (kgpipe.report) renders it to HTML and the web app to JSON (StageSummary.as_json)."""
+images (artifact files), curves (data to plot), pair explanations (match-weight waterfalls), notes and warnings.
+StageType.summarise() returns one; the static report (kgpipe.report) renders it to HTML and the web app to JSON
+(StageSummary.as_json)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kgpipe.kg.iri import local_name
 
 if TYPE_CHECKING:
     from kgpipe.config import Stage
+    from kgpipe.kg.explain import PairExplanation
     from kgpipe.lockfile import LockEntry
 
 Cell = str | int | float | None
@@ -55,6 +57,19 @@ class SummaryImage:
     path: Path
 
 
+@dataclass(frozen=True)
+class PairChart:
+    """Why two names scored as they did (kgpipe.kg.explain's terms), drawn as a waterfall by whoever renders
+    the summary (kgpipe.explain_chart). head and tail: the names as `kgpipe explain` takes them; `note`: what
+    the run did with the pair."""
+
+    title: str
+    head: str
+    tail: str
+    explanation: PairExplanation
+    note: str = ""
+
+
 @dataclass
 class StageSummary:
     """A stage's results for a reader. `anchor` names the summary (the report's element id); `counts` are
@@ -69,6 +84,7 @@ class StageSummary:
     warnings: list[str] = field(default_factory=list)
     images: list[SummaryImage] = field(default_factory=list)
     curves: list[Curve] = field(default_factory=list)
+    explanations: list[PairChart] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready: tables as {title, columns, rows}, images by path (the web app serves the file)."""
@@ -82,6 +98,8 @@ class StageSummary:
             "curves": [{"title": c.title, "x_label": c.x_label,
                         "series": [{"name": s.name, "x": s.x, "y": s.y, "secondary": s.secondary}
                                    for s in c.series]} for c in self.curves],
+            "explanations": [{"title": p.title, "head": p.head, "tail": p.tail, "note": p.note,
+                              "explanation": p.explanation.to_dict()} for p in self.explanations],
         }
 
 

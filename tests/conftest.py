@@ -15,7 +15,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PYSTOW_HOME", str(REPO / ".pystow"))
 
 # one two-node Ray cluster per session, for the Ray engine's tests; the sample pipeline run once per session,
-# for the notebook, report and kgpipe.explore tests
+# for the notebook, report and kgpipe.explore tests; a small fuse run with learned weights, for explain's views
+from tests.learned_run import learned_fuse  # noqa: E402,F401
 from tests.ray_cluster import ray_cluster  # noqa: E402,F401
 from tests.sample_pipeline import sample_pipeline  # noqa: E402,F401
 from tests.tiny_encoder import one_torch_thread  # noqa: E402,F401

@@ -34,13 +34,10 @@ def weights_file(root: Path) -> Path:
     return root / "artifacts/fuse/learned_weights.json"
 
 
-@pytest.fixture(scope="module")
-def learned(tmp_path_factory) -> Path:
-    """A pipeline fused once with learn: em."""
-    root = tmp_path_factory.mktemp("learned")
-    write_inputs(root, DOCS)
-    fuse(root, **EM)
-    return root
+@pytest.fixture
+def learned(learned_fuse: Path) -> Path:
+    """A pipeline fused once with learn: em (the session's, tests.learned_run)."""
+    return learned_fuse
 
 
 def test_the_first_run_learns_and_stores_the_weights(learned: Path) -> None:

@@ -170,3 +170,28 @@ def test_a_summary_renders_every_field_escaped(tmp_path: Path) -> None:
     assert '<img alt="the plot" src="data:image/png;base64,' in html_ and '<img alt="loss curve"' in html_
     assert summary.as_json()["tables"][0] == {"title": "by <i>label</i>", "columns": ["label", "share"],
                                               "rows": [["<script>x</script>", 0.123456]], "digits": 2}
+
+
+def test_the_fuse_section_shows_example_waterfalls_with_learned_weights_only(learned_fuse: Path,
+                                                                             tmp_path: Path) -> None:
+    from tests.test_fuse import DOCS, fuse, write_inputs
+
+    page = build_report(learned_fuse / "pipeline.yaml", tmp_path / "learned.html").read_text()
+    section = re.search(r'<section id="stage-fuse">(.*?)</section>', page, re.S)
+    assert section, "the report has no fuse section"
+    figures = re.findall(r'<figure class="waterfall"><figcaption>([^<]*)</figcaption>(<svg.*?</svg>)', section[1],
+                         re.S)
+    assert [caption.split(":")[0] for caption, _ in figures] == [
+        "merged, the lowest probability", "kept apart, the highest probability", "the largest merge"]
+    assert "the largest merge: &#x27;MIT&#x27; and &#x27;M.I.T.&#x27; (the run put them in one entity)" in section[1]
+    for _, svg in figures:  # the prior, the five comparisons, the match weight
+        assert re.findall(r'<rect class="bar (\w+)"', svg)[0::6] == ["prior", "total"]
+        assert svg.count('<rect class="bar') == 7
+    assert section[1].index("Learned match weights") < section[1].index('<figure class="waterfall">')
+    assert not re.search(r'(src|href)="(?!data:|#)', page), "the charts load nothing from outside the file"
+
+    write_inputs(tmp_path / "fixed", DOCS)
+    fuse(tmp_path / "fixed")
+    fixed = build_report(tmp_path / "fixed/pipeline.yaml", tmp_path / "fixed.html").read_text()
+    assert '<section id="stage-fuse">' in fixed and "Fusion report" in fixed
+    assert '<figure class="waterfall">' not in fixed and "<svg" not in fixed and "Learned match weights" not in fixed

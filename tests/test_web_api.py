@@ -372,3 +372,83 @@ def test_a_snapshot_refuses_tables_replaced_after_it_was_made(synthetic) -> None
         _ = snap.entities                                               # not read before the run replaced it
     fresh = store.current()
     assert fresh is not snap and fresh.id == snap.id and len(fresh.entities) == 50 + 1 + len(RANKED)
+
+
+# --- pair explanations (learned weights) --------------------------------------------------------------------
+
+MIT = "http://ex.org/MIT"
+
+
+@pytest.fixture(scope="module")
+def learned(learned_fuse: Path) -> TestClient:
+    """The explorer over a fuse run with learned weights (tests.learned_run)."""
+    return TestClient(create_app(learned_fuse / "pipeline.yaml", host="127.0.0.1", port=8765), base_url=BASE)
+
+
+def test_api_explain_gives_the_numbers_kgpipe_explain_prints(learned: TestClient, learned_fuse: Path) -> None:
+    from kgpipe.fuse_explain import explain_pair
+
+    answer = learned.get("/api/explain", params={"head": "MIT", "tail": "M.I.T."})
+    assert answer.status_code == 200, answer.text
+    got = answer.json()
+    cli = explain_pair(learned_fuse / "pipeline.yaml", "MIT", "M.I.T.")
+    why = cli.explanation
+    assert (got["prior"], got["prior_weight"], got["total"], got["probability"]) == (
+        why.prior, why.prior_weight, why.total, why.probability)
+    assert [(t["comparison"], t["level"], t["m"], t["u"], t["weight"], t["tf_adjusted"]) for t in got["terms"]] == [
+        (t.comparison, t.level, t.m, t.u, t.weight, t.tf_adjusted) for t in why.terms]
+    assert got["prior_weight"] + sum(t["weight"] for t in got["terms"]) == pytest.approx(got["total"])
+    assert got["together"] is True and got["stage"] == "fuse" and got["type_factor"] == 1.0
+    assert got["head"] == {"asked": "MIT", "text": "MIT", "type": cli.head.type, "mentions": 2,
+                           "entities": [{"id": MIT, "label": "Massachusetts Institute of Technology"}]}
+    apart = learned.get("/api/explain", params={"head": "Massachusetts Institute of Technology",
+                                                "tail": "Ada Quill"}).json()
+    assert apart["together"] is False and apart["head"]["text"] == "The Massachusetts Institute of Technology"
+
+
+def test_api_explain_errors_are_404_409_and_400_with_the_message(learned: TestClient, sample: TestClient) -> None:
+    unknown = learned.get("/api/explain", params={"head": "MIT", "tail": "Ada Quil"})
+    assert unknown.status_code == 404
+    assert "no mention or entity of the last fuse run is called 'Ada Quil'" in unknown.json()["detail"]
+    assert "'Ada Quill'" in unknown.json()["detail"]                           # the close name as a hint
+    assert learned.get("/api/explain", params={"head": "MIT", "tail": " "}).status_code == 400
+    assert learned.get("/api/explain", params={"head": "MIT"}).status_code == 422
+    fixed = sample.get("/api/explain", params={"head": "Albert Einstein", "tail": "Einstein"})
+    assert fixed.status_code == 409 and "explain needs resolution.learn: em" in fixed.json()["detail"]
+    assert "Traceback" not in fixed.text
+
+
+def test_the_explain_page_shows_the_sides_and_the_waterfall(learned: TestClient) -> None:
+    assert 'id="explain-form"' in learned.get("/explain").text and "explain-unavailable" not in learned.get(
+        "/explain").text
+    page = learned.get("/explain", params={"head": "MIT", "tail": "M.I.T."})
+    assert page.status_code == 200
+    section = page.text[page.text.index('<section id="explanation"'):]
+    assert section.startswith('<section id="explanation" data-together="true"')
+    assert "the run put them in one entity" in section
+    assert f'<a href="/entity/{q(MIT)}">Massachusetts Institute of Technology</a>' in section
+    assert section.count('<rect class="bar') == 7 and "<svg" in section and "<details open>" in section
+    assert 'value="M.I.T."' in page.text                                       # the form keeps the names
+
+
+def test_explain_page_errors_are_messages_in_the_page(learned: TestClient, sample: TestClient) -> None:
+    unknown = learned.get("/explain", params={"head": SCRIPT, "tail": "MIT"})
+    assert unknown.status_code == 404 and 'id="explain-error"' in unknown.text
+    assert SCRIPT not in unknown.text and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in unknown.text
+    assert "Traceback" not in unknown.text and 'id="explanation"' not in unknown.text
+    form = sample.get("/explain")
+    assert form.status_code == 200 and 'id="explain-unavailable"' in form.text
+    assert "explain needs resolution.learn: em" in form.text
+    fixed = sample.get("/explain", params={"head": "Albert Einstein", "tail": "Einstein"})
+    assert fixed.status_code == 409 and "explain needs resolution.learn: em" in fixed.text
+
+
+def test_an_entity_of_several_texts_links_to_why_it_merged(learned: TestClient, sample: TestClient) -> None:
+    page = learned.get(f"/entity/{q(MIT)}").text
+    link = '<a id="why-merged" href="/explain?head=MIT&amp;tail=M.I.T."'
+    assert link in page
+    assert learned.get("/explain?head=MIT&tail=M.I.T.").status_code == 200
+    boston = learned.get("/api/search", params={"q": "Boston"}).json()["results"][0]["id"]
+    assert 'id="why-merged"' not in learned.get(f"/entity/{q(boston)}").text      # one text: nothing merged
+    assert len(sample.app.state.store.current().mention_texts(EINSTEIN)) >= 2  # merged, but under fixed weights:
+    assert 'id="why-merged"' not in sample.get(f"/entity/{q(EINSTEIN)}").text   # nothing to explain with

@@ -8,6 +8,7 @@ Skipped, saying why, where Chromium is absent or does not start.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import shutil
@@ -35,15 +36,16 @@ VIEWPORT = {"width": 1280, "height": 900}
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium: apt-get install -y chromium")
 
 
-@pytest.fixture(scope="module")
-def base_url(sample_pipeline: Path) -> Iterator[str]:
-    """The explorer over the sample run, served by uvicorn in a background thread on a free loopback port."""
+@contextlib.contextmanager
+def serve(pipeline: Path) -> Iterator[str]:
+    """The explorer over a pipeline's last run, served by uvicorn in a background thread on a free loopback
+    port; its base URL."""
     from kgpipe.web.app import create_app
 
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))  # bound here, so that the app knows its port (its write guard checks it)
     port = listening.getsockname()[1]
-    app = create_app(sample_pipeline, host="127.0.0.1", port=port)
+    app = create_app(pipeline, host="127.0.0.1", port=port)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
@@ -54,6 +56,20 @@ def base_url(sample_pipeline: Path) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def base_url(sample_pipeline: Path) -> Iterator[str]:
+    """The explorer over the sample run."""
+    with serve(sample_pipeline) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def learned_url(learned_fuse: Path) -> Iterator[str]:
+    """The explorer over a fuse run with learned weights (tests.learned_run)."""
+    with serve(learned_fuse / "pipeline.yaml") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +100,7 @@ class Tab:
         assert not self.problems, "\n".join(self.problems)
 
 
-@pytest.fixture
-def tab(browser: Any, base_url: str, tmp_path: Path, record_property: Any) -> Iterator[Tab]:
+def open_tab(browser: Any, base_url: str, tmp_path: Path, record_property: Any) -> tuple[Any, Tab]:
     shots = tmp_path / "screenshots"
     shots.mkdir()
     record_property("screenshots", str(shots))
@@ -96,6 +111,20 @@ def tab(browser: Any, base_url: str, tmp_path: Path, record_property: Any) -> It
     page.on("console", lambda m: m.type == "error" and watched.problems.append(f"console: {m.text} ({page.url})"))
     page.on("pageerror", lambda e: watched.problems.append(f"uncaught: {e} ({page.url})"))
     page.on("response", lambda r: r.status >= 400 and watched.problems.append(f"HTTP {r.status}: {r.url}"))
+    return context, watched
+
+
+@pytest.fixture
+def tab(browser: Any, base_url: str, tmp_path: Path, record_property: Any) -> Iterator[Tab]:
+    context, watched = open_tab(browser, base_url, tmp_path, record_property)
+    yield watched
+    context.close()
+
+
+@pytest.fixture
+def learned_tab(browser: Any, learned_url: str, tmp_path: Path, record_property: Any) -> Iterator[Tab]:
+    """A tab on the explorer over the run with learned weights."""
+    context, watched = open_tab(browser, learned_url, tmp_path, record_property)
     yield watched
     context.close()
 
@@ -265,7 +294,8 @@ def test_a_missing_library_is_named_with_the_command_that_fetches_it(tab: Tab, b
     assert all("404" in problem for problem in tab.problems), tab.problems  # the library's, and nothing else
 
 
-@pytest.mark.parametrize("path", ["/", "/search?q=berlin", "/run", "/documents", "/patterns", "/query", "/map"])
+@pytest.mark.parametrize("path", ["/", "/search?q=berlin", "/run", "/documents", "/patterns", "/query", "/map",
+                                  "/explain"])
 def test_pages_load_without_console_errors(tab: Tab, path: str) -> None:
     tab.page.goto(path, wait_until="networkidle")
     tab.shot(path.strip("/").replace("/", "_").replace("?", "_") or "home")
@@ -336,3 +366,30 @@ def test_a_document_page_marks_a_relation_wrong(tab: Tab, sample_pipeline: Path)
             corrections.unlink(missing_ok=True)
         else:
             corrections.write_bytes(before)
+
+
+def test_the_explain_form_draws_the_waterfall_and_an_entity_links_to_why_it_merged(learned_tab: Tab) -> None:
+    page = learned_tab.page
+    page.goto("/explain")
+    page.fill("#explain-form input[name=head]", "MIT")
+    page.fill("#explain-form input[name=tail]", "M.I.T.")
+    page.locator("#explain-form button[type=submit]").click()
+    page.wait_for_url("**/explain?head=MIT&tail=M.I.T.")
+    assert "the run put them in one entity" in page.inner_text("#explanation .verdict")
+    chart = page.locator("#explanation svg.waterfall-chart")
+    assert chart.is_visible()
+    kinds = [page.get_attribute(f"#explanation rect.bar >> nth={k}", "class") for k in range(7)]
+    assert kinds[0] == "bar prior" and kinds[-1] == "bar total" and page.locator("#explanation rect.bar").count() == 7
+    boxes = [page.locator("#explanation rect.bar").nth(k).bounding_box() for k in range(7)]
+    assert all(box is not None and box["width"] >= 1 and box["height"] > 5 for box in boxes), "every bar is drawn"
+    assert [box["y"] for box in boxes if box] == sorted(box["y"] for box in boxes if box)
+    name = page.locator("#explanation rect.bar").nth(1)
+    assert name.locator("title").text_content().startswith("name: exact")
+    assert page.locator("#explanation table.waterfall-table tbody tr").count() == 7
+    learned_tab.shot("explain")
+
+    page.goto(f"/entity/{quote('http://ex.org/MIT', safe='')}")
+    page.locator("#why-merged").click()
+    page.wait_for_url("**/explain?head=MIT&tail=M.I.T.")
+    assert page.locator("#explanation rect.bar").count() == 7
+    learned_tab.assert_clean()

@@ -1,6 +1,8 @@
 """The fuse stage's summary, from its fusion report: entity counts, the overlap between source graphs, the
 largest merges and the conflicting values of functional relations; with learned weights (resolution.learn: em)
-their prior and m/u per comparison level, and whether this run learned or reused them (its lock entry)."""
+their prior and m/u per comparison level, whether this run learned or reused them (its lock entry), and the
+waterfalls of a few example pairs of the run (kgpipe.fuse_examples: the merged pair with the lowest probability,
+the kept-apart pair with the highest, one in the largest merge)."""
 
 from __future__ import annotations
 
@@ -44,11 +46,11 @@ def summarise(stage: Stage, entry: LockEntry | None = None) -> StageSummary | No
         summary.tables.append(SummaryTable("Conflicting values of functional relations",
                                            ("entity", "relation", "values"),
                                            [tuple(map(str, row)) for row in tables.conflicts.values.tolist()]))
-    _learned(summary, stage, entry)
+    _learned(summary, stage, entry, report.get("inputs", {}).get("mentions"))
     return summary
 
 
-def _learned(summary: StageSummary, stage: Stage, entry: LockEntry | None) -> None:
+def _learned(summary: StageSummary, stage: Stage, entry: LockEntry | None, mentions: int | None) -> None:
     """The learned weights' prior and table, and how this run came by them; nothing with learn fixed."""
     from kgpipe.kg.stored_weights import read_stored
 
@@ -67,6 +69,33 @@ def _learned(summary: StageSummary, stage: Stage, entry: LockEntry | None) -> No
     summary.metrics.update(prior=weights.prior, prior_weight=weights.prior_weight, em_iterations=weights.iterations,
                            em_converged="yes" if weights.converged else "no")
     summary.tables.append(weights_table(weights))
+    _examples(summary, stage, entry, weights, mentions)
+
+
+def _examples(summary: StageSummary, stage: Stage, entry: LockEntry | None, weights: LearnedWeights,
+              mentions: int | None) -> None:
+    """The example pairs' waterfalls; a note instead where the run is too large to score them here, a warning
+    where its files cannot be read (the rest of the summary stands)."""
+    from kgpipe.errors import KgpipeError
+    from kgpipe.fuse_examples import MAX_MENTIONS, example_pairs
+    from kgpipe.fuse_explain import FusedRun, last_params
+    from kgpipe.summary import PairChart
+
+    if isinstance(mentions, int) and mentions > MAX_MENTIONS:
+        summary.notes.append(f"no example pairs: {mentions:,} mentions are more than the summary scores "
+                             f"({MAX_MENTIONS:,}); kgpipe explain HEAD TAIL explains any pair")
+        return
+    try:
+        examples = example_pairs(FusedRun.of_stage(stage, last_params(stage, entry), weights))
+    except KgpipeError as exc:
+        summary.warnings.append(f"no example pairs: {exc}")
+        return
+    for example in examples:
+        found = example.explained
+        note = "the run put them in one entity" if found.together else "the run kept them apart"
+        if found.type_factor != 1.0:
+            note += f"; types incompatible: the probability is the weight's times {found.type_factor:g}"
+        summary.explanations.append(PairChart(example.why, example.head, example.tail, found.explanation, note))
 
 
 def weights_table(weights: LearnedWeights) -> SummaryTable:

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from kgpipe.config import Pipeline
 from kgpipe.errors import ArtifactError, InputError, KgpipeError
 from kgpipe.html import esc
+from kgpipe.web import explain as explaining
 from kgpipe.web import models as m
 from kgpipe.web import pages, queries
 from kgpipe.web.corrections import WriteGuard, append_correction, labelled_row, marked_wrong, wrong_by_pattern
@@ -172,6 +173,19 @@ def create_app(pipeline: str | Path | Pipeline, *, host: str = "127.0.0.1", port
     def api_run() -> m.Run:
         return run_overview(store)
 
+    @app.get("/api/explain", response_model=m.Explanation,
+             responses={404: {"description": "a name the last fuse run does not know"},
+                        409: {"description": "the last fuse run stored no learned weights"}})
+    def api_explain(head: str, tail: str) -> m.Explanation | Response:
+        snap = store.current()
+        try:
+            return explaining.as_model(snap, explaining.explain(snap, head, tail))
+        except KgpipeError as exc:
+            status = explaining.status_of(exc)
+            if status is None:
+                raise
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+
     # --- pages -------------------------------------------------------------------------------------------
 
     def types() -> list[str]:
@@ -195,7 +209,7 @@ def create_app(pipeline: str | Path | Pipeline, *, host: str = "127.0.0.1", port
         snap = store.current()
         return pages.entity(ctx(), queries.entity(snap, entity_id), queries.triples(snap, entity_id, "out", out_page),
                             queries.triples(snap, entity_id, "in", in_page), queries.model_relations(snap, entity_id),
-                            queries.neighbours(snap, entity_id))
+                            queries.neighbours(snap, entity_id), explaining.merged_pair(snap, entity_id))
 
     @app.get("/documents", response_class=HTMLResponse)
     def documents_page(label: str = "", relation: str = "", pattern: str = "",
@@ -224,6 +238,24 @@ def create_app(pipeline: str | Path | Pipeline, *, host: str = "127.0.0.1", port
             except QueryRefused as exc:
                 error = str(exc)
         return pages.query(ctx(), query or "SELECT ?s ?p ?o WHERE { ?s ?p ?o } LIMIT 20", result, error)
+
+    @app.get("/explain", response_class=HTMLResponse)
+    def explain_page(head: str = "", tail: str = "") -> Response:
+        snap = store.current()
+        found = explaining.refusal(snap)
+        unavailable = (found.message, found.hint) if found is not None else None
+        result, explanation, error, status = None, None, None, 200
+        if head or tail:
+            try:
+                fused = explaining.explain(snap, head, tail)
+                result, explanation = explaining.as_model(snap, fused), fused.explanation
+            except KgpipeError as exc:
+                status = explaining.status_of(exc) or 0
+                if not status:
+                    raise
+                error, unavailable = (exc.message, exc.hint), None
+        return HTMLResponse(pages.explain(ctx(), head, tail, result, explanation, error, unavailable),
+                            status_code=status)
 
     @app.get("/run", response_class=HTMLResponse)
     def run_page() -> str:

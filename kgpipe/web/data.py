@@ -190,6 +190,24 @@ class Snapshot:
 
         return self.cached("mentions", lambda: self._table("mentions", MENTIONS))
 
+    def mention_texts(self, entity_id: str) -> list[tuple[str, int]]:
+        """An entity's mention texts with how many of its mentions say each, most frequent first (ties by
+        text); none without the fuse stage's mention links."""
+        if not (self.has("mentions") and self.has("mention_entities")):
+            return []
+
+        def build() -> tuple[Any, dict[str, Any]]:
+            from kgpipe.artifacts import MENTION_ENTITIES
+
+            links = self._table("mention_entities", MENTION_ENTITIES)
+            joined = links.merge(self.mentions[["mention_id", "text"]], on="mention_id", how="inner")
+            return joined["text"].to_numpy(), joined.groupby("entity_id", sort=False).indices if len(joined) else {}
+        texts, rows = self.cached("mention_texts", build)
+        counts: dict[str, int] = {}
+        for text in texts[rows.get(entity_id, [])].tolist():
+            counts[text] = counts.get(text, 0) + 1
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
     @property
     def documents(self) -> pd.DataFrame:
         from kgpipe.artifacts import DOCUMENTS

@@ -157,3 +157,41 @@ class RunStage(BaseModel):
 class Run(BaseModel):
     stages: list[RunStage]
     edges: list[tuple[str, str]]
+
+
+class ExplainSide(BaseModel):
+    """One name of an explained pair: as asked, the mention text it was read as, and where the run put it."""
+
+    asked: str
+    text: str
+    type: str | None
+    mentions: int
+    entities: list[EntityRef]
+
+
+class ExplainTerm(BaseModel):
+    """One comparison's part in the match weight: its level, m and u (None where the level is missing) and
+    log2(m/u)."""
+
+    comparison: str
+    level: str
+    m: float | None
+    u: float | None
+    weight: float
+    tf_adjusted: bool
+
+
+class Explanation(BaseModel):
+    """`kgpipe explain HEAD TAIL`: prior_weight + the terms' weights = total; probability from total (times
+    type_factor where the types are incompatible)."""
+
+    stage: str
+    head: ExplainSide
+    tail: ExplainSide
+    together: bool
+    prior: float
+    prior_weight: float
+    terms: list[ExplainTerm]
+    total: float
+    probability: float
+    type_factor: float

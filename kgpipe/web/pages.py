@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 from kgpipe.html import esc
@@ -13,8 +14,11 @@ from kgpipe.kg.iri import local_name
 from kgpipe.web import models as m
 from kgpipe.web.documents import DocumentList, DocumentView, PatternRow
 
+if TYPE_CHECKING:
+    from kgpipe.kg.explain import PairExplanation
+
 NAV = (("/", "Search"), ("/documents", "Documents"), ("/patterns", "Patterns"), ("/map", "Embedding map"),
-       ("/query", "Query"), ("/run", "Run"))
+       ("/query", "Query"), ("/explain", "Explain"), ("/run", "Run"))
 
 
 @dataclass(frozen=True)
@@ -142,13 +146,20 @@ def _triples(page: m.TriplePage, direction: str, pager: str) -> str:
             f"<small>({page.total})</small></h2>{pager}{table}</section>")
 
 
+def explain_href(head: str, tail: str) -> str:
+    return "/explain?" + urlencode({"head": head, "tail": tail})
+
+
 def entity(ctx: PageContext, e: m.Entity, out: m.TriplePage, incoming: m.TriplePage, relations: m.Relations,
-           neighbours: m.Neighbours) -> str:
+           neighbours: m.Neighbours, why_merged: tuple[str, str] | None = None) -> str:
+    """why_merged: two of the entity's mention texts, for a link to /explain (None: no link)."""
+    why = (f' <a id="why-merged" href="{esc(explain_href(*why_merged))}" title="how the learned weights score '
+           f"'{esc(why_merged[0])}' and '{esc(why_merged[1])}'\">why merged?</a>" if why_merged else "")
     facts = _table(["", ""], [
         ["id", f"<code>{esc(e.id)}</code>"], ["aliases", esc(", ".join(e.aliases)) or "none"],
         ["types", esc(", ".join(e.types)) or "none"],
         ["seed IRI", f"<code>{esc(e.seed_iri)}</code>" if e.seed_iri else "none (from text only)"],
-        ["mentions", str(e.mentions)], ["sources", esc(", ".join(e.sources))]], "facts")
+        ["mentions", str(e.mentions) + why], ["sources", esc(", ".join(e.sources))]], "facts")
     pages = {"out_page": out.page, "in_page": incoming.page}
     options = "".join(f'<option value="{esc(r)}">{esc(local_name(r))}</option>' for r in relations.relations)
     predict = ('<section id="link-predictions"><h2>Link predictions</h2>'
@@ -234,6 +245,47 @@ def query(ctx: PageContext, text: str, result: m.SparqlResult | None, error: str
             f'{esc(text)}</textarea><button type="submit">Run</button></form>'
             f'<div id="sparql-results">{shown}</div>')
     return layout(ctx, "Query", body, ["/static/query.js"])
+
+
+def explain(ctx: PageContext, head: str, tail: str, result: m.Explanation | None,
+            explanation: PairExplanation | None, error: tuple[str, str | None] | None,
+            unavailable: tuple[str, str | None] | None) -> str:
+    """The /explain page: the form, then the pair's sides and waterfall (result and explanation), or the error
+    (message, hint); `unavailable`: why this run cannot be explained at all (shown above the form)."""
+    from kgpipe.explain_chart import probability_text, waterfall_figure
+
+    def problem(found: tuple[str, str | None], element: str, cls: str) -> str:
+        hint = f'<p class="hint">{esc(found[1])}</p>' if found[1] else ""
+        return f'<div id="{element}"><p class="{cls}">{esc(found[0])}</p>{hint}</div>'
+
+    form = ('<form id="explain-form" action="/explain" method="get">'
+            f'<label>head <input type="text" name="head" value="{esc(head)}" placeholder="MIT" required></label> '
+            f'<label>tail <input type="text" name="tail" value="{esc(tail)}" placeholder="M.I.T." required></label> '
+            '<button type="submit">Explain</button></form>')
+    shown = ""
+    if error is not None:
+        shown = problem(error, "explain-error", "error")
+    elif result is not None and explanation is not None:
+        def links(side: m.ExplainSide) -> str:
+            return ", ".join(_link(e.id, e.label) for e in side.entities) or "none"
+        rows = [[what, esc(side.asked), esc(side.text), esc(local_name(side.type or "")) or "none",
+                 str(side.mentions), links(side)] for what, side in (("head", result.head), ("tail", result.tail))]
+        verdict = "the run put them in one entity" if result.together else "the run kept them apart"
+        mismatch = (f'<p class="note">The types are incompatible: the probability is the weight\'s times '
+                    f"type_mismatch ({result.type_factor:g}).</p>" if result.type_factor != 1.0 else "")
+        caption = (f"'{result.head.text}' and '{result.tail.text}': match weight {result.total:.2f}, probability "
+                   f"{probability_text(result.probability)}")
+        shown = (f'<section id="explanation" data-together="{str(result.together).lower()}" '
+                 f'data-probability="{result.probability!r}"><p class="verdict"><b>{esc(verdict)}</b> '
+                 f"(stage {esc(result.stage)})</p>"
+                 + _table(["", "asked", "read as", "type", "mentions", "entities"], rows, "explain-sides")
+                 + waterfall_figure(explanation, caption, open_numbers=True) + mismatch + "</section>")
+    body = ("<h1>Why these two names?</h1><p>How the last fuse run scores two names under the match weights it "
+            "learned (<code>resolution.learn: em</code>), as <code>kgpipe explain HEAD TAIL</code> prints it: the "
+            "prior, each comparison's level and log2(m/u), the match weight and its probability. A name is a "
+            "mention text or an entity label.</p>"
+            + (problem(unavailable, "explain-unavailable", "warning") if unavailable else "") + form + shown)
+    return layout(ctx, "Explain", body)
 
 
 def run_table(run: m.Run) -> str:
