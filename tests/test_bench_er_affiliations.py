@@ -55,6 +55,7 @@ def audit_for(path: Path, folder: Path, listed: list[str]) -> Path:
 def test_the_benchmark_audit_does_not_apply_to_another_file_even_without_its_ids(bench: ModuleType,
                                                                                  folder: Path) -> None:
     ids, names, gold = bench.load(folder)
+    assert names == [name for _, name in STRINGS]
     assert ids == [i for i, _ in STRINGS] and gold[0] == gold[1] == gold[2] != gold[3]
     assert set(bench.audit_made_for()) == {"affiliationstrings.csv", "affiliationstrings_mapping_fixed.csv"}
     assert bench.audit_mask(folder, ids) is None
