@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _er import table
 from _report import write_section
-from er_affiliations import DEFAULT, audited, baseline, error_summary, load, subset_row
+from er_affiliations import DEFAULT, audit_mask, baseline, error_summary, load, no_audit_note, subset_row
 
 FOLDS = 5
 WIDER = {"max_candidates": 50, "token_block_max": 50}
@@ -177,9 +177,16 @@ def main() -> None:
                      *prf_row(result), bcubed(labels, gold)["f1"]])
         if best is None or result["f1"] > best[0]["f1"]:
             best = (result, labels, threshold)
-    keep = ~audited(ids)
-    kept_rows = [subset_row("kgpipe resolve, defaults", defaults, gold, keep),
-                 subset_row(f"learned on gold, best threshold above ({best[2]})", best[1], gold, keep)]
+    audit = audit_mask(args.path, ids)
+    if audit is None:
+        outside = no_audit_note()
+    else:
+        keep = ~audit
+        kept_rows = [subset_row("kgpipe resolve, defaults", defaults, gold, keep),
+                     subset_row(f"learned on gold, best threshold above ({best[2]})", best[1], gold, keep)]
+        outside = (f"The same clusters scored on the {int(keep.sum())} records outside the gold audit (records "
+                   "whose gold cluster names another institution, `benchmarks/data/affiliations_gold_audit.tsv`):"
+                   "\n\n" + table(["method", "pairwise P", "pairwise R", "pairwise F1", "B-cubed F1"], kept_rows))
     body = (f"{len(ids)} strings, {len(set(gold))} gold clusters. {time.perf_counter() - started:.0f} s in all. "
             "The probes featurise each normalised name from its first spelling (`resolve` picks the spelling "
             "with the most acronyms), so their candidate counts differ slightly from the stage's.\n\n"
@@ -189,9 +196,7 @@ def main() -> None:
             + table(["method", "pairwise P", "pairwise R", "pairwise F1", "B-cubed F1"], rows)
             + f"\nBest learned F1 / defaults F1: {best[0]['f1'] / rows[0][3]:.2f}; learned / rapidfuzz baseline: "
               f"{best[0]['f1'] / base['f1']:.2f}.\n\n"
-              f"The same clusters scored on the {int(keep.sum())} records outside the gold audit (records whose "
-              "gold cluster names another institution, `benchmarks/data/affiliations_gold_audit.tsv`):\n\n"
-            + table(["method", "pairwise P", "pairwise R", "pairwise F1", "B-cubed F1"], kept_rows)
+            + outside
             + f"\nErrors of the best learned threshold ({best[2]}):\n\n"
             + error_summary(names, best[1], gold))
     write_section("er_affiliations_ceiling", "Entity resolution: how far string signals go on affiliation strings",

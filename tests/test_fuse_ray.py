@@ -23,7 +23,7 @@ from kgpipe.kg.similarity import ResolutionConfig
 from tests.test_fuse_steps import NAMES, MatrixScorer, _giant_component
 
 REPO = Path(__file__).resolve().parents[1]
-RUN_DEPENDENT = ("seconds", "peak_mb_after")
+RUN_DEPENDENT = ("seconds", "cpu_seconds", "peak_mb_after")
 
 
 @pytest.fixture(scope="module")

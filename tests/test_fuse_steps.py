@@ -499,6 +499,20 @@ def test_candidate_names_are_kept_only_when_asked() -> None:
     assert np.array_equal(kept.candidate_names, expected)
 
 
+@pytest.mark.parametrize("learn", ["fixed", "em"])
+def test_every_step_reports_its_wall_and_cpu_seconds(learn: str) -> None:
+    """resolve()'s stats give wall and CPU seconds per step (learning too with learn=em), both run-dependent:
+    the fuse stage keeps them out of its report."""
+    from kgpipe.kg.fusion import RUN_DEPENDENT_STATS
+    from kgpipe.kg.resolve import resolve
+
+    stats = resolve([Record(str(i), name) for i, name in enumerate(NAMES * 2)], ResolutionConfig(learn=learn)).stats
+    steps = ["nodes", "features", "blocking", *(["learning"] if learn == "em" else []), "scoring", "clustering"]
+    assert list(stats["seconds"]) == list(stats["cpu_seconds"]) == steps
+    assert all(v >= 0 for v in stats["cpu_seconds"].values())
+    assert {"seconds", "cpu_seconds", "peak_mb_after"} <= set(RUN_DEPENDENT_STATS)
+
+
 def test_split_components_of_no_nodes_is_empty() -> None:
     """A KG-only fuse (no text mentions) can hand the guard an empty group: no component, no error."""
     empty = np.zeros(0, np.int64)

@@ -60,7 +60,7 @@ class FusionConfig(BaseModel):
 
 
 # resolution statistics that measure the run rather than the data (see FusionResult.timings)
-RUN_DEPENDENT_STATS = ("seconds", "peak_mb_after")
+RUN_DEPENDENT_STATS = ("seconds", "cpu_seconds", "peak_mb_after")
 
 
 @dataclass

@@ -89,18 +89,22 @@ class Resolution:
 
 
 class _Steps:
-    """Seconds and peak memory after each step, for the resolution stats."""
+    """Wall seconds, CPU seconds (this process's, all its threads: not an engine's workers elsewhere) and peak
+    memory after each step, for the resolution stats."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
         self.peaks: dict[str, float] = {}
         self.started = time.perf_counter()
+        self.cpu_started = time.process_time()
 
     def done(self, step: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         self.peaks[step] = _peak_mb()
         self.seconds[step] = now - self.started
-        self.started = now
+        self.cpu_seconds[step] = cpu - self.cpu_started
+        self.started, self.cpu_started = now, cpu
 
 
 def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig | None = None, *,
@@ -172,6 +176,7 @@ def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig 
         "scored_pairs": len(scores), "accepted_pairs": int(accepted.sum()),
         "clusters": int(labels.max(initial=-1)) + 1, **cluster_stats, **learn_stats,
         "seconds": {k: round(v, 3) for k, v in steps.seconds.items()},
+        "cpu_seconds": {k: round(v, 3) for k, v in steps.cpu_seconds.items()},
         "peak_mb_after": steps.peaks,
     }
     return Resolution(records.ids, labels, nodes.node_of, list(nodes.keys),
