@@ -124,6 +124,9 @@ class EmConfig(_Frozen):
         "a code (model number, phone) at most this many nodes carry identifies a thing: sharing it is the "
         "identifier comparison's 'agree'; codes more nodes carry ('16GB', '1080p', 'DDR3') are specifications "
         "many things share, and sharing only those is its weaker 'common' level"))
+    code_blocks: bool = Field(True, description=(
+        "nodes that share a rare code (at most rare_code nodes carry it: a model number, a phone) are candidate "
+        "pairs too, whatever their names: a product's titles on two sites can share little but the model number"))
     fit: Literal["rules", "em"] = Field("rules", description=(
         "rules: the share of candidate pairs that match is estimated by a deterministic rule (pairs with an exact "
         "name, a shared identifier or the same phone, taken as rule_recall of the matches), as Splink's "
