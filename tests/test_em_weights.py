@@ -16,13 +16,13 @@ from kgpipe.kg.resolution_config import EmConfig
 from kgpipe.kg.resolve import Record, resolve
 from kgpipe.kg.similarity import AttributeRule, ResolutionConfig
 
-NAME_LEVELS = ["exact", ">=0.9", ">=0.75", ">=0.55", "else"]
+NAME_LEVELS = ["exact", ">=0.9", ">=0.75", ">=0.55", ">=0.4", "else"]
 
 
 def handmade_weights(prior: float = 0.01) -> LearnedWeights:
     return LearnedWeights(prior=prior, comparisons=[
-        ComparisonWeights(name="name", levels=NAME_LEVELS, m=[0.6, 0.2, 0.1, 0.05, 0.05],
-                          u=[0.001, 0.004, 0.02, 0.1, 0.875]),
+        ComparisonWeights(name="name", levels=NAME_LEVELS, m=[0.6, 0.2, 0.1, 0.05, 0.03, 0.02],
+                          u=[0.001, 0.004, 0.02, 0.1, 0.175, 0.7]),
         ComparisonWeights(name="acronym", levels=["agree", "differ"], m=[0.9, 0.1], u=[0.01, 0.99]),
         ComparisonWeights(name="identifiers", levels=["unique", "agree", "agree+differ", "common", "differ"],
                           m=[0.8, 0.1, 0.03, 0.03, 0.04], u=[0.0005, 0.001, 0.002, 0.05, 0.9465]),
