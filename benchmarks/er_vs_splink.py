@@ -100,14 +100,18 @@ def kgpipe_row(data: ErSet, learn: str) -> tuple[Row, dict]:
 
 
 def kgpipe_coverage(data: ErSet, result) -> float:
-    """Share of gold pairs whose records' names blocking paired (or that share a name)."""
+    """Share of gold pairs whose records' names blocking paired (or that share a name), or that learn=em's code
+    blocks paired (records sharing a rare code)."""
     assert result.candidate_names is not None and result.name_of_node is not None
     name_of = dict(zip(result.record_ids, result.name_of_node[result.node_of].tolist(), strict=True))
+    node_of = dict(zip(result.record_ids, result.node_of.tolist(), strict=True))
     candidates = {(int(a), int(b)) for a, b in result.candidate_names.tolist()}
+    by_code = set() if result.code_pairs is None else {(int(a), int(b)) for a, b in result.code_pairs.tolist()}
     covered = 0
     for a, b in data.gold:
         na, nb = name_of[a], name_of[b]
-        covered += na == nb or (na, nb) in candidates or (nb, na) in candidates
+        nodes = (min(node_of[a], node_of[b]), max(node_of[a], node_of[b]))
+        covered += na == nb or (na, nb) in candidates or (nb, na) in candidates or nodes in by_code
     return covered / max(len(data.gold), 1)
 
 

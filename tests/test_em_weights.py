@@ -16,16 +16,16 @@ from kgpipe.kg.resolution_config import EmConfig
 from kgpipe.kg.resolve import Record, resolve
 from kgpipe.kg.similarity import AttributeRule, ResolutionConfig
 
-NAME_LEVELS = ["exact", ">=0.9", ">=0.75", ">=0.55", "else"]
+NAME_LEVELS = ["exact", ">=0.9", ">=0.75", ">=0.55", ">=0.4", "else"]
 
 
 def handmade_weights(prior: float = 0.01) -> LearnedWeights:
     return LearnedWeights(prior=prior, comparisons=[
-        ComparisonWeights(name="name", levels=NAME_LEVELS, m=[0.6, 0.2, 0.1, 0.05, 0.05],
-                          u=[0.001, 0.004, 0.02, 0.1, 0.875]),
+        ComparisonWeights(name="name", levels=NAME_LEVELS, m=[0.6, 0.2, 0.1, 0.05, 0.03, 0.02],
+                          u=[0.001, 0.004, 0.02, 0.1, 0.175, 0.7]),
         ComparisonWeights(name="acronym", levels=["agree", "differ"], m=[0.9, 0.1], u=[0.01, 0.99]),
-        ComparisonWeights(name="identifiers", levels=["agree", "agree+differ", "common", "differ"],
-                          m=[0.9, 0.03, 0.03, 0.04], u=[0.001, 0.002, 0.05, 0.947]),
+        ComparisonWeights(name="identifiers", levels=["unique", "agree", "agree+differ", "common", "differ"],
+                          m=[0.8, 0.1, 0.03, 0.03, 0.04], u=[0.0005, 0.001, 0.002, 0.05, 0.9465]),
         ComparisonWeights(name="numbers", levels=["same", "share", "differ"], m=[0.8, 0.1, 0.1], u=[0.1, 0.1, 0.8])],
         tf_adjusted=["name"])
 
@@ -66,18 +66,22 @@ def test_equal_codes_agree_and_different_codes_of_one_shape_differ() -> None:
              "Sony Turntable"]
     columns = IdentifierColumns.of([find_identifiers(t) for t in texts])
     left, right = np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4])
-    assert columns.identifier_levels(left, right).tolist() == [0, 3, MISSING, MISSING]
+    assert columns.identifier_levels(left, right).tolist() == [0, 4, MISSING, MISSING]
 
 
 def test_codes_many_records_carry_are_specifications_not_identifiers() -> None:
     """'1080p' on seven TVs says they are TVs; a model number on one or two says which. Sharing only the common
     code is 'common'; sharing it while the model numbers differ is 'differ'; a shared model number with another
-    code of one shape on each side is 'agree+differ'."""
+    code of one shape on each side is 'agree+differ'; a model number four records carry is 'agree', one that only
+    the two carry 'unique'."""
     texts = [f"Acme LCD HDTV 1080p LC{n}VX" for n in range(20, 27)] + [
         "Acme LCD HDTV 1080p", "Acme LC20VX 1080p LCD", "Acme LC20VX 16GB", "Acme LC20VX 32GB"]
     columns = IdentifierColumns.of([find_identifiers(t) for t in texts], rare=5)
     left, right = np.array([0, 0, 7, 9]), np.array([8, 1, 8, 10])
-    assert columns.identifier_levels(left, right).tolist() == [0, 3, 2, 1]
+    assert columns.identifier_levels(left, right).tolist() == [1, 4, 3, 2]
+    assert columns.identifier_levels(np.array([1]), np.array([2])).tolist() == [4]  # LC21VX against LC22VX
+    only_two = IdentifierColumns.of([find_identifiers(t) for t in [*texts, "Acme LC21VX"]], rare=5)
+    assert only_two.identifier_levels(np.array([1, 0]), np.array([11, 8])).tolist() == [0, 1]
     numbers = IdentifierColumns.of([find_identifiers(t) for t in ("iPad 2", "iPad 2", "iPad 3", "iPad 2 3", "iPad")])
     assert numbers.number_levels(np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4])).tolist() == [0, 2, 1, MISSING]
 
@@ -85,7 +89,7 @@ def test_codes_many_records_carry_are_specifications_not_identifiers() -> None:
 def test_different_model_numbers_keep_products_apart_under_learned_weights() -> None:
     same = explain(Record("a", "Sony Turntable PSLX350H"), Record("b", "Sony PSLX350H Turntable"), handmade_weights())
     other = explain(Record("a", "Sony Turntable PSLX350H"), Record("b", "Sony Turntable PSLX250H"), handmade_weights())
-    assert {t.comparison: t.level for t in same.terms}["identifiers"] == "agree"
+    assert {t.comparison: t.level for t in same.terms}["identifiers"] == "unique"
     assert {t.comparison: t.level for t in other.terms}["identifiers"] == "differ"
     assert same.probability > 0.5 > other.probability
 
@@ -173,8 +177,66 @@ def test_resolve_learns_weights_deterministically_and_links_the_products() -> No
     wrong = sum(len(c) > 1 and len({x.split(":")[1] for x in c}) > 1 for c in first.clusters)
     assert linked >= 190 and wrong <= 5
     weights = first.learned.comparison("identifiers")
-    assert weights.weight(0) > 3 > 0 > weights.weight(3)  # a shared code for, a different one against
+    assert weights.weight(0) > 3 > 0 > weights.weight(4)  # a shared code for, a different one against
     assert first.stats["em_iterations"] == first.learned.iterations
+
+
+def test_records_sharing_only_a_rare_code_become_candidates() -> None:
+    """Two titles of one drill share nothing but the model number: blocking on names never pairs them; with
+    code_blocks the shared code (no other record carries it) makes them a candidate pair, and linked."""
+    records = [Record("a:1", "Acme cordless drill kit DR4410X", "a"), Record("b:1", "Zenith power tool set", "b",
+                                                                             attributes={"modelno": "DR-4410X"}),
+               Record("a:2", "Garden hose reel", "a"), Record("b:2", "Garden hose reel cart", "b")]
+    config = ResolutionConfig(learn="em", attributes={"modelno": AttributeRule(weight=0.5, kind="code")},
+                              weights_from=handmade_weights(prior=0.05))
+    found = resolve(records, config, one_to_one_sources=("a", "b"), keep_candidates=True)
+    assert found.stats["code_block_pairs"] == 1 and found.code_pairs is not None and len(found.code_pairs) == 1
+    assert found.cluster_of()["a:1"] == found.cluster_of()["b:1"]
+    off = resolve(records, config.model_copy(update={"em": EmConfig(code_blocks=False)}),
+                  one_to_one_sources=("a", "b"))
+    assert off.stats["code_block_pairs"] == 0 and off.cluster_of()["a:1"] != off.cluster_of()["b:1"]
+
+
+def test_shared_code_pairs_take_only_rare_codes() -> None:
+    texts = ["Acme LC20VX"] * 2 + ["Acme LC30VX"] + [f"Acme 1080p TV {i}" for i in range(6)] + ["Acme LC30VX 1080p"]
+    columns = IdentifierColumns.of([find_identifiers(t) for t in texts], rare=5)
+    left, right = columns.shared_code_pairs()
+    assert list(zip(left.tolist(), right.tolist(), strict=True)) == [(0, 1), (2, 9)]  # '1080p' on 7: common
+
+
+def test_near_equal_values_of_an_exact_attribute_are_close() -> None:
+    """'Lexar' against 'Lexar Media' and 'U.S. Robotics' against 'USRobotics': neither equal nor unrelated."""
+    records = [Record("a:1", "Lexar JumpDrive 32GB", "a", attributes={"brand": "Lexar"}),
+               Record("b:1", "Lexar TwistTurn JumpDrive 32GB", "b", attributes={"brand": "Lexar Media"}),
+               Record("a:2", "56K USB FaxModem", "a", attributes={"brand": "U.S. Robotics"}),
+               Record("b:2", "56K USB External FaxModem", "b", attributes={"brand": "USRobotics"}),
+               Record("b:3", "56K USB Modem", "b", attributes={"brand": "Motorola"})]
+    config = ResolutionConfig(learn="em", attributes={"brand": AttributeRule(weight=0.25, kind="exact")})
+    weights = handmade_weights().model_copy(update={"comparisons": [*handmade_weights().comparisons,
+                                                                    ComparisonWeights(
+        name="attribute:brand", levels=["exact", "close", "else"], m=[0.8, 0.15, 0.05], u=[0.1, 0.1, 0.8])]})
+    level = {(a, b): {t.comparison: t.level for t in explain(records[a], records[b], weights, config).terms}[
+        "attribute:brand"] for a, b in ((0, 1), (2, 3), (2, 4), (0, 0))}
+    assert level == {(0, 1): "close", (2, 3): "close", (2, 4): "else", (0, 0): "exact"}
+
+
+def test_word_overlap_attributes_have_a_band_for_any_shared_word() -> None:
+    """'Bob Gerber' against 'Robert H. Gerber' (Jaccard 0.25) shares a word: its own level, not 'else'."""
+    from kgpipe.kg.comparisons import comparisons_for
+
+    config = ResolutionConfig(learn="em", attributes={"authors": AttributeRule(weight=0.5, kind="tokens")})
+    levels = {c.name: c.levels for c in comparisons_for(config, has_context=False)}
+    assert levels["attribute:authors"] == ("exact", ">=0.6", ">=0.3", ">0", "else")
+    records = [Record("1", "Informix Online XPS", attributes={"authors": "Bob Gerber"}),
+               Record("2", "Informix online XPS", attributes={"authors": "Robert H. Gerber"}),
+               Record("3", "Informix online XPS", attributes={"authors": "Jim Gray"})]
+    weights = handmade_weights().model_copy(update={"comparisons": [*handmade_weights().comparisons,
+                                                                    ComparisonWeights(
+        name="attribute:authors", levels=list(levels["attribute:authors"]), m=[0.7, 0.15, 0.05, 0.05, 0.05],
+        u=[0.01, 0.01, 0.03, 0.05, 0.9])]})
+    said = [{t.comparison: t.level for t in explain(records[0], records[k], weights, config).terms}[
+        "attribute:authors"] for k in (1, 2)]
+    assert said == [">0", "else"]
 
 
 def test_weights_are_reused_and_must_fit_the_settings(tmp_path) -> None:
@@ -220,7 +282,7 @@ def test_an_exact_match_on_a_frequent_name_weighs_less() -> None:
     config = ResolutionConfig(learn="em", attributes={"city": AttributeRule(weight=0.25, kind="exact")})
     weights = handmade_weights()
     weights = weights.model_copy(update={"comparisons": [*weights.comparisons, ComparisonWeights(
-        name="attribute:city", levels=["exact", "else"], m=[0.9, 0.1], u=[0.05, 0.95])]})
+        name="attribute:city", levels=["exact", "close", "else"], m=[0.85, 0.05, 0.1], u=[0.05, 0.05, 0.9])]})
     common = explain(corpus[0], corpus[1], weights, config, corpus)
     rare = explain(corpus[-2], corpus[-1], weights, config, corpus)
     name_weight = {id(e): {t.comparison: t for t in e.terms}["name"] for e in (common, rare)}
@@ -237,7 +299,7 @@ def test_explain_terms_add_up_to_the_total() -> None:
     assert why.prior_weight + sum(t.weight for t in why.terms) == pytest.approx(why.total)
     assert why.probability == pytest.approx(2 ** why.total / (1 + 2 ** why.total))
     text = why.text()
-    assert "identifiers" in text and "agree" in text and f"{why.total:.2f}" in text
+    assert "identifiers" in text and "unique" in text and f"{why.total:.2f}" in text
     assert why.to_dict()["terms"][0]["comparison"] == "name"
 
 

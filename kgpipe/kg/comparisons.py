@@ -6,10 +6,11 @@ say (a value absent on either side), which counts nothing. The comparisons:
                cut into bands, one comparison since those signals are strongly correlated; its exact level
                (the same normalised name) is term-frequency adjusted
   acronym      an acronym against the initials of the other name: agree or differ
-  identifiers  codes in the names and in `code` attributes (kgpipe.kg.identifiers): a shared code, or
-               different codes of one shape
+  identifiers  codes in the names and in `code` attributes (kgpipe.kg.identifiers): a shared code (one no
+               other node carries, or a rare one), or different codes of one shape
   numbers      the plain numbers of the names: the same, some shared, none shared
-  <attribute>  each attribute rule but `code` ones, in bands of its kind's similarity
+  <attribute>  each attribute rule but `code` ones, in bands of its kind's similarity; an exact attribute
+               has a 'close' level between equal and else (kgpipe.kg.value_keys)
   context      overlap of the nodes' contexts, where both have one
 Levels are computed for whole arrays of pairs, as the fixed scorer's signals are.
 """
@@ -22,21 +23,24 @@ from typing import Any
 
 import numpy as np
 
+from kgpipe.kg.codes import sorted_unique
 from kgpipe.kg.features import _csr
 from kgpipe.kg.identifiers import Identifiers, code_shape, find_identifiers, value_identifiers
 from kgpipe.kg.resolution_config import AttributeRule, ResolutionConfig
 from kgpipe.kg.similarity import NodeTable, institutions_differ, rowwise_dot
+from kgpipe.kg.value_keys import ValueKeys
 
 MISSING = -1
+_SOME = 1e-9  # the band of any overlap at all
 
 # similarity bands of attribute kinds, highest first (the level below the last band is 'else')
 _BANDS: dict[str, tuple[float, ...]] = {
     "exact": (1.0,), "phone": (1.0,), "postcode": (1.0,), "code": (1.0,),
-    "tokens": (1.0, 0.6, 0.3), "address": (1.0, 0.6, 0.3),
+    "tokens": (1.0, 0.6, 0.3, _SOME), "address": (1.0, 0.6, 0.3, _SOME),   # _SOME: a word shared
     "numeric": (1.0, 0.5),                # 1/(1 + d / scale): equal, within scale
     "price": (0.99, 0.9, 0.7),            # 1 - relative difference: within 1%, 10%, 30%
 }
-_CONTEXT_BANDS = (0.5, 1e-9)
+_CONTEXT_BANDS = (0.5, _SOME)
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Comparison:
 
 
 def _band_labels(bands: Sequence[float], first: str = "exact") -> tuple[str, ...]:
-    labels = [first if b >= 1.0 else f">={b:g}" for b in bands]
+    labels = [first if b >= 1.0 else ">0" if b == _SOME else f">={b:g}" for b in bands]
     return (*labels, "else")
 
 
@@ -62,10 +66,12 @@ def comparisons_for(config: ResolutionConfig, has_context: bool) -> list[Compari
                       tf=config.em.tf_adjust, decisive=True)]
     if config.acronyms:
         out.append(Comparison("acronym", ("agree", "differ")))
-    out.append(Comparison("identifiers", ("agree", "agree+differ", "common", "differ"), decisive=True))
+    out.append(Comparison("identifiers", ("unique", "agree", "agree+differ", "common", "differ"), decisive=True))
     out.append(Comparison("numbers", ("same", "share", "differ")))
     for attr, rule in config.attributes.items():
-        if rule.kind != "code":
+        if rule.kind == "exact":  # near-equal values too (kgpipe.kg.value_keys): 'Lexar' and 'Lexar Media'
+            out.append(Comparison(f"attribute:{attr}", ("exact", "close", "else")))
+        elif rule.kind != "code":
             out.append(Comparison(f"attribute:{attr}", _band_labels(_BANDS[rule.kind]), decisive=rule.kind == "phone"))
     if has_context and config.weights.context > 0:
         out.append(Comparison("context", (">=0.5", ">0", "none")))
@@ -112,10 +118,12 @@ class IdentifierColumns:
         return cls(codes, shapes, numbers, np.diff(numbers.indptr), code_nodes, rare)
 
     def identifier_levels(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """agree (0): a rare code shared and no two different codes of one shape; agree+differ (1): a rare code
-        shared, and different codes of one shape too; common (2): only common codes shared; differ (3):
-        different codes of one shape (a code on each side that the other lacks), no rare code shared; MISSING
-        where the codes say nothing."""
+        """unique (0): a code shared that no other node carries (a model number is said of one product: among
+        the Walmart-Amazon candidates a code two nodes carry is shared by 604 gold pairs and 141 others, one
+        that three carry by 24 and 265); agree (1): a rare code shared and no two different codes of one shape;
+        agree+differ (2): a rare code shared, and different codes of one shape too; common (3): only common
+        codes shared; differ (4): different codes of one shape (a code on each side that the other lacks), no
+        rare code shared; MISSING where the codes say nothing."""
         out = np.full(len(left), MISSING, dtype=np.int8)
         if not len(left) or not self.codes.nnz:
             return out
@@ -128,15 +136,37 @@ class IdentifierColumns:
         a, b = self.codes[left], self.codes[right]
         shared = a.multiply(b).tocsr()
         rare_shared = np.asarray(shared.multiply((self.code_nodes <= self.rare)[None, :]).sum(axis=1)).ravel() > 0
+        unique = np.asarray(shared.multiply((self.code_nodes == 2)[None, :]).sum(axis=1)).ravel() > 0
         any_shared = _row_any(shared)
         # per shape: codes on each side that the other lacks; a shape with such codes on both sides differs
         only_a, only_b = (a - shared) @ self.shape_of_code, (b - shared) @ self.shape_of_code
         differ = _row_any(only_a.multiply(only_b))
         out = np.full(len(left), MISSING, dtype=np.int8)
-        out[any_shared] = 2
-        out[differ] = 3
-        out[rare_shared] = np.where(differ[rare_shared], 1, 0)
+        out[any_shared] = 3
+        out[differ] = 4
+        out[rare_shared] = np.where(differ[rare_shared], 2, 1)
+        out[unique] = 0
         return out
+
+    def shared_code_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Node pairs (left < right) that share a rare code (one that 2 to `rare` nodes carry), in code order:
+        candidates of their own, whatever their names say ('Kingston 1GB DDR2 SODIMM' and 'Kingston KVR667D2S5
+        1G ValueRAM' share only the model number). At most rare * (rare - 1) / 2 pairs a code, so they grow with
+        the corpus as its rare codes do."""
+        keep = np.flatnonzero((self.code_nodes >= 2) & (self.code_nodes <= self.rare))
+        if not len(keep):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        by_code = self.codes[:, keep].tocsc()
+        by_code.sort_indices()
+        members, sizes = by_code.indices.astype(np.int64), np.diff(by_code.indptr)
+        groups = np.repeat(np.arange(len(keep)), sizes)
+        n = self.codes.shape[0]
+        found = []
+        for d in range(1, int(sizes.max())):
+            same = groups[:-d] == groups[d:]
+            found.append(members[:-d][same] * n + members[d:][same])   # members ascending within a code
+        codes = sorted_unique(np.concatenate(found), in_place=True)
+        return codes // n, codes % n
 
     def number_levels(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """same (0), share (1), differ (2) where both names have numbers; MISSING otherwise."""
@@ -169,9 +199,18 @@ def node_identifiers(spellings: Sequence[str], name_of: np.ndarray, attributes: 
     return IdentifierColumns.of(found, rare)
 
 
+def node_value_keys(attributes: Sequence[Mapping[str, Any]], rules: Mapping[str, AttributeRule]
+                    ) -> dict[str, ValueKeys]:
+    """Per exact attribute, its values' keys for the 'close' level."""
+    return {attr: ValueKeys.of([a.get(attr) for a in attributes]) for attr, rule in rules.items()
+            if rule.kind == "exact"}
+
+
 def pair_levels(table: NodeTable, identifiers: IdentifierColumns, comparisons: Sequence[Comparison],
-                left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """(pairs x comparisons) int8 levels of node pairs (left[i], right[i])."""
+                left: np.ndarray, right: np.ndarray, value_keys: Mapping[str, ValueKeys] | None = None
+                ) -> np.ndarray:
+    """(pairs x comparisons) int8 levels of node pairs (left[i], right[i]); value_keys: node_value_keys, for
+    the exact attributes' 'close' level (without them that level is never given)."""
     cfg, w = table.config, table.config.weights
     ln, rn = table.name_of[left], table.name_of[right]
     token, char, ratio, acronym, _ = table.name_scores(ln, rn, separate=True)
@@ -202,6 +241,10 @@ def pair_levels(table: NodeTable, identifiers: IdentifierColumns, comparisons: S
             rule = cfg.attributes[attr]
             sim = table._attribute_similarity(rule, table.attribute_columns[attr], left, right)
             level = _bands(sim, _BANDS[rule.kind])
+            if rule.kind == "exact":
+                level[level == 1] = 2
+                if value_keys is not None and attr in value_keys:
+                    level[(level == 2) & value_keys[attr].close(left, right)] = 1
         out[:, k] = level
     return out
 

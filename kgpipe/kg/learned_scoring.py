@@ -9,7 +9,7 @@ name many records carry agrees by chance more often than the average exact match
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -17,12 +17,20 @@ import numpy as np
 
 from kgpipe.errors import InputError
 from kgpipe.kg import em
-from kgpipe.kg.comparisons import Comparison, IdentifierColumns, comparisons_for, node_identifiers, pair_levels
+from kgpipe.kg.comparisons import (
+    Comparison,
+    IdentifierColumns,
+    comparisons_for,
+    node_identifiers,
+    node_value_keys,
+    pair_levels,
+)
 from kgpipe.kg.learned_weights import ComparisonWeights, LearnedWeights
 from kgpipe.kg.nodes import Nodes
 from kgpipe.kg.pair_scoring import pair_codes
 from kgpipe.kg.resolution_config import ResolutionConfig
 from kgpipe.kg.similarity import NodeTable
+from kgpipe.kg.value_keys import ValueKeys
 
 
 @dataclass
@@ -45,6 +53,7 @@ class LearnedTable:
     name_share: np.ndarray
     comparisons: list[Comparison]
     weights: LearnedWeights | None = None
+    value_keys: dict[str, ValueKeys] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -59,7 +68,7 @@ class LearnedTable:
 
     def levels(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
-        return pair_levels(self.table, self.identifiers, self.comparisons, left, right)
+        return pair_levels(self.table, self.identifiers, self.comparisons, left, right, self.value_keys)
 
     def with_weights(self, weights: LearnedWeights) -> LearnedTable:
         if weights.signature() != [(c.name, c.levels) for c in self.comparisons]:
@@ -111,7 +120,8 @@ def learned_table(table: NodeTable, nodes: Nodes) -> LearnedTable:
     identifiers = node_identifiers(nodes.spellings, nodes.name_of_node, nodes.attributes, config.attributes,
                                    config.em.rare_code)
     return LearnedTable(table, identifiers, name_records / max(len(nodes.node_of), 1),
-                        comparisons_for(config, table.context is not None))
+                        comparisons_for(config, table.context is not None),
+                        value_keys=node_value_keys(nodes.attributes, config.attributes))
 
 
 def given_weights(config: ResolutionConfig) -> LearnedWeights | None:

@@ -27,7 +27,7 @@ import numpy as np
 from kgpipe.kg.blocking import block_names
 from kgpipe.kg.cluster import cluster_nodes, one_to_one
 from kgpipe.kg.nodes import Nodes, RecordColumns, build_nodes, name_keys, node_pairs, source_sides
-from kgpipe.kg.pair_scoring import KnownScores, PairTable, chunk_pairs, node_table, score_pair_chunk
+from kgpipe.kg.pair_scoring import KnownScores, PairTable, chunk_pairs, node_table, pair_codes, score_pair_chunk
 from kgpipe.kg.similarity import NodeTable, ResolutionConfig, featurize_names
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class Resolution:
     name_of_node: np.ndarray | None = None       # unique-name index per node
     candidate_names: np.ndarray | None = None    # (m, 2) name pairs proposed by blocking (keep_candidates)
     learned: LearnedWeights | None = None        # the match weights scored with (learn=em)
+    code_pairs: np.ndarray | None = None         # (m, 2) node pairs added for a shared rare code (keep_candidates)
 
     @property
     def clusters(self) -> list[list[str]]:
@@ -119,8 +120,9 @@ def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig 
     one record of the other source and never to a record of its own. type_parents: the type hierarchy for
     type compatibility (default: kgpipe.vocab's). executor: the engine the mapped steps run on (name keys,
     name features, blocking keys and bands, pair scoring, components, the guard); default: this process. Every
-    engine gives the same resolution. keep_candidates: return blocking's name pairs too (`candidate_names`, for
-    measuring blocking); otherwise they are dropped once expanded to node pairs.
+    engine gives the same resolution. keep_candidates: return blocking's name pairs too (`candidate_names`, and
+    with learn=em the node pairs added for a shared code, `code_pairs`: for measuring blocking); otherwise they
+    are dropped once expanded to node pairs.
     """
     from kgpipe.engine.local import LocalExecutor
 
@@ -146,12 +148,19 @@ def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig 
         left, right = left[cross], right[cross]
     pair_table: PairTable = table
     threshold, group_threshold, learned, learn_stats = config.threshold, config.cluster_threshold, None, {}
+    code_pairs = None
     if config.learn == "em":
+        learned_scorer = _learned_table(table, nodes)
         left, right = named_pairs(nodes, left, right)
-        pair_table, learned = _learned_scorer(table, nodes, left, right, side)
+        added = named_pairs(nodes, *_code_pairs(learned_scorer, left, right, side))
+        left, right = np.concatenate([left, added[0]]), np.concatenate([right, added[1]])
+        pair_table, learned = _with_learned_weights(learned_scorer, nodes, left, right, side)
+        del learned_scorer
         threshold, group_threshold = config.em.threshold, None
         learn_stats = {"em_iterations": learned.iterations, "em_converged": learned.converged,
-                       "em_prior": round(learned.prior, 6), "em_pairs": learned.pairs}
+                       "em_prior": round(learned.prior, 6), "em_pairs": learned.pairs,
+                       "code_block_pairs": len(added[0])}
+        code_pairs = np.stack(added, axis=1) if keep_candidates else None
         steps.done("learning")
     scores = _score_in_chunks(pair_table, left, right, progress, executor)
     steps.done("scoring")
@@ -181,17 +190,40 @@ def resolve(records: Iterable[Record] | RecordColumns, config: ResolutionConfig 
     }
     return Resolution(records.ids, labels, nodes.node_of, list(nodes.keys),
                       (left[accepted], right[accepted], scores[accepted]), stats, nodes.name_of_node, candidate_names,
-                      learned)
+                      learned, code_pairs)
 
 
-def _learned_scorer(table: NodeTable, nodes: Nodes, left: np.ndarray, right: np.ndarray, side: np.ndarray | None
-                    ) -> tuple[LearnedTable, LearnedWeights]:
-    """learn=em: the learned scorer over the nodes, with the weights the config gives or learned on the candidate
-    pairs (left, right)."""
-    from kgpipe.kg.learned_scoring import given_weights, learn_weights, learned_table
+def _learned_table(table: NodeTable, nodes: Nodes) -> LearnedTable:
+    from kgpipe.kg.learned_scoring import learned_table
 
-    scorer = learned_table(table, nodes)
-    weights = given_weights(table.config) or learn_weights(scorer, left, right, nodes.node_of, side)
+    return learned_table(table, nodes)
+
+
+def _code_pairs(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, side: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """learn=em with code_blocks: the node pairs that share a rare code (across the sides in one-to-one
+    linkage) and are not among the candidate pairs (left, right) already, in code order."""
+    none = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if not scorer.config.em.code_blocks:
+        return none
+    a, b = scorer.identifiers.shared_code_pairs()
+    if side is not None:
+        cross = side[a] != side[b]
+        a, b = a[cross], b[cross]
+    if not len(a):
+        return none
+    n = len(scorer)
+    new = ~np.isin(pair_codes(a, b, n), pair_codes(left, right, n))
+    return a[new], b[new]
+
+
+def _with_learned_weights(scorer: LearnedTable, nodes: Nodes, left: np.ndarray, right: np.ndarray,
+                          side: np.ndarray | None) -> tuple[LearnedTable, LearnedWeights]:
+    """learn=em: the learned scorer with the weights the config gives or learned on the candidate pairs
+    (left, right)."""
+    from kgpipe.kg.learned_scoring import given_weights, learn_weights
+
+    weights = given_weights(scorer.config) or learn_weights(scorer, left, right, nodes.node_of, side)
     return scorer.with_weights(weights), weights
 
 
