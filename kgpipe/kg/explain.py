@@ -1,14 +1,18 @@
 """Why two records do or do not match under learned weights: per comparison its level, m, u and log2(m / u),
 with the prior, the total match weight and the probability (the waterfall chart Splink users debug with).
 
+Weights for the comparisons the default settings give (illustrative numbers: m falls and u rises from each
+comparison's strongest level to its weakest):
+
+>>> from kgpipe.kg.comparisons import comparisons_for
 >>> from kgpipe.kg.learned_weights import ComparisonWeights, LearnedWeights
 >>> from kgpipe.kg.resolve import Record
->>> names = ["exact", ">=0.9", ">=0.75", ">=0.55", "else"]
+>>> def falling(n):
+...     return [2.0 ** -k / sum(2.0 ** -j for j in range(n)) for k in range(n)]
 >>> weights = LearnedWeights(prior=0.01, comparisons=[
-...     ComparisonWeights(name="name", levels=names, m=[0.6, 0.2, 0.1, 0.05, 0.05], u=[0.001, 0.004, 0.02, 0.1, 0.875]),
-...     ComparisonWeights(name="acronym", levels=["agree", "differ"], m=[0.9, 0.1], u=[0.01, 0.99]),
-...     ComparisonWeights(name="identifiers", levels=["agree", "differ"], m=[0.95, 0.05], u=[0.001, 0.999]),
-...     ComparisonWeights(name="numbers", levels=["same", "share", "differ"], m=[0.8, 0.1, 0.1], u=[0.1, 0.1, 0.8])])
+...     ComparisonWeights(name=c.name, levels=list(c.levels), m=falling(len(c.levels)),
+...                       u=falling(len(c.levels))[::-1])
+...     for c in comparisons_for(ResolutionConfig(learn="em"), has_context=False)])
 >>> why = explain(Record("a", "Sony Turntable PSLX350H"), Record("b", "Sony Turntable PSLX250H"), weights)
 >>> [(t.comparison, t.level) for t in why.terms]
 [('name', '>=0.55'), ('acronym', 'missing'), ('identifiers', 'differ'), ('numbers', 'missing')]
