@@ -24,6 +24,7 @@ _PHONE = re.compile(  # with an area code (separators free), or a local number w
     r"(?<![\w+])(?:(?:\+\d{1,3}[\s.\-/]?)?(?:\(\d{2,4}\)\s?|\d{2,4}[\s.\-/])\d{3}[\s.\-/]?\d{4}|\d{3}[.\-]\d{4})(?!\w)")
 _ISBN = re.compile(r"(?<![\w-])(?:97[89][\s-]?)?\d{1,5}[\s-]?\d{1,7}[\s-]?\d{1,7}[\s-]?[\dXx](?![\w-])")
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-./#][A-Za-z0-9]+)*")
+_DIGIT = re.compile(r"\d")   # every identifier and number has one: a text without is read no further
 _UNIT = re.compile(r"^\d+[a-z]{1,4}$")
 _RUNS = re.compile(r"[A-Z]+|\d+")
 MIN_CODE = 4            # shortest model number
@@ -83,10 +84,15 @@ def _is_code(word: str) -> bool:
     return (len(word) >= MIN_CODE and letters and digits) or (not letters and len(word) >= MIN_DIGIT_CODE)
 
 
+_NONE = Identifiers()
+
+
 def find_identifiers(text: str) -> Identifiers:
     """The identifiers of one text: ISBNs and phones first (their digits are not numbers or codes of their
     own), then model numbers (a token with its separators dropped, and each separated part, when it is long
     enough and mixes letters and digits; digits-only runs of 6 or more), then the plain numbers."""
+    if _DIGIT.search(text) is None:   # most names: 20-40 times faster than the patterns finding nothing
+        return _NONE
     codes: set[str] = set()
     rest = text
     for match in _ISBN.finditer(text):
