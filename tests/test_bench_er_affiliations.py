@@ -7,12 +7,13 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+
+from tests.benchmark_modules import import_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 STRINGS = [("1", "University of Helsinki"), ("2", "Univ. of Helsinki, Finland"), ("3", "Helsinki University"),
@@ -22,13 +23,8 @@ GOLD_PAIRS = [("1", "2"), ("2", "3"), ("4", "5"), ("6", "7")]
 
 
 @pytest.fixture(scope="module")
-def bench() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import er_affiliations
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    yield er_affiliations
+def bench() -> ModuleType:
+    return import_benchmark("er_affiliations")
 
 
 @pytest.fixture

@@ -3,25 +3,19 @@ on the raw files, and an audit applies only to the files it was made from."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.benchmark_modules import import_benchmark
+
 _HEAD = "id|http://x#name|http://x#phone_number|http://x#street\n"
 
 
 @pytest.fixture(scope="module")
-def bench() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import make_er_audits
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    yield make_er_audits
+def bench() -> ModuleType:
+    return import_benchmark("make_er_audits")
 
 
 def _restaurants(folder: Path) -> Path:

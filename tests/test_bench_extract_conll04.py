@@ -4,24 +4,16 @@ and what each cell averages (the numbers issue 17's targets are read from).
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.benchmark_modules import import_benchmark
 
 
 @pytest.fixture(scope="module")
-def bench() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import extract_conll04
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    yield extract_conll04
+def bench() -> ModuleType:
+    return import_benchmark("extract_conll04")
 
 
 def test_the_kind_of_a_ner_model_is_read_from_the_meta_each_trainer_writes(bench: ModuleType) -> None:

@@ -5,7 +5,6 @@ process. Small chunk sizes make every map step run as many tasks."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,9 @@ from kgpipe.kg.nodes import RecordColumns, build_nodes, name_keys, node_pairs
 from kgpipe.kg.pair_scoring import KnownScores, node_table, score_pairs
 from kgpipe.kg.resolve import Record, Resolution, _score_in_chunks, resolve
 from kgpipe.kg.similarity import ResolutionConfig
+from tests.benchmark_modules import import_benchmark
 from tests.test_fuse_steps import NAMES, MatrixScorer, _giant_component
 
-REPO = Path(__file__).resolve().parents[1]
 RUN_DEPENDENT = ("seconds", "cpu_seconds", "peak_mb_after")
 
 
@@ -145,11 +144,7 @@ def same_resolution(a: Resolution, b: Resolution) -> None:
 
 
 def test_resolve_is_the_same_on_ray_for_synthetic_records(engines, monkeypatch: pytest.MonkeyPatch) -> None:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from er_scale import generate
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    generate = import_benchmark("er_scale").generate
     local, ray = engines
     monkeypatch.setattr(chunking, "NAMES", 400)
     monkeypatch.setattr(chunking, "PAIRS", 2000)

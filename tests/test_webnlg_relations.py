@@ -5,15 +5,12 @@ triples are literals, and which way a relation points, on a tiny WebNLG-like fil
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from kgpipe.nlp.labelled import read_labelled
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.benchmark_modules import import_benchmark
 
 XML = """<?xml version="1.0" ?>
 <benchmark><entries>
@@ -45,13 +42,7 @@ SENTENCES = [(0, 59), (60, 98)]
 
 @pytest.fixture(scope="module")
 def converter():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import _webnlg
-        import webnlg_relations
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return _webnlg, webnlg_relations
+    return import_benchmark("_webnlg"), import_benchmark("webnlg_relations")
 
 
 @pytest.fixture
@@ -130,11 +121,7 @@ def test_the_subsample_is_seeded_and_keeps_the_split_order(converter) -> None:
 def test_extract_webnlg_scores_pairs_by_direction_and_property(converter) -> None:
     from types import SimpleNamespace
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import extract_webnlg
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    extract_webnlg = import_benchmark("extract_webnlg")
     record = {"names": {"A": {"Alpha"}, "B": {"Beta"}, "C": {"Gamma"}, "D": {"Delta"}},
               "triples": [("A", "p", "B"), ("C", "q", "A"), ("B", "s", "D"), ("A", "r", "1963")]}
     mentions = [{"mention_id": k, "text": text, "sentence": sentence}
@@ -152,11 +139,7 @@ def test_extract_webnlg_scores_pairs_by_direction_and_property(converter) -> Non
 def test_extract_webnlg_rows_of_several_models_are_means_with_their_spread() -> None:
     from collections import Counter
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import extract_webnlg
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    extract_webnlg = import_benchmark("extract_webnlg")
     runs = [extract_webnlg.PairCounts(predicted=10, gold=20, right=Counter(directed=5), found=Counter(directed=5)),
             extract_webnlg.PairCounts(predicted=20, gold=20, right=Counter(directed=10), found=Counter(directed=10))]
     # F1: 2 * 0.5 * 0.25 / 0.75 = 0.333 and 0.5
