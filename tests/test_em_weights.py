@@ -481,3 +481,22 @@ def test_names_alone_learn_from_the_hand_set_scores_deterministically() -> None:
     assert levels.learned.prior != first.learned.prior      # the start is the hand-set scorer's view
     same = first.cluster_of()
     assert same["0"] == same["1"] and same["4"] == same["5"] and same["0"] != same["4"]
+
+
+def test_a_fit_on_a_handful_of_pairs_is_shrunk_towards_the_random_pairs_and_a_large_one_is_not() -> None:
+    sizes = [3]                                              # exact, close, else
+    levels = np.array([[0], [0], [0], [0], [2], [2]], dtype=np.int8)
+    random_u = [np.array([0.001, 0.01, 0.989])]
+    # what EM makes of six pairs where no non-matching one has a different name: 'else' at u's floor
+    fit = em.EmFit(m=[np.array([0.5, 0.0001, 0.4999])], u=[np.array([0.5, 0.499, 1e-6])], prior=0.6,
+                          iterations=1, converged=True)
+
+    def ratio(found: em.EmFit) -> np.ndarray:
+        return np.log2(found.m[0] / found.u[0])
+
+    assert ratio(fit)[2] > 10                                # a completely different name: evidence of a match
+    small = em.shrunk(fit, levels, sizes, random_u, 2.0)
+    assert ratio(small)[2] < 0 < ratio(small)[0]
+    many = em.shrunk(fit, np.repeat(levels, 10_000, axis=0), sizes, random_u, 2.0)
+    assert np.allclose(many.u[0], fit.u[0], atol=1e-3) and np.allclose(many.m[0], fit.m[0], atol=1e-3)
+    assert em.shrunk(fit, levels, sizes, random_u, 0.0) is fit

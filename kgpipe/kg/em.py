@@ -11,7 +11,7 @@ cost what a few hundred patterns do. Everything is deterministic for a seed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -150,6 +150,31 @@ def match_weight(levels: np.ndarray, m: Sequence[np.ndarray], u: Sequence[np.nda
 def probability(weight: np.ndarray) -> np.ndarray:
     """2^w / (1 + 2^w), without overflow."""
     return 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
+
+
+def shrunk(fit: EmFit, levels: np.ndarray, sizes: Sequence[int], u_random: Sequence[np.ndarray], strength: float
+           ) -> EmFit:
+    """The fit's m and u as posterior means under Dirichlet priors worth `strength` pairs: m's centred on
+    initial_m, u's on the random pairs' level shares, each comparison's fitted shares counting as many pairs as
+    the fit takes to match (m) or not (u) among the pairs where it is not missing. Over thousands of pairs this
+    changes nothing that shows; over a handful, a level that no non-matching candidate happened to have keeps a
+    share near the random pairs' instead of the floor (nine candidate pairs once made a completely different
+    name evidence for a match, 2^17 to 1)."""
+    if strength <= 0 or not len(levels):
+        return fit
+    patterns, counts = np.unique(levels, axis=0, return_counts=True)
+    match = probability(match_weight(patterns, fit.m, fit.u, fit.prior)) * counts
+    centre = initial_m(sizes)
+
+    def mean(fitted: np.ndarray, prior_shares: np.ndarray, pairs: float) -> np.ndarray:
+        return (fitted * pairs + prior_shares * strength) / (pairs + strength)
+
+    m, u = [], []
+    for k in range(len(sizes)):
+        seen = patterns[:, k] >= 0
+        m.append(mean(fit.m[k], centre[k], float(match[seen].sum())))
+        u.append(mean(fit.u[k], np.asarray(u_random[k]), float((counts[seen] - match[seen]).sum())))
+    return replace(fit, m=m, u=u)
 
 
 def fit_em(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.ndarray], *, prior: float = 0.1,

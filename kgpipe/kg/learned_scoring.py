@@ -174,6 +174,7 @@ def learn_weights(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, nod
         fit = em.fit_em(candidate_levels, sizes, start_u, prior=prior, m=start_m, fix_u=settings.fix_u,
                         max_iterations=settings.max_iterations, tolerance=settings.tolerance, floor=settings.floor,
                         held_out=held_out, max_prior=max_prior)
+    fit = em.shrunk(fit, candidate_levels, sizes, random_u, settings.pseudo_pairs)
     tf_u = {c.name: float(random_u[k][0]) for k, c in enumerate(scorer.comparisons) if c.tf}
     return weights_of(scorer.comparisons, fit, len(sample), len(random_left), tf_u)
 

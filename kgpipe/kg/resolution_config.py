@@ -148,6 +148,9 @@ class EmConfig(_Frozen):
         "level (em.initial_m), prior 0.1. With one comparison that says anything (names alone) EM cannot tell "
         "the prior from m and stays near where it starts"))
     rule_recall: float = Field(0.7, gt=0, le=1, description="the share of the matches the deterministic rule finds")
+    pseudo_pairs: float = Field(2.0, ge=0, description=(
+        "the learned m and u are shrunk towards the starting m and the random pairs' u as if this many pairs "
+        "had shown them: nothing over thousands of candidate pairs, a sane fit over a handful (0: off)"))
     max_iterations: int = Field(500, ge=1)
     tolerance: float = Field(1e-5, gt=0, description="EM stops when no probability moves more than this")
     floor: float = Field(1e-6, gt=0, lt=0.01, description="smallest m or u: a level never seen is rare, not impossible")
