@@ -106,7 +106,9 @@ def test_the_fuse_summary_explains_three_chosen_pairs_as_kgpipe_explain_does(lea
     # MIT's entity has the most distinct texts; its most frequent text against the next; 'Bohr' and 'Aage Bohr'
     # share a word and ended in different entities
     assert (charts[2].head, charts[2].tail) == ("MIT", "M.I.T.")
-    assert charts[0].head == "MIT" and charts[0].tail in {"M.I.T.", "The Massachusetts Institute of Technology"}
+    # the merge the weights were least sure of: two spellings of one university (names alone hold the name's
+    # weights at the hand-set scorer's view, kgpipe.kg.learned_scoring)
+    assert (charts[0].head, charts[0].tail) == ("Harvard", "Harvard Univ.")
     assert {charts[1].head, charts[1].tail} == {"Aage Bohr", "Bohr"}
     assert [c.note for c in charts] == ["the run put them in one entity", "the run kept them apart",
                                         "the run put them in one entity"]
