@@ -8,6 +8,7 @@ import pytest
 
 from kgpipe.errors import InputError
 from kgpipe.kg import em
+from kgpipe.kg.acronym_runs import AcronymRuns
 from kgpipe.kg.comparisons import MISSING, IdentifierColumns
 from kgpipe.kg.explain import explain
 from kgpipe.kg.identifiers import find_identifiers, isbn13, phone_key, value_identifiers
@@ -23,7 +24,8 @@ def handmade_weights(prior: float = 0.01) -> LearnedWeights:
     return LearnedWeights(prior=prior, comparisons=[
         ComparisonWeights(name="name", levels=NAME_LEVELS, m=[0.6, 0.2, 0.1, 0.05, 0.03, 0.02],
                           u=[0.001, 0.004, 0.02, 0.1, 0.175, 0.7]),
-        ComparisonWeights(name="acronym", levels=["agree", "differ"], m=[0.9, 0.1], u=[0.01, 0.99]),
+        ComparisonWeights(name="acronym", levels=["agree", "within", "differ"], m=[0.5, 0.4, 0.1],
+                          u=[0.005, 0.005, 0.99]),
         ComparisonWeights(name="identifiers", levels=["unique", "agree", "agree+differ", "common", "differ"],
                           m=[0.8, 0.1, 0.03, 0.03, 0.04], u=[0.0005, 0.001, 0.002, 0.05, 0.9465]),
         ComparisonWeights(name="numbers", levels=["same", "share", "differ"], m=[0.8, 0.1, 0.1], u=[0.1, 0.1, 0.8])],
@@ -500,3 +502,51 @@ def test_a_fit_on_a_handful_of_pairs_is_shrunk_towards_the_random_pairs_and_a_la
     many = em.shrunk(fit, np.repeat(levels, 10_000, axis=0), sizes, random_u, 2.0)
     assert np.allclose(many.u[0], fit.u[0], atol=1e-3) and np.allclose(many.m[0], fit.m[0], atol=1e-3)
     assert em.shrunk(fit, levels, sizes, random_u, 0.0) is fit
+
+
+# --- acronyms inside longer names ---------------------------------------------------------------------------
+
+
+def test_an_acronym_is_within_a_name_a_run_of_whose_words_spells_it() -> None:
+    names = ["MIT", "Lincoln Labs, Massachusetts Institute of Technology", "Dept. of Computer Science, UIUC",
+             "University of Illinois at Urbana-Champaign", "UC Riverside", "University of California, Riverside",
+             "MIT Lincoln Laboratory", "Stanford University"]
+    keys = ["mit", "lincoln laboratory massachusetts institute technology", "department computer science uiuc",
+            "university illinois at urbana champaign", "uc riverside", "university california riverside",
+            "mit lincoln laboratory", "stanford university"]
+    runs = AcronymRuns.of(names, keys)
+    left, right = np.array([0, 2, 4, 0, 0, 7]), np.array([1, 3, 5, 7, 6, 3])
+    assert runs.within(left, right).tolist() == [True, True, False, False, False, False]
+    # 'UC' is too short to say anything; 'MIT' against 'MIT Lincoln Laboratory': a word both have (the name score's);
+    # 'Stanford University' against 'University of Illinois...' has no acronym to spell
+    assert runs.said(left, right).tolist() == [True, True, False, True, False, False]
+
+
+def test_the_acronym_comparison_has_a_within_level() -> None:
+    why = explain(Record("a", "MIT"), Record("b", "Lincoln Labs, Massachusetts Institute of Technology"),
+                  handmade_weights())
+    assert {t.comparison: t.level for t in why.terms}["acronym"] == "within"
+    why = explain(Record("a", "MIT"), Record("b", "Massachusetts Institute of Technology"), handmade_weights())
+    assert {t.comparison: t.level for t in why.terms}["acronym"] == "agree"
+    why = explain(Record("a", "MIT"), Record("b", "Lincoln Labs, Stanford University"), handmade_weights())
+    assert {t.comparison: t.level for t in why.terms}["acronym"] == "differ"
+
+
+def test_names_alone_hold_the_name_weights_where_em_is_not_identified() -> None:
+    """Names alone (no rule session trains anything): the name comparison's m and u stay those of the hand-set
+    scorer's view whatever the iterations allowed, and EM fits the prior and the acronym's m, converging."""
+    names = ["MIT", "M.I.T.", "Massachusetts Institute of Technology", "Lincoln Labs, Massachusetts Institute of "
+             "Technology", "Dept. of EECS, MIT", "Stanford University", "Stanford Univ.", "Stanford University, CA",
+             "Dept. of Computer Science, Stanford University", "Univ. of Maryland", "University of Maryland",
+             "University of Maryland, College Park", "IBM Almaden Research Center", "IBM Almaden Research Ctr.",
+             "Almaden Research Center, IBM", "CMU", "Carnegie Mellon University", "Carnegie Mellon Univ., Pittsburgh"]
+    records = [Record(str(i), name) for i, name in enumerate(names)]
+    few = resolve(records, ResolutionConfig(learn="em", em=EmConfig(max_iterations=3)))
+    many = resolve(records, ResolutionConfig(learn="em"))
+    assert few.learned is not None and many.learned is not None
+    assert many.learned.converged
+    assert few.learned.comparisons[0].m == many.learned.comparisons[0].m
+    assert few.learned.comparisons[0].u == many.learned.comparisons[0].u
+    assert few.learned.prior != many.learned.prior    # the prior is fitted
+    again = resolve(list(reversed(records)), ResolutionConfig(learn="em"))
+    assert again.learned == many.learned

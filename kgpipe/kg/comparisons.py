@@ -5,7 +5,9 @@ say (a value absent on either side), which counts nothing. The comparisons:
   name         the name score (token, n-gram and fuzz signals combined, as kgpipe.kg.similarity computes them)
                cut into bands, one comparison since those signals are strongly correlated; its exact level
                (the same normalised name) is term-frequency adjusted
-  acronym      an acronym against the initials of the other name: agree or differ
+  acronym      an acronym against the initials of the other name: agree; else an acronym one name is written
+               with that a run of the other's words spells (kgpipe.kg.acronym_runs: 'MIT' in 'Lincoln Labs,
+               Massachusetts Institute of Technology'): within; differ where either could be said and is not
   identifiers  codes in the names and in `code` attributes (kgpipe.kg.identifiers): a shared code (one no
                other node carries, or a rare one), or different codes of one shape
   numbers      the plain numbers of the names: the same, some shared, none shared
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from kgpipe.kg.acronym_runs import AcronymRuns
 from kgpipe.kg.codes import sorted_unique
 from kgpipe.kg.features import _csr
 from kgpipe.kg.identifiers import Identifiers, code_shape, find_identifiers, value_identifiers
@@ -65,7 +68,7 @@ def comparisons_for(config: ResolutionConfig, has_context: bool) -> list[Compari
     out = [Comparison("name", ("exact", *(f">={b:g}" for b in config.em.name_bands), "else"),
                       tf=config.em.tf_adjust, decisive=True)]
     if config.acronyms:
-        out.append(Comparison("acronym", ("agree", "differ")))
+        out.append(Comparison("acronym", ("agree", "within", "differ")))
     out.append(Comparison("identifiers", ("unique", "agree", "agree+differ", "common", "differ"), decisive=True))
     out.append(Comparison("numbers", ("same", "share", "differ")))
     for attr, rule in config.attributes.items():
@@ -207,10 +210,11 @@ def node_value_keys(attributes: Sequence[Mapping[str, Any]], rules: Mapping[str,
 
 
 def pair_levels(table: NodeTable, identifiers: IdentifierColumns, comparisons: Sequence[Comparison],
-                left: np.ndarray, right: np.ndarray, value_keys: Mapping[str, ValueKeys] | None = None
-                ) -> np.ndarray:
+                left: np.ndarray, right: np.ndarray, value_keys: Mapping[str, ValueKeys] | None = None,
+                acronyms: AcronymRuns | None = None) -> np.ndarray:
     """(pairs x comparisons) int8 levels of node pairs (left[i], right[i]); value_keys: node_value_keys, for
-    the exact attributes' 'close' level (without them that level is never given)."""
+    the exact attributes' 'close' level, acronyms: the names' AcronymRuns, for the acronym's 'within' level
+    (without them those levels are never given)."""
     cfg, w = table.config, table.config.weights
     ln, rn = table.name_of[left], table.name_of[right]
     token, char, ratio, acronym, _ = table.name_scores(ln, rn, separate=True)
@@ -229,7 +233,11 @@ def pair_levels(table: NodeTable, identifiers: IdentifierColumns, comparisons: S
             level[empty[ln] | empty[rn]] = MISSING  # a record without a name (only attributes) says nothing here
         elif kind == "acronym":
             said = ((f.as_acronym[ln] >= 0) & (f.initials[rn] >= 0)) | ((f.as_acronym[rn] >= 0) & (f.initials[ln] >= 0))
-            level = np.where(acronym, 0, np.where(said, 1, MISSING)).astype(np.int8)
+            within = np.zeros(len(ln), dtype=bool)
+            if acronyms is not None:
+                said |= acronyms.said(ln, rn)
+                within = acronyms.within(ln, rn)
+            level = np.where(acronym, 0, np.where(within, 1, np.where(said, 2, MISSING))).astype(np.int8)
         elif kind == "identifiers":
             level = identifiers.identifier_levels(left, right)
         elif kind == "numbers":

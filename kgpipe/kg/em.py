@@ -152,14 +152,15 @@ def probability(weight: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
 
 
-def shrunk(fit: EmFit, levels: np.ndarray, sizes: Sequence[int], u_random: Sequence[np.ndarray], strength: float
-           ) -> EmFit:
+def shrunk(fit: EmFit, levels: np.ndarray, sizes: Sequence[int], u_random: Sequence[np.ndarray], strength: float,
+           keep: Sequence[int] = ()) -> EmFit:
     """The fit's m and u as posterior means under Dirichlet priors worth `strength` pairs: m's centred on
     initial_m, u's on the random pairs' level shares, each comparison's fitted shares counting as many pairs as
     the fit takes to match (m) or not (u) among the pairs where it is not missing. Over thousands of pairs this
     changes nothing that shows; over a handful, a level that no non-matching candidate happened to have keeps a
     share near the random pairs' instead of the floor (nine candidate pairs once made a completely different
-    name evidence for a match, 2^17 to 1)."""
+    name evidence for a match, 2^17 to 1). `keep`: comparisons whose m and u were not fitted here (held at
+    another scorer's view): they stay as they are."""
     if strength <= 0 or not len(levels):
         return fit
     patterns, counts = np.unique(levels, axis=0, return_counts=True)
@@ -171,6 +172,10 @@ def shrunk(fit: EmFit, levels: np.ndarray, sizes: Sequence[int], u_random: Seque
 
     m, u = [], []
     for k in range(len(sizes)):
+        if k in keep:
+            m.append(fit.m[k])
+            u.append(fit.u[k])
+            continue
         seen = patterns[:, k] >= 0
         m.append(mean(fit.m[k], centre[k], float(match[seen].sum())))
         u.append(mean(fit.u[k], np.asarray(u_random[k]), float((counts[seen] - match[seen]).sum())))

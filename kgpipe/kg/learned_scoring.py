@@ -17,6 +17,7 @@ import numpy as np
 
 from kgpipe.errors import InputError
 from kgpipe.kg import em
+from kgpipe.kg.acronym_runs import AcronymRuns
 from kgpipe.kg.comparisons import (
     Comparison,
     IdentifierColumns,
@@ -54,6 +55,7 @@ class LearnedTable:
     comparisons: list[Comparison]
     weights: LearnedWeights | None = None
     value_keys: dict[str, ValueKeys] = field(default_factory=dict)
+    acronyms: AcronymRuns | None = None
 
     def __len__(self) -> int:
         return len(self.table)
@@ -68,7 +70,8 @@ class LearnedTable:
 
     def levels(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
-        return pair_levels(self.table, self.identifiers, self.comparisons, left, right, self.value_keys)
+        return pair_levels(self.table, self.identifiers, self.comparisons, left, right, self.value_keys,
+                           self.acronyms)
 
     def with_weights(self, weights: LearnedWeights) -> LearnedTable:
         if weights.signature() != [(c.name, c.levels) for c in self.comparisons]:
@@ -121,7 +124,9 @@ def learned_table(table: NodeTable, nodes: Nodes) -> LearnedTable:
                                    config.em.rare_code)
     return LearnedTable(table, identifiers, name_records / max(len(nodes.node_of), 1),
                         comparisons_for(config, table.context is not None),
-                        value_keys=node_value_keys(nodes.attributes, config.attributes))
+                        value_keys=node_value_keys(nodes.attributes, config.attributes),
+                        acronyms=AcronymRuns.of(nodes.spellings, nodes.names, config.normalize.options())
+                        if config.acronyms else None)
 
 
 def given_weights(config: ResolutionConfig) -> LearnedWeights | None:
@@ -153,28 +158,40 @@ def learn_weights(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, nod
                        max_iterations=settings.max_iterations, tolerance=settings.tolerance, floor=settings.floor,
                        held_out=held_out)
     fit: em.EmFit | None = None
+    names_alone = False
+    hold: list[int] = []   # comparisons whose m and u are held at the hand-set scorer's view
     if settings.fit == "rules" and sure.sum() >= settings.min_rule_pairs:
         fit = sessions(candidate_levels, sizes, start_u, decisive, min(prior, max_prior))
     elif settings.fit == "rules" and "name" in (names := [c.name for c in scorer.comparisons]):
         # names alone, each distinct name one node: no pair has an exact name. A near-exact name (the first
         # band) is the rule instead: its sessions train what else is compared (context, numbers), and the prior
-        # is fitted, since a near-exact name's recall is no known share; used where they trained something
+        # is fitted, since a near-exact name's recall is no known share; used where they trained something. The
+        # acronym comparison is a reading of the names themselves, no second witness of the pairs a near-exact
+        # name picks (a name near-exact to another is seldom an acronym of it): held out of those sessions
         name, near = names.index("name"), [1]
         prior, sure = em.rule_prior(candidate_levels, [name], settings.rule_recall, settings.floor, near)
         if sure.sum() >= settings.min_rule_pairs:
+            readings = [k for k, c in enumerate(scorer.comparisons) if c.name == "acronym"]
             found = sessions(candidate_levels, sizes, start_u, [name], min(prior, max_prior), rule_levels=near,
-                             fit_prior=True)
+                             fit_prior=True, held_out=sorted({*held_out, *readings}))
             fit = found if found.trained else None
+        names_alone = fit is None
     if fit is None:  # one EM over all the pairs, from the hand-set scorer's view of them (EmConfig.start)
         start_m, prior = None, min(0.1, max_prior / 2)
         if settings.start == "fixed" and len(sample):
             fixed = scorer.table.score(left[sample], right[sample]).score
             start_m, fixed_u, prior = em.responsibility_start(candidate_levels, sizes, fixed, settings.floor, max_prior)
             start_u = fixed_u if settings.u_from == "candidates" else start_u
-        fit = em.fit_em(candidate_levels, sizes, start_u, prior=prior, m=start_m, fix_u=settings.fix_u,
+        # names alone: EM over the name comparison is not identified (from wherever it starts it drifts along a
+        # ridge of equal likelihood: on the affiliation strings 500 iterations without converging, F1 moving
+        # 0.84 -> 0.74 -> 0.84 with the iterations allowed), so the name's m and u stay those of the hand-set
+        # scorer's view, every u stays where it started, and EM fits the prior and the m of what else is compared
+        # (acronym, numbers) against them
+        hold = [k for k, c in enumerate(scorer.comparisons) if c.name == "name"] if names_alone and start_m else []
+        fit = em.fit_em(candidate_levels, sizes, start_u, prior=prior, m=start_m, fix_u=settings.fix_u or bool(hold),
                         max_iterations=settings.max_iterations, tolerance=settings.tolerance, floor=settings.floor,
-                        held_out=held_out, max_prior=max_prior)
-    fit = em.shrunk(fit, candidate_levels, sizes, random_u, settings.pseudo_pairs)
+                        held_out=held_out, max_prior=max_prior, keep_m=hold)
+    fit = em.shrunk(fit, candidate_levels, sizes, random_u, settings.pseudo_pairs, keep=hold)
     tf_u = {c.name: float(random_u[k][0]) for k, c in enumerate(scorer.comparisons) if c.tf}
     return weights_of(scorer.comparisons, fit, len(sample), len(random_left), tf_u)
 
