@@ -9,7 +9,6 @@ from __future__ import annotations
 import codecs
 import csv
 import errno
-import hashlib
 import io
 import json
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kgpipe.errors import InputError
+from kgpipe.hashing import sha256_bytes
 from kgpipe.kg.iri import text_problem
 
 
@@ -46,7 +46,7 @@ class Document:
 
 def text_sha256(text: str) -> str:
     """A document's content hash: the sha256 of its text in UTF-8 (the extract stage's cache keys on it)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return sha256_bytes(text.encode("utf-8", "surrogatepass"))
 
 
 def document_row(doc_id: str, text: str, source: str, source_line: int | None = None) -> dict[str, Any]:

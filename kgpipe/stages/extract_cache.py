@@ -151,7 +151,7 @@ class ExtractCache:
         self.fingerprint = fingerprint
         self.log = logger
         self.stamp = time.time_ns()
-        self.broken: list[tuple[str, str]] = []   # (doc_id, what is wrong) of the broken entries get() dropped
+        self.broken: list[tuple[str, str]] = []   # (doc_id, what is wrong) of the broken entries read() dropped
         self.db = open_or_reset(path, logger)
         self.db.execute("INSERT INTO fingerprints (fingerprint, stage, parts, created) VALUES (?, ?, ?, ?) "
                         "ON CONFLICT (fingerprint) DO UPDATE SET stage = excluded.stage",
@@ -208,11 +208,6 @@ class ExtractCache:
         row = self.db.execute("SELECT id FROM entries WHERE fingerprint = ? AND doc_id = ? AND sha256 = ?",
                               (self.fingerprint, *key)).fetchone()
         return None if row is None else int(row[0])
-
-    def get(self, doc_id: str, sha256: str) -> CachedDocument | None:
-        """The document's cached rows; None when there are none, or when the entry is broken (then it is
-        removed and listed in `broken`)."""
-        return self.read([(doc_id, sha256)])[0]
 
     def read(self, keys: Sequence[tuple[str, str]]) -> list[CachedDocument | None]:
         """The cached rows of these (doc_id, sha256) keys, in their order: None for a key without an entry, or
