@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kgpipe.errors import InputError
 from kgpipe.kg import em
@@ -554,3 +556,14 @@ def test_names_alone_hold_the_name_weights_where_em_is_not_identified() -> None:
     assert start.learned.comparison("acronym").m != many.learned.comparison("acronym").m   # fitted
     again = resolve(list(reversed(records)), ResolutionConfig(learn="em"))
     assert again.learned == many.learned
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 9), st.lists(st.integers(-1, 7), max_size=400))
+def test_unique_rows_are_numpys_distinct_rows_in_its_order(width: int, values: list[int]) -> None:
+    levels = np.array(values[:len(values) // width * width], dtype=np.int8).reshape(-1, width)
+    patterns, counts = em.unique_rows(levels)
+    expected, expected_counts = np.unique(levels, axis=0, return_counts=True)
+    assert patterns.dtype == levels.dtype
+    assert patterns.tolist() == expected.tolist()
+    assert counts.tolist() == expected_counts.tolist()

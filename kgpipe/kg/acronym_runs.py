@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from kgpipe.kg.features import _csr
-from kgpipe.kg.normalize import DEFAULT_OPTIONS, NormalizeOptions, acronyms_used, is_acronym_like, name_tokens
+from kgpipe.kg.normalize import DEFAULT_OPTIONS, NormalizeOptions, acronyms_used, is_acronym_like
 from kgpipe.kg.similarity import rowwise_dot
 
 MIN_LETTERS = 3   # a two-letter acronym ('UC') spells the initials of too many word pairs to say anything
@@ -51,15 +51,25 @@ class AcronymRuns:
             for acronym in acronyms:
                 vocab.setdefault(acronym, len(vocab))
         lengths = sorted({len(a) for a in vocab})
-        spelt_lists: list[list[int]] = []
+        stop = frozenset(options.stopwords)   # name_tokens' reading of a key, the stopword set built once
+        rows: list[int] = []
+        cols: list[int] = []
         wordy = np.zeros(len(keys), dtype=bool)
         for i, key in enumerate(keys):
-            initials = "".join(t[0] for t in name_tokens(key, options))
+            words = key.split()
+            initials = "".join(w[0] for w in ([w for w in words if w not in stop] or words))
             wordy[i] = len(initials) >= 2
-            spelt_lists.append(sorted({vocab[run] for size in lengths for start in range(len(initials) - size + 1)
-                                       if (run := initials[start:start + size]) in vocab}))
-        return cls(_ones([[vocab[a] for a in acronyms] for acronyms in used_lists], len(vocab)),
-                   _ones(spelt_lists, len(vocab)), wordy)
+            for size in lengths:   # ascending: none longer than the initials
+                if size > len(initials):
+                    break
+                for start in range(len(initials) - size + 1):
+                    column = vocab.get(initials[start:start + size])
+                    if column is not None:
+                        rows.append(i)
+                        cols.append(column)
+        spelt = _csr(rows, cols, None, (len(keys), max(len(vocab), 1)))
+        spelt.data[:] = 1.0   # a run spelt twice in one name counts once
+        return cls(_ones([[vocab[a] for a in acronyms] for acronyms in used_lists], len(vocab)), spelt, wordy)
 
     def said(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Whether a name of the pair is written with an acronym that the other, a name of words, could spell,

@@ -55,6 +55,29 @@ def random_pairs(node_of: np.ndarray, count: int, seed: int, side: np.ndarray | 
     return node_of[first[rng.integers(0, len(first), count)]], node_of[second[rng.integers(0, len(second), count)]]
 
 
+def unique_rows(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a level array in ascending order (as np.unique(levels, axis=0) gives them) and how
+    often each occurs. Each row is read as one number, a digit per comparison (a level + 1, MISSING 0), so a sort
+    of 200k int64 codes replaces numpy's row-wise sort of structured values, ten times slower.
+
+    >>> patterns, counts = unique_rows(np.array([[0, -1], [1, 2], [0, -1]], dtype=np.int8))
+    >>> patterns.tolist(), counts.tolist()
+    ([[0, -1], [1, 2]], [2, 1])
+    """
+    if not len(levels):
+        return levels, np.zeros(0, dtype=np.int64)
+    digits = levels.astype(np.int64) + 1
+    base = int(digits.max()) + 1
+    width = levels.shape[1]
+    if base ** width >= 2**62:  # too many comparisons for one int64: numpy's own way
+        patterns, counts = np.unique(levels, axis=0, return_counts=True)
+        return patterns, counts
+    place = base ** np.arange(width - 1, -1, -1, dtype=np.int64)   # the first comparison the leading digit
+    codes, counts = np.unique(digits @ place, return_counts=True)
+    patterns = (codes[:, None] // place[None, :]) % base - 1
+    return patterns.astype(levels.dtype), counts
+
+
 def level_shares(levels: np.ndarray, sizes: Sequence[int], floor: float, weights: np.ndarray | None = None
                  ) -> list[np.ndarray]:
     """Per comparison, the share of each level among the rows where it is not missing (weighted rows), each
@@ -163,7 +186,7 @@ def shrunk(fit: EmFit, levels: np.ndarray, sizes: Sequence[int], u_random: Seque
     another scorer's view): they stay as they are."""
     if strength <= 0 or not len(levels):
         return fit
-    patterns, counts = np.unique(levels, axis=0, return_counts=True)
+    patterns, counts = unique_rows(levels)
     match = probability(match_weight(patterns, fit.m, fit.u, fit.prior)) * counts
     centre = initial_m(sizes)
 
@@ -195,7 +218,7 @@ def fit_em(levels: np.ndarray, sizes: Sequence[int], u: Sequence[np.ndarray], *,
     say of the pairs they find matching (as Splink does not train a blocking rule's own comparisons).
     fix_prior: keep the prior where it started (estimated by deterministic rules) while m (and u) are fitted;
     keep_m: comparisons whose m stays as given (found otherwise) while the others' are fitted."""
-    patterns, counts = np.unique(levels, axis=0, return_counts=True) if len(levels) else (levels, np.zeros(0))
+    patterns, counts = unique_rows(levels)
     counts = counts.astype(np.float64)
     deciding = patterns.copy()
     deciding[:, list(held_out)] = -1
@@ -301,7 +324,7 @@ def non_match_u(levels: np.ndarray, sizes: Sequence[int], m: Sequence[np.ndarray
     match (1 - its match probability), starting from `u` (all the pairs' level shares), until u settles. Among
     candidate pairs the matches are no small part of an exact name's or a shared phone's share: counting them
     in u would make those say little."""
-    patterns, counts = np.unique(levels, axis=0, return_counts=True) if len(levels) else (levels, np.zeros(0))
+    patterns, counts = unique_rows(levels)
     u_now = [np.asarray(p, dtype=np.float64) for p in u]
     for _ in range(max_iterations):
         rest = counts * (1 - probability(match_weight(patterns, m, u_now, prior)))

