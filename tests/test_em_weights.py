@@ -567,3 +567,25 @@ def test_unique_rows_are_numpys_distinct_rows_in_its_order(width: int, values: l
     assert patterns.dtype == levels.dtype
     assert patterns.tolist() == expected.tolist()
     assert counts.tolist() == expected_counts.tolist()
+
+
+def test_levels_from_the_fixed_scores_name_signals_are_the_levels_computed_afresh() -> None:
+    """learn_weights reads the sample's name signals off the fixed scorer's scores instead of computing them
+    again: the levels must be the same either way."""
+    from kgpipe.engine.local import LocalExecutor
+    from kgpipe.kg.learned_scoring import learned_table
+    from kgpipe.kg.resolve import RecordColumns, build_nodes, featurize_names, node_table, record_keys
+
+    names = ["MIT", "Massachusetts Institute of Technology", "Lincoln Labs, MIT", "Sony PSLX350H Turntable",
+             "Sony Turntable - PSLX350H", "Sony Turntable PSLX300", "Apollo 11", "Apollo 8", "IBM Almaden, CA"]
+    config = ResolutionConfig(learn="em")
+    executor = LocalExecutor.in_process("test")
+    records = RecordColumns.of([Record(str(i), name) for i, name in enumerate(names)])
+    nodes = build_nodes(records, record_keys(records.names, config, executor), config, None)
+    table = node_table(nodes, featurize_names(list(nodes.spellings), config, keys=list(nodes.names),
+                                              executor=executor), config, None)
+    scorer = learned_table(table, nodes)
+    left, right = np.triu_indices(len(nodes), 1)
+    afresh = scorer.levels(left, right)
+    assert len(np.unique(afresh[:, 0])) >= 3   # names in several bands: the comparison below says something
+    assert np.array_equal(scorer.levels(left, right, table.score(left, right)), afresh)

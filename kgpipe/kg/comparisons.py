@@ -30,7 +30,7 @@ from kgpipe.kg.codes import sorted_unique
 from kgpipe.kg.features import _csr
 from kgpipe.kg.identifiers import Identifiers, code_shape, find_identifiers, value_identifiers
 from kgpipe.kg.resolution_config import AttributeRule, ResolutionConfig
-from kgpipe.kg.similarity import NodeTable, institutions_differ, rowwise_dot
+from kgpipe.kg.similarity import NodeTable, PairScores, institutions_differ, rowwise_dot
 from kgpipe.kg.value_keys import ValueKeys
 
 MISSING = -1
@@ -211,13 +211,17 @@ def node_value_keys(attributes: Sequence[Mapping[str, Any]], rules: Mapping[str,
 
 def pair_levels(table: NodeTable, identifiers: IdentifierColumns, comparisons: Sequence[Comparison],
                 left: np.ndarray, right: np.ndarray, value_keys: Mapping[str, ValueKeys] | None = None,
-                acronyms: AcronymRuns | None = None) -> np.ndarray:
+                acronyms: AcronymRuns | None = None, scores: PairScores | None = None) -> np.ndarray:
     """(pairs x comparisons) int8 levels of node pairs (left[i], right[i]); value_keys: node_value_keys, for
     the exact attributes' 'close' level, acronyms: the names' AcronymRuns, for the acronym's 'within' level
-    (without them those levels are never given)."""
+    (without them those levels are never given); scores: the fixed scorer's PairScores of these pairs, where
+    they are at hand (their name signals are not computed again)."""
     cfg, w = table.config, table.config.weights
     ln, rn = table.name_of[left], table.name_of[right]
-    token, char, ratio, acronym, _ = table.name_scores(ln, rn, separate=True)
+    if scores is None:
+        token, char, ratio, acronym, _ = table.name_scores(ln, rn, separate=True)
+    else:
+        token, char, ratio, acronym = scores.token, scores.char, scores.fuzz, scores.acronym
     total = w.token + w.char + w.fuzz
     name = (w.token * token + w.char * char + w.fuzz * ratio) / total if total else np.zeros(len(left))
     f = table.features

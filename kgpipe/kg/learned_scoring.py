@@ -30,7 +30,7 @@ from kgpipe.kg.learned_weights import ComparisonWeights, LearnedWeights
 from kgpipe.kg.nodes import Nodes
 from kgpipe.kg.pair_scoring import pair_codes
 from kgpipe.kg.resolution_config import ResolutionConfig
-from kgpipe.kg.similarity import NodeTable
+from kgpipe.kg.similarity import NodeTable, PairScores
 from kgpipe.kg.value_keys import ValueKeys
 
 
@@ -68,10 +68,11 @@ class LearnedTable:
     def sizes(self) -> list[int]:
         return [len(c.levels) for c in self.comparisons]
 
-    def levels(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    def levels(self, left: np.ndarray, right: np.ndarray, scores: PairScores | None = None) -> np.ndarray:
+        """Comparison levels of node pairs (scores: the fixed scorer's of the same pairs, if at hand)."""
         left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
         return pair_levels(self.table, self.identifiers, self.comparisons, left, right, self.value_keys,
-                           self.acronyms)
+                           self.acronyms, scores)
 
     def with_weights(self, weights: LearnedWeights) -> LearnedTable:
         if weights.signature() != [(c.name, c.levels) for c in self.comparisons]:
@@ -144,7 +145,10 @@ def learn_weights(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, nod
     settings = scorer.config.em
     sizes = scorer.sizes
     sample = em.hash_sample(pair_codes(left, right, len(scorer)), settings.m_pairs, settings.seed)
-    candidate_levels = scorer.levels(left[sample], right[sample])
+    # the hand-set scorer's view of the sample: where EM starts when no rule trains anything (names alone); its
+    # name signals are the levels' too
+    fixed = scorer.table.score(left[sample], right[sample])
+    candidate_levels = scorer.levels(left[sample], right[sample], fixed)
     random_left, random_right = em.random_pairs(node_of, settings.u_pairs, settings.seed, side)
     random_u = em.level_shares(scorer.levels(random_left, random_right), sizes, settings.floor)
     start_u = random_u if settings.u_from == "random" else em.level_shares(candidate_levels, sizes, settings.floor)
@@ -179,8 +183,8 @@ def learn_weights(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, nod
     if fit is None:  # one EM over all the pairs, from the hand-set scorer's view of them (EmConfig.start)
         start_m, prior = None, min(0.1, max_prior / 2)
         if settings.start == "fixed" and len(sample):
-            fixed = scorer.table.score(left[sample], right[sample]).score
-            start_m, fixed_u, prior = em.responsibility_start(candidate_levels, sizes, fixed, settings.floor, max_prior)
+            start_m, fixed_u, prior = em.responsibility_start(candidate_levels, sizes, fixed.score, settings.floor,
+                                                              max_prior)
             start_u = fixed_u if settings.u_from == "candidates" else start_u
         # names alone: EM over the name comparison is not identified (from wherever it starts it drifts along a
         # ridge of equal likelihood: on the affiliation strings 500 iterations without converging, F1 moving
