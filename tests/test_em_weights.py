@@ -589,3 +589,34 @@ def test_levels_from_the_fixed_scores_name_signals_are_the_levels_computed_afres
     afresh = scorer.levels(left, right)
     assert len(np.unique(afresh[:, 0])) >= 3   # names in several bands: the comparison below says something
     assert np.array_equal(scorer.levels(left, right, table.score(left, right)), afresh)
+
+
+def test_pairs_of_incompatible_types_take_no_part_in_learning() -> None:
+    """The type rule decides pairs of incompatible types (they never match): weights learned on candidates that
+    include such pairs are those learned without them. Counted in, 'Cambridge' the city against 'Cambridge' the
+    university would teach that a near-exact name seldom matches."""
+    from kgpipe.engine.local import LocalExecutor
+    from kgpipe.kg.learned_scoring import learn_weights, learned_table
+    from kgpipe.kg.resolve import RecordColumns, build_nodes, featurize_names, node_table, record_keys
+    from kgpipe.vocab import SCHEMA
+
+    person, place, org = SCHEMA + "Person", SCHEMA + "Place", SCHEMA + "Organization"
+    rows = [("Niels Bohr", person), ("N. Bohr", person), ("Bohr", place), ("Marie Curie", person),
+            ("Curie", person), ("Curie Institute", org), ("Cambridge", place), ("Cambridge, MA", place),
+            ("University of Cambridge", org), ("Cambridge University", org), ("Washington", place),
+            ("George Washington", person), ("University of Washington", org), ("Washington University", org)]
+    config = ResolutionConfig(learn="em")
+    executor = LocalExecutor.in_process("test")
+    records = RecordColumns.of([Record(str(i), name, type=kind) for i, (name, kind) in enumerate(rows)])
+    nodes = build_nodes(records, record_keys(records.names, config, executor), config, None)
+    table = node_table(nodes, featurize_names(list(nodes.spellings), config, keys=list(nodes.names),
+                                              executor=executor), config, None)
+    scorer = learned_table(table, nodes)
+    left, right = np.triu_indices(len(nodes), 1)
+    ok = table.types_compatible(left, right)
+    assert (~ok).sum() >= 20 and ok.sum() >= 20
+    assert (scorer.levels(left[~ok], right[~ok])[:, 0] <= 2).any()   # some look alike by name
+    with_them = learn_weights(scorer, left, right, nodes.node_of)
+    without = learn_weights(scorer, left[ok], right[ok], nodes.node_of)
+    assert with_them == without
+    assert with_them.pairs == int(ok.sum())

@@ -318,6 +318,13 @@ class NodeTable:
             name = np.where(institutions_differ(f, left_names, right_names), name * cfg.institution_mismatch, name)
         return token, char, ratio, acronym, name
 
+    def types_compatible(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Whether the types of each node pair are compatible (a node without a type is compatible with any)."""
+        none = len(self.type_compat) - 1
+        tl = np.where(self.type_id[left] >= 0, self.type_id[left], none)
+        tr = np.where(self.type_id[right] >= 0, self.type_id[right], none)
+        return self.type_compat[tl, tr]
+
     def score(self, left: np.ndarray, right: np.ndarray) -> PairScores:
         """Score node pairs (two index arrays of equal length)."""
         left = np.asarray(left, dtype=np.int64)
@@ -350,9 +357,6 @@ class NodeTable:
             union = self.context_size[lb] + self.context_size[rb] - inter
             context[both] = inter / union
             score[both] += w.context * context[both] * (1.0 - score[both])
-        none = len(self.type_compat) - 1
-        tl = np.where(self.type_id[left] >= 0, self.type_id[left], none)
-        tr = np.where(self.type_id[right] >= 0, self.type_id[right], none)
-        type_ok = self.type_compat[tl, tr]
+        type_ok = self.types_compatible(left, right)
         score = np.where(type_ok, score, score * cfg.type_mismatch)
         return PairScores(token, char, ratio, acronym, name, context, attributes, type_ok, score)
