@@ -29,6 +29,7 @@ import er_dblp_acm
 import er_webnlg
 from _er import table
 from _report import write_section
+from er_seed_aliases import seed_records
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = [(0.6, 0.2, 0.2), (0.8, 0.1, 0.1)]
@@ -36,21 +37,6 @@ CONTAINMENT = [0.75]  # 0.5 lost on every set in the previous round of this grid
 PART_WEIGHTS = [1.0, 0.5, 0.25]
 INSTITUTION = [1.0, 0.7, 0.5]
 THRESHOLDS = [0.5, 0.55, 0.6]
-
-
-def seed_records():
-    from kgpipe.kg.resolve import Record
-    from kgpipe.kg.seed import SeedOptions, read_seed
-
-    seed = read_seed(REPO / "sample_kg" / "seed_kg.ttl", "seed_kg.ttl", "turtle", SeedOptions())
-    records, gold = [], []
-    for iri, entity in seed.entities.items():
-        if not entity.labels:
-            continue
-        for k, name in enumerate(dict.fromkeys(entity.labels[:1] + entity.aliases)):
-            records.append(Record(f"{iri}#{k}", name, type=entity.types[0] if entity.types else None))
-            gold.append(iri)
-    return records, gold
 
 
 def main() -> None:
