@@ -26,18 +26,18 @@ DEFAULT = REPO / "sample_kg" / "seed_kg.ttl"
 
 
 def seed_records(path: Path = DEFAULT) -> tuple[list, list[str]]:
-    """A record per distinct label or alias of each seed entity (with its first type), and its entity."""
+    """A record per distinct label or alias of each seed entity (with its first type), and its entity, as the
+    ingest stage reads them (merge_seeds: entities, aliases and types sorted; read_seed alone gives them in
+    rdflib's order, which moves with Python's string hashing from one process to the next)."""
     from kgpipe.kg.resolve import Record
-    from kgpipe.kg.seed import SeedOptions, read_seed
+    from kgpipe.kg.seed import SeedOptions, merge_seeds, read_seed
 
-    seed = read_seed(path, path.name, "turtle", SeedOptions())
+    entities, _, _ = merge_seeds([read_seed(path, path.name, "turtle", SeedOptions())])
     records, gold = [], []
-    for iri, entity in seed.entities.items():
-        if not entity.labels:
-            continue
-        for k, name in enumerate(dict.fromkeys(entity.labels[:1] + entity.aliases)):
-            records.append(Record(f"{iri}#{k}", name, type=entity.types[0] if entity.types else None))
-            gold.append(iri)
+    for entity in entities:
+        for k, name in enumerate(dict.fromkeys([entity["label"], *entity["aliases"]])):
+            records.append(Record(f"{entity['iri']}#{k}", name, type=entity["types"][0] if entity["types"] else None))
+            gold.append(entity["iri"])
     return records, gold
 
 
@@ -68,7 +68,7 @@ def main() -> None:
             "share the 2 cores; times are indicative.\n\n"
             + table(["method", "pairwise P", "pairwise R", "pairwise F1", "B-cubed P", "B-cubed R", "B-cubed F1",
                      "seconds"], rows)
-            + "\n" + "".join(f"\n- {n}" for n in notes) + "\n")
+            + "\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     shown = args.seed.resolve()
     shown_arg = "" if shown == DEFAULT else f" {args.seed}"
     write_section("er_seed_aliases", "Entity resolution: seed labels and aliases, learned and fixed weights", body,
