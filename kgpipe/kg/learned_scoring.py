@@ -133,78 +133,120 @@ def given_weights(config: ResolutionConfig) -> LearnedWeights | None:
     return LearnedWeights.load(Path(given)) if isinstance(given, str) else given
 
 
-def learn_weights(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, node_of: np.ndarray,
-                  side: np.ndarray | None = None) -> LearnedWeights:
-    """m, u and the prior by EM over the candidate pairs (left, right), a hash-sampled subset of em.m_pairs where
-    there are more: u starts from the candidates' level shares (u_from candidates) or random pairs' (u_from
-    random); the prior is bounded in one-to-one linkage (`side` given). Random pairs of records also give the
-    exact name level's u that the term-frequency adjustment scales."""
+@dataclass
+class LearningSample:
+    """What the weights are learned from: the levels of a hash-sampled subset of the candidate pairs (pairs of
+    compatible types only) with the hand-set scorer's score of each, the level shares of random pairs (u, and
+    the term-frequency adjustment's exact-name u), the u EM starts from, and the bound on the prior."""
+
+    levels: np.ndarray
+    fixed_score: np.ndarray
+    random_u: list[np.ndarray]
+    start_u: list[np.ndarray]
+    max_prior: float
+    random_pairs: int
+
+
+def learning_sample(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, node_of: np.ndarray,
+                    side: np.ndarray | None = None) -> LearningSample:
+    """The candidate pairs (left, right), a hash-sampled subset of em.m_pairs where there are more, and random
+    pairs of records, put into levels: u starts from the candidates' level shares (u_from candidates) or the
+    random pairs' (u_from random); the prior is bounded in one-to-one linkage (`side` given)."""
     settings = scorer.config.em
-    sizes = scorer.sizes
     sample = em.hash_sample(pair_codes(left, right, len(scorer)), settings.m_pairs, settings.seed)
     # the hand-set scorer's view of the sample: where EM starts when no rule trains anything (names alone); its
     # name signals are the levels' too
     fixed = scorer.table.score(left[sample], right[sample])
-    candidate_levels = scorer.levels(left[sample], right[sample], fixed)
+    levels = scorer.levels(left[sample], right[sample], fixed)
     # pairs of incompatible types are the type rule's to decide (they never match, whatever else they share): the
     # weights are learned on the rest. Counted in, they are non-matches that look like matches by name (the seed
     # KG's 'Cambridge' the city and the university), and the hand-set view EM starts from, which scores them 0,
     # took a band of names that match for mostly not matching (sample seed aliases: em 0.694 -> 0.777)
     typed = fixed.type_ok
-    sample, candidate_levels, fixed_score = sample[typed], candidate_levels[typed], fixed.score[typed]
+    sample, levels, fixed_score = sample[typed], levels[typed], fixed.score[typed]
     random_left, random_right = em.random_pairs(node_of, settings.u_pairs, settings.seed, side)
-    typed = scorer.table.types_compatible(random_left, random_right)
-    random_left, random_right = random_left[typed], random_right[typed]
-    random_u = em.level_shares(scorer.levels(random_left, random_right), sizes, settings.floor)
-    start_u = random_u if settings.u_from == "random" else em.level_shares(candidate_levels, sizes, settings.floor)
+    random_typed = scorer.table.types_compatible(random_left, random_right)
+    random_left, random_right = random_left[random_typed], random_right[random_typed]
+    random_u = em.level_shares(scorer.levels(random_left, random_right), scorer.sizes, settings.floor)
+    start_u = random_u if settings.u_from == "random" else em.level_shares(levels, scorer.sizes, settings.floor)
     max_prior = 1.0
     if side is not None and settings.bound_prior and len(sample):
         max_prior = em.linkage_prior_bound(left[sample], right[sample], side)
-    held_out = [k for k, c in enumerate(scorer.comparisons) if c.name in settings.held_out]
+    return LearningSample(levels, fixed_score, random_u, start_u, max_prior, len(random_left))
+
+
+def fit_by_rules(scorer: LearnedTable, sample: LearningSample) -> em.EmFit | None:
+    """m by EM sessions over the pairs deterministic rules accept (em.fit_rule_sessions): an exact name, a shared
+    rare code, the same phone; where those accept too few pairs (names alone, each distinct name one node: no
+    pair has an exact name), a near-exact name (the name's first band). None where no rule trains anything."""
+    settings = scorer.config.em
+    sizes, levels, names = scorer.sizes, sample.levels, [c.name for c in scorer.comparisons]
+    held_out = [k for k, name in enumerate(names) if name in settings.held_out]
     decisive = [k for k, c in enumerate(scorer.comparisons) if c.decisive]
-    prior, sure = em.rule_prior(candidate_levels, decisive, settings.rule_recall, settings.floor)
     sessions = partial(em.fit_rule_sessions, min_pairs=settings.min_rule_pairs, min_matches=settings.min_matches,
                        max_iterations=settings.max_iterations, tolerance=settings.tolerance, floor=settings.floor,
                        held_out=held_out)
-    fit: em.EmFit | None = None
-    names_alone = False
+    prior, sure = em.rule_prior(levels, decisive, settings.rule_recall, settings.floor)
+    if sure.sum() >= settings.min_rule_pairs:
+        return sessions(levels, sizes, sample.start_u, decisive, min(prior, sample.max_prior))
+    if "name" not in names:
+        return None
+    # the near-exact name's sessions train what else is compared (context, numbers), and the prior is fitted,
+    # since a near-exact name's recall is no known share; used where they trained something. The acronym
+    # comparison is a reading of the names themselves, no second witness of the pairs a near-exact name picks
+    # (a name near-exact to another is seldom an acronym of it): held out of those sessions
+    name, near = names.index("name"), [1]
+    prior, sure = em.rule_prior(levels, [name], settings.rule_recall, settings.floor, near)
+    if sure.sum() < settings.min_rule_pairs:
+        return None
+    readings = [k for k, c in enumerate(names) if c == "acronym"]
+    found = sessions(levels, sizes, sample.start_u, [name], min(prior, sample.max_prior), rule_levels=near,
+                     fit_prior=True, held_out=sorted({*held_out, *readings}))
+    return found if found.trained else None
+
+
+def fit_from_hand_set_view(scorer: LearnedTable, sample: LearningSample, names_alone: bool
+                           ) -> tuple[em.EmFit, list[int]]:
+    """One EM over all the sampled pairs, from the hand-set scorer's view of them (EmConfig.start fixed; levels:
+    em.initial_m), and the comparisons whose m and u it held there.
+
+    Names alone (no rule trained anything): EM over the name comparison is not identified (from wherever it
+    starts it drifts along a ridge of equal likelihood: on the affiliation strings 500 iterations without
+    converging, F1 moving 0.84 -> 0.74 -> 0.84 with the iterations allowed), so the name's m and u stay those of
+    the hand-set scorer's view, every u stays where it started, and EM fits the m of what else is compared
+    (acronym, numbers) against them. The prior stays there too: with the name's m and u held, the prior is what
+    moves along that ridge (on synthetic names it went 0.49 -> 0.53, enough to take every pair of the 0.4 band, a
+    seventh of them matches, for a match)."""
+    settings = scorer.config.em
+    sizes, levels = scorer.sizes, sample.levels
+    held_out = [k for k, c in enumerate(scorer.comparisons) if c.name in settings.held_out]
+    start_m, start_u, prior = None, sample.start_u, min(0.1, sample.max_prior / 2)
+    if settings.start == "fixed" and len(levels):
+        start_m, fixed_u, prior = em.responsibility_start(levels, sizes, sample.fixed_score, settings.floor,
+                                                          sample.max_prior)
+        start_u = fixed_u if settings.u_from == "candidates" else start_u
+    hold = [k for k, c in enumerate(scorer.comparisons) if c.name == "name"] if names_alone and start_m else []
+    fit = em.fit_em(levels, sizes, start_u, prior=prior, m=start_m, fix_u=settings.fix_u or bool(hold),
+                    max_iterations=settings.max_iterations, tolerance=settings.tolerance, floor=settings.floor,
+                    held_out=held_out, max_prior=sample.max_prior, keep_m=hold, fix_prior=bool(hold))
+    return fit, hold
+
+
+def learn_weights(scorer: LearnedTable, left: np.ndarray, right: np.ndarray, node_of: np.ndarray,
+                  side: np.ndarray | None = None) -> LearnedWeights:
+    """m, u and the prior learned on the candidate pairs (left, right): the sample (learning_sample), m by rule
+    sessions (fit_by_rules; EmConfig.fit rules) or else one EM from the hand-set view (fit_from_hand_set_view),
+    then shrunk towards the starting m and the random pairs' u (EmConfig.pseudo_pairs). Random pairs of records
+    also give the exact name level's u that the term-frequency adjustment scales."""
+    settings = scorer.config.em
+    sample = learning_sample(scorer, left, right, node_of, side)
+    fit = fit_by_rules(scorer, sample) if settings.fit == "rules" else None
     hold: list[int] = []   # comparisons whose m and u are held at the hand-set scorer's view
-    if settings.fit == "rules" and sure.sum() >= settings.min_rule_pairs:
-        fit = sessions(candidate_levels, sizes, start_u, decisive, min(prior, max_prior))
-    elif settings.fit == "rules" and "name" in (names := [c.name for c in scorer.comparisons]):
-        # names alone, each distinct name one node: no pair has an exact name. A near-exact name (the first
-        # band) is the rule instead: its sessions train what else is compared (context, numbers), and the prior
-        # is fitted, since a near-exact name's recall is no known share; used where they trained something. The
-        # acronym comparison is a reading of the names themselves, no second witness of the pairs a near-exact
-        # name picks (a name near-exact to another is seldom an acronym of it): held out of those sessions
-        name, near = names.index("name"), [1]
-        prior, sure = em.rule_prior(candidate_levels, [name], settings.rule_recall, settings.floor, near)
-        if sure.sum() >= settings.min_rule_pairs:
-            readings = [k for k, c in enumerate(scorer.comparisons) if c.name == "acronym"]
-            found = sessions(candidate_levels, sizes, start_u, [name], min(prior, max_prior), rule_levels=near,
-                             fit_prior=True, held_out=sorted({*held_out, *readings}))
-            fit = found if found.trained else None
-        names_alone = fit is None
-    if fit is None:  # one EM over all the pairs, from the hand-set scorer's view of them (EmConfig.start)
-        start_m, prior = None, min(0.1, max_prior / 2)
-        if settings.start == "fixed" and len(sample):
-            start_m, fixed_u, prior = em.responsibility_start(candidate_levels, sizes, fixed_score, settings.floor,
-                                                              max_prior)
-            start_u = fixed_u if settings.u_from == "candidates" else start_u
-        # names alone: EM over the name comparison is not identified (from wherever it starts it drifts along a
-        # ridge of equal likelihood: on the affiliation strings 500 iterations without converging, F1 moving
-        # 0.84 -> 0.74 -> 0.84 with the iterations allowed), so the name's m and u stay those of the hand-set
-        # scorer's view, every u stays where it started, and EM fits the m of what else is compared (acronym,
-        # numbers) against them. The prior stays there too: with the name's m and u held, the prior is what moves
-        # along that ridge (on synthetic names it went 0.49 -> 0.53, enough to take every pair of the 0.4 band, a
-        # seventh of them matches, for a match)
-        hold = [k for k, c in enumerate(scorer.comparisons) if c.name == "name"] if names_alone and start_m else []
-        fit = em.fit_em(candidate_levels, sizes, start_u, prior=prior, m=start_m, fix_u=settings.fix_u or bool(hold),
-                        max_iterations=settings.max_iterations, tolerance=settings.tolerance, floor=settings.floor,
-                        held_out=held_out, max_prior=max_prior, keep_m=hold, fix_prior=bool(hold))
-    fit = em.shrunk(fit, candidate_levels, sizes, random_u, settings.pseudo_pairs, keep=hold)
-    tf_u = {c.name: float(random_u[k][0]) for k, c in enumerate(scorer.comparisons) if c.tf}
-    return weights_of(scorer.comparisons, fit, len(sample), len(random_left), tf_u)
+    if fit is None:
+        fit, hold = fit_from_hand_set_view(scorer, sample, names_alone=settings.fit == "rules")
+    fit = em.shrunk(fit, sample.levels, scorer.sizes, sample.random_u, settings.pseudo_pairs, keep=hold)
+    tf_u = {c.name: float(sample.random_u[k][0]) for k, c in enumerate(scorer.comparisons) if c.tf}
+    return weights_of(scorer.comparisons, fit, len(sample.levels), sample.random_pairs, tf_u)
 
 
 def weights_of(comparisons: Sequence[Comparison], fit: em.EmFit, pairs: int, random_pairs: int,
