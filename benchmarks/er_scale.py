@@ -24,7 +24,7 @@ times, interleaved (10k, 100k, 1M, 10k, 100k, 1M, ...) so that a slow spell hits
 shows the median time of each size and the growth is given both from the medians and per repeat.
 
 With `--learn fixed,em` the sizes run once per resolution mode (ResolutionConfig.learn), every mode of a size
-in its own fresh process and the modes interleaved (10k fixed, 10k em, 100k fixed, ...; then the next repeat), and
+in its own fresh process and the modes interleaved (10k fixed, 10k em, 100k fixed, ...; the next repeat em first), and
 the section er_scale_learn compares them: CPU seconds of every run, the medians, the ratio em / fixed (the claim:
 learning adds at most 10% at 1M mentions; EM runs on a hash-sampled subset of the candidate pairs,
 EmConfig.m_pairs), the seconds of each step of `resolve` (learning included), pairwise P/R/F1 and the EM fit.
@@ -417,12 +417,13 @@ def compare_engines(args: argparse.Namespace) -> None:
 
 
 def compare_learning(args: argparse.Namespace, modes: list[str]) -> None:
-    """Every size once per learn mode, in fresh processes, the modes interleaved within each repeat; CPU seconds
-    compared (each mode over the first, fixed), in all and per step of `resolve`."""
+    """Every size once per learn mode, in fresh processes, the modes interleaved within each repeat (in turn
+    first); CPU seconds compared (each mode over the first, fixed), in all and per step of `resolve`."""
     runs: dict[tuple[int, str], list[dict]] = {}
-    for _ in range(args.repeat):
+    for repeat in range(args.repeat):
         for n in args.sizes:
-            for mode in modes:
+            # the order alternates from one repeat to the next, so that running second is no mode's lot
+            for mode in modes if repeat % 2 == 0 else modes[::-1]:
                 runs.setdefault((n, mode), []).append(one_run(n, completeness=False, learn=mode))
                 print(json.dumps(runs[n, mode][-1]), flush=True)
 
@@ -469,7 +470,8 @@ def compare_learning(args: argparse.Namespace, modes: list[str]) -> None:
                     f"scored {middle['guard_pairs_scored']:,} pairs, {base} "
                     f"{median_run(n, base)['guard_pairs_scored']:,})")
     body = ("Synthetic Zipf-vocabulary name variants (the generator above, fixed seed); every size once per "
-            f"learn mode ({', '.join(modes)}) in fresh processes, interleaved ({args.repeat} repeat(s)), the "
+            f"learn mode ({', '.join(modes)}) in fresh processes, interleaved ({args.repeat} repeat(s), each mode "
+            "first in turn), the "
             "local engine. CPU seconds are `resolve`'s own (process time of its process, all its threads); the "
             "machine's 2 cores are shared with other work, so wall seconds move more than CPU seconds and the "
             "ratio of the medians is what counts. The claim: learn=em within 10% of fixed at 1M mentions, EM on "

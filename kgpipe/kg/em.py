@@ -58,7 +58,7 @@ def random_pairs(node_of: np.ndarray, count: int, seed: int, side: np.ndarray | 
 def unique_rows(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of a level array in ascending order (as np.unique(levels, axis=0) gives them) and how
     often each occurs. Each row is read as one number, a digit per comparison (a level + 1, MISSING 0), so a sort
-    of 200k int64 codes replaces numpy's row-wise sort of structured values, ten times slower.
+    of int64 codes replaces numpy's row-wise sort of structured values (18 times slower on 200k rows of 5).
 
     >>> patterns, counts = unique_rows(np.array([[0, -1], [1, 2], [0, -1]], dtype=np.int8))
     >>> patterns.tolist(), counts.tolist()
