@@ -569,22 +569,28 @@ def test_unique_rows_are_numpys_distinct_rows_in_its_order(width: int, values: l
     assert counts.tolist() == expected_counts.tolist()
 
 
-def test_levels_from_the_fixed_scores_name_signals_are_the_levels_computed_afresh() -> None:
-    """learn_weights reads the sample's name signals off the fixed scorer's scores instead of computing them
-    again: the levels must be the same either way."""
+def _learned_scorer(records: list[Record]):
+    """The learned scorer's table of `records` (weights not yet learned), its node table and nodes, built the
+    way resolve() builds them."""
     from kgpipe.engine.local import LocalExecutor
     from kgpipe.kg.learned_scoring import learned_table
     from kgpipe.kg.resolve import RecordColumns, build_nodes, featurize_names, node_table, record_keys
 
-    names = ["MIT", "Massachusetts Institute of Technology", "Lincoln Labs, MIT", "Sony PSLX350H Turntable",
-             "Sony Turntable - PSLX350H", "Sony Turntable PSLX300", "Apollo 11", "Apollo 8", "IBM Almaden, CA"]
     config = ResolutionConfig(learn="em")
     executor = LocalExecutor.in_process("test")
-    records = RecordColumns.of([Record(str(i), name) for i, name in enumerate(names)])
-    nodes = build_nodes(records, record_keys(records.names, config, executor), config, None)
+    columns = RecordColumns.of(records)
+    nodes = build_nodes(columns, record_keys(columns.names, config, executor), config, None)
     table = node_table(nodes, featurize_names(list(nodes.spellings), config, keys=list(nodes.names),
                                               executor=executor), config, None)
-    scorer = learned_table(table, nodes)
+    return learned_table(table, nodes), table, nodes
+
+
+def test_levels_from_the_fixed_scores_name_signals_are_the_levels_computed_afresh() -> None:
+    """learn_weights reads the sample's name signals off the fixed scorer's scores instead of computing them
+    again: the levels must be the same either way."""
+    names = ["MIT", "Massachusetts Institute of Technology", "Lincoln Labs, MIT", "Sony PSLX350H Turntable",
+             "Sony Turntable - PSLX350H", "Sony Turntable PSLX300", "Apollo 11", "Apollo 8", "IBM Almaden, CA"]
+    scorer, table, nodes = _learned_scorer([Record(str(i), name) for i, name in enumerate(names)])
     left, right = np.triu_indices(len(nodes), 1)
     afresh = scorer.levels(left, right)
     assert len(np.unique(afresh[:, 0])) >= 3   # names in several bands: the comparison below says something
@@ -595,9 +601,7 @@ def test_pairs_of_incompatible_types_take_no_part_in_learning() -> None:
     """The type rule decides pairs of incompatible types (they never match): weights learned on candidates that
     include such pairs are those learned without them. Counted in, 'Cambridge' the city against 'Cambridge' the
     university would teach that a near-exact name seldom matches."""
-    from kgpipe.engine.local import LocalExecutor
-    from kgpipe.kg.learned_scoring import learn_weights, learned_table
-    from kgpipe.kg.resolve import RecordColumns, build_nodes, featurize_names, node_table, record_keys
+    from kgpipe.kg.learned_scoring import learn_weights
     from kgpipe.vocab import SCHEMA
 
     person, place, org = SCHEMA + "Person", SCHEMA + "Place", SCHEMA + "Organization"
@@ -605,13 +609,7 @@ def test_pairs_of_incompatible_types_take_no_part_in_learning() -> None:
             ("Curie", person), ("Curie Institute", org), ("Cambridge", place), ("Cambridge, MA", place),
             ("University of Cambridge", org), ("Cambridge University", org), ("Washington", place),
             ("George Washington", person), ("University of Washington", org), ("Washington University", org)]
-    config = ResolutionConfig(learn="em")
-    executor = LocalExecutor.in_process("test")
-    records = RecordColumns.of([Record(str(i), name, type=kind) for i, (name, kind) in enumerate(rows)])
-    nodes = build_nodes(records, record_keys(records.names, config, executor), config, None)
-    table = node_table(nodes, featurize_names(list(nodes.spellings), config, keys=list(nodes.names),
-                                              executor=executor), config, None)
-    scorer = learned_table(table, nodes)
+    scorer, table, nodes = _learned_scorer([Record(str(i), name, type=kind) for i, (name, kind) in enumerate(rows)])
     left, right = np.triu_indices(len(nodes), 1)
     ok = table.types_compatible(left, right)
     assert (~ok).sum() >= 20 and ok.sum() >= 20
