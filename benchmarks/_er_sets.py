@@ -1,6 +1,7 @@
 """The four record-linkage development sets as one shape, for benchmarks that run every set (er_vs_splink):
 records for kgpipe's resolve with the attribute rules each set is resolved with, a table of the same records for
-other tools, and the gold pairs. DBLP-ACM and the affiliation strings are read by their own benchmarks' loaders.
+other tools, and the gold pairs. DBLP-ACM and the affiliation strings are read by their own benchmarks' loaders;
+any other two-source set in pyJedAI's layout by pipe_set, its columns' kinds given.
 
 Walmart-Amazon: title as the name, modelno (a code), brand and price as attributes. Restaurants: name, phone
 and street. Both are `|`-separated with `D1|D2` gold files (pyJedAI's layout).
@@ -33,6 +34,11 @@ class ErSet:
     frame: pd.DataFrame
     gold: set[tuple[str, str]]
     keep: np.ndarray | None = None
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Each attribute column's kind (kgpipe's AttributeRule.kind): what other tools compare it as."""
+        return {column: rule.kind for column, rule in self.attributes.items()}
 
 
 def pair(a: str, b: str) -> tuple[str, str]:
@@ -93,6 +99,10 @@ def _pipe_set(name: str, path: Path, files: tuple[str, str], sources: tuple[str,
     for file, source in zip(files, sources, strict=True):
         frame = read_csv_any(path / file, sep="|", dtype=str, keep_default_na=False)
         frame.columns = [clean(c) for c in frame.columns]
+        missing = sorted({"id", name_column, *columns.values()} - set(frame.columns))
+        if missing:
+            raise SystemExit(f"{path / file}: no column {', '.join(missing)} (it has {', '.join(frame.columns)}); "
+                             "name the record name and attribute columns that the file has")
         for row in frame.to_dict("records"):
             attrs = {key: row[col] for key, col in columns.items() if row[col].strip()}
             recs.append(Record(f"{source}:{row['id']}", row[name_column], source=source, attributes=attrs))
@@ -121,6 +131,32 @@ def restaurants(path: Path) -> ErSet:
                      {"phone": AttributeRule(weight=0.5, kind="phone"),
                       "street": AttributeRule(weight=0.25, kind="address")},
                      clean=lambda c: c.rsplit("#", 1)[-1], audit="restaurants")
+
+
+KINDS = ("tokens", "address", "exact", "code", "phone", "numeric", "price")
+
+
+def pipe_set(path: Path, name_column: str, kinds: dict[str, str], files: tuple[str, str] | None = None) -> ErSet:
+    """Any two-source set in pyJedAI's layout (the layout of Walmart-Amazon and Restaurants): two `|`-separated
+    files with an `id` column (headers may be IRIs: the part after the last '#' counts), and `gt.csv` with the
+    gold pairs (first file's id | second file's id). `kinds`: attribute column -> kgpipe attribute kind (code and
+    phone weigh 0.5, the others 0.25, as in the development sets); `files`: default the two csv files other than
+    gt.csv, in name order. No gold audit applies."""
+    from kgpipe.kg.similarity import AttributeRule
+
+    unknown = sorted(set(kinds.values()) - set(KINDS))
+    if unknown:
+        raise SystemExit(f"unknown attribute kinds {unknown}: use {', '.join(KINDS)}")
+    if files is None:
+        found = sorted(f.name for f in path.glob("*.csv") if f.name != "gt.csv")
+        if len(found) != 2:
+            raise SystemExit(f"{path}: expected two csv files besides gt.csv, found {found}; name them with --files")
+        files = (found[0], found[1])
+    sources = (Path(files[0]).stem, Path(files[1]).stem)
+    rules = {column: AttributeRule(weight=0.5 if kind in ("code", "phone") else 0.25, kind=kind)  # type: ignore[arg-type]
+             for column, kind in kinds.items()}
+    return _pipe_set(path.name, path, files, sources, name_column, {c: c for c in kinds}, rules,
+                     clean=lambda c: c.rsplit("#", 1)[-1])
 
 
 LOADERS: dict[str, tuple[Callable[[Path], ErSet], str]] = {

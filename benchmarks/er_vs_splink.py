@@ -30,8 +30,16 @@ its prediction blocking rules).
 
 Splink is a benchmark dependency, not a runtime one: `pip install -e '.[bench]'` (splink, duckdb).
 
+Other two-source sets in pyJedAI's layout (two `|`-separated record files with an `id` column, `gt.csv` with the
+gold pairs) run the same way with `--pipe FOLDER`, the column that names a record and each attribute column's kind
+(tokens, address, exact, code, phone, numeric, price) given; Splink compares each kind as it compares the
+development sets' columns of that kind (words by Jaccard, exact values, term-frequency adjusted exact values for
+'exact', percentage difference for prices; phones and codes block too). Such a run writes a section of its own.
+
 Usage: python benchmarks/er_vs_splink.py [--data DIR] [--sets dblp_acm,walmart_amazon,restaurants,affiliations]
                                          [--rare N] [--no-write]
+       python benchmarks/er_vs_splink.py --sets '' --pipe FOLDER [--files A.csv,B.csv] --name-column title
+                                         --attr modelno=code --attr brand=exact --attr price=price [--no-write]
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _er import table
-from _er_sets import DATA, LOADERS, ErSet, pair
+from _er_sets import DATA, KINDS, LOADERS, ErSet, pair, pipe_set
 from _report import write_section
 
 
@@ -124,9 +132,30 @@ def _clean(text: str) -> str:
     return " ".join(_WORD.findall(text.lower()))
 
 
+# how Splink compares each kind of attribute (kgpipe's AttributeRule.kind), in the order its comparisons are made:
+# words by Jaccard; exact values; exact values with term-frequency adjustment. Phones and codes block too.
+_WORDS, _EXACT, _TF_EXACT = ("tokens", "address"), ("numeric", "code", "phone"), ("exact",)
+_BLOCKING = ("phone", "code")
+
+
+def _number(text: str) -> str:
+    """A number as one text whatever its spelling ('1999', '1999.0' -> '1999'); other text as it is."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text.strip()
+    return str(int(value)) if value.is_integer() else f"{value:g}"
+
+
+def _columns(data: ErSet, kinds: tuple[str, ...]) -> list[str]:
+    return [column for column, kind in data.kinds.items() if kind in kinds]
+
+
 def splink_frame(data: ErSet, rare: int) -> pd.DataFrame:
     """The set's table with what Splink compares and blocks on: cleaned name and its words, the words at most
-    `rare` records have (blocking), first word, and per attribute a cleaned value (None where missing)."""
+    `rare` records have (blocking), first word, and per attribute a cleaned value by its kind (None where
+    missing): words for tokens and addresses, letters and digits of a code, the last 7 digits of a phone, a
+    number's one spelling, a price as a number."""
     frame = data.frame.copy()
     frame["name"] = frame["name"].map(_clean)
     frame["words"] = frame["name"].map(lambda s: sorted(set(s.split())))
@@ -135,20 +164,20 @@ def splink_frame(data: ErSet, rare: int) -> pd.DataFrame:
     frame["word_set"] = frame["words"].map(lambda ws: " ".join(ws) or None)
     frame["first_word"] = frame["name"].map(lambda s: s.split(" ", 1)[0] if s else None)
     frame["last_word"] = frame["name"].map(lambda s: s.rsplit(" ", 1)[-1] if s else None)
-    for column in ("authors", "street"):
-        if column in frame:
+    for column, kind in data.kinds.items():
+        if kind in _WORDS:
             frame[column] = frame[column].map(_clean)
             frame[f"{column}_words"] = frame[column].map(lambda s: sorted(set(s.split())) or None)
-    if "brand" in frame:
-        frame["brand"] = frame["brand"].map(_clean)
-    if "modelno" in frame:
-        frame["modelno"] = frame["modelno"].map(lambda s: re.sub(r"[^a-z0-9]", "", s.lower()))
-    if "phone" in frame:
-        frame["phone"] = frame["phone"].map(lambda s: re.sub(r"\D", "", s)[-7:])
-    if "year" in frame:
-        frame["year"] = frame["year"].map(lambda s: s.strip()[:4])
-    if "price" in frame:
-        frame["price"] = pd.to_numeric(frame["price"].str.replace(r"[^0-9.]", "", regex=True), errors="coerce")
+        elif kind == "exact":
+            frame[column] = frame[column].map(_clean)
+        elif kind == "code":
+            frame[column] = frame[column].map(lambda s: re.sub(r"[^a-z0-9]", "", s.lower()))
+        elif kind == "phone":
+            frame[column] = frame[column].map(lambda s: re.sub(r"\D", "", s)[-7:])
+        elif kind == "numeric":
+            frame[column] = frame[column].map(_number)
+        elif kind == "price":
+            frame[column] = pd.to_numeric(frame[column].str.replace(r"[^0-9.]", "", regex=True), errors="coerce")
     frame = frame.replace({"": None})
     frame["words"] = frame["words"].map(lambda ws: ws or None)
     return frame
@@ -171,21 +200,18 @@ def splink_settings(data: ErSet, frame: pd.DataFrame):
         *(cll.CustomLevel(_jaccard("words", at), f"word Jaccard >= {at}") for at in (0.6, 0.4, 0.2)),
         cll.ElseLevel()])
     comparisons = [name]
-    for column in ("authors", "street"):
-        if column in frame:
-            comparisons.append(cl.CustomComparison(output_column_name=column, comparison_levels=[
-                cll.NullLevel(f"{column}_words"), cll.ExactMatchLevel(column),
-                *(cll.CustomLevel(_jaccard(f"{column}_words", at), f"{column} word Jaccard >= {at}")
-                  for at in (0.6, 0.3)),
-                cll.ElseLevel()]))
-    for column in ("year", "modelno", "phone"):
-        if column in frame:
-            comparisons.append(cl.ExactMatch(column))
-    if "brand" in frame:
-        comparisons.append(cl.ExactMatch("brand").configure(term_frequency_adjustments=True))
-    if "price" in frame:
-        comparisons.append(cl.CustomComparison(output_column_name="price", comparison_levels=[
-            cll.NullLevel("price"), *(cll.PercentageDifferenceLevel("price", p) for p in (0.01, 0.1, 0.3)),
+    for column in _columns(data, _WORDS):
+        comparisons.append(cl.CustomComparison(output_column_name=column, comparison_levels=[
+            cll.NullLevel(f"{column}_words"), cll.ExactMatchLevel(column),
+            *(cll.CustomLevel(_jaccard(f"{column}_words", at), f"{column} word Jaccard >= {at}")
+              for at in (0.6, 0.3)),
+            cll.ElseLevel()]))
+    comparisons += [cl.ExactMatch(column) for column in _columns(data, _EXACT)]
+    comparisons += [cl.ExactMatch(column).configure(term_frequency_adjustments=True)
+                    for column in _columns(data, _TF_EXACT)]
+    for column in _columns(data, ("price",)):
+        comparisons.append(cl.CustomComparison(output_column_name=column, comparison_levels=[
+            cll.NullLevel(column), *(cll.PercentageDifferenceLevel(column, p) for p in (0.01, 0.1, 0.3)),
             cll.ElseLevel()]))
     if not data.attributes:  # names alone: token-level comparisons too, as kgpipe's word signals
         shared = "len(list_intersect(rare_words_l, rare_words_r))"
@@ -195,10 +221,10 @@ def splink_settings(data: ErSet, frame: pd.DataFrame):
                                             "OR len(rare_words_r) = 0", "no rare word").configure(is_null_level=True),
                             cll.CustomLevel(f"{shared} >= 2", "two rare words shared"),
                             cll.CustomLevel(f"{shared} = 1", "one rare word shared"), cll.ElseLevel()])]
-    keys = [c for c in ("phone", "modelno") if c in frame]
-    rules = [block_on("rare_words", arrays_to_explode=["rare_words"]), *(block_on(c) for c in keys)]
-    if "year" in frame:
-        rules.append(block_on("year", "first_word"))
+    keys = _columns(data, _BLOCKING)   # a phone or a code identifies: predictions are blocked on it too
+    numbers = _columns(data, ("numeric",))
+    rules = [block_on("rare_words", arrays_to_explode=["rare_words"]), *(block_on(c) for c in keys),
+             *(block_on(c, "first_word") for c in numbers)]
     settings = SettingsCreator(
         link_type="link_only" if data.sources else "dedupe_only", comparisons=comparisons,
         blocking_rules_to_generate_predictions=rules, retain_matching_columns=False)
@@ -208,22 +234,23 @@ def splink_settings(data: ErSet, frame: pd.DataFrame):
         # exactly, so the exact name alone puts the prior at a 4,000th of the truth and Splink links nothing)
         deterministic.append(block_on("word_set"))
         return settings, deterministic, [block_on("first_word"), block_on("last_word")]
-    second = block_on(keys[0]) if keys else block_on("year")
-    return settings, deterministic, [block_on("name"), second]
+    # the second session blocks on an attribute, which trains the name: an identifier, else a number (the year),
+    # else the first attribute
+    second = (keys or numbers or list(data.kinds))[0]
+    return settings, deterministic, [block_on("name"), block_on(second)]
 
 
 def splink_coverage(data: ErSet, frame: pd.DataFrame) -> float:
     """Share of gold pairs that Splink's prediction blocking rules compare."""
     rows = frame.set_index("unique_id")
     rare = {i: set(ws) for i, ws in rows["rare_words"].items()}
-    keys = [c for c in ("phone", "modelno") if c in rows]
+    keys, numbers = _columns(data, _BLOCKING), _columns(data, ("numeric",))
     covered = 0
     for a, b in data.gold:
         hit = bool(rare[a] & rare[b])
         hit = hit or any(rows.at[a, c] is not None and rows.at[a, c] == rows.at[b, c] for c in keys)
-        if "year" in rows and not hit:
-            hit = (rows.at[a, "year"] is not None and rows.at[a, "year"] == rows.at[b, "year"]
-                   and rows.at[a, "first_word"] == rows.at[b, "first_word"])
+        hit = hit or any(rows.at[a, c] is not None and rows.at[a, c] == rows.at[b, c]
+                         and rows.at[a, "first_word"] == rows.at[b, "first_word"] for c in numbers)
         covered += hit
     return covered / max(len(data.gold), 1)
 
@@ -296,12 +323,28 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(LOADERS))
     parser.add_argument("--rare", type=int, default=100, help="Splink blocks on words at most this many records have")
     parser.add_argument("--u-pairs", type=float, default=2e6, help="Splink's random pairs for u")
+    parser.add_argument("--pipe", type=Path, help=(
+        "another two-source set in pyJedAI's layout (two |-separated files with an id column, gt.csv with the gold "
+        "pairs), run after --sets (give --sets '' for it alone); with --name-column and --attr"))
+    parser.add_argument("--files", help="with --pipe: its two record files, comma-separated (default: the two csv "
+                                        "files other than gt.csv, in name order)")
+    parser.add_argument("--name-column", default="name", help="with --pipe: the column that names a record")
+    parser.add_argument("--attr", action="append", default=[], metavar="COLUMN=KIND", help=(
+        f"with --pipe: an attribute column and its kind ({', '.join(KINDS)}); repeat for each"))
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    sets = [LOADERS[key][0](args.data / LOADERS[key][1]) for key in args.sets.split(",") if key]
+    if args.pipe is not None:
+        kinds = dict(attr.split("=", 1) for attr in args.attr if "=" in attr)
+        if len(kinds) != len(args.attr):
+            parser.error("--attr takes COLUMN=KIND")
+        files = tuple(args.files.split(",")) if args.files else None
+        if files is not None and len(files) != 2:
+            parser.error("--files takes the two record files, comma-separated")
+        sets.append(pipe_set(args.pipe, args.name_column, kinds, files))
     rows, notes = [], []
-    for key in args.sets.split(","):
-        loader, folder = LOADERS[key]
-        found, said = run_set(loader(args.data / folder), args.rare, args.u_pairs)
+    for data in sets:
+        found, said = run_set(data, args.rare, args.u_pairs)
         rows += found
         notes += said
     body = ("Pairwise P/R/F1 of record pairs; seconds of each method alone (Splink: training, prediction and "
@@ -316,8 +359,13 @@ def main() -> None:
             + table(["set", "method", "P", "R", "F1", "seconds", "pair coverage", "F1 outside audit",
                      "P / R outside audit"], rows)
             + "\n" + "\n".join(f"- {n}" for n in notes) + "\n")
-    write_section("er_vs_splink", "Entity resolution: learned and fixed weights against Splink", body,
-                  f"python benchmarks/er_vs_splink.py --sets {args.sets} --rare {args.rare}",
+    pipe = "" if args.pipe is None else (
+        f" --pipe {args.pipe}" + (f" --files {args.files}" if args.files else "")
+        + f" --name-column {args.name_column}" + "".join(f" --attr {attr}" for attr in args.attr))
+    key = "er_vs_splink" if args.pipe is None else f"er_vs_splink_{args.pipe.name}"
+    title = "Entity resolution: learned and fixed weights against Splink" + (
+        "" if args.pipe is None else f" ({args.pipe.name})")
+    write_section(key, title, body, f"python benchmarks/er_vs_splink.py --sets {args.sets} --rare {args.rare}{pipe}",
                   print_only=args.no_write)
 
 
