@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from kgpipe.kg.features import _csr
-from kgpipe.kg.normalize import DEFAULT_OPTIONS, NormalizeOptions, acronyms_used, is_acronym_like
+from kgpipe.kg.features import _ones
+from kgpipe.kg.normalize import DEFAULT_OPTIONS, NormalizeOptions, acronyms_used, is_acronym_like, name_tokens
 from kgpipe.kg.similarity import rowwise_dot
 
 MIN_LETTERS = 3   # a two-letter acronym ('UC') spells the initials of too many word pairs to say anything
@@ -51,13 +51,11 @@ class AcronymRuns:
             for acronym in acronyms:
                 vocab.setdefault(acronym, len(vocab))
         lengths = sorted({len(a) for a in vocab})
-        stop = frozenset(options.stopwords)   # name_tokens' reading of a key, the stopword set built once
         rows: list[int] = []
         cols: list[int] = []
         wordy = np.zeros(len(keys), dtype=bool)
         for i, key in enumerate(keys):
-            words = key.split()
-            initials = "".join(w[0] for w in ([w for w in words if w not in stop] or words))
+            initials = "".join(t[0] for t in name_tokens(key, options))
             wordy[i] = len(initials) >= 2
             for size in lengths:   # ascending: none longer than the initials
                 if size > len(initials):
@@ -67,9 +65,11 @@ class AcronymRuns:
                     if column is not None:
                         rows.append(i)
                         cols.append(column)
-        spelt = _csr(rows, cols, None, (len(keys), max(len(vocab), 1)))
-        spelt.data[:] = 1.0   # a run spelt twice in one name counts once
-        return cls(_ones([[vocab[a] for a in acronyms] for acronyms in used_lists], len(vocab)), spelt, wordy)
+        used = [[vocab[a] for a in acronyms] for acronyms in used_lists]
+        width = (len(keys), max(len(vocab), 1))
+        return cls(_ones([i for i, items in enumerate(used) for _ in items], [c for items in used for c in items],
+                         width),
+                   _ones(rows, cols, width), wordy)   # a run spelt twice in one name counts once
 
     def said(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Whether a name of the pair is written with an acronym that the other, a name of words, could spell,
@@ -97,8 +97,3 @@ def _acronyms(text: str, key: str, options: NormalizeOptions) -> list[str]:
     else:
         return []
     return [a for a in found if len(a) >= MIN_LETTERS and a.isalpha()]
-
-
-def _ones(lists: Sequence[Sequence[int]], width: int) -> Any:
-    rows = [i for i, items in enumerate(lists) for _ in items]
-    return _csr(rows, [c for items in lists for c in items], None, (len(lists), max(width, 1)))

@@ -63,7 +63,7 @@ def institution_core(text: str, options: NormalizeOptions = DEFAULT_OPTIONS,
     """The first institution phrase of a name, or None when no part has a head word. Stopwords and head
     words are left out of its word lists."""
     heads = DEFAULT_HEADS if heads is None else heads
-    stop = set(options.stopwords)
+    stop = options.stopword_set
     units = set(unit_words)
     for _, words in name_parts(text, options):
         at = next((i for i, w in enumerate(words) if w in heads), None)

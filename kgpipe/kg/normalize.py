@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 DEFAULT_DETERMINERS = ("the", "a", "an")
 DEFAULT_CORPORATE_SUFFIXES = (
@@ -65,6 +66,11 @@ class NormalizeOptions:
     honorific_suffixes: tuple[str, ...] = DEFAULT_HONORIFIC_SUFFIXES
     abbreviations: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ABBREVIATIONS))
     stopwords: tuple[str, ...] = DEFAULT_STOPWORDS
+
+    @cached_property
+    def stopword_set(self) -> frozenset[str]:
+        """The stopwords as a set, built once per options (name_tokens runs once per name)."""
+        return frozenset(self.stopwords)
 
     def __hash__(self) -> int:  # the mapping is not hashable; options are compared by value
         return hash((self.strip_accents, self.determiners, self.strip_possessives, self.corporate_suffixes,
@@ -129,7 +135,7 @@ def normalize_name(text: str, options: NormalizeOptions = DEFAULT_OPTIONS) -> st
 def name_tokens(key: str, options: NormalizeOptions = DEFAULT_OPTIONS) -> list[str]:
     """Identity-bearing tokens of a normalised key (stopwords dropped; all of them if nothing else is left)."""
     words = key.split()
-    stop = set(options.stopwords)
+    stop = options.stopword_set
     content = [w for w in words if w not in stop]
     return content or words
 
